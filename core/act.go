@@ -1,0 +1,744 @@
+package core
+
+import (
+	"encoding/binary"
+	"hash/fnv"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/expr"
+	"github.com/batonflow/baton/problem"
+)
+
+// cont receives a task's (or a task list's) result: its transformed output
+// and the flow directive that should follow, or an error.
+type cont func(out any, flow string, err *problem.Problem)
+
+// act is one activation of a task: a task definition being executed with
+// one input, at one point of the loops and retries around it. Activations
+// form a tree; closing one closes its subtree and withdraws every call and
+// timer the subtree still waits on.
+type act struct {
+	m      *Machine
+	key    string // ref + inst: unique within the invocation, stable across replays
+	ref    string
+	name   string
+	task   *dsl.Task
+	parent *act
+	kids   map[*act]struct{}
+	calls  []string
+	timers []string
+	closed bool
+
+	// inst marks the loop iterations ("[i]"), retry attempts ("#n"), catch
+	// handlers ("!") and revisits through flow directives ("~n") that lead
+	// here; descendants extend it.
+	inst    string
+	scope   expr.Vars // loop and catch variables visible in this subtree
+	attempt int       // retry attempt of the nearest enclosing try, from 1
+
+	rawInput  any
+	input     any
+	startedAt time.Time
+	k         cont
+}
+
+func (a *act) adopt(kid *act) {
+	if a.kids == nil {
+		a.kids = make(map[*act]struct{})
+	}
+	a.kids[kid] = struct{}{}
+}
+
+// vars are the arguments of an expression evaluated inside the activation.
+func (a *act) vars(withInput bool) expr.Vars {
+	v := a.m.baseVars()
+	v["context"] = a.m.context
+	v["task"] = a.descriptor(nil, false)
+	for name, val := range a.scope {
+		v[name] = val
+	}
+	if withInput {
+		v["input"] = a.input
+	}
+	return v
+}
+
+// descriptor is the DSL's $task.
+func (a *act) descriptor(rawOutput any, withOutput bool) map[string]any {
+	d := map[string]any{
+		"name":      a.name,
+		"reference": a.ref,
+		"input":     a.rawInput,
+		"startedAt": dateTime(a.startedAt),
+	}
+	if a.task != nil {
+		d["definition"] = a.task.Raw
+	}
+	if withOutput {
+		d["output"] = rawOutput
+	}
+	return d
+}
+
+// close ends an activation and everything under it.
+func (m *Machine) close(a *act) {
+	if a.closed {
+		return
+	}
+	a.closed = true
+	kids := make([]*act, 0, len(a.kids))
+	for kid := range a.kids {
+		kids = append(kids, kid)
+	}
+	// Closing emits cancel commands; sort so they come out in one order.
+	sort.Slice(kids, func(i, j int) bool { return kids[i].key < kids[j].key })
+	for _, kid := range kids {
+		m.close(kid)
+	}
+	for _, key := range a.calls {
+		if _, ok := m.calls[key]; !ok {
+			continue
+		}
+		delete(m.calls, key)
+		if !m.dropCommand((&Call{Task: key}).commandKey()) {
+			m.emit(&CancelCall{Task: key})
+		}
+	}
+	for _, id := range a.timers {
+		if _, ok := m.timers[id]; !ok {
+			continue
+		}
+		delete(m.timers, id)
+		if !m.dropCommand((&StartTimer{Timer: id}).commandKey()) {
+			m.emit(&CancelTimer{Timer: id})
+		}
+	}
+	if a.parent != nil {
+		delete(a.parent.kids, a)
+	}
+}
+
+func (m *Machine) startTimer(owner *act, id string, d time.Duration, fire func()) {
+	if d <= 0 {
+		m.enqueue(fire)
+		return
+	}
+	m.timers[id] = &pendingTimer{owner: owner, fire: fire}
+	owner.timers = append(owner.timers, id)
+	m.emit(&StartTimer{Timer: id, After: d})
+}
+
+// runList runs a task list in order, following flow directives, and hands
+// the last output to k.
+func (m *Machine) runList(owner *act, list dsl.TaskList, inst string, input any, scope expr.Vars, k cont) {
+	visits := make([]int, len(list))
+	var step func(i int, in any)
+	step = func(i int, in any) {
+		if owner.closed {
+			return
+		}
+		if i >= len(list) {
+			k(in, "", nil)
+			return
+		}
+		visits[i]++
+		taskInst := inst
+		if visits[i] > 1 {
+			taskInst += "~" + strconv.Itoa(visits[i])
+		}
+		nt := list[i]
+		m.runTask(owner, nt, taskInst, in, scope, func(out any, flow string, err *problem.Problem) {
+			if err != nil {
+				k(nil, "", err)
+				return
+			}
+			switch flow {
+			case "", dsl.FlowContinue:
+				m.enqueue(func() { step(i+1, out) })
+			case dsl.FlowExit:
+				k(out, "", nil)
+			case dsl.FlowEnd:
+				m.complete(out)
+			default:
+				j := list.Index(flow)
+				if j < 0 {
+					k(nil, "", problem.Configuration("flow directive %q names no task of this list", flow).At(nt.Task.Ref))
+					return
+				}
+				m.enqueue(func() { step(j, out) })
+			}
+		})
+	}
+	m.enqueue(func() { step(0, input) })
+}
+
+// runTask starts one activation of a task: if, input.from, timeout, then
+// the kind-specific work, which ends in done or fail.
+func (m *Machine) runTask(parent *act, nt *dsl.NamedTask, inst string, rawInput any, scope expr.Vars, k cont) {
+	if parent.closed {
+		return
+	}
+	t := nt.Task
+	a := &act{
+		m: m, key: t.Ref + inst, ref: t.Ref, name: nt.Name, task: t, parent: parent,
+		inst: inst, scope: scope, attempt: parent.attempt,
+		rawInput: rawInput, startedAt: m.now, k: k,
+	}
+	if a.attempt == 0 {
+		a.attempt = 1
+	}
+	parent.adopt(a)
+	if o := m.opts.Observer; o != nil {
+		o.TaskStarted(a.key, a.ref, a.name, m.now)
+	}
+	if t.If != "" {
+		v, err := m.eval.EvalString(t.If, rawInput, a.vars(false))
+		if err != nil {
+			a.fail(problem.Expression("if: %v", err).At(t.Ref + "/if"))
+			return
+		}
+		if !expr.Truthy(v) {
+			// A skipped task passes its raw input on and its flow
+			// directive does not apply.
+			a.finish(rawInput, dsl.FlowContinue)
+			return
+		}
+	}
+	a.input = rawInput
+	if t.Input != nil && t.Input.From != nil {
+		v, err := m.eval.EvalValue(t.Input.From, rawInput, a.vars(false), true)
+		if err != nil {
+			a.fail(problem.Expression("input.from: %v", err).At(t.Ref + "/input/from"))
+			return
+		}
+		a.input = v
+	}
+	if t.Timeout != nil {
+		d := t.Timeout.After.D
+		m.startTimer(a, a.key+"#timeout", d, func() {
+			a.fail(problem.Timeout("task %s ran longer than its timeout of %v", a.name, d))
+		})
+	}
+	switch t.Kind {
+	case dsl.KindSet:
+		v, err := m.eval.EvalValue(t.Set, a.input, a.vars(true), true)
+		if err != nil {
+			a.fail(problem.Expression("set: %v", err).At(t.Ref + "/set"))
+			return
+		}
+		a.done(v, "")
+	case dsl.KindDo:
+		m.runList(a, t.Do, a.inst, a.input, a.scope, a.listDone)
+	case dsl.KindSwitch:
+		m.runSwitch(a)
+	case dsl.KindRaise:
+		m.runRaise(a)
+	case dsl.KindWait:
+		m.startTimer(a, a.key, t.Wait.D, func() { a.done(a.input, "") })
+	case dsl.KindCall:
+		m.runCall(a)
+	case dsl.KindFor:
+		m.runFor(a)
+	case dsl.KindFork:
+		m.runFork(a)
+	case dsl.KindTry:
+		m.runTry(a)
+	case dsl.KindRun:
+		m.runExternal(a, "run."+t.Run.Kind, t.Run.Spec)
+	case dsl.KindEmit:
+		m.runExternal(a, "emit", t.Emit.Event)
+	case dsl.KindListen:
+		m.runExternal(a, "listen", map[string]any{"to": t.Listen.To, "read": t.Listen.Read})
+	default:
+		a.fail(problem.Configuration("task kind %q is not supported", t.Kind))
+	}
+}
+
+// listDone adapts a task list's result to the activation that ran it.
+func (a *act) listDone(out any, _ string, err *problem.Problem) {
+	if err != nil {
+		a.fail(err)
+		return
+	}
+	a.done(out, "")
+}
+
+// done completes the activation with its raw output: output.as, export.as,
+// then the flow directive (a switch case's, or the task's own then).
+func (a *act) done(rawOut any, flow string) {
+	if a.closed {
+		return
+	}
+	m, t := a.m, a.task
+	out := rawOut
+	if t.Output != nil && t.Output.As != nil {
+		vars := a.vars(true)
+		vars["task"] = a.descriptor(rawOut, true)
+		v, err := m.eval.EvalValue(t.Output.As, rawOut, vars, true)
+		if err != nil {
+			a.fail(problem.Expression("output.as: %v", err).At(t.Ref + "/output/as"))
+			return
+		}
+		out = v
+	}
+	if t.Export != nil && t.Export.As != nil {
+		vars := a.vars(true)
+		vars["task"] = a.descriptor(rawOut, true)
+		vars["output"] = out
+		v, err := m.eval.EvalValue(t.Export.As, out, vars, true)
+		if err != nil {
+			a.fail(problem.Expression("export.as: %v", err).At(t.Ref + "/export/as"))
+			return
+		}
+		m.context = v
+	}
+	if flow == "" {
+		flow = t.Then
+	}
+	a.finish(out, flow)
+}
+
+func (a *act) finish(out any, flow string) {
+	a.m.close(a)
+	if o := a.m.opts.Observer; o != nil {
+		o.TaskEnded(a.key, a.ref, a.name, a.m.now, nil)
+	}
+	a.k(out, flow, nil)
+}
+
+// fail ends the activation with an error, which names the innermost task
+// that raised it.
+func (a *act) fail(err *problem.Problem) {
+	if a.closed {
+		return
+	}
+	err = err.At(a.ref)
+	a.m.close(a)
+	if o := a.m.opts.Observer; o != nil {
+		o.TaskEnded(a.key, a.ref, a.name, a.m.now, err)
+	}
+	a.k(nil, "", err)
+}
+
+func (m *Machine) runSwitch(a *act) {
+	var fallback *dsl.SwitchCase
+	for _, c := range a.task.Switch {
+		if c.When == "" {
+			fallback = c
+			continue
+		}
+		v, err := m.eval.EvalString(c.When, a.input, a.vars(true))
+		if err != nil {
+			a.fail(problem.Expression("switch case %s: %v", c.Name, err))
+			return
+		}
+		if expr.Truthy(v) {
+			a.done(a.input, c.Then)
+			return
+		}
+	}
+	if fallback != nil {
+		a.done(a.input, fallback.Then)
+		return
+	}
+	a.done(a.input, "")
+}
+
+func (m *Machine) runRaise(a *act) {
+	def := a.task.Raise.Error
+	vars := a.vars(true)
+	field := func(name, s string) (string, bool) {
+		if !expr.IsExpr(s) {
+			return s, true
+		}
+		v, err := m.eval.EvalString(s, a.input, vars)
+		if err != nil {
+			a.fail(problem.Expression("raise.error.%s: %v", name, err))
+			return "", false
+		}
+		if str, ok := v.(string); ok {
+			return str, true
+		}
+		return toJSONText(v), true
+	}
+	p := &problem.Problem{Status: def.Status}
+	var ok bool
+	if p.Type, ok = field("type", def.Type); !ok {
+		return
+	}
+	if p.Title, ok = field("title", def.Title); !ok {
+		return
+	}
+	if p.Detail, ok = field("detail", def.Detail); !ok {
+		return
+	}
+	if p.Instance, ok = field("instance", def.Instance); !ok {
+		return
+	}
+	a.fail(p)
+}
+
+// runCall turns a call task into a Call command, or runs the reusable
+// function of use.functions that it names in its place.
+func (m *Machine) runCall(a *act) {
+	t := a.task
+	args, err := m.evalArgs(a, t.Call.With)
+	if err != nil {
+		a.fail(problem.Expression("with: %v", err).At(t.Ref + "/with"))
+		return
+	}
+	if m.def.Use != nil {
+		if fn, ok := m.def.Use.Functions[t.Call.Function]; ok {
+			// The function's task runs with the call's arguments as its
+			// input, addressed under the calling task so that two calls of
+			// one function get distinct keys.
+			inline := *fn
+			inline.Ref = t.Ref + "/call"
+			var in any = args
+			m.runTask(a, &dsl.NamedTask{Name: t.Call.Function, Task: &inline}, a.inst, in, a.scope,
+				func(out any, _ string, err *problem.Problem) {
+					if err != nil {
+						a.fail(err)
+						return
+					}
+					a.done(out, "")
+				})
+			return
+		}
+	}
+	m.call(a, t.Call.Function, args)
+}
+
+// runExternal hands a task the core cannot do itself (run, emit, listen)
+// to the driver as a call of a well-known function name.
+func (m *Machine) runExternal(a *act, function string, spec map[string]any) {
+	args, err := m.evalArgs(a, spec)
+	if err != nil {
+		a.fail(problem.Expression("%v", err))
+		return
+	}
+	m.call(a, function, args)
+}
+
+func (m *Machine) evalArgs(a *act, with map[string]any) (map[string]any, error) {
+	if len(with) == 0 {
+		return map[string]any{}, nil
+	}
+	v, err := m.eval.EvalValue(with, a.input, a.vars(true), false)
+	if err != nil {
+		return nil, err
+	}
+	args, _ := v.(map[string]any)
+	return args, nil
+}
+
+func (m *Machine) call(a *act, function string, args map[string]any) {
+	c := &Call{
+		Task: a.key, Ref: a.ref, Name: a.name, Attempt: a.attempt,
+		Function: function, Args: args, Input: a.input,
+	}
+	if a.task.Timeout != nil {
+		c.Timeout = a.task.Timeout.After.D
+	}
+	m.calls[a.key] = &pendingCall{owner: a, deliver: func(out any, err *problem.Problem) {
+		if err != nil {
+			a.fail(err)
+			return
+		}
+		a.done(out, "")
+	}}
+	a.calls = append(a.calls, a.key)
+	m.emit(c)
+}
+
+func (m *Machine) runFor(a *act) {
+	f := a.task.For
+	coll, err := m.eval.EvalString(f.In, a.input, a.vars(true))
+	if err != nil {
+		a.fail(problem.Expression("for.in: %v", err).At(a.ref + "/for/in"))
+		return
+	}
+	var items []any
+	switch c := coll.(type) {
+	case nil:
+	case []any:
+		items = c
+	case map[string]any:
+		keys := make([]string, 0, len(c))
+		for k := range c {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			items = append(items, c[k])
+		}
+	default:
+		a.fail(problem.Expression("for.in must produce a list, got %s", typeName(coll)).At(a.ref + "/for/in"))
+		return
+	}
+	each, at := f.Each, f.At
+	if each == "" {
+		each = "item"
+	}
+	if at == "" {
+		at = "index"
+	}
+	var iterate func(i int, cur any)
+	iterate = func(i int, cur any) {
+		if a.closed {
+			return
+		}
+		if i >= len(items) {
+			a.done(cur, "")
+			return
+		}
+		scope := make(expr.Vars, len(a.scope)+2)
+		for k, v := range a.scope {
+			scope[k] = v
+		}
+		scope[each] = items[i]
+		scope[at] = i
+		if f.While != "" {
+			vars := a.vars(true)
+			for k, v := range scope {
+				vars[k] = v
+			}
+			ok, err := m.eval.EvalString(f.While, cur, vars)
+			if err != nil {
+				a.fail(problem.Expression("while: %v", err).At(a.ref + "/while"))
+				return
+			}
+			if !expr.Truthy(ok) {
+				a.done(cur, "")
+				return
+			}
+		}
+		m.runList(a, f.Do, a.inst+"["+strconv.Itoa(i)+"]", cur, scope, func(out any, _ string, err *problem.Problem) {
+			if err != nil {
+				a.fail(err)
+				return
+			}
+			iterate(i+1, out)
+		})
+	}
+	iterate(0, a.input)
+}
+
+func (m *Machine) runFork(a *act) {
+	branches := a.task.Fork.Branches
+	compete := a.task.Fork.Compete
+	if len(branches) == 0 {
+		a.done([]any{}, "")
+		return
+	}
+	outs := make([]any, len(branches))
+	remaining := len(branches)
+	for i, b := range branches {
+		m.enqueue(func() {
+			m.runTask(a, b, a.inst, a.input, a.scope, func(out any, _ string, err *problem.Problem) {
+				if a.closed {
+					return
+				}
+				if err != nil {
+					a.fail(err)
+					return
+				}
+				if compete {
+					a.done(out, "")
+					return
+				}
+				outs[i] = out
+				remaining--
+				if remaining == 0 {
+					a.done(outs, "")
+				}
+			})
+		})
+	}
+}
+
+func (m *Machine) runTry(a *act) {
+	t := a.task.Try
+	c := t.Catch
+	firstAt := m.now
+	var attempt func(n int)
+	attempt = func(n int) {
+		if a.closed {
+			return
+		}
+		inst := a.inst
+		if n > 1 {
+			inst += "#" + strconv.Itoa(n)
+		}
+		// Each attempt runs under its own activation so that an attempt
+		// timeout can close it without closing the try.
+		run := &act{m: m, key: a.key + inst + "/try", ref: a.ref, name: a.name, task: a.task, parent: a,
+			inst: inst, scope: a.scope, attempt: n, rawInput: a.input, input: a.input, startedAt: m.now}
+		a.adopt(run)
+		handle := func(err *problem.Problem) {
+			if a.closed {
+				return
+			}
+			m.close(run)
+			if c == nil {
+				a.fail(err)
+				return
+			}
+			asName := c.As
+			if asName == "" {
+				asName = "error"
+			}
+			errData := problemData(err)
+			caught, evalErr := m.catches(a, c, err, asName, errData)
+			if evalErr != nil {
+				a.fail(evalErr)
+				return
+			}
+			if !caught {
+				a.fail(err)
+				return
+			}
+			if r := c.Retry; r != nil {
+				retry, evalErr := m.retries(a, r, asName, errData, n, firstAt)
+				if evalErr != nil {
+					a.fail(evalErr)
+					return
+				}
+				if retry {
+					m.startTimer(a, a.key+"#retry"+strconv.Itoa(n), m.retryDelay(a, r, n), func() { attempt(n + 1) })
+					return
+				}
+				if len(c.Do) == 0 {
+					// Retries are spent and nothing handles the error:
+					// it stands.
+					a.fail(err)
+					return
+				}
+			}
+			if len(c.Do) > 0 {
+				scope := make(expr.Vars, len(a.scope)+1)
+				for k, v := range a.scope {
+					scope[k] = v
+				}
+				scope[asName] = errData
+				m.runList(a, c.Do, inst+"!", a.input, scope, a.listDone)
+				return
+			}
+			a.done(a.input, "")
+		}
+		if c != nil && c.Retry != nil && c.Retry.Limit.AttemptDuration != nil {
+			d := c.Retry.Limit.AttemptDuration.D
+			m.startTimer(run, run.key+"#timeout", d, func() {
+				handle(problem.Timeout("attempt %d ran longer than its limit of %v", n, d).At(a.ref))
+			})
+		}
+		m.runList(run, t.Try, inst, a.input, a.scope, func(out any, _ string, err *problem.Problem) {
+			if err != nil {
+				handle(err)
+				return
+			}
+			m.close(run)
+			a.done(out, "")
+		})
+	}
+	attempt(1)
+}
+
+// catches decides whether a catch clause takes an error.
+func (m *Machine) catches(a *act, c *dsl.Catch, err *problem.Problem, asName string, errData map[string]any) (bool, *problem.Problem) {
+	if f := c.Errors; f != nil {
+		if f.Type != "" && !problem.SameType(f.Type, err.Type) ||
+			f.Status != 0 && f.Status != err.Status ||
+			f.Instance != "" && f.Instance != err.Instance ||
+			f.Title != "" && f.Title != err.Title ||
+			f.Detail != "" && f.Detail != err.Detail {
+			return false, nil
+		}
+	}
+	return m.guard(a, c.When, c.ExceptWhen, asName, errData, "catch")
+}
+
+// guard evaluates a when/exceptWhen pair with the error bound.
+func (m *Machine) guard(a *act, when, exceptWhen, asName string, errData map[string]any, where string) (bool, *problem.Problem) {
+	if when == "" && exceptWhen == "" {
+		return true, nil
+	}
+	vars := a.vars(true)
+	vars[asName] = errData
+	if when != "" {
+		v, err := m.eval.EvalString(when, a.input, vars)
+		if err != nil {
+			return false, problem.Expression("%s.when: %v", where, err).At(a.ref)
+		}
+		if !expr.Truthy(v) {
+			return false, nil
+		}
+	}
+	if exceptWhen != "" {
+		v, err := m.eval.EvalString(exceptWhen, a.input, vars)
+		if err != nil {
+			return false, problem.Expression("%s.exceptWhen: %v", where, err).At(a.ref)
+		}
+		if expr.Truthy(v) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// retries decides whether attempt n, which failed, gets a successor.
+func (m *Machine) retries(a *act, r *dsl.RetryPolicy, asName string, errData map[string]any, n int, firstAt time.Time) (bool, *problem.Problem) {
+	if r.Limit.AttemptCount > 0 && n >= r.Limit.AttemptCount {
+		return false, nil
+	}
+	if r.Limit.Duration != nil && m.now.Sub(firstAt) >= r.Limit.Duration.D {
+		return false, nil
+	}
+	return m.guard(a, r.When, r.ExceptWhen, asName, errData, "retry")
+}
+
+// retryDelay is the wait before attempt n+1. Jitter comes from a generator
+// seeded by the invocation and the attempt, so replay computes it again.
+func (m *Machine) retryDelay(a *act, r *dsl.RetryPolicy, n int) time.Duration {
+	var d time.Duration
+	if r.Delay != nil {
+		d = r.Delay.D
+	}
+	switch r.Backoff {
+	case dsl.BackoffLinear:
+		d *= time.Duration(n)
+	case dsl.BackoffExponential:
+		for i := 1; i < n && d < 24*time.Hour; i++ {
+			d *= 2
+		}
+	}
+	if j := r.Jitter; j != nil && j.To.D > j.From.D {
+		h := fnv.New64a()
+		h.Write([]byte(m.opts.ID))
+		h.Write([]byte(a.key))
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], uint64(n))
+		h.Write(b[:])
+		seed := h.Sum64()
+		rng := rand.New(rand.NewPCG(seed, seed>>1|1))
+		d += j.From.D + time.Duration(rng.Int64N(int64(j.To.D-j.From.D)+1))
+	} else if j != nil {
+		d += j.From.D
+	}
+	return d
+}
+
+func problemData(p *problem.Problem) map[string]any {
+	d := map[string]any{"type": p.Type, "status": float64(p.Status), "instance": p.Instance}
+	if p.Title != "" {
+		d["title"] = p.Title
+	}
+	if p.Detail != "" {
+		d["detail"] = p.Detail
+	}
+	return d
+}

@@ -1,0 +1,65 @@
+package core
+
+import (
+	"time"
+
+	"github.com/batonflow/baton/problem"
+)
+
+// EventType names a history event.
+type EventType string
+
+// The history of an invocation is a sequence of these events. Only the
+// engine appends them; the machine reads them.
+const (
+	// InvocationStarted opens every history. Input is the raw workflow input.
+	InvocationStarted EventType = "InvocationStarted"
+	// TaskStarted records that the engine dispatched a call (Task, Attempt).
+	// It is informational: the machine ignores it, and the engine does not
+	// wait for it to be durable before the call goes out.
+	TaskStarted EventType = "TaskStarted"
+	// TaskCompleted carries a call's result in Output.
+	TaskCompleted EventType = "TaskCompleted"
+	// TaskFailed carries a call's error in Error.
+	TaskFailed EventType = "TaskFailed"
+	// TimerScheduled fixes a timer's absolute deadline (Timer, FireAt), so
+	// that a restart keeps it.
+	TimerScheduled EventType = "TimerScheduled"
+	// TimerFired says that the deadline of Timer has passed.
+	TimerFired EventType = "TimerFired"
+	// CancelRequested asks the invocation to stop; Error may say why.
+	CancelRequested EventType = "CancelRequested"
+	// InvocationCompleted, InvocationFaulted and InvocationCancelled close a
+	// history. The engine appends them when the machine finishes.
+	InvocationCompleted EventType = "InvocationCompleted"
+	InvocationFaulted   EventType = "InvocationFaulted"
+	InvocationCancelled EventType = "InvocationCancelled"
+)
+
+// Event is one entry of an invocation's history. Which fields are set
+// depends on Type. Data values (Input, Output) are plain JSON data.
+type Event struct {
+	Seq     int64            `json:"seq"`
+	Type    EventType        `json:"type"`
+	Time    time.Time        `json:"time"`
+	Task    string           `json:"task,omitempty"`
+	Ref     string           `json:"ref,omitempty"`
+	Attempt int              `json:"attempt,omitempty"`
+	Input   any              `json:"input,omitempty"`
+	Output  any              `json:"output,omitempty"`
+	Error   *problem.Problem `json:"error,omitempty"`
+	Timer   string           `json:"timer,omitempty"`
+	FireAt  time.Time        `json:"fireAt,omitzero"`
+	// Info holds facts about how a call ran that the workflow never sees
+	// but benchmarks and prewarming learn from (cold start, durations).
+	Info map[string]any `json:"info,omitempty"`
+}
+
+// Terminal reports whether the event closes a history.
+func (e *Event) Terminal() bool {
+	switch e.Type {
+	case InvocationCompleted, InvocationFaulted, InvocationCancelled:
+		return true
+	}
+	return false
+}
