@@ -1,0 +1,381 @@
+// Package engine drives workflow invocations: it owns the live core
+// machines, executes their commands (calls, timers), appends their history
+// to the store with group commit, and resumes every running invocation after
+// a restart.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/expr"
+	"github.com/batonflow/baton/httpcall"
+	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/store"
+)
+
+// Version is reported as $runtime.version and by `baton version`.
+var Version = "0.1.0-dev"
+
+// Options configure an engine.
+type Options struct {
+	Store store.Store
+	// HTTPClient runs `call: http`; nil means a client tuned for many
+	// concurrent calls. Tests inject a transport here.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	// Executors run calls of functions the engine does not know itself,
+	// by function name (see Executor). An executor named "*" receives
+	// every call no other executor claims, which is how the function layer
+	// plugs in.
+	Executors map[string]Executor
+	// Secrets are exposed to expressions as $secrets.
+	Secrets map[string]any
+	// Observer hears every task start and end, for tracing, benchmarks
+	// and prewarming. It is called from the invocation's goroutine and
+	// must not block.
+	Observer TaskObserver
+}
+
+// TaskObserver hears task lifecycle transitions of every invocation.
+type TaskObserver interface {
+	TaskStarted(invocation, key, ref, name string, at time.Time)
+	TaskEnded(invocation, key, ref, name string, at time.Time, err *problem.Problem)
+}
+
+// Engine runs invocations. Create it with New, then Start it.
+type Engine struct {
+	opts  Options
+	store store.Store
+	log   *slog.Logger
+	eval  *expr.Evaluator
+	http  *httpcall.Client
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	calls  sync.WaitGroup // in-flight calls and appends
+
+	mu   sync.Mutex
+	live map[string]*instance
+	defs map[string]*dsl.Workflow // parsed definitions by namespace/name/version
+}
+
+// New returns an engine over a store. It runs nothing until Start.
+func New(opts Options) (*Engine, error) {
+	if opts.Store == nil {
+		return nil, errors.New("engine: a store is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		opts:   opts,
+		store:  opts.Store,
+		log:    opts.Logger,
+		eval:   expr.NewEvaluator(),
+		http:   &httpcall.Client{HTTP: opts.HTTPClient, Logger: opts.Logger, UserAgent: "baton/" + Version},
+		ctx:    ctx,
+		cancel: cancel,
+		live:   make(map[string]*instance),
+		defs:   make(map[string]*dsl.Workflow),
+	}
+	return e, nil
+}
+
+// Start resumes every running invocation found in the store: each history
+// is replayed into a fresh machine, whose pending calls are executed again
+// (with their original idempotency keys) and whose timers keep their
+// recorded deadlines.
+func (e *Engine) Start(ctx context.Context) error {
+	running, err := e.store.RunningInvocations(ctx)
+	if err != nil {
+		return fmt.Errorf("engine: listing running invocations: %w", err)
+	}
+	for _, inv := range running {
+		if err := e.resume(ctx, inv); err != nil {
+			// One broken invocation must not keep the others down.
+			e.log.Error("cannot resume invocation", "invocation", inv.ID, "err", err)
+		}
+	}
+	if len(running) > 0 {
+		e.log.Info("resumed running invocations", "count", len(running))
+	}
+	return nil
+}
+
+func (e *Engine) resume(ctx context.Context, inv *store.Invocation) error {
+	def, err := e.definition(ctx, inv.Namespace, inv.Workflow, inv.Version)
+	if err != nil {
+		return err
+	}
+	history, err := e.store.History(ctx, inv.ID)
+	if err != nil {
+		return err
+	}
+	in := e.newInstance(inv, def)
+	e.mu.Lock()
+	e.live[inv.ID] = in
+	e.mu.Unlock()
+	in.replay(history)
+	return nil
+}
+
+// Close stops the engine: in-flight calls are cancelled and no more events
+// are appended. Running invocations stay running in the store and resume
+// on the next Start.
+func (e *Engine) Close() error {
+	e.cancel()
+	e.mu.Lock()
+	for _, in := range e.live {
+		in.stop()
+	}
+	e.mu.Unlock()
+	e.calls.Wait()
+	e.http.CloseIdleConnections()
+	return nil
+}
+
+// ApplyWorkflow parses, validates and stores a workflow document. An invalid
+// document yields a dsl.ErrorList.
+func (e *Engine) ApplyWorkflow(ctx context.Context, filename string, src []byte) (*store.Workflow, error) {
+	def, err := dsl.Parse(filename, src)
+	if err != nil {
+		return nil, err
+	}
+	wf := &store.Workflow{
+		Namespace: def.Document.Namespace,
+		Name:      def.Document.Name,
+		Version:   def.Document.Version,
+		Format:    "dsl",
+		Source:    src,
+		CreatedAt: time.Now().UTC(),
+	}
+	if err := e.store.PutWorkflow(ctx, wf); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, fmt.Errorf("workflow %s/%s version %s exists with other content; give the new document a new version: %w",
+				wf.Namespace, wf.Name, wf.Version, err)
+		}
+		return nil, err
+	}
+	e.mu.Lock()
+	e.defs[defKey(wf.Namespace, wf.Name, wf.Version)] = def
+	e.mu.Unlock()
+	return wf, nil
+}
+
+func (e *Engine) GetWorkflow(ctx context.Context, namespace, name, version string) (*store.Workflow, error) {
+	return e.store.GetWorkflow(ctx, namespace, name, version)
+}
+
+func (e *Engine) ListWorkflows(ctx context.Context) ([]*store.Workflow, error) {
+	return e.store.ListWorkflows(ctx)
+}
+
+// DeleteWorkflow removes a version (or all when version is ""). Running
+// invocations keep the definition they started with.
+func (e *Engine) DeleteWorkflow(ctx context.Context, namespace, name, version string) error {
+	if err := e.store.DeleteWorkflow(ctx, namespace, name, version); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, def := range e.defs {
+		if def.Document.Namespace == namespace && def.Document.Name == name &&
+			(version == "" || def.Document.Version == version) {
+			delete(e.defs, k)
+		}
+	}
+	return nil
+}
+
+func defKey(namespace, name, version string) string { return namespace + "/" + name + "/" + version }
+
+// definition returns a stored workflow parsed, from the cache when it was
+// parsed before. Running invocations find their definition here even after
+// the workflow was deleted, because the cache outlives the row for them.
+func (e *Engine) definition(ctx context.Context, namespace, name, version string) (*dsl.Workflow, error) {
+	if version != "" {
+		e.mu.Lock()
+		def := e.defs[defKey(namespace, name, version)]
+		e.mu.Unlock()
+		if def != nil {
+			return def, nil
+		}
+	}
+	wf, err := e.store.GetWorkflow(ctx, namespace, name, version)
+	if err != nil {
+		return nil, err
+	}
+	key := defKey(wf.Namespace, wf.Name, wf.Version)
+	e.mu.Lock()
+	def := e.defs[key]
+	e.mu.Unlock()
+	if def != nil {
+		return def, nil
+	}
+	def, err = dsl.Parse(wf.Namespace+"/"+wf.Name+"@"+wf.Version, wf.Source)
+	if err != nil {
+		return nil, fmt.Errorf("stored workflow %s no longer parses: %w", key, err)
+	}
+	e.mu.Lock()
+	e.defs[key] = def
+	e.mu.Unlock()
+	return def, nil
+}
+
+// Invoke starts an invocation of a stored workflow (the newest version when
+// version is "") and returns its index row.
+func (e *Engine) Invoke(ctx context.Context, namespace, name, version string, input any) (*store.Invocation, error) {
+	if version == "" {
+		wf, err := e.store.GetWorkflow(ctx, namespace, name, "")
+		if err != nil {
+			return nil, err
+		}
+		version = wf.Version
+	}
+	def, err := e.definition(ctx, namespace, name, version)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("engine: invocation id: %w", err)
+	}
+	now := time.Now().UTC()
+	inv := &store.Invocation{
+		ID:        id.String(),
+		Namespace: namespace,
+		Workflow:  name,
+		Version:   version,
+		Status:    core.StatusRunning,
+		Input:     input,
+		StartedAt: now,
+		Durable:   durable(def),
+	}
+	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input}
+	in := e.newInstance(inv, def)
+	// The instance is live before its row exists so that Wait and Get
+	// find it the moment Invoke returns.
+	e.mu.Lock()
+	e.live[inv.ID] = in
+	e.mu.Unlock()
+	if err := e.store.CreateInvocation(ctx, inv, []core.Event{started}, inv.Durable); err != nil {
+		e.mu.Lock()
+		delete(e.live, inv.ID)
+		e.mu.Unlock()
+		return nil, err
+	}
+	in.begin(started)
+	snapshot := *inv
+	return &snapshot, nil
+}
+
+// durable reports whether a workflow keeps a history. Workflows opt out
+// with document.metadata `baton.durability: none` (or the nested form
+// `baton: {durability: none}`).
+func durable(def *dsl.Workflow) bool {
+	md := def.Document.Metadata
+	if v, ok := md["baton.durability"].(string); ok {
+		return v != "none"
+	}
+	if b, ok := md["baton"].(map[string]any); ok {
+		if v, ok := b["durability"].(string); ok {
+			return v != "none"
+		}
+	}
+	return true
+}
+
+// Wait blocks until the invocation ends or ctx is done; in the latter case
+// it returns the invocation as it stands and ctx's error.
+func (e *Engine) Wait(ctx context.Context, id string) (*store.Invocation, error) {
+	e.mu.Lock()
+	in := e.live[id]
+	e.mu.Unlock()
+	if in != nil {
+		select {
+		case <-in.done:
+			return in.snapshot(), nil
+		case <-ctx.Done():
+			return in.snapshot(), ctx.Err()
+		}
+	}
+	// Not live here: finished, or (with a shared store) run elsewhere.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		inv, err := e.store.GetInvocation(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if inv.Status != core.StatusRunning {
+			return inv, nil
+		}
+		select {
+		case <-ctx.Done():
+			return inv, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// GetInvocation returns an invocation; live ones are answered from memory,
+// which is ahead of the store for non-durable invocations.
+func (e *Engine) GetInvocation(ctx context.Context, id string) (*store.Invocation, error) {
+	e.mu.Lock()
+	in := e.live[id]
+	e.mu.Unlock()
+	if in != nil {
+		return in.snapshot(), nil
+	}
+	return e.store.GetInvocation(ctx, id)
+}
+
+func (e *Engine) ListInvocations(ctx context.Context, f store.InvocationFilter) ([]*store.Invocation, string, error) {
+	return e.store.ListInvocations(ctx, f)
+}
+
+// CancelInvocation asks a running invocation to stop. Cancelling one that
+// has ended fails with store.ErrConflict.
+func (e *Engine) CancelInvocation(ctx context.Context, id string) error {
+	e.mu.Lock()
+	in := e.live[id]
+	e.mu.Unlock()
+	if in == nil {
+		inv, err := e.store.GetInvocation(ctx, id)
+		if err != nil {
+			return err
+		}
+		if inv.Status != core.StatusRunning {
+			return fmt.Errorf("invocation %s has already %s: %w", id, inv.Status, store.ErrConflict)
+		}
+		return fmt.Errorf("invocation %s is not running on this engine: %w", id, store.ErrConflict)
+	}
+	if !in.cancel() {
+		return fmt.Errorf("invocation %s has already ended: %w", id, store.ErrConflict)
+	}
+	return nil
+}
+
+func (e *Engine) History(ctx context.Context, id string) ([]core.Event, error) {
+	e.mu.Lock()
+	in := e.live[id]
+	e.mu.Unlock()
+	if in != nil && !in.inv.Durable {
+		return in.memoryHistory(), nil
+	}
+	if _, err := e.store.GetInvocation(ctx, id); err != nil {
+		return nil, err
+	}
+	return e.store.History(ctx, id)
+}

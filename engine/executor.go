@@ -1,0 +1,75 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/httpcall"
+	"github.com/batonflow/baton/problem"
+)
+
+// CallRequest is one execution of a call: the machine's command plus what
+// the executor may need around it.
+type CallRequest struct {
+	*core.Call
+	Invocation string
+	// IdempotencyKey is the same every time this call is executed again
+	// (after a crash, say): invocation id, task key and attempt.
+	IdempotencyKey string
+	Workflow       *dsl.Workflow
+}
+
+// CallResult is what an executor returns: the task's raw output and facts
+// about the execution (cold start, instance...) recorded in the history's
+// Info for benchmarks and prewarming.
+type CallResult struct {
+	Output any
+	Info   map[string]any
+}
+
+// Executor runs calls of some functions. An error that is a
+// *problem.Problem reaches the workflow as it is; any other becomes a
+// runtime error.
+type Executor interface {
+	Execute(ctx context.Context, req *CallRequest) (CallResult, error)
+}
+
+// ExecutorFunc adapts a function to Executor.
+type ExecutorFunc func(ctx context.Context, req *CallRequest) (CallResult, error)
+
+func (f ExecutorFunc) Execute(ctx context.Context, req *CallRequest) (CallResult, error) {
+	return f(ctx, req)
+}
+
+func (e *Engine) execute(ctx context.Context, in *instance, c *core.Call) (CallResult, *problem.Problem) {
+	key := in.inv.ID + "/" + c.Task + "/" + strconv.Itoa(c.Attempt)
+	if c.Function == "http" {
+		var auths map[string]any
+		if in.def.Use != nil {
+			auths = in.def.Use.Authentications
+		}
+		out, p := e.http.Do(ctx, httpcall.Request{
+			Args: c.Args, Input: c.Input, IdempotencyKey: key,
+			Authentications: auths, Secrets: e.opts.Secrets,
+		})
+		return CallResult{Output: out}, p
+	}
+	ex := e.opts.Executors[c.Function]
+	if ex == nil {
+		ex = e.opts.Executors["*"]
+	}
+	if ex == nil {
+		return CallResult{}, problem.Configuration("%s: this engine has no executor for %q", c.Name, c.Function)
+	}
+	res, err := ex.Execute(ctx, &CallRequest{Call: c, Invocation: in.inv.ID, IdempotencyKey: key, Workflow: in.def})
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			return CallResult{}, problem.Timeout("%s: %v", c.Name, err)
+		}
+		return CallResult{}, problem.FromError(err)
+	}
+	return res, nil
+}

@@ -1,0 +1,390 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/store"
+)
+
+// instance is one live invocation: its machine and the I/O around it. It
+// works as an actor: events arrive in an inbox from calls, timers and the
+// API; whichever goroutine finds the inbox idle drains it, appending each
+// batch to the history (one group-committed write), stepping the machine
+// through it and then executing the commands the machine produced. A
+// result therefore becomes durable before anything that depends on it runs.
+type instance struct {
+	e   *Engine
+	def *dsl.Workflow
+	m   *core.Machine
+
+	mu       sync.Mutex
+	inv      store.Invocation
+	inbox    []core.Event
+	draining bool
+	stopped  bool // the engine is closing
+	ended    bool // the terminal event has been taken in
+	seq      int64
+	calls    map[string]context.CancelFunc
+	timers   map[string]*time.Timer
+	memory   []core.Event // the history of a non-durable invocation
+	done     chan struct{}
+}
+
+func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow) *instance {
+	in := &instance{
+		e:      e,
+		def:    def,
+		inv:    *inv,
+		calls:  make(map[string]context.CancelFunc),
+		timers: make(map[string]*time.Timer),
+		done:   make(chan struct{}),
+	}
+	var observer core.Observer
+	if e.opts.Observer != nil {
+		observer = taskObserver{id: inv.ID, o: e.opts.Observer}
+	}
+	in.m = core.New(def, core.Options{
+		ID:        inv.ID,
+		Secrets:   e.opts.Secrets,
+		Runtime:   map[string]any{"name": "baton", "version": Version, "metadata": map[string]any{}},
+		Evaluator: e.eval,
+		Observer:  observer,
+	})
+	return in
+}
+
+type taskObserver struct {
+	id string
+	o  TaskObserver
+}
+
+func (t taskObserver) TaskStarted(key, ref, name string, at time.Time) {
+	t.o.TaskStarted(t.id, key, ref, name, at)
+}
+func (t taskObserver) TaskEnded(key, ref, name string, at time.Time, err *problem.Problem) {
+	t.o.TaskEnded(t.id, key, ref, name, at, err)
+}
+
+// begin takes in the InvocationStarted event, which the store already holds.
+func (in *instance) begin(started core.Event) {
+	in.mu.Lock()
+	in.draining = true
+	in.seq = started.Seq
+	if !in.inv.Durable {
+		in.memory = append(in.memory, started)
+	}
+	in.mu.Unlock()
+	in.apply([]core.Event{started})
+	in.drain()
+}
+
+// replay rebuilds the machine from a stored history and carries on from
+// where it stood: pending calls go out again, timers are set again.
+func (in *instance) replay(history []core.Event) {
+	in.mu.Lock()
+	in.draining = true
+	if n := len(history); n > 0 {
+		in.seq = history[n-1].Seq
+	}
+	in.mu.Unlock()
+	in.apply(history)
+	in.drain()
+}
+
+// push adds an event to the inbox and drains it unless another goroutine
+// is at it already.
+func (in *instance) push(ev core.Event) {
+	in.mu.Lock()
+	if in.stopped || in.ended {
+		in.mu.Unlock()
+		return
+	}
+	in.seq++
+	ev.Seq = in.seq
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	in.inbox = append(in.inbox, ev)
+	if in.draining {
+		in.mu.Unlock()
+		return
+	}
+	in.draining = true
+	in.mu.Unlock()
+	in.drain()
+}
+
+func (in *instance) drain() {
+	for {
+		in.mu.Lock()
+		if len(in.inbox) == 0 || in.stopped {
+			in.draining = false
+			in.mu.Unlock()
+			return
+		}
+		batch := in.inbox
+		in.inbox = nil
+		in.mu.Unlock()
+		if !in.persist(batch) {
+			return
+		}
+		in.apply(batch)
+	}
+}
+
+// persist appends a batch to the history. It waits for durability unless
+// the batch only records that calls were dispatched: nothing depends on
+// those being durable. On a store failure the invocation stops here; it
+// is resumed from its durable history by the next engine start.
+func (in *instance) persist(batch []core.Event) bool {
+	if !in.inv.Durable {
+		in.mu.Lock()
+		in.memory = append(in.memory, batch...)
+		in.mu.Unlock()
+		return true
+	}
+	wait := false
+	for i := range batch {
+		if batch[i].Type != core.TaskStarted {
+			wait = true
+			break
+		}
+	}
+	err := in.e.store.Append(in.e.ctx, in.inv.ID, batch, wait)
+	if err == nil {
+		return true
+	}
+	in.e.log.Error("cannot append to history; the invocation halts until the engine restarts",
+		"invocation", in.inv.ID, "err", err)
+	in.mu.Lock()
+	in.stopped = true
+	in.draining = false
+	in.mu.Unlock()
+	return false
+}
+
+// apply steps the machine through durable events and executes what it asks.
+func (in *instance) apply(batch []core.Event) {
+	for i := range batch {
+		ev := &batch[i]
+		if ev.Terminal() {
+			in.end(ev)
+			return
+		}
+		if err := in.m.Step(*ev); err != nil {
+			in.e.log.Error("history event rejected", "invocation", in.inv.ID, "seq", ev.Seq, "err", err)
+		}
+	}
+	in.execute(in.m.Ready())
+}
+
+func (in *instance) execute(cmds []core.Command) {
+	for _, c := range cmds {
+		switch c := c.(type) {
+		case *core.Call:
+			in.startCall(c)
+		case *core.CancelCall:
+			in.mu.Lock()
+			if cancel := in.calls[c.Task]; cancel != nil {
+				delete(in.calls, c.Task)
+				cancel()
+			}
+			in.mu.Unlock()
+		case *core.StartTimer:
+			in.startTimer(c)
+		case *core.CancelTimer:
+			in.mu.Lock()
+			if t := in.timers[c.Timer]; t != nil {
+				t.Stop()
+				delete(in.timers, c.Timer)
+			}
+			in.mu.Unlock()
+		case *core.Finish:
+			ev := core.Event{Output: c.Output, Error: c.Error}
+			switch c.Status {
+			case core.StatusCompleted:
+				ev.Type = core.InvocationCompleted
+			case core.StatusCancelled:
+				ev.Type = core.InvocationCancelled
+			default:
+				ev.Type = core.InvocationFaulted
+			}
+			in.push(ev)
+		}
+	}
+}
+
+func (in *instance) startCall(c *core.Call) {
+	ctx, cancel := context.WithCancel(in.e.ctx)
+	if c.Timeout > 0 {
+		ctx, cancel = context.WithTimeout(in.e.ctx, c.Timeout)
+	}
+	in.mu.Lock()
+	if in.stopped {
+		in.mu.Unlock()
+		cancel()
+		return
+	}
+	in.calls[c.Task] = cancel
+	in.mu.Unlock()
+	if in.inv.Durable {
+		in.push(core.Event{Type: core.TaskStarted, Task: c.Task, Ref: c.Ref, Attempt: c.Attempt})
+	}
+	in.e.calls.Add(1)
+	go func() {
+		defer in.e.calls.Done()
+		started := time.Now()
+		res, p := in.e.execute(ctx, in, c)
+		elapsed := time.Since(started)
+		cancel()
+		if in.e.ctx.Err() != nil {
+			return // the engine is closing; the call is redone on restart
+		}
+		in.mu.Lock()
+		_, wanted := in.calls[c.Task]
+		delete(in.calls, c.Task)
+		in.mu.Unlock()
+		if !wanted {
+			return
+		}
+		info := res.Info
+		if info == nil {
+			info = make(map[string]any, 1)
+		}
+		info["durationMs"] = float64(elapsed.Microseconds()) / 1000
+		ev := core.Event{Task: c.Task, Ref: c.Ref, Attempt: c.Attempt, Info: info}
+		if p != nil {
+			ev.Type, ev.Error = core.TaskFailed, p
+		} else {
+			ev.Type, ev.Output = core.TaskCompleted, res.Output
+		}
+		in.push(ev)
+	}()
+}
+
+func (in *instance) startTimer(c *core.StartTimer) {
+	fireAt := c.FireAt
+	if fireAt.IsZero() {
+		fireAt = time.Now().UTC().Add(c.After)
+		// The deadline is recorded so that a restart keeps it.
+		in.push(core.Event{Type: core.TimerScheduled, Timer: c.Timer, FireAt: fireAt})
+	}
+	id := c.Timer
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.stopped {
+		return
+	}
+	if old := in.timers[id]; old != nil {
+		old.Stop()
+	}
+	in.timers[id] = time.AfterFunc(time.Until(fireAt), func() {
+		in.mu.Lock()
+		_, pending := in.timers[id]
+		delete(in.timers, id)
+		in.mu.Unlock()
+		if pending {
+			in.push(core.Event{Type: core.TimerFired, Timer: id})
+		}
+	})
+}
+
+// end takes in the terminal event: the row is updated (by the store, in the
+// same transaction as the event) and waiters are released.
+func (in *instance) end(ev *core.Event) {
+	in.mu.Lock()
+	if in.ended {
+		in.mu.Unlock()
+		return
+	}
+	in.ended = true
+	switch ev.Type {
+	case core.InvocationCompleted:
+		in.inv.Status = core.StatusCompleted
+	case core.InvocationCancelled:
+		in.inv.Status = core.StatusCancelled
+	default:
+		in.inv.Status = core.StatusFaulted
+	}
+	in.inv.Output, in.inv.Error, in.inv.EndedAt = ev.Output, ev.Error, ev.Time
+	for id, t := range in.timers {
+		t.Stop()
+		delete(in.timers, id)
+	}
+	for task, cancel := range in.calls {
+		cancel()
+		delete(in.calls, task)
+	}
+	in.inbox = nil
+	durable := in.inv.Durable
+	in.mu.Unlock()
+	close(in.done)
+	if durable {
+		in.forget()
+		return
+	}
+	// A non-durable invocation's row is brought up to date without the
+	// caller waiting; the instance stays live (and answers Get) until the
+	// row is.
+	in.e.calls.Add(1)
+	go func() {
+		defer in.e.calls.Done()
+		if err := in.e.store.Append(context.Background(), in.inv.ID, []core.Event{*ev}, true); err != nil {
+			in.e.log.Error("cannot record the end of a non-durable invocation", "invocation", in.inv.ID, "err", err)
+		}
+		in.forget()
+	}()
+}
+
+func (in *instance) forget() {
+	in.e.mu.Lock()
+	if in.e.live[in.inv.ID] == in {
+		delete(in.e.live, in.inv.ID)
+	}
+	in.e.mu.Unlock()
+}
+
+// cancel asks the invocation to stop; false when it has ended.
+func (in *instance) cancel() bool {
+	in.mu.Lock()
+	over := in.ended || in.stopped
+	in.mu.Unlock()
+	if over {
+		return false
+	}
+	in.push(core.Event{Type: core.CancelRequested})
+	return true
+}
+
+// stop halts the instance for engine shutdown without recording anything.
+func (in *instance) stop() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.stopped = true
+	for id, t := range in.timers {
+		t.Stop()
+		delete(in.timers, id)
+	}
+	for task, cancel := range in.calls {
+		cancel()
+		delete(in.calls, task)
+	}
+}
+
+func (in *instance) snapshot() *store.Invocation {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	inv := in.inv
+	return &inv
+}
+
+func (in *instance) memoryHistory() []core.Event {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]core.Event(nil), in.memory...)
+}
