@@ -226,7 +226,7 @@ do:
 				if len(s.calls) != 2 || s.calls[0].Task == s.calls[1].Task {
 					t.Fatalf("want two calls with distinct keys, got %v", keys(s.calls))
 				}
-				if s.calls[0].Task != "/do/0/loop/for/do/0/get[0]" || s.calls[1].Args["endpoint"] != "http://x/b" {
+				if s.calls[0].Task != "/do/0/loop/do/0/get[0]" || s.calls[1].Args["endpoint"] != "http://x/b" {
 					t.Errorf("unexpected calls: %v %v", keys(s.calls), s.calls[1].Args)
 				}
 			},
