@@ -248,7 +248,7 @@ func (m *Machine) runTask(parent *act, nt *dsl.NamedTask, inst string, rawInput 
 	case dsl.KindTry:
 		m.runTry(a)
 	case dsl.KindRun:
-		m.runExternal(a, "run."+t.Run.Kind, t.Run.Spec)
+		m.runProcess(a)
 	case dsl.KindEmit:
 		m.runExternal(a, "emit", t.Emit.Event)
 	case dsl.KindListen:
@@ -413,7 +413,7 @@ func (m *Machine) runCall(a *act) {
 	m.call(a, t.Call.Function, args)
 }
 
-// runExternal hands a task the core cannot do itself (run, emit, listen)
+// runExternal hands a task the core cannot do itself (emit, listen)
 // to the driver as a call of a well-known function name.
 func (m *Machine) runExternal(a *act, function string, spec map[string]any) {
 	args, err := m.evalArgs(a, spec)
@@ -422,6 +422,22 @@ func (m *Machine) runExternal(a *act, function string, spec map[string]any) {
 		return
 	}
 	m.call(a, function, args)
+}
+
+// runProcess hands `run` to the driver as a call of "run.<kind>" whose
+// arguments are {process: the kind's evaluated definition, await, return}.
+func (m *Machine) runProcess(a *act) {
+	r := a.task.Run
+	spec, err := m.evalArgs(a, r.Spec)
+	if err != nil {
+		a.fail(problem.Expression("run.%s: %v", r.Kind, err))
+		return
+	}
+	await := true
+	if r.Await != nil {
+		await = *r.Await
+	}
+	m.call(a, "run."+r.Kind, map[string]any{"process": spec, "await": await, "return": r.Return})
 }
 
 func (m *Machine) evalArgs(a *act, with map[string]any) (map[string]any, error) {

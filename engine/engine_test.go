@@ -19,7 +19,7 @@ import (
 	"github.com/batonflow/baton/store/sqlite"
 )
 
-func openStore(t *testing.T, dir string) store.Store {
+func openStore(t testing.TB, dir string) store.Store {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "baton.db"))
 	if err != nil {
@@ -28,7 +28,7 @@ func openStore(t *testing.T, dir string) store.Store {
 	return st
 }
 
-func newEngine(t *testing.T, st store.Store, opts ...func(*engine.Options)) *engine.Engine {
+func newEngine(t testing.TB, st store.Store, opts ...func(*engine.Options)) *engine.Engine {
 	t.Helper()
 	o := engine.Options{Store: st}
 	for _, f := range opts {
@@ -176,7 +176,8 @@ func TestHTTPChainDurableAndNot(t *testing.T) {
 			var c counter
 			srv := httptest.NewServer(&c)
 			defer srv.Close()
-			e := newEngine(t, openStore(t, t.TempDir()))
+			st := openStore(t, t.TempDir())
+			e := newEngine(t, st)
 			defer e.Close()
 			if _, err := e.ApplyWorkflow(ctx, "chain.yaml", []byte(chainDoc(srv.URL, 3, durability))); err != nil {
 				t.Fatal(err)
@@ -217,7 +218,7 @@ func TestHTTPChainDurableAndNot(t *testing.T) {
 			// Non-durable invocations reach the store once they end.
 			deadline := time.Now().Add(5 * time.Second)
 			for {
-				row, err := e.GetInvocation(ctx, inv.ID)
+				row, err := st.GetInvocation(ctx, inv.ID)
 				if err == nil && row.Status == core.StatusCompleted {
 					break
 				}

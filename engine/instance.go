@@ -334,7 +334,11 @@ func (in *instance) end(ev *core.Event) {
 	in.e.calls.Add(1)
 	go func() {
 		defer in.e.calls.Done()
-		if err := in.e.store.Append(context.Background(), in.inv.ID, []core.Event{*ev}, true); err != nil {
+		// The stored history of a non-durable invocation is its first and
+		// last event only, so the last one follows the first.
+		last := *ev
+		last.Seq = 2
+		if err := in.e.store.Append(context.Background(), in.inv.ID, []core.Event{last}, true); err != nil {
 			in.e.log.Error("cannot record the end of a non-durable invocation", "invocation", in.inv.ID, "err", err)
 		}
 		in.forget()
