@@ -21,6 +21,10 @@ var (
 	// ErrConflict is returned when a workflow version is stored again with
 	// different content, or an invocation id is used twice.
 	ErrConflict = errors.New("conflict")
+	// ErrUnwaitedWriteFailed marks an error that a waited call reports on
+	// behalf of an earlier write made without waiting: the caller's own
+	// write committed, but something written before it did not.
+	ErrUnwaitedWriteFailed = errors.New("an earlier unwaited write failed")
 )
 
 // Workflow is a stored workflow definition.

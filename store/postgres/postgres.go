@@ -1,0 +1,614 @@
+// Package postgres is Baton's store for several engine replicas sharing one
+// PostgreSQL database, over pgx's connection pool. Tables live in the
+// connection's search_path; the schema is created and migrated on Open.
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/store"
+)
+
+// ErrClosed is returned by calls made after Close.
+var ErrClosed = errors.New("postgres store: closed")
+
+type config struct {
+	log       *slog.Logger
+	maxBatch  int
+	queueSize int
+	configure func(*pgxpool.Config)
+}
+
+// Option adjusts Open.
+type Option func(*config)
+
+// WithLogger sets where failures of unwaited writes are reported. The
+// default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithMaxBatch caps how many queued writes share one transaction
+// (default 512).
+func WithMaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
+
+// WithQueueSize sets how many writes may wait for the writer before callers
+// block, unwaited ones included (default 8192).
+func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
+
+// WithPoolConfig lets the caller adjust the pool configuration parsed from
+// the DSN (sizes, AfterConnect hooks, TLS) before the pool is created.
+func WithPoolConfig(fn func(*pgxpool.Config)) Option { return func(c *config) { c.configure = fn } }
+
+// Store is a store.Store kept in PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+	w    *writer
+
+	// mu guards closed against the queue being closed while a caller
+	// sends on it.
+	mu     sync.RWMutex
+	closed bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database named by dsn (postgres://... or key=value)
+// and migrates the schema. Parameters that pgx does not know, such as
+// search_path, are sent to the server as run-time settings.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	cfg := config{log: slog.Default(), maxBatch: 512, queueSize: 8192}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.maxBatch < 1 || cfg.queueSize < 1 {
+		return nil, fmt.Errorf("postgres store: batch and queue sizes must be positive")
+	}
+	poolCfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: parse DSN: %w", err)
+	}
+	if cfg.configure != nil {
+		cfg.configure(poolCfg)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: connect: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	w := &writer{
+		pool:     pool,
+		log:      cfg.log,
+		maxBatch: cfg.maxBatch,
+		queue:    make(chan *request, cfg.queueSize),
+		stopped:  make(chan struct{}),
+	}
+	go w.run()
+	return &Store{pool: pool, w: w}, nil
+}
+
+// Stats counts the writer's work since Open.
+type Stats struct {
+	// Commits is the number of transactions the writer committed.
+	Commits int64
+	// Writes is the number of creations and appends they carried.
+	Writes int64
+}
+
+// Stats reports how well appends are being grouped.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.w.commits.Load(), Writes: s.w.writes.Load()}
+}
+
+// Close lets the writer commit everything queued, then closes the pool. It
+// reports unwaited writes that failed and were not yet reported.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.w.queue)
+	s.mu.Unlock()
+
+	<-s.w.stopped
+	s.pool.Close()
+	if err := s.w.takeDeferred(); err != nil {
+		return fmt.Errorf("postgres store: close: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) submit(ctx context.Context, r *request) error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case s.w.queue <- r:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
+	s.mu.RUnlock()
+	if r.done == nil {
+		return nil
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		// The write stays queued and will most likely commit; the caller
+		// only stops waiting for it.
+		return ctx.Err()
+	}
+}
+
+func doneChan(wait bool) chan error {
+	if !wait {
+		return nil
+	}
+	return make(chan error, 1)
+}
+
+// encodeEvents turns events into JSON in the caller's goroutine and picks
+// out the terminal event, which must be the last one.
+func encodeEvents(id string, events []core.Event) ([]encodedEvent, *terminalUpdate, error) {
+	if len(events) == 0 {
+		return nil, nil, nil
+	}
+	enc := make([]encodedEvent, len(events))
+	var term *terminalUpdate
+	for i := range events {
+		ev := &events[i]
+		if term != nil {
+			return nil, nil, fmt.Errorf("invocation %s: event %s follows the terminal event: %w", id, ev.Type, store.ErrConflict)
+		}
+		data, err := encodeJSON(ev)
+		if err != nil {
+			return nil, nil, fmt.Errorf("invocation %s: encode %s event: %w", id, ev.Type, err)
+		}
+		enc[i] = encodedEvent{seq: ev.Seq, data: data}
+		if ev.Terminal() {
+			term = &terminalUpdate{status: terminalStatus(ev.Type), endedAt: ev.Time}
+			if term.output, err = encodeJSON(ev.Output); err != nil {
+				return nil, nil, fmt.Errorf("invocation %s: encode output: %w", id, err)
+			}
+			if term.errJSON, err = encodeProblem(ev.Error); err != nil {
+				return nil, nil, fmt.Errorf("invocation %s: encode error: %w", id, err)
+			}
+		}
+	}
+	return enc, term, nil
+}
+
+func badRequest(format string, args ...any) error {
+	return problem.Newf(problem.TypeBadRequest, http.StatusBadRequest, "Bad Request", format, args...)
+}
+
+// CreateInvocation implements store.Store.
+func (s *Store) CreateInvocation(ctx context.Context, inv *store.Invocation, events []core.Event, wait bool) error {
+	if inv.ID == "" {
+		return badRequest("invocation id must not be empty")
+	}
+	enc, term, err := encodeEvents(inv.ID, events)
+	if err != nil {
+		return err
+	}
+	input, err := encodeJSON(inv.Input)
+	if err != nil {
+		return fmt.Errorf("invocation %s: encode input: %w", inv.ID, err)
+	}
+	status := inv.Status
+	if status == "" {
+		status = core.StatusRunning
+	}
+	startedAt := inv.StartedAt
+	if startedAt.IsZero() {
+		startedAt = time.Now()
+	}
+	row := &invocationRow{
+		namespace: inv.Namespace, workflow: inv.Workflow, version: inv.Version, parent: inv.Parent,
+		status: status, input: input, startedAt: startedAt, durable: inv.Durable,
+	}
+	if term == nil && status != core.StatusRunning {
+		// A row created already finished keeps the caller's outcome.
+		output, err := encodeJSON(inv.Output)
+		if err != nil {
+			return fmt.Errorf("invocation %s: encode output: %w", inv.ID, err)
+		}
+		errJSON, err := encodeProblem(inv.Error)
+		if err != nil {
+			return fmt.Errorf("invocation %s: encode error: %w", inv.ID, err)
+		}
+		term = &terminalUpdate{status: status, output: output, errJSON: errJSON, endedAt: inv.EndedAt}
+	}
+	return s.submit(ctx, &request{create: true, id: inv.ID, inv: row, events: enc, terminal: term, done: doneChan(wait)})
+}
+
+// Append implements store.Store.
+func (s *Store) Append(ctx context.Context, id string, events []core.Event, wait bool) error {
+	enc, term, err := encodeEvents(id, events)
+	if err != nil {
+		return err
+	}
+	return s.submit(ctx, &request{id: id, events: enc, terminal: term, done: doneChan(wait)})
+}
+
+// History implements store.Store.
+func (s *Store) History(ctx context.Context, id string) ([]core.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, event FROM history WHERE invocation_id = $1 ORDER BY seq`, id)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
+	var events []core.Event
+	var seq int64
+	var data []byte
+	_, err = pgx.ForEachRow(rows, []any{&seq, &data}, func() error {
+		ev, err := decodeEvent(seq, data)
+		if err != nil {
+			return fmt.Errorf("event %d: %w", seq, err)
+		}
+		events = append(events, ev)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
+	if len(events) == 0 {
+		// An empty history is legitimate (durability: none); a missing
+		// invocation is not.
+		var exists bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM invocations WHERE id = $1)`, id).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("history of %s: %w", id, err)
+		}
+		if !exists {
+			return nil, fmt.Errorf("invocation %s: %w", id, store.ErrNotFound)
+		}
+	}
+	return events, nil
+}
+
+const invocationColumns = `id, namespace, workflow, version, status, input, output, error, started_at, ended_at, durable, parent`
+
+func scanInvocation(row pgx.Row) (*store.Invocation, error) {
+	var (
+		inv                    store.Invocation
+		status                 string
+		input, output, errJSON []byte
+		endedAt                *time.Time
+	)
+	if err := row.Scan(&inv.ID, &inv.Namespace, &inv.Workflow, &inv.Version, &status, &input, &output, &errJSON,
+		&inv.StartedAt, &endedAt, &inv.Durable, &inv.Parent); err != nil {
+		return nil, err
+	}
+	inv.Status = core.Status(status)
+	inv.StartedAt = inv.StartedAt.UTC()
+	if endedAt != nil {
+		inv.EndedAt = endedAt.UTC()
+	}
+	var err error
+	if inv.Input, err = decodeJSON(input); err != nil {
+		return nil, fmt.Errorf("invocation %s: input: %w", inv.ID, err)
+	}
+	if inv.Output, err = decodeJSON(output); err != nil {
+		return nil, fmt.Errorf("invocation %s: output: %w", inv.ID, err)
+	}
+	if inv.Error, err = decodeProblem(errJSON); err != nil {
+		return nil, fmt.Errorf("invocation %s: error: %w", inv.ID, err)
+	}
+	return &inv, nil
+}
+
+// GetInvocation implements store.Store.
+func (s *Store) GetInvocation(ctx context.Context, id string) (*store.Invocation, error) {
+	inv, err := scanInvocation(s.pool.QueryRow(ctx, `SELECT `+invocationColumns+` FROM invocations WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("invocation %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get invocation %s: %w", id, err)
+	}
+	return inv, nil
+}
+
+func (s *Store) queryInvocations(ctx context.Context, query string, args ...any) ([]*store.Invocation, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var invs []*store.Invocation
+	for rows.Next() {
+		inv, err := scanInvocation(rows)
+		if err != nil {
+			return nil, err
+		}
+		invs = append(invs, inv)
+	}
+	return invs, rows.Err()
+}
+
+// ListInvocations implements store.Store.
+func (s *Store) ListInvocations(ctx context.Context, f store.InvocationFilter) ([]*store.Invocation, string, error) {
+	var (
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Namespace != "" {
+		where = append(where, "namespace = "+arg(f.Namespace))
+	}
+	if f.Workflow != "" {
+		where = append(where, "workflow = "+arg(f.Workflow))
+	}
+	if f.Status != "" {
+		where = append(where, "status = "+arg(string(f.Status)))
+	}
+	if f.Cursor != "" {
+		startedAt, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, "(started_at, id) < ("+arg(startedAt)+", "+arg(id)+")")
+	}
+	limit := listLimit(f.Limit)
+	query := `SELECT ` + invocationColumns + ` FROM invocations`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	// One row more than the page tells whether another page follows.
+	query += ` ORDER BY started_at DESC, id DESC LIMIT ` + arg(limit+1)
+
+	invs, err := s.queryInvocations(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list invocations: %w", err)
+	}
+	next := ""
+	if len(invs) > limit {
+		invs = invs[:limit]
+		last := invs[limit-1]
+		next = encodeCursor(last.StartedAt, last.ID)
+	}
+	return invs, next, nil
+}
+
+// RunningInvocations implements store.Store. With several replicas it
+// returns the running invocations of all of them.
+func (s *Store) RunningInvocations(ctx context.Context) ([]*store.Invocation, error) {
+	invs, err := s.queryInvocations(ctx, `SELECT `+invocationColumns+` FROM invocations
+		WHERE status = $1 AND durable ORDER BY started_at, id`, string(core.StatusRunning))
+	if err != nil {
+		return nil, fmt.Errorf("running invocations: %w", err)
+	}
+	return invs, nil
+}
+
+// PutWorkflow implements store.Store.
+func (s *Store) PutWorkflow(ctx context.Context, wf *store.Workflow) error {
+	if wf.Name == "" || wf.Version == "" {
+		return badRequest("workflow name and version must not be empty")
+	}
+	createdAt := wf.CreatedAt
+	if createdAt.IsZero() {
+		createdAt = time.Now()
+	}
+	source := wf.Source
+	if source == nil {
+		source = []byte{}
+	}
+	// Insert-or-compare in one statement, so that two replicas storing the
+	// same version at once cannot both think they created it differently.
+	var inserted bool
+	var format string
+	var existing []byte
+	err := s.pool.QueryRow(ctx, `
+		WITH ins AS (
+			INSERT INTO workflows (namespace, name, version, format, source, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (namespace, name, version) DO NOTHING
+			RETURNING format, source)
+		SELECT true, format, source FROM ins
+		UNION ALL
+		SELECT false, format, source FROM workflows WHERE namespace = $1 AND name = $2 AND version = $3
+		LIMIT 1`,
+		wf.Namespace, wf.Name, wf.Version, wf.Format, source, createdAt).Scan(&inserted, &format, &existing)
+	if err != nil {
+		return fmt.Errorf("put workflow %s/%s@%s: %w", wf.Namespace, wf.Name, wf.Version, err)
+	}
+	if !inserted && (format != wf.Format || !bytes.Equal(existing, source)) {
+		return fmt.Errorf("workflow %s/%s version %s exists with other content: %w", wf.Namespace, wf.Name, wf.Version, store.ErrConflict)
+	}
+	return nil
+}
+
+const workflowColumns = `namespace, name, version, format, source, created_at`
+
+func scanWorkflow(row pgx.Row) (*store.Workflow, error) {
+	var wf store.Workflow
+	if err := row.Scan(&wf.Namespace, &wf.Name, &wf.Version, &wf.Format, &wf.Source, &wf.CreatedAt); err != nil {
+		return nil, err
+	}
+	wf.CreatedAt = wf.CreatedAt.UTC()
+	return &wf, nil
+}
+
+// GetWorkflow implements store.Store.
+func (s *Store) GetWorkflow(ctx context.Context, namespace, name, version string) (*store.Workflow, error) {
+	var row pgx.Row
+	if version == "" {
+		row = s.pool.QueryRow(ctx, `SELECT `+workflowColumns+` FROM workflows
+			WHERE namespace = $1 AND name = $2 ORDER BY ord DESC LIMIT 1`, namespace, name)
+	} else {
+		row = s.pool.QueryRow(ctx, `SELECT `+workflowColumns+` FROM workflows
+			WHERE namespace = $1 AND name = $2 AND version = $3`, namespace, name, version)
+	}
+	wf, err := scanWorkflow(row)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("workflow %s/%s@%s: %w", namespace, name, version, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get workflow %s/%s@%s: %w", namespace, name, version, err)
+	}
+	return wf, nil
+}
+
+// ListWorkflows implements store.Store.
+func (s *Store) ListWorkflows(ctx context.Context) ([]*store.Workflow, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+workflowColumns+` FROM workflows ORDER BY namespace, name, ord`)
+	if err != nil {
+		return nil, fmt.Errorf("list workflows: %w", err)
+	}
+	defer rows.Close()
+	var wfs []*store.Workflow
+	for rows.Next() {
+		wf, err := scanWorkflow(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list workflows: %w", err)
+		}
+		wfs = append(wfs, wf)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list workflows: %w", err)
+	}
+	return wfs, nil
+}
+
+func deleted(tag pgconn.CommandTag, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", what, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteWorkflow implements store.Store.
+func (s *Store) DeleteWorkflow(ctx context.Context, namespace, name, version string) error {
+	what := fmt.Sprintf("workflow %s/%s@%s", namespace, name, version)
+	if version == "" {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM workflows WHERE namespace = $1 AND name = $2`, namespace, name)
+		return deleted(tag, err, what)
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM workflows WHERE namespace = $1 AND name = $2 AND version = $3`, namespace, name, version)
+	return deleted(tag, err, what)
+}
+
+// PutFunction implements store.Store. Like workflow versions, function
+// versions are immutable: the same spec again succeeds, another one
+// conflicts.
+func (s *Store) PutFunction(ctx context.Context, fn *store.Function) error {
+	if fn.Name == "" || fn.Version == "" {
+		return badRequest("function name and version must not be empty")
+	}
+	createdAt := fn.CreatedAt
+	if createdAt.IsZero() {
+		createdAt = time.Now()
+	}
+	spec := fn.Spec
+	if spec == nil {
+		spec = []byte{}
+	}
+	var inserted bool
+	var existing []byte
+	err := s.pool.QueryRow(ctx, `
+		WITH ins AS (
+			INSERT INTO functions (name, version, spec, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (name, version) DO NOTHING
+			RETURNING spec)
+		SELECT true, spec FROM ins
+		UNION ALL
+		SELECT false, spec FROM functions WHERE name = $1 AND version = $2
+		LIMIT 1`,
+		fn.Name, fn.Version, spec, createdAt).Scan(&inserted, &existing)
+	if err != nil {
+		return fmt.Errorf("put function %s@%s: %w", fn.Name, fn.Version, err)
+	}
+	if !inserted && !bytes.Equal(existing, spec) {
+		return fmt.Errorf("function %s version %s exists with another spec: %w", fn.Name, fn.Version, store.ErrConflict)
+	}
+	return nil
+}
+
+const functionColumns = `name, version, spec, created_at`
+
+func scanFunction(row pgx.Row) (*store.Function, error) {
+	var fn store.Function
+	if err := row.Scan(&fn.Name, &fn.Version, &fn.Spec, &fn.CreatedAt); err != nil {
+		return nil, err
+	}
+	fn.CreatedAt = fn.CreatedAt.UTC()
+	return &fn, nil
+}
+
+// GetFunction implements store.Store.
+func (s *Store) GetFunction(ctx context.Context, name, version string) (*store.Function, error) {
+	var row pgx.Row
+	if version == "" {
+		row = s.pool.QueryRow(ctx, `SELECT `+functionColumns+` FROM functions WHERE name = $1 ORDER BY ord DESC LIMIT 1`, name)
+	} else {
+		row = s.pool.QueryRow(ctx, `SELECT `+functionColumns+` FROM functions WHERE name = $1 AND version = $2`, name, version)
+	}
+	fn, err := scanFunction(row)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("function %s@%s: %w", name, version, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get function %s@%s: %w", name, version, err)
+	}
+	return fn, nil
+}
+
+// ListFunctions implements store.Store.
+func (s *Store) ListFunctions(ctx context.Context) ([]*store.Function, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+functionColumns+` FROM functions ORDER BY name, ord`)
+	if err != nil {
+		return nil, fmt.Errorf("list functions: %w", err)
+	}
+	defer rows.Close()
+	var fns []*store.Function
+	for rows.Next() {
+		fn, err := scanFunction(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list functions: %w", err)
+		}
+		fns = append(fns, fn)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list functions: %w", err)
+	}
+	return fns, nil
+}
+
+// DeleteFunction implements store.Store.
+func (s *Store) DeleteFunction(ctx context.Context, name, version string) error {
+	what := fmt.Sprintf("function %s@%s", name, version)
+	if version == "" {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM functions WHERE name = $1`, name)
+		return deleted(tag, err, what)
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM functions WHERE name = $1 AND version = $2`, name, version)
+	return deleted(tag, err, what)
+}

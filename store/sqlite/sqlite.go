@@ -1,0 +1,700 @@
+// Package sqlite is Baton's embedded store: one SQLite file in WAL mode,
+// with every commit fsynced and concurrent appends group-committed by a
+// single writer goroutine. It uses modernc.org/sqlite, so no cgo.
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ErrClosed is returned by calls made after Close.
+var ErrClosed = errors.New("sqlite store: closed")
+
+type config struct {
+	log         *slog.Logger
+	busyTimeout time.Duration
+	maxBatch    int
+	queueSize   int
+	readConns   int
+}
+
+// Option adjusts Open.
+type Option func(*config)
+
+// WithLogger sets where failures of unwaited writes are reported. The
+// default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithBusyTimeout sets how long a connection waits for a lock held by
+// another process before failing (default 5s).
+func WithBusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTimeout = d } }
+
+// WithMaxBatch caps how many queued writes share one transaction
+// (default 1024). Larger batches amortise the fsync further but make the
+// callers at the head of the batch wait for the whole batch to be written.
+func WithMaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
+
+// WithQueueSize sets how many writes may wait for the writer before callers
+// block, unwaited ones included (default 8192).
+func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
+
+// WithReadConns sets the size of the read connection pool (default 4).
+func WithReadConns(n int) Option { return func(c *config) { c.readConns = n } }
+
+// Store is a store.Store kept in one SQLite database file.
+type Store struct {
+	log     *slog.Logger
+	writeDB *sql.DB
+	readDB  *sql.DB
+	w       *writer
+
+	// mu guards closed against the queue being closed while a caller
+	// sends on it.
+	mu     sync.RWMutex
+	closed bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path and migrates its
+// schema to the newest version.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	cfg := config{
+		log:         slog.Default(),
+		busyTimeout: 5 * time.Second,
+		maxBatch:    1024,
+		queueSize:   8192,
+		readConns:   4,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.maxBatch < 1 || cfg.queueSize < 1 || cfg.readConns < 1 {
+		return nil, fmt.Errorf("sqlite store: batch size, queue size and read connections must be positive")
+	}
+	// The read pool opens its own connections to the file, so an in-memory
+	// database would not be shared; a '?' would be taken for DSN options.
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.Contains(path, "?") {
+		return nil, fmt.Errorf("sqlite store: %q is not a plain file path", path)
+	}
+
+	busyMillis := cfg.busyTimeout.Milliseconds()
+	common := url.Values{}
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyMillis))
+	common.Add("_pragma", "foreign_keys(1)")
+
+	writeParams := url.Values{"_txlock": {"immediate"}}
+	writeParams.Add("_pragma", "journal_mode(WAL)")
+	// FULL makes every commit fsync the WAL: an acknowledged append
+	// survives power loss, which is what the engine's replay relies on.
+	writeParams.Add("_pragma", "synchronous(FULL)")
+	for _, v := range common["_pragma"] {
+		writeParams.Add("_pragma", v)
+	}
+	readParams := url.Values{}
+	for _, v := range common["_pragma"] {
+		readParams.Add("_pragma", v)
+	}
+	readParams.Add("_pragma", "query_only(1)")
+
+	writeDB, err := sql.Open("sqlite", path+"?"+writeParams.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
+	}
+	writeDB.SetMaxOpenConns(1)
+	writeDB.SetMaxIdleConns(1)
+	writeDB.SetConnMaxIdleTime(0)
+	writeDB.SetConnMaxLifetime(0)
+
+	conn, err := writeDB.Conn(ctx)
+	if err != nil {
+		_ = writeDB.Close()
+		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
+	}
+	fail := func(err error) (*Store, error) {
+		_ = conn.Close()
+		_ = writeDB.Close()
+		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
+	}
+	var mode string
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fail(err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fail(fmt.Errorf("journal mode is %q, WAL is required", mode))
+	}
+	if err := migrate(ctx, conn); err != nil {
+		return fail(err)
+	}
+	w, err := newWriter(ctx, conn, cfg.log, cfg.maxBatch, cfg.queueSize)
+	if err != nil {
+		return fail(err)
+	}
+
+	readDB, err := sql.Open("sqlite", path+"?"+readParams.Encode())
+	if err != nil {
+		w.closeStatements()
+		return fail(err)
+	}
+	readDB.SetMaxOpenConns(cfg.readConns)
+	readDB.SetMaxIdleConns(cfg.readConns)
+
+	s := &Store{log: cfg.log, writeDB: writeDB, readDB: readDB, w: w}
+	go w.run()
+	return s, nil
+}
+
+// Stats counts the writer's work since Open.
+type Stats struct {
+	// Commits is the number of transactions committed, each one fsync.
+	Commits int64
+	// Writes is the number of requests (creations, appends, other writes)
+	// those transactions carried.
+	Writes int64
+}
+
+// Stats reports how well writes are being grouped: Writes/Commits is the
+// mean batch size.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.w.commits.Load(), Writes: s.w.writes.Load()}
+}
+
+// Close lets the writer commit everything queued, then closes the database.
+// It reports unwaited writes that failed and were not yet reported.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.w.queue)
+	s.mu.Unlock()
+
+	<-s.w.stopped
+	errs := []error{s.w.takeDeferred()}
+	s.w.closeStatements()
+	errs = append(errs, s.w.conn.Close(), s.writeDB.Close(), s.readDB.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite store: close: %w", err)
+	}
+	return nil
+}
+
+// submit queues a write and, when the request carries a done channel, waits
+// for the commit that includes it.
+func (s *Store) submit(ctx context.Context, r *request) error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case s.w.queue <- r:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
+	s.mu.RUnlock()
+	if r.done == nil {
+		return nil
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		// The write stays queued and will most likely commit; the caller
+		// only stops waiting for it.
+		return ctx.Err()
+	}
+}
+
+func doneChan(wait bool) chan error {
+	if !wait {
+		return nil
+	}
+	return make(chan error, 1)
+}
+
+// encodeEvents turns events into JSON in the caller's goroutine and picks
+// out the terminal event, which must be the last one.
+func encodeEvents(id string, events []core.Event) ([]encodedEvent, *terminalUpdate, error) {
+	if len(events) == 0 {
+		return nil, nil, nil
+	}
+	enc := make([]encodedEvent, len(events))
+	var term *terminalUpdate
+	for i := range events {
+		ev := &events[i]
+		if term != nil {
+			return nil, nil, fmt.Errorf("invocation %s: event %s follows the terminal event: %w", id, ev.Type, store.ErrConflict)
+		}
+		data, err := encodeJSON(ev)
+		if err != nil {
+			return nil, nil, fmt.Errorf("invocation %s: encode %s event: %w", id, ev.Type, err)
+		}
+		enc[i] = encodedEvent{seq: ev.Seq, data: data}
+		if ev.Terminal() {
+			term = &terminalUpdate{status: terminalStatus(ev.Type), endedAt: timeToNanos(ev.Time)}
+			if term.output, err = encodeJSON(ev.Output); err != nil {
+				return nil, nil, fmt.Errorf("invocation %s: encode output: %w", id, err)
+			}
+			if term.errJSON, err = encodeProblem(ev.Error); err != nil {
+				return nil, nil, fmt.Errorf("invocation %s: encode error: %w", id, err)
+			}
+		}
+	}
+	return enc, term, nil
+}
+
+func badRequest(format string, args ...any) error {
+	return problem.Newf(problem.TypeBadRequest, http.StatusBadRequest, "Bad Request", format, args...)
+}
+
+// CreateInvocation implements store.Store.
+func (s *Store) CreateInvocation(ctx context.Context, inv *store.Invocation, events []core.Event, wait bool) error {
+	if inv.ID == "" {
+		return badRequest("invocation id must not be empty")
+	}
+	enc, term, err := encodeEvents(inv.ID, events)
+	if err != nil {
+		return err
+	}
+	input, err := encodeJSON(inv.Input)
+	if err != nil {
+		return fmt.Errorf("invocation %s: encode input: %w", inv.ID, err)
+	}
+	status := inv.Status
+	if status == "" {
+		status = core.StatusRunning
+	}
+	startedAt := inv.StartedAt
+	if startedAt.IsZero() {
+		startedAt = time.Now()
+	}
+	row := &invocationRow{
+		namespace: inv.Namespace, workflow: inv.Workflow, version: inv.Version, parent: inv.Parent,
+		status: status, input: input, startedAt: timeToNanos(startedAt), durable: inv.Durable,
+	}
+	if term == nil && status != core.StatusRunning {
+		// A row created already finished keeps the caller's outcome.
+		if term, err = finishedRow(inv); err != nil {
+			return err
+		}
+	}
+	return s.submit(ctx, &request{kind: kindCreate, id: inv.ID, inv: row, events: enc, terminal: term, done: doneChan(wait)})
+}
+
+func finishedRow(inv *store.Invocation) (*terminalUpdate, error) {
+	output, err := encodeJSON(inv.Output)
+	if err != nil {
+		return nil, fmt.Errorf("invocation %s: encode output: %w", inv.ID, err)
+	}
+	errJSON, err := encodeProblem(inv.Error)
+	if err != nil {
+		return nil, fmt.Errorf("invocation %s: encode error: %w", inv.ID, err)
+	}
+	return &terminalUpdate{status: inv.Status, output: output, errJSON: errJSON, endedAt: timeToNanos(inv.EndedAt)}, nil
+}
+
+// Append implements store.Store.
+func (s *Store) Append(ctx context.Context, id string, events []core.Event, wait bool) error {
+	enc, term, err := encodeEvents(id, events)
+	if err != nil {
+		return err
+	}
+	return s.submit(ctx, &request{kind: kindAppend, id: id, events: enc, terminal: term, done: doneChan(wait)})
+}
+
+// exec runs a write that is not an append through the writer, so that the
+// write connection has a single owner.
+func (s *Store) exec(ctx context.Context, op func(ctx context.Context, conn *sql.Conn) error) error {
+	return s.submit(ctx, &request{kind: kindOp, op: op, done: make(chan error, 1)})
+}
+
+// History implements store.Store.
+func (s *Store) History(ctx context.Context, id string) ([]core.Event, error) {
+	rows, err := s.readDB.QueryContext(ctx, `SELECT seq, event FROM history WHERE invocation_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
+	defer rows.Close()
+	var events []core.Event
+	for rows.Next() {
+		var seq int64
+		var data []byte
+		if err := rows.Scan(&seq, &data); err != nil {
+			return nil, fmt.Errorf("history of %s: %w", id, err)
+		}
+		ev, err := decodeEvent(seq, data)
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: event %d: %w", id, seq, err)
+		}
+		events = append(events, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
+	if len(events) == 0 {
+		// An empty history is legitimate (durability: none); a missing
+		// invocation is not.
+		var one int
+		err := s.readDB.QueryRowContext(ctx, `SELECT 1 FROM invocations WHERE id = ?`, id).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("invocation %s: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: %w", id, err)
+		}
+	}
+	return events, nil
+}
+
+const invocationColumns = `id, namespace, workflow, version, status, input, output, error, started_at, ended_at, durable, parent`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanInvocation(sc scanner) (*store.Invocation, error) {
+	var (
+		inv                    store.Invocation
+		status                 string
+		input, output, errJSON []byte
+		startedAt, endedAt     int64
+		durable                bool
+	)
+	if err := sc.Scan(&inv.ID, &inv.Namespace, &inv.Workflow, &inv.Version, &status, &input, &output, &errJSON,
+		&startedAt, &endedAt, &durable, &inv.Parent); err != nil {
+		return nil, err
+	}
+	inv.Status = core.Status(status)
+	inv.StartedAt, inv.EndedAt, inv.Durable = nanosToTime(startedAt), nanosToTime(endedAt), durable
+	var err error
+	if inv.Input, err = decodeJSON(input); err != nil {
+		return nil, fmt.Errorf("invocation %s: input: %w", inv.ID, err)
+	}
+	if inv.Output, err = decodeJSON(output); err != nil {
+		return nil, fmt.Errorf("invocation %s: output: %w", inv.ID, err)
+	}
+	if inv.Error, err = decodeProblem(errJSON); err != nil {
+		return nil, fmt.Errorf("invocation %s: error: %w", inv.ID, err)
+	}
+	return &inv, nil
+}
+
+// GetInvocation implements store.Store.
+func (s *Store) GetInvocation(ctx context.Context, id string) (*store.Invocation, error) {
+	row := s.readDB.QueryRowContext(ctx, `SELECT `+invocationColumns+` FROM invocations WHERE id = ?`, id)
+	inv, err := scanInvocation(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("invocation %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get invocation %s: %w", id, err)
+	}
+	return inv, nil
+}
+
+// ListInvocations implements store.Store.
+func (s *Store) ListInvocations(ctx context.Context, f store.InvocationFilter) ([]*store.Invocation, string, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.Namespace != "" {
+		where, args = append(where, "namespace = ?"), append(args, f.Namespace)
+	}
+	if f.Workflow != "" {
+		where, args = append(where, "workflow = ?"), append(args, f.Workflow)
+	}
+	if f.Status != "" {
+		where, args = append(where, "status = ?"), append(args, string(f.Status))
+	}
+	if f.Cursor != "" {
+		startedAt, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where, args = append(where, "(started_at, id) < (?, ?)"), append(args, startedAt, id)
+	}
+	limit := listLimit(f.Limit)
+	query := `SELECT ` + invocationColumns + ` FROM invocations`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	// One row more than the page tells whether another page follows.
+	query += ` ORDER BY started_at DESC, id DESC LIMIT ?`
+	args = append(args, limit+1)
+
+	invs, err := s.queryInvocations(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list invocations: %w", err)
+	}
+	next := ""
+	if len(invs) > limit {
+		invs = invs[:limit]
+		last := invs[limit-1]
+		next = encodeCursor(timeToNanos(last.StartedAt), last.ID)
+	}
+	return invs, next, nil
+}
+
+func (s *Store) queryInvocations(ctx context.Context, query string, args ...any) ([]*store.Invocation, error) {
+	rows, err := s.readDB.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var invs []*store.Invocation
+	for rows.Next() {
+		inv, err := scanInvocation(rows)
+		if err != nil {
+			return nil, err
+		}
+		invs = append(invs, inv)
+	}
+	return invs, rows.Err()
+}
+
+// RunningInvocations implements store.Store.
+func (s *Store) RunningInvocations(ctx context.Context) ([]*store.Invocation, error) {
+	invs, err := s.queryInvocations(ctx, `SELECT `+invocationColumns+` FROM invocations
+		WHERE status = ? AND durable ORDER BY started_at, id`, string(core.StatusRunning))
+	if err != nil {
+		return nil, fmt.Errorf("running invocations: %w", err)
+	}
+	return invs, nil
+}
+
+// PutWorkflow implements store.Store.
+func (s *Store) PutWorkflow(ctx context.Context, wf *store.Workflow) error {
+	if wf.Name == "" || wf.Version == "" {
+		return badRequest("workflow name and version must not be empty")
+	}
+	createdAt := wf.CreatedAt
+	if createdAt.IsZero() {
+		createdAt = time.Now()
+	}
+	source := wf.Source
+	if source == nil {
+		source = []byte{}
+	}
+	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
+		var format string
+		var existing []byte
+		err := conn.QueryRowContext(ctx, `SELECT format, source FROM workflows WHERE namespace = ? AND name = ? AND version = ?`,
+			wf.Namespace, wf.Name, wf.Version).Scan(&format, &existing)
+		switch {
+		case err == nil:
+			if format == wf.Format && bytes.Equal(existing, source) {
+				return nil
+			}
+			return fmt.Errorf("workflow %s/%s version %s exists with other content: %w", wf.Namespace, wf.Name, wf.Version, store.ErrConflict)
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("put workflow %s/%s@%s: %w", wf.Namespace, wf.Name, wf.Version, err)
+		}
+		if _, err := conn.ExecContext(ctx, `INSERT INTO workflows (namespace, name, version, format, source, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			wf.Namespace, wf.Name, wf.Version, wf.Format, source, timeToNanos(createdAt)); err != nil {
+			return fmt.Errorf("put workflow %s/%s@%s: %w", wf.Namespace, wf.Name, wf.Version, err)
+		}
+		return nil
+	})
+}
+
+const workflowColumns = `namespace, name, version, format, source, created_at`
+
+func scanWorkflow(sc scanner) (*store.Workflow, error) {
+	var wf store.Workflow
+	var createdAt int64
+	if err := sc.Scan(&wf.Namespace, &wf.Name, &wf.Version, &wf.Format, &wf.Source, &createdAt); err != nil {
+		return nil, err
+	}
+	wf.CreatedAt = nanosToTime(createdAt)
+	return &wf, nil
+}
+
+// GetWorkflow implements store.Store.
+func (s *Store) GetWorkflow(ctx context.Context, namespace, name, version string) (*store.Workflow, error) {
+	var row *sql.Row
+	if version == "" {
+		row = s.readDB.QueryRowContext(ctx, `SELECT `+workflowColumns+` FROM workflows
+			WHERE namespace = ? AND name = ? ORDER BY ord DESC LIMIT 1`, namespace, name)
+	} else {
+		row = s.readDB.QueryRowContext(ctx, `SELECT `+workflowColumns+` FROM workflows
+			WHERE namespace = ? AND name = ? AND version = ?`, namespace, name, version)
+	}
+	wf, err := scanWorkflow(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("workflow %s/%s@%s: %w", namespace, name, version, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get workflow %s/%s@%s: %w", namespace, name, version, err)
+	}
+	return wf, nil
+}
+
+// ListWorkflows implements store.Store.
+func (s *Store) ListWorkflows(ctx context.Context) ([]*store.Workflow, error) {
+	rows, err := s.readDB.QueryContext(ctx, `SELECT `+workflowColumns+` FROM workflows ORDER BY namespace, name, ord`)
+	if err != nil {
+		return nil, fmt.Errorf("list workflows: %w", err)
+	}
+	defer rows.Close()
+	var wfs []*store.Workflow
+	for rows.Next() {
+		wf, err := scanWorkflow(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list workflows: %w", err)
+		}
+		wfs = append(wfs, wf)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list workflows: %w", err)
+	}
+	return wfs, nil
+}
+
+// DeleteWorkflow implements store.Store.
+func (s *Store) DeleteWorkflow(ctx context.Context, namespace, name, version string) error {
+	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
+		var res sql.Result
+		var err error
+		if version == "" {
+			res, err = conn.ExecContext(ctx, `DELETE FROM workflows WHERE namespace = ? AND name = ?`, namespace, name)
+		} else {
+			res, err = conn.ExecContext(ctx, `DELETE FROM workflows WHERE namespace = ? AND name = ? AND version = ?`, namespace, name, version)
+		}
+		if err != nil {
+			return fmt.Errorf("delete workflow %s/%s@%s: %w", namespace, name, version, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("delete workflow %s/%s@%s: %w", namespace, name, version, err)
+		} else if n == 0 {
+			return fmt.Errorf("workflow %s/%s@%s: %w", namespace, name, version, store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// PutFunction implements store.Store. Like workflow versions, function
+// versions are immutable: the same spec again succeeds, another one
+// conflicts.
+func (s *Store) PutFunction(ctx context.Context, fn *store.Function) error {
+	if fn.Name == "" || fn.Version == "" {
+		return badRequest("function name and version must not be empty")
+	}
+	createdAt := fn.CreatedAt
+	if createdAt.IsZero() {
+		createdAt = time.Now()
+	}
+	spec := fn.Spec
+	if spec == nil {
+		spec = []byte{}
+	}
+	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
+		var existing []byte
+		err := conn.QueryRowContext(ctx, `SELECT spec FROM functions WHERE name = ? AND version = ?`, fn.Name, fn.Version).Scan(&existing)
+		switch {
+		case err == nil:
+			if bytes.Equal(existing, spec) {
+				return nil
+			}
+			return fmt.Errorf("function %s version %s exists with another spec: %w", fn.Name, fn.Version, store.ErrConflict)
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("put function %s@%s: %w", fn.Name, fn.Version, err)
+		}
+		if _, err := conn.ExecContext(ctx, `INSERT INTO functions (name, version, spec, created_at) VALUES (?, ?, ?, ?)`,
+			fn.Name, fn.Version, spec, timeToNanos(createdAt)); err != nil {
+			return fmt.Errorf("put function %s@%s: %w", fn.Name, fn.Version, err)
+		}
+		return nil
+	})
+}
+
+const functionColumns = `name, version, spec, created_at`
+
+func scanFunction(sc scanner) (*store.Function, error) {
+	var fn store.Function
+	var createdAt int64
+	if err := sc.Scan(&fn.Name, &fn.Version, &fn.Spec, &createdAt); err != nil {
+		return nil, err
+	}
+	fn.CreatedAt = nanosToTime(createdAt)
+	return &fn, nil
+}
+
+// GetFunction implements store.Store.
+func (s *Store) GetFunction(ctx context.Context, name, version string) (*store.Function, error) {
+	var row *sql.Row
+	if version == "" {
+		row = s.readDB.QueryRowContext(ctx, `SELECT `+functionColumns+` FROM functions WHERE name = ? ORDER BY ord DESC LIMIT 1`, name)
+	} else {
+		row = s.readDB.QueryRowContext(ctx, `SELECT `+functionColumns+` FROM functions WHERE name = ? AND version = ?`, name, version)
+	}
+	fn, err := scanFunction(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("function %s@%s: %w", name, version, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get function %s@%s: %w", name, version, err)
+	}
+	return fn, nil
+}
+
+// ListFunctions implements store.Store.
+func (s *Store) ListFunctions(ctx context.Context) ([]*store.Function, error) {
+	rows, err := s.readDB.QueryContext(ctx, `SELECT `+functionColumns+` FROM functions ORDER BY name, ord`)
+	if err != nil {
+		return nil, fmt.Errorf("list functions: %w", err)
+	}
+	defer rows.Close()
+	var fns []*store.Function
+	for rows.Next() {
+		fn, err := scanFunction(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list functions: %w", err)
+		}
+		fns = append(fns, fn)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list functions: %w", err)
+	}
+	return fns, nil
+}
+
+// DeleteFunction implements store.Store.
+func (s *Store) DeleteFunction(ctx context.Context, name, version string) error {
+	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
+		var res sql.Result
+		var err error
+		if version == "" {
+			res, err = conn.ExecContext(ctx, `DELETE FROM functions WHERE name = ?`, name)
+		} else {
+			res, err = conn.ExecContext(ctx, `DELETE FROM functions WHERE name = ? AND version = ?`, name, version)
+		}
+		if err != nil {
+			return fmt.Errorf("delete function %s@%s: %w", name, version, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("delete function %s@%s: %w", name, version, err)
+		} else if n == 0 {
+			return fmt.Errorf("function %s@%s: %w", name, version, store.ErrNotFound)
+		}
+		return nil
+	})
+}
