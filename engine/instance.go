@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -157,6 +158,12 @@ func (in *instance) persist(batch []core.Event) bool {
 	}
 	err := in.e.store.Append(in.e.ctx, in.inv.ID, batch, wait)
 	if err == nil {
+		return true
+	}
+	if errors.Is(err, store.ErrUnwaitedWriteFailed) {
+		// This batch is durable; what was lost is an earlier unwaited
+		// record of a dispatch, which nothing depends on.
+		in.e.log.Warn("an informational history record was lost", "invocation", in.inv.ID, "err", err)
 		return true
 	}
 	in.e.log.Error("cannot append to history; the invocation halts until the engine restarts",

@@ -1,0 +1,162 @@
+// Package api serves Baton's REST API: workflow definitions, invocations and
+// their histories as JSON over HTTP, with every error an RFC 7807 problem
+// document and the API itself described by an OpenAPI 3.1 document at
+// /v1/openapi.json.
+package api
+
+import (
+	"context"
+	_ "embed"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/store"
+)
+
+// Engine is what the API needs from the workflow engine. *engine.Engine
+// satisfies it; tests substitute a fake.
+type Engine interface {
+	ApplyWorkflow(ctx context.Context, filename string, src []byte) (*store.Workflow, error)
+	GetWorkflow(ctx context.Context, namespace, name, version string) (*store.Workflow, error)
+	ListWorkflows(ctx context.Context) ([]*store.Workflow, error)
+	DeleteWorkflow(ctx context.Context, namespace, name, version string) error
+	Invoke(ctx context.Context, namespace, name, version string, input any) (*store.Invocation, error)
+	Wait(ctx context.Context, id string) (*store.Invocation, error)
+	GetInvocation(ctx context.Context, id string) (*store.Invocation, error)
+	ListInvocations(ctx context.Context, f store.InvocationFilter) ([]*store.Invocation, string, error)
+	CancelInvocation(ctx context.Context, id string) error
+	History(ctx context.Context, id string) ([]core.Event, error)
+}
+
+// Defaults of the handler's options.
+const (
+	DefaultMaxBodyBytes = 4 << 20
+	DefaultMaxWait      = 5 * time.Minute
+)
+
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// OpenAPIDocument returns the OpenAPI 3.1 document served at
+// /v1/openapi.json.
+func OpenAPIDocument() []byte {
+	return append([]byte(nil), openAPIDocument...)
+}
+
+type config struct {
+	logger       *slog.Logger
+	maxBodyBytes int64
+	maxWait      time.Duration
+	shutdown     context.Context
+}
+
+// Option configures NewHandler.
+type Option func(*config)
+
+// WithLogger sets the logger for access logs (debug level) and server-side
+// failures (error level). The default discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// WithMaxBodyBytes caps request bodies; larger ones are refused with 413.
+func WithMaxBodyBytes(n int64) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxBodyBytes = n
+		}
+	}
+}
+
+// WithMaxWait caps the ?wait= duration of invocation requests, so that a
+// client cannot hold a connection open indefinitely.
+func WithMaxWait(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.maxWait = d
+		}
+	}
+}
+
+// WithShutdown ends long waits (?wait=) as soon as ctx is done, answering
+// them as if the wait had run out, so that a graceful shutdown is not held
+// up by clients waiting for invocations. Pass a context that is cancelled
+// when shutdown begins (see http.Server.RegisterOnShutdown).
+func WithShutdown(ctx context.Context) Option {
+	return func(c *config) {
+		if ctx != nil {
+			c.shutdown = ctx
+		}
+	}
+}
+
+type server struct {
+	engine Engine
+	config
+}
+
+// route is one endpoint. The routes table is the single list the mux is
+// built from, so the OpenAPI test can compare the document with exactly
+// what is served.
+type route struct {
+	method  string
+	path    string // a net/http pattern path, e.g. /v1/invocations/{id}
+	handler http.HandlerFunc
+}
+
+func (s *server) routes() []route {
+	return []route{
+		{http.MethodGet, "/healthz", s.health},
+		{http.MethodGet, "/v1/openapi.json", s.openAPI},
+
+		{http.MethodPost, "/v1/workflows", s.applyWorkflow},
+		{http.MethodGet, "/v1/workflows", s.listWorkflows},
+		{http.MethodGet, "/v1/workflows/{namespace}/{name}", s.getWorkflow},
+		{http.MethodDelete, "/v1/workflows/{namespace}/{name}", s.deleteWorkflow},
+		{http.MethodGet, "/v1/workflows/{namespace}/{name}/versions/{version}", s.getWorkflow},
+		{http.MethodDelete, "/v1/workflows/{namespace}/{name}/versions/{version}", s.deleteWorkflow},
+		{http.MethodPost, "/v1/workflows/{namespace}/{name}/invocations", s.invoke},
+
+		{http.MethodGet, "/v1/invocations", s.listInvocations},
+		{http.MethodGet, "/v1/invocations/{id}", s.getInvocation},
+		{http.MethodGet, "/v1/invocations/{id}/history", s.history},
+		{http.MethodPost, "/v1/invocations/{id}/cancel", s.cancelInvocation},
+	}
+}
+
+// NewHandler returns the REST API over e.
+func NewHandler(e Engine, opts ...Option) http.Handler {
+	s := &server{
+		engine: e,
+		config: config{
+			logger:       slog.New(slog.DiscardHandler),
+			maxBodyBytes: DefaultMaxBodyBytes,
+			maxWait:      DefaultMaxWait,
+			shutdown:     context.Background(),
+		},
+	}
+	for _, opt := range opts {
+		opt(&s.config)
+	}
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		mux.Handle(rt.method+" "+rt.path, rt.handler)
+	}
+	return s.accessLog(s.recoverPanics(s.problemsForUnrouted(s.limitBodies(mux), mux)))
+}
+
+func (s *server) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, Health{Status: "ok"})
+}
+
+func (s *server) openAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(openAPIDocument)
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/batonflow/baton/api"
+	"github.com/batonflow/baton/client"
+	"github.com/batonflow/baton/core"
+)
+
+func newInvocationCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "invocation",
+		Aliases: []string{"invocations"},
+		Short:   "Inspect and cancel invocations on a server",
+		Args:    cobra.NoArgs,
+	}
+	server := addServerFlag(cmd)
+	cmd.AddCommand(
+		newInvocationGetCommand(server),
+		newInvocationListCommand(server),
+		newInvocationCancelCommand(server),
+		newInvocationHistoryCommand(server),
+	)
+	return cmd
+}
+
+func newInvocationGetCommand(server *serverFlag) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "get ID",
+		Short:   "Show an invocation: status, input, output or error",
+		Example: "  baton invocation get 0193c6e4-…\n  baton invocation get 0193c6e4-… -o json",
+		Args:    cobra.ExactArgs(1),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
+		c, err := server.client()
+		if err != nil {
+			return err
+		}
+		inv, err := c.GetInvocation(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		return out.print(cmd.OutOrStdout(), inv, invocationTable(inv))
+	})
+	return cmd
+}
+
+func newInvocationListCommand(server *serverFlag) *cobra.Command {
+	var opts client.ListInvocationsOptions
+	var status string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List invocations, newest first",
+		Long: "List shows a page of invocations, newest first. When there are more, the table\n" +
+			"format says on stderr how to get the next page; -o json and -o yaml include nextCursor.",
+		Example: "  baton invocation list\n" +
+			"  baton invocation list --workflow default/hello --status faulted --limit 20\n" +
+			"  baton invocation list --cursor <nextCursor of the previous page>",
+		Args: cobra.NoArgs,
+	}
+	cmd.Flags().StringVar(&opts.Workflow, "workflow", "", "only invocations of this workflow (NAME or NAMESPACE/NAME)")
+	cmd.Flags().StringVar(&opts.Namespace, "namespace", "", "only invocations of workflows in this namespace")
+	cmd.Flags().StringVar(&status, "status", "", "only invocations with this status: running, completed, faulted or cancelled")
+	cmd.Flags().IntVar(&opts.Limit, "limit", 0, "page size (default 100, at most 1000)")
+	cmd.Flags().StringVar(&opts.Cursor, "cursor", "", "continue a previous listing")
+	out := addOutputFlag(cmd)
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
+		opts.Status = core.Status(status)
+		c, err := server.client()
+		if err != nil {
+			return err
+		}
+		page, err := c.ListInvocations(cmd.Context(), opts)
+		if err != nil {
+			return err
+		}
+		if err := out.print(cmd.OutOrStdout(), page, invocationListTable(page.Items)); err != nil {
+			return err
+		}
+		if out.format == formatTable && page.NextCursor != "" {
+			fmt.Fprintf(cmd.ErrOrStderr(), "more invocations: add --cursor %s\n", page.NextCursor)
+		}
+		return nil
+	})
+	return cmd
+}
+
+func newInvocationCancelCommand(server *serverFlag) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Ask a running invocation to stop",
+		Long: "Cancel asks a running invocation to stop; it then ends with status cancelled.\n" +
+			"Cancelling an invocation that has already ended fails.",
+		Example: "  baton invocation cancel 0193c6e4-…",
+		Args:    cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			c, err := server.client()
+			if err != nil {
+				return err
+			}
+			if err := c.CancelInvocation(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cancellation of invocation %s requested\n", args[0])
+			return nil
+		}),
+	}
+}
+
+func newInvocationHistoryCommand(server *serverFlag) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "history ID",
+		Short:   "Show an invocation's event history",
+		Example: "  baton invocation history 0193c6e4-…\n  baton invocation history 0193c6e4-… -o json",
+		Args:    cobra.ExactArgs(1),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
+		c, err := server.client()
+		if err != nil {
+			return err
+		}
+		events, err := c.History(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		return out.print(cmd.OutOrStdout(), api.History{Items: events}, historyTable(events))
+	})
+	return cmd
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/store/sqlite"
+)
+
+// dataEnv overrides the default data directory.
+const dataEnv = "BATON_DATA"
+
+// databaseFile is the SQLite database inside the data directory.
+const databaseFile = "baton.db"
+
+func addDataFlag(cmd *cobra.Command) *string {
+	dir := new(string)
+	cmd.Flags().StringVar(dir, "data", "",
+		"data directory holding "+databaseFile+" (default $"+dataEnv+", else $XDG_DATA_HOME/baton, else ~/.local/share/baton)")
+	return dir
+}
+
+// dataDir resolves the data directory: the flag, then $BATON_DATA, then the
+// XDG data directory. Baton's database is data, not configuration, so it
+// follows XDG_DATA_HOME rather than os.UserConfigDir.
+func dataDir(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if env := os.Getenv(dataEnv); env != "" {
+		return env, nil
+	}
+	if xdg := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(xdg) {
+		return filepath.Join(xdg, "baton"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no data directory: set --data or $%s (%w)", dataEnv, err)
+	}
+	return filepath.Join(home, ".local", "share", "baton"), nil
+}
+
+// localEngine is an engine over the embedded store in a data directory.
+type localEngine struct {
+	*engine.Engine
+	store *sqlite.Store
+	path  string
+}
+
+// openLocalEngine opens (creating it if needed) the database in dir and
+// starts an engine on it, which resumes every invocation left running.
+func openLocalEngine(ctx context.Context, dir string, logger *slog.Logger) (*localEngine, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the data directory: %w", err)
+	}
+	path := filepath.Join(dir, databaseFile)
+	st, err := sqlite.Open(ctx, path, sqlite.WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	eng, err := engine.New(engine.Options{Store: st, Logger: logger})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("creating the engine: %w", err), st.Close())
+	}
+	if err := eng.Start(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("starting the engine: %w", err), eng.Close(), st.Close())
+	}
+	return &localEngine{Engine: eng, store: st, path: path}, nil
+}
+
+// Close stops the engine, leaving running invocations to the next start,
+// and flushes the store.
+func (l *localEngine) Close() error {
+	return errors.Join(l.Engine.Close(), l.store.Close())
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/batonflow/baton/client"
+)
+
+// Where the remote commands find the server when --server is not given.
+const (
+	serverEnv     = "BATON_SERVER"
+	defaultServer = "http://127.0.0.1:8780"
+	// defaultNamespace is the namespace of a workflow named without one.
+	defaultNamespace = "default"
+)
+
+// serverFlag is the --server flag of the remote commands.
+type serverFlag struct{ url string }
+
+func addServerFlag(cmd *cobra.Command) *serverFlag {
+	s := &serverFlag{}
+	def := defaultServer
+	if env := os.Getenv(serverEnv); env != "" {
+		def = env
+	}
+	cmd.PersistentFlags().StringVar(&s.url, "server", def, "URL of the baton server (env "+serverEnv+")")
+	return s
+}
+
+func (s *serverFlag) client() (*client.Client, error) {
+	// No client timeout: requests end with their context, and --wait may
+	// legitimately hold one for minutes.
+	return client.New(s.url, &http.Client{})
+}
+
+// parseWorkflowName reads NAMESPACE/NAME, or NAME in the default namespace.
+func parseWorkflowName(arg string) (namespace, name string, err error) {
+	namespace, name, qualified := strings.Cut(arg, "/")
+	if !qualified {
+		namespace, name = defaultNamespace, arg
+	}
+	if namespace == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("workflow %q: expected NAMESPACE/NAME or NAME", arg)
+	}
+	return namespace, name, nil
+}
+
+// readInput reads the --input flag: inline JSON, or @FILE for a file's
+// contents (@- for stdin). The empty string is a null input.
+func readInput(flag string) (json.RawMessage, error) {
+	if flag == "" {
+		return nil, nil
+	}
+	data := []byte(flag)
+	source := "--input"
+	if path, ok := strings.CutPrefix(flag, "@"); ok {
+		var err error
+		if path == "-" {
+			source = "stdin"
+			data, err = io.ReadAll(os.Stdin)
+		} else {
+			source = path
+			data, err = os.ReadFile(path)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the input: %w", err)
+		}
+	}
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) {
+			return nil, fmt.Errorf("%s is not valid JSON: %v (at byte %d)", source, err, syntax.Offset)
+		}
+		return nil, fmt.Errorf("%s is not valid JSON: %v", source, err)
+	}
+	return json.RawMessage(data), nil
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/batonflow/baton/api"
+)
+
+const (
+	defaultAddr = "127.0.0.1:8780"
+	// shutdownGrace bounds how long in-flight requests may finish after a
+	// signal; waits end at once, so this only covers ordinary requests.
+	shutdownGrace = 10 * time.Second
+)
+
+func newServerCommand() *cobra.Command {
+	var addr, logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Serve the REST API and run the engine",
+		Long: "Server opens the embedded database of the data directory, resumes every invocation\n" +
+			"left running, and serves the REST API. Once it listens it prints\n" +
+			"`listening on http://ADDR` on stdout. SIGINT or SIGTERM shut it down gracefully;\n" +
+			"running invocations resume on the next start.",
+		Example: "  baton server\n  baton server --addr 0.0.0.0:8780 --data /var/lib/baton --log-level debug",
+		Args:    cobra.NoArgs,
+	}
+	data := addDataFlag(cmd)
+	cmd.Flags().StringVar(&addr, "addr", defaultAddr, "address to listen on (port 0 picks a free port)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug (includes access logs), info, warn or error")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		logger, err := newLogger(cmd.ErrOrStderr(), logLevel, logFormat)
+		if err != nil {
+			return err
+		}
+		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, logger: logger, stdout: cmd.OutOrStdout()})
+	})
+	return cmd
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	lvl, err := parseLogLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}
+
+type serveRequest struct {
+	addr, dataDir string
+	logger        *slog.Logger
+	stdout        io.Writer
+}
+
+// serve runs until ctx is done (a signal), then drains requests, stops the
+// engine and closes the store.
+func serve(ctx context.Context, req serveRequest) (err error) {
+	dir, err := dataDir(req.dataDir)
+	if err != nil {
+		return err
+	}
+	eng, err := openLocalEngine(ctx, dir, req.logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if closeErr := eng.Close(); closeErr != nil {
+			err = errors.Join(err, fmt.Errorf("closing %s: %w", eng.path, closeErr))
+		}
+	}()
+
+	listener, err := net.Listen("tcp", req.addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", req.addr, err)
+	}
+	shuttingDown, beginShutdown := context.WithCancel(context.Background())
+	defer beginShutdown()
+	srv := &http.Server{
+		Handler: api.NewHandler(eng,
+			api.WithLogger(req.logger),
+			api.WithShutdown(shuttingDown),
+		),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(req.logger.Handler(), slog.LevelWarn),
+	}
+	srv.RegisterOnShutdown(beginShutdown)
+
+	url := "http://" + listener.Addr().String()
+	req.logger.Info("baton server started", "url", url, "database", eng.path)
+	fmt.Fprintf(req.stdout, "listening on %s\n", url)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(listener) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving on %s: %w", url, err)
+	case <-ctx.Done():
+	}
+	req.logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		req.logger.Warn("requests still running at shutdown were cut off", "error", err)
+		_ = srv.Close()
+	}
+	<-served
+	req.logger.Info("stopped")
+	return nil
+}
