@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/store"
 )
-
 
 // maxDeferredErrors bounds how many unwaited failures are kept for the next
 // waited caller; all of them are logged regardless.
@@ -155,22 +155,67 @@ func (w *writer) run() {
 	defer close(w.stopped)
 	batch := make([]*request, 0, w.maxBatch)
 	for first := range w.queue {
-		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < w.maxBatch {
-			select {
-			case r, ok := <-w.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
+		batch = w.fillNow(append(batch[:0], first))
+		if !anyWaiter(batch) {
+			batch = w.linger(batch)
 		}
 		w.commitBatch(batch)
 		clear(batch)
 	}
+}
+
+// unwaitedLinger is how long a batch of unwaited writes alone waits for a
+// waited write to share its commit. An engine records that a call was
+// dispatched without waiting and, a moment later, waits for its result:
+// committing the first alone would make the second wait for that fsync
+// and then pay its own.
+const unwaitedLinger = 2 * time.Millisecond
+
+func anyWaiter(batch []*request) bool {
+	for _, r := range batch {
+		if r.done != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// linger adds to a batch of unwaited writes what arrives within
+// unwaitedLinger, stopping early at the first waited write.
+func (w *writer) linger(batch []*request) []*request {
+	timer := time.NewTimer(unwaitedLinger)
+	defer timer.Stop()
+	for len(batch) < w.maxBatch {
+		select {
+		case r, ok := <-w.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+			if r.done != nil {
+				return w.fillNow(batch)
+			}
+		case <-timer.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+// fillNow adds whatever is queued already, without waiting.
+func (w *writer) fillNow(batch []*request) []*request {
+	for len(batch) < w.maxBatch {
+		select {
+		case r, ok := <-w.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // commitBatch writes a batch in one transaction and reports to its callers.
