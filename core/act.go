@@ -251,6 +251,8 @@ func (m *Machine) runTask(parent *act, nt *dsl.NamedTask, inst string, rawInput 
 		m.runProcess(a)
 	case dsl.KindEmit:
 		m.runExternal(a, "emit", t.Emit.Event)
+	case dsl.KindGraph:
+		m.runGraph(a)
 	case dsl.KindListen:
 		m.runExternal(a, "listen", map[string]any{"to": t.Listen.To, "read": t.Listen.Read})
 	default:

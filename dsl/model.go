@@ -177,6 +177,7 @@ type Task struct {
 	Switch []*SwitchCase
 	Try    *TryTask
 	Wait   *Duration
+	Graph  *GraphTask // KindGraph only: see graph.go
 
 	// Raw is the task's definition (what stands under its name) as plain
 	// JSON data.
