@@ -17,6 +17,7 @@ import (
 
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/dsl/fission"
 	"github.com/batonflow/baton/expr"
 	"github.com/batonflow/baton/httpcall"
 	"github.com/batonflow/baton/problem"
@@ -44,6 +45,13 @@ type Options struct {
 	// and prewarming. It is called from the invocation's goroutine and
 	// must not block.
 	Observer TaskObserver
+	// Events receives the CloudEvents that `emit` tasks produce; nil
+	// means the events are only recorded in history as the tasks' output.
+	Events EventPublisher
+	// ContainerRuntime is the command that runs `run: container` tasks
+	// ("docker", "podman", or a path to one); empty means containers are
+	// not available and such tasks fail with a configuration error.
+	ContainerRuntime string
 }
 
 // TaskObserver hears task lifecycle transitions of every invocation.
@@ -89,6 +97,7 @@ func New(opts Options) (*Engine, error) {
 		live:   make(map[string]*instance),
 		defs:   make(map[string]*dsl.Workflow),
 	}
+	e.opts.Executors = e.withBuiltinExecutors(opts.Executors)
 	return e, nil
 }
 
@@ -147,8 +156,17 @@ func (e *Engine) Close() error {
 
 // ApplyWorkflow parses, validates and stores a workflow document. An invalid
 // document yields a dsl.ErrorList.
+//
+// Fission Workflows documents, recognised by their shape, are accepted too
+// and stored with Format "fission"; see package dsl/fission for how they
+// get their namespace, name and version.
 func (e *Engine) ApplyWorkflow(ctx context.Context, filename string, src []byte) (*store.Workflow, error) {
-	def, err := dsl.Parse(filename, src)
+	format := "dsl"
+	parse := dsl.Parse
+	if fission.Detect(src) {
+		format, parse = fission.Format, fission.Parse
+	}
+	def, err := parse(filename, src)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +174,7 @@ func (e *Engine) ApplyWorkflow(ctx context.Context, filename string, src []byte)
 		Namespace: def.Document.Namespace,
 		Name:      def.Document.Name,
 		Version:   def.Document.Version,
-		Format:    "dsl",
+		Format:    format,
 		Source:    src,
 		CreatedAt: time.Now().UTC(),
 	}
@@ -223,7 +241,17 @@ func (e *Engine) definition(ctx context.Context, namespace, name, version string
 	if def != nil {
 		return def, nil
 	}
-	def, err = dsl.Parse(wf.Namespace+"/"+wf.Name+"@"+wf.Version, wf.Source)
+	source := wf.Namespace + "/" + wf.Name + "@" + wf.Version
+	if wf.Format == fission.Format {
+		def, err = fission.ParseWith(source, wf.Source, fission.Options{Namespace: wf.Namespace})
+		if err == nil {
+			// The format carries no identity of its own; the stored
+			// row's is the one the workflow was applied under.
+			def.Document.Name, def.Document.Version = wf.Name, wf.Version
+		}
+	} else {
+		def, err = dsl.Parse(source, wf.Source)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("stored workflow %s no longer parses: %w", key, err)
 	}
@@ -236,6 +264,17 @@ func (e *Engine) definition(ctx context.Context, namespace, name, version string
 // Invoke starts an invocation of a stored workflow (the newest version when
 // version is "") and returns its index row.
 func (e *Engine) Invoke(ctx context.Context, namespace, name, version string, input any) (*store.Invocation, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("engine: invocation id: %w", err)
+	}
+	return e.start(ctx, id.String(), "", namespace, name, version, input)
+}
+
+// start creates an invocation with a given id and sets it running. An id
+// that is taken (live here or stored) fails with store.ErrConflict and
+// leaves the existing invocation alone.
+func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version string, input any) (*store.Invocation, error) {
 	if version == "" {
 		wf, err := e.store.GetWorkflow(ctx, namespace, name, "")
 		if err != nil {
@@ -247,13 +286,9 @@ func (e *Engine) Invoke(ctx context.Context, namespace, name, version string, in
 	if err != nil {
 		return nil, err
 	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return nil, fmt.Errorf("engine: invocation id: %w", err)
-	}
 	now := time.Now().UTC()
 	inv := &store.Invocation{
-		ID:        id.String(),
+		ID:        id,
 		Namespace: namespace,
 		Workflow:  name,
 		Version:   version,
@@ -261,17 +296,24 @@ func (e *Engine) Invoke(ctx context.Context, namespace, name, version string, in
 		Input:     input,
 		StartedAt: now,
 		Durable:   durable(def),
+		Parent:    parent,
 	}
 	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input}
 	in := e.newInstance(inv, def)
 	// The instance is live before its row exists so that Wait and Get
-	// find it the moment Invoke returns.
+	// find it the moment start returns.
 	e.mu.Lock()
+	if e.live[inv.ID] != nil {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("invocation %s is running already: %w", inv.ID, store.ErrConflict)
+	}
 	e.live[inv.ID] = in
 	e.mu.Unlock()
 	if err := e.store.CreateInvocation(ctx, inv, []core.Event{started}, inv.Durable); err != nil {
 		e.mu.Lock()
-		delete(e.live, inv.ID)
+		if e.live[inv.ID] == in {
+			delete(e.live, inv.ID)
+		}
 		e.mu.Unlock()
 		return nil, err
 	}

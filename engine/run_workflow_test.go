@@ -1,0 +1,207 @@
+package engine_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/store"
+)
+
+const childDoc = `
+document: {dsl: '1.0.3', namespace: test, name: child, version: '1.0.0'}
+do:
+  - check:
+      switch:
+        - bad:
+            when: .fail
+            then: explode
+        - slow:
+            when: .sleep
+            then: nap
+  - greet:
+      set:
+        greeting: '${ "Hello, " + .name }'
+      then: end
+  - nap:
+      wait: {seconds: 30}
+      then: end
+  - explode:
+      raise:
+        error:
+          type: https://example.com/errors/child
+          status: 418
+          title: Child Failed
+`
+
+func parentDoc(name, extra string) string {
+	return `
+document: {dsl: '1.0.3', namespace: test, name: ` + name + `, version: '1.0.0'}
+do:
+  - callChild:
+      run:
+        workflow:
+          namespace: test
+          name: child
+          version: latest
+          input:
+            name: ${ .who }
+            fail: ${ .fail == true }
+            sleep: ${ .sleep == true }
+` + extra
+}
+
+func childOf(t *testing.T, e *engine.Engine, parent string) *store.Invocation {
+	t.Helper()
+	list, _, err := e.ListInvocations(context.Background(), store.InvocationFilter{Namespace: "test", Workflow: "child"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found *store.Invocation
+	for _, inv := range list {
+		if inv.Parent == parent {
+			if found != nil {
+				t.Fatalf("two subflows of %s: %s and %s", parent, found.ID, inv.ID)
+			}
+			found = inv
+		}
+	}
+	if found == nil {
+		t.Fatalf("no subflow of %s among %d child invocations", parent, len(list))
+	}
+	return found
+}
+
+func TestRunWorkflowSubflow(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, openStore(t, t.TempDir()))
+	defer e.Close()
+	if _, err := e.ApplyWorkflow(ctx, "child.yaml", []byte(childDoc)); err != nil {
+		t.Fatal(err)
+	}
+	inv := runDoc(t, e, parentDoc("parent", ""), map[string]any{"who": "Ada"})
+	if got := mustComplete(t, inv); !reflect.DeepEqual(got, map[string]any{"greeting": "Hello, Ada"}) {
+		t.Fatalf("output %v", got)
+	}
+	child := childOf(t, e, inv.ID)
+	if child.Status != core.StatusCompleted || child.Version != "1.0.0" {
+		t.Fatalf("child %+v", child)
+	}
+	hist, err := e.History(ctx, child.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 2 || hist[0].Type != core.InvocationStarted ||
+		!reflect.DeepEqual(hist[0].Input, map[string]any{"name": "Ada", "fail": false, "sleep": false}) {
+		t.Fatalf("child history %+v", hist)
+	}
+}
+
+func TestRunWorkflowChildFaultPropagates(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, openStore(t, t.TempDir()))
+	defer e.Close()
+	if _, err := e.ApplyWorkflow(ctx, "child.yaml", []byte(childDoc)); err != nil {
+		t.Fatal(err)
+	}
+	inv := runDoc(t, e, parentDoc("parent", ""), map[string]any{"who": "Ada", "fail": true})
+	p := mustFault(t, inv, "https://example.com/errors/child")
+	if p.Status != 418 || p.Title != "Child Failed" {
+		t.Fatalf("error %+v", p)
+	}
+	if child := childOf(t, e, inv.ID); child.Status != core.StatusFaulted {
+		t.Fatalf("child %+v", child)
+	}
+}
+
+func TestRunWorkflowUnknownWorkflow(t *testing.T) {
+	e := newEngine(t, openStore(t, t.TempDir()))
+	defer e.Close()
+	inv := runDoc(t, e, parentDoc("orphan", ""), map[string]any{"who": "Ada"})
+	mustFault(t, inv, problem.TypeConfiguration)
+}
+
+func waitStatus(t *testing.T, e *engine.Engine, id string, want core.Status) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		inv, err := e.GetInvocation(context.Background(), id)
+		if err == nil && inv.Status == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("invocation %s: status %v (%v), want %s", id, inv, err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRunWorkflowCancellingParentCancelsChild(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, openStore(t, t.TempDir()))
+	defer e.Close()
+	if _, err := e.ApplyWorkflow(ctx, "child.yaml", []byte(childDoc)); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.ApplyWorkflow(ctx, "parent.yaml", []byte(parentDoc("parent", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := e.Invoke(ctx, wf.Namespace, wf.Name, wf.Version, map[string]any{"who": "Ada", "sleep": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var child *store.Invocation
+	deadline := time.Now().Add(10 * time.Second)
+	for child == nil {
+		list, _, _ := e.ListInvocations(ctx, store.InvocationFilter{Workflow: "child"})
+		for _, c := range list {
+			if c.Parent == inv.ID {
+				child = c
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the subflow did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := e.CancelInvocation(ctx, inv.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, e, inv.ID, core.StatusCancelled)
+	waitStatus(t, e, child.ID, core.StatusCancelled)
+}
+
+func TestRunWorkflowTimeoutCancelsChild(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, openStore(t, t.TempDir()))
+	defer e.Close()
+	if _, err := e.ApplyWorkflow(ctx, "child.yaml", []byte(childDoc)); err != nil {
+		t.Fatal(err)
+	}
+	inv := runDoc(t, e, parentDoc("impatient", "      timeout: {after: {milliseconds: 300}}\n"), map[string]any{"who": "Ada", "sleep": true})
+	mustFault(t, inv, problem.TypeTimeout)
+	waitStatus(t, e, childOf(t, e, inv.ID).ID, core.StatusCancelled)
+}
+
+func TestRunWorkflowDetached(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, openStore(t, t.TempDir()))
+	defer e.Close()
+	if _, err := e.ApplyWorkflow(ctx, "child.yaml", []byte(childDoc)); err != nil {
+		t.Fatal(err)
+	}
+	inv := runDoc(t, e, parentDoc("launcher", "        await: false\n"), map[string]any{"who": "Bo"})
+	if got := mustComplete(t, inv); !reflect.DeepEqual(got, map[string]any{"who": "Bo"}) {
+		t.Fatalf("output %v, want the input", got)
+	}
+	child := childOf(t, e, inv.ID)
+	done, err := e.Wait(ctx, child.ID)
+	if err != nil || done.Status != core.StatusCompleted {
+		t.Fatalf("child %+v, %v", done, err)
+	}
+}
