@@ -75,6 +75,8 @@ type Engine struct {
 	mu   sync.Mutex
 	live map[string]*instance
 	defs map[string]*dsl.Workflow // parsed definitions by namespace/name/version
+	// latest caches each workflow's newest version for invocations by name.
+	latest map[string]latestVersion
 }
 
 // New returns an engine over a store. It runs nothing until Start.
@@ -96,6 +98,7 @@ func New(opts Options) (*Engine, error) {
 		cancel: cancel,
 		live:   make(map[string]*instance),
 		defs:   make(map[string]*dsl.Workflow),
+		latest: make(map[string]latestVersion),
 	}
 	e.opts.Executors = e.withBuiltinExecutors(opts.Executors)
 	return e, nil
@@ -187,6 +190,7 @@ func (e *Engine) ApplyWorkflow(ctx context.Context, filename string, src []byte)
 	}
 	e.mu.Lock()
 	e.defs[defKey(wf.Namespace, wf.Name, wf.Version)] = def
+	delete(e.latest, wf.Namespace+"/"+wf.Name)
 	e.mu.Unlock()
 	return wf, nil
 }
@@ -207,6 +211,7 @@ func (e *Engine) DeleteWorkflow(ctx context.Context, namespace, name, version st
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	delete(e.latest, namespace+"/"+name)
 	for k, def := range e.defs {
 		if def.Document.Namespace == namespace && def.Document.Name == name &&
 			(version == "" || def.Document.Version == version) {
@@ -261,6 +266,34 @@ func (e *Engine) definition(ctx context.Context, namespace, name, version string
 	return def, nil
 }
 
+// latestTTL is how long the newest version of a workflow is trusted
+// without asking the store: invoking by name is the hot path, while a new
+// version applied through another replica may take this long to be seen.
+const latestTTL = time.Second
+
+type latestVersion struct {
+	version string
+	at      time.Time
+}
+
+func (e *Engine) latestVersion(ctx context.Context, namespace, name string) (string, error) {
+	key := namespace + "/" + name
+	e.mu.Lock()
+	l, ok := e.latest[key]
+	e.mu.Unlock()
+	if ok && time.Since(l.at) < latestTTL {
+		return l.version, nil
+	}
+	wf, err := e.store.GetWorkflow(ctx, namespace, name, "")
+	if err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	e.latest[key] = latestVersion{version: wf.Version, at: time.Now()}
+	e.mu.Unlock()
+	return wf.Version, nil
+}
+
 // Invoke starts an invocation of a stored workflow (the newest version when
 // version is "") and returns its index row.
 func (e *Engine) Invoke(ctx context.Context, namespace, name, version string, input any) (*store.Invocation, error) {
@@ -276,11 +309,11 @@ func (e *Engine) Invoke(ctx context.Context, namespace, name, version string, in
 // leaves the existing invocation alone.
 func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version string, input any) (*store.Invocation, error) {
 	if version == "" {
-		wf, err := e.store.GetWorkflow(ctx, namespace, name, "")
+		v, err := e.latestVersion(ctx, namespace, name)
 		if err != nil {
 			return nil, err
 		}
-		version = wf.Version
+		version = v
 	}
 	def, err := e.definition(ctx, namespace, name, version)
 	if err != nil {

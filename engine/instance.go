@@ -263,7 +263,7 @@ func (in *instance) startCall(c *core.Call) {
 		if info == nil {
 			info = make(map[string]any, 1)
 		}
-		info["durationMs"] = float64(elapsed.Microseconds()) / 1000
+		info["durationMs"] = ms(elapsed)
 		ev := core.Event{Task: c.Task, Ref: c.Ref, Attempt: c.Attempt, Info: info}
 		if p != nil {
 			ev.Type, ev.Error = core.TaskFailed, p

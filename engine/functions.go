@@ -1,0 +1,48 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/batonflow/baton/function"
+)
+
+// FunctionInvoker runs a registered function by name; *function.Manager
+// is the implementation.
+type FunctionInvoker interface {
+	Invoke(ctx context.Context, name string, input any) (function.Result, error)
+}
+
+// FunctionExecutor makes registered functions callable from workflows:
+// `call: NAME` with `with:` arguments calls function NAME with those
+// arguments as its JSON input. Register it as the "*" executor so that it
+// claims every call no built-in executor knows.
+//
+// Whether the call was cold, and its cold start by phase, go into the
+// history's Info, where benchmarks and the prewarm planner read them.
+func FunctionExecutor(fns FunctionInvoker) Executor {
+	return ExecutorFunc(func(ctx context.Context, req *CallRequest) (CallResult, error) {
+		res, err := fns.Invoke(ctx, req.Function, req.Args)
+		if err != nil {
+			return CallResult{}, err
+		}
+		info := map[string]any{
+			"function": req.Function,
+			"version":  res.Version,
+			"instance": res.Instance,
+			"cold":     res.Cold,
+		}
+		if res.Cold {
+			info["coldStartMs"] = ms(res.ColdStart.Total())
+			info["coldStart"] = map[string]any{
+				"compileMs":     ms(res.ColdStart.Compile),
+				"instantiateMs": ms(res.ColdStart.Instantiate),
+				"initMs":        ms(res.ColdStart.Init),
+			}
+		}
+		return CallResult{Output: res.Output, Info: info}, nil
+	})
+}
+
+// ms expresses a duration in milliseconds, the unit of history Info.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
