@@ -1,6 +1,7 @@
 package httpcall
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"sort"
@@ -13,10 +14,13 @@ import (
 // credential is a resolved authentication policy, ready to be put on a
 // request.
 type credential struct {
-	scheme   string // "basic", "bearer" or "digest"
+	scheme   string // "basic", "bearer", "digest", "oauth2" or "oidc"
 	username string
 	password string
 	token    string
+	// oauth is set for oauth2 and oidc, whose token is obtained when the
+	// call is sent (it needs the call's context).
+	oauth *oauthSpec
 }
 
 // apply puts the credential on a request's headers. Digest has nothing to
@@ -128,8 +132,14 @@ func (c *Client) resolveAuthentication(spec any, req *Request) (*credential, *pr
 			return nil, p
 		}
 		return &credential{scheme: scheme, username: fields[0], password: fields[1]}, nil
+	case "oauth2", "oidc":
+		spec, p := parseOAuth(label, scheme, config, req.Secrets)
+		if p != nil {
+			return nil, p
+		}
+		return &credential{scheme: scheme, oauth: spec}, nil
 	default:
-		return nil, problem.Configuration("authentication %s is not supported yet", scheme)
+		return nil, problem.Configuration("%s: authentication %s is not supported: Baton cannot present client certificates", label, scheme)
 	}
 }
 
@@ -194,4 +204,30 @@ func containsExpression(v any) bool {
 		}
 	}
 	return false
+}
+
+// Authorization resolves an authentication policy (inline, or `use: name`
+// of req.Authentications) the way an HTTP endpoint's is, and returns the
+// Authorization header value it produces, "" for no policy. It serves
+// protocols that carry the same credentials elsewhere, such as gRPC
+// metadata; OAuth2 tokens come from this client's cache. Digest is refused:
+// it needs an HTTP challenge.
+func (c *Client) Authorization(ctx context.Context, spec any, req Request) (string, *problem.Problem) {
+	cred, p := c.resolveAuthentication(spec, &req)
+	if p != nil || cred == nil {
+		return "", p
+	}
+	switch cred.scheme {
+	case "digest":
+		return "", problem.Configuration("digest authentication needs an HTTP challenge and cannot be used here")
+	case "oauth2", "oidc":
+		token, p := c.accessToken(ctx, cred.oauth)
+		if p != nil {
+			return "", p
+		}
+		return "Bearer " + token, nil
+	}
+	h := http.Header{}
+	cred.apply(h)
+	return h.Get("Authorization"), nil
 }

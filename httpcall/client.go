@@ -46,6 +46,8 @@ type Client struct {
 	ownHTTP  *http.Client
 	initExpr sync.Once
 	ownExpr  *expr.Evaluator
+	// tokens caches OAuth2 access tokens and OIDC discovery results.
+	tokens tokenCache
 }
 
 // Request is one execution of a `call: http` task.
@@ -72,6 +74,10 @@ type Request struct {
 	// is not part of `with`. When nil, they are evaluated with the task's
 	// input as `.` and Secrets as $secret.
 	EvalAuthentication func(policy any) (any, error)
+	// Redact masks secret values in what the call records besides the
+	// response itself: the request echo of `output: response` (headers
+	// and URI) and the debug log. Nil masks nothing.
+	Redact func(string) string
 }
 
 // NewTransport returns a transport tuned for an engine that calls a few
@@ -138,6 +144,13 @@ func (c *Client) CloseIdleConnections() {
 	c.httpClient().CloseIdleConnections()
 }
 
+func redactWith(redact func(string) string, s string) string {
+	if redact == nil {
+		return s
+	}
+	return redact(s)
+}
+
 // stopAtFirstResponse makes the http.Client hand 3xx responses back instead
 // of following them.
 func stopAtFirstResponse(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -155,11 +168,11 @@ func (c *Client) Do(ctx context.Context, req Request) (any, *problem.Problem) {
 	if log := c.logger(); log.Enabled(ctx, slog.LevelDebug) {
 		attrs := []slog.Attr{
 			slog.String("method", prepared.method),
-			slog.String("url", prepared.url.Redacted()),
+			slog.String("url", redactWith(req.Redact, prepared.url.Redacted())),
 			slog.Duration("elapsed", time.Since(started)),
 		}
 		if p != nil {
-			attrs = append(attrs, slog.String("error", p.Error()))
+			attrs = append(attrs, slog.String("error", redactWith(req.Redact, p.Error())))
 		}
 		log.LogAttrs(ctx, slog.LevelDebug, "http call", attrs...)
 	}
@@ -173,6 +186,14 @@ func (c *Client) send(ctx context.Context, call *call) (any, *problem.Problem) {
 		noFollow.CheckRedirect = stopAtFirstResponse
 		hc = &noFollow
 	}
+	var token string
+	if call.oauth != nil {
+		var p *problem.Problem
+		if token, p = c.accessToken(ctx, call.oauth); p != nil {
+			return nil, p
+		}
+		call.header.Set("Authorization", "Bearer "+token)
+	}
 	httpReq, p := newHTTPRequest(ctx, call)
 	if p != nil {
 		return nil, p
@@ -180,6 +201,27 @@ func (c *Client) send(ctx context.Context, call *call) (any, *problem.Problem) {
 	resp, err := hc.Do(httpReq)
 	if err != nil {
 		return nil, transportProblem(ctx, call, err)
+	}
+	if call.oauth != nil && resp.StatusCode == http.StatusUnauthorized {
+		// A cached token may have been revoked before it expired: get a
+		// fresh one and try once more.
+		c.tokens.forget("token:"+call.oauth.cacheKey(), token)
+		fresh, p := c.accessToken(ctx, call.oauth)
+		if p != nil {
+			resp.Body.Close()
+			return nil, p
+		}
+		if fresh != token {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainBytes))
+			resp.Body.Close()
+			call.header.Set("Authorization", "Bearer "+fresh)
+			if httpReq, p = newHTTPRequest(ctx, call); p != nil {
+				return nil, p
+			}
+			if resp, err = hc.Do(httpReq); err != nil {
+				return nil, transportProblem(ctx, call, err)
+			}
+		}
 	}
 	if call.digest != nil && resp.StatusCode == http.StatusUnauthorized {
 		if challenge, ok := pickDigestChallenge(resp.Header); ok {

@@ -33,6 +33,11 @@ type call struct {
 	// digest is set when the endpoint uses digest authentication, which
 	// needs the server's challenge before it can authorize the request.
 	digest *credential
+	// oauth is set when the endpoint uses oauth2 or oidc: the token is
+	// fetched (or taken from the cache) just before sending.
+	oauth *oauthSpec
+	// redact masks secret values in the request echo of `output: response`.
+	redact func(string) string
 }
 
 // prepare checks the evaluated `with` arguments and resolves the URI
@@ -117,10 +122,14 @@ func (c *Client) prepare(req *Request) (*call, *problem.Problem) {
 	}
 	if cred != nil {
 		cred.apply(out.header)
-		if cred.scheme == "digest" {
+		switch cred.scheme {
+		case "digest":
 			out.digest = cred
+		case "oauth2", "oidc":
+			out.oauth = cred.oauth
 		}
 	}
+	out.redact = req.Redact
 	return out, nil
 }
 

@@ -113,8 +113,8 @@ func shapeOutput(call *call, resp *http.Response, body []byte) any {
 		return map[string]any{
 			"request": map[string]any{
 				"method":  strings.ToLower(sent.Method),
-				"uri":     sent.URL.Redacted(),
-				"headers": headerMap(sent.Header, true),
+				"uri":     redactWith(call.redact, sent.URL.Redacted()),
+				"headers": redactHeaders(call.redact, headerMap(sent.Header, true)),
 			},
 			"statusCode": resp.StatusCode,
 			"headers":    headerMap(resp.Header, false),
@@ -138,6 +138,21 @@ func headerMap(h http.Header, maskCredentials bool) map[string]any {
 		out[name] = strings.Join(values, ", ")
 	}
 	return out
+}
+
+// redactHeaders masks secret values in the request headers that the
+// response echoes: a workflow that sends an API key in a header of its own
+// choosing must not find it in its history.
+func redactHeaders(redact func(string) string, headers map[string]any) map[string]any {
+	if redact == nil {
+		return headers
+	}
+	for name, v := range headers {
+		if s, ok := v.(string); ok {
+			headers[name] = redact(s)
+		}
+	}
+	return headers
 }
 
 // decodeContent turns a response body into output data: JSON media types

@@ -50,6 +50,8 @@ type Request struct {
 	IdempotencyKey  string
 	Authentications map[string]any
 	Secrets         map[string]any
+	// Redact masks secret values; see httpcall.Request.Redact.
+	Redact func(string) string
 }
 
 type document struct {
@@ -98,6 +100,7 @@ func (c *Client) Do(ctx context.Context, req Request) (any, *problem.Problem) {
 		IdempotencyKey:  req.IdempotencyKey,
 		Authentications: req.Authentications,
 		Secrets:         req.Secrets,
+		Redact:          req.Redact,
 	})
 }
 

@@ -81,6 +81,31 @@ type Function struct {
 	CreatedAt time.Time
 }
 
+// Secret is a stored secret. Value is opaque to the store: package secret
+// encrypts it before it gets here, so the store never holds it in clear.
+type Secret struct {
+	Name      string
+	Value     []byte
+	UpdatedAt time.Time
+}
+
+// Schedule is the durable state of a scheduled workflow version: when its
+// next run is due and which run came last. The definition's `schedule`
+// says how runs follow each other; the row only remembers where they are.
+type Schedule struct {
+	Namespace string
+	Name      string
+	Version   string
+	// NextRun is when the next run is due; zero when none is, which is
+	// the case of an `after` schedule while its last run is going.
+	NextRun time.Time
+	// LastRun is the due time of the last run started, zero before the
+	// first one; LastInvocation is that run's invocation id.
+	LastRun        time.Time
+	LastInvocation string
+	CreatedAt      time.Time
+}
+
 // Store is Baton's persistent state. All methods are safe for concurrent
 // use. Appends from concurrent callers share one transaction and one fsync
 // (group commit).
@@ -122,6 +147,32 @@ type Store interface {
 	GetFunction(ctx context.Context, name, version string) (*Function, error)
 	ListFunctions(ctx context.Context) ([]*Function, error)
 	DeleteFunction(ctx context.Context, name, version string) error
+
+	// PutSecret creates or replaces a secret.
+	PutSecret(ctx context.Context, secret *Secret) error
+	// GetSecrets returns the named secrets that exist, in no particular
+	// order; names that do not exist are left out.
+	GetSecrets(ctx context.Context, names []string) ([]*Secret, error)
+	// ListSecretNames returns every secret's name, sorted.
+	ListSecretNames(ctx context.Context) ([]string, error)
+	// DeleteSecret removes a secret; ErrNotFound when there is none.
+	DeleteSecret(ctx context.Context, name string) error
+
+	// CreateSchedule adds the schedule of a workflow version; ErrConflict
+	// when that version has one already (whose state is then kept).
+	CreateSchedule(ctx context.Context, s *Schedule) error
+	// ListSchedules returns every schedule, ordered by namespace, name
+	// and version.
+	ListSchedules(ctx context.Context) ([]*Schedule, error)
+	// AdvanceSchedule stores s's NextRun, LastRun and LastInvocation, but
+	// only if the stored NextRun is still from: engines sharing the store
+	// race for a due run with it, and exactly one of them wins. It
+	// reports whether the update happened (false also when the schedule
+	// is gone).
+	AdvanceSchedule(ctx context.Context, s *Schedule, from time.Time) (bool, error)
+	// DeleteSchedules removes the schedule of a version, or of every
+	// version when version is "". Deleting nothing is not an error.
+	DeleteSchedules(ctx context.Context, namespace, name, version string) error
 
 	// Close flushes pending appends and releases the store.
 	Close() error

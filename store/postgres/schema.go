@@ -70,6 +70,28 @@ CREATE TABLE functions (
 	UNIQUE (name, version)
 );
 `,
+	// 2: secrets (values encrypted by package secret) and schedules. The
+	// schedule's times are Unix nanoseconds, not timestamptz, because
+	// AdvanceSchedule compares them for equality and timestamptz would
+	// round them to microseconds.
+	`
+CREATE TABLE secrets (
+	name       text        PRIMARY KEY,
+	value      bytea       NOT NULL,
+	updated_at timestamptz NOT NULL
+);
+
+CREATE TABLE schedules (
+	namespace       text        NOT NULL,
+	name            text        NOT NULL,
+	version         text        NOT NULL,
+	next_run        bigint      NOT NULL DEFAULT 0,
+	last_run        bigint      NOT NULL DEFAULT 0,
+	last_invocation text        NOT NULL DEFAULT '',
+	created_at      timestamptz NOT NULL,
+	PRIMARY KEY (namespace, name, version)
+);
+`,
 }
 
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {

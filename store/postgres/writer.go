@@ -16,7 +16,6 @@ import (
 	"github.com/batonflow/baton/store"
 )
 
-
 // maxDeferredErrors bounds how many unwaited failures are kept for the next
 // waited caller; all of them are logged regardless.
 const maxDeferredErrors = 16

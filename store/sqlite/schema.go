@@ -61,6 +61,25 @@ CREATE TABLE functions (
 	UNIQUE (name, version)
 );
 `,
+	// 2: secrets (values encrypted by package secret) and schedules.
+	`
+CREATE TABLE secrets (
+	name       TEXT    PRIMARY KEY,
+	value      BLOB    NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE schedules (
+	namespace       TEXT    NOT NULL,
+	name            TEXT    NOT NULL,
+	version         TEXT    NOT NULL,
+	next_run        INTEGER NOT NULL DEFAULT 0,
+	last_run        INTEGER NOT NULL DEFAULT 0,
+	last_invocation TEXT    NOT NULL DEFAULT '',
+	created_at      INTEGER NOT NULL,
+	PRIMARY KEY (namespace, name, version)
+);
+`,
 }
 
 // migrate brings the schema up to the newest version. It runs on the write

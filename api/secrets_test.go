@@ -1,0 +1,108 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/batonflow/baton/api"
+	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/secret"
+	"github.com/batonflow/baton/store/sqlite"
+)
+
+func TestSecretRoutes(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	secrets, err := secret.New(st, bytes.Repeat([]byte{3}, secret.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, api.WithSecrets(secrets))
+
+	ref := decode[api.SecretRef](t, f.do(http.MethodPut, "/v1/secrets/petstore", `{"value": {"username": "alice", "password": "hunter2-hunter2"}}`), http.StatusOK)
+	if ref.Name != "petstore" {
+		t.Fatalf("PUT answered %+v", ref)
+	}
+	decode[api.SecretRef](t, f.do(http.MethodPut, "/v1/secrets/apiKey", `{"value": "k3y-k3y-k3y"}`), http.StatusOK)
+	list := f.do(http.MethodGet, "/v1/secrets", "")
+	got := decode[api.SecretList](t, list, http.StatusOK)
+	if !reflect.DeepEqual(got.Items, []api.SecretRef{{Name: "apiKey"}, {Name: "petstore"}}) {
+		t.Fatalf("GET /v1/secrets = %+v", got)
+	}
+	if strings.Contains(string(list.body), "hunter2") || strings.Contains(string(list.body), "k3y") {
+		t.Fatalf("the listing shows a value: %s", list.body)
+	}
+	values, err := secrets.Secrets(ctx, []string{"apiKey"})
+	if err != nil || values["apiKey"] != "k3y-k3y-k3y" {
+		t.Fatalf("stored value = %v, %v", values, err)
+	}
+
+	for _, tc := range []struct {
+		path, body string
+		status     int
+	}{
+		{"/v1/secrets/bad%20name", `{"value": "x"}`, http.StatusBadRequest},
+		{"/v1/secrets/ok", `{"value": null}`, http.StatusBadRequest},
+		{"/v1/secrets/ok", `{"value": "x", "extra": 1}`, http.StatusBadRequest},
+		{"/v1/secrets/ok", `not json with secret-in-it`, http.StatusBadRequest},
+	} {
+		r := f.do(http.MethodPut, tc.path, tc.body)
+		p := decodeProblem(t, r, tc.status)
+		if strings.Contains(p.Detail, "secret-in-it") {
+			t.Fatalf("the problem repeats the body: %s", p.Detail)
+		}
+	}
+
+	if r := f.do(http.MethodDelete, "/v1/secrets/apiKey", ""); r.status != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s", r.status, r.body)
+	}
+	decodeProblem(t, f.do(http.MethodDelete, "/v1/secrets/apiKey", ""), http.StatusNotFound)
+
+	// Without a secret store the routes say so.
+	bare := newFixture(t)
+	decodeProblem(t, bare.do(http.MethodGet, "/v1/secrets", ""), http.StatusNotImplemented)
+	// The fake engine derives no lifecycle events.
+	decodeProblem(t, bare.do(http.MethodGet, "/v1/invocations/x/events", ""), http.StatusNotImplemented)
+}
+
+func TestLifecycleEventsRoute(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e, err := engine.New(engine.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	srv := httptest.NewServer(api.NewHandler(e))
+	defer srv.Close()
+	f := &fixture{t: t, srv: srv}
+	f.apply(helloDoc("1.0.0", "Hello"))
+	inv := decode[api.Invocation](t, f.do(http.MethodPost, "/v1/workflows/default/hello/invocations?wait=5s", `{"name": "Ada"}`), http.StatusOK)
+	events := decode[api.LifecycleEvents](t, f.do(http.MethodGet, "/v1/invocations/"+inv.ID+"/events", ""), http.StatusOK)
+	var types []string
+	for _, ev := range events.Items {
+		types = append(types, ev["type"].(string))
+	}
+	want := []string{engine.EventWorkflowStarted, engine.EventTaskStarted, engine.EventTaskCompleted, engine.EventWorkflowCompleted}
+	if !reflect.DeepEqual(types, want) {
+		t.Fatalf("event types = %v, want %v", types, want)
+	}
+	decodeProblem(t, f.do(http.MethodGet, "/v1/invocations/unknown/events", ""), http.StatusNotFound)
+}
