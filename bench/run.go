@@ -1,0 +1,571 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/batonflow/baton/client"
+	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/function"
+	fnhttp "github.com/batonflow/baton/function/http"
+	"github.com/batonflow/baton/function/process"
+	"github.com/batonflow/baton/function/wasm"
+)
+
+// Config is one configuration of a run; --compare makes several, run
+// interleaved.
+type Config struct {
+	Label string `json:"label"`
+	// Durability is "durable", "none", or "" to keep a user's document's.
+	Durability string    `json:"durability,omitempty"`
+	Functions  Functions `json:"functions"`
+}
+
+// Options configure a run.
+type Options struct {
+	Workload Workload
+	Configs  []Config
+	Arrivals Arrivals
+	// Duration bounds the run's arrivals in time, Invocations in number;
+	// at least one is needed (a trace replay ends with its trace).
+	Duration    time.Duration
+	Invocations int
+	// Warmup is excluded from the statistics: invocations submitted
+	// before it has passed are recorded but not summarised.
+	Warmup time.Duration
+	Seed   uint64
+	// Work is the simulated function time of the http endpoint.
+	Work time.Duration
+	// KeepAlive is the idle time after which function instances are
+	// evicted; zero keeps the function layer's default.
+	KeepAlive time.Duration
+	// MaxInstances caps each benchmarked function's pool.
+	MaxInstances int
+	// MaxInFlight caps an open loop's outstanding invocations; arrivals
+	// beyond it are counted as dropped rather than queued in the client.
+	MaxInFlight int
+	// DataDir keeps the embedded engine's database; empty uses a
+	// temporary directory removed at the end.
+	DataDir string
+	// Server benchmarks a running server at this URL instead.
+	Server     string
+	CacheDir   string
+	WasmSource string
+	// Progress receives the progress display; Interactive redraws one
+	// line (a terminal), otherwise a plain line is written every
+	// ProgressEvery.
+	Progress      io.Writer
+	Interactive   bool
+	ProgressEvery time.Duration
+	Logger        *slog.Logger
+	// Command is the command line, recorded in the results.
+	Command string
+}
+
+// record is what the load generator keeps of one invocation; it is
+// written by one goroutine and read after the run.
+type record struct {
+	config, stream int
+	input          int
+	scheduled      time.Duration // open loop: the intended arrival
+	submitted      time.Duration
+	returned       time.Duration
+	out            outcome
+	err            error
+	done           bool
+}
+
+type runner struct {
+	opts      Options
+	tgt       target
+	em        *embedded
+	wfs       [][]*Workflow // by config, then stream
+	start     time.Time
+	completed atomic.Int64
+	failed    atomic.Int64
+	inFlight  atomic.Int64
+	dropped   atomic.Int64
+	idle      *idleMeter
+}
+
+// Run runs a benchmark and computes its results.
+func Run(ctx context.Context, opts Options) (*Results, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &runner{opts: opts, idle: newIdleMeter()}
+
+	kinds := map[Functions]bool{}
+	for _, c := range opts.Configs {
+		kinds[c.Functions] = true
+	}
+	if opts.Server != "" {
+		kinds = map[Functions]bool{HTTPFunctions: true}
+	}
+	host, err := startFunctionHost(ctx, kinds, hostOptions{Work: opts.Work, CacheDir: opts.CacheDir, WasmSource: opts.WasmSource})
+	if err != nil {
+		return nil, err
+	}
+	defer host.close(context.Background())
+
+	streams := opts.Arrivals.Streams()
+	if opts.Server != "" {
+		c, err := client.New(opts.Server, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}})
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		if err := c.Health(ctx); err != nil {
+			return nil, fmt.Errorf("bench: server %s: %w", opts.Server, err)
+		}
+		r.tgt = &remote{c: c}
+	} else {
+		mgrOpts := function.Options{Observers: []function.Observer{r.idle}}
+		if opts.KeepAlive > 0 {
+			mgrOpts.KeepAlive = function.IdleTimeout(opts.KeepAlive)
+		}
+		makeRuntimes := func(blobs *function.Blobs) (map[function.Kind]function.Runtime, error) {
+			wasmRT, err := wasm.New(wasm.Options{CacheDir: opts.CacheDir, Blobs: blobs, Logger: log})
+			if err != nil {
+				return nil, fmt.Errorf("bench: wasm runtime: %w", err)
+			}
+			return map[function.Kind]function.Runtime{
+				function.KindWasm:    wasmRT,
+				function.KindProcess: process.New(process.Options{Logger: log}),
+				function.KindHTTP:    fnhttp.New(fnhttp.Options{Logger: log}),
+			}, nil
+		}
+		em, err := openEmbedded(ctx, opts.DataDir, map[string]engine.Executor{noopExecutorName: noopExecutor}, mgrOpts, makeRuntimes, log)
+		if err != nil {
+			return nil, err
+		}
+		r.em, r.tgt = em, em
+		for f := range kinds {
+			if f == Noop {
+				continue
+			}
+			for s := range streams {
+				spec, err := host.spec(f, functionName(f, s, streams), opts.MaxInstances)
+				if err != nil {
+					return nil, errors.Join(err, em.close(ctx))
+				}
+				if _, err := em.reg.Deploy(ctx, spec); err != nil {
+					return nil, errors.Join(fmt.Errorf("bench: deploying %s: %w", spec.Name, err), em.close(ctx))
+				}
+			}
+		}
+	}
+	defer r.tgt.close(context.Background())
+
+	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed+1))
+	r.wfs = make([][]*Workflow, len(opts.Configs))
+	for ci, c := range opts.Configs {
+		for s := range streams {
+			call := Call{Function: functionName(c.Functions, s, streams)}
+			if opts.Server != "" {
+				call = Call{Endpoint: host.endpoint}
+			}
+			name := opts.Workload.Label() + "-" + c.Label
+			if streams > 1 {
+				name += fmt.Sprintf("-s%d", s)
+			}
+			wf, err := opts.Workload.Build(sanitizeName(name), call, c.Durability, rng)
+			if err != nil {
+				return nil, err
+			}
+			if err := r.tgt.apply(ctx, wf); err != nil {
+				return nil, fmt.Errorf("bench: applying %s: %w", wf.Name, err)
+			}
+			r.wfs[ci] = append(r.wfs[ci], wf)
+		}
+	}
+
+	var schedule []Arrival
+	if opts.Arrivals.Kind != Closed {
+		if schedule, err = opts.Arrivals.Schedule(rng, opts.Duration, opts.Invocations); err != nil {
+			return nil, err
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	progressDone := make(chan struct{})
+	stopProgress := r.progress(runCtx, len(schedule), progressDone)
+	r.start = time.Now()
+	var records []record
+	if opts.Arrivals.Kind == Closed {
+		records = r.closedLoop(runCtx)
+	} else {
+		records = r.openLoop(runCtx, schedule)
+	}
+	elapsed := time.Since(r.start)
+	stopProgress()
+	<-progressDone
+	r.idle.finish(time.Now())
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return r.results(ctx, records, elapsed)
+}
+
+func (o *Options) check() error {
+	if err := o.Workload.Validate(); err != nil {
+		return err
+	}
+	if len(o.Configs) == 0 {
+		return errors.New("bench: no configuration to run")
+	}
+	if err := o.Arrivals.Validate(); err != nil {
+		return err
+	}
+	if o.Arrivals.Kind == Closed && o.Duration <= 0 && o.Invocations <= 0 {
+		return errors.New("bench: a closed loop needs a --duration or --invocations bound")
+	}
+	if o.Server != "" {
+		for _, c := range o.Configs {
+			if c.Functions != HTTPFunctions {
+				return fmt.Errorf("bench: against a server only --functions http works (its calls are `call: http` to the harness's endpoint); %s functions would have to be deployed on the server", c.Functions)
+			}
+		}
+	}
+	if o.MaxInstances <= 0 {
+		o.MaxInstances = 256
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 10000
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = 5 * time.Second
+	}
+	return nil
+}
+
+func sanitizeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-':
+		case c >= 'A' && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		default:
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
+// one runs one invocation and fills its record. It allocates nothing of
+// its own: the input was generated before the run.
+func (r *runner) one(ctx context.Context, rec *record) {
+	wf := r.wfs[rec.config][rec.stream]
+	r.inFlight.Add(1)
+	rec.submitted = time.Since(r.start)
+	rec.out, rec.err = r.tgt.invoke(ctx, wf, rec.input)
+	rec.returned = time.Since(r.start)
+	r.inFlight.Add(-1)
+	rec.done = true
+	if rec.err != nil || rec.out.Status != core.StatusCompleted {
+		r.failed.Add(1)
+	} else {
+		r.completed.Add(1)
+	}
+}
+
+// closedLoop runs C clients; client w's j-th invocation goes to
+// configuration (w+j) mod K, so configurations interleave.
+func (r *runner) closedLoop(ctx context.Context) []record {
+	var (
+		issued atomic.Int64
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		all    []record
+	)
+	k := len(r.opts.Configs)
+	for w := range r.opts.Arrivals.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			recs := make([]record, 0, 1024)
+			for j := 0; ; j++ {
+				if ctx.Err() != nil || (r.opts.Duration > 0 && time.Since(r.start) >= r.opts.Duration) {
+					break
+				}
+				n := issued.Add(1)
+				if r.opts.Invocations > 0 && n > int64(r.opts.Invocations) {
+					break
+				}
+				recs = append(recs, record{config: (w + j) % k, input: int(n)})
+				r.one(ctx, &recs[len(recs)-1])
+			}
+			mu.Lock()
+			all = append(all, recs...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return all
+}
+
+// openLoop fires the schedule's arrivals at their times, whether or not
+// earlier ones have ended; arrival i goes to configuration i mod K.
+func (r *runner) openLoop(ctx context.Context, schedule []Arrival) []record {
+	recs := make([]record, len(schedule))
+	k := len(r.opts.Configs)
+	for i, a := range schedule {
+		recs[i] = record{config: i % k, stream: a.Stream, input: i, scheduled: a.At}
+	}
+	var wg sync.WaitGroup
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for i := range recs {
+		if wait := recs[i].scheduled - time.Since(r.start); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				wg.Wait()
+				return recs
+			case <-timer.C:
+			}
+		}
+		if r.inFlight.Load() >= int64(r.opts.MaxInFlight) {
+			r.dropped.Add(1)
+			continue
+		}
+		wg.Add(1)
+		go func(rec *record) {
+			defer wg.Done()
+			r.one(ctx, rec)
+		}(&recs[i])
+	}
+	wg.Wait()
+	return recs
+}
+
+// progress shows the run's progress until stop is called.
+func (r *runner) progress(ctx context.Context, planned int, done chan<- struct{}) (stop func()) {
+	out := r.opts.Progress
+	stopCh := make(chan struct{})
+	var once sync.Once
+	if out == nil {
+		close(done)
+		return func() {}
+	}
+	every := r.opts.ProgressEvery
+	if r.opts.Interactive {
+		every = 200 * time.Millisecond
+	}
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		last, lastAt := int64(0), time.Now()
+		line := func(final bool) {
+			now := time.Now()
+			n := r.completed.Load() + r.failed.Load()
+			rate := float64(n-last) / now.Sub(lastAt).Seconds()
+			if final {
+				// The last interval is a sliver; the whole run's rate says more.
+				rate = float64(n) / now.Sub(r.start).Seconds()
+			}
+			last, lastAt = n, now
+			elapsed := now.Sub(r.start).Truncate(100 * time.Millisecond)
+			bar := ""
+			if frac := r.fraction(elapsed, n, planned); frac >= 0 {
+				const width = 24
+				filled := int(frac * width)
+				bar = "[" + repeat('#', filled) + repeat('.', width-filled) + "] "
+			}
+			msg := fmt.Sprintf("%s%s  %d done  %d failed  %d in flight  %.0f/s", bar, elapsed, n-r.failed.Load(), r.failed.Load(), r.inFlight.Load(), rate)
+			if d := r.dropped.Load(); d > 0 {
+				msg += fmt.Sprintf("  %d dropped", d)
+			}
+			if r.opts.Interactive {
+				fmt.Fprintf(out, "\r\033[K%s", msg)
+				if final {
+					fmt.Fprintln(out)
+				}
+			} else {
+				fmt.Fprintln(out, msg)
+			}
+		}
+		for {
+			select {
+			case <-tick.C:
+				line(false)
+			case <-stopCh:
+				line(true)
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(stopCh) }) }
+}
+
+// fraction is how far the run is, or -1 when that is unknown.
+func (r *runner) fraction(elapsed time.Duration, n int64, planned int) float64 {
+	f := -1.0
+	if r.opts.Duration > 0 {
+		f = elapsed.Seconds() / r.opts.Duration.Seconds()
+	}
+	total := r.opts.Invocations
+	if planned > 0 {
+		total = planned
+	}
+	if total > 0 {
+		f = max(f, float64(n)/float64(total))
+	}
+	if f > 1 {
+		f = 1
+	}
+	return f
+}
+
+func repeat(c byte, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = c
+	}
+	return string(b)
+}
+
+// histories fetches and reads the histories of the run's invocations, a
+// few at a time, after the load has stopped so that it does not compete
+// with the measured work.
+func (r *runner) samples(ctx context.Context, records []record) ([]Sample, error) {
+	out := make([]Sample, len(records))
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	workers := min(runtime.GOMAXPROCS(0)*2, 8)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(records) {
+					return
+				}
+				s, err := r.sample(ctx, &records[i])
+				if err != nil {
+					errMu.Lock()
+					first = errors.Join(first, err)
+					errMu.Unlock()
+				}
+				out[i] = s
+			}
+		}()
+	}
+	wg.Wait()
+	return out, first
+}
+
+func (r *runner) sample(ctx context.Context, rec *record) (Sample, error) {
+	if !rec.done {
+		// Dropped or never sent: not part of any configuration.
+		return Sample{Config: -1}, nil
+	}
+	wf := r.wfs[rec.config][rec.stream]
+	s := Sample{
+		Config: rec.config, Stream: rec.stream, ID: rec.out.ID,
+		ScheduledS: rec.scheduled.Seconds(), SubmittedS: rec.submitted.Seconds(),
+		LatencyMs: ms(rec.returned - rec.submitted), Status: string(rec.out.Status),
+		Warmup: rec.submitted < r.opts.Warmup,
+	}
+	if rec.err != nil {
+		s.Error = rec.err.Error()
+		s.Status = "error"
+		return s, nil
+	}
+	events, err := r.tgt.history(ctx, wf, rec.out)
+	if err != nil {
+		return s, fmt.Errorf("bench: history of %s: %w", rec.out.ID, err)
+	}
+	facts := ReadHistory(events)
+	s.fill(wf, facts)
+	if facts.Error != "" {
+		s.Error = facts.Error
+	}
+	return s, nil
+}
+
+// failure says why an invocation did not complete.
+func (s *Sample) failure() string {
+	if s.Error != "" {
+		return s.Error
+	}
+	return "invocation " + s.ID + " ended " + s.Status
+}
+
+// Sample is one invocation's measurements.
+type Sample struct {
+	Config int    `json:"config"`
+	Stream int    `json:"stream,omitempty"`
+	ID     string `json:"id"`
+	// Warmup marks invocations submitted during the warm-up period,
+	// which the summaries leave out.
+	Warmup bool `json:"warmup,omitempty"`
+	// ScheduledS is an open loop's intended arrival, SubmittedS the
+	// actual one, in seconds from the start of the run.
+	ScheduledS float64 `json:"scheduledS,omitempty"`
+	SubmittedS float64 `json:"submittedS"`
+	// LatencyMs is end-to-end, as the client saw it.
+	LatencyMs float64 `json:"latencyMs"`
+	// SpanMs is the history's own span, InvocationStarted to its end.
+	SpanMs float64 `json:"spanMs"`
+	Status string  `json:"status"`
+	Error  string  `json:"error,omitempty"`
+	// Traced says whether the history held the invocation's calls; a
+	// server's non-durable invocations keep only their ends.
+	Traced         bool         `json:"traced"`
+	CriticalPathMs float64      `json:"criticalPathMs"`
+	CriticalCalls  int          `json:"criticalCalls"`
+	OverheadMs     float64      `json:"overheadMs"`
+	OverheadTaskMs float64      `json:"overheadPerTaskMs"`
+	ColdStarts     int          `json:"coldStarts,omitempty"`
+	ColdStartMs    float64      `json:"coldStartMs,omitempty"`
+	Tasks          []TaskSample `json:"tasks"`
+}
+
+func (s *Sample) fill(wf *Workflow, facts HistoryFacts) {
+	if !facts.Ended.IsZero() && !facts.Started.IsZero() {
+		s.SpanMs = ms(facts.Ended.Sub(facts.Started))
+	}
+	s.Tasks = facts.Tasks
+	s.Traced = len(facts.Tasks) > 0 || !hasCalls(wf.Def.Do)
+	if !s.Traced {
+		return
+	}
+	s.CriticalPathMs, s.CriticalCalls = CriticalPath(wf.Def, facts.Tasks)
+	s.OverheadMs = s.LatencyMs - s.CriticalPathMs
+	if s.CriticalCalls > 0 {
+		s.OverheadTaskMs = s.OverheadMs / float64(s.CriticalCalls)
+	}
+	for _, t := range facts.Tasks {
+		if t.Cold {
+			s.ColdStarts++
+			s.ColdStartMs += t.ColdStartMs
+		}
+	}
+}

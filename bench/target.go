@@ -1,0 +1,271 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/batonflow/baton/client"
+	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/function"
+	"github.com/batonflow/baton/lang"
+	"github.com/batonflow/baton/store/sqlite"
+)
+
+// outcome is what the client learns from one invocation.
+type outcome struct {
+	ID             string
+	Status         core.Status
+	Started, Ended time.Time
+}
+
+// target runs invocations: an embedded engine or a server.
+type target interface {
+	apply(ctx context.Context, wf *Workflow) error
+	// invoke starts invocation of wf with input number i and waits for
+	// its end.
+	invoke(ctx context.Context, wf *Workflow, i int) (outcome, error)
+	// history returns the invocation's events, from the store when it
+	// keeps them and otherwise from what the harness recorded.
+	history(ctx context.Context, wf *Workflow, o outcome) ([]core.Event, error)
+	close(ctx context.Context) error
+}
+
+// embedded is an engine in this process over SQLite.
+type embedded struct {
+	eng *engine.Engine
+	st  *sqlite.Store
+	mgr *function.Manager
+	reg *function.Registry
+	// runtimes are closed after the manager: it does not own them.
+	runtimes map[function.Kind]function.Runtime
+	tap      *tap
+	tempDir  string
+}
+
+// runtimeSet makes the function runtimes once the blob directory that
+// deployed wasm artifacts live in is known.
+type runtimeSet func(blobs *function.Blobs) (map[function.Kind]function.Runtime, error)
+
+func openEmbedded(ctx context.Context, dataDir string, executors map[string]engine.Executor, mgrOpts function.Options, makeRuntimes runtimeSet, log *slog.Logger) (*embedded, error) {
+	em := &embedded{tap: newTap()}
+	if dataDir == "" {
+		dir, err := os.MkdirTemp("", "baton-bench-")
+		if err != nil {
+			return nil, fmt.Errorf("bench: temporary data directory: %w", err)
+		}
+		dataDir, em.tempDir = dir, dir
+	} else if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("bench: data directory: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "baton.db"), sqlite.WithLogger(log))
+	if err != nil {
+		em.removeTemp()
+		return nil, fmt.Errorf("bench: opening the store: %w", err)
+	}
+	em.st = st
+	blobs, err := function.OpenBlobs(filepath.Join(dataDir, "blobs"))
+	if err != nil {
+		return nil, errors.Join(err, em.close(ctx))
+	}
+	runtimes, err := makeRuntimes(blobs)
+	if err != nil {
+		return nil, errors.Join(err, em.close(ctx))
+	}
+	em.runtimes = runtimes
+	mgrOpts.Logger = log
+	em.reg = function.NewRegistry(st, blobs)
+	mgr, err := function.NewManager(em.reg, runtimes, mgrOpts)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("bench: function manager: %w", err), em.close(ctx))
+	}
+	em.mgr = mgr
+	all := map[string]engine.Executor{"*": engine.FunctionExecutor(mgr)}
+	for name, ex := range executors {
+		all[name] = ex
+	}
+	for name, ex := range all {
+		all[name] = em.tap.wrap(ex)
+	}
+	eng, err := engine.New(engine.Options{Store: st, Logger: log, Executors: all})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("bench: engine: %w", err), em.close(ctx))
+	}
+	if err := eng.Start(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("bench: starting the engine: %w", err), eng.Close(), em.close(ctx))
+	}
+	em.eng = eng
+	return em, nil
+}
+
+func (em *embedded) apply(ctx context.Context, wf *Workflow) error {
+	_, err := em.eng.ApplyWorkflow(ctx, wf.Name+".yaml", wf.Source)
+	return err
+}
+
+func (em *embedded) invoke(ctx context.Context, wf *Workflow, i int) (outcome, error) {
+	inv, err := em.eng.Invoke(ctx, wf.Namespace, wf.Name, wf.Version, wf.Inputs[i%len(wf.Inputs)])
+	if err != nil {
+		return outcome{}, err
+	}
+	done, err := em.eng.Wait(ctx, inv.ID)
+	if err != nil {
+		return outcome{ID: inv.ID}, err
+	}
+	return outcome{ID: done.ID, Status: done.Status, Started: done.StartedAt, Ended: done.EndedAt}, nil
+}
+
+func (em *embedded) history(ctx context.Context, wf *Workflow, o outcome) ([]core.Event, error) {
+	if !durable(wf.Def) {
+		return em.tap.history(o), nil
+	}
+	return em.eng.History(ctx, o.ID)
+}
+
+func (em *embedded) close(ctx context.Context) error {
+	var errs []error
+	if em.eng != nil {
+		errs = append(errs, em.eng.Close())
+	}
+	if em.mgr != nil {
+		errs = append(errs, em.mgr.Close(ctx))
+	}
+	for _, rt := range em.runtimes {
+		errs = append(errs, rt.Close(ctx))
+	}
+	if em.st != nil {
+		errs = append(errs, em.st.Close())
+	}
+	em.removeTemp()
+	return errors.Join(errs...)
+}
+
+func (em *embedded) removeTemp() {
+	if em.tempDir != "" {
+		os.RemoveAll(em.tempDir)
+	}
+}
+
+// durable mirrors the engine's reading of document.metadata.
+func durable(def *dsl.Workflow) bool {
+	md := def.Document.Metadata
+	if v, ok := md["baton.durability"].(string); ok {
+		return v != "none"
+	}
+	if b, ok := md["baton"].(map[string]any); ok {
+		if v, ok := b["durability"].(string); ok {
+			return v != "none"
+		}
+	}
+	return true
+}
+
+// tap records the calls of non-durable invocations, whose histories the
+// engine does not keep once they end: the harness rebuilds an equivalent
+// history (dispatch, result with its Info) from what it saw the executors
+// do. Durable invocations pass through untouched.
+type tap struct {
+	mu    sync.Mutex
+	calls map[string][]core.Event
+}
+
+func newTap() *tap { return &tap{calls: map[string][]core.Event{}} }
+
+func (t *tap) wrap(ex engine.Executor) engine.Executor {
+	return engine.ExecutorFunc(func(ctx context.Context, req *engine.CallRequest) (engine.CallResult, error) {
+		if durable(req.Workflow) {
+			return ex.Execute(ctx, req)
+		}
+		begin := time.Now()
+		res, err := ex.Execute(ctx, req)
+		end := time.Now()
+		info := map[string]any{"durationMs": ms(end.Sub(begin))}
+		if cold, ok := res.Info["cold"].(bool); ok {
+			info["cold"] = cold
+			info["coldStartMs"] = res.Info["coldStartMs"]
+		}
+		done := core.Event{Type: core.TaskCompleted, Time: end, Task: req.Task, Ref: req.Ref, Attempt: req.Attempt, Info: info}
+		if err != nil {
+			done.Type = core.TaskFailed
+		}
+		started := core.Event{Type: core.TaskStarted, Time: begin, Task: req.Task, Ref: req.Ref, Attempt: req.Attempt}
+		t.mu.Lock()
+		t.calls[req.Invocation] = append(t.calls[req.Invocation], started, done)
+		t.mu.Unlock()
+		return res, err
+	})
+}
+
+// history takes the recorded calls of an invocation out of the tap and
+// frames them with its start and end.
+func (t *tap) history(o outcome) []core.Event {
+	t.mu.Lock()
+	calls := t.calls[o.ID]
+	delete(t.calls, o.ID)
+	t.mu.Unlock()
+	slices.SortStableFunc(calls, func(a, b core.Event) int { return a.Time.Compare(b.Time) })
+	events := make([]core.Event, 0, len(calls)+2)
+	events = append(events, core.Event{Type: core.InvocationStarted, Time: o.Started})
+	events = append(events, calls...)
+	end := core.Event{Time: o.Ended}
+	switch o.Status {
+	case core.StatusCompleted:
+		end.Type = core.InvocationCompleted
+	case core.StatusCancelled:
+		end.Type = core.InvocationCancelled
+	default:
+		end.Type = core.InvocationFaulted
+	}
+	events = append(events, end)
+	for i := range events {
+		events[i].Seq = int64(i + 1)
+	}
+	return events
+}
+
+// remote is a Baton server reached over its REST API.
+type remote struct {
+	c *client.Client
+}
+
+// serverWait is how long one request asks the server to hold the
+// response for the invocation's end.
+const serverWait = 5 * time.Minute
+
+func (r *remote) apply(ctx context.Context, wf *Workflow) error {
+	_, err := r.c.ApplyWorkflow(ctx, wf.Name+".yaml", wf.Source, lang.Options{})
+	return err
+}
+
+func (r *remote) invoke(ctx context.Context, wf *Workflow, i int) (outcome, error) {
+	inv, err := r.c.Invoke(ctx, wf.Namespace, wf.Name, wf.RawInputs[i%len(wf.RawInputs)],
+		client.InvokeOptions{Version: wf.Version, Wait: serverWait})
+	if err != nil {
+		return outcome{}, err
+	}
+	for !inv.Ended() {
+		id := inv.ID
+		if inv, err = r.c.WaitInvocation(ctx, id, serverWait); err != nil {
+			return outcome{ID: id}, err
+		}
+	}
+	o := outcome{ID: inv.ID, Status: inv.Status, Started: inv.StartedAt}
+	if inv.EndedAt != nil {
+		o.Ended = *inv.EndedAt
+	}
+	return o, nil
+}
+
+func (r *remote) history(ctx context.Context, _ *Workflow, o outcome) ([]core.Event, error) {
+	return r.c.History(ctx, o.ID)
+}
+
+func (r *remote) close(context.Context) error { return nil }
