@@ -12,13 +12,15 @@ import (
 	"time"
 
 	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/lang"
 	"github.com/batonflow/baton/store"
 )
 
 // Engine is what the API needs from the workflow engine. *engine.Engine
 // satisfies it; tests substitute a fake.
 type Engine interface {
-	ApplyWorkflow(ctx context.Context, filename string, src []byte) (*store.Workflow, error)
+	// ApplyDocument stores a workflow document in any language Baton runs.
+	ApplyDocument(ctx context.Context, filename string, src []byte, opts lang.Options) (*store.Workflow, error)
 	GetWorkflow(ctx context.Context, namespace, name, version string) (*store.Workflow, error)
 	ListWorkflows(ctx context.Context) ([]*store.Workflow, error)
 	DeleteWorkflow(ctx context.Context, namespace, name, version string) error
@@ -50,6 +52,12 @@ type config struct {
 	maxBodyBytes int64
 	maxWait      time.Duration
 	shutdown     context.Context
+	secrets      Secrets
+	// functions, metrics and maxModuleBytes are set by the options in
+	// functions.go.
+	functions      Functions
+	metrics        http.Handler
+	maxModuleBytes int64
 }
 
 // Option configures NewHandler.
@@ -127,6 +135,20 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/v1/invocations/{id}", s.getInvocation},
 		{http.MethodGet, "/v1/invocations/{id}/history", s.history},
 		{http.MethodPost, "/v1/invocations/{id}/cancel", s.cancelInvocation},
+		{http.MethodGet, "/v1/invocations/{id}/events", s.lifecycleEvents},
+
+		{http.MethodGet, "/v1/secrets", s.listSecrets},
+		{http.MethodPut, "/v1/secrets/{name}", s.putSecret},
+		{http.MethodDelete, "/v1/secrets/{name}", s.deleteSecret},
+
+		{http.MethodPost, "/v1/functions", s.deployFunction},
+		{http.MethodGet, "/v1/functions", s.listFunctions},
+		{http.MethodGet, "/v1/functions/{name}", s.getFunction},
+		{http.MethodDelete, "/v1/functions/{name}", s.deleteFunction},
+		{http.MethodGet, "/v1/functions/{name}/versions/{version}", s.getFunction},
+		{http.MethodDelete, "/v1/functions/{name}/versions/{version}", s.deleteFunction},
+		{http.MethodPost, "/v1/functions/{name}/invoke", s.invokeFunction},
+		{http.MethodGet, "/metrics", s.serveMetrics},
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/lang"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
 )
@@ -53,7 +54,12 @@ func (s *server) applyWorkflow(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, badRequest("the request body is empty: send a workflow document (YAML or JSON)"))
 		return
 	}
-	wf, err := s.engine.ApplyWorkflow(r.Context(), filename, src)
+	opts := lang.Options{Format: r.URL.Query().Get("format"), Namespace: r.URL.Query().Get("namespace")}
+	if opts.Format != "" && opts.Format != lang.DSL && opts.Format != lang.Fission {
+		s.writeProblem(w, r, badRequest("format %q: use %s or %s", opts.Format, lang.DSL, lang.Fission))
+		return
+	}
+	wf, err := s.engine.ApplyDocument(r.Context(), filename, src, opts)
 	if errors.Is(err, store.ErrConflict) {
 		s.writeProblem(w, r, conflict("%s: another document is already stored under the same namespace, name and version; "+
 			"change document.version to store a new version", filename))

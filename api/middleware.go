@@ -87,11 +87,12 @@ func (s *server) recoverPanics(next http.Handler) http.Handler {
 // *http.MaxBytesError, which problemFor reports as 413.
 func (s *server) limitBodies(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > s.maxBodyBytes {
-			s.writeProblem(w, r, problemFor(&http.MaxBytesError{Limit: s.maxBodyBytes}, "request"))
+		limit := s.bodyLimit(r)
+		if r.ContentLength > limit {
+			s.writeProblem(w, r, problemFor(&http.MaxBytesError{Limit: limit}, "request"))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.maxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
 }

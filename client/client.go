@@ -20,6 +20,7 @@ import (
 
 	"github.com/batonflow/baton/api"
 	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/lang"
 	"github.com/batonflow/baton/problem"
 )
 
@@ -158,12 +159,20 @@ func (c *Client) Health(ctx context.Context) error {
 	return nil
 }
 
-// ApplyWorkflow stores a workflow document (YAML or JSON). filename names
-// the document in validation errors; "" lets the server choose.
-func (c *Client) ApplyWorkflow(ctx context.Context, filename string, src []byte) (*api.WorkflowRef, error) {
+// ApplyWorkflow stores a workflow document (YAML or JSON) in any language
+// the server runs. filename names the document in validation errors; ""
+// lets the server choose. opts may force the language and, for Fission
+// documents, the namespace.
+func (c *Client) ApplyWorkflow(ctx context.Context, filename string, src []byte, opts lang.Options) (*api.WorkflowRef, error) {
 	query := url.Values{}
 	if filename != "" {
 		query.Set("filename", filename)
+	}
+	if opts.Format != "" {
+		query.Set("format", opts.Format)
+	}
+	if opts.Namespace != "" {
+		query.Set("namespace", opts.Namespace)
 	}
 	contentType := "application/yaml"
 	if trimmed := bytes.TrimSpace(src); len(trimmed) > 0 && trimmed[0] == '{' {

@@ -15,6 +15,7 @@ import (
 	"github.com/batonflow/baton/api/apitest"
 	"github.com/batonflow/baton/client"
 	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/lang"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
 )
@@ -73,7 +74,7 @@ func TestWorkflows(t *testing.T) {
 	if err := c.Health(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ref, err := c.ApplyWorkflow(ctx, "hello.yaml", []byte(helloDoc))
+	ref, err := c.ApplyWorkflow(ctx, "hello.yaml", []byte(helloDoc), lang.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestWorkflows(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, err = c.ApplyWorkflow(ctx, "broken.yaml", []byte("document: {}\n"))
+	_, err = c.ApplyWorkflow(ctx, "broken.yaml", []byte("document: {}\n"), lang.Options{})
 	p := asProblem(t, err, 400)
 	if p.Type != problem.TypeValidation || len(p.Errors) == 0 || !strings.HasPrefix(p.Errors[0], "broken.yaml:") {
 		t.Fatalf("validation problem = %+v", p)
@@ -117,7 +118,7 @@ func TestInvocations(t *testing.T) {
 		}
 		return &apitest.Outcome{Status: core.StatusCompleted, Output: input}
 	}
-	if _, err := c.ApplyWorkflow(ctx, "", []byte(helloDoc)); err != nil {
+	if _, err := c.ApplyWorkflow(ctx, "", []byte(helloDoc), lang.Options{}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -23,9 +23,9 @@ func (e *Engine) withBuiltinExecutors(user map[string]Executor) map[string]Execu
 		FunctionRunContainer: &containerExecutor{runtime: e.opts.ContainerRuntime, base: e.ctx, log: e.log},
 		FunctionRunWorkflow:  &subflowExecutor{e: e},
 		FunctionOpenAPI: &openAPIExecutor{
-			client:  &openapicall.Client{HTTP: e.http, Documents: e.opts.HTTPClient},
-			secrets: e.opts.Secrets,
+			client: &openapicall.Client{HTTP: e.http, Documents: e.opts.HTTPClient},
 		},
+		FunctionGRPC: &grpcExecutor{client: e.grpc},
 	}
 	for name, ex := range user {
 		merged[name] = ex

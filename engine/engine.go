@@ -17,9 +17,10 @@ import (
 
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/dsl"
-	"github.com/batonflow/baton/dsl/fission"
 	"github.com/batonflow/baton/expr"
+	"github.com/batonflow/baton/grpccall"
 	"github.com/batonflow/baton/httpcall"
+	"github.com/batonflow/baton/lang"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
 )
@@ -39,15 +40,24 @@ type Options struct {
 	// every call no other executor claims, which is how the function layer
 	// plugs in.
 	Executors map[string]Executor
-	// Secrets are exposed to expressions as $secrets.
-	Secrets map[string]any
+	// Secrets provides the values of the secrets that workflows declare
+	// in use.secrets, exposed to their expressions as $secrets; nil means
+	// no secrets, and a workflow that declares some cannot start.
+	Secrets SecretSource
 	// Observer hears every task start and end, for tracing, benchmarks
 	// and prewarming. It is called from the invocation's goroutine and
 	// must not block.
 	Observer TaskObserver
-	// Events receives the CloudEvents that `emit` tasks produce; nil
-	// means the events are only recorded in history as the tasks' output.
+	// Events receives the CloudEvents that `emit` tasks produce and the
+	// DSL's lifecycle events (workflow and task started, completed,
+	// faulted, cancelled) as they happen; nil means emitted events are only
+	// recorded in history as the tasks' output, and lifecycle events are
+	// only available from LifecycleEvents.
 	Events EventPublisher
+	// SchedulePoll is how often the scheduler reads the schedules when no
+	// run is due sooner (DefaultSchedulePoll when zero); engines sharing
+	// a store see each other's applies within it.
+	SchedulePoll time.Duration
 	// ContainerRuntime is the command that runs `run: container` tasks
 	// ("docker", "podman", or a path to one); empty means containers are
 	// not available and such tasks fail with a configuration error.
@@ -67,6 +77,11 @@ type Engine struct {
 	log   *slog.Logger
 	eval  *expr.Evaluator
 	http  *httpcall.Client
+	grpc  *grpccall.Client
+	// publisher delivers lifecycle events to Options.Events; nil without.
+	publisher  *publisher
+	sched      *scheduler
+	scheduling bool // Start started the scheduler
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -100,6 +115,11 @@ func New(opts Options) (*Engine, error) {
 		defs:   make(map[string]*dsl.Workflow),
 		latest: make(map[string]latestVersion),
 	}
+	e.grpc = &grpccall.Client{HTTP: opts.HTTPClient, Auth: e.http, Logger: opts.Logger}
+	if opts.Events != nil {
+		e.publisher = newPublisher(opts.Events, opts.Logger)
+	}
+	e.sched = newScheduler(e, opts.SchedulePoll)
 	e.opts.Executors = e.withBuiltinExecutors(opts.Executors)
 	return e, nil
 }
@@ -122,6 +142,13 @@ func (e *Engine) Start(ctx context.Context) error {
 	if len(running) > 0 {
 		e.log.Info("resumed running invocations", "count", len(running))
 	}
+	e.mu.Lock()
+	startScheduler := !e.scheduling
+	e.scheduling = true
+	e.mu.Unlock()
+	if startScheduler {
+		go e.sched.run(e.ctx)
+	}
 	return nil
 }
 
@@ -134,7 +161,11 @@ func (e *Engine) resume(ctx context.Context, inv *store.Invocation) error {
 	if err != nil {
 		return err
 	}
-	in := e.newInstance(inv, def)
+	secrets, err := e.loadSecrets(ctx, def, false)
+	if err != nil {
+		return err
+	}
+	in := e.newInstance(inv, def, secrets)
 	e.mu.Lock()
 	e.live[inv.ID] = in
 	e.mu.Unlock()
@@ -151,25 +182,33 @@ func (e *Engine) Close() error {
 	for _, in := range e.live {
 		in.stop()
 	}
+	scheduling := e.scheduling
 	e.mu.Unlock()
+	if scheduling {
+		<-e.sched.done
+	}
 	e.calls.Wait()
 	e.http.CloseIdleConnections()
+	if e.publisher != nil {
+		e.publisher.close()
+	}
+	if err := e.grpc.Close(); err != nil {
+		e.log.Warn("closing gRPC connections", "err", err)
+	}
 	return nil
 }
 
-// ApplyWorkflow parses, validates and stores a workflow document. An invalid
-// document yields a dsl.ErrorList.
-//
-// Fission Workflows documents, recognised by their shape, are accepted too
-// and stored with Format "fission"; see package dsl/fission for how they
-// get their namespace, name and version.
+// ApplyWorkflow parses, validates and stores a workflow document in any
+// language Baton runs, recognised by its shape. An invalid document yields
+// a dsl.ErrorList.
 func (e *Engine) ApplyWorkflow(ctx context.Context, filename string, src []byte) (*store.Workflow, error) {
-	format := "dsl"
-	parse := dsl.Parse
-	if fission.Detect(src) {
-		format, parse = fission.Format, fission.Parse
-	}
-	def, err := parse(filename, src)
+	return e.ApplyDocument(ctx, filename, src, lang.Options{})
+}
+
+// ApplyDocument is ApplyWorkflow with the language (and, for Fission
+// documents, the namespace) given rather than inferred.
+func (e *Engine) ApplyDocument(ctx context.Context, filename string, src []byte, opts lang.Options) (*store.Workflow, error) {
+	def, format, err := lang.Parse(filename, src, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +231,9 @@ func (e *Engine) ApplyWorkflow(ctx context.Context, filename string, src []byte)
 	e.defs[defKey(wf.Namespace, wf.Name, wf.Version)] = def
 	delete(e.latest, wf.Namespace+"/"+wf.Name)
 	e.mu.Unlock()
+	if err := e.syncSchedule(ctx, wf.Namespace, wf.Name); err != nil {
+		return nil, fmt.Errorf("workflow %s/%s version %s is stored but its schedule is not: %w", wf.Namespace, wf.Name, wf.Version, err)
+	}
 	return wf, nil
 }
 
@@ -208,6 +250,16 @@ func (e *Engine) ListWorkflows(ctx context.Context) ([]*store.Workflow, error) {
 func (e *Engine) DeleteWorkflow(ctx context.Context, namespace, name, version string) error {
 	if err := e.store.DeleteWorkflow(ctx, namespace, name, version); err != nil {
 		return err
+	}
+	// The deleted versions' schedules stop; if the newest version left
+	// has a schedule, it takes over.
+	defer func() {
+		if err := e.syncSchedule(ctx, namespace, name); err != nil {
+			e.log.Error("workflow deleted but its schedule is not updated", "workflow", namespace+"/"+name, "err", err)
+		}
+	}()
+	if err := e.store.DeleteSchedules(ctx, namespace, name, version); err != nil {
+		return fmt.Errorf("workflow %s/%s is deleted but its schedule is not: %w", namespace, name, err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -246,17 +298,7 @@ func (e *Engine) definition(ctx context.Context, namespace, name, version string
 	if def != nil {
 		return def, nil
 	}
-	source := wf.Namespace + "/" + wf.Name + "@" + wf.Version
-	if wf.Format == fission.Format {
-		def, err = fission.ParseWith(source, wf.Source, fission.Options{Namespace: wf.Namespace})
-		if err == nil {
-			// The format carries no identity of its own; the stored
-			// row's is the one the workflow was applied under.
-			def.Document.Name, def.Document.Version = wf.Name, wf.Version
-		}
-	} else {
-		def, err = dsl.Parse(source, wf.Source)
-	}
+	def, err = lang.ParseStored(wf)
 	if err != nil {
 		return nil, fmt.Errorf("stored workflow %s no longer parses: %w", key, err)
 	}
@@ -319,6 +361,10 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 	if err != nil {
 		return nil, err
 	}
+	secrets, err := e.loadSecrets(ctx, def, true)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now().UTC()
 	inv := &store.Invocation{
 		ID:        id,
@@ -332,7 +378,7 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 		Parent:    parent,
 	}
 	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input}
-	in := e.newInstance(inv, def)
+	in := e.newInstance(inv, def, secrets)
 	// The instance is live before its row exists so that Wait and Get
 	// find it the moment start returns.
 	e.mu.Lock()

@@ -20,6 +20,12 @@ type CallRequest struct {
 	// (after a crash, say): invocation id, task key and attempt.
 	IdempotencyKey string
 	Workflow       *dsl.Workflow
+	// Secrets are the invocation's secrets (the workflow's use.secrets),
+	// for authentication policies that name one with `use: secret`.
+	Secrets map[string]any
+	// Redact masks the values of Secrets in a string, for executors that
+	// record or log something built from them (a request's URL, say).
+	Redact func(string) string
 }
 
 // CallResult is what an executor returns: the task's raw output and facts
@@ -53,7 +59,7 @@ func (e *Engine) execute(ctx context.Context, in *instance, c *core.Call) (CallR
 		}
 		out, p := e.http.Do(ctx, httpcall.Request{
 			Args: c.Args, Input: c.Input, IdempotencyKey: key,
-			Authentications: auths, Secrets: e.opts.Secrets,
+			Authentications: auths, Secrets: in.secrets, Redact: in.redact.String,
 		})
 		return CallResult{Output: out}, p
 	}
@@ -64,7 +70,10 @@ func (e *Engine) execute(ctx context.Context, in *instance, c *core.Call) (CallR
 	if ex == nil {
 		return CallResult{}, problem.Configuration("%s: this engine has no executor for %q", c.Name, c.Function)
 	}
-	res, err := ex.Execute(ctx, &CallRequest{Call: c, Invocation: in.inv.ID, IdempotencyKey: key, Workflow: in.def})
+	res, err := ex.Execute(ctx, &CallRequest{
+		Call: c, Invocation: in.inv.ID, IdempotencyKey: key, Workflow: in.def,
+		Secrets: in.secrets, Redact: in.redact.String,
+	})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 			return CallResult{}, problem.Timeout("%s: %v", c.Name, err)

@@ -4,25 +4,29 @@ import (
 	"context"
 	"time"
 
+	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/function"
 )
 
-// FunctionInvoker runs a registered function by name; *function.Manager
-// is the implementation.
-type FunctionInvoker interface {
-	Invoke(ctx context.Context, name string, input any) (function.Result, error)
+// FunctionCaller runs a workflow task that calls a registered function;
+// *function.Manager is the implementation. Call receives the whole task
+// (not only its arguments) so that it can apply the task's remaining
+// timeout and pass the step's idempotency key on to the runtime.
+type FunctionCaller interface {
+	Call(ctx context.Context, invocation string, c *core.Call) (function.Result, error)
 }
 
 // FunctionExecutor makes registered functions callable from workflows:
 // `call: NAME` with `with:` arguments calls function NAME with those
-// arguments as its JSON input. Register it as the "*" executor so that it
-// claims every call no built-in executor knows.
+// arguments as its JSON input (the task's input when it has none).
+// Register it as the "*" executor so that it claims every call no built-in
+// executor knows.
 //
 // Whether the call was cold, and its cold start by phase, go into the
 // history's Info, where benchmarks and the prewarm planner read them.
-func FunctionExecutor(fns FunctionInvoker) Executor {
+func FunctionExecutor(fns FunctionCaller) Executor {
 	return ExecutorFunc(func(ctx context.Context, req *CallRequest) (CallResult, error) {
-		res, err := fns.Invoke(ctx, req.Function, req.Args)
+		res, err := fns.Call(ctx, req.Invocation, req.Call)
 		if err != nil {
 			return CallResult{}, err
 		}

@@ -22,6 +22,13 @@ type instance struct {
 	e   *Engine
 	def *dsl.Workflow
 	m   *core.Machine
+	// secrets are the values of the workflow's use.secrets, loaded when
+	// the instance was created; redact masks them in Baton's records.
+	secrets map[string]any
+	redact  *redactor
+	// lifecycle publishes the invocation's lifecycle events; nil when the
+	// engine has no event publisher.
+	lifecycle *lifecycle
 
 	mu       sync.Mutex
 	inv      store.Invocation
@@ -36,26 +43,25 @@ type instance struct {
 	done     chan struct{}
 }
 
-func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow) *instance {
+func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets map[string]any) *instance {
 	in := &instance{
-		e:      e,
-		def:    def,
-		inv:    *inv,
-		calls:  make(map[string]context.CancelFunc),
-		timers: make(map[string]*time.Timer),
-		done:   make(chan struct{}),
-	}
-	var observer core.Observer
-	if e.opts.Observer != nil {
-		observer = taskObserver{id: inv.ID, o: e.opts.Observer}
+		e:       e,
+		def:     def,
+		secrets: secrets,
+		redact:  newRedactor(secrets),
+		inv:     *inv,
+		calls:   make(map[string]context.CancelFunc),
+		timers:  make(map[string]*time.Timer),
+		done:    make(chan struct{}),
 	}
 	in.m = core.New(def, core.Options{
 		ID:        inv.ID,
-		Secrets:   e.opts.Secrets,
-		Runtime:   map[string]any{"name": "baton", "version": Version, "metadata": map[string]any{}},
+		Secrets:   secrets,
+		Runtime:   runtimeDescriptor(),
 		Evaluator: e.eval,
-		Observer:  observer,
+		Observer:  e.instanceObserver(in),
 	})
+	e.invocationStarted(inv.ID, def)
 	return in
 }
 
@@ -80,6 +86,9 @@ func (in *instance) begin(started core.Event) {
 		in.memory = append(in.memory, started)
 	}
 	in.mu.Unlock()
+	if in.lifecycle != nil {
+		in.lifecycle.workflowStarted(started.Time)
+	}
 	in.apply([]core.Event{started})
 	in.drain()
 }
@@ -93,7 +102,13 @@ func (in *instance) replay(history []core.Event) {
 		in.seq = history[n-1].Seq
 	}
 	in.mu.Unlock()
-	in.apply(history)
+	// What the history holds was published when it happened.
+	in.lifecycle.replaying(func() {
+		if in.lifecycle != nil && len(history) > 0 && history[0].Type == core.InvocationStarted {
+			in.lifecycle.workflowStarted(history[0].Time)
+		}
+		in.apply(history)
+	})
 	in.drain()
 }
 
@@ -105,6 +120,7 @@ func (in *instance) push(ev core.Event) {
 		in.mu.Unlock()
 		return
 	}
+	in.redact.event(&ev)
 	in.seq++
 	ev.Seq = in.seq
 	if ev.Time.IsZero() {
@@ -310,6 +326,9 @@ func (in *instance) end(ev *core.Event) {
 		return
 	}
 	in.ended = true
+	if in.lifecycle != nil {
+		in.lifecycle.workflowEnded(ev)
+	}
 	switch ev.Type {
 	case core.InvocationCompleted:
 		in.inv.Status = core.StatusCompleted
@@ -331,6 +350,7 @@ func (in *instance) end(ev *core.Event) {
 	durable := in.inv.Durable
 	in.mu.Unlock()
 	close(in.done)
+	in.e.invocationEnded(in.inv.ID)
 	if durable {
 		in.forget()
 		return

@@ -10,11 +10,10 @@ import (
 const FunctionOpenAPI = "openapi"
 
 // openAPIExecutor runs `call: openapi` with the engine's HTTP client, the
-// workflow's named authentication policies and the engine's secrets, as
-// `call: http` gets them.
+// workflow's named authentication policies and the invocation's secrets,
+// as `call: http` gets them.
 type openAPIExecutor struct {
-	client  *openapicall.Client
-	secrets map[string]any
+	client *openapicall.Client
 }
 
 func (x *openAPIExecutor) Execute(ctx context.Context, req *CallRequest) (CallResult, error) {
@@ -24,7 +23,7 @@ func (x *openAPIExecutor) Execute(ctx context.Context, req *CallRequest) (CallRe
 	}
 	out, p := x.client.Do(ctx, openapicall.Request{
 		Args: req.Args, IdempotencyKey: req.IdempotencyKey,
-		Authentications: auths, Secrets: x.secrets,
+		Authentications: auths, Secrets: req.Secrets, Redact: req.Redact,
 	})
 	if p != nil {
 		return CallResult{}, p

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/batonflow/baton/core"
-	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/lang"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
 )
@@ -58,9 +58,9 @@ func (e *Engine) now() time.Time {
 	return time.Now().UTC()
 }
 
-// ApplyWorkflow parses src with the dsl parser and stores it.
-func (e *Engine) ApplyWorkflow(ctx context.Context, filename string, src []byte) (*store.Workflow, error) {
-	parsed, err := dsl.Parse(filename, src)
+// ApplyDocument parses src as the real engine does and stores it.
+func (e *Engine) ApplyDocument(ctx context.Context, filename string, src []byte, opts lang.Options) (*store.Workflow, error) {
+	parsed, _, err := lang.Parse(filename, src, opts)
 	if err != nil {
 		return nil, err
 	}

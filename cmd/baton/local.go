@@ -10,7 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/batonflow/baton/dsl/fission"
 	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/secret"
 	"github.com/batonflow/baton/store/sqlite"
 )
 
@@ -47,16 +49,58 @@ func dataDir(flag string) (string, error) {
 	return filepath.Join(home, ".local", "share", "baton"), nil
 }
 
+// engineConfig is what the commands that run an engine (server, run) let
+// users set beyond the data directory.
+type engineConfig struct {
+	// fissionRouter is the Fission router that fission://NS/NAME calls of
+	// Fission Workflows documents go to.
+	fissionRouter string
+	// secretKey seals the secret store (see secretKeyFlag).
+	secretKey string
+}
+
+func addEngineFlags(cmd *cobra.Command) *engineConfig {
+	cfg := new(engineConfig)
+	cmd.Flags().StringVar(&cfg.fissionRouter, "fission-router", "",
+		"URL of the Fission router for fission://NS/NAME calls (default "+fission.DefaultRouter+")")
+	addSecretKeyFlag(cmd, &cfg.secretKey)
+	return cfg
+}
+
+// options turns the configuration into engine options.
+func (cfg engineConfig) options(logger *slog.Logger) (engine.Options, error) {
+	router := cfg.fissionRouter
+	if router == "" {
+		router = fission.DefaultRouter
+	}
+	fissionCalls, err := engine.NewFissionExecutor(router, nil, logger)
+	if err != nil {
+		return engine.Options{}, fmt.Errorf("--fission-router: %w", err)
+	}
+	return engine.Options{
+		Logger:    logger,
+		Executors: map[string]engine.Executor{engine.FunctionFission: fissionCalls},
+	}, nil
+}
+
 // localEngine is an engine over the embedded store in a data directory.
 type localEngine struct {
 	*engine.Engine
-	store *sqlite.Store
-	path  string
+	store   *sqlite.Store
+	path    string
+	secrets *secret.Store
+	// functions runs the functions deployed in the data directory; the
+	// engine's "*" executor calls them.
+	functions *functionHost
 }
 
 // openLocalEngine opens (creating it if needed) the database in dir and
 // starts an engine on it, which resumes every invocation left running.
-func openLocalEngine(ctx context.Context, dir string, logger *slog.Logger) (*localEngine, error) {
+func openLocalEngine(ctx context.Context, dir string, logger *slog.Logger, cfg engineConfig) (*localEngine, error) {
+	opts, err := cfg.options(logger)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the data directory: %w", err)
 	}
@@ -65,18 +109,29 @@ func openLocalEngine(ctx context.Context, dir string, logger *slog.Logger) (*loc
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	eng, err := engine.New(engine.Options{Store: st, Logger: logger})
+	opts.Store = st
+	secrets, err := openSecrets(st, dir, cfg.secretKey)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("creating the engine: %w", err), st.Close())
+		return nil, errors.Join(err, st.Close())
+	}
+	opts.Secrets = secrets
+	fns, err := openFunctionHost(dir, st, secrets, logger)
+	if err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	opts.Executors["*"] = engine.FunctionExecutor(fns.Manager)
+	eng, err := engine.New(opts)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("creating the engine: %w", err), fns.Close(), st.Close())
 	}
 	if err := eng.Start(ctx); err != nil {
-		return nil, errors.Join(fmt.Errorf("starting the engine: %w", err), eng.Close(), st.Close())
+		return nil, errors.Join(fmt.Errorf("starting the engine: %w", err), eng.Close(), fns.Close(), st.Close())
 	}
-	return &localEngine{Engine: eng, store: st, path: path}, nil
+	return &localEngine{Engine: eng, store: st, path: path, secrets: secrets, functions: fns}, nil
 }
 
 // Close stops the engine, leaving running invocations to the next start,
-// and flushes the store.
+// then the functions, and flushes the store.
 func (l *localEngine) Close() error {
-	return errors.Join(l.Engine.Close(), l.store.Close())
+	return errors.Join(l.Engine.Close(), l.functions.Close(), l.store.Close())
 }

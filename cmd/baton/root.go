@@ -76,7 +76,11 @@ func newRootCommand() *cobra.Command {
 		newWorkflowCommand(),
 		newInvokeCommand(),
 		newInvocationCommand(),
+		newSecretCommand(),
+		newFunctionCommand(),
+		newConvertCommand(),
 		newVersionCommand(),
+		newBenchCommand(),
 	)
 	return root
 }

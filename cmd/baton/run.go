@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/batonflow/baton/core"
-	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/lang"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
 )
@@ -37,6 +37,8 @@ func newRunCommand() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 	}
 	data := addDataFlag(cmd)
+	langOpts := addLangFlags(cmd)
+	engineCfg := addEngineFlags(cmd)
 	cmd.Flags().StringVar(&input, "input", "", "workflow input: JSON, or @FILE to read it from a file (@- for stdin)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
@@ -48,6 +50,8 @@ func newRunCommand() *cobra.Command {
 			file:    args[0],
 			input:   input,
 			dataDir: *data,
+			lang:    *langOpts,
+			engine:  *engineCfg,
 			logger:  slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
 			stdout:  cmd.OutOrStdout(),
 			stderr:  cmd.ErrOrStderr(),
@@ -58,6 +62,8 @@ func newRunCommand() *cobra.Command {
 
 type runRequest struct {
 	file, input, dataDir string
+	lang                 lang.Options
+	engine               engineConfig
 	logger               *slog.Logger
 	stdout, stderr       io.Writer
 }
@@ -81,7 +87,7 @@ func runWorkflow(ctx context.Context, req runRequest) (err error) {
 	if err != nil {
 		return err
 	}
-	eng, err := openLocalEngine(ctx, dir, req.logger)
+	eng, err := openLocalEngine(ctx, dir, req.logger, req.engine)
 	if err != nil {
 		return err
 	}
@@ -91,7 +97,7 @@ func runWorkflow(ctx context.Context, req runRequest) (err error) {
 		}
 	}()
 
-	wf, err := applyForRun(ctx, eng, req.file, src)
+	wf, err := applyForRun(ctx, eng, req.file, src, req.lang)
 	if err != nil {
 		return err
 	}
@@ -113,12 +119,12 @@ func runWorkflow(ctx context.Context, req runRequest) (err error) {
 // as it is now", so an edited document whose version was not bumped
 // replaces the stored copy, unless invocations of that copy are still
 // running: they need their definition to resume.
-func applyForRun(ctx context.Context, eng *localEngine, file string, src []byte) (*store.Workflow, error) {
-	wf, err := eng.ApplyWorkflow(ctx, file, src)
+func applyForRun(ctx context.Context, eng *localEngine, file string, src []byte, opts lang.Options) (*store.Workflow, error) {
+	wf, err := eng.ApplyDocument(ctx, file, src, opts)
 	if !errors.Is(err, store.ErrConflict) {
 		return wf, err
 	}
-	parsed, parseErr := dsl.Parse(file, src)
+	parsed, _, parseErr := lang.Parse(file, src, opts)
 	if parseErr != nil {
 		return nil, err
 	}
@@ -134,7 +140,7 @@ func applyForRun(ctx context.Context, eng *localEngine, file string, src []byte)
 	if err := eng.DeleteWorkflow(ctx, doc.Namespace, doc.Name, doc.Version); err != nil {
 		return nil, fmt.Errorf("replacing the stored copy of workflow %s/%s version %s: %w", doc.Namespace, doc.Name, doc.Version, err)
 	}
-	return eng.ApplyWorkflow(ctx, file, src)
+	return eng.ApplyDocument(ctx, file, src, opts)
 }
 
 func runningInvocationsOf(ctx context.Context, eng *localEngine, namespace, name, version string) (int, error) {

@@ -35,6 +35,7 @@ func newServerCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 	}
 	data := addDataFlag(cmd)
+	engineCfg := addEngineFlags(cmd)
 	cmd.Flags().StringVar(&addr, "addr", defaultAddr, "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug (includes access logs), info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
@@ -43,7 +44,7 @@ func newServerCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, logger: logger, stdout: cmd.OutOrStdout()})
+		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, engine: *engineCfg, logger: logger, stdout: cmd.OutOrStdout()})
 	})
 	return cmd
 }
@@ -65,6 +66,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 type serveRequest struct {
 	addr, dataDir string
+	engine        engineConfig
 	logger        *slog.Logger
 	stdout        io.Writer
 }
@@ -76,7 +78,7 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 	if err != nil {
 		return err
 	}
-	eng, err := openLocalEngine(ctx, dir, req.logger)
+	eng, err := openLocalEngine(ctx, dir, req.logger, req.engine)
 	if err != nil {
 		return err
 	}
@@ -85,6 +87,8 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 			err = errors.Join(err, fmt.Errorf("closing %s: %w", eng.path, closeErr))
 		}
 	}()
+
+	eng.functions.precompileDeployed(ctx)
 
 	listener, err := net.Listen("tcp", req.addr)
 	if err != nil {
@@ -96,6 +100,9 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 		Handler: api.NewHandler(eng,
 			api.WithLogger(req.logger),
 			api.WithShutdown(shuttingDown),
+			api.WithSecrets(eng.secrets),
+			api.WithFunctions(eng.functions),
+			api.WithMetrics(eng.functions.metricsHandler()),
 		),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

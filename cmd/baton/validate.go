@@ -10,13 +10,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/lang"
 )
 
 func newValidateCommand() *cobra.Command {
-	return &cobra.Command{
+	var opts *lang.Options
+	cmd := &cobra.Command{
 		Use:   "validate FILE...",
 		Short: "Check workflow documents without running them",
-		Long: "Validate parses and validates each Serverless Workflow DSL 1.0 document (YAML or JSON).\n" +
+		Long: "Validate parses and validates each workflow document (YAML or JSON): Serverless Workflow\n" +
+			"DSL 1.0, or Fission Workflows, recognised by its shape or named with --format.\n" +
 			"It prints nothing and exits 0 when every document is valid; otherwise it prints one\n" +
 			"`file:line:col: path: message` line per problem on stderr and exits 1.",
 		Example: "  baton validate examples/hello.yaml\n  baton validate workflows/*.yaml",
@@ -24,7 +27,7 @@ func newValidateCommand() *cobra.Command {
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			valid := true
 			for _, file := range args {
-				if !validateFile(cmd.ErrOrStderr(), file) {
+				if !validateFile(cmd.ErrOrStderr(), file, *opts) {
 					valid = false
 				}
 			}
@@ -34,17 +37,19 @@ func newValidateCommand() *cobra.Command {
 			return nil
 		}),
 	}
+	opts = addLangFlags(cmd)
+	return cmd
 }
 
 // validateFile reports the problems of one document on w and tells whether
 // there were none.
-func validateFile(w io.Writer, file string) bool {
+func validateFile(w io.Writer, file string, opts lang.Options) bool {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		fmt.Fprintf(w, "%s: cannot read: %v\n", file, readFailure(err))
 		return false
 	}
-	_, err = dsl.Parse(file, src)
+	_, _, err = lang.Parse(file, src, opts)
 	if err == nil {
 		return true
 	}

@@ -41,6 +41,7 @@ func newWorkflowApplyCommand(server *serverFlag) *cobra.Command {
 		Args:    cobra.MinimumNArgs(1),
 	}
 	out := addOutputFlag(cmd)
+	langOpts := addLangFlags(cmd)
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		if err := out.validate(); err != nil {
 			return err
@@ -65,7 +66,7 @@ func newWorkflowApplyCommand(server *serverFlag) *cobra.Command {
 				report(fmt.Errorf("cannot read %s: %w", file, readFailure(err)))
 				continue
 			}
-			ref, err := c.ApplyWorkflow(cmd.Context(), file, src)
+			ref, err := c.ApplyWorkflow(cmd.Context(), file, src, *langOpts)
 			var p *problem.Problem
 			if err != nil && !errors.As(err, &p) {
 				// The server is unreachable: the other files would fail
