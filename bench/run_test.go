@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/batonflow/baton/engine"
 )
 
 var compared = []Config{
@@ -50,7 +52,7 @@ do:
 			if err != nil {
 				t.Fatalf("the workflow does not parse: %v", err)
 			}
-			if durable(wf.Def) {
+			if engine.Durable(wf.Def) {
 				t.Error("durability none was not written into the document")
 			}
 			res, err := Run(context.Background(), Options{

@@ -13,7 +13,6 @@ import (
 
 	"github.com/batonflow/baton/client"
 	"github.com/batonflow/baton/core"
-	"github.com/batonflow/baton/dsl"
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/function"
 	"github.com/batonflow/baton/lang"
@@ -124,7 +123,7 @@ func (em *embedded) invoke(ctx context.Context, wf *Workflow, i int) (outcome, e
 }
 
 func (em *embedded) history(ctx context.Context, wf *Workflow, o outcome) ([]core.Event, error) {
-	if !durable(wf.Def) {
+	if !engine.Durable(wf.Def) {
 		return em.tap.history(o), nil
 	}
 	return em.eng.History(ctx, o.ID)
@@ -154,20 +153,6 @@ func (em *embedded) removeTemp() {
 	}
 }
 
-// durable mirrors the engine's reading of document.metadata.
-func durable(def *dsl.Workflow) bool {
-	md := def.Document.Metadata
-	if v, ok := md["baton.durability"].(string); ok {
-		return v != "none"
-	}
-	if b, ok := md["baton"].(map[string]any); ok {
-		if v, ok := b["durability"].(string); ok {
-			return v != "none"
-		}
-	}
-	return true
-}
-
 // tap records the calls of non-durable invocations, whose histories the
 // engine does not keep once they end: the harness rebuilds an equivalent
 // history (dispatch, result with its Info) from what it saw the executors
@@ -181,7 +166,7 @@ func newTap() *tap { return &tap{calls: map[string][]core.Event{}} }
 
 func (t *tap) wrap(ex engine.Executor) engine.Executor {
 	return engine.ExecutorFunc(func(ctx context.Context, req *engine.CallRequest) (engine.CallResult, error) {
-		if durable(req.Workflow) {
+		if engine.Durable(req.Workflow) {
 			return ex.Execute(ctx, req)
 		}
 		begin := time.Now()

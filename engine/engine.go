@@ -374,7 +374,7 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 		Status:    core.StatusRunning,
 		Input:     input,
 		StartedAt: now,
-		Durable:   durable(def),
+		Durable:   Durable(def),
 		Parent:    parent,
 	}
 	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input}
@@ -401,10 +401,10 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 	return &snapshot, nil
 }
 
-// durable reports whether a workflow keeps a history. Workflows opt out
+// Durable reports whether a workflow keeps a history. Workflows opt out
 // with document.metadata `baton.durability: none` (or the nested form
 // `baton: {durability: none}`).
-func durable(def *dsl.Workflow) bool {
+func Durable(def *dsl.Workflow) bool {
 	md := def.Document.Metadata
 	if v, ok := md["baton.durability"].(string); ok {
 		return v != "none"
