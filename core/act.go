@@ -209,6 +209,12 @@ func (m *Machine) runTask(parent *act, nt *dsl.NamedTask, inst string, rawInput 
 		}
 	}
 	a.input = rawInput
+	if t.Input != nil {
+		if err := t.Input.Schema.Validate(rawInput); err != nil {
+			a.fail(problem.Validation("the input of task %s does not match input.schema: %v", a.name, err).At(t.Ref + "/input/schema"))
+			return
+		}
+	}
 	if t.Input != nil && t.Input.From != nil {
 		v, err := m.eval.EvalValue(t.Input.From, rawInput, a.vars(false), true)
 		if err != nil {
@@ -287,6 +293,12 @@ func (a *act) done(rawOut any, flow string) {
 		}
 		out = v
 	}
+	if t.Output != nil {
+		if err := t.Output.Schema.Validate(out); err != nil {
+			a.fail(problem.Validation("the output of task %s does not match output.schema: %v", a.name, err).At(t.Ref + "/output/schema"))
+			return
+		}
+	}
 	if t.Export != nil && t.Export.As != nil {
 		vars := a.vars(true)
 		vars["task"] = a.descriptor(rawOut, true)
@@ -294,6 +306,10 @@ func (a *act) done(rawOut any, flow string) {
 		v, err := m.eval.EvalValue(t.Export.As, out, vars, true)
 		if err != nil {
 			a.fail(problem.Expression("export.as: %v", err).At(t.Ref + "/export/as"))
+			return
+		}
+		if err := t.Export.Schema.Validate(v); err != nil {
+			a.fail(problem.Validation("the context exported by task %s does not match export.schema: %v", a.name, err).At(t.Ref + "/export/schema"))
 			return
 		}
 		m.context = v

@@ -247,6 +247,12 @@ func (m *Machine) start(rawInput any) {
 	m.root = &act{m: m, key: "", ref: "/", name: m.def.Document.Name}
 	vars := m.baseVars()
 	input := rawInput
+	if m.def.Input != nil {
+		if err := m.def.Input.Schema.Validate(rawInput); err != nil {
+			m.fault(problem.Validation("the workflow input does not match input.schema: %v", err).At("/input/schema"))
+			return
+		}
+	}
 	if m.def.Input != nil && m.def.Input.From != nil {
 		v, err := m.eval.EvalValue(m.def.Input.From, rawInput, vars, true)
 		if err != nil {
@@ -284,6 +290,12 @@ func (m *Machine) complete(out any) {
 			return
 		}
 		out = v
+	}
+	if m.def.Output != nil {
+		if err := m.def.Output.Schema.Validate(out); err != nil {
+			m.fault(problem.Validation("the workflow output does not match output.schema: %v", err).At("/output/schema"))
+			return
+		}
 	}
 	m.end(&Finish{Status: StatusCompleted, Output: out})
 }

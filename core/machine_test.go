@@ -511,6 +511,73 @@ do:
 			status: core.StatusCompleted, output: `greeting: Hi Bo`,
 		},
 		{
+			name: "workflow input.schema rejects a bad input",
+			doc: `
+input:
+  schema:
+    format: json
+    document:
+      type: object
+      properties:
+        name: {type: string}
+      required: [name]
+do:
+  - greet:
+      set: {ok: true}`,
+			input:  `name: 42`,
+			status: core.StatusFaulted, errType: problem.TypeValidation, errInst: "/input/schema",
+			check: func(t *testing.T, s *sim) {
+				if !strings.Contains(s.finish.Error.Detail, "at /name") {
+					t.Errorf("detail does not say where: %q", s.finish.Error.Detail)
+				}
+			},
+		},
+		{
+			name: "schemas that hold let the data through",
+			doc: `
+input:
+  schema:
+    document: {type: object, required: [name]}
+do:
+  - greet:
+      input:
+        schema:
+          document: {type: object, properties: {name: {type: string}}}
+      set: {greeting: '${ "hi " + .name }'}
+      output:
+        schema:
+          document: {type: object, required: [greeting]}
+      export:
+        as: '${ {greeted: true} }'
+        schema:
+          document: {type: object, properties: {greeted: {const: true}}}
+output:
+  schema:
+    document: {type: object, required: [greeting]}`,
+			input:  `name: Ada`,
+			status: core.StatusCompleted, output: `greeting: hi Ada`,
+		},
+		{
+			name: "task output.schema faults the task, which try can catch",
+			doc: `
+do:
+  - guarded:
+      try:
+        - make:
+            set: {count: many}
+            output:
+              schema:
+                document: {type: object, properties: {count: {type: number}}}
+      catch:
+        errors:
+          with: {type: https://serverlessworkflow.io/spec/1.0.0/errors/validation}
+        as: e
+        do:
+          - report:
+              set: '${ {instance: $e.instance} }'`,
+			status: core.StatusCompleted, output: `instance: /do/0/guarded/try/0/make/output/schema`,
+		},
+		{
 			name: "workflow and task descriptors",
 			doc: `
 do:

@@ -75,19 +75,19 @@ type Schedule struct {
 
 // Input configures the transformation (and schema) of an input.
 type Input struct {
-	Schema map[string]any
+	Schema *Schema
 	From   any // a runtime expression string or data with expressions inside
 }
 
 // Output configures the transformation (and schema) of an output.
 type Output struct {
-	Schema map[string]any
+	Schema *Schema
 	As     any // a runtime expression string or data with expressions inside
 }
 
 // Export configures how a task's output updates the workflow context.
 type Export struct {
-	Schema map[string]any
+	Schema *Schema
 	As     any
 }
 

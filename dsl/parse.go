@@ -246,23 +246,36 @@ func (p *parser) transform(n *yaml.Node, at path) any {
 
 // schema reads a schema definition, kept as data: {format, document} or
 // {format, resource}.
-func (p *parser) schema(n *yaml.Node, at path) map[string]any {
+func (p *parser) schema(n *yaml.Node, at path) *Schema {
 	o := p.object(n, at, "format", "document", "resource")
 	if !o.ok {
 		return nil
 	}
-	o.str("format")
+	format, _ := o.str("format")
+	s := &Schema{}
 	switch o.requireOne("document", "resource") {
 	case "document":
 		dn, dat, _ := o.get("document")
 		if r := resolve(dn); r == nil || (r.Kind != yaml.MappingNode && r.ShortTag() != "!!bool") {
 			p.errorf(dn, dat, "expected a schema (a map), got %s", describe(dn))
+			break
 		}
+		if format != "" && !strings.HasPrefix(format, "json") {
+			// Only JSON Schema is enforced; other formats are kept as data.
+			break
+		}
+		compiled, err := compileSchema(p.data(dn, dat))
+		if err != nil {
+			p.errorf(dn, dat, "invalid JSON Schema: %v", err)
+			break
+		}
+		s.compiled = compiled
 	case "resource":
 		rn, rat, _ := o.get("resource")
 		p.externalResource(rn, rat)
 	}
-	return p.mapData(n, at)
+	s.Raw = p.mapData(n, at)
+	return s
 }
 
 // timeout reads an inline timeout or the name of one in use.timeouts.

@@ -63,7 +63,7 @@ do:
 				if !reflect.DeepEqual(w.Document, want) {
 					t.Errorf("Document = %+v, want %+v", w.Document, want)
 				}
-				if w.Input.From != ".order" || w.Input.Schema["format"] != "json" {
+				if w.Input.From != ".order" || w.Input.Schema.Raw["format"] != "json" || !w.Input.Schema.Enforced() {
 					t.Errorf("Input = %+v", w.Input)
 				}
 				if !reflect.DeepEqual(w.Output.As, map[string]any{"total": "${ .sum }"}) {
