@@ -119,6 +119,7 @@ func newBenchCommand() *cobra.Command {
 			c.Flags().StringVar(&w.InputFile, "input", "", "input document (JSON or YAML) of every invocation")
 		}),
 		newTraceGenCommand(),
+		newColdstartCommand(f),
 	)
 	return cmd
 }

@@ -79,6 +79,7 @@ func newRootCommand() *cobra.Command {
 		newSecretCommand(),
 		newFunctionCommand(),
 		newConvertCommand(),
+		newSimCommand(),
 		newVersionCommand(),
 		newBenchCommand(),
 	)

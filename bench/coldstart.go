@@ -1,0 +1,405 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/function"
+	"github.com/batonflow/baton/function/wasm"
+	"github.com/batonflow/baton/prewarm"
+	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/sqlite"
+)
+
+// ColdstartPolicies are the keep-alive configurations the coldstart
+// scenario compares, in report order.
+var ColdstartPolicies = []string{"on-demand", "fixed", "hybrid", "baton"}
+
+// ColdstartShapes are its workflows.
+var ColdstartShapes = []string{"chain", "fanout", "branch"}
+
+// ColdstartOptions configure `baton bench coldstart`.
+type ColdstartOptions struct {
+	// Interval separates a workflow's consecutive invocations; it must
+	// be long enough for on-demand instances to be gone (they are evicted
+	// at once) and short enough for a keep-alive to matter.
+	Interval time.Duration
+	// Rounds is how many times each workflow is invoked, Warmup how many
+	// of the first rounds are left out of the statistics (the policies
+	// learn during them).
+	Rounds, Warmup int
+	// BranchOdds is the probability of the branch workflow's short path.
+	BranchOdds     float64
+	FixedKeepAlive time.Duration
+	// Rule is the planner's prepare rule.
+	Rule       prewarm.Rule
+	CacheDir   string
+	WasmSource string
+	DataDir    string
+	Seed       uint64
+	Logger     *slog.Logger
+	Progress   io.Writer
+	Command    string
+}
+
+// ColdstartRow is one (workflow, policy) pair's measurements.
+type ColdstartRow struct {
+	Shape       string  `json:"shape"`
+	Policy      string  `json:"policy"`
+	Invocations int     `json:"invocations"`
+	Failed      int     `json:"failed"`
+	P50Ms       float64 `json:"p50Ms"`
+	P99Ms       float64 `json:"p99Ms"`
+	// ColdPathMs is the cold-start time on the critical path (the
+	// longest path of cold starts through the invocation), summed over
+	// the measured invocations; ColdPathMeanMs per invocation.
+	ColdPathMs     float64 `json:"coldPathMs"`
+	ColdPathMeanMs float64 `json:"coldPathMeanMs"`
+	ColdStarts     int     `json:"coldStarts"`
+	// FunctionPathP50Ms is the median critical path of function time:
+	// cold starts, waits for prepared instances and execution.
+	FunctionPathP50Ms float64 `json:"functionPathP50Ms"`
+	// IdleInstanceS is the time the pair's instances spent warm and idle
+	// during the measured rounds.
+	IdleInstanceS float64 `json:"idleInstanceSeconds"`
+	// InstanceStarts counts the instances created over the whole run.
+	InstanceStarts int `json:"instanceStarts"`
+}
+
+// ColdstartResults is the scenario's outcome.
+type ColdstartResults struct {
+	Command  string         `json:"command"`
+	Started  time.Time      `json:"started"`
+	Interval time.Duration  `json:"interval"`
+	Rounds   int            `json:"rounds"`
+	Warmup   int            `json:"warmup"`
+	Rows     []ColdstartRow `json:"rows"`
+}
+
+func (o *ColdstartOptions) defaults() {
+	if o.Interval <= 0 {
+		o.Interval = 2 * time.Second
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 40
+	}
+	if o.Warmup < 0 || o.Warmup >= o.Rounds {
+		o.Warmup = 0
+	}
+	if o.BranchOdds <= 0 || o.BranchOdds > 1 {
+		o.BranchOdds = 0.7
+	}
+	if o.FixedKeepAlive <= 0 {
+		o.FixedKeepAlive = 10 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// coldstartFunctions names the functions of one (shape, policy) pair:
+// every call task has its own, so that each is its own pool, as distinct
+// functions are; all are deployments of one wasm module, compiled once.
+func coldstartFunctions(shape, policy string) []string {
+	n := map[string]int{"chain": 10, "fanout": 6, "branch": 4}[shape]
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "cs-" + policy + "-" + shape + "-" + strconv.Itoa(i)
+	}
+	return out
+}
+
+func coldstartWorkflow(shape, policy string, odds float64) string {
+	fns := coldstartFunctions(shape, policy)
+	var b strings.Builder
+	fmt.Fprintf(&b, "document:\n  dsl: '1.0.0'\n  namespace: %s\n  name: cs-%s-%s\n  version: '1.0.0'\ndo:\n", Namespace, shape, policy)
+	call := func(indent, task, fn string) {
+		fmt.Fprintf(&b, "%s- %s:\n%s    call: %s\n%s    with: {task: %s}\n", indent, task, indent, fn, indent, task)
+	}
+	switch shape {
+	case "chain":
+		for i, fn := range fns {
+			call("  ", "step"+strconv.Itoa(i), fn)
+		}
+	case "fanout":
+		b.WriteString("  - fan:\n      fork:\n        branches:\n")
+		for i, fn := range fns[:5] {
+			call("          ", "branch"+strconv.Itoa(i), fn)
+		}
+		call("  ", "join", fns[5])
+	case "branch":
+		fmt.Fprintf(&b, "  - route:\n      switch:\n        - short:\n            when: ${ .x < %s }\n            then: fast\n        - long:\n            then: slow\n",
+			strconv.FormatFloat(odds, 'g', -1, 64))
+		call("  ", "fast", fns[0])
+		b.WriteString("      then: end\n  - slow:\n      do:\n")
+		for i, fn := range fns[1:] {
+			call("        ", "slow"+strconv.Itoa(i), fn)
+		}
+	}
+	return b.String()
+}
+
+// lateBinding lets policies made before the Manager prepare through it.
+type lateBinding struct{ mgr *function.Manager }
+
+func (l *lateBinding) Prepare(ctx context.Context, name string, by time.Time) error {
+	return l.mgr.Prepare(ctx, name, by)
+}
+
+type coldstartRecord struct {
+	shape, policy string
+	round         int
+	id            string
+	latency       time.Duration
+	err           error
+	status        core.Status
+}
+
+// RunColdstart runs the coldstart scenario: the chain of 10, the fan-out
+// of 5 and the branching workflow, each under the four policies, invoked
+// in interleaved rounds with identical arrivals.
+func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults, error) {
+	opts.defaults()
+	log := opts.Logger
+	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("bench: cache directory: %w", err)
+	}
+	module, err := buildWasm(ctx, opts.WasmSource, opts.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	dataDir := opts.DataDir
+	if dataDir == "" {
+		dir, err := os.MkdirTemp("", "baton-coldstart-")
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		dataDir = dir
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "baton.db"), sqlite.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("bench: opening the store: %w", err)
+	}
+	defer st.Close()
+	blobs, err := function.OpenBlobs(filepath.Join(dataDir, "blobs"))
+	if err != nil {
+		return nil, err
+	}
+	wasmRT, err := wasm.New(wasm.Options{CacheDir: opts.CacheDir, Blobs: blobs, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("bench: wasm runtime: %w", err)
+	}
+	defer wasmRT.Close(context.Background())
+
+	late := &lateBinding{}
+	planner := prewarm.NewPlanner(prewarm.Options{
+		Preparer: late, Rule: opts.Rule, Logger: log,
+		State:   prewarm.FileState{Dir: filepath.Join(dataDir, "prewarm")},
+		Enabled: func(def *dsl.Workflow) bool { return strings.HasSuffix(def.Document.Name, "-baton") },
+	})
+	if err := planner.Load(ctx); err != nil {
+		return nil, err
+	}
+	policies := map[string]function.KeepAlive{
+		"on-demand": prewarm.OnDemand{},
+		"fixed":     prewarm.Fixed(opts.FixedKeepAlive),
+		"hybrid":    prewarm.NewHybrid(prewarm.HybridOptions{Preparer: late, Fallback: prewarm.Fixed(opts.FixedKeepAlive)}),
+		// Baton sees exact idle times, not a trace's minutes, so its
+		// histogram for entry functions has 100ms bins (over 10 minutes);
+		// its reloads also prepare the rest of each workflow.
+		"baton": prewarm.NewPredictive(planner, prewarm.NewBatonHybrid(planner, prewarm.HybridOptions{
+			BinWidth: 100 * time.Millisecond, Range: 10 * time.Minute, Fallback: prewarm.Fixed(opts.FixedKeepAlive)})),
+	}
+	route := &prewarm.PerFunction{Default: function.DefaultKeepAlive, Functions: map[string]function.KeepAlive{}}
+	for _, shape := range ColdstartShapes {
+		for _, p := range ColdstartPolicies {
+			for _, fn := range coldstartFunctions(shape, p) {
+				route.Functions[fn] = policies[p]
+			}
+		}
+	}
+	idle := newIdleMeter()
+	reg := function.NewRegistry(st, blobs)
+	mgr, err := function.NewManager(reg, map[function.Kind]function.Runtime{function.KindWasm: wasmRT}, function.Options{
+		KeepAlive: route, Observers: []function.Observer{idle, planner}, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bench: function manager: %w", err)
+	}
+	late.mgr = mgr
+	defer mgr.Close(context.Background())
+	eng, err := engine.New(engine.Options{
+		Store: st, Logger: log, Observer: planner,
+		Executors: map[string]engine.Executor{"*": engine.FunctionExecutor(mgr)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bench: engine: %w", err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("bench: starting the engine: %w", err), eng.Close())
+	}
+	defer eng.Close()
+
+	defs := map[string]*dsl.Workflow{}
+	for _, shape := range ColdstartShapes {
+		for _, p := range ColdstartPolicies {
+			for _, fn := range coldstartFunctions(shape, p) {
+				spec := function.Spec{Name: fn, Runtime: function.KindWasm, Artifact: module, Limits: function.Limits{MaxInstances: 16}}
+				if _, err := reg.Deploy(ctx, spec); err != nil {
+					return nil, fmt.Errorf("bench: deploying %s: %w", fn, err)
+				}
+			}
+			src := coldstartWorkflow(shape, p, opts.BranchOdds)
+			if _, err := eng.ApplyWorkflow(ctx, "cs.yaml", []byte(src)); err != nil {
+				return nil, fmt.Errorf("bench: applying the %s workflow: %w", shape, err)
+			}
+			def, err := dsl.Parse("cs.yaml", []byte(src))
+			if err != nil {
+				return nil, err
+			}
+			defs[shape+"/"+p] = def
+		}
+	}
+	// The module is compiled before the first round, as a server does at
+	// boot, so that cold starts are instantiation and init, not compile.
+	first, err := reg.Get(ctx, coldstartFunctions("chain", "fixed")[0], "")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	if err := wasmRT.Precompile(ctx, first); err != nil {
+		return nil, fmt.Errorf("bench: precompiling: %w", err)
+	}
+
+	// Identical arrivals: round r invokes every (shape, policy) pair once,
+	// the pairs staggered evenly across the interval in a fixed order, so
+	// each pair sees the same spacing; branch inputs are drawn per round
+	// and shared by the four policies.
+	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed+7))
+	inputs := make([]float64, opts.Rounds)
+	for i := range inputs {
+		inputs[i] = rng.Float64()
+	}
+	pairs := len(ColdstartShapes) * len(ColdstartPolicies)
+	slot := opts.Interval / time.Duration(pairs)
+	start := time.Now()
+	var (
+		mu      sync.Mutex
+		records []coldstartRecord
+		wg      sync.WaitGroup
+	)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	measuredFrom := start.Add(time.Duration(opts.Warmup) * opts.Interval)
+	for r := range opts.Rounds {
+		for si, shape := range ColdstartShapes {
+			for pi, p := range ColdstartPolicies {
+				at := start.Add(time.Duration(r)*opts.Interval + time.Duration(si*len(ColdstartPolicies)+pi)*slot)
+				if wait := time.Until(at); wait > 0 {
+					timer.Reset(wait)
+					select {
+					case <-ctx.Done():
+						wg.Wait()
+						return nil, ctx.Err()
+					case <-timer.C:
+					}
+				}
+				wg.Add(1)
+				go func(shape, p string, r int) {
+					defer wg.Done()
+					rec := coldstartRecord{shape: shape, policy: p, round: r}
+					begin := time.Now()
+					inv, err := eng.Invoke(ctx, Namespace, "cs-"+shape+"-"+p, "1.0.0", map[string]any{"x": inputs[r]})
+					if err == nil {
+						rec.id = inv.ID
+						var done *store.Invocation
+						done, err = eng.Wait(ctx, inv.ID)
+						if done != nil {
+							rec.status = done.Status
+						}
+					}
+					rec.latency, rec.err = time.Since(begin), err
+					mu.Lock()
+					records = append(records, rec)
+					mu.Unlock()
+				}(shape, p, r)
+			}
+		}
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "round %d/%d\n", r+1, opts.Rounds)
+		}
+	}
+	wg.Wait()
+	end := time.Now()
+	idle.finish(end)
+	if err := planner.Save(ctx); err != nil {
+		log.Warn("saving prewarm statistics", "error", err)
+	}
+
+	res := &ColdstartResults{Command: opts.Command, Started: start, Interval: opts.Interval, Rounds: opts.Rounds, Warmup: opts.Warmup}
+	for _, shape := range ColdstartShapes {
+		for _, p := range ColdstartPolicies {
+			row := ColdstartRow{Shape: shape, Policy: p}
+			def := defs[shape+"/"+p]
+			var lat, fpath []float64
+			for _, rec := range records {
+				if rec.shape != shape || rec.policy != p || rec.round < opts.Warmup {
+					continue
+				}
+				row.Invocations++
+				if rec.err != nil || rec.status != core.StatusCompleted {
+					row.Failed++
+					continue
+				}
+				lat = append(lat, ms(rec.latency))
+				events, err := st.History(ctx, rec.id)
+				if err != nil {
+					return nil, fmt.Errorf("bench: history of %s: %w", rec.id, err)
+				}
+				facts := ReadHistory(events)
+				fp, _ := CriticalPath(def, facts.Tasks)
+				fpath = append(fpath, fp)
+				coldOnly := slices.Clone(facts.Tasks)
+				for i := range coldOnly {
+					if coldOnly[i].Cold {
+						row.ColdStarts++
+						coldOnly[i].FunctionMs = coldOnly[i].ColdStartMs
+					} else {
+						coldOnly[i].FunctionMs = 0
+					}
+				}
+				cp, _ := CriticalPath(def, coldOnly)
+				row.ColdPathMs += cp
+			}
+			d := Summarize(lat)
+			row.P50Ms, row.P99Ms = d.P50, d.P99
+			row.FunctionPathP50Ms = Summarize(fpath).P50
+			if n := len(lat); n > 0 {
+				row.ColdPathMeanMs = row.ColdPathMs / float64(n)
+			}
+			fns := coldstartFunctions(shape, p)
+			row.IdleInstanceS = idle.idleSeconds(fns, measuredFrom, end)
+			idle.mu.Lock()
+			for _, fn := range fns {
+				row.InstanceStarts += idle.created[fn]
+			}
+			idle.mu.Unlock()
+			res.Rows = append(res.Rows, row)
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,122 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// ColdstartTargets checks the issue's targets on the chain: predictive
+// prewarming removes at least 90% of the cold-start time on the critical
+// path that on-demand pays, with idle instance-seconds under 1.5 times
+// on-demand's.
+func (r *ColdstartResults) ColdstartTargets() (removed, idleRatio float64, ok bool) {
+	var onDemand, baton *ColdstartRow
+	for i := range r.Rows {
+		row := &r.Rows[i]
+		if row.Shape != "chain" {
+			continue
+		}
+		switch row.Policy {
+		case "on-demand":
+			onDemand = row
+		case "baton":
+			baton = row
+		}
+	}
+	if onDemand == nil || baton == nil || onDemand.ColdPathMs == 0 {
+		return 0, 0, false
+	}
+	removed = 1 - baton.ColdPathMs/onDemand.ColdPathMs
+	if onDemand.IdleInstanceS > 0 {
+		idleRatio = baton.IdleInstanceS / onDemand.IdleInstanceS
+	}
+	return removed, idleRatio, true
+}
+
+// WriteColdstartTable prints the scenario's table.
+func WriteColdstartTable(w io.Writer, r *ColdstartResults) error {
+	var b strings.Builder
+	b.WriteString("| workflow | policy | invocations | p50 (ms) | p99 (ms) | cold starts | cold start on critical path, mean (ms) | function path p50 (ms) | idle instance-s | instances started |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, row := range r.Rows {
+		fmt.Fprintf(&b, "| %s | %s | %d | %.1f | %.1f | %d | %.2f | %.1f | %.2f | %d |\n",
+			row.Shape, row.Policy, row.Invocations-row.Failed, row.P50Ms, row.P99Ms, row.ColdStarts,
+			row.ColdPathMeanMs, row.FunctionPathP50Ms, row.IdleInstanceS, row.InstanceStarts)
+	}
+	if removed, ratio, ok := r.ColdstartTargets(); ok {
+		fmt.Fprintf(&b, "\nchain: baton removes %.1f%% of on-demand's cold-start time on the critical path; its idle instance-seconds are %.2fx on-demand's\n", 100*removed, ratio)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteColdstartReport writes report.md, results.json and coldstart.png
+// into dir.
+func WriteColdstartReport(dir string, r *ColdstartResults) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	raw, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), raw, 0o644); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if err := coldstartPlot(r, filepath.Join(dir, "coldstart.png")); err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Cold-start scenario\n\n`%s`\n\n", r.Command)
+	fmt.Fprintf(&b, "Each workflow under each policy is invoked once per round, every %s, %d rounds (the first %d are warm-up, left out); the twelve pairs are staggered evenly within the interval, so every pair sees identical arrivals.\n\n",
+		r.Interval, r.Rounds, r.Warmup)
+	if err := WriteColdstartTable(&b, r); err != nil {
+		return err
+	}
+	b.WriteString("\n![cold start on the critical path and idle instance-seconds](coldstart.png)\n")
+	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(b.String()), 0o644)
+}
+
+func coldstartPlot(r *ColdstartResults, path string) error {
+	p := plot.New()
+	p.Title.Text = "Cold start on the critical path (mean per invocation)"
+	p.Y.Label.Text = "ms"
+	width := vg.Points(12)
+	var names []string
+	for _, s := range ColdstartShapes {
+		names = append(names, s)
+	}
+	for i, pol := range ColdstartPolicies {
+		vals := make(plotter.Values, len(ColdstartShapes))
+		for j, shape := range ColdstartShapes {
+			for _, row := range r.Rows {
+				if row.Shape == shape && row.Policy == pol {
+					vals[j] = row.ColdPathMeanMs
+				}
+			}
+		}
+		bars, err := plotter.NewBarChart(vals, width)
+		if err != nil {
+			return fmt.Errorf("bench: plot: %w", err)
+		}
+		bars.Color = plotutil.Color(i)
+		bars.Offset = width * vg.Length(i-len(ColdstartPolicies)/2)
+		p.Add(bars)
+		p.Legend.Add(pol, bars)
+	}
+	p.Legend.Top = true
+	p.NominalX(names...)
+	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
+		return fmt.Errorf("bench: plot: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package prewarm
+
+import (
+	"testing"
+	"time"
+
+	"github.com/batonflow/baton/function"
+)
+
+// feed replays idle times between calls of fn on one instance.
+func feed(h *Hybrid, fn string, start time.Time, idles ...time.Duration) time.Time {
+	at := start
+	for _, d := range idles {
+		h.Observe(function.Event{Kind: function.EventBusy, Function: fn, Instance: "i", Time: at})
+		at = at.Add(time.Second)
+		h.Observe(function.Event{Kind: function.EventIdle, Function: fn, Instance: "i", Time: at})
+		at = at.Add(d)
+	}
+	return at
+}
+
+func repeat(d time.Duration, n int) []time.Duration {
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = d
+	}
+	return out
+}
+
+func TestOnDemandAndFixed(t *testing.T) {
+	s := function.IdleState{Function: "f", IdleSince: t0, Now: t0}
+	if d := (OnDemand{}).Decide(s); !d.Evict {
+		t.Fatal("on-demand keeps an idle instance")
+	}
+	s.PreparedFor = t0.Add(time.Second)
+	if d := (OnDemand{}).Decide(s); d.Evict || !d.RecheckAt.Equal(t0.Add(time.Second)) {
+		t.Fatalf("on-demand drops a prepared instance: %+v", d)
+	}
+	f := Fixed(10 * time.Minute)
+	if d := f.Decide(function.IdleState{IdleSince: t0, Now: t0.Add(time.Minute)}); d.Evict || !d.RecheckAt.Equal(t0.Add(10*time.Minute)) {
+		t.Fatalf("fixed: %+v", d)
+	}
+	if d := f.Decide(function.IdleState{IdleSince: t0, Now: t0.Add(10 * time.Minute)}); !d.Evict {
+		t.Fatal("fixed keeps past its timeout")
+	}
+}
+
+func TestHybridWindows(t *testing.T) {
+	tests := []struct {
+		name  string
+		idles []time.Duration
+		want  Windows
+	}{
+		{"too few samples", repeat(5*time.Minute, 5), Windows{}},
+		{"periodic 5 minutes", repeat(5*time.Minute+10*time.Second, 40),
+			Windows{Representative: true, PreWarm: 270 * time.Second, KeepAlive: 396*time.Second - 270*time.Second}},
+		{"short idle times", repeat(10*time.Second, 40),
+			Windows{Representative: true, PreWarm: 0, KeepAlive: 66 * time.Second}},
+		{"mostly out of range", repeat(5*time.Hour, 20), Windows{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := NewHybrid(HybridOptions{})
+			feed(h, "f", t0, tc.idles...)
+			if got := h.Windows("f"); got != tc.want {
+				t.Fatalf("windows %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	// A flat histogram (idle times spread evenly over the range) predicts
+	// nothing.
+	h := NewHybrid(HybridOptions{BinWidth: time.Minute, Range: 20 * time.Minute})
+	var spread []time.Duration
+	for i := range 40 {
+		spread = append(spread, time.Duration(i%20)*time.Minute+time.Second)
+	}
+	feed(h, "f", t0, spread...)
+	if w := h.Windows("f"); w.Representative {
+		t.Fatalf("flat histogram is representative: %+v", w)
+	}
+}
+
+func TestHybridDecisions(t *testing.T) {
+	clock := NewVirtualClock(t0)
+	prep := &fakePreparer{clock: clock}
+	h := NewHybrid(HybridOptions{Preparer: prep, Clock: clock, Fallback: Fixed(10 * time.Minute)})
+	// Unknown function: the fallback decides.
+	if d := h.Decide(function.IdleState{Function: "g", IdleSince: t0, Now: t0}); d.Evict || !d.RecheckAt.Equal(t0.Add(10*time.Minute)) {
+		t.Fatalf("fallback: %+v", d)
+	}
+	end := feed(h, "f", t0, repeat(5*time.Minute+10*time.Second, 40)...)
+	idleSince := end.Add(-5*time.Minute - 10*time.Second)
+	s := function.IdleState{Function: "f", IdleSince: idleSince, Now: idleSince, Stats: function.Stats{LastInvocation: idleSince.Add(-time.Second)}}
+	d := h.Decide(s)
+	if !d.Evict {
+		t.Fatalf("the instance is kept through the pre-warm window: %+v", d)
+	}
+	clock.Run()
+	if len(prep.calls) != 1 || !prep.calls[0].by.Equal(idleSince.Add(270*time.Second)) {
+		t.Fatalf("reload: %+v", prep.calls)
+	}
+	// The reloaded instance lives through the keep-alive window.
+	s.PreparedFor = idleSince.Add(270 * time.Second)
+	s.IdleSince, s.Now = s.PreparedFor, s.PreparedFor
+	if d := h.Decide(s); d.Evict || !d.RecheckAt.Equal(idleSince.Add(396*time.Second)) {
+		t.Fatalf("reloaded instance: %+v", d)
+	}
+	s.Now = idleSince.Add(397 * time.Second)
+	if d := h.Decide(s); !d.Evict {
+		t.Fatalf("kept past the tail: %+v", d)
+	}
+}
+
+func TestPredictiveKeepsOnlyNearPredictedCalls(t *testing.T) {
+	def := parse(t, chainDoc)
+	clock := NewVirtualClock(t0)
+	p := NewPlanner(Options{Preparer: &fakePreparer{clock: clock}, Clock: clock})
+	m := Compile(def, nil)
+	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
+	p.Stats().ObserveTask(m.ID, "/do/1/b", 100*time.Millisecond)
+	p.Stats().ObserveCold("fc", 50*time.Millisecond)
+	k := NewPredictive(p, Fixed(time.Minute))
+	p.InvocationStarted("i", def)
+	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+	// fc is predicted at t0+200ms: an idle instance of it is kept until
+	// then plus the grace.
+	d := k.Decide(function.IdleState{Function: "fc", IdleSince: t0, Now: t0.Add(150 * time.Millisecond)})
+	if d.Evict || !d.RecheckAt.Equal(t0.Add(1200*time.Millisecond)) {
+		t.Fatalf("predicted call near: %+v", d)
+	}
+	p.InvocationEnded("i")
+	if d := k.Decide(function.IdleState{Function: "fc", IdleSince: t0, Now: t0.Add(300 * time.Millisecond)}); !d.Evict {
+		t.Fatalf("inner function kept with no call predicted: %+v", d)
+	}
+	// The entry function is left to the fallback.
+	if d := k.Decide(function.IdleState{Function: "fa", IdleSince: t0, Now: t0}); d.Evict || !d.RecheckAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("entry function: %+v", d)
+	}
+	// Per-function selection routes decisions.
+	pf := &PerFunction{Default: OnDemand{}, Functions: map[string]function.KeepAlive{"fa": Fixed(time.Minute)}}
+	if pf.Decide(function.IdleState{Function: "fa", IdleSince: t0, Now: t0}).Evict || !pf.Decide(function.IdleState{Function: "zz", IdleSince: t0, Now: t0}).Evict {
+		t.Fatal("per-function routing")
+	}
+}
+
+func TestVirtualClockOrder(t *testing.T) {
+	c := NewVirtualClock(t0)
+	var got []int
+	c.AfterFunc(2*time.Second, func() { got = append(got, 3) })
+	c.AfterFunc(time.Second, func() { got = append(got, 1) })
+	c.AfterFunc(time.Second, func() {
+		got = append(got, 2)
+		c.AfterFunc(0, func() { got = append(got, 25) })
+	})
+	stop := c.AfterFunc(time.Second, func() { got = append(got, 99) })
+	if !stop.Stop() {
+		t.Fatal("stop")
+	}
+	c.Run()
+	want := []int{1, 2, 25, 3}
+	if len(got) != len(want) {
+		t.Fatalf("order %v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("order %v", got)
+		}
+	}
+	if !c.Now().Equal(t0.Add(2 * time.Second)) {
+		t.Fatal(c.Now())
+	}
+}

@@ -1,0 +1,164 @@
+package prewarm
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/batonflow/baton/dsl"
+)
+
+func parse(t *testing.T, src string) *dsl.Workflow {
+	t.Helper()
+	def, err := dsl.Parse("test.yaml", []byte("document: {dsl: '1.0.0', namespace: t, name: w, version: '1.0.0'}\n"+src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return def
+}
+
+func byFunction(ps []Prediction) map[string]Prediction {
+	out := map[string]Prediction{}
+	for _, p := range ps {
+		out[p.Function] = p
+	}
+	return out
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+
+const chainDoc = `do:
+  - a: {call: fa}
+  - b: {call: fb}
+  - c: {call: fc}
+`
+
+func TestPredictChainUsesLearnedDurations(t *testing.T) {
+	m := Compile(parse(t, chainDoc), nil)
+	st := NewStats()
+	st.ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
+	st.ObserveTask(m.ID, "/do/1/b", 200*time.Millisecond)
+	got := byFunction(m.Predict("/do/0/a", "", st, Defaults{}, time.Minute, 0.01))
+	if _, ok := got["fa"]; ok {
+		t.Fatalf("the observed task's own call is predicted: %v", got)
+	}
+	if p := got["fb"]; p.After != 100*time.Millisecond || !near(p.Prob, 1) {
+		t.Fatalf("fb: %+v", p)
+	}
+	if p := got["fc"]; p.After != 300*time.Millisecond || !near(p.Prob, 1) {
+		t.Fatalf("fc: %+v", p)
+	}
+	if !m.IsEntry("fa") || m.IsEntry("fb") {
+		t.Fatalf("entries: %v", m.entries)
+	}
+	// The lookahead cuts far calls.
+	if got := byFunction(m.Predict("/do/0/a", "", st, Defaults{}, 150*time.Millisecond, 0.01)); len(got) != 1 {
+		t.Fatalf("lookahead ignored: %v", got)
+	}
+}
+
+func TestPredictSwitchOdds(t *testing.T) {
+	m := Compile(parse(t, `do:
+  - route:
+      switch:
+        - likely: {when: '${ .x < 0.9 }', then: fast}
+        - otherwise: {then: slow}
+  - fast: {call: ffast, then: end}
+  - slow: {call: fslow}
+`), nil)
+	st := NewStats()
+	got := byFunction(m.Predict("/do/0/route", "", st, Defaults{}, time.Minute, 0.001))
+	if !near(got["ffast"].Prob, 0.5) || !near(got["fslow"].Prob, 0.5) {
+		t.Fatalf("unlearned switch is not uniform: %v", got)
+	}
+	for range 8 {
+		st.ObserveCase(m.ID, "/do/0/route", "likely")
+	}
+	got = byFunction(m.Predict("/do/0/route", "", st, Defaults{}, time.Minute, 0.001))
+	if !near(got["ffast"].Prob, 0.9) || !near(got["fslow"].Prob, 0.1) {
+		t.Fatalf("learned odds: %v", got)
+	}
+	// From the fast task, the workflow ends: nothing follows.
+	if got := m.Predict("/do/1/fast", "", st, Defaults{}, time.Minute, 0.001); len(got) != 0 {
+		t.Fatalf("calls after then: end: %v", got)
+	}
+}
+
+func TestPredictLoopLength(t *testing.T) {
+	m := Compile(parse(t, `do:
+  - prep: {call: fprep}
+  - each:
+      for: {each: item, in: '${ .items }'}
+      do:
+        - work: {call: fwork}
+  - after: {call: fafter}
+`), nil)
+	st := NewStats()
+	st.ObserveTask(m.ID, "/do/0/prep", 10*time.Millisecond)
+	st.ObserveTask(m.ID, "/do/1/each/do/0/work", 100*time.Millisecond)
+	for range 4 {
+		st.ObserveLoop(m.ID, "/do/1/each", 3)
+	}
+	got := byFunction(m.Predict("/do/0/prep", "", st, Defaults{}, time.Minute, 0.01))
+	if p := got["fwork"]; p.After != 10*time.Millisecond || !near(p.Prob, 1) {
+		t.Fatalf("fwork: %+v", p)
+	}
+	if p := got["fafter"]; p.After != 310*time.Millisecond {
+		t.Fatalf("fafter after three iterations: %+v", p)
+	}
+	// From the second iteration's call, one iteration remains.
+	got = byFunction(m.Predict("/do/1/each/do/0/work", "[1]", st, Defaults{}, time.Minute, 0.01))
+	if p := got["fafter"]; p.After != 200*time.Millisecond {
+		t.Fatalf("fafter from iteration 1: %+v", p)
+	}
+}
+
+func TestPredictForkTakesLongestBranch(t *testing.T) {
+	m := Compile(parse(t, `do:
+  - start: {call: fstart}
+  - fan:
+      fork:
+        branches:
+          - quick: {call: fquick}
+          - long: {call: flong}
+  - join: {call: fjoin}
+`), nil)
+	st := NewStats()
+	st.ObserveTask(m.ID, "/do/0/start", 5*time.Millisecond)
+	st.ObserveTask(m.ID, "/do/1/fan/fork/branches/0/quick", 10*time.Millisecond)
+	st.ObserveTask(m.ID, "/do/1/fan/fork/branches/1/long", 50*time.Millisecond)
+	got := byFunction(m.Predict("/do/0/start", "", st, Defaults{}, time.Minute, 0.01))
+	if got["fquick"].After != 5*time.Millisecond || got["flong"].After != 5*time.Millisecond {
+		t.Fatalf("branches start together: %v", got)
+	}
+	if got["fjoin"].After != 55*time.Millisecond {
+		t.Fatalf("join after the longest branch: %+v", got["fjoin"])
+	}
+}
+
+func TestPredictTryCatchOdds(t *testing.T) {
+	m := Compile(parse(t, `do:
+  - guarded:
+      try:
+        - risky: {call: frisky}
+      catch:
+        do:
+          - recover: {call: frecover}
+  - next: {call: fnext}
+`), nil)
+	st := NewStats()
+	got := byFunction(m.Predict("/do/0/guarded/try/0/risky", "", st, Defaults{}, time.Minute, 0.001))
+	if _, ok := got["frecover"]; ok {
+		t.Fatalf("catch predicted before any failure: %v", got)
+	}
+	if !near(got["fnext"].Prob, 1) {
+		t.Fatalf("fnext: %v", got)
+	}
+	for i := range 9 {
+		st.ObserveTry(m.ID, "/do/0/guarded", i < 3)
+	}
+	got = byFunction(m.Predict("/do/0/guarded/try/0/risky", "", st, Defaults{}, time.Minute, 0.001))
+	if !near(got["frecover"].Prob, 0.3) {
+		t.Fatalf("catch odds: %v", got)
+	}
+}

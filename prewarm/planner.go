@@ -1,0 +1,582 @@
+// Package prewarm ends cascading cold starts: a Planner that predicts from
+// a workflow's definition and learned statistics which functions an
+// invocation will call next and when, and prepares instances just in time;
+// and keep-alive policies for the function layer (fixed, the hybrid
+// histogram policy of Shahrad et al., ATC '20, and a workflow-aware policy
+// that keeps an instance only while a predicted call is near).
+package prewarm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/function"
+	"github.com/batonflow/baton/problem"
+)
+
+// Preparer warms an instance of a function by a time;
+// *function.Manager implements it.
+type Preparer interface {
+	Prepare(ctx context.Context, name string, by time.Time) error
+}
+
+// StateStore keeps small named blobs across restarts. The planner saves
+// its statistics through it; FileState implements it, and so does any
+// store offering these two methods.
+type StateStore interface {
+	GetState(ctx context.Context, key string) ([]byte, error)
+	PutState(ctx context.Context, key string, value []byte) error
+}
+
+// ErrNoState is what GetState returns for a key never written.
+var ErrNoState = errors.New("prewarm: no saved state")
+
+// StatsKey is the StateStore key of the planner's statistics.
+const StatsKey = "prewarm/stats"
+
+// Rule decides whether a predicted call is worth an instance prepared for
+// it. Preparing pays when the expected cold-start latency saved exceeds
+// the expected cost of the idle time it buys, both in seconds, with an
+// idle instance-second weighing IdleCost seconds of latency:
+//
+//	prob × coldStart  ≥  IdleCost × (Margin + (1 − prob) × Grace)
+//
+// A call that comes costs Margin of idle time (the instance is ready that
+// much early); one that does not costs Grace, how long the workflow-aware
+// keep-alive waits past the predicted time before evicting the instance.
+type Rule struct {
+	// IdleCost is the price of an idle instance-second in seconds of
+	// latency. Default 0.05: a second of idle instance is worth 50 ms of
+	// latency saved.
+	IdleCost float64
+	// Margin is how long before the predicted call the instance should be
+	// ready. Default 10ms.
+	Margin time.Duration
+	// Grace is how long an unused prepared instance is kept after its
+	// predicted time. Default 1s.
+	Grace time.Duration
+}
+
+func (r Rule) withDefaults() Rule {
+	if r.IdleCost <= 0 {
+		r.IdleCost = 0.05
+	}
+	if r.Margin <= 0 {
+		r.Margin = 10 * time.Millisecond
+	}
+	if r.Grace <= 0 {
+		r.Grace = time.Second
+	}
+	return r
+}
+
+// Worth applies the rule.
+func (r Rule) Worth(prob float64, coldStart time.Duration) bool {
+	gain := prob * coldStart.Seconds()
+	cost := r.IdleCost * (r.Margin.Seconds() + (1-prob)*r.Grace.Seconds())
+	return gain >= cost
+}
+
+// Options configure a Planner.
+type Options struct {
+	Preparer Preparer
+	// Clock defaults to the wall clock.
+	Clock Clock
+	// State persists the statistics (Load, Save); nil keeps them in memory.
+	State StateStore
+	Rule  Rule
+	// Defaults are the estimates before anything is learned; ColdStart
+	// defaults to 50ms.
+	Defaults Defaults
+	// Lookahead bounds how far ahead calls are predicted. Default 30s:
+	// further calls are prepared when a later task starts.
+	Lookahead time.Duration
+	// MinProbability prunes unlikely paths. Default 0.01.
+	MinProbability float64
+	// Subflows resolves `run: workflow` children; nil leaves them opaque.
+	Subflows Subflows
+	// Enabled selects the workflows to prewarm for (all when nil). A
+	// workflow whose document.metadata has `baton.prewarm: false` is
+	// never prewarmed for.
+	Enabled func(def *dsl.Workflow) bool
+	Logger  *slog.Logger
+}
+
+// Planner predicts the calls of running invocations and prepares
+// instances for them. It is an engine.TaskObserver (with the engine's
+// InvocationObserver extension) and a function.Observer: register it as
+// engine.Options.Observer (or compose it with another one with
+// Observers) and in function.Options.Observers. It learns as it goes:
+// execution and cold-start times from the function layer, task durations,
+// switch odds, loop lengths and catch odds from the engine.
+type Planner struct {
+	opts  Options
+	rule  Rule
+	clock Clock
+	log   *slog.Logger
+	stats *Stats
+
+	mu          sync.Mutex
+	models      map[string]*Model // by workflow id
+	invocations map[string]*invocation
+	// upcoming holds, per function, the calls predicted by live
+	// invocations: what the workflow-aware keep-alive consults.
+	upcoming map[string]map[string]plannedCall
+	entries  map[string]bool // functions first called by some workflow
+	inner    map[string]bool // functions called after another task
+	// late marks functions whose first prediction in an invocation came
+	// with less lead than their cold start: preparing cannot hide it, so
+	// their instances are left to the fallback keep-alive.
+	late      map[string]bool
+	busySince map[string]time.Time // instance id -> busy since
+}
+
+type plannedCall struct {
+	at time.Time
+	// until is when the prediction lapses: the predicted time plus the
+	// rule's grace, or the end of an expected arrival's window.
+	until time.Time
+	prob  float64
+	// prepared is when the instance was asked to be ready; zero when the
+	// rule declined.
+	prepared time.Time
+}
+
+type invocation struct {
+	model    *Model
+	enabled  bool
+	started  map[string]time.Time // task key -> start
+	lastSeen time.Time
+	// pendingSwitch: switches that ended, by the ref of their list, with
+	// the case each target task stands for.
+	pendingSwitch map[string]*pendingSwitch
+	loops         map[string]int  // for ref -> iterations begun
+	caught        map[string]bool // try ref -> its catch block ran
+}
+
+type pendingSwitch struct {
+	ref     string
+	targets map[string]string // target ref ("" leaves the list) -> case
+}
+
+// NewPlanner returns a planner with empty statistics; call Load to
+// resume learned ones.
+func NewPlanner(opts Options) *Planner {
+	if opts.Clock == nil {
+		opts.Clock = WallClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Defaults.ColdStart <= 0 {
+		opts.Defaults.ColdStart = 50 * time.Millisecond
+	}
+	if opts.Lookahead <= 0 {
+		opts.Lookahead = 30 * time.Second
+	}
+	if opts.MinProbability <= 0 {
+		opts.MinProbability = 0.01
+	}
+	return &Planner{
+		opts: opts, rule: opts.Rule.withDefaults(), clock: opts.Clock, log: opts.Logger, stats: NewStats(),
+		models: map[string]*Model{}, invocations: map[string]*invocation{},
+		upcoming: map[string]map[string]plannedCall{}, entries: map[string]bool{}, inner: map[string]bool{}, late: map[string]bool{},
+		busySince: map[string]time.Time{},
+	}
+}
+
+// Stats are the planner's learned statistics.
+func (p *Planner) Stats() *Stats { return p.stats }
+
+// Rule is the planner's effective prepare rule.
+func (p *Planner) Rule() Rule { return p.rule }
+
+// Load replaces the statistics with the saved ones; without saved ones
+// it keeps the defaults.
+func (p *Planner) Load(ctx context.Context) error {
+	if p.opts.State == nil {
+		return nil
+	}
+	raw, err := p.opts.State.GetState(ctx, StatsKey)
+	if errors.Is(err, ErrNoState) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("prewarm: loading statistics: %w", err)
+	}
+	return p.stats.UnmarshalJSON(raw)
+}
+
+// Save writes the statistics.
+func (p *Planner) Save(ctx context.Context) error {
+	if p.opts.State == nil {
+		return nil
+	}
+	raw, err := json.Marshal(p.stats)
+	if err != nil {
+		return fmt.Errorf("prewarm: encoding statistics: %w", err)
+	}
+	if err := p.opts.State.PutState(ctx, StatsKey, raw); err != nil {
+		return fmt.Errorf("prewarm: saving statistics: %w", err)
+	}
+	return nil
+}
+
+func (p *Planner) enabled(def *dsl.Workflow) bool {
+	if v, ok := def.Document.Metadata["baton.prewarm"]; ok {
+		if b, isBool := v.(bool); isBool && !b {
+			return false
+		}
+	}
+	return p.opts.Enabled == nil || p.opts.Enabled(def)
+}
+
+// InvocationStarted implements engine.InvocationObserver.
+func (p *Planner) InvocationStarted(id string, def *dsl.Workflow) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := def.Document.Namespace + "/" + def.Document.Name + "/" + def.Document.Version
+	m := p.models[key]
+	if m == nil || m.def != def {
+		m = Compile(def, p.opts.Subflows)
+		p.models[key] = m
+		for fn := range m.functions {
+			if m.entries[fn] {
+				p.entries[fn] = true
+			} else {
+				p.inner[fn] = true
+			}
+		}
+	}
+	p.invocations[id] = &invocation{
+		model: m, enabled: p.enabled(def), started: map[string]time.Time{},
+		pendingSwitch: map[string]*pendingSwitch{}, loops: map[string]int{}, caught: map[string]bool{},
+	}
+}
+
+// InvocationEnded implements engine.InvocationObserver.
+func (p *Planner) InvocationEnded(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	inv := p.invocations[id]
+	if inv == nil {
+		return
+	}
+	for _, ps := range inv.pendingSwitch {
+		if name, ok := ps.targets[""]; ok {
+			p.stats.ObserveCase(inv.model.ID, ps.ref, name)
+		}
+	}
+	delete(p.invocations, id)
+	for fn, calls := range p.upcoming {
+		delete(calls, id)
+		if len(calls) == 0 {
+			delete(p.upcoming, fn)
+		}
+	}
+}
+
+// listRef is the JSON pointer of the list a task sits in: its ref without
+// the trailing /index/name.
+func listRef(ref string) string {
+	for range 2 {
+		i := strings.LastIndexByte(ref, '/')
+		if i < 0 {
+			return ""
+		}
+		ref = ref[:i]
+	}
+	return ref
+}
+
+// TaskStarted implements engine.TaskObserver: it learns, then predicts
+// the calls that follow the task and prepares those worth it.
+func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
+	p.mu.Lock()
+	inv := p.invocations[id]
+	if inv == nil {
+		p.mu.Unlock()
+		return
+	}
+	m := inv.model
+	inv.started[key] = at
+	// A task starting in the list of a switch that ended tells its case.
+	if ps := inv.pendingSwitch[listRef(ref)]; ps != nil {
+		if c, ok := ps.targets[ref]; ok {
+			p.stats.ObserveCase(m.ID, ps.ref, c)
+		}
+		delete(inv.pendingSwitch, listRef(ref))
+	}
+	if fr, ok := m.frames[ref]; ok && fr.owner != nil {
+		switch fr.owner.Kind {
+		case dsl.KindFor:
+			if fr.index == 0 {
+				inv.loops[fr.owner.Ref]++
+			}
+		case dsl.KindTry:
+			if fr.owner.Try.Catch != nil && sameList(fr.list, fr.owner.Try.Catch.Do) {
+				inv.caught[fr.owner.Ref] = true
+			}
+		}
+	}
+	t := m.tasks[ref]
+	if fn, ok := m.Function(ref); ok {
+		if !inv.lastSeen.IsZero() {
+			p.stats.ObserveGap(at.Sub(inv.lastSeen))
+		}
+		if calls := p.upcoming[fn]; calls != nil {
+			delete(calls, id)
+		}
+	}
+	if t != nil && t.Kind == dsl.KindFor {
+		inv.loops[ref] = 0
+	}
+	inv.lastSeen = at
+	enabled := inv.enabled
+	p.mu.Unlock()
+	if !enabled || t == nil {
+		return
+	}
+	preds := m.Predict(ref, strings.TrimPrefix(key, ref), p.stats, p.opts.Defaults, p.opts.Lookahead, p.opts.MinProbability)
+	p.plan(id, m, at, preds, 0)
+}
+
+// plan applies the rule to predictions made at time at and prepares the
+// functions that pass it.
+func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, window time.Duration) {
+	type job struct {
+		fn string
+		by time.Time
+	}
+	var jobs []job
+	p.stats.mu.Lock()
+	v := view{s: p.stats, workflow: m.ID, def: p.opts.Defaults}
+	cold := make([]time.Duration, len(preds))
+	for i, pr := range preds {
+		cold[i] = v.coldStart(pr.Function)
+	}
+	p.stats.mu.Unlock()
+
+	p.mu.Lock()
+	if p.invocations[id] == nil {
+		p.mu.Unlock()
+		return
+	}
+	for i, pr := range preds {
+		callAt := at.Add(pr.After)
+		calls := p.upcoming[pr.Function]
+		if calls == nil {
+			calls = map[string]plannedCall{}
+			p.upcoming[pr.Function] = calls
+		}
+		prev, had := calls[id]
+		if !had {
+			p.late[pr.Function] = pr.After < cold[i]+cold[i]/4+p.rule.Margin && !coveredElsewhere(calls, id, callAt)
+		}
+		pc := plannedCall{at: callAt, until: callAt.Add(window + p.rule.Grace), prob: pr.Prob, prepared: prev.prepared}
+		if p.rule.Worth(pr.Prob, cold[i]) {
+			by := callAt.Add(-p.rule.Margin)
+			// One prepared instance per invocation and function: prepare
+			// again only when the call now looks due markedly earlier.
+			if !had || prev.prepared.IsZero() || by.Before(prev.prepared.Add(-p.rule.Margin)) {
+				pc.prepared = by
+				jobs = append(jobs, job{pr.Function, by})
+			}
+		}
+		calls[id] = pc
+	}
+	p.mu.Unlock()
+	for _, j := range jobs {
+		fn, by := j.fn, j.by
+		// Prepare may start an instance synchronously when by is near, so
+		// it runs off the engine's goroutine.
+		p.clock.AfterFunc(0, func() {
+			if err := p.opts.Preparer.Prepare(context.Background(), fn, by); err != nil {
+				var prob *problem.Problem
+				level := slog.LevelWarn
+				if errors.As(err, &prob) && prob.Status == 404 {
+					level = slog.LevelDebug
+				}
+				p.log.Log(context.Background(), level, "prewarming failed", "function", fn, "error", err)
+			}
+		})
+	}
+}
+
+// coveredElsewhere reports whether another plan (an expected arrival)
+// has an instance prepared for fn around at, so that a late prediction
+// does not mean the function cannot be served warm.
+func coveredElsewhere(calls map[string]plannedCall, id string, at time.Time) bool {
+	for other, c := range calls {
+		if other != id && !c.prepared.IsZero() && !c.prepared.After(at) {
+			return true
+		}
+	}
+	return false
+}
+
+// expectPrefix marks the pseudo-invocations of expected arrivals.
+const expectPrefix = "expect\x00"
+
+// ExpectArrival tells the planner that an invocation starting with fn is
+// expected around at (an arrival-pattern policy is reloading fn for it):
+// the functions every workflow starting with fn calls next are prepared
+// for the same invocation, and the prediction lapses after keep.
+func (p *Planner) ExpectArrival(fn string, at time.Time, keep time.Duration) {
+	p.mu.Lock()
+	var models []*Model
+	for _, m := range p.models {
+		if m.entries[fn] && p.enabled(m.def) {
+			models = append(models, m)
+		}
+	}
+	p.mu.Unlock()
+	for _, m := range models {
+		id := expectPrefix + m.ID + "\x00" + fn + "\x00" + at.Format(time.RFC3339Nano)
+		p.mu.Lock()
+		if _, dup := p.invocations[id]; dup {
+			p.mu.Unlock()
+			continue
+		}
+		p.invocations[id] = &invocation{model: m, enabled: true, started: map[string]time.Time{},
+			pendingSwitch: map[string]*pendingSwitch{}, loops: map[string]int{}, caught: map[string]bool{}}
+		p.mu.Unlock()
+		var preds []Prediction
+		for _, pr := range m.predict(p.stats, "", "", p.opts.Defaults, predictLimits{lookahead: p.opts.Lookahead, minProb: p.opts.MinProbability, budget: 2048}, false) {
+			if pr.Function != fn || pr.After > 0 {
+				preds = append(preds, pr)
+			}
+		}
+		p.plan(id, m, at, preds, keep)
+		p.clock.AfterFunc(max(at.Add(keep+p.rule.Grace).Sub(p.clock.Now()), 0), func() { p.InvocationEnded(id) })
+	}
+}
+
+// TaskEnded implements engine.TaskObserver.
+func (p *Planner) TaskEnded(id, key, ref, name string, at time.Time, err *problem.Problem) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	inv := p.invocations[id]
+	if inv == nil {
+		return
+	}
+	m := inv.model
+	if began, ok := inv.started[key]; ok {
+		delete(inv.started, key)
+		if err == nil {
+			p.stats.ObserveTask(m.ID, ref, at.Sub(began))
+		}
+	}
+	inv.lastSeen = at
+	t := m.tasks[ref]
+	if t == nil {
+		return
+	}
+	// A list whose owner ends resolves a switch that left it.
+	for list, ps := range inv.pendingSwitch {
+		if strings.HasPrefix(list, ref+"/") {
+			if c, ok := ps.targets[""]; ok {
+				p.stats.ObserveCase(m.ID, ps.ref, c)
+			}
+			delete(inv.pendingSwitch, list)
+		}
+	}
+	switch t.Kind {
+	case dsl.KindSwitch:
+		if err == nil {
+			inv.pendingSwitch[listRef(ref)] = switchTargets(m, t)
+		}
+	case dsl.KindFor:
+		if err == nil {
+			p.stats.ObserveLoop(m.ID, ref, inv.loops[ref])
+		}
+		delete(inv.loops, ref)
+	case dsl.KindTry:
+		p.stats.ObserveTry(m.ID, ref, inv.caught[ref])
+		delete(inv.caught, ref)
+	}
+}
+
+// switchTargets maps the task each case of a switch leads to onto the
+// case ("" for leaving the list). Cases leading to the same task cannot
+// be told apart; the first one is credited.
+func switchTargets(m *Model, t *dsl.Task) *pendingSwitch {
+	ps := &pendingSwitch{ref: t.Ref, targets: map[string]string{}}
+	fr := m.frames[t.Ref]
+	for _, c := range t.Switch {
+		flow := c.Then
+		if flow == "" {
+			flow = t.Then
+		}
+		target := ""
+		if i, ended := nextIndex(fr.list, fr.index, flow); !ended && i < len(fr.list) {
+			target = fr.list[i].Task.Ref
+		}
+		if _, seen := ps.targets[target]; !seen {
+			ps.targets[target] = c.Name
+		}
+	}
+	return ps
+}
+
+// Observe implements function.Observer: cold starts and warm execution
+// times are learned from the instances' lifecycle.
+func (p *Planner) Observe(e function.Event) {
+	switch e.Kind {
+	case function.EventCreated:
+		p.stats.ObserveCold(e.Function, e.Phases.Total())
+	case function.EventBusy:
+		p.mu.Lock()
+		p.busySince[e.Instance] = e.Time
+		p.mu.Unlock()
+	case function.EventIdle, function.EventEvicted:
+		p.mu.Lock()
+		began, ok := p.busySince[e.Instance]
+		delete(p.busySince, e.Instance)
+		p.mu.Unlock()
+		if ok && e.Kind == function.EventIdle {
+			p.stats.ObserveExec(e.Function, e.Time.Sub(began))
+		}
+	}
+}
+
+// NextCall returns the soonest call of fn that live invocations are
+// predicted to make and whose prediction has not lapsed by now: its
+// predicted time, until when it stands, and its probability.
+func (p *Planner) NextCall(fn string, now time.Time) (at, until time.Time, prob float64, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.upcoming[fn] {
+		if c.until.Before(now) {
+			continue
+		}
+		if !ok || c.at.Before(at) {
+			at, until, prob, ok = c.at, c.until, c.prob, true
+		}
+	}
+	return at, until, prob, ok
+}
+
+// ColdStart is the expected cold start of fn.
+func (p *Planner) ColdStart(fn string) time.Duration {
+	p.stats.mu.Lock()
+	defer p.stats.mu.Unlock()
+	return view{s: p.stats, def: p.opts.Defaults}.coldStart(fn)
+}
+
+// Inner reports whether fn is only ever called after other tasks of a
+// workflow, never first, and is predicted early enough to be prepared in
+// time: its calls are the planner's to serve, and an idle instance of it
+// with no predicted call near is waste.
+func (p *Planner) Inner(fn string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inner[fn] && !p.entries[fn] && !p.late[fn]
+}

@@ -1,0 +1,351 @@
+package prewarm
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// windowSize is how many recent samples an Estimate keeps for its
+// percentiles: enough for a stable median and a usable 95th percentile,
+// small enough to follow a change of behaviour within a few dozen calls.
+const windowSize = 32
+
+// Estimate is the learned distribution of one duration: an exponentially
+// weighted mean and a window of recent samples for percentiles. Expected
+// times use the median, which a cold start or a stall does not drag the
+// way it drags a mean.
+type Estimate struct {
+	Mean    time.Duration   `json:"mean"`
+	Samples uint64          `json:"samples"`
+	Recent  []time.Duration `json:"recent,omitempty"`
+	Next    int             `json:"next,omitempty"`
+}
+
+// Add records a sample.
+func (e *Estimate) Add(d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
+	if e.Samples == 0 {
+		e.Mean = d
+	} else {
+		e.Mean += (d - e.Mean) / 5
+	}
+	e.Samples++
+	if len(e.Recent) < windowSize {
+		e.Recent = append(e.Recent, d)
+		return
+	}
+	e.Recent[e.Next%windowSize] = d
+	e.Next = (e.Next + 1) % windowSize
+}
+
+// Known reports whether any sample was recorded.
+func (e *Estimate) Known() bool { return e != nil && e.Samples > 0 }
+
+// Quantile is the nearest-rank q-quantile (0..1) of the recent samples.
+func (e *Estimate) Quantile(q float64) time.Duration {
+	if !e.Known() || len(e.Recent) == 0 {
+		return 0
+	}
+	s := slices.Clone(e.Recent)
+	slices.Sort(s)
+	i := int(q*float64(len(s))+0.999999) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// Median is the 0.5-quantile.
+func (e *Estimate) Median() time.Duration { return e.Quantile(0.5) }
+
+// FunctionStats is what is learned about a function.
+type FunctionStats struct {
+	// Exec is the execution time on a warm instance (busy to idle).
+	Exec Estimate `json:"exec"`
+	// Cold is the cold start (compile, instantiate, init).
+	Cold Estimate `json:"cold"`
+}
+
+// TaskStats is what is learned about one task of one workflow.
+type TaskStats struct {
+	// Duration is TaskStarted to TaskEnded.
+	Duration Estimate `json:"duration"`
+	// Cases counts the switch cases taken, by case name.
+	Cases map[string]uint64 `json:"cases,omitempty"`
+	// Loops counts the iteration counts of a for task.
+	Loops map[int]uint64 `json:"loops,omitempty"`
+	// Caught and Runs count a try task's activations that ran their catch
+	// block, and all of its activations.
+	Caught uint64 `json:"caught,omitempty"`
+	Runs   uint64 `json:"runs,omitempty"`
+}
+
+// Stats is the planner's learned model of the world. It is safe for
+// concurrent use and serialises to JSON for persistence.
+type Stats struct {
+	mu        sync.Mutex
+	functions map[string]*FunctionStats
+	tasks     map[string]*TaskStats // workflow id + ref
+	// gap is the engine's own time from a task becoming ready to its
+	// dispatch, added per call on a predicted path.
+	gap Estimate
+}
+
+// NewStats returns empty statistics: every estimate starts from the
+// defaults of Defaults.
+func NewStats() *Stats {
+	return &Stats{functions: map[string]*FunctionStats{}, tasks: map[string]*TaskStats{}}
+}
+
+func taskKey(workflow, ref string) string { return workflow + "#" + ref }
+
+// function returns a function's statistics; s.mu must be held.
+func (s *Stats) function(name string) *FunctionStats {
+	f := s.functions[name]
+	if f == nil {
+		f = &FunctionStats{}
+		s.functions[name] = f
+	}
+	return f
+}
+
+// task returns a task's statistics; s.mu must be held.
+func (s *Stats) task(workflow, ref string) *TaskStats {
+	k := taskKey(workflow, ref)
+	t := s.tasks[k]
+	if t == nil {
+		t = &TaskStats{}
+		s.tasks[k] = t
+	}
+	return t
+}
+
+// ObserveExec records a warm execution of a function.
+func (s *Stats) ObserveExec(fn string, d time.Duration) {
+	s.mu.Lock()
+	s.function(fn).Exec.Add(d)
+	s.mu.Unlock()
+}
+
+// ObserveCold records a cold start of a function.
+func (s *Stats) ObserveCold(fn string, d time.Duration) {
+	s.mu.Lock()
+	s.function(fn).Cold.Add(d)
+	s.mu.Unlock()
+}
+
+// ObserveTask records a task's duration.
+func (s *Stats) ObserveTask(workflow, ref string, d time.Duration) {
+	s.mu.Lock()
+	s.task(workflow, ref).Duration.Add(d)
+	s.mu.Unlock()
+}
+
+// ObserveGap records the engine's dispatch delay before a call.
+func (s *Stats) ObserveGap(d time.Duration) {
+	s.mu.Lock()
+	s.gap.Add(d)
+	s.mu.Unlock()
+}
+
+// ObserveCase records that a switch took the named case.
+func (s *Stats) ObserveCase(workflow, ref, name string) {
+	s.mu.Lock()
+	t := s.task(workflow, ref)
+	if t.Cases == nil {
+		t.Cases = map[string]uint64{}
+	}
+	t.Cases[name]++
+	s.mu.Unlock()
+}
+
+// ObserveLoop records a for task's number of iterations.
+func (s *Stats) ObserveLoop(workflow, ref string, n int) {
+	s.mu.Lock()
+	t := s.task(workflow, ref)
+	if t.Loops == nil {
+		t.Loops = map[int]uint64{}
+	}
+	t.Loops[n]++
+	s.mu.Unlock()
+}
+
+// ObserveTry records whether a try task ran its catch block.
+func (s *Stats) ObserveTry(workflow, ref string, caught bool) {
+	s.mu.Lock()
+	t := s.task(workflow, ref)
+	t.Runs++
+	if caught {
+		t.Caught++
+	}
+	s.mu.Unlock()
+}
+
+// Defaults are the estimates used before anything was learned. They err
+// on the side of preparing early: an instance ready too soon costs some
+// idle time, one ready too late costs a cold start on the critical path.
+type Defaults struct {
+	// ColdStart is assumed for a function never started; the Manager
+	// leads its own prewarming by its measured average once there is one.
+	ColdStart time.Duration
+	// Task is the duration of a task never observed (zero: predicted
+	// calls after it are assumed to follow at once).
+	Task time.Duration
+}
+
+// view is a consistent read of the statistics for one prediction.
+type view struct {
+	s        *Stats
+	workflow string
+	def      Defaults
+}
+
+// callDuration is the expected time a call task takes when its function
+// is warm: its own observed median when known (its cold runs are outliers
+// the median ignores), else the function's warm execution plus the
+// engine's dispatch gap.
+func (v view) callDuration(ref, fn string) time.Duration {
+	if t := v.s.tasks[taskKey(v.workflow, ref)]; t != nil && t.Duration.Known() {
+		return t.Duration.Median()
+	}
+	if f := v.s.functions[fn]; f != nil && f.Exec.Known() {
+		return f.Exec.Median() + v.s.gap.Median()
+	}
+	return v.def.Task
+}
+
+func (v view) taskDuration(ref string) time.Duration {
+	if t := v.s.tasks[taskKey(v.workflow, ref)]; t != nil && t.Duration.Known() {
+		return t.Duration.Median()
+	}
+	return v.def.Task
+}
+
+func (v view) coldStart(fn string) time.Duration {
+	if f := v.s.functions[fn]; f != nil && f.Cold.Known() {
+		return f.Cold.Median()
+	}
+	return v.def.ColdStart
+}
+
+// caseOdds are the probabilities of a switch's cases: observed
+// frequencies with one pseudo-count per case (Laplace smoothing), so an
+// unseen switch is uniform and a case never taken keeps a small chance.
+func (v view) caseOdds(ref string, names []string) []float64 {
+	t := v.s.tasks[taskKey(v.workflow, ref)]
+	out := make([]float64, len(names))
+	total := 0.0
+	for i, n := range names {
+		c := 1.0
+		if t != nil {
+			c += float64(t.Cases[n])
+		}
+		out[i] = c
+		total += c
+	}
+	for i := range out {
+		out[i] /= total
+	}
+	return out
+}
+
+// loopSurvival returns P(iterations > k) for k = 0..limit-1. Before any
+// observation a loop is assumed to run once.
+func (v view) loopSurvival(ref string, limit int) []float64 {
+	out := make([]float64, limit)
+	t := v.s.tasks[taskKey(v.workflow, ref)]
+	if t == nil || len(t.Loops) == 0 {
+		if limit > 0 {
+			out[0] = 1
+		}
+		return out
+	}
+	total := 0.0
+	for _, c := range t.Loops {
+		total += float64(c)
+	}
+	for n, c := range t.Loops {
+		for k := 0; k < min(n, limit); k++ {
+			out[k] += float64(c) / total
+		}
+	}
+	return out
+}
+
+// catchOdds is the probability that a try runs its catch block; zero
+// until a failure was seen.
+func (v view) catchOdds(ref string) float64 {
+	t := v.s.tasks[taskKey(v.workflow, ref)]
+	if t == nil || t.Runs == 0 {
+		return 0
+	}
+	return float64(t.Caught) / float64(t.Runs+1)
+}
+
+// snapshot is the persisted form.
+type snapshot struct {
+	Version   int                       `json:"version"`
+	Functions map[string]*FunctionStats `json:"functions"`
+	Tasks     map[string]*TaskStats     `json:"tasks"`
+	Gap       Estimate                  `json:"gap"`
+}
+
+const snapshotVersion = 1
+
+// MarshalJSON encodes the statistics.
+func (s *Stats) MarshalJSON() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return json.Marshal(snapshot{Version: snapshotVersion, Functions: s.functions, Tasks: s.tasks, Gap: s.gap})
+}
+
+// UnmarshalJSON replaces the statistics with decoded ones.
+func (s *Stats) UnmarshalJSON(b []byte) error {
+	var snap snapshot
+	if err := json.Unmarshal(b, &snap); err != nil {
+		return fmt.Errorf("prewarm statistics: %w", err)
+	}
+	if snap.Version != snapshotVersion {
+		return fmt.Errorf("prewarm statistics: version %d, this build reads %d", snap.Version, snapshotVersion)
+	}
+	if snap.Functions == nil {
+		snap.Functions = map[string]*FunctionStats{}
+	}
+	if snap.Tasks == nil {
+		snap.Tasks = map[string]*TaskStats{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.functions, s.tasks, s.gap = snap.Functions, snap.Tasks, snap.Gap
+	return nil
+}
+
+// Function returns a copy of a function's statistics.
+func (s *Stats) Function(name string) (FunctionStats, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.functions[name]
+	if f == nil {
+		return FunctionStats{}, false
+	}
+	c := *f
+	c.Exec.Recent = slices.Clone(f.Exec.Recent)
+	c.Cold.Recent = slices.Clone(f.Cold.Recent)
+	return c, true
+}
+
+// Task returns a copy of a task's statistics.
+func (s *Stats) Task(workflow, ref string) (TaskStats, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tasks[taskKey(workflow, ref)]
+	if t == nil {
+		return TaskStats{}, false
+	}
+	raw, _ := json.Marshal(t)
+	var c TaskStats
+	_ = json.Unmarshal(raw, &c)
+	return c, true
+}

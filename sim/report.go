@@ -1,0 +1,115 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// WriteTable prints the per-policy summary.
+func WriteTable(w io.Writer, res *Results) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d workflows, %d functions, %d minutes of virtual time, simulated in %s\n\n",
+		res.Workflows, res.Functions, res.Minutes, res.Elapsed.Round(1e7))
+	fmt.Fprintf(&b, "| policy | invocations | cold starts | cold-start rate | cold wait (s) | idle instance-s | wasted GB-s |\n")
+	fmt.Fprintf(&b, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, p := range res.Policies {
+		fmt.Fprintf(&b, "| %s | %d | %d | %.3f%% | %.0f | %.0f | %.0f |\n",
+			p.Policy, p.Invocations, p.ColdStarts, 100*p.ColdRate, p.ColdWaitS, p.IdleInstanceS, p.WastedGBs)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteReport writes report.md, results.json and the plots into dir.
+func WriteReport(dir, command string, res *Results) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	raw, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), raw, 0o644); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	if err := tradeoffPlot(res, filepath.Join(dir, "tradeoff.png")); err != nil {
+		return err
+	}
+	if err := cdfPlot(res, filepath.Join(dir, "cold-start-cdf.png")); err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Keep-alive and prewarming simulation\n\n`%s`\n\n%s\n\n", command, res.Description)
+	if err := WriteTable(&b, res); err != nil {
+		return err
+	}
+	b.WriteString("\n![cold-start rate against wasted memory](tradeoff.png)\n\n![per-workflow cold-start rate CDF](cold-start-cdf.png)\n")
+	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(b.String()), 0o644)
+}
+
+func tradeoffPlot(res *Results, path string) error {
+	p := plot.New()
+	p.Title.Text = "Cold-start rate against wasted memory"
+	p.X.Label.Text = "wasted memory (GB-s)"
+	p.Y.Label.Text = "cold-start rate (%)"
+	for i, pr := range res.Policies {
+		s, err := plotter.NewScatter(plotter.XYs{{X: pr.WastedGBs, Y: 100 * pr.ColdRate}})
+		if err != nil {
+			return fmt.Errorf("sim: plot: %w", err)
+		}
+		s.GlyphStyle.Color = plotutil.Color(i)
+		s.GlyphStyle.Shape = plotutil.Shape(i)
+		s.GlyphStyle.Radius = vg.Points(5)
+		p.Add(s)
+		p.Legend.Add(string(pr.Policy), s)
+	}
+	p.Legend.Top = true
+	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
+		return fmt.Errorf("sim: plot: %w", err)
+	}
+	return nil
+}
+
+func cdfPlot(res *Results, path string) error {
+	p := plot.New()
+	p.Title.Text = "Per-workflow cold-start rate"
+	p.X.Label.Text = "cold-start rate of a workflow's calls (%)"
+	p.Y.Label.Text = "fraction of workflows"
+	for i, pr := range res.Policies {
+		v := slices.Clone(pr.WorkflowColdRates)
+		slices.Sort(v)
+		if len(v) == 0 {
+			continue
+		}
+		step := max(1, len(v)/1000)
+		var pts plotter.XYs
+		for k := 0; k < len(v); k += step {
+			pts = append(pts, plotter.XY{X: 100 * v[k], Y: float64(k+1) / float64(len(v))})
+		}
+		pts = append(pts, plotter.XY{X: 100 * v[len(v)-1], Y: 1})
+		l, err := plotter.NewLine(pts)
+		if err != nil {
+			return fmt.Errorf("sim: plot: %w", err)
+		}
+		l.Color = plotutil.Color(i)
+		l.Dashes = plotutil.Dashes(i)
+		p.Add(l)
+		p.Legend.Add(string(pr.Policy), l)
+	}
+	p.Legend.Top = true
+	p.Legend.Left = false
+	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
+		return fmt.Errorf("sim: plot: %w", err)
+	}
+	return nil
+}
