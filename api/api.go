@@ -149,6 +149,14 @@ func (s *server) routes() []route {
 		{http.MethodDelete, "/v1/functions/{name}/versions/{version}", s.deleteFunction},
 		{http.MethodPost, "/v1/functions/{name}/invoke", s.invokeFunction},
 		{http.MethodGet, "/metrics", s.serveMetrics},
+
+		{http.MethodPost, "/v1/events", s.postEvents},
+		{http.MethodGet, "/v1/events", s.listEvents},
+		{http.MethodPost, "/v1/triggers", s.createTrigger},
+		{http.MethodGet, "/v1/triggers", s.listTriggers},
+		{http.MethodGet, "/v1/triggers/{name}", s.getTrigger},
+		{http.MethodDelete, "/v1/triggers/{name}", s.deleteTrigger},
+		{http.MethodPost, "/v1/hooks/{path}", s.fireHook},
 	}
 }
 

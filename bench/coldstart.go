@@ -26,8 +26,17 @@ import (
 )
 
 // ColdstartPolicies are the keep-alive configurations the coldstart
-// scenario compares, in report order.
-var ColdstartPolicies = []string{"on-demand", "fixed", "hybrid", "baton"}
+// scenario compares, in report order. Both Baton variants prepare the
+// functions a workflow calls after its first just in time and evict them
+// after use; they differ in the entry function, which no workflow
+// predicts: "baton" leaves it on demand, "baton+hybrid" reloads it with
+// the hybrid histogram policy (and prepares the rest of the workflow with
+// it).
+var ColdstartPolicies = []string{"on-demand", "fixed", "hybrid", "baton", "baton+hybrid"}
+
+// policySlug is a policy's name as it appears in function and workflow
+// names.
+func policySlug(policy string) string { return strings.ReplaceAll(policy, "+", "-") }
 
 // ColdstartShapes are its workflows.
 var ColdstartShapes = []string{"chain", "fanout", "branch"}
@@ -118,7 +127,7 @@ func coldstartFunctions(shape, policy string) []string {
 	n := map[string]int{"chain": 10, "fanout": 6, "branch": 4}[shape]
 	out := make([]string, n)
 	for i := range out {
-		out[i] = "cs-" + policy + "-" + shape + "-" + strconv.Itoa(i)
+		out[i] = "cs-" + policySlug(policy) + "-" + shape + "-" + strconv.Itoa(i)
 	}
 	return out
 }
@@ -126,7 +135,7 @@ func coldstartFunctions(shape, policy string) []string {
 func coldstartWorkflow(shape, policy string, odds float64) string {
 	fns := coldstartFunctions(shape, policy)
 	var b strings.Builder
-	fmt.Fprintf(&b, "document:\n  dsl: '1.0.0'\n  namespace: %s\n  name: cs-%s-%s\n  version: '1.0.0'\ndo:\n", Namespace, shape, policy)
+	fmt.Fprintf(&b, "document:\n  dsl: '1.0.0'\n  namespace: %s\n  name: cs-%s-%s\n  version: '1.0.0'\ndo:\n", Namespace, shape, policySlug(policy))
 	call := func(indent, task, fn string) {
 		fmt.Fprintf(&b, "%s- %s:\n%s    call: %s\n%s    with: {task: %s}\n", indent, task, indent, fn, indent, task)
 	}
@@ -209,8 +218,10 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 	late := &lateBinding{}
 	planner := prewarm.NewPlanner(prewarm.Options{
 		Preparer: late, Rule: opts.Rule, Logger: log,
-		State:   prewarm.FileState{Dir: filepath.Join(dataDir, "prewarm")},
-		Enabled: func(def *dsl.Workflow) bool { return strings.HasSuffix(def.Document.Name, "-baton") },
+		State: st,
+		Enabled: func(def *dsl.Workflow) bool {
+			return strings.HasSuffix(def.Document.Name, "-baton") || strings.HasSuffix(def.Document.Name, "-baton-hybrid")
+		},
 	})
 	if err := planner.Load(ctx); err != nil {
 		return nil, err
@@ -219,11 +230,12 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 		"on-demand": prewarm.OnDemand{},
 		"fixed":     prewarm.Fixed(opts.FixedKeepAlive),
 		"hybrid":    prewarm.NewHybrid(prewarm.HybridOptions{Preparer: late, Fallback: prewarm.Fixed(opts.FixedKeepAlive)}),
+		"baton":     prewarm.NewPredictive(planner, prewarm.OnDemand{}),
 		// Baton sees exact idle times, not a trace's minutes, so its
-		// histogram for entry functions has 100ms bins (over 10 minutes);
-		// its reloads also prepare the rest of each workflow.
-		"baton": prewarm.NewPredictive(planner, prewarm.NewBatonHybrid(planner, prewarm.HybridOptions{
-			BinWidth: 100 * time.Millisecond, Range: 10 * time.Minute, Fallback: prewarm.Fixed(opts.FixedKeepAlive)})),
+		// histogram for entry functions has 10ms bins (over a minute) and
+		// a 2% margin; its reloads also prepare the rest of each workflow.
+		"baton+hybrid": prewarm.NewPredictive(planner, prewarm.NewBatonHybrid(planner, prewarm.HybridOptions{
+			BinWidth: 10 * time.Millisecond, Range: time.Minute, Margin: 0.02, Fallback: prewarm.Fixed(opts.FixedKeepAlive)})),
 	}
 	route := &prewarm.PerFunction{Default: function.DefaultKeepAlive, Functions: map[string]function.KeepAlive{}}
 	for _, shape := range ColdstartShapes {
@@ -323,7 +335,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 					defer wg.Done()
 					rec := coldstartRecord{shape: shape, policy: p, round: r}
 					begin := time.Now()
-					inv, err := eng.Invoke(ctx, Namespace, "cs-"+shape+"-"+p, "1.0.0", map[string]any{"x": inputs[r]})
+					inv, err := eng.Invoke(ctx, Namespace, "cs-"+shape+"-"+policySlug(p), "1.0.0", map[string]any{"x": inputs[r]})
 					if err == nil {
 						rec.id = inv.ID
 						var done *store.Invocation

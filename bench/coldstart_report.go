@@ -14,12 +14,19 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// ColdstartTargets checks the targets on the chain: predictive
-// prewarming removes at least 90% of the cold-start time on the critical
-// path that on-demand pays, with idle instance-seconds under 1.5 times
-// on-demand's.
+// ColdstartTargets checks the targets on the chain for Baton's
+// policy: predictive prewarming removes at least 90% of the cold-start
+// time on the critical path that on-demand pays, with idle
+// instance-seconds under 1.5 times on-demand's.
 func (r *ColdstartResults) ColdstartTargets() (removed, idleRatio float64, ok bool) {
-	var onDemand, baton *ColdstartRow
+	return r.ChainVersusOnDemand("baton")
+}
+
+// ChainVersusOnDemand compares a policy with on-demand on the chain: the
+// fraction of on-demand's cold-start time on the critical path that it
+// removes, and its idle instance-seconds as a multiple of on-demand's.
+func (r *ColdstartResults) ChainVersusOnDemand(policy string) (removed, idleRatio float64, ok bool) {
+	var onDemand, other *ColdstartRow
 	for i := range r.Rows {
 		row := &r.Rows[i]
 		if row.Shape != "chain" {
@@ -28,16 +35,16 @@ func (r *ColdstartResults) ColdstartTargets() (removed, idleRatio float64, ok bo
 		switch row.Policy {
 		case "on-demand":
 			onDemand = row
-		case "baton":
-			baton = row
+		case policy:
+			other = row
 		}
 	}
-	if onDemand == nil || baton == nil || onDemand.ColdPathMs == 0 {
+	if onDemand == nil || other == nil || onDemand.ColdPathMs == 0 {
 		return 0, 0, false
 	}
-	removed = 1 - baton.ColdPathMs/onDemand.ColdPathMs
+	removed = 1 - other.ColdPathMs/onDemand.ColdPathMs
 	if onDemand.IdleInstanceS > 0 {
-		idleRatio = baton.IdleInstanceS / onDemand.IdleInstanceS
+		idleRatio = other.IdleInstanceS / onDemand.IdleInstanceS
 	}
 	return removed, idleRatio, true
 }
@@ -52,8 +59,11 @@ func WriteColdstartTable(w io.Writer, r *ColdstartResults) error {
 			row.Shape, row.Policy, row.Invocations-row.Failed, row.P50Ms, row.P99Ms, row.ColdStarts,
 			row.ColdPathMeanMs, row.FunctionPathP50Ms, row.IdleInstanceS, row.InstanceStarts)
 	}
-	if removed, ratio, ok := r.ColdstartTargets(); ok {
-		fmt.Fprintf(&b, "\nchain: baton removes %.1f%% of on-demand's cold-start time on the critical path; its idle instance-seconds are %.2fx on-demand's\n", 100*removed, ratio)
+	b.WriteString("\n")
+	for _, policy := range ColdstartPolicies {
+		if removed, ratio, ok := r.ChainVersusOnDemand(policy); ok && policy != "on-demand" {
+			fmt.Fprintf(&b, "chain: %s removes %.1f%% of on-demand's cold-start time on the critical path; its idle instance-seconds are %.2fx on-demand's\n", policy, 100*removed, ratio)
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

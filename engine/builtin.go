@@ -17,7 +17,7 @@ const (
 // (a sandboxed shell, say). The caller's map is not modified.
 func (e *Engine) withBuiltinExecutors(user map[string]Executor) map[string]Executor {
 	merged := map[string]Executor{
-		FunctionEmit:         &emitExecutor{events: e.opts.Events},
+		FunctionEmit:         &emitExecutor{events: e.opts.Events, log: e.opts.EventLog},
 		FunctionRunShell:     &shellExecutor{base: e.ctx, log: e.log},
 		FunctionRunScript:    &scriptExecutor{base: e.ctx, http: e.opts.HTTPClient, log: e.log},
 		FunctionRunContainer: &containerExecutor{runtime: e.opts.ContainerRuntime, base: e.ctx, log: e.log},
@@ -26,6 +26,9 @@ func (e *Engine) withBuiltinExecutors(user map[string]Executor) map[string]Execu
 			client: &openapicall.Client{HTTP: e.http, Documents: e.opts.HTTPClient},
 		},
 		FunctionGRPC: &grpcExecutor{client: e.grpc},
+	}
+	if e.opts.EventLog != nil {
+		merged[FunctionListen] = &listenExecutor{log: e.opts.EventLog, eval: e.eval}
 	}
 	for name, ex := range user {
 		merged[name] = ex

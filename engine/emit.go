@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/batonflow/baton/events"
 	"github.com/batonflow/baton/problem"
 )
 
@@ -30,13 +31,33 @@ var eventIDSpace = uuid.MustParse("5b0f3d52-8f0e-4d7a-9a43-1f0c4f1f7e11")
 // emit.event.with, the event's attributes and data, as the call's Args.
 type emitExecutor struct {
 	events EventPublisher
-	now    func() time.Time
+	// log, when set, takes the events instead of events: they are logged
+	// (so that listens and event-driven starts see them) and forwarded to
+	// the shared bus, while events keeps only the lifecycle feed.
+	log *events.Log
+	now func() time.Time
 }
 
 func (x *emitExecutor) Execute(ctx context.Context, req *CallRequest) (CallResult, error) {
 	event, err := buildCloudEvent(req.Args, req.IdempotencyKey, x.clock())
 	if err != nil {
 		return CallResult{}, err
+	}
+	if x.log != nil {
+		if _, err := x.log.Ingest(ctx, []events.Event{event}); err != nil {
+			var p *problem.Problem
+			if errors.As(err, &p) {
+				if p.Type == problem.TypeBadRequest {
+					return CallResult{}, problem.Configuration("emit: %s", p.Detail)
+				}
+				return CallResult{}, p
+			}
+			if ctx.Err() != nil {
+				return CallResult{}, fmt.Errorf("emitting event %v: %w", event["id"], err)
+			}
+			return CallResult{}, problem.Communication(503, "emitting event %v of type %v: %v", event["id"], event["type"], err)
+		}
+		return CallResult{Output: event}, nil
 	}
 	if x.events != nil {
 		if err := x.events.Publish(ctx, event); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/events"
 	"github.com/batonflow/baton/expr"
 	"github.com/batonflow/baton/grpccall"
 	"github.com/batonflow/baton/httpcall"
@@ -54,6 +55,16 @@ type Options struct {
 	// recorded in history as the tasks' output, and lifecycle events are
 	// only available from LifecycleEvents.
 	Events EventPublisher
+	// EventLog is the durable log of CloudEvents (see package events):
+	// with it, events can be ingested, `listen` tasks wait for events,
+	// `emit` tasks append to it (and through it to the shared bus), and
+	// workflows with schedule.on and triggers start on events. Without
+	// it, listen tasks and event-driven starts fail with a configuration
+	// error.
+	EventLog *events.Log
+	// TriggerSources subscribe triggers of kinds other than http and cron
+	// ("nats", "mqtt") to their message sources.
+	TriggerSources map[string]TriggerSource
 	// SchedulePoll is how often the scheduler reads the schedules when no
 	// run is due sooner (DefaultSchedulePoll when zero); engines sharing
 	// a store see each other's applies within it.
@@ -82,6 +93,7 @@ type Engine struct {
 	publisher  *publisher
 	sched      *scheduler
 	scheduling bool // Start started the scheduler
+	starter    *eventStarter
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -120,6 +132,9 @@ func New(opts Options) (*Engine, error) {
 		e.publisher = newPublisher(opts.Events, opts.Logger)
 	}
 	e.sched = newScheduler(e, opts.SchedulePoll)
+	if opts.EventLog != nil {
+		e.starter = newEventStarter(e)
+	}
 	e.opts.Executors = e.withBuiltinExecutors(opts.Executors)
 	return e, nil
 }
@@ -148,6 +163,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Unlock()
 	if startScheduler {
 		go e.sched.run(e.ctx)
+		if e.starter != nil {
+			go e.starter.run(e.ctx)
+		}
 	}
 	return nil
 }
@@ -186,6 +204,9 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	if scheduling {
 		<-e.sched.done
+		if e.starter != nil {
+			<-e.starter.done
+		}
 	}
 	e.calls.Wait()
 	e.http.CloseIdleConnections()
@@ -233,6 +254,9 @@ func (e *Engine) ApplyDocument(ctx context.Context, filename string, src []byte,
 	e.mu.Unlock()
 	if err := e.syncSchedule(ctx, wf.Namespace, wf.Name); err != nil {
 		return nil, fmt.Errorf("workflow %s/%s version %s is stored but its schedule is not: %w", wf.Namespace, wf.Name, wf.Version, err)
+	}
+	if err := e.startConsumingOn(ctx, def); err != nil {
+		return nil, fmt.Errorf("workflow %s/%s version %s is stored but its schedule.on is not set up: %w", wf.Namespace, wf.Name, wf.Version, err)
 	}
 	return wf, nil
 }

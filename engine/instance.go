@@ -351,6 +351,7 @@ func (in *instance) end(ev *core.Event) {
 	in.mu.Unlock()
 	close(in.done)
 	in.e.invocationEnded(in.inv.ID)
+	in.e.listensEnded(in.inv.ID, in.def)
 	if durable {
 		in.forget()
 		return

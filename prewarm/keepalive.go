@@ -298,11 +298,18 @@ func keepUntil(s function.IdleState, deadline time.Time) function.Decision {
 	return function.Decision{RecheckAt: deadline}
 }
 
-// Predictive is Baton's workflow-aware policy. An instance of a function
-// the planner predicts is kept while a predicted call is near enough to
-// be worth the idle time (the planner's Rule), and evicted once none is;
-// functions that start workflows, whose calls only arrival patterns
-// predict, are left to the fallback (a Hybrid policy by default).
+// Predictive is Baton's workflow-aware policy, just in time. The planner
+// starts an instance of a function that a workflow is about to call so
+// that it is ready when the call is predicted; after a call, an instance
+// is kept only while its function's next predicted call is nearer than
+// the break-even time (Rule.Keep: the idle time it costs against the cold
+// start it saves) or was already prepared for, and evicted otherwise: a
+// later call gets an instance prepared for it again. Functions only
+// called inside workflows and predicted early enough are the planner's to
+// serve; the others (a workflow's entry function, whose calls only the
+// arrival process predicts, and functions predicted with less lead than
+// their cold start) are left to the fallback: OnDemand, or a hybrid
+// histogram policy (NewBatonHybrid) when arrivals are regular enough.
 type Predictive struct {
 	Planner  *Planner
 	Fallback function.KeepAlive
@@ -338,16 +345,13 @@ func (k *Predictive) Observe(e function.Event) {
 
 // Decide implements function.KeepAlive.
 func (k *Predictive) Decide(s function.IdleState) function.Decision {
-	rule := k.Planner.rule
-	if at, until, prob, ok := k.Planner.NextCall(s.Function, s.Now); ok {
-		wait := max(at.Sub(s.Now), 0)
-		keep := Rule{IdleCost: rule.IdleCost, Margin: wait + rule.Margin, Grace: rule.Grace}
-		if keep.Worth(prob, k.Planner.ColdStart(s.Function)) {
-			return function.Decision{RecheckAt: until}
+	if c, ok := k.Planner.NextCall(s.Function, s.Now); ok {
+		wait := max(c.At.Sub(s.Now), 0)
+		// A call an instance was prepared for finds it waiting: the
+		// prepare is not sent again, so evicting would make the call cold.
+		if c.Prepared || k.Planner.rule.Keep(c.Prob, k.Planner.ColdStart(s.Function), wait) {
+			return function.Decision{RecheckAt: c.Until}
 		}
-	}
-	if s.PreparedFor.After(s.Stats.LastInvocation) && s.Now.Before(s.PreparedFor.Add(rule.Grace)) {
-		return function.Decision{RecheckAt: s.PreparedFor.Add(rule.Grace)}
 	}
 	if k.Planner.Inner(s.Function) {
 		return function.Decision{Evict: true}

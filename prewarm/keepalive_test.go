@@ -111,7 +111,44 @@ func TestHybridDecisions(t *testing.T) {
 	}
 }
 
-func TestPredictiveKeepsOnlyNearPredictedCalls(t *testing.T) {
+func TestPredictiveKeepsOnlyWithinBreakEven(t *testing.T) {
+	def := parse(t, chainDoc)
+	tests := []struct {
+		name  string
+		rule  Rule
+		now   time.Duration // decision time after t0
+		evict bool
+	}{
+		// fc is predicted at 200ms and costs 50ms to start.
+		{"call within the cold start", Rule{}, 150 * time.Millisecond, false},
+		{"call due now", Rule{}, 200 * time.Millisecond, false},
+		{"call further than the cold start", Rule{}, 100 * time.Millisecond, true},
+		{"a larger factor keeps longer", Rule{KeepFactor: 3}, 60 * time.Millisecond, false},
+		{"beyond the larger factor", Rule{KeepFactor: 3}, 40 * time.Millisecond, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := NewVirtualClock(t0)
+			p := NewPlanner(Options{Preparer: &fakePreparer{clock: clock}, Clock: clock, Rule: tt.rule})
+			m := Compile(def, nil)
+			p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
+			p.Stats().ObserveTask(m.ID, "/do/1/b", 100*time.Millisecond)
+			p.Stats().ObserveCold("fc", 50*time.Millisecond)
+			k := NewPredictive(p, Fixed(time.Minute))
+			p.InvocationStarted("i", def)
+			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+			d := k.Decide(function.IdleState{Function: "fc", IdleSince: t0, Now: t0.Add(tt.now)})
+			if d.Evict != tt.evict {
+				t.Fatalf("Decide at %v = %+v, want evict %v", tt.now, d, tt.evict)
+			}
+			if !d.Evict && !d.RecheckAt.Equal(t0.Add(1200*time.Millisecond)) {
+				t.Fatalf("kept until %v, want the prediction's lapse at 1.2s", d.RecheckAt.Sub(t0))
+			}
+		})
+	}
+}
+
+func TestPredictiveEvictsAfterUse(t *testing.T) {
 	def := parse(t, chainDoc)
 	clock := NewVirtualClock(t0)
 	p := NewPlanner(Options{Preparer: &fakePreparer{clock: clock}, Clock: clock})
@@ -122,19 +159,34 @@ func TestPredictiveKeepsOnlyNearPredictedCalls(t *testing.T) {
 	k := NewPredictive(p, Fixed(time.Minute))
 	p.InvocationStarted("i", def)
 	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
-	// fc is predicted at t0+200ms: an idle instance of it is kept until
-	// then plus the grace.
-	d := k.Decide(function.IdleState{Function: "fc", IdleSince: t0, Now: t0.Add(150 * time.Millisecond)})
-	if d.Evict || !d.RecheckAt.Equal(t0.Add(1200*time.Millisecond)) {
-		t.Fatalf("predicted call near: %+v", d)
+
+	// Once its prepare is sent (at 148ms), an instance that is ready
+	// early is kept for the call it was prepared for, however far.
+	clock.Advance(t0.Add(150 * time.Millisecond))
+	if d := k.Decide(function.IdleState{Function: "fc", IdleSince: t0, Now: t0.Add(10 * time.Millisecond)}); d.Evict {
+		t.Fatalf("instance prepared for a call evicted before it: %+v", d)
+	}
+	// The call is made: with no further call predicted, the instance is
+	// evicted as soon as it is idle again.
+	p.TaskStarted("i", "/do/2/c", "/do/2/c", "c", t0.Add(200*time.Millisecond))
+	if d := k.Decide(function.IdleState{Function: "fc", IdleSince: t0.Add(205 * time.Millisecond), Now: t0.Add(205 * time.Millisecond)}); !d.Evict {
+		t.Fatalf("inner function kept after its call with nothing predicted: %+v", d)
+	}
+	// Another invocation predicting fc soon keeps it instead.
+	p.InvocationStarted("j", def)
+	p.TaskStarted("j", "/do/1/b", "/do/1/b", "b", t0.Add(150*time.Millisecond))
+	if d := k.Decide(function.IdleState{Function: "fc", IdleSince: t0.Add(205 * time.Millisecond), Now: t0.Add(205 * time.Millisecond)}); d.Evict {
+		t.Fatalf("instance evicted 45ms before a predicted call that costs 50ms to start: %+v", d)
 	}
 	p.InvocationEnded("i")
-	if d := k.Decide(function.IdleState{Function: "fc", IdleSince: t0, Now: t0.Add(300 * time.Millisecond)}); !d.Evict {
-		t.Fatalf("inner function kept with no call predicted: %+v", d)
-	}
+	p.InvocationEnded("j")
 	// The entry function is left to the fallback.
 	if d := k.Decide(function.IdleState{Function: "fa", IdleSince: t0, Now: t0}); d.Evict || !d.RecheckAt.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("entry function: %+v", d)
+	}
+	// With an on-demand fallback, the entry function is evicted at once.
+	if d := NewPredictive(p, OnDemand{}).Decide(function.IdleState{Function: "fa", IdleSince: t0, Now: t0}); !d.Evict {
+		t.Fatalf("entry function under an on-demand fallback: %+v", d)
 	}
 	// Per-function selection routes decisions.
 	pf := &PerFunction{Default: OnDemand{}, Functions: map[string]function.KeepAlive{"fa": Fixed(time.Minute)}}

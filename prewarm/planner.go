@@ -19,6 +19,7 @@ import (
 	"github.com/batonflow/baton/dsl"
 	"github.com/batonflow/baton/function"
 	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/store"
 )
 
 // Preparer warms an instance of a function by a time;
@@ -27,16 +28,13 @@ type Preparer interface {
 	Prepare(ctx context.Context, name string, by time.Time) error
 }
 
-// StateStore keeps small named blobs across restarts. The planner saves
-// its statistics through it; FileState implements it, and so does any
-// store offering these two methods.
+// StateStore keeps small named blobs across restarts; every store.Store
+// implements it. GetState of a key never written returns an error
+// wrapping store.ErrNotFound.
 type StateStore interface {
 	GetState(ctx context.Context, key string) ([]byte, error)
 	PutState(ctx context.Context, key string, value []byte) error
 }
-
-// ErrNoState is what GetState returns for a key never written.
-var ErrNoState = errors.New("prewarm: no saved state")
 
 // StatsKey is the StateStore key of the planner's statistics.
 const StatsKey = "prewarm/stats"
@@ -51,17 +49,29 @@ const StatsKey = "prewarm/stats"
 // A call that comes costs Margin of idle time (the instance is ready that
 // much early); one that does not costs Grace, how long the workflow-aware
 // keep-alive waits past the predicted time before evicting the instance.
+//
+// Prepared instances are started just in time: ready by the predicted
+// call, started the expected cold start and Margin before it. After a
+// call, the workflow-aware keep-alive keeps an instance only when the
+// next predicted call of its function is nearer than the break-even time,
+// KeepFactor × prob × coldStart: waiting idle for t costs t instance
+// seconds, a cold start costs its duration in latency.
 type Rule struct {
 	// IdleCost is the price of an idle instance-second in seconds of
 	// latency. Default 0.05: a second of idle instance is worth 50 ms of
 	// latency saved.
 	IdleCost float64
 	// Margin is how long before the predicted call the instance should be
-	// ready. Default 10ms.
+	// ready: slack for the error of the predicted time and the cold
+	// start. Default 2ms.
 	Margin time.Duration
 	// Grace is how long an unused prepared instance is kept after its
 	// predicted time. Default 1s.
 	Grace time.Duration
+	// KeepFactor scales the break-even time up to which an idle instance
+	// is kept for its function's next predicted call. Default 1: keep
+	// exactly when the idle time costs no more than the cold start saved.
+	KeepFactor float64
 }
 
 func (r Rule) withDefaults() Rule {
@@ -69,7 +79,10 @@ func (r Rule) withDefaults() Rule {
 		r.IdleCost = 0.05
 	}
 	if r.Margin <= 0 {
-		r.Margin = 10 * time.Millisecond
+		r.Margin = 2 * time.Millisecond
+	}
+	if r.KeepFactor <= 0 {
+		r.KeepFactor = 1
 	}
 	if r.Grace <= 0 {
 		r.Grace = time.Second
@@ -82,6 +95,14 @@ func (r Rule) Worth(prob float64, coldStart time.Duration) bool {
 	gain := prob * coldStart.Seconds()
 	cost := r.IdleCost * (r.Margin.Seconds() + (1-prob)*r.Grace.Seconds())
 	return gain >= cost
+}
+
+// Keep reports whether an idle instance should wait for a call predicted
+// after wait with probability prob rather than be evicted and started
+// again (just in time) for it: whether the expected idle time is within
+// the break-even time of the function's cold start.
+func (r Rule) Keep(prob float64, coldStart, wait time.Duration) bool {
+	return wait.Seconds() <= r.KeepFactor*prob*coldStart.Seconds()
 }
 
 // Options configure a Planner.
@@ -128,7 +149,7 @@ type Planner struct {
 	invocations map[string]*invocation
 	// upcoming holds, per function, the calls predicted by live
 	// invocations: what the workflow-aware keep-alive consults.
-	upcoming map[string]map[string]plannedCall
+	upcoming map[string]map[string]*plannedCall
 	entries  map[string]bool // functions first called by some workflow
 	inner    map[string]bool // functions called after another task
 	// late marks functions whose first prediction in an invocation came
@@ -144,9 +165,21 @@ type plannedCall struct {
 	// rule's grace, or the end of an expected arrival's window.
 	until time.Time
 	prob  float64
-	// prepared is when the instance was asked to be ready; zero when the
-	// rule declined.
-	prepared time.Time
+	// readyBy is the time the prepare of this call is for, zero when the
+	// rule declined; startAt is when the prepare is (or was) sent, the
+	// expected cold start and the margin before readyBy.
+	readyBy, startAt time.Time
+	// timer sends the prepare at startAt; sent is set once it did.
+	timer Timer
+	sent  bool
+}
+
+// cancel stops a prepare not sent yet.
+func (c *plannedCall) cancel() {
+	if c.timer != nil && !c.sent {
+		c.timer.Stop()
+	}
+	c.timer = nil
 }
 
 type invocation struct {
@@ -187,7 +220,7 @@ func NewPlanner(opts Options) *Planner {
 	return &Planner{
 		opts: opts, rule: opts.Rule.withDefaults(), clock: opts.Clock, log: opts.Logger, stats: NewStats(),
 		models: map[string]*Model{}, invocations: map[string]*invocation{},
-		upcoming: map[string]map[string]plannedCall{}, entries: map[string]bool{}, inner: map[string]bool{}, late: map[string]bool{},
+		upcoming: map[string]map[string]*plannedCall{}, entries: map[string]bool{}, inner: map[string]bool{}, late: map[string]bool{},
 		busySince: map[string]time.Time{},
 	}
 }
@@ -205,7 +238,7 @@ func (p *Planner) Load(ctx context.Context) error {
 		return nil
 	}
 	raw, err := p.opts.State.GetState(ctx, StatsKey)
-	if errors.Is(err, ErrNoState) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -276,6 +309,9 @@ func (p *Planner) InvocationEnded(id string) {
 	}
 	delete(p.invocations, id)
 	for fn, calls := range p.upcoming {
+		if c := calls[id]; c != nil {
+			c.cancel()
+		}
 		delete(calls, id)
 		if len(calls) == 0 {
 			delete(p.upcoming, fn)
@@ -331,7 +367,12 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 		if !inv.lastSeen.IsZero() {
 			p.stats.ObserveGap(at.Sub(inv.lastSeen))
 		}
+		// The call is being made: a prepare for it not sent yet would
+		// only start an instance nobody waits for.
 		if calls := p.upcoming[fn]; calls != nil {
+			if c := calls[id]; c != nil {
+				c.cancel()
+			}
 			delete(calls, id)
 		}
 	}
@@ -348,14 +389,12 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 	p.plan(id, m, at, preds, 0)
 }
 
-// plan applies the rule to predictions made at time at and prepares the
-// functions that pass it.
+// plan applies the rule to predictions made at time at and schedules a
+// just-in-time prepare for each function that passes it: sent the
+// expected cold start and the margin before the predicted call, with the
+// call's time as the time to be ready by. A prediction that moves before
+// its prepare was sent moves the prepare with it.
 func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, window time.Duration) {
-	type job struct {
-		fn string
-		by time.Time
-	}
-	var jobs []job
 	p.stats.mu.Lock()
 	v := view{s: p.stats, workflow: m.ID, def: p.opts.Defaults}
 	cold := make([]time.Duration, len(preds))
@@ -365,57 +404,83 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, wi
 	p.stats.mu.Unlock()
 
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.invocations[id] == nil {
-		p.mu.Unlock()
 		return
 	}
+	now := p.clock.Now()
 	for i, pr := range preds {
 		callAt := at.Add(pr.After)
 		calls := p.upcoming[pr.Function]
 		if calls == nil {
-			calls = map[string]plannedCall{}
+			calls = map[string]*plannedCall{}
 			p.upcoming[pr.Function] = calls
 		}
-		prev, had := calls[id]
-		if !had {
-			p.late[pr.Function] = pr.After < cold[i]+cold[i]/4+p.rule.Margin && !coveredElsewhere(calls, id, callAt)
+		pc := calls[id]
+		if pc == nil {
+			p.late[pr.Function] = callAt.Sub(now) < cold[i]+p.rule.Margin && !coveredElsewhere(calls, id, callAt)
+			pc = &plannedCall{}
+			calls[id] = pc
 		}
-		pc := plannedCall{at: callAt, until: callAt.Add(window + p.rule.Grace), prob: pr.Prob, prepared: prev.prepared}
-		if p.rule.Worth(pr.Prob, cold[i]) {
-			by := callAt.Add(-p.rule.Margin)
-			// One prepared instance per invocation and function: prepare
-			// again only when the call now looks due markedly earlier.
-			if !had || prev.prepared.IsZero() || by.Before(prev.prepared.Add(-p.rule.Margin)) {
-				pc.prepared = by
-				jobs = append(jobs, job{pr.Function, by})
+		pc.at, pc.until, pc.prob = callAt, callAt.Add(window+p.rule.Grace), pr.Prob
+		if !p.rule.Worth(pr.Prob, cold[i]) {
+			if !pc.sent {
+				pc.cancel()
+				pc.readyBy, pc.startAt = time.Time{}, time.Time{}
 			}
+			continue
 		}
-		calls[id] = pc
-	}
-	p.mu.Unlock()
-	for _, j := range jobs {
-		fn, by := j.fn, j.by
-		// Prepare may start an instance synchronously when by is near, so
-		// it runs off the engine's goroutine.
-		p.clock.AfterFunc(0, func() {
-			if err := p.opts.Preparer.Prepare(context.Background(), fn, by); err != nil {
-				var prob *problem.Problem
-				level := slog.LevelWarn
-				if errors.As(err, &prob) && prob.Status == 404 {
-					level = slog.LevelDebug
-				}
-				p.log.Log(context.Background(), level, "prewarming failed", "function", fn, "error", err)
+		startAt := callAt.Add(-cold[i] - p.rule.Margin)
+		switch {
+		case pc.sent:
+			// An instance is on its way; another is only worth it when
+			// the call now looks due markedly before it is ready.
+			if !callAt.Before(pc.readyBy.Add(-p.rule.Margin)) {
+				continue
 			}
-		})
+		case pc.timer != nil:
+			if d := startAt.Sub(pc.startAt); d > -p.rule.Margin && d < p.rule.Margin {
+				continue
+			}
+			pc.cancel()
+		}
+		p.schedulePrepare(pr.Function, pc, callAt, startAt, now)
 	}
+}
+
+// schedulePrepare sets pc's prepare to be sent at startAt; p.mu is held.
+func (p *Planner) schedulePrepare(fn string, pc *plannedCall, readyBy, startAt, now time.Time) {
+	pc.readyBy, pc.startAt, pc.sent = readyBy, startAt, false
+	var t Timer
+	// Prepare may start an instance synchronously, so it always runs off
+	// the engine's goroutine, even when it is due at once.
+	t = p.clock.AfterFunc(startAt.Sub(now), func() {
+		p.mu.Lock()
+		if pc.timer != t || pc.sent {
+			p.mu.Unlock()
+			return
+		}
+		pc.sent = true
+		by := pc.readyBy
+		p.mu.Unlock()
+		if err := p.opts.Preparer.Prepare(context.Background(), fn, by); err != nil {
+			var prob *problem.Problem
+			level := slog.LevelWarn
+			if errors.As(err, &prob) && prob.Status == 404 {
+				level = slog.LevelDebug
+			}
+			p.log.Log(context.Background(), level, "prewarming failed", "function", fn, "error", err)
+		}
+	})
+	pc.timer = t
 }
 
 // coveredElsewhere reports whether another plan (an expected arrival)
 // has an instance prepared for fn around at, so that a late prediction
 // does not mean the function cannot be served warm.
-func coveredElsewhere(calls map[string]plannedCall, id string, at time.Time) bool {
+func coveredElsewhere(calls map[string]*plannedCall, id string, at time.Time) bool {
 	for other, c := range calls {
-		if other != id && !c.prepared.IsZero() && !c.prepared.After(at) {
+		if other != id && !c.readyBy.IsZero() && !c.readyBy.After(at) {
 			return true
 		}
 	}
@@ -547,21 +612,32 @@ func (p *Planner) Observe(e function.Event) {
 	}
 }
 
-// NextCall returns the soonest call of fn that live invocations are
-// predicted to make and whose prediction has not lapsed by now: its
-// predicted time, until when it stands, and its probability.
-func (p *Planner) NextCall(fn string, now time.Time) (at, until time.Time, prob float64, ok bool) {
+// PredictedCall is a call of a function that a live invocation (or an
+// expected arrival) is predicted to make.
+type PredictedCall struct {
+	// At is the predicted time, Until when the prediction lapses.
+	At, Until time.Time
+	Prob      float64
+	// Prepared is set once an instance was asked to be ready for it.
+	Prepared bool
+}
+
+// NextCall returns the soonest call of fn that is predicted and whose
+// prediction has not lapsed by now.
+func (p *Planner) NextCall(fn string, now time.Time) (PredictedCall, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var next PredictedCall
+	ok := false
 	for _, c := range p.upcoming[fn] {
 		if c.until.Before(now) {
 			continue
 		}
-		if !ok || c.at.Before(at) {
-			at, until, prob, ok = c.at, c.until, c.prob, true
+		if !ok || c.at.Before(next.At) {
+			next, ok = PredictedCall{At: c.at, Until: c.until, Prob: c.prob, Prepared: c.sent}, true
 		}
 	}
-	return at, until, prob, ok
+	return next, ok
 }
 
 // ColdStart is the expected cold start of fn.

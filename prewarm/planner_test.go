@@ -3,11 +3,13 @@ package prewarm
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/batonflow/baton/function"
+	"github.com/batonflow/baton/store"
 )
 
 type prepareCall struct {
@@ -43,35 +45,89 @@ func TestPlannerPreparesAtPredictedTimes(t *testing.T) {
 
 	p.InvocationStarted("i1", def)
 	p.TaskStarted("i1", "/do/0/a", "/do/0/a", "a", t0)
-	clock.Run()
-	want := map[string]time.Time{"fb": t0.Add(95 * time.Millisecond), "fc": t0.Add(295 * time.Millisecond)}
-	if len(prep.calls) != 2 {
-		t.Fatalf("prepares: %+v", prep.calls)
+	// Just in time: each prepare is sent the cold start and the margin
+	// before the predicted call, to be ready by the call.
+	clock.Advance(t0.Add(100 * time.Millisecond))
+	if len(prep.calls) != 1 || prep.calls[0].fn != "fb" || !prep.calls[0].at.Equal(t0.Add(65*time.Millisecond)) || !prep.calls[0].by.Equal(t0.Add(100*time.Millisecond)) {
+		t.Fatalf("prepares by t0+100ms: %+v", prep.calls)
 	}
-	for _, c := range prep.calls {
-		if !c.by.Equal(want[c.fn]) {
-			t.Errorf("%s prepared by %v, want %v", c.fn, c.by.Sub(t0), want[c.fn].Sub(t0))
-		}
-	}
-	// The keep-alive side sees the predicted calls.
-	if at, until, prob, ok := p.NextCall("fc", t0); !ok || !at.Equal(t0.Add(300*time.Millisecond)) || !until.Equal(t0.Add(1300*time.Millisecond)) || prob != 1 {
-		t.Fatalf("NextCall fc = %v %v %v", at, prob, ok)
+	// The keep-alive side sees the predicted calls, not yet prepared.
+	if c, ok := p.NextCall("fc", t0); !ok || !c.At.Equal(t0.Add(300*time.Millisecond)) || !c.Until.Equal(t0.Add(1300*time.Millisecond)) || c.Prob != 1 || c.Prepared {
+		t.Fatalf("NextCall fc = %+v %v", c, ok)
 	}
 	if !p.Inner("fb") || p.Inner("fa") {
 		t.Fatalf("inner: fb %v fa %v", p.Inner("fb"), p.Inner("fa"))
 	}
 
-	// The next task re-predicts fc at the same time: no second prepare.
-	clock.Advance(t0.Add(100 * time.Millisecond))
+	// The next task re-predicts fc at the same time: the prepare stays.
 	p.TaskEnded("i1", "/do/0/a", "/do/0/a", "a", clock.Now(), nil)
 	p.TaskStarted("i1", "/do/1/b", "/do/1/b", "b", clock.Now())
+	clock.Advance(t0.Add(300 * time.Millisecond))
+	if len(prep.calls) != 2 || prep.calls[1].fn != "fc" || !prep.calls[1].at.Equal(t0.Add(265*time.Millisecond)) || !prep.calls[1].by.Equal(t0.Add(300*time.Millisecond)) {
+		t.Fatalf("prepares by t0+300ms: %+v", prep.calls)
+	}
+	if c, ok := p.NextCall("fc", clock.Now()); !ok || !c.Prepared {
+		t.Fatalf("NextCall fc after its prepare = %+v %v", c, ok)
+	}
 	clock.Run()
 	if len(prep.calls) != 2 {
 		t.Fatalf("duplicate prepares: %+v", prep.calls)
 	}
 	p.InvocationEnded("i1")
-	if _, _, _, ok := p.NextCall("fc", t0); ok {
+	if _, ok := p.NextCall("fc", t0); ok {
 		t.Fatal("predictions outlive their invocation")
+	}
+}
+
+func TestPlannerMovesAndCancelsPreparesNotSent(t *testing.T) {
+	def := parse(t, chainDoc)
+	clock := NewVirtualClock(t0)
+	prep := &fakePreparer{clock: clock}
+	p := NewPlanner(Options{Preparer: prep, Clock: clock, Rule: Rule{Margin: 5 * time.Millisecond}})
+	m := Compile(def, nil)
+	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
+	p.Stats().ObserveTask(m.ID, "/do/1/b", 200*time.Millisecond)
+	p.Stats().ObserveCold("fb", 30*time.Millisecond)
+	p.Stats().ObserveCold("fc", 30*time.Millisecond)
+
+	p.InvocationStarted("i", def)
+	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+	// a runs late: b starts at 250ms, so fc is now due at 450ms and its
+	// prepare, not sent yet (it was due at 265ms), moves to 415ms.
+	clock.Advance(t0.Add(250 * time.Millisecond))
+	p.TaskEnded("i", "/do/0/a", "/do/0/a", "a", clock.Now(), nil)
+	p.TaskStarted("i", "/do/1/b", "/do/1/b", "b", clock.Now())
+	clock.Advance(t0.Add(400 * time.Millisecond))
+	for _, c := range prep.calls {
+		if c.fn == "fc" {
+			t.Fatalf("fc prepared for its stale time: %+v", c)
+		}
+	}
+	clock.Advance(t0.Add(450 * time.Millisecond))
+	last := prep.calls[len(prep.calls)-1]
+	if last.fn != "fc" || !last.at.Equal(t0.Add(415*time.Millisecond)) || !last.by.Equal(t0.Add(450*time.Millisecond)) {
+		t.Fatalf("moved prepare: %+v", prep.calls)
+	}
+
+	// In a second invocation the call comes before its prepare is sent:
+	// the prepare is dropped rather than start an instance nobody needs.
+	p.InvocationEnded("i")
+	p.InvocationStarted("j", def)
+	start := clock.Now()
+	p.TaskStarted("j", "/do/0/a", "/do/0/a", "a", start)
+	p.TaskEnded("j", "/do/0/a", "/do/0/a", "a", start.Add(time.Millisecond), nil)
+	p.TaskStarted("j", "/do/1/b", "/do/1/b", "b", start.Add(time.Millisecond))
+	p.TaskEnded("j", "/do/1/b", "/do/1/b", "b", start.Add(2*time.Millisecond), nil)
+	p.TaskStarted("j", "/do/2/c", "/do/2/c", "c", start.Add(2*time.Millisecond))
+	n := len(prep.calls)
+	clock.Run()
+	for _, c := range prep.calls[n:] {
+		if c.fn == "fc" {
+			t.Fatalf("fc prepared after its call started: %+v", c)
+		}
+	}
+	if _, ok := p.NextCall("fc", clock.Now()); ok {
+		t.Fatal("a call made is still predicted")
 	}
 }
 
@@ -172,9 +228,26 @@ func stripMarks(key string) string {
 	return key
 }
 
+// memState is a StateStore in memory, missing keys reported as the
+// stores report them.
+type memState map[string][]byte
+
+func (m memState) GetState(_ context.Context, key string) ([]byte, error) {
+	v, ok := m[key]
+	if !ok {
+		return nil, fmt.Errorf("state %s: %w", key, store.ErrNotFound)
+	}
+	return v, nil
+}
+
+func (m memState) PutState(_ context.Context, key string, value []byte) error {
+	m[key] = value
+	return nil
+}
+
 func TestStatsPersistRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	state := FileState{Dir: t.TempDir()}
+	state := memState{}
 	p := NewPlanner(Options{State: state, Preparer: &fakePreparer{clock: NewVirtualClock(t0)}})
 	if err := p.Load(ctx); err != nil {
 		t.Fatalf("load without saved state: %v", err)
@@ -216,21 +289,25 @@ func TestExpectArrivalPreparesTheWorkflowBehindAnEntry(t *testing.T) {
 
 	at := t0.Add(10 * time.Second)
 	p.ExpectArrival("fa", at, 2*time.Second)
-	clock.Advance(t0)
+	clock.Advance(at)
+	if len(prep.calls) != 0 {
+		t.Fatalf("prepares sent long before they are due: %+v", prep.calls)
+	}
+	clock.Advance(at.Add(300 * time.Millisecond))
 	got := map[string]time.Time{}
 	for _, c := range prep.calls {
 		got[c.fn] = c.by
 	}
-	if len(got) != 2 || !got["fb"].Equal(at.Add(95*time.Millisecond)) || !got["fc"].Equal(at.Add(195*time.Millisecond)) {
+	if len(got) != 2 || !got["fb"].Equal(at.Add(100*time.Millisecond)) || !got["fc"].Equal(at.Add(200*time.Millisecond)) {
 		t.Fatalf("prepares: %+v", prep.calls)
 	}
 	// The expectation keeps fc's instances through the arrival window,
 	// then lapses.
-	if _, until, _, ok := p.NextCall("fc", at); !ok || !until.Equal(at.Add(200*time.Millisecond+3*time.Second)) {
-		t.Fatalf("until %v ok %v", until, ok)
+	if c, ok := p.NextCall("fc", at); !ok || !c.Until.Equal(at.Add(200*time.Millisecond+3*time.Second)) {
+		t.Fatalf("until %v ok %v", c.Until, ok)
 	}
 	clock.Run()
-	if _, _, _, ok := p.NextCall("fc", at); ok {
+	if _, ok := p.NextCall("fc", at); ok {
 		t.Fatal("the expectation never lapses")
 	}
 }

@@ -32,13 +32,17 @@ const (
 	Fixed Policy = "fixed"
 	// Hybrid is the ATC '20 hybrid histogram policy.
 	Hybrid Policy = "hybrid"
-	// Baton is predictive prewarming with the workflow-aware keep-alive,
-	// Hybrid for the functions that start workflows.
+	// Baton is just-in-time prewarming with the workflow-aware
+	// keep-alive; the functions that start workflows are on demand.
 	Baton Policy = "baton"
+	// BatonHybrid is Baton with the hybrid histogram policy for the
+	// functions that start workflows, whose reloads also prepare the rest
+	// of the workflow.
+	BatonHybrid Policy = "baton+hybrid"
 )
 
 // AllPolicies in report order.
-var AllPolicies = []Policy{OnDemand, Fixed, Hybrid, Baton}
+var AllPolicies = []Policy{OnDemand, Fixed, Hybrid, Baton, BatonHybrid}
 
 // ParsePolicies reads a comma-separated list.
 func ParsePolicies(s string) ([]Policy, error) {
@@ -46,7 +50,7 @@ func ParsePolicies(s string) ([]Policy, error) {
 	for _, f := range strings.Split(s, ",") {
 		p := Policy(strings.TrimSpace(f))
 		if !slices.Contains(AllPolicies, p) {
-			return nil, fmt.Errorf("unknown policy %q (want on-demand, fixed, hybrid or baton)", p)
+			return nil, fmt.Errorf("unknown policy %q (want on-demand, fixed, hybrid, baton or baton+hybrid)", p)
 		}
 		out = append(out, p)
 	}
@@ -322,6 +326,10 @@ func simulate(spec workflowSpec, policy Policy, opts *Options) rowResult {
 		h := hybrid()
 		w.keepAlive, w.observers = h, []function.Observer{h}
 	case Baton:
+		planner = prewarm.NewPlanner(prewarm.Options{Preparer: w, Clock: clock, Rule: opts.Rule})
+		k := prewarm.NewPredictive(planner, prewarm.OnDemand{})
+		w.keepAlive, w.observers = k, []function.Observer{k, planner}
+	case BatonHybrid:
 		planner = prewarm.NewPlanner(prewarm.Options{Preparer: w, Clock: clock, Rule: opts.Rule})
 		k := prewarm.NewPredictive(planner, prewarm.NewBatonHybrid(planner, prewarm.HybridOptions{Fallback: prewarm.Fixed(opts.FixedKeepAlive)}))
 		w.keepAlive, w.observers = k, []function.Observer{k, planner}

@@ -66,8 +66,13 @@ func TestPoliciesOrderAsExpected(t *testing.T) {
 	if !(by[Fixed].ColdRate < by[OnDemand].ColdRate) {
 		t.Fatalf("fixed keep-alive does not reduce cold starts: %v vs %v", by[Fixed].ColdRate, by[OnDemand].ColdRate)
 	}
-	if !(by[Baton].ColdRate < by[Hybrid].ColdRate) {
-		t.Fatalf("baton %v not below hybrid %v", by[Baton].ColdRate, by[Hybrid].ColdRate)
+	if !(by[BatonHybrid].ColdRate < by[Hybrid].ColdRate) {
+		t.Fatalf("baton+hybrid %v not below hybrid %v", by[BatonHybrid].ColdRate, by[Hybrid].ColdRate)
+	}
+	// Just in time with on-demand entries: fewer cold starts than on
+	// demand, and far less idle memory than any keep-alive.
+	if !(by[Baton].ColdRate < by[OnDemand].ColdRate) || !(by[Baton].IdleInstanceS < by[Fixed].IdleInstanceS/10) {
+		t.Fatalf("baton: cold %v (on-demand %v), idle %v (fixed %v)", by[Baton].ColdRate, by[OnDemand].ColdRate, by[Baton].IdleInstanceS, by[Fixed].IdleInstanceS)
 	}
 }
 

@@ -174,6 +174,14 @@ type Store interface {
 	// version when version is "". Deleting nothing is not an error.
 	DeleteSchedules(ctx context.Context, namespace, name, version string) error
 
+	// GetState returns the value stored under key by PutState; a key never
+	// written is an error wrapping ErrNotFound. Components keep small
+	// blobs of learned state here (the prewarm planner's statistics) so
+	// that it survives restarts and is shared by servers on one store.
+	GetState(ctx context.Context, key string) ([]byte, error)
+	// PutState creates or replaces the value stored under key.
+	PutState(ctx context.Context, key string, value []byte) error
+
 	// Close flushes pending appends and releases the store.
 	Close() error
 }

@@ -23,6 +23,7 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 		fixed    time.Duration
 		idleCost float64
 		margin   time.Duration
+		factor   float64
 	)
 	c := &cobra.Command{
 		Use:   "coldstart",
@@ -48,7 +49,7 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 			}
 			res, err := bench.RunColdstart(cmd.Context(), bench.ColdstartOptions{
 				Interval: interval, Rounds: rounds, Warmup: warmup, BranchOdds: odds, FixedKeepAlive: fixed,
-				Rule:     prewarm.Rule{IdleCost: idleCost, Margin: margin},
+				Rule:     prewarm.Rule{IdleCost: idleCost, Margin: margin, KeepFactor: factor},
 				CacheDir: cache, WasmSource: f.wasmSource, DataDir: f.data, Seed: f.seed,
 				Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 				Progress: stderr, Command: "baton " + strings.Join(os.Args[1:], " "),
@@ -75,6 +76,7 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 	fl.Float64Var(&odds, "odds", 0.7, "probability of the branching workflow's short path")
 	fl.DurationVar(&fixed, "fixed-keep-alive", 10*time.Minute, "keep-alive of the fixed policy and of the hybrid policy's fallback")
 	fl.Float64Var(&idleCost, "idle-cost", 0, "prepare rule: price of an idle instance-second in seconds of latency (default 0.05)")
-	fl.DurationVar(&margin, "margin", 0, "prepare rule: how early a prepared instance should be ready (default 10ms)")
+	fl.DurationVar(&margin, "margin", 0, "prepare rule: how early a prepared instance should be ready (default 2ms)")
+	fl.Float64Var(&factor, "keep-factor", 0, "keep an idle instance for a predicted call within this many times its cold start (default 1)")
 	return c
 }

@@ -44,6 +44,9 @@ type functionHost struct {
 	runtimes []function.Runtime
 	metrics  *prometheus.Registry
 	log      *slog.Logger
+	// prewarm is the keep-alive policy and prewarm planner; nil for the
+	// function layer's defaults.
+	prewarm *prewarming
 
 	// Background compilations (see precompileDeployed) run under
 	// precompileCtx; Close cancels and waits for them before closing the
@@ -56,8 +59,17 @@ type functionHost struct {
 
 // openFunctionHost opens the blob directory and compile cache under dir
 // and builds the function layer over st. secrets resolves http
-// functions' secretHeaders.
-func openFunctionHost(dir string, st store.Store, secrets *secret.Store, logger *slog.Logger) (*functionHost, error) {
+// functions' secretHeaders; pcfg selects the keep-alive policy and
+// prewarming (the zero value keeps the function layer's defaults).
+func openFunctionHost(dir string, st store.Store, secrets *secret.Store, logger *slog.Logger, pcfg prewarmConfig) (*functionHost, error) {
+	pw, err := newPrewarming(pcfg, st, logger)
+	if err != nil {
+		return nil, err
+	}
+	fopts := function.Options{Logger: logger}
+	if pw != nil {
+		fopts.KeepAlive, fopts.Observers = pw.keepAlive, pw.observers
+	}
 	blobs, err := function.OpenBlobs(filepath.Join(dir, filepath.FromSlash(functionBlobsDir)))
 	if err != nil {
 		return nil, err
@@ -82,16 +94,21 @@ func openFunctionHost(dir string, st store.Store, secrets *secret.Store, logger 
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	fopts.Metrics = metrics
 	reg := function.NewRegistry(st, blobs)
 	mgr, err := function.NewManager(reg, map[function.Kind]function.Runtime{
 		function.KindWasm:    wasmRT,
 		function.KindProcess: procRT,
 		function.KindHTTP:    httpRT,
-	}, function.Options{Metrics: metrics, Logger: logger})
+	}, fopts)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("function manager: %w", err), wasmRT.Close(context.Background()))
 	}
+	if pw != nil {
+		pw.bind(mgr)
+	}
 	return &functionHost{
+		prewarm:  pw,
 		Registry: reg,
 		Manager:  mgr,
 		wasm:     wasmRT,
@@ -194,9 +211,15 @@ func (h *functionHost) Close() error {
 	}
 	h.precompileMu.Unlock()
 	h.precompiling.Wait()
+	var errs []error
+	if h.prewarm != nil {
+		if err := h.prewarm.stop(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), functionStopGrace)
 	defer cancel()
-	errs := []error{h.Manager.Close(ctx)}
+	errs = append(errs, h.Manager.Close(ctx))
 	for _, rt := range h.runtimes {
 		errs = append(errs, rt.Close(ctx))
 	}

@@ -57,6 +57,24 @@ type engineConfig struct {
 	fissionRouter string
 	// secretKey seals the secret store (see secretKeyFlag).
 	secretKey string
+	// events is the NATS URL of the shared event bus; empty keeps events
+	// within this process.
+	events string
+	// eventsConsumer names this server's durable consumer of the stream.
+	eventsConsumer string
+	// mqtt is the broker that mqtt triggers subscribe to.
+	mqtt string
+	// prewarm selects the keep-alive policy and prewarming.
+	prewarm prewarmConfig
+}
+
+// addEventFlags adds the event bus flags of `baton server`.
+func addEventFlags(cmd *cobra.Command, cfg *engineConfig) {
+	cmd.Flags().StringVar(&cfg.events, "events", "",
+		"NATS URL of the event bus shared by several servers (JetStream), e.g. nats://127.0.0.1:4222; default: in-process")
+	cmd.Flags().StringVar(&cfg.eventsConsumer, "events-consumer", "",
+		"durable consumer name of this server on the event stream (default derived from the host and the database path)")
+	cmd.Flags().StringVar(&cfg.mqtt, "mqtt", "", "MQTT broker for mqtt triggers, e.g. tcp://127.0.0.1:1883")
 }
 
 func addEngineFlags(cmd *cobra.Command) *engineConfig {
@@ -64,6 +82,7 @@ func addEngineFlags(cmd *cobra.Command) *engineConfig {
 	cmd.Flags().StringVar(&cfg.fissionRouter, "fission-router", "",
 		"URL of the Fission router for fission://NS/NAME calls (default "+fission.DefaultRouter+")")
 	addSecretKeyFlag(cmd, &cfg.secretKey)
+	addPrewarmFlags(cmd, &cfg.prewarm)
 	return cfg
 }
 
@@ -92,6 +111,7 @@ type localEngine struct {
 	// functions runs the functions deployed in the data directory; the
 	// engine's "*" executor calls them.
 	functions *functionHost
+	bus       *eventBus
 }
 
 // openLocalEngine opens (creating it if needed) the database in dir and
@@ -115,23 +135,35 @@ func openLocalEngine(ctx context.Context, dir string, logger *slog.Logger, cfg e
 		return nil, errors.Join(err, st.Close())
 	}
 	opts.Secrets = secrets
-	fns, err := openFunctionHost(dir, st, secrets, logger)
+	fns, err := openFunctionHost(dir, st, secrets, logger, cfg.prewarm)
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
 	opts.Executors["*"] = engine.FunctionExecutor(fns.Manager)
+	bus, err := openEventBus(ctx, st, path, cfg, logger)
+	if err != nil {
+		return nil, errors.Join(err, fns.Close(), st.Close())
+	}
+	bus.configure(&opts)
+	if fns.prewarm != nil {
+		fns.prewarm.observe(&opts)
+		fns.prewarm.start(ctx)
+	}
 	eng, err := engine.New(opts)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("creating the engine: %w", err), fns.Close(), st.Close())
+		return nil, errors.Join(fmt.Errorf("creating the engine: %w", err), bus.Close(), fns.Close(), st.Close())
 	}
 	if err := eng.Start(ctx); err != nil {
-		return nil, errors.Join(fmt.Errorf("starting the engine: %w", err), eng.Close(), fns.Close(), st.Close())
+		return nil, errors.Join(fmt.Errorf("starting the engine: %w", err), eng.Close(), bus.Close(), fns.Close(), st.Close())
 	}
-	return &localEngine{Engine: eng, store: st, path: path, secrets: secrets, functions: fns}, nil
+	if err := bus.start(); err != nil {
+		return nil, errors.Join(err, eng.Close(), bus.Close(), fns.Close(), st.Close())
+	}
+	return &localEngine{Engine: eng, store: st, path: path, secrets: secrets, functions: fns, bus: bus}, nil
 }
 
 // Close stops the engine, leaving running invocations to the next start,
-// then the functions, and flushes the store.
+// then the event bus and the functions, and flushes the store.
 func (l *localEngine) Close() error {
-	return errors.Join(l.Engine.Close(), l.functions.Close(), l.store.Close())
+	return errors.Join(l.Engine.Close(), l.bus.Close(), l.functions.Close(), l.store.Close())
 }

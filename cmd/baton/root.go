@@ -77,11 +77,12 @@ func newRootCommand() *cobra.Command {
 		newInvokeCommand(),
 		newInvocationCommand(),
 		newSecretCommand(),
+		newTriggerCommand(),
 		newFunctionCommand(),
 		newConvertCommand(),
-		newSimCommand(),
 		newVersionCommand(),
 		newBenchCommand(),
+		newSimCommand(),
 	)
 	return root
 }

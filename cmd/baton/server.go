@@ -36,6 +36,7 @@ func newServerCommand() *cobra.Command {
 	}
 	data := addDataFlag(cmd)
 	engineCfg := addEngineFlags(cmd)
+	addEventFlags(cmd, engineCfg)
 	cmd.Flags().StringVar(&addr, "addr", defaultAddr, "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug (includes access logs), info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")

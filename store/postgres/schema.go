@@ -92,6 +92,17 @@ CREATE TABLE schedules (
 	PRIMARY KEY (namespace, name, version)
 );
 `,
+	// 3: small named blobs of learned state (the prewarm planner's
+	// statistics), see store.Store.GetState.
+	`
+CREATE TABLE state (
+	key        text        PRIMARY KEY,
+	value      bytea       NOT NULL,
+	updated_at timestamptz NOT NULL
+);
+`,
+	// 4: the event log, its consumers' positions and the triggers.
+	eventsSchema,
 }
 
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {

@@ -80,6 +80,17 @@ CREATE TABLE schedules (
 	PRIMARY KEY (namespace, name, version)
 );
 `,
+	// 3: small named blobs of learned state (the prewarm planner's
+	// statistics), see store.Store.GetState.
+	`
+CREATE TABLE state (
+	key        TEXT    PRIMARY KEY,
+	value      BLOB    NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+`,
+	// 4: the event log, its consumers' positions and the triggers.
+	eventsSchema,
 }
 
 // migrate brings the schema up to the newest version. It runs on the write

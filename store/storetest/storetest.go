@@ -48,11 +48,16 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RunningInvocations", testRunningInvocations},
 		{"Functions", testFunctions},
 		{"Secrets", testSecrets},
+		{"State", testState}, {"StateReopen", testStateReopen},
 		{"Schedules", testSchedules},
 		{"ScheduleClaimRace", testScheduleClaimRace},
 		{"ConcurrentAppends", testConcurrentAppends},
 		{"UnwaitedAppends", testUnwaitedAppends},
 		{"Reopen", testReopen},
+		{"EventLog", testEventLog},
+		{"EventLogConcurrentAppends", testEventLogConcurrentAppends},
+		{"EventCursors", testEventCursors},
+		{"Triggers", testTriggers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

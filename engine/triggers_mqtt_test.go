@@ -1,0 +1,134 @@
+package engine_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/events"
+	"github.com/batonflow/baton/events/mqttsource"
+	"github.com/batonflow/baton/events/natsbus"
+	"github.com/batonflow/baton/store"
+)
+
+func mqttURL(t testing.TB) string {
+	url := os.Getenv("BATON_TEST_MQTT")
+	if url == "" {
+		url = "tcp://127.0.0.1:1883"
+	}
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("baton-probe-" + uniqueName(t)).SetConnectTimeout(2 * time.Second))
+	tok := c.Connect()
+	if !tok.WaitTimeout(3*time.Second) || tok.Error() != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("MQTT broker at %s is required under CI: %v", url, tok.Error())
+		}
+		t.Skipf("MQTT broker at %s is not reachable: %v", url, tok.Error())
+	}
+	c.Disconnect(100)
+	return url
+}
+
+const triggeredDoc = `
+document: {dsl: '1.0.0', namespace: iot, name: ingest, version: '1.0.0'}
+do:
+  - echo:
+      set: ${ . }
+`
+
+func waitInvocations(t *testing.T, st store.Store, n int) []*store.Invocation {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		invs, _, err := st.ListInvocations(context.Background(), store.InvocationFilter{Namespace: "iot", Workflow: "ingest"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(invs) >= n || time.Now().After(deadline) {
+			return invs
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMessageTriggers starts a workflow from an MQTT message and from a
+// NATS message, each message's JSON payload becoming the input.
+func TestMessageTriggers(t *testing.T) {
+	mURL := mqttURL(t)
+	nURL := natsURL(t)
+	ctx := context.Background()
+	id := uniqueName(t)
+	src, err := mqttsource.Connect(ctx, mURL, "baton-test-"+id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	bus, err := natsbus.Connect(ctx, nURL, natsbus.Options{Consumer: "unused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	e := eventEngine(t, st, events.NewLog(st.(store.EventLog), nil, nil), func(o *engine.Options) {
+		o.TriggerSources = map[string]engine.TriggerSource{engine.TriggerMQTT: src, engine.TriggerNATS: bus}
+	})
+	defer e.Close()
+	if _, err := e.ApplyWorkflow(ctx, "i.yaml", []byte(triggeredDoc)); err != nil {
+		t.Fatal(err)
+	}
+	topic := "baton-test/" + id + "/temperature"
+	subject := "baton-test." + id + ".readings"
+	if _, err := e.CreateTrigger(ctx, &store.Trigger{Name: "m-" + id, Namespace: "iot", Workflow: "ingest", Kind: engine.TriggerMQTT, Spec: "baton-test/" + id + "/+"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateTrigger(ctx, &store.Trigger{Name: "n-" + id, Namespace: "iot", Workflow: "ingest", Kind: engine.TriggerNATS, Spec: subject}); err != nil {
+		t.Fatal(err)
+	}
+	// Subscriptions are made by the engine's next pass.
+	time.Sleep(1500 * time.Millisecond)
+
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mURL).SetClientID("baton-pub-" + id))
+	if tok := pub.Connect(); tok.Wait() && tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer pub.Disconnect(100)
+	if tok := pub.Publish(topic, 1, false, `{"celsius": 21.5}`); tok.Wait() && tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	if err := bus.Conn().Publish(subject, []byte(`{"celsius": 19}`)); err != nil {
+		t.Fatal(err)
+	}
+	invs := waitInvocations(t, st, 2)
+	if len(invs) != 2 {
+		t.Fatalf("%d invocations, want one per message", len(invs))
+	}
+	seen := map[float64]bool{}
+	for _, inv := range invs {
+		done := waitEnded(t, e, inv.ID)
+		out, _ := done.Output.(map[string]any)
+		if done.Status != core.StatusCompleted || out == nil {
+			t.Fatalf("run %s output %v", done.Status, done.Output)
+		}
+		seen[out["celsius"].(float64)] = true
+	}
+	if !seen[21.5] || !seen[19] {
+		t.Fatalf("inputs seen %v, want the MQTT and the NATS payload", seen)
+	}
+	// A deleted trigger stops.
+	if err := e.DeleteTrigger(ctx, "m-"+id); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if tok := pub.Publish(topic, 1, false, `{"celsius": 0}`); tok.Wait() && tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	time.Sleep(time.Second)
+	if invs, _, _ := st.ListInvocations(ctx, store.InvocationFilter{Namespace: "iot", Workflow: "ingest"}); len(invs) != 2 {
+		t.Fatalf("%d invocations after the trigger was deleted, want 2", len(invs))
+	}
+}
