@@ -2,6 +2,7 @@ package core
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
 	"sort"
@@ -260,7 +261,7 @@ func (m *Machine) runTask(parent *act, nt *dsl.NamedTask, inst string, rawInput 
 	case dsl.KindGraph:
 		m.runGraph(a)
 	case dsl.KindListen:
-		m.runExternal(a, "listen", map[string]any{"to": t.Listen.To, "read": t.Listen.Read})
+		m.runListen(a)
 	default:
 		a.fail(problem.Configuration("task kind %q is not supported", t.Kind))
 	}
@@ -431,7 +432,7 @@ func (m *Machine) runCall(a *act) {
 	m.call(a, t.Call.Function, args)
 }
 
-// runExternal hands a task the core cannot do itself (emit, listen)
+// runExternal hands a task the core cannot do itself (emit)
 // to the driver as a call of a well-known function name.
 func (m *Machine) runExternal(a *act, function string, spec map[string]any) {
 	args, err := m.evalArgs(a, spec)
@@ -456,6 +457,70 @@ func (m *Machine) runProcess(a *act) {
 		await = *r.Await
 	}
 	m.call(a, "run."+r.Kind, map[string]any{"process": spec, "await": await, "return": r.Return})
+}
+
+// runListen hands `listen` to the driver. Its event filters (`with`,
+// `correlate.*.from`, `until`) are about the events, not the task's input,
+// so they travel as written; only the correlations' `expect` values, which
+// come from the workflow's data, are evaluated here.
+func (m *Machine) runListen(a *act) {
+	l := a.task.Listen
+	to, err := m.evalExpects(a, l.To)
+	if err != nil {
+		a.fail(problem.Expression("listen.to: %v", err).At(a.ref + "/listen/to"))
+		return
+	}
+	m.call(a, "listen", map[string]any{"to": to, "read": l.Read, "foreach": l.Foreach != nil})
+}
+
+// evalExpects copies v, evaluating every `correlate.NAME.expect` in it.
+func (m *Machine) evalExpects(a *act, v any) (any, error) {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			if corr, ok := val.(map[string]any); ok && k == "correlate" {
+				evaluated := make(map[string]any, len(corr))
+				for name, c := range corr {
+					cm, ok := c.(map[string]any)
+					if !ok || cm["expect"] == nil {
+						evaluated[name] = c
+						continue
+					}
+					exp, err := m.eval.EvalValue(cm["expect"], a.input, a.vars(true), false)
+					if err != nil {
+						return nil, fmt.Errorf("correlate.%s.expect: %w", name, err)
+					}
+					copied := make(map[string]any, len(cm))
+					for ck, cv := range cm {
+						copied[ck] = cv
+					}
+					copied["expect"] = exp
+					evaluated[name] = copied
+				}
+				out[k] = evaluated
+				continue
+			}
+			r, err := m.evalExpects(a, val)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = r
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(x))
+		for i, val := range x {
+			r, err := m.evalExpects(a, val)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = r
+		}
+		return out, nil
+	default:
+		return v, nil
+	}
 }
 
 func (m *Machine) evalArgs(a *act, with map[string]any) (map[string]any, error) {

@@ -578,6 +578,35 @@ do:
 			status: core.StatusCompleted, output: `instance: /do/0/guarded/try/0/make/output/schema`,
 		},
 		{
+			name: "listen keeps its event filters as written and evaluates expect",
+			doc: `
+do:
+  - wait4order:
+      listen:
+        to:
+          one:
+            with:
+              type: com.example.order.placed
+              data: '${ .amount > 100 }'
+            correlate:
+              customer:
+                from: '${ .data.customer }'
+                expect: '${ .customer }'`,
+			input:    `customer: c-7`,
+			handlers: map[string]handler{"listen": echo},
+			status:   core.StatusCompleted,
+			check: func(t *testing.T, s *sim) {
+				one := s.calls[0].Args["to"].(map[string]any)["one"].(map[string]any)
+				if one["with"].(map[string]any)["data"] != "${ .amount > 100 }" {
+					t.Errorf("the filter was evaluated against the task's input: %v", one["with"])
+				}
+				corr := one["correlate"].(map[string]any)["customer"].(map[string]any)
+				if corr["expect"] != "c-7" || corr["from"] != "${ .data.customer }" {
+					t.Errorf("correlation %v", corr)
+				}
+			},
+		},
+		{
 			name: "workflow and task descriptors",
 			doc: `
 do:

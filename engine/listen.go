@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/batonflow/baton/dsl"
 	"github.com/batonflow/baton/events"
 	"github.com/batonflow/baton/expr"
 	"github.com/batonflow/baton/problem"
@@ -38,18 +37,13 @@ type listenExecutor struct {
 func listenCursorPrefix(invocation string) string { return "listen/" + invocation + "/" }
 
 func (x *listenExecutor) Execute(ctx context.Context, req *CallRequest) (CallResult, error) {
-	task := findTask(req.Workflow, req.Ref)
-	if task == nil || task.Listen == nil {
-		return CallResult{}, problem.Configuration("%s: listen task %s not found in the definition", req.Name, req.Ref)
-	}
-	if task.Listen.Foreach != nil {
+	if foreach, _ := req.Args["foreach"].(bool); foreach {
 		return CallResult{}, problem.Configuration("%s: listen.foreach is not supported by Baton: events would be processed outside the durable history; listen in a loop instead", req.Name).At(req.Ref + "/foreach")
 	}
-	// The core evaluated every expression of `to` against the task's input;
-	// only the correlations' `expect` are meant that way, `with` and
-	// `from` are about the events: they come from the definition as written.
-	evaluated, _ := req.Args["to"].(map[string]any)
-	strategy, err := events.ParseStrategy(task.Listen.To, evaluated)
+	// The core passes `to` as written but for the correlations' `expect`
+	// values, which it evaluated against the task's data.
+	to, _ := req.Args["to"].(map[string]any)
+	strategy, err := events.ParseStrategy(to, to)
 	if err != nil {
 		return CallResult{}, problem.Configuration("%s: listen.to: %v", req.Name, err).At(req.Ref + "/listen/to")
 	}
@@ -61,7 +55,7 @@ func (x *listenExecutor) Execute(ctx context.Context, req *CallRequest) (CallRes
 	if err != nil {
 		return CallResult{}, fmt.Errorf("listen: recording the start position: %w", err)
 	}
-	read := task.Listen.Read
+	read, _ := req.Args["read"].(string)
 	c := events.NewConsumption(strategy, x.eval, read)
 	for {
 		changed := x.log.Changed()
@@ -91,49 +85,4 @@ func (x *listenExecutor) Execute(ctx context.Context, req *CallRequest) (CallRes
 		}
 		poll.Stop()
 	}
-}
-
-// findTask returns the task of a definition with the given JSON pointer.
-func findTask(def *dsl.Workflow, ref string) *dsl.Task {
-	if def == nil {
-		return nil
-	}
-	return findInList(def.Do, ref)
-}
-
-func findInList(list dsl.TaskList, ref string) *dsl.Task {
-	for _, nt := range list {
-		if t := findInTask(nt.Task, ref); t != nil {
-			return t
-		}
-	}
-	return nil
-}
-
-func findInTask(t *dsl.Task, ref string) *dsl.Task {
-	if t == nil {
-		return nil
-	}
-	if t.Ref == ref {
-		return t
-	}
-	lists := []dsl.TaskList{t.Do}
-	if t.For != nil {
-		lists = append(lists, t.For.Do)
-	}
-	if t.Fork != nil {
-		lists = append(lists, t.Fork.Branches)
-	}
-	if t.Try != nil {
-		lists = append(lists, t.Try.Try)
-		if t.Try.Catch != nil {
-			lists = append(lists, t.Try.Catch.Do)
-		}
-	}
-	for _, l := range lists {
-		if found := findInList(l, ref); found != nil {
-			return found
-		}
-	}
-	return nil
 }
