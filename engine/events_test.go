@@ -92,6 +92,8 @@ do:
               order:
                 from: .data.orderId
                 expect: ${ .orderId }
+      output:
+        as: .[0]
   - ship:
       emit:
         event:

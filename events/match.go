@@ -414,12 +414,10 @@ func (c *Consumption) readAll() []any {
 	return out
 }
 
-// Output is the listen task's result: the event (as read) for `one`, the
-// array of events in consumption order for `any` and `all`.
+// Output is the listen task's result: as the DSL says, the array of the
+// events it consumed (as read), in consumption order, whatever the
+// strategy; events consumed only by `until` are left out.
 func (c *Consumption) Output() any {
-	if c.s.Mode == "one" && len(c.consumed) == 1 {
-		return Read(c.consumed[0], c.read)
-	}
 	return c.readAll()
 }
 

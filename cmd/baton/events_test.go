@@ -103,6 +103,8 @@ do:
             with: {type: ` + typ + `}
             correlate:
               order: {from: .data.orderId, expect: '${ .orderId }'}
+      output:
+        as: .[0]
 `
 	if code := srv.do(t, http.MethodPost, "/v1/workflows", doc, nil); code != http.StatusCreated {
 		t.Fatalf("apply: %d\n%s", code, srv.logs.String())
