@@ -470,7 +470,85 @@ func (m *Machine) runListen(a *act) {
 		a.fail(problem.Expression("listen.to: %v", err).At(a.ref + "/listen/to"))
 		return
 	}
-	m.call(a, "listen", map[string]any{"to": to, "read": l.Read, "foreach": l.Foreach != nil})
+	if l.Foreach == nil {
+		m.call(a, "listen", map[string]any{"to": to, "read": l.Read})
+		return
+	}
+	m.listenEach(a, to)
+}
+
+// listenEach runs a listen with foreach: one call per consumed event,
+// each answered with {event, start, after} or {done: true}, and the
+// iterator's tasks run on each event before the next call goes out, so
+// every event's processing is recorded in the history like any loop.
+// start and after are the event log positions the driver needs to carry
+// on where the previous call stopped; they come back in the recorded
+// results, so replay asks for exactly the same events.
+func (m *Machine) listenEach(a *act, to any) {
+	l := a.task.Listen
+	it := l.Foreach
+	var outputs []any
+	var next func(i int, start, after any)
+	next = func(i int, start, after any) {
+		if a.closed {
+			return
+		}
+		args := map[string]any{"to": to, "read": l.Read, "stream": true}
+		if start != nil {
+			args["start"], args["after"] = start, after
+		}
+		m.callAs(a, a.key+"/events["+strconv.Itoa(i)+"]", "listen", args, func(out any, err *problem.Problem) {
+			if err != nil {
+				a.fail(err)
+				return
+			}
+			res, _ := out.(map[string]any)
+			if done, _ := res["done"].(bool); done {
+				if outputs == nil {
+					outputs = []any{}
+				}
+				a.done(outputs, "")
+				return
+			}
+			event := res["event"]
+			scope := make(expr.Vars, len(a.scope)+2)
+			for k, v := range a.scope {
+				scope[k] = v
+			}
+			scope[it.Item] = event
+			scope[it.At] = i
+			m.runList(a, it.Do, a.inst+"{"+strconv.Itoa(i)+"}", event, scope, func(itemOut any, _ string, err *problem.Problem) {
+				if err != nil {
+					a.fail(err)
+					return
+				}
+				vars := a.vars(true)
+				for k, v := range scope {
+					vars[k] = v
+				}
+				if it.Output != nil && it.Output.As != nil {
+					v, err := m.eval.EvalValue(it.Output.As, itemOut, vars, true)
+					if err != nil {
+						a.fail(problem.Expression("foreach.output.as: %v", err).At(a.ref + "/foreach/output/as"))
+						return
+					}
+					itemOut = v
+				}
+				if it.Export != nil && it.Export.As != nil {
+					vars["output"] = itemOut
+					v, err := m.eval.EvalValue(it.Export.As, itemOut, vars, true)
+					if err != nil {
+						a.fail(problem.Expression("foreach.export.as: %v", err).At(a.ref + "/foreach/export/as"))
+						return
+					}
+					m.context = v
+				}
+				outputs = append(outputs, itemOut)
+				next(i+1, res["start"], res["after"])
+			})
+		})
+	}
+	next(0, nil, nil)
 }
 
 // evalExpects copies v, evaluating every `correlate.NAME.expect` in it.
@@ -535,22 +613,30 @@ func (m *Machine) evalArgs(a *act, with map[string]any) (map[string]any, error) 
 	return args, nil
 }
 
+// call makes a task's one external call; its result is the task's raw
+// output.
 func (m *Machine) call(a *act, function string, args map[string]any) {
-	c := &Call{
-		Task: a.key, Ref: a.ref, Name: a.name, Attempt: a.attempt,
-		Function: function, Args: args, Input: a.input,
-	}
-	if a.task.Timeout != nil {
-		c.Timeout = a.task.Timeout.After.D
-	}
-	m.calls[a.key] = &pendingCall{owner: a, deliver: func(out any, err *problem.Problem) {
+	m.callAs(a, a.key, function, args, func(out any, err *problem.Problem) {
 		if err != nil {
 			a.fail(err)
 			return
 		}
 		a.done(out, "")
-	}}
-	a.calls = append(a.calls, a.key)
+	})
+}
+
+// callAs makes one of possibly several external calls of a task, under its
+// own key, and hands the result to deliver.
+func (m *Machine) callAs(a *act, key, function string, args map[string]any, deliver func(out any, err *problem.Problem)) {
+	c := &Call{
+		Task: key, Ref: a.ref, Name: a.name, Attempt: a.attempt,
+		Function: function, Args: args, Input: a.input,
+	}
+	if a.task.Timeout != nil {
+		c.Timeout = a.task.Timeout.After.D
+	}
+	m.calls[key] = &pendingCall{owner: a, deliver: deliver}
+	a.calls = append(a.calls, key)
 	m.emit(c)
 }
 

@@ -607,6 +607,35 @@ do:
 			},
 		},
 		{
+			name: "listen foreach processes each event in turn",
+			doc: `
+do:
+  - gossip:
+      listen:
+        to:
+          any: []
+          until: '${ false }'
+      foreach:
+        item: event
+        at: i
+        do:
+          - tag:
+              set: '${ {n: .n, i: $i, id: $event.id} }'
+        output:
+          as: '${ .n * 10 }'
+        export:
+          as: '${ $context + {last: $output} }'
+  - total:
+      set: '${ {sum: (. | add), last: $context.last} }'`,
+			handlers: stream(3),
+			status:   core.StatusCompleted, output: `{sum: 60, last: 30}`,
+			check: func(t *testing.T, s *sim) {
+				if len(s.calls) != 4 || s.calls[3].Args["after"] != float64(3) || s.calls[0].Args["after"] != nil {
+					t.Errorf("calls %v, args of the last %v", keys(s.calls), s.calls[len(s.calls)-1].Args)
+				}
+			},
+		},
+		{
 			name: "workflow and task descriptors",
 			doc: `
 do:
@@ -653,6 +682,25 @@ do:
 			s.replay()
 		})
 	}
+}
+
+// stream answers foreach listens with n events {id, n}, then done; it
+// serves the event after the position the call names, as the engine does.
+func stream(n int) map[string]handler {
+	return map[string]handler{"listen": func(c *core.Call) (any, *problem.Problem) {
+		after := 0.0
+		if v, ok := c.Args["after"].(float64); ok {
+			after = v
+		}
+		if after >= float64(n) {
+			return map[string]any{"done": true}, nil
+		}
+		next := after + 1
+		return map[string]any{
+			"event": map[string]any{"id": fmt.Sprintf("e%d", int(next)), "n": next},
+			"start": 0.0, "after": next,
+		}, nil
+	}}
 }
 
 // flaky fails with 503 n times, then answers {ok: attempt}.

@@ -213,12 +213,24 @@ type ForkTask struct {
 	Compete  bool
 }
 
-// ListenTask is `listen`, kept as data until the events issue gives it a
-// typed model.
+// ListenTask is `listen` with its task-level `foreach`. The consumption
+// strategy (`to`) is kept as data: its filters are matched against events
+// by the engine's event layer, not evaluated by the core.
 type ListenTask struct {
 	To      map[string]any
 	Read    string // data (default), envelope or raw
-	Foreach map[string]any
+	Foreach *SubscriptionIterator
+}
+
+// SubscriptionIterator processes each consumed event (or message) as it
+// arrives: `do` runs with the event as its input and the event bound to
+// Item (index to At); output.as and export.as apply per event.
+type SubscriptionIterator struct {
+	Item   string // defaults to "item"
+	At     string // defaults to "index"
+	Do     TaskList
+	Output *Output
+	Export *Export
 }
 
 // RaiseTask is `raise`.

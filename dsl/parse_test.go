@@ -275,7 +275,7 @@ do:
 					t.Errorf("Emit = %#v", ev)
 				}
 				l := w.Do[2].Task.Listen
-				if l.Read != "envelope" || l.To["one"] == nil || l.Foreach["item"] != "ev" {
+				if l.Read != "envelope" || l.To["one"] == nil || l.Foreach == nil || l.Foreach.Item != "ev" || l.Foreach.At != "index" {
 					t.Errorf("Listen = %#v", l)
 				}
 				r := w.Do[3].Task.Run

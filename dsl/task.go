@@ -285,30 +285,39 @@ func (p *parser) listen(o object, at path, ref string) *ListenTask {
 		l.Read = lo.enum("read", "data", "envelope", "raw")
 	}
 	if fn, fat, ok := o.get("foreach"); ok {
-		p.subscriptionIterator(fn, fat, ref+"/foreach")
-		l.Foreach = p.mapData(fn, fat)
+		l.Foreach = p.subscriptionIterator(fn, fat, ref+"/foreach")
 	}
 	return l
 }
 
-// subscriptionIterator checks listen.foreach and an AsyncAPI subscription's
-// foreach, kept as data.
-func (p *parser) subscriptionIterator(n *yaml.Node, at path, ref string) {
+// subscriptionIterator reads a listen task's foreach (and checks an
+// AsyncAPI subscription's).
+func (p *parser) subscriptionIterator(n *yaml.Node, at path, ref string) *SubscriptionIterator {
+	it := &SubscriptionIterator{Item: "item", At: "index"}
 	o := p.object(n, at, "item", "at", "do", "output", "export")
 	for _, key := range []string{"item", "at"} {
-		if s, sn := o.str(key); isString(sn) && !isVariableName(s) {
+		s, sn := o.str(key)
+		if !isString(sn) {
+			continue
+		}
+		if !isVariableName(s) {
 			p.errorf(sn, at.key(key), "%q is not a valid variable name (letters, digits and _, not starting with a digit)", s)
+		} else if key == "item" {
+			it.Item = s
+		} else {
+			it.At = s
 		}
 	}
 	if dn, dat, ok := o.get("do"); ok {
-		p.taskList(dn, dat, ref+"/do", false)
+		it.Do = p.taskList(dn, dat, ref+"/do", false)
 	}
 	if on, oat, ok := o.get("output"); ok {
-		p.output(on, oat)
+		it.Output = p.output(on, oat)
 	}
 	if en, eat, ok := o.get("export"); ok {
-		p.export(en, eat)
+		it.Export = p.export(en, eat)
 	}
+	return it
 }
 
 func (p *parser) raise(n *yaml.Node, at path) *RaiseTask {

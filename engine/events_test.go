@@ -264,38 +264,6 @@ do:
 	}
 }
 
-func TestListenForeachIsAConfigurationError(t *testing.T) {
-	ctx := context.Background()
-	st := openStore(t, t.TempDir())
-	defer st.Close()
-	e := eventEngine(t, st, events.NewLog(st.(store.EventLog), nil, nil))
-	defer e.Close()
-	doc := `
-document: {dsl: '1.0.0', namespace: shop, name: stream, version: '1.0.0'}
-do:
-  - each:
-      listen:
-        to:
-          any: []
-      foreach:
-        item: ev
-        do:
-          - note:
-              set: {seen: true}
-`
-	if _, err := e.ApplyWorkflow(ctx, "s.yaml", []byte(doc)); err != nil {
-		t.Fatal(err)
-	}
-	inv, err := e.Invoke(ctx, "shop", "stream", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := waitEnded(t, e, inv.ID)
-	if done.Status != core.StatusFaulted || done.Error == nil || !strings.Contains(done.Error.Detail, "foreach") {
-		t.Fatalf("invocation %s %v, want faulted with a foreach configuration error", done.Status, done.Error)
-	}
-}
-
 const onDoc = `
 document: {dsl: '1.0.0', namespace: shop, name: onorder, version: '1.0.0'}
 schedule:

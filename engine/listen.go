@@ -37,9 +37,6 @@ type listenExecutor struct {
 func listenCursorPrefix(invocation string) string { return "listen/" + invocation + "/" }
 
 func (x *listenExecutor) Execute(ctx context.Context, req *CallRequest) (CallResult, error) {
-	if foreach, _ := req.Args["foreach"].(bool); foreach {
-		return CallResult{}, problem.Configuration("%s: listen.foreach is not supported by Baton: events would be processed outside the durable history; listen in a loop instead", req.Name).At(req.Ref + "/foreach")
-	}
 	// The core passes `to` as written but for the correlations' `expect`
 	// values, which it evaluated against the task's data.
 	to, _ := req.Args["to"].(map[string]any)
@@ -47,17 +44,37 @@ func (x *listenExecutor) Execute(ctx context.Context, req *CallRequest) (CallRes
 	if err != nil {
 		return CallResult{}, problem.Configuration("%s: listen.to: %v", req.Name, err).At(req.Ref + "/listen/to")
 	}
-	last, err := x.log.Last(ctx)
-	if err != nil {
-		return CallResult{}, fmt.Errorf("listen: reading the event log: %w", err)
-	}
-	pos, err := x.log.Store().EventCursor(ctx, listenCursorPrefix(req.Invocation)+req.Task+"/"+fmt.Sprint(req.Attempt), last)
-	if err != nil {
-		return CallResult{}, fmt.Errorf("listen: recording the start position: %w", err)
-	}
 	read, _ := req.Args["read"].(string)
 	c := events.NewConsumption(strategy, x.eval, read)
+	stream, _ := req.Args["stream"].(bool)
+	start, hasStart := position(req.Args["start"])
+	if !hasStart {
+		last, err := x.log.Last(ctx)
+		if err != nil {
+			return CallResult{}, fmt.Errorf("listen: reading the event log: %w", err)
+		}
+		start, err = x.log.Store().EventCursor(ctx, listenCursorPrefix(req.Invocation)+req.Task+"/"+fmt.Sprint(req.Attempt), last)
+		if err != nil {
+			return CallResult{}, fmt.Errorf("listen: recording the start position: %w", err)
+		}
+	}
+	pos := start
+	if after, ok := position(req.Args["after"]); ok && stream {
+		// A foreach's later call: consume again what the earlier calls
+		// consumed, which rebuilds the strategy's state (which filters
+		// matched, what was correlated, whether until holds), then go on.
+		if err := x.scan(ctx, &pos, after, c); err != nil {
+			return CallResult{}, err.At(req.Ref + "/listen/to")
+		}
+	}
+	consumed := len(c.Consumed())
 	for {
+		if c.Done() {
+			if stream {
+				return CallResult{Output: map[string]any{"done": true}}, nil
+			}
+			return CallResult{Output: c.Output(), Info: map[string]any{"eventSeq": pos}}, nil
+		}
 		changed := x.log.Changed()
 		page, err := x.log.Read(ctx, store.EventFilter{After: pos, Limit: 500})
 		if err != nil {
@@ -68,11 +85,15 @@ func (x *listenExecutor) Execute(ctx context.Context, req *CallRequest) (CallRes
 			if _, p := c.Offer(le.Event); p != nil {
 				return CallResult{}, p.At(req.Ref + "/listen/to")
 			}
+			if stream && len(c.Consumed()) > consumed {
+				ev := events.Read(c.Consumed()[consumed], read)
+				return CallResult{Output: map[string]any{"event": ev, "start": start, "after": pos}, Info: map[string]any{"eventSeq": pos}}, nil
+			}
 			if c.Done() {
-				return CallResult{Output: c.Output(), Info: map[string]any{"eventSeq": le.Seq}}, nil
+				break
 			}
 		}
-		if len(page) == 500 {
+		if c.Done() || len(page) == 500 {
 			continue
 		}
 		poll := time.NewTimer(eventPoll)
@@ -85,4 +106,41 @@ func (x *listenExecutor) Execute(ctx context.Context, req *CallRequest) (CallRes
 		}
 		poll.Stop()
 	}
+}
+
+// scan offers the logged events after *pos up to and including until.
+func (x *listenExecutor) scan(ctx context.Context, pos *int64, until int64, c *events.Consumption) *problem.Problem {
+	for *pos < until {
+		page, err := x.log.Read(ctx, store.EventFilter{After: *pos, Limit: 500})
+		if err != nil {
+			return problem.Runtime("listen: reading the event log: %v", err)
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		for _, le := range page {
+			if le.Seq > until {
+				return nil
+			}
+			*pos = le.Seq
+			if _, p := c.Offer(le.Event); p != nil {
+				return p
+			}
+		}
+	}
+	return nil
+}
+
+// position reads an event log position that went through the history as
+// a JSON number.
+func position(v any) (int64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return int64(n), true
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	}
+	return 0, false
 }
