@@ -1,52 +1,18 @@
 package postgres
 
 import (
-	"context"
-	"fmt"
-	"runtime"
-	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/storetest"
 )
 
-// BenchmarkAppendParallel measures durable appends per second: every
-// goroutine appends to an invocation of its own and waits for the commit.
+// BenchmarkAppendParallel measures appends per second, each waiting for the
+// commit of the batch that carries it, every run in a fresh schema.
 func BenchmarkAppendParallel(b *testing.B) {
 	requirePostgres(b)
-	for _, perProc := range []int{1, 8, 32} {
-		b.Run(fmt.Sprintf("goroutines=%d", perProc*runtime.GOMAXPROCS(0)), func(b *testing.B) {
-			ctx := context.Background()
-			s := openDSN(b, freshSchema(b))
-			defer s.Close()
-			var ids atomic.Int64
-			output := map[string]any{"status": 200.0, "body": map[string]any{"id": "abc-123", "total": 99.5}}
-			before := s.Stats()
-			b.SetParallelism(perProc)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				id := fmt.Sprintf("bench-%d", ids.Add(1))
-				inv := &store.Invocation{ID: id, Namespace: "bench", Workflow: "wf", Version: "1", StartedAt: time.Now(), Durable: true}
-				if err := s.CreateInvocation(ctx, inv, []core.Event{{Type: core.InvocationStarted, Time: time.Now()}}, true); err != nil {
-					b.Error(err)
-					return
-				}
-				ev := []core.Event{{Type: core.TaskCompleted, Time: time.Now(), Task: "/do/0/fetch", Attempt: 1, Output: output}}
-				for pb.Next() {
-					if err := s.Append(ctx, id, ev, true); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.StopTimer()
-			after := s.Stats()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
-			if commits := after.Commits - before.Commits; commits > 0 {
-				b.ReportMetric(float64(after.Writes-before.Writes)/float64(commits), "writes/commit")
-			}
-		})
-	}
+	storetest.BenchAppendParallel(b, func(b *testing.B) (store.Store, storetest.WriteCounters) {
+		s := openDSN(b, freshSchema(b))
+		return s, func() (int64, int64) { st := s.Stats(); return st.Commits, st.Writes }
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/internal/rowcodec"
 )
 
 var _ store.EventLog = (*Store)(nil)
@@ -19,16 +20,6 @@ var _ store.EventLog = (*Store)(nil)
 // skip 7 forever; under the lock positions commit in order.
 const eventsAppendLock int64 = 0x6261746f6e65 // "batone"
 
-func eventLimit(n int) int {
-	switch {
-	case n <= 0:
-		return 100
-	case n > 1000:
-		return 1000
-	}
-	return n
-}
-
 // AppendEvents implements store.EventLog.
 func (s *Store) AppendEvents(ctx context.Context, events []*store.LoggedEvent) error {
 	if len(events) == 0 {
@@ -36,7 +27,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []*store.LoggedEvent) e
 	}
 	for _, ev := range events {
 		if ev.ID == "" || ev.Source == "" || ev.Type == "" {
-			return badRequest("an event needs an id, a source and a type")
+			return rowcodec.BadRequest("an event needs an id, a source and a type")
 		}
 	}
 	tx, err := s.pool.Begin(ctx)
@@ -55,7 +46,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []*store.LoggedEvent) e
 		var seq int64
 		err := tx.QueryRow(ctx, `INSERT INTO events (id, source, type, time, received_at, event)
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source, id) DO NOTHING RETURNING seq`,
-			ev.ID, ev.Source, ev.Type, nanos(ev.Time), nanos(received), ev.Event).Scan(&seq)
+			ev.ID, ev.Source, ev.Type, rowcodec.Nanos(ev.Time), rowcodec.Nanos(received), ev.Event).Scan(&seq)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			if err := tx.QueryRow(ctx, `SELECT seq FROM events WHERE source = $1 AND id = $2`, ev.Source, ev.ID).Scan(&seq); err != nil {
@@ -77,7 +68,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []*store.LoggedEvent) e
 func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]*store.LoggedEvent, error) {
 	rows, err := s.pool.Query(ctx, `SELECT seq, id, source, type, time, received_at, event FROM events
 		WHERE seq > $1 AND ($2 = '' OR type = $2) AND ($3 = '' OR source = $3) ORDER BY seq LIMIT $4`,
-		f.After, f.Type, f.Source, eventLimit(f.Limit))
+		f.After, f.Type, f.Source, rowcodec.PageLimit(f.Limit))
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
@@ -87,7 +78,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]*store.L
 		if err := row.Scan(&ev.Seq, &ev.ID, &ev.Source, &ev.Type, &at, &received, &ev.Event); err != nil {
 			return nil, err
 		}
-		ev.Time, ev.ReceivedAt = fromNanos(at), fromNanos(received)
+		ev.Time, ev.ReceivedAt = rowcodec.FromNanos(at), rowcodec.FromNanos(received)
 		return &ev, nil
 	})
 	if err != nil {
@@ -140,7 +131,7 @@ func (s *Store) DeleteEventCursors(ctx context.Context, prefix string) error {
 // CreateTrigger implements store.EventLog.
 func (s *Store) CreateTrigger(ctx context.Context, t *store.Trigger) error {
 	if t.Name == "" || t.Workflow == "" || t.Kind == "" {
-		return badRequest("a trigger needs a name, a workflow and a kind")
+		return rowcodec.BadRequest("a trigger needs a name, a workflow and a kind")
 	}
 	created := t.CreatedAt
 	if created.IsZero() {
@@ -148,7 +139,7 @@ func (s *Store) CreateTrigger(ctx context.Context, t *store.Trigger) error {
 	}
 	tag, err := s.pool.Exec(ctx, `INSERT INTO triggers (name, namespace, workflow, kind, spec, next_run, last_run, last_invocation, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-		t.Name, t.Namespace, t.Workflow, t.Kind, t.Spec, nanos(t.NextRun), nanos(t.LastRun), t.LastInvocation, nanos(created))
+		t.Name, t.Namespace, t.Workflow, t.Kind, t.Spec, rowcodec.Nanos(t.NextRun), rowcodec.Nanos(t.LastRun), t.LastInvocation, rowcodec.Nanos(created))
 	if err != nil {
 		return fmt.Errorf("create trigger %s: %w", t.Name, err)
 	}
@@ -158,21 +149,9 @@ func (s *Store) CreateTrigger(ctx context.Context, t *store.Trigger) error {
 	return nil
 }
 
-const triggerColumns = `name, namespace, workflow, kind, spec, next_run, last_run, last_invocation, created_at`
-
-func scanTrigger(row pgx.Row) (*store.Trigger, error) {
-	var t store.Trigger
-	var next, last, created int64
-	if err := row.Scan(&t.Name, &t.Namespace, &t.Workflow, &t.Kind, &t.Spec, &next, &last, &t.LastInvocation, &created); err != nil {
-		return nil, err
-	}
-	t.NextRun, t.LastRun, t.CreatedAt = fromNanos(next), fromNanos(last), fromNanos(created)
-	return &t, nil
-}
-
 // GetTrigger implements store.EventLog.
 func (s *Store) GetTrigger(ctx context.Context, name string) (*store.Trigger, error) {
-	t, err := scanTrigger(s.pool.QueryRow(ctx, `SELECT `+triggerColumns+` FROM triggers WHERE name = $1`, name))
+	t, err := rowcodec.ScanTrigger(s.pool.QueryRow(ctx, `SELECT `+rowcodec.TriggerColumns+` FROM triggers WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("trigger %s: %w", name, store.ErrNotFound)
 	}
@@ -184,11 +163,11 @@ func (s *Store) GetTrigger(ctx context.Context, name string) (*store.Trigger, er
 
 // ListTriggers implements store.EventLog.
 func (s *Store) ListTriggers(ctx context.Context) ([]*store.Trigger, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+triggerColumns+` FROM triggers ORDER BY name COLLATE "C"`)
+	rows, err := s.pool.Query(ctx, `SELECT `+rowcodec.TriggerColumns+` FROM triggers ORDER BY name COLLATE "C"`)
 	if err != nil {
 		return nil, fmt.Errorf("list triggers: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Trigger, error) { return scanTrigger(row) })
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Trigger, error) { return rowcodec.ScanTrigger(row) })
 	if err != nil {
 		return nil, fmt.Errorf("list triggers: %w", err)
 	}
@@ -213,7 +192,7 @@ func (s *Store) DeleteTrigger(ctx context.Context, name string) error {
 // AdvanceTrigger implements store.EventLog.
 func (s *Store) AdvanceTrigger(ctx context.Context, t *store.Trigger, from time.Time) (bool, error) {
 	tag, err := s.pool.Exec(ctx, `UPDATE triggers SET next_run = $1, last_run = $2, last_invocation = $3 WHERE name = $4 AND next_run = $5`,
-		nanos(t.NextRun), nanos(t.LastRun), t.LastInvocation, t.Name, nanos(from))
+		rowcodec.Nanos(t.NextRun), rowcodec.Nanos(t.LastRun), t.LastInvocation, t.Name, rowcodec.Nanos(from))
 	if err != nil {
 		return false, fmt.Errorf("advance trigger %s: %w", t.Name, err)
 	}

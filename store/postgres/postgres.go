@@ -9,10 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,8 +18,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/batonflow/baton/core"
-	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/internal/rowcodec"
+	"github.com/batonflow/baton/store/internal/writequeue"
 )
 
 // ErrClosed is returned by calls made after Close.
@@ -57,11 +56,6 @@ func WithPoolConfig(fn func(*pgxpool.Config)) Option { return func(c *config) { 
 type Store struct {
 	pool *pgxpool.Pool
 	w    *writer
-
-	// mu guards closed against the queue being closed while a caller
-	// sends on it.
-	mu     sync.RWMutex
-	closed bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -96,7 +90,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		pool:     pool,
 		log:      cfg.log,
 		maxBatch: cfg.maxBatch,
-		queue:    make(chan *request, cfg.queueSize),
+		queue:    writequeue.New[*request](cfg.queueSize, ErrClosed),
 		stopped:  make(chan struct{}),
 	}
 	go w.run()
@@ -119,138 +113,39 @@ func (s *Store) Stats() Stats {
 // Close lets the writer commit everything queued, then closes the pool. It
 // reports unwaited writes that failed and were not yet reported.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.w.queue.Close() {
 		return nil
 	}
-	s.closed = true
-	close(s.w.queue)
-	s.mu.Unlock()
-
 	<-s.w.stopped
 	s.pool.Close()
-	if err := s.w.takeDeferred(); err != nil {
+	if err := s.w.unwaited.Take(); err != nil {
 		return fmt.Errorf("postgres store: close: %w", err)
 	}
 	return nil
 }
 
+// submit queues a write and, when the request carries a done channel, waits
+// for the commit that includes it.
 func (s *Store) submit(ctx context.Context, r *request) error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case s.w.queue <- r:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return ctx.Err()
-	}
-	s.mu.RUnlock()
-	if r.done == nil {
-		return nil
-	}
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		// The write stays queued and will most likely commit; the caller
-		// only stops waiting for it.
-		return ctx.Err()
-	}
-}
-
-func doneChan(wait bool) chan error {
-	if !wait {
-		return nil
-	}
-	return make(chan error, 1)
-}
-
-// encodeEvents turns events into JSON in the caller's goroutine and picks
-// out the terminal event, which must be the last one.
-func encodeEvents(id string, events []core.Event) ([]encodedEvent, *terminalUpdate, error) {
-	if len(events) == 0 {
-		return nil, nil, nil
-	}
-	enc := make([]encodedEvent, len(events))
-	var term *terminalUpdate
-	for i := range events {
-		ev := &events[i]
-		if term != nil {
-			return nil, nil, fmt.Errorf("invocation %s: event %s follows the terminal event: %w", id, ev.Type, store.ErrConflict)
-		}
-		data, err := encodeJSON(ev)
-		if err != nil {
-			return nil, nil, fmt.Errorf("invocation %s: encode %s event: %w", id, ev.Type, err)
-		}
-		enc[i] = encodedEvent{seq: ev.Seq, data: data}
-		if ev.Terminal() {
-			term = &terminalUpdate{status: terminalStatus(ev.Type), endedAt: ev.Time}
-			if term.output, err = encodeJSON(ev.Output); err != nil {
-				return nil, nil, fmt.Errorf("invocation %s: encode output: %w", id, err)
-			}
-			if term.errJSON, err = encodeProblem(ev.Error); err != nil {
-				return nil, nil, fmt.Errorf("invocation %s: encode error: %w", id, err)
-			}
-		}
-	}
-	return enc, term, nil
-}
-
-func badRequest(format string, args ...any) error {
-	return problem.Newf(problem.TypeBadRequest, http.StatusBadRequest, "Bad Request", format, args...)
+	return s.w.queue.Submit(ctx, r, r.done)
 }
 
 // CreateInvocation implements store.Store.
 func (s *Store) CreateInvocation(ctx context.Context, inv *store.Invocation, events []core.Event, wait bool) error {
-	if inv.ID == "" {
-		return badRequest("invocation id must not be empty")
-	}
-	enc, term, err := encodeEvents(inv.ID, events)
+	row, enc, term, err := rowcodec.EncodeCreation(inv, events)
 	if err != nil {
 		return err
 	}
-	input, err := encodeJSON(inv.Input)
-	if err != nil {
-		return fmt.Errorf("invocation %s: encode input: %w", inv.ID, err)
-	}
-	status := inv.Status
-	if status == "" {
-		status = core.StatusRunning
-	}
-	startedAt := inv.StartedAt
-	if startedAt.IsZero() {
-		startedAt = time.Now()
-	}
-	row := &invocationRow{
-		namespace: inv.Namespace, workflow: inv.Workflow, version: inv.Version, parent: inv.Parent,
-		status: status, input: input, startedAt: startedAt, durable: inv.Durable,
-	}
-	if term == nil && status != core.StatusRunning {
-		// A row created already finished keeps the caller's outcome.
-		output, err := encodeJSON(inv.Output)
-		if err != nil {
-			return fmt.Errorf("invocation %s: encode output: %w", inv.ID, err)
-		}
-		errJSON, err := encodeProblem(inv.Error)
-		if err != nil {
-			return fmt.Errorf("invocation %s: encode error: %w", inv.ID, err)
-		}
-		term = &terminalUpdate{status: status, output: output, errJSON: errJSON, endedAt: inv.EndedAt}
-	}
-	return s.submit(ctx, &request{create: true, id: inv.ID, inv: row, events: enc, terminal: term, done: doneChan(wait)})
+	return s.submit(ctx, &request{create: true, id: inv.ID, inv: row, events: enc, terminal: term, done: writequeue.DoneChan(wait)})
 }
 
 // Append implements store.Store.
 func (s *Store) Append(ctx context.Context, id string, events []core.Event, wait bool) error {
-	enc, term, err := encodeEvents(id, events)
+	enc, term, err := rowcodec.EncodeEvents(id, events)
 	if err != nil {
 		return err
 	}
-	return s.submit(ctx, &request{id: id, events: enc, terminal: term, done: doneChan(wait)})
+	return s.submit(ctx, &request{id: id, events: enc, terminal: term, done: writequeue.DoneChan(wait)})
 }
 
 // History implements store.Store.
@@ -263,7 +158,7 @@ func (s *Store) History(ctx context.Context, id string) ([]core.Event, error) {
 	var seq int64
 	var data []byte
 	_, err = pgx.ForEachRow(rows, []any{&seq, &data}, func() error {
-		ev, err := decodeEvent(seq, data)
+		ev, err := rowcodec.DecodeEvent(seq, data)
 		if err != nil {
 			return fmt.Errorf("event %d: %w", seq, err)
 		}
@@ -289,7 +184,7 @@ func (s *Store) History(ctx context.Context, id string) ([]core.Event, error) {
 
 const invocationColumns = `id, namespace, workflow, version, status, input, output, error, started_at, ended_at, durable, parent`
 
-func scanInvocation(row pgx.Row) (*store.Invocation, error) {
+func scanInvocation(row rowcodec.Scanner) (*store.Invocation, error) {
 	var (
 		inv                    store.Invocation
 		status                 string
@@ -305,15 +200,8 @@ func scanInvocation(row pgx.Row) (*store.Invocation, error) {
 	if endedAt != nil {
 		inv.EndedAt = endedAt.UTC()
 	}
-	var err error
-	if inv.Input, err = decodeJSON(input); err != nil {
-		return nil, fmt.Errorf("invocation %s: input: %w", inv.ID, err)
-	}
-	if inv.Output, err = decodeJSON(output); err != nil {
-		return nil, fmt.Errorf("invocation %s: output: %w", inv.ID, err)
-	}
-	if inv.Error, err = decodeProblem(errJSON); err != nil {
-		return nil, fmt.Errorf("invocation %s: error: %w", inv.ID, err)
+	if err := rowcodec.DecodeInvocationValues(&inv, input, output, errJSON); err != nil {
+		return nil, err
 	}
 	return &inv, nil
 }
@@ -336,15 +224,7 @@ func (s *Store) queryInvocations(ctx context.Context, query string, args ...any)
 		return nil, err
 	}
 	defer rows.Close()
-	var invs []*store.Invocation
-	for rows.Next() {
-		inv, err := scanInvocation(rows)
-		if err != nil {
-			return nil, err
-		}
-		invs = append(invs, inv)
-	}
-	return invs, rows.Err()
+	return rowcodec.Collect(rows, scanInvocation)
 }
 
 // ListInvocations implements store.Store.
@@ -367,13 +247,15 @@ func (s *Store) ListInvocations(ctx context.Context, f store.InvocationFilter) (
 		where = append(where, "status = "+arg(string(f.Status)))
 	}
 	if f.Cursor != "" {
-		startedAt, id, err := decodeCursor(f.Cursor)
+		// Microseconds are timestamptz's precision, so the cursor is exact.
+		micros, id, err := rowcodec.DecodeCursor(f.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
+		startedAt := time.UnixMicro(micros).UTC()
 		where = append(where, "(started_at, id) < ("+arg(startedAt)+", "+arg(id)+")")
 	}
-	limit := listLimit(f.Limit)
+	limit := rowcodec.PageLimit(f.Limit)
 	query := `SELECT ` + invocationColumns + ` FROM invocations`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, " AND ")
@@ -389,7 +271,7 @@ func (s *Store) ListInvocations(ctx context.Context, f store.InvocationFilter) (
 	if len(invs) > limit {
 		invs = invs[:limit]
 		last := invs[limit-1]
-		next = encodeCursor(last.StartedAt, last.ID)
+		next = rowcodec.EncodeCursor(last.StartedAt.UnixMicro(), last.ID)
 	}
 	return invs, next, nil
 }
@@ -408,7 +290,7 @@ func (s *Store) RunningInvocations(ctx context.Context) ([]*store.Invocation, er
 // PutWorkflow implements store.Store.
 func (s *Store) PutWorkflow(ctx context.Context, wf *store.Workflow) error {
 	if wf.Name == "" || wf.Version == "" {
-		return badRequest("workflow name and version must not be empty")
+		return rowcodec.BadRequest("workflow name and version must not be empty")
 	}
 	createdAt := wf.CreatedAt
 	if createdAt.IsZero() {
@@ -445,7 +327,7 @@ func (s *Store) PutWorkflow(ctx context.Context, wf *store.Workflow) error {
 
 const workflowColumns = `namespace, name, version, format, source, created_at`
 
-func scanWorkflow(row pgx.Row) (*store.Workflow, error) {
+func scanWorkflow(row rowcodec.Scanner) (*store.Workflow, error) {
 	var wf store.Workflow
 	if err := row.Scan(&wf.Namespace, &wf.Name, &wf.Version, &wf.Format, &wf.Source, &wf.CreatedAt); err != nil {
 		return nil, err
@@ -481,15 +363,8 @@ func (s *Store) ListWorkflows(ctx context.Context) ([]*store.Workflow, error) {
 		return nil, fmt.Errorf("list workflows: %w", err)
 	}
 	defer rows.Close()
-	var wfs []*store.Workflow
-	for rows.Next() {
-		wf, err := scanWorkflow(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list workflows: %w", err)
-		}
-		wfs = append(wfs, wf)
-	}
-	if err := rows.Err(); err != nil {
+	wfs, err := rowcodec.Collect(rows, scanWorkflow)
+	if err != nil {
 		return nil, fmt.Errorf("list workflows: %w", err)
 	}
 	return wfs, nil
@@ -521,7 +396,7 @@ func (s *Store) DeleteWorkflow(ctx context.Context, namespace, name, version str
 // conflicts.
 func (s *Store) PutFunction(ctx context.Context, fn *store.Function) error {
 	if fn.Name == "" || fn.Version == "" {
-		return badRequest("function name and version must not be empty")
+		return rowcodec.BadRequest("function name and version must not be empty")
 	}
 	createdAt := fn.CreatedAt
 	if createdAt.IsZero() {
@@ -554,7 +429,7 @@ func (s *Store) PutFunction(ctx context.Context, fn *store.Function) error {
 
 const functionColumns = `name, version, spec, created_at`
 
-func scanFunction(row pgx.Row) (*store.Function, error) {
+func scanFunction(row rowcodec.Scanner) (*store.Function, error) {
 	var fn store.Function
 	if err := row.Scan(&fn.Name, &fn.Version, &fn.Spec, &fn.CreatedAt); err != nil {
 		return nil, err
@@ -588,15 +463,8 @@ func (s *Store) ListFunctions(ctx context.Context) ([]*store.Function, error) {
 		return nil, fmt.Errorf("list functions: %w", err)
 	}
 	defer rows.Close()
-	var fns []*store.Function
-	for rows.Next() {
-		fn, err := scanFunction(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list functions: %w", err)
-		}
-		fns = append(fns, fn)
-	}
-	if err := rows.Err(); err != nil {
+	fns, err := rowcodec.Collect(rows, scanFunction)
+	if err != nil {
 		return nil, fmt.Errorf("list functions: %w", err)
 	}
 	return fns, nil

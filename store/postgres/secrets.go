@@ -8,26 +8,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/internal/rowcodec"
 )
-
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
 
 // PutSecret implements store.Store.
 func (s *Store) PutSecret(ctx context.Context, secret *store.Secret) error {
 	if secret.Name == "" {
-		return badRequest("secret name must not be empty")
+		return rowcodec.BadRequest("secret name must not be empty")
 	}
 	updated := secret.UpdatedAt
 	if updated.IsZero() {
@@ -93,7 +80,7 @@ func (s *Store) DeleteSecret(ctx context.Context, name string) error {
 // CreateSchedule implements store.Store.
 func (s *Store) CreateSchedule(ctx context.Context, sc *store.Schedule) error {
 	if sc.Name == "" || sc.Version == "" {
-		return badRequest("schedule workflow name and version must not be empty")
+		return rowcodec.BadRequest("schedule workflow name and version must not be empty")
 	}
 	created := sc.CreatedAt
 	if created.IsZero() {
@@ -101,7 +88,7 @@ func (s *Store) CreateSchedule(ctx context.Context, sc *store.Schedule) error {
 	}
 	tag, err := s.pool.Exec(ctx, `INSERT INTO schedules (namespace, name, version, next_run, last_run, last_invocation, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-		sc.Namespace, sc.Name, sc.Version, nanos(sc.NextRun), nanos(sc.LastRun), sc.LastInvocation, created)
+		sc.Namespace, sc.Name, sc.Version, rowcodec.Nanos(sc.NextRun), rowcodec.Nanos(sc.LastRun), sc.LastInvocation, created)
 	if err != nil {
 		return fmt.Errorf("create schedule %s/%s@%s: %w", sc.Namespace, sc.Name, sc.Version, err)
 	}
@@ -124,7 +111,7 @@ func (s *Store) ListSchedules(ctx context.Context) ([]*store.Schedule, error) {
 		if err := row.Scan(&sc.Namespace, &sc.Name, &sc.Version, &next, &last, &sc.LastInvocation, &sc.CreatedAt); err != nil {
 			return nil, err
 		}
-		sc.NextRun, sc.LastRun, sc.CreatedAt = fromNanos(next), fromNanos(last), sc.CreatedAt.UTC()
+		sc.NextRun, sc.LastRun, sc.CreatedAt = rowcodec.FromNanos(next), rowcodec.FromNanos(last), sc.CreatedAt.UTC()
 		return &sc, nil
 	})
 	if err != nil {
@@ -140,7 +127,7 @@ func (s *Store) ListSchedules(ctx context.Context) ([]*store.Schedule, error) {
 func (s *Store) AdvanceSchedule(ctx context.Context, sc *store.Schedule, from time.Time) (bool, error) {
 	tag, err := s.pool.Exec(ctx, `UPDATE schedules SET next_run = $1, last_run = $2, last_invocation = $3
 		WHERE namespace = $4 AND name = $5 AND version = $6 AND next_run = $7`,
-		nanos(sc.NextRun), nanos(sc.LastRun), sc.LastInvocation, sc.Namespace, sc.Name, sc.Version, nanos(from))
+		rowcodec.Nanos(sc.NextRun), rowcodec.Nanos(sc.LastRun), sc.LastInvocation, sc.Namespace, sc.Name, sc.Version, rowcodec.Nanos(from))
 	if err != nil {
 		return false, fmt.Errorf("advance schedule %s/%s@%s: %w", sc.Namespace, sc.Name, sc.Version, err)
 	}

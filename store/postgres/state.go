@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/internal/rowcodec"
 )
 
 // GetState implements store.Store.
@@ -29,7 +30,7 @@ func (s *Store) GetState(ctx context.Context, key string) ([]byte, error) {
 // PutState implements store.Store.
 func (s *Store) PutState(ctx context.Context, key string, value []byte) error {
 	if key == "" {
-		return badRequest("state key must not be empty")
+		return rowcodec.BadRequest("state key must not be empty")
 	}
 	if value == nil {
 		value = []byte{}

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -14,43 +13,17 @@ import (
 
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/internal/rowcodec"
+	"github.com/batonflow/baton/store/internal/writequeue"
 )
-
-// maxDeferredErrors bounds how many unwaited failures are kept for the next
-// waited caller; all of them are logged regardless.
-const maxDeferredErrors = 16
-
-// encodedEvent is an event already turned into JSON by the calling
-// goroutine, so that encoding runs in parallel and the writer only binds
-// bytes.
-type encodedEvent struct {
-	seq  int64 // as given by the caller; 0 lets the store assign the next one
-	data []byte
-}
-
-// terminalUpdate is what a terminal event writes into the invocation row.
-type terminalUpdate struct {
-	status  core.Status
-	output  []byte
-	errJSON []byte
-	endedAt time.Time
-}
-
-type invocationRow struct {
-	namespace, workflow, version, parent string
-	status                               core.Status
-	input                                []byte
-	startedAt                            time.Time
-	durable                              bool
-}
 
 // request is one caller's creation or append, queued for the writer.
 type request struct {
 	create   bool
 	id       string
-	inv      *invocationRow
-	events   []encodedEvent
-	terminal *terminalUpdate
+	inv      *rowcodec.InvocationRow
+	events   []rowcodec.EncodedEvent
+	terminal *rowcodec.Terminal
 	// done receives the outcome; nil when the caller does not wait.
 	done chan error
 }
@@ -69,24 +42,23 @@ type writer struct {
 	pool     *pgxpool.Pool
 	log      *slog.Logger
 	maxBatch int
-	queue    chan *request
+	queue    *writequeue.Queue[*request]
 	stopped  chan struct{}
 
-	commits      atomic.Int64
-	writes       atomic.Int64
-	deferred     []error
-	deferredLost int
+	commits  atomic.Int64
+	writes   atomic.Int64
+	unwaited writequeue.Unwaited
 }
 
 func (w *writer) run() {
 	defer close(w.stopped)
 	batch := make([]*request, 0, w.maxBatch)
-	for first := range w.queue {
+	for first := range w.queue.Requests() {
 		batch = append(batch[:0], first)
 	fill:
 		for len(batch) < w.maxBatch {
 			select {
-			case r, ok := <-w.queue:
+			case r, ok := <-w.queue.Requests():
 				if !ok {
 					break fill
 				}
@@ -125,12 +97,12 @@ func (w *writer) commitBatch(batch []*request) {
 		if r.done == nil {
 			if err != nil {
 				w.log.Error("postgres store: unwaited write failed", "invocation", r.id, "error", err)
-				w.deferError(err)
+				w.unwaited.Add(err)
 			}
 			continue
 		}
 		if err == nil {
-			err = w.takeDeferred()
+			err = w.unwaited.Take()
 		}
 		r.done <- err
 	}
@@ -286,70 +258,44 @@ func (p *plan) add(r *request, st *invState) error {
 	case !r.create && st.closed && len(r.events) > 0:
 		return fmt.Errorf("invocation %s has ended, its history is closed: %w", r.id, store.ErrConflict)
 	}
-	next := st.lastSeq
-	for _, ev := range r.events {
-		next++
-		if ev.seq != 0 && ev.seq != next {
-			return fmt.Errorf("invocation %s: event seq %d does not follow %d: %w", r.id, ev.seq, next-1, store.ErrConflict)
-		}
+	if err := rowcodec.CheckSeqs(r.id, st.lastSeq, r.events); err != nil {
+		return err
 	}
 
 	if r.create {
 		inv := r.inv
-		status := inv.status
+		status := inv.Status
 		var output, errJSON []byte
 		var ended time.Time
 		if t := r.terminal; t != nil {
-			status, output, errJSON, ended = t.status, t.output, t.errJSON, t.endedAt
+			status, output, errJSON, ended = t.Status, t.Output, t.Error, t.EndedAt
 		}
 		p.invID = append(p.invID, r.id)
-		p.invNamespace = append(p.invNamespace, inv.namespace)
-		p.invWorkflow = append(p.invWorkflow, inv.workflow)
-		p.invVersion = append(p.invVersion, inv.version)
+		p.invNamespace = append(p.invNamespace, inv.Namespace)
+		p.invWorkflow = append(p.invWorkflow, inv.Workflow)
+		p.invVersion = append(p.invVersion, inv.Version)
 		p.invStatus = append(p.invStatus, string(status))
-		p.invInput = append(p.invInput, inv.input)
+		p.invInput = append(p.invInput, inv.Input)
 		p.invOutput = append(p.invOutput, output)
 		p.invError = append(p.invError, errJSON)
-		p.invStarted = append(p.invStarted, inv.startedAt)
+		p.invStarted = append(p.invStarted, inv.StartedAt)
 		p.invEnded = append(p.invEnded, optionalTime(ended))
-		p.invDurable = append(p.invDurable, inv.durable)
-		p.invParent = append(p.invParent, inv.parent)
+		p.invDurable = append(p.invDurable, inv.Durable)
+		p.invParent = append(p.invParent, inv.Parent)
 		st.exists, st.closed = true, status != core.StatusRunning
 	} else if t := r.terminal; t != nil {
 		p.finID = append(p.finID, r.id)
-		p.finStatus = append(p.finStatus, string(t.status))
-		p.finOutput = append(p.finOutput, t.output)
-		p.finErr = append(p.finErr, t.errJSON)
-		p.finEnded = append(p.finEnded, optionalTime(t.endedAt))
+		p.finStatus = append(p.finStatus, string(t.Status))
+		p.finOutput = append(p.finOutput, t.Output)
+		p.finErr = append(p.finErr, t.Error)
+		p.finEnded = append(p.finEnded, optionalTime(t.EndedAt))
 		st.closed = true
 	}
 	for i, ev := range r.events {
 		p.histID = append(p.histID, r.id)
 		p.histSeq = append(p.histSeq, st.lastSeq+int64(i)+1)
-		p.histEv = append(p.histEv, ev.data)
+		p.histEv = append(p.histEv, ev.Data)
 	}
 	st.lastSeq += int64(len(r.events))
 	return nil
-}
-
-func (w *writer) deferError(err error) {
-	if len(w.deferred) >= maxDeferredErrors {
-		w.deferredLost++
-		return
-	}
-	w.deferred = append(w.deferred, err)
-}
-
-// takeDeferred hands the unwaited failures collected so far to one caller
-// and forgets them.
-func (w *writer) takeDeferred() error {
-	if len(w.deferred) == 0 && w.deferredLost == 0 {
-		return nil
-	}
-	errs := w.deferred
-	if w.deferredLost > 0 {
-		errs = append(errs, fmt.Errorf("%d more unwaited writes failed (see the log)", w.deferredLost))
-	}
-	w.deferred, w.deferredLost = nil, 0
-	return fmt.Errorf("%w: %w", store.ErrUnwaitedWriteFailed, errors.Join(errs...))
 }

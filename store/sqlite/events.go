@@ -9,19 +9,10 @@ import (
 	"time"
 
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/internal/rowcodec"
 )
 
 var _ store.EventLog = (*Store)(nil)
-
-func eventLimit(n int) int {
-	switch {
-	case n <= 0:
-		return 100
-	case n > 1000:
-		return 1000
-	}
-	return n
-}
 
 // AppendEvents implements store.EventLog. The events go through the
 // writer like every other write, so a burst of ingestions shares commits;
@@ -32,7 +23,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []*store.LoggedEvent) e
 	}
 	for _, ev := range events {
 		if ev.ID == "" || ev.Source == "" || ev.Type == "" {
-			return badRequest("an event needs an id, a source and a type")
+			return rowcodec.BadRequest("an event needs an id, a source and a type")
 		}
 	}
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
@@ -44,7 +35,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []*store.LoggedEvent) e
 			var seq int64
 			err := conn.QueryRowContext(ctx, `INSERT INTO events (id, source, type, time, received_at, event)
 				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, id) DO NOTHING RETURNING seq`,
-				ev.ID, ev.Source, ev.Type, timeToNanos(ev.Time), timeToNanos(received), ev.Event).Scan(&seq)
+				ev.ID, ev.Source, ev.Type, rowcodec.Nanos(ev.Time), rowcodec.Nanos(received), ev.Event).Scan(&seq)
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
 				if err := conn.QueryRowContext(ctx, `SELECT seq FROM events WHERE source = ? AND id = ?`, ev.Source, ev.ID).Scan(&seq); err != nil {
@@ -74,7 +65,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]*store.L
 		where = append(where, "source = ?")
 		args = append(args, f.Source)
 	}
-	args = append(args, eventLimit(f.Limit))
+	args = append(args, rowcodec.PageLimit(f.Limit))
 	rows, err := s.readDB.QueryContext(ctx, `SELECT seq, id, source, type, time, received_at, event FROM events
 		WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`, args...)
 	if err != nil {
@@ -88,7 +79,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]*store.L
 		if err := rows.Scan(&ev.Seq, &ev.ID, &ev.Source, &ev.Type, &at, &received, &ev.Event); err != nil {
 			return nil, fmt.Errorf("list events: %w", err)
 		}
-		ev.Time, ev.ReceivedAt = nanosToTime(at), nanosToTime(received)
+		ev.Time, ev.ReceivedAt = rowcodec.FromNanos(at), rowcodec.FromNanos(received)
 		out = append(out, &ev)
 	}
 	if err := rows.Err(); err != nil {
@@ -153,7 +144,7 @@ func (s *Store) DeleteEventCursors(ctx context.Context, prefix string) error {
 // CreateTrigger implements store.EventLog.
 func (s *Store) CreateTrigger(ctx context.Context, t *store.Trigger) error {
 	if t.Name == "" || t.Workflow == "" || t.Kind == "" {
-		return badRequest("a trigger needs a name, a workflow and a kind")
+		return rowcodec.BadRequest("a trigger needs a name, a workflow and a kind")
 	}
 	created := t.CreatedAt
 	if created.IsZero() {
@@ -162,7 +153,7 @@ func (s *Store) CreateTrigger(ctx context.Context, t *store.Trigger) error {
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
 		res, err := conn.ExecContext(ctx, `INSERT INTO triggers (name, namespace, workflow, kind, spec, next_run, last_run, last_invocation, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			t.Name, t.Namespace, t.Workflow, t.Kind, t.Spec, timeToNanos(t.NextRun), timeToNanos(t.LastRun), t.LastInvocation, timeToNanos(created))
+			t.Name, t.Namespace, t.Workflow, t.Kind, t.Spec, rowcodec.Nanos(t.NextRun), rowcodec.Nanos(t.LastRun), t.LastInvocation, rowcodec.Nanos(created))
 		if err != nil {
 			return fmt.Errorf("create trigger %s: %w", t.Name, err)
 		}
@@ -175,21 +166,9 @@ func (s *Store) CreateTrigger(ctx context.Context, t *store.Trigger) error {
 	})
 }
 
-const triggerColumns = `name, namespace, workflow, kind, spec, next_run, last_run, last_invocation, created_at`
-
-func scanTrigger(scan func(...any) error) (*store.Trigger, error) {
-	var t store.Trigger
-	var next, last, created int64
-	if err := scan(&t.Name, &t.Namespace, &t.Workflow, &t.Kind, &t.Spec, &next, &last, &t.LastInvocation, &created); err != nil {
-		return nil, err
-	}
-	t.NextRun, t.LastRun, t.CreatedAt = nanosToTime(next), nanosToTime(last), nanosToTime(created)
-	return &t, nil
-}
-
 // GetTrigger implements store.EventLog.
 func (s *Store) GetTrigger(ctx context.Context, name string) (*store.Trigger, error) {
-	t, err := scanTrigger(s.readDB.QueryRowContext(ctx, `SELECT `+triggerColumns+` FROM triggers WHERE name = ?`, name).Scan)
+	t, err := rowcodec.ScanTrigger(s.readDB.QueryRowContext(ctx, `SELECT `+rowcodec.TriggerColumns+` FROM triggers WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("trigger %s: %w", name, store.ErrNotFound)
 	}
@@ -201,21 +180,17 @@ func (s *Store) GetTrigger(ctx context.Context, name string) (*store.Trigger, er
 
 // ListTriggers implements store.EventLog.
 func (s *Store) ListTriggers(ctx context.Context) ([]*store.Trigger, error) {
-	rows, err := s.readDB.QueryContext(ctx, `SELECT `+triggerColumns+` FROM triggers ORDER BY name`)
+	rows, err := s.readDB.QueryContext(ctx, `SELECT `+rowcodec.TriggerColumns+` FROM triggers ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list triggers: %w", err)
 	}
 	defer rows.Close()
-	out := []*store.Trigger{}
-	for rows.Next() {
-		t, err := scanTrigger(rows.Scan)
-		if err != nil {
-			return nil, fmt.Errorf("list triggers: %w", err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := rowcodec.Collect(rows, rowcodec.ScanTrigger)
+	if err != nil {
 		return nil, fmt.Errorf("list triggers: %w", err)
+	}
+	if out == nil {
+		out = []*store.Trigger{}
 	}
 	return out, nil
 }
@@ -241,7 +216,7 @@ func (s *Store) AdvanceTrigger(ctx context.Context, t *store.Trigger, from time.
 	var moved bool
 	err := s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
 		res, err := conn.ExecContext(ctx, `UPDATE triggers SET next_run = ?, last_run = ?, last_invocation = ? WHERE name = ? AND next_run = ?`,
-			timeToNanos(t.NextRun), timeToNanos(t.LastRun), t.LastInvocation, t.Name, timeToNanos(from))
+			rowcodec.Nanos(t.NextRun), rowcodec.Nanos(t.LastRun), t.LastInvocation, t.Name, rowcodec.Nanos(from))
 		if err != nil {
 			return fmt.Errorf("advance trigger %s: %w", t.Name, err)
 		}

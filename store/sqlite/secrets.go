@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/internal/rowcodec"
 )
 
 // PutSecret implements store.Store.
 func (s *Store) PutSecret(ctx context.Context, secret *store.Secret) error {
 	if secret.Name == "" {
-		return badRequest("secret name must not be empty")
+		return rowcodec.BadRequest("secret name must not be empty")
 	}
 	updated := secret.UpdatedAt
 	if updated.IsZero() {
@@ -26,7 +27,7 @@ func (s *Store) PutSecret(ctx context.Context, secret *store.Secret) error {
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
 		if _, err := conn.ExecContext(ctx, `INSERT INTO secrets (name, value, updated_at) VALUES (?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-			secret.Name, value, timeToNanos(updated)); err != nil {
+			secret.Name, value, rowcodec.Nanos(updated)); err != nil {
 			return fmt.Errorf("put secret %s: %w", secret.Name, err)
 		}
 		return nil
@@ -55,7 +56,7 @@ func (s *Store) GetSecrets(ctx context.Context, names []string) ([]*store.Secret
 		if err := rows.Scan(&sec.Name, &sec.Value, &updated); err != nil {
 			return nil, fmt.Errorf("get secrets: %w", err)
 		}
-		sec.UpdatedAt = nanosToTime(updated)
+		sec.UpdatedAt = rowcodec.FromNanos(updated)
 		out = append(out, &sec)
 	}
 	if err := rows.Err(); err != nil {
@@ -104,7 +105,7 @@ func (s *Store) DeleteSecret(ctx context.Context, name string) error {
 // CreateSchedule implements store.Store.
 func (s *Store) CreateSchedule(ctx context.Context, sc *store.Schedule) error {
 	if sc.Name == "" || sc.Version == "" {
-		return badRequest("schedule workflow name and version must not be empty")
+		return rowcodec.BadRequest("schedule workflow name and version must not be empty")
 	}
 	created := sc.CreatedAt
 	if created.IsZero() {
@@ -113,7 +114,7 @@ func (s *Store) CreateSchedule(ctx context.Context, sc *store.Schedule) error {
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
 		res, err := conn.ExecContext(ctx, `INSERT INTO schedules (namespace, name, version, next_run, last_run, last_invocation, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			sc.Namespace, sc.Name, sc.Version, timeToNanos(sc.NextRun), timeToNanos(sc.LastRun), sc.LastInvocation, timeToNanos(created))
+			sc.Namespace, sc.Name, sc.Version, rowcodec.Nanos(sc.NextRun), rowcodec.Nanos(sc.LastRun), sc.LastInvocation, rowcodec.Nanos(created))
 		if err != nil {
 			return fmt.Errorf("create schedule %s/%s@%s: %w", sc.Namespace, sc.Name, sc.Version, err)
 		}
@@ -141,7 +142,7 @@ func (s *Store) ListSchedules(ctx context.Context) ([]*store.Schedule, error) {
 		if err := rows.Scan(&sc.Namespace, &sc.Name, &sc.Version, &next, &last, &sc.LastInvocation, &created); err != nil {
 			return nil, fmt.Errorf("list schedules: %w", err)
 		}
-		sc.NextRun, sc.LastRun, sc.CreatedAt = nanosToTime(next), nanosToTime(last), nanosToTime(created)
+		sc.NextRun, sc.LastRun, sc.CreatedAt = rowcodec.FromNanos(next), rowcodec.FromNanos(last), rowcodec.FromNanos(created)
 		out = append(out, &sc)
 	}
 	if err := rows.Err(); err != nil {
@@ -156,8 +157,8 @@ func (s *Store) AdvanceSchedule(ctx context.Context, sc *store.Schedule, from ti
 	err := s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
 		res, err := conn.ExecContext(ctx, `UPDATE schedules SET next_run = ?, last_run = ?, last_invocation = ?
 			WHERE namespace = ? AND name = ? AND version = ? AND next_run = ?`,
-			timeToNanos(sc.NextRun), timeToNanos(sc.LastRun), sc.LastInvocation,
-			sc.Namespace, sc.Name, sc.Version, timeToNanos(from))
+			rowcodec.Nanos(sc.NextRun), rowcodec.Nanos(sc.LastRun), sc.LastInvocation,
+			sc.Namespace, sc.Name, sc.Version, rowcodec.Nanos(from))
 		if err != nil {
 			return fmt.Errorf("advance schedule %s/%s@%s: %w", sc.Namespace, sc.Name, sc.Version, err)
 		}

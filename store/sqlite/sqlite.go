@@ -10,15 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/batonflow/baton/core"
-	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/internal/rowcodec"
+	"github.com/batonflow/baton/store/internal/writequeue"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -63,11 +62,6 @@ type Store struct {
 	writeDB *sql.DB
 	readDB  *sql.DB
 	w       *writer
-
-	// mu guards closed against the queue being closed while a caller
-	// sends on it.
-	mu     sync.RWMutex
-	closed bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -178,17 +172,11 @@ func (s *Store) Stats() Stats {
 // Close lets the writer commit everything queued, then closes the database.
 // It reports unwaited writes that failed and were not yet reported.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.w.queue.Close() {
 		return nil
 	}
-	s.closed = true
-	close(s.w.queue)
-	s.mu.Unlock()
-
 	<-s.w.stopped
-	errs := []error{s.w.takeDeferred()}
+	errs := []error{s.w.unwaited.Take()}
 	s.w.closeStatements()
 	errs = append(errs, s.w.conn.Close(), s.writeDB.Close(), s.readDB.Close())
 	if err := errors.Join(errs...); err != nil {
@@ -200,126 +188,25 @@ func (s *Store) Close() error {
 // submit queues a write and, when the request carries a done channel, waits
 // for the commit that includes it.
 func (s *Store) submit(ctx context.Context, r *request) error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case s.w.queue <- r:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return ctx.Err()
-	}
-	s.mu.RUnlock()
-	if r.done == nil {
-		return nil
-	}
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		// The write stays queued and will most likely commit; the caller
-		// only stops waiting for it.
-		return ctx.Err()
-	}
-}
-
-func doneChan(wait bool) chan error {
-	if !wait {
-		return nil
-	}
-	return make(chan error, 1)
-}
-
-// encodeEvents turns events into JSON in the caller's goroutine and picks
-// out the terminal event, which must be the last one.
-func encodeEvents(id string, events []core.Event) ([]encodedEvent, *terminalUpdate, error) {
-	if len(events) == 0 {
-		return nil, nil, nil
-	}
-	enc := make([]encodedEvent, len(events))
-	var term *terminalUpdate
-	for i := range events {
-		ev := &events[i]
-		if term != nil {
-			return nil, nil, fmt.Errorf("invocation %s: event %s follows the terminal event: %w", id, ev.Type, store.ErrConflict)
-		}
-		data, err := encodeJSON(ev)
-		if err != nil {
-			return nil, nil, fmt.Errorf("invocation %s: encode %s event: %w", id, ev.Type, err)
-		}
-		enc[i] = encodedEvent{seq: ev.Seq, data: data}
-		if ev.Terminal() {
-			term = &terminalUpdate{status: terminalStatus(ev.Type), endedAt: timeToNanos(ev.Time)}
-			if term.output, err = encodeJSON(ev.Output); err != nil {
-				return nil, nil, fmt.Errorf("invocation %s: encode output: %w", id, err)
-			}
-			if term.errJSON, err = encodeProblem(ev.Error); err != nil {
-				return nil, nil, fmt.Errorf("invocation %s: encode error: %w", id, err)
-			}
-		}
-	}
-	return enc, term, nil
-}
-
-func badRequest(format string, args ...any) error {
-	return problem.Newf(problem.TypeBadRequest, http.StatusBadRequest, "Bad Request", format, args...)
+	return s.w.queue.Submit(ctx, r, r.done)
 }
 
 // CreateInvocation implements store.Store.
 func (s *Store) CreateInvocation(ctx context.Context, inv *store.Invocation, events []core.Event, wait bool) error {
-	if inv.ID == "" {
-		return badRequest("invocation id must not be empty")
-	}
-	enc, term, err := encodeEvents(inv.ID, events)
+	row, enc, term, err := rowcodec.EncodeCreation(inv, events)
 	if err != nil {
 		return err
 	}
-	input, err := encodeJSON(inv.Input)
-	if err != nil {
-		return fmt.Errorf("invocation %s: encode input: %w", inv.ID, err)
-	}
-	status := inv.Status
-	if status == "" {
-		status = core.StatusRunning
-	}
-	startedAt := inv.StartedAt
-	if startedAt.IsZero() {
-		startedAt = time.Now()
-	}
-	row := &invocationRow{
-		namespace: inv.Namespace, workflow: inv.Workflow, version: inv.Version, parent: inv.Parent,
-		status: status, input: input, startedAt: timeToNanos(startedAt), durable: inv.Durable,
-	}
-	if term == nil && status != core.StatusRunning {
-		// A row created already finished keeps the caller's outcome.
-		if term, err = finishedRow(inv); err != nil {
-			return err
-		}
-	}
-	return s.submit(ctx, &request{kind: kindCreate, id: inv.ID, inv: row, events: enc, terminal: term, done: doneChan(wait)})
-}
-
-func finishedRow(inv *store.Invocation) (*terminalUpdate, error) {
-	output, err := encodeJSON(inv.Output)
-	if err != nil {
-		return nil, fmt.Errorf("invocation %s: encode output: %w", inv.ID, err)
-	}
-	errJSON, err := encodeProblem(inv.Error)
-	if err != nil {
-		return nil, fmt.Errorf("invocation %s: encode error: %w", inv.ID, err)
-	}
-	return &terminalUpdate{status: inv.Status, output: output, errJSON: errJSON, endedAt: timeToNanos(inv.EndedAt)}, nil
+	return s.submit(ctx, &request{kind: kindCreate, id: inv.ID, inv: row, events: enc, terminal: term, done: writequeue.DoneChan(wait)})
 }
 
 // Append implements store.Store.
 func (s *Store) Append(ctx context.Context, id string, events []core.Event, wait bool) error {
-	enc, term, err := encodeEvents(id, events)
+	enc, term, err := rowcodec.EncodeEvents(id, events)
 	if err != nil {
 		return err
 	}
-	return s.submit(ctx, &request{kind: kindAppend, id: id, events: enc, terminal: term, done: doneChan(wait)})
+	return s.submit(ctx, &request{kind: kindAppend, id: id, events: enc, terminal: term, done: writequeue.DoneChan(wait)})
 }
 
 // exec runs a write that is not an append through the writer, so that the
@@ -342,7 +229,7 @@ func (s *Store) History(ctx context.Context, id string) ([]core.Event, error) {
 		if err := rows.Scan(&seq, &data); err != nil {
 			return nil, fmt.Errorf("history of %s: %w", id, err)
 		}
-		ev, err := decodeEvent(seq, data)
+		ev, err := rowcodec.DecodeEvent(seq, data)
 		if err != nil {
 			return nil, fmt.Errorf("history of %s: event %d: %w", id, seq, err)
 		}
@@ -368,9 +255,7 @@ func (s *Store) History(ctx context.Context, id string) ([]core.Event, error) {
 
 const invocationColumns = `id, namespace, workflow, version, status, input, output, error, started_at, ended_at, durable, parent`
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanInvocation(sc scanner) (*store.Invocation, error) {
+func scanInvocation(sc rowcodec.Scanner) (*store.Invocation, error) {
 	var (
 		inv                    store.Invocation
 		status                 string
@@ -383,16 +268,9 @@ func scanInvocation(sc scanner) (*store.Invocation, error) {
 		return nil, err
 	}
 	inv.Status = core.Status(status)
-	inv.StartedAt, inv.EndedAt, inv.Durable = nanosToTime(startedAt), nanosToTime(endedAt), durable
-	var err error
-	if inv.Input, err = decodeJSON(input); err != nil {
-		return nil, fmt.Errorf("invocation %s: input: %w", inv.ID, err)
-	}
-	if inv.Output, err = decodeJSON(output); err != nil {
-		return nil, fmt.Errorf("invocation %s: output: %w", inv.ID, err)
-	}
-	if inv.Error, err = decodeProblem(errJSON); err != nil {
-		return nil, fmt.Errorf("invocation %s: error: %w", inv.ID, err)
+	inv.StartedAt, inv.EndedAt, inv.Durable = rowcodec.FromNanos(startedAt), rowcodec.FromNanos(endedAt), durable
+	if err := rowcodec.DecodeInvocationValues(&inv, input, output, errJSON); err != nil {
+		return nil, err
 	}
 	return &inv, nil
 }
@@ -426,13 +304,13 @@ func (s *Store) ListInvocations(ctx context.Context, f store.InvocationFilter) (
 		where, args = append(where, "status = ?"), append(args, string(f.Status))
 	}
 	if f.Cursor != "" {
-		startedAt, id, err := decodeCursor(f.Cursor)
+		startedAt, id, err := rowcodec.DecodeCursor(f.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
 		where, args = append(where, "(started_at, id) < (?, ?)"), append(args, startedAt, id)
 	}
-	limit := listLimit(f.Limit)
+	limit := rowcodec.PageLimit(f.Limit)
 	query := `SELECT ` + invocationColumns + ` FROM invocations`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, " AND ")
@@ -449,7 +327,7 @@ func (s *Store) ListInvocations(ctx context.Context, f store.InvocationFilter) (
 	if len(invs) > limit {
 		invs = invs[:limit]
 		last := invs[limit-1]
-		next = encodeCursor(timeToNanos(last.StartedAt), last.ID)
+		next = rowcodec.EncodeCursor(rowcodec.Nanos(last.StartedAt), last.ID)
 	}
 	return invs, next, nil
 }
@@ -460,15 +338,7 @@ func (s *Store) queryInvocations(ctx context.Context, query string, args ...any)
 		return nil, err
 	}
 	defer rows.Close()
-	var invs []*store.Invocation
-	for rows.Next() {
-		inv, err := scanInvocation(rows)
-		if err != nil {
-			return nil, err
-		}
-		invs = append(invs, inv)
-	}
-	return invs, rows.Err()
+	return rowcodec.Collect(rows, scanInvocation)
 }
 
 // RunningInvocations implements store.Store.
@@ -484,7 +354,7 @@ func (s *Store) RunningInvocations(ctx context.Context) ([]*store.Invocation, er
 // PutWorkflow implements store.Store.
 func (s *Store) PutWorkflow(ctx context.Context, wf *store.Workflow) error {
 	if wf.Name == "" || wf.Version == "" {
-		return badRequest("workflow name and version must not be empty")
+		return rowcodec.BadRequest("workflow name and version must not be empty")
 	}
 	createdAt := wf.CreatedAt
 	if createdAt.IsZero() {
@@ -509,7 +379,7 @@ func (s *Store) PutWorkflow(ctx context.Context, wf *store.Workflow) error {
 			return fmt.Errorf("put workflow %s/%s@%s: %w", wf.Namespace, wf.Name, wf.Version, err)
 		}
 		if _, err := conn.ExecContext(ctx, `INSERT INTO workflows (namespace, name, version, format, source, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			wf.Namespace, wf.Name, wf.Version, wf.Format, source, timeToNanos(createdAt)); err != nil {
+			wf.Namespace, wf.Name, wf.Version, wf.Format, source, rowcodec.Nanos(createdAt)); err != nil {
 			return fmt.Errorf("put workflow %s/%s@%s: %w", wf.Namespace, wf.Name, wf.Version, err)
 		}
 		return nil
@@ -518,13 +388,13 @@ func (s *Store) PutWorkflow(ctx context.Context, wf *store.Workflow) error {
 
 const workflowColumns = `namespace, name, version, format, source, created_at`
 
-func scanWorkflow(sc scanner) (*store.Workflow, error) {
+func scanWorkflow(sc rowcodec.Scanner) (*store.Workflow, error) {
 	var wf store.Workflow
 	var createdAt int64
 	if err := sc.Scan(&wf.Namespace, &wf.Name, &wf.Version, &wf.Format, &wf.Source, &createdAt); err != nil {
 		return nil, err
 	}
-	wf.CreatedAt = nanosToTime(createdAt)
+	wf.CreatedAt = rowcodec.FromNanos(createdAt)
 	return &wf, nil
 }
 
@@ -555,15 +425,8 @@ func (s *Store) ListWorkflows(ctx context.Context) ([]*store.Workflow, error) {
 		return nil, fmt.Errorf("list workflows: %w", err)
 	}
 	defer rows.Close()
-	var wfs []*store.Workflow
-	for rows.Next() {
-		wf, err := scanWorkflow(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list workflows: %w", err)
-		}
-		wfs = append(wfs, wf)
-	}
-	if err := rows.Err(); err != nil {
+	wfs, err := rowcodec.Collect(rows, scanWorkflow)
+	if err != nil {
 		return nil, fmt.Errorf("list workflows: %w", err)
 	}
 	return wfs, nil
@@ -596,7 +459,7 @@ func (s *Store) DeleteWorkflow(ctx context.Context, namespace, name, version str
 // conflicts.
 func (s *Store) PutFunction(ctx context.Context, fn *store.Function) error {
 	if fn.Name == "" || fn.Version == "" {
-		return badRequest("function name and version must not be empty")
+		return rowcodec.BadRequest("function name and version must not be empty")
 	}
 	createdAt := fn.CreatedAt
 	if createdAt.IsZero() {
@@ -619,7 +482,7 @@ func (s *Store) PutFunction(ctx context.Context, fn *store.Function) error {
 			return fmt.Errorf("put function %s@%s: %w", fn.Name, fn.Version, err)
 		}
 		if _, err := conn.ExecContext(ctx, `INSERT INTO functions (name, version, spec, created_at) VALUES (?, ?, ?, ?)`,
-			fn.Name, fn.Version, spec, timeToNanos(createdAt)); err != nil {
+			fn.Name, fn.Version, spec, rowcodec.Nanos(createdAt)); err != nil {
 			return fmt.Errorf("put function %s@%s: %w", fn.Name, fn.Version, err)
 		}
 		return nil
@@ -628,13 +491,13 @@ func (s *Store) PutFunction(ctx context.Context, fn *store.Function) error {
 
 const functionColumns = `name, version, spec, created_at`
 
-func scanFunction(sc scanner) (*store.Function, error) {
+func scanFunction(sc rowcodec.Scanner) (*store.Function, error) {
 	var fn store.Function
 	var createdAt int64
 	if err := sc.Scan(&fn.Name, &fn.Version, &fn.Spec, &createdAt); err != nil {
 		return nil, err
 	}
-	fn.CreatedAt = nanosToTime(createdAt)
+	fn.CreatedAt = rowcodec.FromNanos(createdAt)
 	return &fn, nil
 }
 
@@ -663,15 +526,8 @@ func (s *Store) ListFunctions(ctx context.Context) ([]*store.Function, error) {
 		return nil, fmt.Errorf("list functions: %w", err)
 	}
 	defer rows.Close()
-	var fns []*store.Function
-	for rows.Next() {
-		fn, err := scanFunction(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list functions: %w", err)
-		}
-		fns = append(fns, fn)
-	}
-	if err := rows.Err(); err != nil {
+	fns, err := rowcodec.Collect(rows, scanFunction)
+	if err != nil {
 		return nil, fmt.Errorf("list functions: %w", err)
 	}
 	return fns, nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/internal/rowcodec"
 )
 
 // GetState implements store.Store.
@@ -31,7 +32,7 @@ func (s *Store) GetState(ctx context.Context, key string) ([]byte, error) {
 // database lock.
 func (s *Store) PutState(ctx context.Context, key string, value []byte) error {
 	if key == "" {
-		return badRequest("state key must not be empty")
+		return rowcodec.BadRequest("state key must not be empty")
 	}
 	if value == nil {
 		value = []byte{}
@@ -39,7 +40,7 @@ func (s *Store) PutState(ctx context.Context, key string, value []byte) error {
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
 		if _, err := conn.ExecContext(ctx, `INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-			key, value, timeToNanos(time.Now())); err != nil {
+			key, value, rowcodec.Nanos(time.Now())); err != nil {
 			return fmt.Errorf("put state %s: %w", key, err)
 		}
 		return nil

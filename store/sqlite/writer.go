@@ -11,11 +11,9 @@ import (
 
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/internal/rowcodec"
+	"github.com/batonflow/baton/store/internal/writequeue"
 )
-
-// maxDeferredErrors bounds how many unwaited failures are kept for the next
-// waited caller; all of them are logged regardless.
-const maxDeferredErrors = 16
 
 // maxKnownInvocations bounds the writer's memory of invocation states;
 // past it the writer starts afresh and reloads states as appends come.
@@ -29,37 +27,13 @@ const (
 	kindOp
 )
 
-// encodedEvent is an event already turned into JSON by the calling
-// goroutine, so that encoding runs in parallel and the writer only binds
-// bytes.
-type encodedEvent struct {
-	seq  int64 // as given by the caller; 0 lets the store assign the next one
-	data []byte
-}
-
-// terminalUpdate is what a terminal event writes into the invocation row.
-type terminalUpdate struct {
-	status  core.Status
-	output  []byte
-	errJSON []byte
-	endedAt int64
-}
-
-type invocationRow struct {
-	namespace, workflow, version, parent string
-	status                               core.Status
-	input                                []byte
-	startedAt                            int64
-	durable                              bool
-}
-
 // request is one caller's write, queued for the writer goroutine.
 type request struct {
 	kind     requestKind
 	id       string
-	inv      *invocationRow
-	events   []encodedEvent
-	terminal *terminalUpdate
+	inv      *rowcodec.InvocationRow
+	events   []rowcodec.EncodedEvent
+	terminal *rowcodec.Terminal
 	// op runs arbitrary writes (workflows, functions) inside the batch's
 	// transaction, under a savepoint so that its failure stays its own.
 	op func(ctx context.Context, conn *sql.Conn) error
@@ -85,21 +59,20 @@ type writer struct {
 	conn     *sql.Conn
 	log      *slog.Logger
 	maxBatch int
-	queue    chan *request
+	queue    *writequeue.Queue[*request]
 	stopped  chan struct{}
 
-	loadState    *sql.Stmt
-	insertEvent  *sql.Stmt
-	insertInv    *sql.Stmt
-	finishInv    *sql.Stmt
-	dataVersion  *sql.Stmt
-	known        map[string]*invState
-	lastVersion  int64
-	results      []error
-	commits      atomic.Int64
-	writes       atomic.Int64
-	deferred     []error
-	deferredLost int
+	loadState   *sql.Stmt
+	insertEvent *sql.Stmt
+	insertInv   *sql.Stmt
+	finishInv   *sql.Stmt
+	dataVersion *sql.Stmt
+	known       map[string]*invState
+	lastVersion int64
+	results     []error
+	commits     atomic.Int64
+	writes      atomic.Int64
+	unwaited    writequeue.Unwaited
 }
 
 const (
@@ -117,7 +90,7 @@ func newWriter(ctx context.Context, conn *sql.Conn, log *slog.Logger, maxBatch, 
 		conn:     conn,
 		log:      log,
 		maxBatch: maxBatch,
-		queue:    make(chan *request, queueSize),
+		queue:    writequeue.New[*request](queueSize, ErrClosed),
 		stopped:  make(chan struct{}),
 		known:    make(map[string]*invState),
 	}
@@ -154,7 +127,7 @@ func (w *writer) closeStatements() {
 func (w *writer) run() {
 	defer close(w.stopped)
 	batch := make([]*request, 0, w.maxBatch)
-	for first := range w.queue {
+	for first := range w.queue.Requests() {
 		batch = w.fillNow(append(batch[:0], first))
 		if !anyWaiter(batch) {
 			batch = w.linger(batch)
@@ -187,7 +160,7 @@ func (w *writer) linger(batch []*request) []*request {
 	defer timer.Stop()
 	for len(batch) < w.maxBatch {
 		select {
-		case r, ok := <-w.queue:
+		case r, ok := <-w.queue.Requests():
 			if !ok {
 				return batch
 			}
@@ -206,7 +179,7 @@ func (w *writer) linger(batch []*request) []*request {
 func (w *writer) fillNow(batch []*request) []*request {
 	for len(batch) < w.maxBatch {
 		select {
-		case r, ok := <-w.queue:
+		case r, ok := <-w.queue.Requests():
 			if !ok {
 				return batch
 			}
@@ -250,12 +223,12 @@ func (w *writer) commitBatch(batch []*request) {
 		if r.done == nil {
 			if err != nil {
 				w.log.Error("sqlite store: unwaited write failed", "invocation", r.id, "error", err)
-				w.deferError(err)
+				w.unwaited.Add(err)
 			}
 			continue
 		}
 		if err == nil && r.kind != kindOp {
-			err = w.takeDeferred()
+			err = w.unwaited.Take()
 		}
 		r.done <- err
 	}
@@ -318,19 +291,6 @@ func (w *writer) state(ctx context.Context, id string) (*invState, error) {
 	return st, nil
 }
 
-// checkSeqs verifies that explicitly numbered events continue the history
-// without gaps or repeats.
-func checkSeqs(id string, lastSeq int64, events []encodedEvent) error {
-	next := lastSeq
-	for _, ev := range events {
-		next++
-		if ev.seq != 0 && ev.seq != next {
-			return fmt.Errorf("invocation %s: event seq %d does not follow %d: %w", id, ev.seq, next-1, store.ErrConflict)
-		}
-	}
-	return nil
-}
-
 func (w *writer) create(ctx context.Context, r *request) (reqErr, dbErr error) {
 	st, err := w.state(ctx, r.id)
 	if err != nil {
@@ -339,17 +299,17 @@ func (w *writer) create(ctx context.Context, r *request) (reqErr, dbErr error) {
 	if st.exists {
 		return fmt.Errorf("invocation %s already exists: %w", r.id, store.ErrConflict), nil
 	}
-	if err := checkSeqs(r.id, 0, r.events); err != nil {
+	if err := rowcodec.CheckSeqs(r.id, 0, r.events); err != nil {
 		return err, nil
 	}
 	inv := r.inv
-	status, endedAt := inv.status, int64(0)
+	status, endedAt := inv.Status, int64(0)
 	var output, errJSON []byte
 	if t := r.terminal; t != nil {
-		status, output, errJSON, endedAt = t.status, t.output, t.errJSON, t.endedAt
+		status, output, errJSON, endedAt = t.Status, t.Output, t.Error, rowcodec.Nanos(t.EndedAt)
 	}
-	if _, err := w.insertInv.ExecContext(ctx, r.id, inv.namespace, inv.workflow, inv.version, string(status),
-		inv.input, output, errJSON, inv.startedAt, endedAt, inv.durable, inv.parent); err != nil {
+	if _, err := w.insertInv.ExecContext(ctx, r.id, inv.Namespace, inv.Workflow, inv.Version, string(status),
+		inv.Input, output, errJSON, rowcodec.Nanos(inv.StartedAt), endedAt, inv.Durable, inv.Parent); err != nil {
 		return nil, fmt.Errorf("insert invocation %s: %w", r.id, err)
 	}
 	if err := w.writeEvents(ctx, r.id, 0, r.events); err != nil {
@@ -370,14 +330,14 @@ func (w *writer) appendEvents(ctx context.Context, r *request) (reqErr, dbErr er
 	case st.closed && len(r.events) > 0:
 		return fmt.Errorf("invocation %s has ended, its history is closed: %w", r.id, store.ErrConflict), nil
 	}
-	if err := checkSeqs(r.id, st.lastSeq, r.events); err != nil {
+	if err := rowcodec.CheckSeqs(r.id, st.lastSeq, r.events); err != nil {
 		return err, nil
 	}
 	if err := w.writeEvents(ctx, r.id, st.lastSeq, r.events); err != nil {
 		return nil, err
 	}
 	if t := r.terminal; t != nil {
-		if _, err := w.finishInv.ExecContext(ctx, string(t.status), t.output, t.errJSON, t.endedAt, r.id); err != nil {
+		if _, err := w.finishInv.ExecContext(ctx, string(t.Status), t.Output, t.Error, rowcodec.Nanos(t.EndedAt), r.id); err != nil {
 			return nil, fmt.Errorf("finish invocation %s: %w", r.id, err)
 		}
 		// Ended invocations take no more appends; the few that try are
@@ -389,10 +349,10 @@ func (w *writer) appendEvents(ctx context.Context, r *request) (reqErr, dbErr er
 	return nil, nil
 }
 
-func (w *writer) writeEvents(ctx context.Context, id string, lastSeq int64, events []encodedEvent) error {
+func (w *writer) writeEvents(ctx context.Context, id string, lastSeq int64, events []rowcodec.EncodedEvent) error {
 	for i, ev := range events {
 		seq := lastSeq + int64(i) + 1
-		if _, err := w.insertEvent.ExecContext(ctx, id, seq, ev.data); err != nil {
+		if _, err := w.insertEvent.ExecContext(ctx, id, seq, ev.Data); err != nil {
 			return fmt.Errorf("insert event %d of %s: %w", seq, id, err)
 		}
 	}
@@ -413,26 +373,4 @@ func (w *writer) runOp(ctx context.Context, r *request) (reqErr, dbErr error) {
 		return nil, fmt.Errorf("release savepoint: %w", err)
 	}
 	return opErr, nil
-}
-
-func (w *writer) deferError(err error) {
-	if len(w.deferred) >= maxDeferredErrors {
-		w.deferredLost++
-		return
-	}
-	w.deferred = append(w.deferred, err)
-}
-
-// takeDeferred hands the unwaited failures collected so far to one caller
-// and forgets them.
-func (w *writer) takeDeferred() error {
-	if len(w.deferred) == 0 && w.deferredLost == 0 {
-		return nil
-	}
-	errs := w.deferred
-	if w.deferredLost > 0 {
-		errs = append(errs, fmt.Errorf("%d more unwaited writes failed (see the log)", w.deferredLost))
-	}
-	w.deferred, w.deferredLost = nil, 0
-	return fmt.Errorf("%w: %w", store.ErrUnwaitedWriteFailed, errors.Join(errs...))
 }
