@@ -85,8 +85,11 @@ func (x *fexec) fail(p *problem.Problem) { x.a.fail(p) }
 
 // runGraph runs a KindGraph task.
 func (m *Machine) runGraph(a *act) {
+	if m.opts.JS == nil {
+		m.opts.JS = js.NewEvaluator(0)
+	}
 	env := &graphEnv{
-		js:         js.NewEvaluator(0),
+		js:         m.opts.JS,
 		workflow:   m.fissionWorkflow(a.task.Graph),
 		invocation: m.fissionInvocation(a.input),
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/batonflow/baton/dsl"
 	"github.com/batonflow/baton/expr"
+	"github.com/batonflow/baton/expr/js"
 	"github.com/batonflow/baton/problem"
 )
 
@@ -32,6 +33,10 @@ type Options struct {
 	Runtime map[string]any
 	// Evaluator compiles and caches expressions; share one per process.
 	Evaluator *expr.Evaluator
+	// JS evaluates the JavaScript expressions of Fission Workflows
+	// documents; share one per process too, so that compiled programs and
+	// runtimes are reused across invocations. Nil makes one when needed.
+	JS *js.Evaluator
 	// MaxSteps overrides DefaultMaxSteps when positive.
 	MaxSteps int
 	// Observer, when set, hears every task that starts and ends, for

@@ -19,6 +19,7 @@ import (
 	"github.com/batonflow/baton/dsl"
 	"github.com/batonflow/baton/events"
 	"github.com/batonflow/baton/expr"
+	"github.com/batonflow/baton/expr/js"
 	"github.com/batonflow/baton/grpccall"
 	"github.com/batonflow/baton/httpcall"
 	"github.com/batonflow/baton/lang"
@@ -87,6 +88,7 @@ type Engine struct {
 	store store.Store
 	log   *slog.Logger
 	eval  *expr.Evaluator
+	js    *js.Evaluator
 	http  *httpcall.Client
 	grpc  *grpccall.Client
 	// publisher delivers lifecycle events to Options.Events; nil without.
@@ -120,6 +122,7 @@ func New(opts Options) (*Engine, error) {
 		store:  opts.Store,
 		log:    opts.Logger,
 		eval:   expr.NewEvaluator(),
+		js:     js.NewEvaluator(0),
 		http:   &httpcall.Client{HTTP: opts.HTTPClient, Logger: opts.Logger, UserAgent: "baton/" + Version},
 		ctx:    ctx,
 		cancel: cancel,

@@ -59,6 +59,7 @@ func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets m
 		Secrets:   secrets,
 		Runtime:   runtimeDescriptor(),
 		Evaluator: e.eval,
+		JS:        e.js,
 		Observer:  e.instanceObserver(in),
 	})
 	e.invocationStarted(inv.ID, def)
