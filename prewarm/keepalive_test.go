@@ -169,6 +169,8 @@ func TestPredictiveEvictsAfterUse(t *testing.T) {
 	// The call is made: with no further call predicted, the instance is
 	// evicted as soon as it is idle again.
 	p.TaskStarted("i", "/do/2/c", "/do/2/c", "c", t0.Add(200*time.Millisecond))
+	p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(201 * time.Millisecond), Function: "fc", Instance: "fc/1"})
+	p.Observe(function.Event{Kind: function.EventIdle, Time: t0.Add(205 * time.Millisecond), Function: "fc", Instance: "fc/1"})
 	if d := k.Decide(function.IdleState{Function: "fc", IdleSince: t0.Add(205 * time.Millisecond), Now: t0.Add(205 * time.Millisecond)}); !d.Evict {
 		t.Fatalf("inner function kept after its call with nothing predicted: %+v", d)
 	}
@@ -192,6 +194,69 @@ func TestPredictiveEvictsAfterUse(t *testing.T) {
 	pf := &PerFunction{Default: OnDemand{}, Functions: map[string]function.KeepAlive{"fa": Fixed(time.Minute)}}
 	if pf.Decide(function.IdleState{Function: "fa", IdleSince: t0, Now: t0}).Evict || !pf.Decide(function.IdleState{Function: "zz", IdleSince: t0, Now: t0}).Evict {
 		t.Fatal("per-function routing")
+	}
+}
+
+// The engine may invoke a function well after the task calling it
+// started; an instance prepared for the call that becomes ready in
+// between is held for it until the call takes an instance.
+func TestPredictiveHoldsPreparedInstanceUntilTheCallTakesOne(t *testing.T) {
+	def := parse(t, chainDoc)
+	clock := NewVirtualClock(t0)
+	p := NewPlanner(Options{Preparer: &fakePreparer{clock: clock}, Clock: clock})
+	m := Compile(def, nil)
+	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
+	p.Stats().ObserveTask(m.ID, "/do/1/b", 100*time.Millisecond)
+	p.Stats().ObserveCold("fc", 50*time.Millisecond)
+	k := NewPredictive(p, OnDemand{})
+	idleAt := func(at time.Duration) function.IdleState {
+		return function.IdleState{Function: "fc", IdleSince: t0.Add(at), Now: t0.Add(at), PreparedFor: t0.Add(200 * time.Millisecond)}
+	}
+
+	p.InvocationStarted("i", def)
+	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+	clock.Advance(t0.Add(150 * time.Millisecond)) // fc's prepare is sent at 148ms
+	p.TaskStarted("i", "/do/2/c", "/do/2/c", "c", t0.Add(200*time.Millisecond))
+	// The prepared instance is ready at 230ms, before the call reaches
+	// the function layer: evicting it would make the call start cold.
+	if d := k.Decide(idleAt(230 * time.Millisecond)); d.Evict || d.RecheckAt.Before(t0.Add(time.Second)) {
+		t.Fatalf("prepared instance evicted while its call is being dispatched: %+v", d)
+	}
+	if c, ok := p.NextCall("fc", t0.Add(230*time.Millisecond)); !ok || !c.Prepared || !c.At.Equal(t0.Add(200*time.Millisecond)) {
+		t.Fatalf("NextCall fc while its call is dispatched = %+v %v", c, ok)
+	}
+	// The call takes the instance: nothing is held for it any more.
+	p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(240 * time.Millisecond), Function: "fc", Instance: "fc/1"})
+	if c, ok := p.NextCall("fc", t0.Add(240*time.Millisecond)); ok {
+		t.Fatalf("a call that took an instance is still held: %+v", c)
+	}
+	if d := k.Decide(idleAt(250 * time.Millisecond)); !d.Evict {
+		t.Fatalf("instance kept after the call it was prepared for: %+v", d)
+	}
+
+	// A call that never reaches the function layer holds the instance
+	// only until its prediction lapses, and not past its invocation.
+	p.InvocationStarted("j", def)
+	p.TaskStarted("j", "/do/0/a", "/do/0/a", "a", t0.Add(2*time.Second))
+	clock.Advance(t0.Add(2150 * time.Millisecond))
+	p.TaskStarted("j", "/do/2/c", "/do/2/c", "c", t0.Add(2200*time.Millisecond))
+	if _, ok := p.NextCall("fc", t0.Add(2300*time.Millisecond)); !ok {
+		t.Fatal("call being dispatched not held")
+	}
+	if c, ok := p.NextCall("fc", t0.Add(3300*time.Millisecond)); ok {
+		t.Fatalf("hold outlives its grace: %+v", c)
+	}
+	p.InvocationEnded("j")
+	if c, ok := p.NextCall("fc", t0.Add(2300*time.Millisecond)); ok {
+		t.Fatalf("hold outlives its invocation: %+v", c)
+	}
+
+	// A call whose prepare was never sent holds nothing.
+	p.InvocationStarted("k", def)
+	p.TaskStarted("k", "/do/0/a", "/do/0/a", "a", t0.Add(4*time.Second))
+	p.TaskStarted("k", "/do/2/c", "/do/2/c", "c", t0.Add(4*time.Second+time.Millisecond))
+	if c, ok := p.NextCall("fc", t0.Add(4*time.Second+2*time.Millisecond)); ok {
+		t.Fatalf("call without a prepare held: %+v", c)
 	}
 }
 

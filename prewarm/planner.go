@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -150,8 +151,16 @@ type Planner struct {
 	// upcoming holds, per function, the calls predicted by live
 	// invocations: what the workflow-aware keep-alive consults.
 	upcoming map[string]map[string]*plannedCall
-	entries  map[string]bool // functions first called by some workflow
-	inner    map[string]bool // functions called after another task
+	// dispatching holds, per function, the calls whose task started
+	// after a prepare for them was sent, oldest first, until the call
+	// takes an instance (its busy event). The engine may invoke the
+	// function well after the task started (a busy store, a loaded
+	// machine); a prepared instance that becomes ready in between must
+	// wait for the call rather than be evicted as unneeded, which would
+	// make the call start cold.
+	dispatching map[string][]dispatchingCall
+	entries     map[string]bool // functions first called by some workflow
+	inner       map[string]bool // functions called after another task
 	// late marks functions whose first prediction in an invocation came
 	// with less lead than their cold start: preparing cannot hide it, so
 	// their instances are left to the fallback keep-alive.
@@ -172,6 +181,17 @@ type plannedCall struct {
 	// timer sends the prepare at startAt; sent is set once it did.
 	timer Timer
 	sent  bool
+}
+
+// dispatchingCall is a call whose task started, with an instance
+// prepared for it, that has not taken an instance yet.
+type dispatchingCall struct {
+	invocation string
+	since      time.Time
+	// until is when the call no longer holds the prepared instance: the
+	// prediction's lapse, at least the rule's grace after the task
+	// started, in case the call never reaches the function layer.
+	until time.Time
 }
 
 // cancel stops a prepare not sent yet.
@@ -220,7 +240,7 @@ func NewPlanner(opts Options) *Planner {
 	return &Planner{
 		opts: opts, rule: opts.Rule.withDefaults(), clock: opts.Clock, log: opts.Logger, stats: NewStats(),
 		models: map[string]*Model{}, invocations: map[string]*invocation{},
-		upcoming: map[string]map[string]*plannedCall{}, entries: map[string]bool{}, inner: map[string]bool{}, late: map[string]bool{},
+		upcoming: map[string]map[string]*plannedCall{}, dispatching: map[string][]dispatchingCall{}, entries: map[string]bool{}, inner: map[string]bool{}, late: map[string]bool{},
 		busySince: map[string]time.Time{},
 	}
 }
@@ -308,6 +328,14 @@ func (p *Planner) InvocationEnded(id string) {
 		}
 	}
 	delete(p.invocations, id)
+	for fn, calls := range p.dispatching {
+		calls = slices.DeleteFunc(calls, func(c dispatchingCall) bool { return c.invocation == id })
+		if len(calls) == 0 {
+			delete(p.dispatching, fn)
+		} else {
+			p.dispatching[fn] = calls
+		}
+	}
 	for fn, calls := range p.upcoming {
 		if c := calls[id]; c != nil {
 			c.cancel()
@@ -368,9 +396,17 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 			p.stats.ObserveGap(at.Sub(inv.lastSeen))
 		}
 		// The call is being made: a prepare for it not sent yet would
-		// only start an instance nobody waits for.
+		// only start an instance nobody waits for; an instance already
+		// prepared is held for the call until it takes one.
 		if calls := p.upcoming[fn]; calls != nil {
 			if c := calls[id]; c != nil {
+				if c.sent {
+					until := c.until
+					if grace := at.Add(p.rule.Grace); until.Before(grace) {
+						until = grace
+					}
+					p.dispatching[fn] = append(p.dispatching[fn], dispatchingCall{invocation: id, since: at, until: until})
+				}
 				c.cancel()
 			}
 			delete(calls, id)
@@ -600,6 +636,7 @@ func (p *Planner) Observe(e function.Event) {
 	case function.EventBusy:
 		p.mu.Lock()
 		p.busySince[e.Instance] = e.Time
+		p.callDispatched(e.Function, e.Time)
 		p.mu.Unlock()
 	case function.EventIdle, function.EventEvicted:
 		p.mu.Lock()
@@ -610,6 +647,22 @@ func (p *Planner) Observe(e function.Event) {
 			p.stats.ObserveExec(e.Function, e.Time.Sub(began))
 		}
 	}
+}
+
+// callDispatched retires the oldest call of fn waiting to take an
+// instance, now that one did, and those that lapsed by now; p.mu is
+// held. Events do not say which invocation a call belongs to: calls of
+// one function take instances roughly in the order their tasks started.
+func (p *Planner) callDispatched(fn string, now time.Time) {
+	calls := slices.DeleteFunc(p.dispatching[fn], func(c dispatchingCall) bool { return c.until.Before(now) })
+	if len(calls) > 0 {
+		calls = calls[1:]
+	}
+	if len(calls) == 0 {
+		delete(p.dispatching, fn)
+		return
+	}
+	p.dispatching[fn] = calls
 }
 
 // PredictedCall is a call of a function that a live invocation (or an
@@ -623,12 +676,22 @@ type PredictedCall struct {
 }
 
 // NextCall returns the soonest call of fn that is predicted and whose
-// prediction has not lapsed by now.
+// prediction has not lapsed by now. A call whose task started with an
+// instance prepared for it counts, due at once, until it takes an
+// instance.
 func (p *Planner) NextCall(fn string, now time.Time) (PredictedCall, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var next PredictedCall
 	ok := false
+	for _, c := range p.dispatching[fn] {
+		if c.until.Before(now) {
+			continue
+		}
+		if !ok || c.since.Before(next.At) {
+			next, ok = PredictedCall{At: c.since, Until: c.until, Prob: 1, Prepared: true}, true
+		}
+	}
 	for _, c := range p.upcoming[fn] {
 		if c.until.Before(now) {
 			continue
