@@ -184,48 +184,45 @@ func (p *parser) schedule(n *yaml.Node, at path) *Schedule {
 }
 
 func (p *parser) input(n *yaml.Node, at path) *Input {
-	o := p.object(n, at, "schema", "from")
-	if !o.ok {
+	schema, from, ok := p.dataStage(n, at, "from")
+	if !ok {
 		return nil
 	}
-	in := &Input{}
-	if sn, sat, ok := o.get("schema"); ok {
-		in.Schema = p.schema(sn, sat)
-	}
-	if fn, fat, ok := o.get("from"); ok {
-		in.From = p.transform(fn, fat)
-	}
-	return in
+	return &Input{Schema: schema, From: from}
 }
 
 func (p *parser) output(n *yaml.Node, at path) *Output {
-	o := p.object(n, at, "schema", "as")
-	if !o.ok {
+	schema, as, ok := p.dataStage(n, at, "as")
+	if !ok {
 		return nil
 	}
-	out := &Output{}
-	if sn, sat, ok := o.get("schema"); ok {
-		out.Schema = p.schema(sn, sat)
-	}
-	if an, aat, ok := o.get("as"); ok {
-		out.As = p.transform(an, aat)
-	}
-	return out
+	return &Output{Schema: schema, As: as}
 }
 
 func (p *parser) export(n *yaml.Node, at path) *Export {
-	o := p.object(n, at, "schema", "as")
-	if !o.ok {
+	schema, as, ok := p.dataStage(n, at, "as")
+	if !ok {
 		return nil
 	}
-	ex := &Export{}
+	return &Export{Schema: schema, As: as}
+}
+
+// dataStage reads the shape input, output and export share: a schema and
+// one transformation, named by key (from or as).
+func (p *parser) dataStage(n *yaml.Node, at path, key string) (*Schema, any, bool) {
+	o := p.object(n, at, "schema", key)
+	if !o.ok {
+		return nil, nil, false
+	}
+	var schema *Schema
+	var transform any
 	if sn, sat, ok := o.get("schema"); ok {
-		ex.Schema = p.schema(sn, sat)
+		schema = p.schema(sn, sat)
 	}
-	if an, aat, ok := o.get("as"); ok {
-		ex.As = p.transform(an, aat)
+	if tn, tat, ok := o.get(key); ok {
+		transform = p.transform(tn, tat)
 	}
-	return ex
+	return schema, transform, true
 }
 
 // transform reads input.from, output.as or export.as: a runtime expression
