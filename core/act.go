@@ -45,6 +45,7 @@ type act struct {
 	input     any
 	startedAt time.Time
 	k         cont
+	desc      map[string]any // $task, built on first use
 }
 
 func (a *act) adopt(kid *act) {
@@ -68,20 +69,29 @@ func (a *act) vars(withInput bool) expr.Vars {
 	return v
 }
 
-// descriptor is the DSL's $task.
+// descriptor is the DSL's $task. Every expression of the task sees the
+// same one, so it is built once; the variant with the raw output (for
+// output.as and export.as) is a copy.
 func (a *act) descriptor(rawOutput any, withOutput bool) map[string]any {
-	d := map[string]any{
-		"name":      a.name,
-		"reference": a.ref,
-		"input":     a.rawInput,
-		"startedAt": dateTime(a.startedAt),
+	if a.desc == nil {
+		a.desc = map[string]any{
+			"name":      a.name,
+			"reference": a.ref,
+			"input":     a.rawInput,
+			"startedAt": dateTime(a.startedAt),
+		}
+		if a.task != nil {
+			a.desc["definition"] = a.task.Raw
+		}
 	}
-	if a.task != nil {
-		d["definition"] = a.task.Raw
+	if !withOutput {
+		return a.desc
 	}
-	if withOutput {
-		d["output"] = rawOutput
+	d := make(map[string]any, len(a.desc)+1)
+	for k, v := range a.desc {
+		d[k] = v
 	}
+	d["output"] = rawOutput
 	return d
 }
 
