@@ -36,6 +36,9 @@ func FunctionExecutor(fns FunctionCaller) Executor {
 			"instance": res.Instance,
 			"cold":     res.Cold,
 		}
+		if res.StartWait > 0 {
+			info["startWaitMs"] = ms(res.StartWait)
+		}
 		if res.Cold {
 			info["coldStartMs"] = ms(res.ColdStart.Total())
 			info["coldStart"] = map[string]any{

@@ -42,6 +42,7 @@ func (f *fakeFunctions) Call(_ context.Context, invocation string, c *core.Call)
 	}
 	if cold {
 		res.ColdStart = function.Phases{Compile: time.Millisecond, Instantiate: 2 * time.Millisecond, Init: 500 * time.Microsecond}
+		res.StartWait = 3600 * time.Microsecond
 	}
 	return res, nil
 }
@@ -124,8 +125,8 @@ func TestFunctionExecutorCallsRegisteredFunctions(t *testing.T) {
 		t.Fatalf("want Info on both completed calls, history %+v", hist)
 	}
 	first, second := infos[0], infos[1]
-	if first["cold"] != true || first["coldStartMs"] != 3.5 || first["version"] != "1" {
-		t.Fatalf("first call's Info %v: want a 3.5 ms cold start of version 1", first)
+	if first["cold"] != true || first["coldStartMs"] != 3.5 || first["startWaitMs"] != 3.6 || first["version"] != "1" {
+		t.Fatalf("first call's Info %v: want a 3.5 ms cold start of version 1, waited for 3.6 ms", first)
 	}
 	phases, _ := first["coldStart"].(map[string]any)
 	if phases["compileMs"] != 1.0 || phases["instantiateMs"] != 2.0 || phases["initMs"] != 0.5 {
@@ -134,7 +135,7 @@ func TestFunctionExecutorCallsRegisteredFunctions(t *testing.T) {
 	if _, ok := first["durationMs"].(float64); !ok {
 		t.Fatalf("first call's Info %v: want the engine's durationMs", first)
 	}
-	if second["cold"] != false || second["coldStart"] != nil {
+	if second["cold"] != false || second["coldStart"] != nil || second["startWaitMs"] != nil {
 		t.Fatalf("second call's Info %v: want a warm call", second)
 	}
 }

@@ -40,6 +40,9 @@ type Event struct {
 	Instance string    `json:"instance"`
 	// Phases is the cold start of a created instance.
 	Phases Phases `json:"phases,omitzero"`
+	// Waited is, on a busy event, how long the call waited for the
+	// instance to finish starting (Result.StartWait).
+	Waited time.Duration `json:"waited,omitempty"`
 	// Reason explains an eviction.
 	Reason string `json:"reason,omitempty"`
 	// Err is why a start failed, or what made an instance unhealthy.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -42,6 +43,11 @@ type Options struct {
 	// are noticed. Deploys through the Registry given to NewManager are
 	// noticed at once. Default: 2s.
 	SpecTTL time.Duration
+	// MaxPreparing is how many prepared (speculative) starts may run at
+	// once across all functions; others wait for a turn. Default:
+	// DefaultMaxPreparing(). Starts made for a waiting call are not
+	// limited.
+	MaxPreparing int
 	// StartTimeout bounds an instance's cold start. Default: 2 minutes
 	// (compiling a large module without a cache takes seconds).
 	StartTimeout time.Duration
@@ -60,6 +66,10 @@ type Result struct {
 	Cold bool
 	// ColdStart is the serving instance's cold start, when Cold.
 	ColdStart Phases
+	// StartWait is how long the call waited for an instance to finish
+	// starting, whether started for it (Cold) or prepared ahead and still
+	// starting when the call came: the cold-start latency the call paid.
+	StartWait time.Duration
 	// Duration is the whole call as the caller saw it: queueing, cold
 	// start and execution.
 	Duration time.Duration
@@ -103,11 +113,17 @@ type Manager struct {
 
 	prepMu     sync.Mutex
 	prepTimers map[*time.Timer]struct{}
+	prepSlots  chan struct{} // one token per prepared start running
 
 	bgMu     sync.Mutex
 	bgClosed bool
 	bg       sync.WaitGroup
 }
+
+// DefaultMaxPreparing is the default number of prepared starts that run
+// at once: half the usable CPUs, at least one, so that speculative starts
+// leave the calls and the engine a core.
+func DefaultMaxPreparing() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 // NewManager returns a Manager resolving functions through specs and
 // starting instances with the runtime of their kind.
@@ -123,6 +139,9 @@ func NewManager(specs Specs, runtimes map[Kind]Runtime, opts Options) (*Manager,
 	}
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = 2 * time.Minute
+	}
+	if opts.MaxPreparing <= 0 {
+		opts.MaxPreparing = DefaultMaxPreparing()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -145,6 +164,7 @@ func NewManager(specs Specs, runtimes map[Kind]Runtime, opts Options) (*Manager,
 		pools:      map[string]*pool{},
 		logs:       map[string]*eventLog{},
 		prepTimers: map[*time.Timer]struct{}{},
+		prepSlots:  make(chan struct{}, opts.MaxPreparing),
 	}
 	m.startCtx, m.cancelStart = context.WithCancel(context.Background())
 	m.observer = append(m.observer, opts.Observers...)

@@ -693,3 +693,81 @@ func TestCallFromAWorkflow(t *testing.T) {
 		})
 	}
 }
+
+// slowStartRuntime holds every start until release is closed, counting
+// the starts in progress.
+type slowStartRuntime struct {
+	fakeRuntime
+	release             chan struct{}
+	starting, peakStart atomic.Int32
+}
+
+func (r *slowStartRuntime) Start(ctx context.Context, spec *Spec) (Instance, Phases, error) {
+	n := r.starting.Add(1)
+	for {
+		peak := r.peakStart.Load()
+		if n <= peak || r.peakStart.CompareAndSwap(peak, n) {
+			break
+		}
+	}
+	defer r.starting.Add(-1)
+	select {
+	case <-r.release:
+	case <-ctx.Done():
+		return nil, Phases{}, ctx.Err()
+	}
+	return r.fakeRuntime.Start(ctx, spec)
+}
+
+// Prepared starts take turns; a call meanwhile waits for the prepared
+// instance of its function (not cold, but its wait is reported), and a
+// call whose function's prepare waits for a turn starts its own.
+func TestPreparedStartsTakeTurnsAndCallsReportTheirWait(t *testing.T) {
+	rt := &slowStartRuntime{release: make(chan struct{})}
+	specs := specMap{"f": {Name: "f", Version: "1", Runtime: KindProcess}, "g": {Name: "g", Version: "1", Runtime: KindProcess}}
+	m, err := NewManager(specs, map[Kind]Runtime{KindProcess: rt}, Options{MaxPreparing: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+
+	prepared := make(chan error, 2)
+	go func() { prepared <- m.Prepare(context.Background(), "f", time.Now()) }()
+	waitUntil(t, func() bool { return rt.starting.Load() == 1 })
+	go func() { prepared <- m.Prepare(context.Background(), "g", time.Now()) }()
+
+	type outcome struct {
+		res Result
+		err error
+	}
+	callF, callG := make(chan outcome, 1), make(chan outcome, 1)
+	go func() { r, err := m.Invoke(context.Background(), "f", 1); callF <- outcome{r, err} }()
+	go func() { r, err := m.Invoke(context.Background(), "g", 1); callG <- outcome{r, err} }()
+	// g's call does not queue behind g's prepare: it starts its own.
+	waitUntil(t, func() bool { return rt.starting.Load() == 2 })
+	time.Sleep(10 * time.Millisecond)
+	close(rt.release)
+
+	f := <-callF
+	if f.err != nil || f.res.Cold || f.res.StartWait < 10*time.Millisecond {
+		t.Fatalf("call of f during its prepared start: %+v %v; want warm with a start wait of at least 10ms", f.res, f.err)
+	}
+	// (Its prepare may get its turn and finish first once starts are
+	// released; either way the call waited for a start.)
+	g := <-callG
+	if g.err != nil || g.res.StartWait < 10*time.Millisecond {
+		t.Fatalf("call of g while its prepare waited for a turn: %+v %v", g.res, g.err)
+	}
+	for range 2 {
+		if err := <-prepared; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rt.peakStart.Load() != 2 {
+		t.Fatalf("peak concurrent starts %d before any was released, want 2 (one prepared, one for a call)", rt.peakStart.Load())
+	}
+	warm, err := m.Invoke(context.Background(), "f", 1)
+	if err != nil || warm.Cold || warm.StartWait != 0 {
+		t.Fatalf("warm call: %+v %v", warm, err)
+	}
+}

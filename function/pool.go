@@ -55,10 +55,12 @@ type member struct {
 }
 
 // grant is what a waiting call receives: an instance, or the error of the
-// start made for it.
+// start made for it. started is set when the instance comes straight from
+// its cold start (the call waited for a start, not for a busy instance).
 type grant struct {
-	member *member
-	err    error
+	member  *member
+	err     error
+	started bool
 }
 
 type waiter struct{ ch chan grant }
@@ -82,15 +84,18 @@ func (p *pool) event(kind EventKind, mb *member) Event {
 
 func (p *pool) invoke(ctx context.Context, input json.RawMessage, begin time.Time) (Result, error) {
 	res := Result{Version: p.spec.Version}
-	mb, err := p.acquire(ctx, begin)
+	mb, startWait, err := p.acquire(ctx, begin)
 	if err != nil {
 		return res, err
 	}
+	res.StartWait = startWait
 	res.Instance = mb.id
 	if mb.calls == 0 && !mb.prepared {
 		res.Cold, res.ColdStart = true, mb.phases
 	}
-	p.m.emit(p.log, p.event(EventBusy, mb))
+	busy := p.event(EventBusy, mb)
+	busy.Waited = startWait
+	p.m.emit(p.log, busy)
 
 	callCtx, cancel := context.WithTimeout(ctx, p.timeout)
 	execBegin := p.m.now()
@@ -115,8 +120,10 @@ func (p *pool) invoke(ctx context.Context, input json.RawMessage, begin time.Tim
 }
 
 // acquire returns an instance reserved for one call: an idle one, or one
-// started for this call or handed over by a finishing call.
-func (p *pool) acquire(ctx context.Context, arrival time.Time) (*member, error) {
+// started for this call or handed over by a finishing call. startWait is
+// how long the call waited for an instance that was starting (for it or
+// prepared ahead): the cold-start latency the call paid.
+func (p *pool) acquire(ctx context.Context, arrival time.Time) (mb *member, startWait time.Duration, err error) {
 	p.mu.Lock()
 	p.recordArrival(arrival)
 	for len(p.idle) > 0 && !p.retired {
@@ -129,20 +136,20 @@ func (p *pool) acquire(ctx context.Context, arrival time.Time) (*member, error) 
 		p.busy[mb] = struct{}{}
 		p.updateGauges()
 		p.mu.Unlock()
-		return mb, nil
+		return mb, 0, nil
 	}
 	if p.retired {
 		p.mu.Unlock()
 		// The version was replaced between resolving the pool and now:
 		// the caller sees it as a transient failure of this version.
-		return nil, problem.Runtime("function %s was replaced while the call was starting; retry", p.spec.Ref())
+		return nil, 0, problem.Runtime("function %s was replaced while the call was starting; retry", p.spec.Ref())
 	}
 	// Calls waiting for an instance being started for them are not
 	// queued: the queue is what waits for the pool to have room.
 	full := len(p.idle)+len(p.busy)+p.starting >= p.max
 	if q := p.spec.Limits.MaxQueue; q > 0 && full && len(p.waiters)-p.starting >= q {
 		p.mu.Unlock()
-		return nil, problem.Communication(429, "function %s has %d calls waiting for an instance already", p.spec.Ref(), q)
+		return nil, 0, problem.Communication(429, "function %s has %d calls waiting for an instance already", p.spec.Ref(), q)
 	}
 	w := &waiter{ch: make(chan grant, 1)}
 	p.waiters = append(p.waiters, w)
@@ -150,9 +157,13 @@ func (p *pool) acquire(ctx context.Context, arrival time.Time) (*member, error) 
 	p.metrics.queued.Set(float64(len(p.waiters)))
 	p.mu.Unlock()
 
+	waitBegin := p.m.now()
 	select {
 	case g := <-w.ch:
-		return g.member, g.err
+		if g.started {
+			startWait = p.m.now().Sub(waitBegin)
+		}
+		return g.member, startWait, g.err
 	case <-ctx.Done():
 	}
 	p.mu.Lock()
@@ -161,7 +172,7 @@ func (p *pool) acquire(ctx context.Context, arrival time.Time) (*member, error) 
 			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
 			p.metrics.queued.Set(float64(len(p.waiters)))
 			p.mu.Unlock()
-			return nil, CallError(ctx, p.spec, p.timeout, ctx.Err())
+			return nil, 0, CallError(ctx, p.spec, p.timeout, ctx.Err())
 		}
 	}
 	p.mu.Unlock()
@@ -169,7 +180,7 @@ func (p *pool) acquire(ctx context.Context, arrival time.Time) (*member, error) 
 	if g := <-w.ch; g.member != nil {
 		p.putBack(g.member)
 	}
-	return nil, CallError(ctx, p.spec, p.timeout, ctx.Err())
+	return nil, 0, CallError(ctx, p.spec, p.timeout, ctx.Err())
 }
 
 // fillLocked starts instances for waiters that no start in flight will
@@ -234,7 +245,7 @@ func (p *pool) start(prepared bool, preparedFor time.Time) (*member, error) {
 		p.m.emit(p.log, Event{Kind: EventEvicted, Time: p.m.now(), Function: p.spec.Name, Version: p.spec.Version, Instance: id, Reason: ReasonRetired})
 		return nil, errors.New("pool retired")
 	}
-	p.handOffLocked(mb) // unlocks
+	p.handOffLocked(mb, true) // unlocks
 	return mb, nil
 }
 
@@ -250,9 +261,9 @@ func startError(ctx context.Context, spec *Spec, err error) error {
 }
 
 // handOffLocked gives a ready instance to the first waiter, or parks it
-// idle and asks the keep-alive policy about it. It is called with mu held
-// and releases it.
-func (p *pool) handOffLocked(mb *member) {
+// idle and asks the keep-alive policy about it; started says it comes
+// from its cold start. It is called with mu held and releases it.
+func (p *pool) handOffLocked(mb *member, started bool) {
 	if len(p.waiters) > 0 {
 		w := p.waiters[0]
 		p.waiters = p.waiters[1:]
@@ -260,7 +271,7 @@ func (p *pool) handOffLocked(mb *member) {
 		p.busy[mb] = struct{}{}
 		p.updateGauges()
 		p.mu.Unlock()
-		w.ch <- grant{member: mb}
+		w.ch <- grant{member: mb, started: started}
 		return
 	}
 	mb.idleSince = p.m.now()
@@ -295,7 +306,7 @@ func (p *pool) release(mb *member, healthy bool, callErr error, took time.Durati
 		p.mu.Unlock()
 		return
 	}
-	p.handOffLocked(mb)
+	p.handOffLocked(mb, false)
 }
 
 // putBack returns an instance no call used.
@@ -307,7 +318,7 @@ func (p *pool) putBack(mb *member) {
 		p.mu.Unlock()
 		return
 	}
-	p.handOffLocked(mb)
+	p.handOffLocked(mb, false)
 }
 
 // evictLocked forgets an instance and closes it in the background.
@@ -400,32 +411,49 @@ func (p *pool) sweep(now time.Time) time.Time {
 }
 
 // prepare makes sure an instance will be idle and ready by the given
-// time, starting one now if needed and possible.
+// time, starting one as soon as a prepare slot is free if needed and
+// possible. Prepared starts take turns (Options.MaxPreparing at a time):
+// they are speculative, and on a small machine a burst of them would take
+// the cores from the calls and the engine they are meant to speed up. A
+// prepare waiting for its turn does not hold a place in the pool: a call
+// that comes meanwhile starts its own instance rather than queue behind it.
 func (p *pool) prepare(ctx context.Context, by time.Time) error {
 	p.mu.Lock()
 	if by.After(p.prepared) {
 		p.prepared = by
 	}
-	if p.retired || len(p.idle) > 0 || len(p.idle)+len(p.busy)+p.starting >= p.max {
+	if !p.needsPreparedLocked() {
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.Unlock()
+
+	select {
+	case p.m.prepSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.m.startCtx.Done():
+		return errManagerClosed
+	}
+	defer func() { <-p.m.prepSlots }()
+	p.mu.Lock()
+	if !p.needsPreparedLocked() {
 		p.mu.Unlock()
 		return nil
 	}
 	p.starting++
 	p.updateGauges()
 	p.mu.Unlock()
+	_, err := p.start(true, by)
+	return err
+}
 
-	done := make(chan error, 1)
-	go func() {
-		_, err := p.start(true, by)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		// The start goes on and its instance joins the pool.
-		return ctx.Err()
-	}
+// needsPreparedLocked reports whether a prepared instance should be
+// started: no idle one is waiting, no start is in flight beyond those the
+// waiting calls will take, and the pool has room.
+func (p *pool) needsPreparedLocked() bool {
+	return !p.retired && len(p.idle) == 0 && p.starting <= len(p.waiters) &&
+		len(p.idle)+len(p.busy)+p.starting < p.max
 }
 
 // retire stops the pool: idle instances are closed now, busy ones when
