@@ -62,7 +62,7 @@ func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets m
 		JS:        e.js,
 		Observer:  e.instanceObserver(in),
 	})
-	e.invocationStarted(inv.ID, def)
+	e.invocationStarted(inv.ID, def, inv.StartedAt)
 	return in
 }
 

@@ -343,6 +343,10 @@ func (k *Predictive) Observe(e function.Event) {
 	}
 }
 
+// recheckAfterDue is how long past a predicted call the workflow-aware
+// policy looks at an instance kept for it again.
+const recheckAfterDue = 5 * time.Millisecond
+
 // Decide implements function.KeepAlive.
 func (k *Predictive) Decide(s function.IdleState) function.Decision {
 	if c, ok := k.Planner.NextCall(s.Function, s.Now); ok {
@@ -350,7 +354,19 @@ func (k *Predictive) Decide(s function.IdleState) function.Decision {
 		// A call an instance was prepared for finds it waiting: the
 		// prepare is not sent again, so evicting would make the call cold.
 		if c.Prepared || k.Planner.rule.Keep(c.Prob, k.Planner.ColdStart(s.Function), wait) {
-			return function.Decision{RecheckAt: c.Until}
+			// Asked again just after the call is due (once it took an
+			// instance, or its path was not taken, this one is surplus),
+			// and past that when the prediction lapses.
+			recheck := c.At.Add(recheckAfterDue)
+			if !recheck.After(s.Now) {
+				// Overdue: look again as long after as it is late
+				// already, so that a call held up long costs few checks.
+				recheck = s.Now.Add(max(recheckAfterDue, s.Now.Sub(c.At)))
+			}
+			if recheck.After(c.Until) {
+				recheck = c.Until
+			}
+			return function.Decision{RecheckAt: recheck}
 		}
 	}
 	if k.Planner.Inner(s.Function) {

@@ -135,14 +135,16 @@ func TestPredictiveKeepsOnlyWithinBreakEven(t *testing.T) {
 			p.Stats().ObserveTask(m.ID, "/do/1/b", 100*time.Millisecond)
 			p.Stats().ObserveCold("fc", 50*time.Millisecond)
 			k := NewPredictive(p, Fixed(time.Minute))
-			p.InvocationStarted("i", def)
+			p.InvocationStarted("i", def, t0)
 			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
 			d := k.Decide(function.IdleState{Function: "fc", IdleSince: t0, Now: t0.Add(tt.now)})
 			if d.Evict != tt.evict {
 				t.Fatalf("Decide at %v = %+v, want evict %v", tt.now, d, tt.evict)
 			}
-			if !d.Evict && !d.RecheckAt.Equal(t0.Add(1200*time.Millisecond)) {
-				t.Fatalf("kept until %v, want the prediction's lapse at 1.2s", d.RecheckAt.Sub(t0))
+			// Kept, it is looked at again just after the call is due.
+			want := max(200*time.Millisecond, tt.now) + recheckAfterDue
+			if !d.Evict && !d.RecheckAt.Equal(t0.Add(want)) {
+				t.Fatalf("kept until %v, want %v", d.RecheckAt.Sub(t0), want)
 			}
 		})
 	}
@@ -157,7 +159,7 @@ func TestPredictiveEvictsAfterUse(t *testing.T) {
 	p.Stats().ObserveTask(m.ID, "/do/1/b", 100*time.Millisecond)
 	p.Stats().ObserveCold("fc", 50*time.Millisecond)
 	k := NewPredictive(p, Fixed(time.Minute))
-	p.InvocationStarted("i", def)
+	p.InvocationStarted("i", def, t0)
 	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
 
 	// Once its prepare is sent (at 148ms), an instance that is ready
@@ -175,7 +177,7 @@ func TestPredictiveEvictsAfterUse(t *testing.T) {
 		t.Fatalf("inner function kept after its call with nothing predicted: %+v", d)
 	}
 	// Another invocation predicting fc soon keeps it instead.
-	p.InvocationStarted("j", def)
+	p.InvocationStarted("j", def, t0)
 	p.TaskStarted("j", "/do/1/b", "/do/1/b", "b", t0.Add(150*time.Millisecond))
 	if d := k.Decide(function.IdleState{Function: "fc", IdleSince: t0.Add(205 * time.Millisecond), Now: t0.Add(205 * time.Millisecond)}); d.Evict {
 		t.Fatalf("instance evicted 45ms before a predicted call that costs 50ms to start: %+v", d)
@@ -213,13 +215,13 @@ func TestPredictiveHoldsPreparedInstanceUntilTheCallTakesOne(t *testing.T) {
 		return function.IdleState{Function: "fc", IdleSince: t0.Add(at), Now: t0.Add(at), PreparedFor: t0.Add(200 * time.Millisecond)}
 	}
 
-	p.InvocationStarted("i", def)
+	p.InvocationStarted("i", def, t0)
 	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
 	clock.Advance(t0.Add(150 * time.Millisecond)) // fc's prepare is sent at 148ms
 	p.TaskStarted("i", "/do/2/c", "/do/2/c", "c", t0.Add(200*time.Millisecond))
 	// The prepared instance is ready at 230ms, before the call reaches
 	// the function layer: evicting it would make the call start cold.
-	if d := k.Decide(idleAt(230 * time.Millisecond)); d.Evict || d.RecheckAt.Before(t0.Add(time.Second)) {
+	if d := k.Decide(idleAt(230 * time.Millisecond)); d.Evict || !d.RecheckAt.After(t0.Add(230*time.Millisecond)) {
 		t.Fatalf("prepared instance evicted while its call is being dispatched: %+v", d)
 	}
 	if c, ok := p.NextCall("fc", t0.Add(230*time.Millisecond)); !ok || !c.Prepared || !c.At.Equal(t0.Add(200*time.Millisecond)) {
@@ -236,7 +238,7 @@ func TestPredictiveHoldsPreparedInstanceUntilTheCallTakesOne(t *testing.T) {
 
 	// A call that never reaches the function layer holds the instance
 	// only until its prediction lapses, and not past its invocation.
-	p.InvocationStarted("j", def)
+	p.InvocationStarted("j", def, t0)
 	p.TaskStarted("j", "/do/0/a", "/do/0/a", "a", t0.Add(2*time.Second))
 	clock.Advance(t0.Add(2150 * time.Millisecond))
 	p.TaskStarted("j", "/do/2/c", "/do/2/c", "c", t0.Add(2200*time.Millisecond))
@@ -252,7 +254,7 @@ func TestPredictiveHoldsPreparedInstanceUntilTheCallTakesOne(t *testing.T) {
 	}
 
 	// A call whose prepare was never sent holds nothing.
-	p.InvocationStarted("k", def)
+	p.InvocationStarted("k", def, t0)
 	p.TaskStarted("k", "/do/0/a", "/do/0/a", "a", t0.Add(4*time.Second))
 	p.TaskStarted("k", "/do/2/c", "/do/2/c", "c", t0.Add(4*time.Second+time.Millisecond))
 	if c, ok := p.NextCall("fc", t0.Add(4*time.Second+2*time.Millisecond)); ok {

@@ -84,6 +84,25 @@ func (m *Model) index(l dsl.TaskList, owner *dsl.Task) {
 	}
 }
 
+// inFork reports whether a task runs beside others of its invocation: in
+// a fork's branch, or as a node of a graph (which the model does not
+// index). A prediction made from such a task does not cover its siblings.
+func (m *Model) inFork(ref string) bool {
+	for {
+		fr, ok := m.frames[ref]
+		if !ok {
+			return true
+		}
+		if fr.owner == nil {
+			return false
+		}
+		if fr.owner.Kind == dsl.KindFork || fr.owner.Kind == dsl.KindGraph {
+			return true
+		}
+		ref = fr.owner.Ref
+	}
+}
+
 // Function returns the Baton function a task calls, if it is such a call.
 func (m *Model) Function(ref string) (string, bool) {
 	t := m.tasks[ref]

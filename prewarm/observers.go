@@ -32,14 +32,14 @@ func (o Observers) TaskEnded(invocation, key, ref, name string, at time.Time, er
 }
 
 type invocationObserver interface {
-	InvocationStarted(invocation string, def *dsl.Workflow)
+	InvocationStarted(invocation string, def *dsl.Workflow, arrived time.Time)
 	InvocationEnded(invocation string)
 }
 
-func (o Observers) InvocationStarted(invocation string, def *dsl.Workflow) {
+func (o Observers) InvocationStarted(invocation string, def *dsl.Workflow, arrived time.Time) {
 	for _, x := range o {
 		if io, ok := x.(invocationObserver); ok {
-			io.InvocationStarted(invocation, def)
+			io.InvocationStarted(invocation, def, arrived)
 		}
 	}
 }

@@ -51,23 +51,33 @@ const StatsKey = "prewarm/stats"
 // much early); one that does not costs Grace, how long the workflow-aware
 // keep-alive waits past the predicted time before evicting the instance.
 //
-// Prepared instances are started just in time: ready by the predicted
-// call, started the expected cold start and Margin before it. After a
+// Prepared instances are started just in time: ready a margin before the
+// predicted call, started the expected cold start before that. The
+// margin is Margin until the planner has seen how early its instances
+// turn out against their aim; then it is the one that makes a call wait
+// with probability IdleCost / (1 + IdleCost), which minimises the
+// expected cost of idling early and waiting late. After a
 // call, the workflow-aware keep-alive keeps an instance only when the
 // next predicted call of its function is nearer than the break-even time,
 // KeepFactor × prob × coldStart: waiting idle for t costs t instance
 // seconds, a cold start costs its duration in latency.
 type Rule struct {
 	// IdleCost is the price of an idle instance-second in seconds of
-	// latency. Default 0.05: a second of idle instance is worth 50 ms of
+	// latency. Default 0.2: a second of idle instance is worth 200 ms of
 	// latency saved.
 	IdleCost float64
 	// Margin is how long before the predicted call the instance should be
-	// ready: slack for the error of the predicted time and the cold
-	// start. Default 2ms.
+	// ready, until the errors of the function's prepares are learned:
+	// slack for the error of the predicted time and of the cold start.
+	// Negative aims late: the call may wait up to that long for the end
+	// of the start, and the instance seldom waits for the call. Default
+	// (zero) 2ms.
 	Margin time.Duration
-	// Grace is how long an unused prepared instance is kept after its
-	// predicted time. Default 1s.
+	// Grace is how long an instance prepared for an expected arrival is
+	// kept past the arrival's window, and the least time a call whose
+	// task started holds its prepared instance before the call reaches
+	// the function layer. (A call whose path is not taken releases its
+	// instance as soon as the path is known.) Default 100ms.
 	Grace time.Duration
 	// KeepFactor scales the break-even time up to which an idle instance
 	// is kept for its function's next predicted call. Default 1: keep
@@ -77,16 +87,16 @@ type Rule struct {
 
 func (r Rule) withDefaults() Rule {
 	if r.IdleCost <= 0 {
-		r.IdleCost = 0.05
+		r.IdleCost = 0.2
 	}
-	if r.Margin <= 0 {
+	if r.Margin == 0 {
 		r.Margin = 2 * time.Millisecond
 	}
 	if r.KeepFactor <= 0 {
 		r.KeepFactor = 1
 	}
 	if r.Grace <= 0 {
-		r.Grace = time.Second
+		r.Grace = 100 * time.Millisecond
 	}
 	return r
 }
@@ -94,7 +104,7 @@ func (r Rule) withDefaults() Rule {
 // Worth applies the rule.
 func (r Rule) Worth(prob float64, coldStart time.Duration) bool {
 	gain := prob * coldStart.Seconds()
-	cost := r.IdleCost * (r.Margin.Seconds() + (1-prob)*r.Grace.Seconds())
+	cost := r.IdleCost * (max(r.Margin, 0).Seconds() + (1-prob)*r.Grace.Seconds())
 	return gain >= cost
 }
 
@@ -122,8 +132,20 @@ type Options struct {
 	Lookahead time.Duration
 	// MinProbability prunes unlikely paths. Default 0.01.
 	MinProbability float64
+	// PrepareSlots is how many prepared starts the Preparer runs at once
+	// (function.Options.MaxPreparing); the planner staggers the prepares
+	// of one invocation so that none waits for a turn past its call.
+	// Default function.DefaultMaxPreparing().
+	PrepareSlots int
 	// Subflows resolves `run: workflow` children; nil leaves them opaque.
 	Subflows Subflows
+	// ArrivalTolerance is the largest spread of a workflow's
+	// inter-arrival times (their median absolute deviation), as a
+	// fraction of their median, for which its next invocation is
+	// predicted and its functions, the entry ones included, are prepared
+	// just in time for it. Default 0.05; negative turns arrival
+	// prediction off.
+	ArrivalTolerance float64
 	// Enabled selects the workflows to prewarm for (all when nil). A
 	// workflow whose document.metadata has `baton.prewarm: false` is
 	// never prewarmed for.
@@ -151,13 +173,13 @@ type Planner struct {
 	// upcoming holds, per function, the calls predicted by live
 	// invocations: what the workflow-aware keep-alive consults.
 	upcoming map[string]map[string]*plannedCall
-	// dispatching holds, per function, the calls whose task started
-	// after a prepare for them was sent, oldest first, until the call
-	// takes an instance (its busy event). The engine may invoke the
-	// function well after the task started (a busy store, a loaded
-	// machine); a prepared instance that becomes ready in between must
-	// wait for the call rather than be evicted as unneeded, which would
-	// make the call start cold.
+	// dispatching holds, per function, the calls whose task started,
+	// oldest first, until the call takes an instance (its busy event),
+	// which tells how long the call waited for an instance to start. The
+	// engine may invoke the function well after the task started (a busy
+	// store, a loaded machine); an instance prepared for the call that
+	// becomes ready in between must wait for the call rather than be
+	// evicted as unneeded, which would make the call start cold.
 	dispatching map[string][]dispatchingCall
 	entries     map[string]bool // functions first called by some workflow
 	inner       map[string]bool // functions called after another task
@@ -166,12 +188,23 @@ type Planner struct {
 	// their instances are left to the fallback keep-alive.
 	late      map[string]bool
 	busySince map[string]time.Time // instance id -> busy since
+	// fresh marks instances started and not yet used; readyAt is when
+	// such an instance became ready and idle, to learn how early
+	// prepared instances are (Stats.ObserveReadiness).
+	fresh   map[string]bool
+	readyAt map[string]time.Time
+	// arrivals learns each workflow's arrival pattern, pending holds the
+	// arrival each workflow is expected next (both by model id).
+	arrivals map[string]*arrivalPattern
+	pending  map[string]*expectation
 }
 
 type plannedCall struct {
 	at time.Time
-	// until is when the prediction lapses: the predicted time plus the
-	// rule's grace, or the end of an expected arrival's window.
+	// until is when the prediction lapses: the end of an expected
+	// arrival's window and the rule's grace; for a live invocation's
+	// call, once it is long overdue (it is dropped sooner when the
+	// invocation takes another path or ends).
 	until time.Time
 	prob  float64
 	// readyBy is the time the prepare of this call is for, zero when the
@@ -181,17 +214,22 @@ type plannedCall struct {
 	// timer sends the prepare at startAt; sent is set once it did.
 	timer Timer
 	sent  bool
+	// lead is, once sent, how long before the predicted call the
+	// instance was aimed to be ready.
+	lead time.Duration
 }
 
-// dispatchingCall is a call whose task started, with an instance
-// prepared for it, that has not taken an instance yet.
+// dispatchingCall is a call whose task started that has not taken an
+// instance yet.
 type dispatchingCall struct {
-	invocation string
-	since      time.Time
-	// until is when the call no longer holds the prepared instance: the
-	// prediction's lapse, at least the rule's grace after the task
-	// started, in case the call never reaches the function layer.
-	until time.Time
+	invocation, key string
+	since           time.Time
+	// holdUntil, for a call an instance was prepared for, is when the
+	// call no longer holds it: the prediction's lapse, at least the
+	// rule's grace after the task started, in case the call never
+	// reaches the function layer. Zero when nothing was prepared.
+	holdUntil time.Time
+	lead      time.Duration // the prepared instance's aimed lead
 }
 
 // cancel stops a prepare not sent yet.
@@ -203,15 +241,21 @@ func (c *plannedCall) cancel() {
 }
 
 type invocation struct {
-	model    *Model
-	enabled  bool
+	model   *Model
+	enabled bool
+	// planned are the functions this invocation has upcoming calls of.
+	planned  map[string]bool
 	started  map[string]time.Time // task key -> start
 	lastSeen time.Time
 	// pendingSwitch: switches that ended, by the ref of their list, with
 	// the case each target task stands for.
 	pendingSwitch map[string]*pendingSwitch
-	loops         map[string]int  // for ref -> iterations begun
-	caught        map[string]bool // try ref -> its catch block ran
+	// waited is, per call task, how long its call waited for an instance
+	// to start: taken off the task's duration, so that predictions assume
+	// the warm calls that prewarming makes.
+	waited map[string]time.Duration
+	loops  map[string]int  // for ref -> iterations begun
+	caught map[string]bool // try ref -> its catch block ran
 }
 
 type pendingSwitch struct {
@@ -237,11 +281,17 @@ func NewPlanner(opts Options) *Planner {
 	if opts.MinProbability <= 0 {
 		opts.MinProbability = 0.01
 	}
+	if opts.PrepareSlots <= 0 {
+		opts.PrepareSlots = function.DefaultMaxPreparing()
+	}
+	if opts.ArrivalTolerance == 0 {
+		opts.ArrivalTolerance = 0.05
+	}
 	return &Planner{
 		opts: opts, rule: opts.Rule.withDefaults(), clock: opts.Clock, log: opts.Logger, stats: NewStats(),
 		models: map[string]*Model{}, invocations: map[string]*invocation{},
 		upcoming: map[string]map[string]*plannedCall{}, dispatching: map[string][]dispatchingCall{}, entries: map[string]bool{}, inner: map[string]bool{}, late: map[string]bool{},
-		busySince: map[string]time.Time{},
+		busySince: map[string]time.Time{}, fresh: map[string]bool{}, readyAt: map[string]time.Time{}, arrivals: map[string]*arrivalPattern{}, pending: map[string]*expectation{},
 	}
 }
 
@@ -291,10 +341,13 @@ func (p *Planner) enabled(def *dsl.Workflow) bool {
 	return p.opts.Enabled == nil || p.opts.Enabled(def)
 }
 
-// InvocationStarted implements engine.InvocationObserver.
-func (p *Planner) InvocationStarted(id string, def *dsl.Workflow) {
+// InvocationStarted implements engine.InvocationObserver. An invocation
+// that was expected (its arrival predicted) takes over the calls planned
+// for it; the arrival is learned, and when the workflow's arrivals are
+// regular the next one is expected and planned for.
+func (p *Planner) InvocationStarted(id string, def *dsl.Workflow, arrived time.Time) {
+	now := p.clock.Now()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	key := def.Document.Namespace + "/" + def.Document.Name + "/" + def.Document.Version
 	m := p.models[key]
 	if m == nil || m.def != def {
@@ -308,10 +361,53 @@ func (p *Planner) InvocationStarted(id string, def *dsl.Workflow) {
 			}
 		}
 	}
-	p.invocations[id] = &invocation{
-		model: m, enabled: p.enabled(def), started: map[string]time.Time{},
-		pendingSwitch: map[string]*pendingSwitch{}, loops: map[string]int{}, caught: map[string]bool{},
+	inv := newInvocation(m, p.enabled(def))
+	p.invocations[id] = inv
+	if e := p.pending[m.ID]; e != nil && !now.Before(e.from) && !now.After(e.until) {
+		delete(p.pending, m.ID)
+		p.adoptLocked(e.id, id)
 	}
+	ap := p.arrivals[m.ID]
+	if ap == nil {
+		ap = &arrivalPattern{}
+		p.arrivals[m.ID] = ap
+	}
+	ap.observe(arrived)
+	next, spread, regular := ap.predict(p.opts.ArrivalTolerance)
+	p.mu.Unlock()
+	if regular && inv.enabled && next.Sub(now) <= p.opts.Lookahead {
+		// The window covers the schedule's jitter; a tick that does not
+		// come releases what was prepared for it after the rule's grace.
+		p.expect(m, next, now, 3*spread, "")
+	}
+}
+
+func newInvocation(m *Model, enabled bool) *invocation {
+	return &invocation{
+		model: m, enabled: enabled, planned: map[string]bool{}, started: map[string]time.Time{},
+		pendingSwitch: map[string]*pendingSwitch{}, loops: map[string]int{}, caught: map[string]bool{},
+		waited: map[string]time.Duration{},
+	}
+}
+
+// adoptLocked hands the calls planned for an expected arrival over to the
+// invocation that arrived: the instances prepared (or about to be) are
+// now held for it, and its own predictions move their timers. p.mu is
+// held.
+func (p *Planner) adoptLocked(expected, id string) {
+	from := p.invocations[expected]
+	to := p.invocations[id]
+	if from == nil || to == nil {
+		return
+	}
+	for fn := range from.planned {
+		if calls := p.upcoming[fn]; calls != nil && calls[expected] != nil {
+			calls[id] = calls[expected]
+			delete(calls, expected)
+			to.planned[fn] = true
+		}
+	}
+	delete(p.invocations, expected)
 }
 
 // InvocationEnded implements engine.InvocationObserver.
@@ -328,6 +424,9 @@ func (p *Planner) InvocationEnded(id string) {
 		}
 	}
 	delete(p.invocations, id)
+	if e := p.pending[inv.model.ID]; e != nil && e.id == id {
+		delete(p.pending, inv.model.ID)
+	}
 	for fn, calls := range p.dispatching {
 		calls = slices.DeleteFunc(calls, func(c dispatchingCall) bool { return c.invocation == id })
 		if len(calls) == 0 {
@@ -336,14 +435,24 @@ func (p *Planner) InvocationEnded(id string) {
 			p.dispatching[fn] = calls
 		}
 	}
-	for fn, calls := range p.upcoming {
-		if c := calls[id]; c != nil {
-			c.cancel()
-		}
-		delete(calls, id)
-		if len(calls) == 0 {
-			delete(p.upcoming, fn)
-		}
+	for fn := range inv.planned {
+		p.forgetLocked(fn, id)
+	}
+}
+
+// forgetLocked drops an invocation's upcoming call of fn, and the prepare
+// not sent for it; p.mu is held.
+func (p *Planner) forgetLocked(fn, id string) {
+	calls := p.upcoming[fn]
+	if c := calls[id]; c != nil {
+		c.cancel()
+	}
+	delete(calls, id)
+	if len(calls) == 0 {
+		delete(p.upcoming, fn)
+	}
+	if inv := p.invocations[id]; inv != nil {
+		delete(inv.planned, fn)
 	}
 }
 
@@ -398,19 +507,15 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 		// The call is being made: a prepare for it not sent yet would
 		// only start an instance nobody waits for; an instance already
 		// prepared is held for the call until it takes one.
-		if calls := p.upcoming[fn]; calls != nil {
-			if c := calls[id]; c != nil {
-				if c.sent {
-					until := c.until
-					if grace := at.Add(p.rule.Grace); until.Before(grace) {
-						until = grace
-					}
-					p.dispatching[fn] = append(p.dispatching[fn], dispatchingCall{invocation: id, since: at, until: until})
-				}
-				c.cancel()
+		call := dispatchingCall{invocation: id, key: key, since: at}
+		if c := p.upcoming[fn][id]; c != nil && c.sent {
+			call.holdUntil, call.lead = c.until, c.lead
+			if grace := at.Add(p.rule.Grace); call.holdUntil.Before(grace) {
+				call.holdUntil = grace
 			}
-			delete(calls, id)
 		}
+		p.dispatching[fn] = append(p.dispatching[fn], call)
+		p.forgetLocked(fn, id)
 	}
 	if t != nil && t.Kind == dsl.KindFor {
 		inv.loops[ref] = 0
@@ -422,29 +527,44 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 		return
 	}
 	preds := m.Predict(ref, strings.TrimPrefix(key, ref), p.stats, p.opts.Defaults, p.opts.Lookahead, p.opts.MinProbability)
-	p.plan(id, m, at, preds, 0)
+	p.plan(id, m, at, preds, planScope{complete: !m.inFork(ref)})
 }
 
 // plan applies the rule to predictions made at time at and schedules a
 // just-in-time prepare for each function that passes it: sent the
 // expected cold start and the margin before the predicted call, with the
 // call's time as the time to be ready by. A prediction that moves before
-// its prepare was sent moves the prepare with it.
-func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, window time.Duration) {
+// its prepare was sent moves the prepare with it. With scope.complete,
+// preds are every call the invocation can still make (the prediction did
+// not start inside one branch of a fork): an upcoming call no longer
+// among them was on a path not taken, and is dropped, so that an
+// instance prepared for it is evicted rather than kept for nothing.
+func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, scope planScope) {
 	p.stats.mu.Lock()
 	v := view{s: p.stats, workflow: m.ID, def: p.opts.Defaults}
 	cold := make([]time.Duration, len(preds))
+	margin := make([]time.Duration, len(preds))
 	for i, pr := range preds {
 		cold[i] = v.coldStart(pr.Function)
+		margin[i] = v.margin(pr.Function, p.rule)
 	}
 	p.stats.mu.Unlock()
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.invocations[id] == nil {
+	inv := p.invocations[id]
+	if inv == nil {
 		return
 	}
 	now := p.clock.Now()
+	if scope.complete {
+		for fn := range inv.planned {
+			if !slices.ContainsFunc(preds, func(pr Prediction) bool { return pr.Function == fn }) {
+				p.forgetLocked(fn, id)
+			}
+		}
+	}
+	startAts := p.staggerLocked(id, at, preds, cold, margin)
 	for i, pr := range preds {
 		callAt := at.Add(pr.After)
 		calls := p.upcoming[pr.Function]
@@ -453,35 +573,105 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, wi
 			p.upcoming[pr.Function] = calls
 		}
 		pc := calls[id]
+		if pc == nil && scope.expected && !startAts[i].Before(at) {
+			// Due late enough after the arrival to be prepared once it
+			// has come: the invocation plans it then.
+			continue
+		}
 		if pc == nil {
-			p.late[pr.Function] = callAt.Sub(now) < cold[i]+p.rule.Margin && !coveredElsewhere(calls, id, callAt)
+			p.late[pr.Function] = callAt.Sub(now) < cold[i]+margin[i] && !coveredElsewhere(calls, id, callAt)
 			pc = &plannedCall{}
 			calls[id] = pc
+			inv.planned[pr.Function] = true
 		}
-		pc.at, pc.until, pc.prob = callAt, callAt.Add(window+p.rule.Grace), pr.Prob
-		if !p.rule.Worth(pr.Prob, cold[i]) {
+		pc.at, pc.prob = callAt, pr.Prob
+		pc.until = callAt.Add(max(p.rule.Grace, overdueFactor*pr.After, overdueFactor*cold[i]))
+		if scope.expected {
+			pc.until = callAt.Add(scope.window + p.rule.Grace)
+		}
+		worth := p.rule.Worth(pr.Prob, cold[i])
+		if scope.windowCost {
+			// An instance ready for an arrival expected within ±window
+			// idles about half the window on average.
+			worth = worth && pr.Prob*cold[i].Seconds() >= p.rule.IdleCost*(scope.window/2).Seconds()
+		}
+		if !worth {
 			if !pc.sent {
 				pc.cancel()
 				pc.readyBy, pc.startAt = time.Time{}, time.Time{}
 			}
 			continue
 		}
-		startAt := callAt.Add(-cold[i] - p.rule.Margin)
+		startAt := startAts[i]
 		switch {
 		case pc.sent:
-			// An instance is on its way; another is only worth it when
-			// the call now looks due markedly before it is ready.
-			if !callAt.Before(pc.readyBy.Add(-p.rule.Margin)) {
-				continue
-			}
+			// An instance is on its way. A second one would not be ready
+			// sooner: starts compete for the same cores.
+			continue
 		case pc.timer != nil:
 			if d := startAt.Sub(pc.startAt); d > -p.rule.Margin && d < p.rule.Margin {
 				continue
 			}
 			pc.cancel()
 		}
-		p.schedulePrepare(pr.Function, pc, callAt, startAt, now)
+		p.schedulePrepare(pr.Function, pc, startAt.Add(cold[i]), startAt, now)
 	}
+}
+
+// overdueFactor bounds how late a live invocation's predicted call may
+// be, as a multiple of how far ahead it was predicted or of a cold start
+// (whichever is longer), before the prediction lapses: a predecessor may
+// well run several times longer than predicted (a cold start of its own,
+// a slow call), but an invocation stuck for much longer should not keep
+// instances waiting.
+const overdueFactor = 4
+
+// planScope says what a plan covers.
+type planScope struct {
+	// complete: the predictions are every call the invocation can still
+	// make.
+	complete bool
+	// expected: the invocation is an expected arrival, window its
+	// uncertainty; its calls lapse after the window and the rule's grace.
+	// Those of a live invocation are dropped when it takes another path
+	// or ends, and lapse only when long overdue (overdueFactor).
+	expected bool
+	window   time.Duration
+	// windowCost: count the idle time the window costs against the
+	// cold start saved (an arrival the planner predicted itself, rather
+	// than one a keep-alive policy is reloading the entry function for).
+	windowCost bool
+}
+
+// staggerLocked returns when to send each prediction's prepare: the
+// expected cold start and the margin before the call, or earlier when
+// the prepares of later calls would otherwise hold every prepare slot at
+// that time. Prepares are placed backwards from the latest call, each
+// ending when a slot frees up; prepares already sent are left out (their
+// instances are on their way). p.mu is held.
+func (p *Planner) staggerLocked(id string, at time.Time, preds []Prediction, cold, margin []time.Duration) []time.Time {
+	starts := make([]time.Time, len(preds))
+	free := make([]time.Time, p.opts.PrepareSlots) // zero: free from now on
+	for i := len(preds) - 1; i >= 0; i-- {
+		pr := preds[i]
+		finish := at.Add(pr.After - margin[i])
+		if pc := p.upcoming[pr.Function][id]; (pc != nil && pc.sent) || !p.rule.Worth(pr.Prob, cold[i]) {
+			starts[i] = finish.Add(-cold[i])
+			continue
+		}
+		latest := 0 // the slot free the latest; a zero time is latest of all
+		for j := 1; j < len(free) && !free[latest].IsZero(); j++ {
+			if free[j].IsZero() || free[j].After(free[latest]) {
+				latest = j
+			}
+		}
+		if f := free[latest]; !f.IsZero() && f.Before(finish) {
+			finish = f
+		}
+		starts[i] = finish.Add(-cold[i])
+		free[latest] = starts[i]
+	}
+	return starts
 }
 
 // schedulePrepare sets pc's prepare to be sent at startAt; p.mu is held.
@@ -497,6 +687,7 @@ func (p *Planner) schedulePrepare(fn string, pc *plannedCall, readyBy, startAt, 
 			return
 		}
 		pc.sent = true
+		pc.lead = pc.at.Sub(pc.readyBy)
 		by := pc.readyBy
 		p.mu.Unlock()
 		if err := p.opts.Preparer.Prepare(context.Background(), fn, by); err != nil {
@@ -531,6 +722,7 @@ const expectPrefix = "expect\x00"
 // the functions every workflow starting with fn calls next are prepared
 // for the same invocation, and the prediction lapses after keep.
 func (p *Planner) ExpectArrival(fn string, at time.Time, keep time.Duration) {
+	now := p.clock.Now()
 	p.mu.Lock()
 	var models []*Model
 	for _, m := range p.models {
@@ -540,24 +732,50 @@ func (p *Planner) ExpectArrival(fn string, at time.Time, keep time.Duration) {
 	}
 	p.mu.Unlock()
 	for _, m := range models {
-		id := expectPrefix + m.ID + "\x00" + fn + "\x00" + at.Format(time.RFC3339Nano)
-		p.mu.Lock()
-		if _, dup := p.invocations[id]; dup {
-			p.mu.Unlock()
-			continue
-		}
-		p.invocations[id] = &invocation{model: m, enabled: true, started: map[string]time.Time{},
-			pendingSwitch: map[string]*pendingSwitch{}, loops: map[string]int{}, caught: map[string]bool{}}
-		p.mu.Unlock()
-		var preds []Prediction
-		for _, pr := range m.predict(p.stats, "", "", p.opts.Defaults, predictLimits{lookahead: p.opts.Lookahead, minProb: p.opts.MinProbability, budget: 2048}, false) {
-			if pr.Function != fn || pr.After > 0 {
-				preds = append(preds, pr)
-			}
-		}
-		p.plan(id, m, at, preds, keep)
-		p.clock.AfterFunc(max(at.Add(keep+p.rule.Grace).Sub(p.clock.Now()), 0), func() { p.InvocationEnded(id) })
+		p.expect(m, at, now, keep, fn)
 	}
+}
+
+// expect plans the calls of an invocation of m expected at time at,
+// give or take window, as a pseudo-invocation that the real one adopts
+// when it starts (from now until the window and the rule's grace have
+// passed). The entry function reloaded is left out: its reload is
+// prepared already. An arrival already expected at about that time is
+// not planned twice.
+func (p *Planner) expect(m *Model, at, now time.Time, window time.Duration, reloaded string) {
+	until := at.Add(window + p.rule.Grace)
+	id := expectPrefix + m.ID + "\x00" + at.Format(time.RFC3339Nano)
+	p.mu.Lock()
+	if e := p.pending[m.ID]; e != nil && !at.After(e.until) && !at.Before(e.at.Add(-window-p.rule.Grace)) {
+		p.mu.Unlock()
+		return
+	}
+	if e := p.pending[m.ID]; e != nil {
+		p.dropLocked(e.id)
+	}
+	p.invocations[id] = newInvocation(m, true)
+	p.pending[m.ID] = &expectation{id: id, at: at, from: now, until: until}
+	p.mu.Unlock()
+	var preds []Prediction
+	for _, pr := range m.predict(p.stats, "", "", p.opts.Defaults, predictLimits{lookahead: p.opts.Lookahead, minProb: p.opts.MinProbability, budget: 2048}, false) {
+		if pr.Function != reloaded || pr.After > 0 {
+			preds = append(preds, pr)
+		}
+	}
+	p.plan(id, m, at, preds, planScope{window: window, expected: true, windowCost: reloaded == ""})
+	p.clock.AfterFunc(max(until.Sub(p.clock.Now()), 0), func() { p.InvocationEnded(id) })
+}
+
+// dropLocked forgets a pseudo-invocation; p.mu is held.
+func (p *Planner) dropLocked(id string) {
+	inv := p.invocations[id]
+	if inv == nil {
+		return
+	}
+	for fn := range inv.planned {
+		p.forgetLocked(fn, id)
+	}
+	delete(p.invocations, id)
 }
 
 // TaskEnded implements engine.TaskObserver.
@@ -572,8 +790,9 @@ func (p *Planner) TaskEnded(id, key, ref, name string, at time.Time, err *proble
 	if began, ok := inv.started[key]; ok {
 		delete(inv.started, key)
 		if err == nil {
-			p.stats.ObserveTask(m.ID, ref, at.Sub(began))
+			p.stats.ObserveTask(m.ID, ref, at.Sub(began)-inv.waited[key])
 		}
+		delete(inv.waited, key)
 	}
 	inv.lastSeen = at
 	t := m.tasks[ref]
@@ -633,15 +852,27 @@ func (p *Planner) Observe(e function.Event) {
 	switch e.Kind {
 	case function.EventCreated:
 		p.stats.ObserveCold(e.Function, e.Phases.Total())
+		p.mu.Lock()
+		p.fresh[e.Instance] = true
+		p.mu.Unlock()
 	case function.EventBusy:
 		p.mu.Lock()
 		p.busySince[e.Instance] = e.Time
-		p.callDispatched(e.Function, e.Time)
+		p.callDispatched(e)
+		delete(p.fresh, e.Instance)
+		delete(p.readyAt, e.Instance)
 		p.mu.Unlock()
 	case function.EventIdle, function.EventEvicted:
 		p.mu.Lock()
 		began, ok := p.busySince[e.Instance]
 		delete(p.busySince, e.Instance)
+		if p.fresh[e.Instance] && e.Kind == function.EventIdle {
+			p.readyAt[e.Instance] = e.Time
+		}
+		delete(p.fresh, e.Instance)
+		if e.Kind == function.EventEvicted {
+			delete(p.readyAt, e.Instance)
+		}
 		p.mu.Unlock()
 		if ok && e.Kind == function.EventIdle {
 			p.stats.ObserveExec(e.Function, e.Time.Sub(began))
@@ -649,13 +880,27 @@ func (p *Planner) Observe(e function.Event) {
 	}
 }
 
-// callDispatched retires the oldest call of fn waiting to take an
-// instance, now that one did, and those that lapsed by now; p.mu is
-// held. Events do not say which invocation a call belongs to: calls of
-// one function take instances roughly in the order their tasks started.
-func (p *Planner) callDispatched(fn string, now time.Time) {
-	calls := slices.DeleteFunc(p.dispatching[fn], func(c dispatchingCall) bool { return c.until.Before(now) })
+// callDispatched retires the oldest call of the busy event's function
+// waiting to take an instance, now that one did: it learns how long the
+// call waited for a start and, for a call an instance was prepared for,
+// how early that instance was against its aim. p.mu is held. Events do
+// not say which invocation a call belongs to: calls of one function take
+// instances roughly in the order their tasks started.
+func (p *Planner) callDispatched(e function.Event) {
+	fn := e.Function
+	calls := p.dispatching[fn]
 	if len(calls) > 0 {
+		c := calls[0]
+		if inv := p.invocations[c.invocation]; inv != nil && e.Waited > 0 {
+			inv.waited[c.key] = e.Waited
+		}
+		if !c.holdUntil.IsZero() {
+			if e.Waited > 0 {
+				p.stats.ObserveReadiness(fn, -e.Waited-c.lead)
+			} else if ready, ok := p.readyAt[e.Instance]; ok {
+				p.stats.ObserveReadiness(fn, e.Time.Sub(ready)-c.lead)
+			}
+		}
 		calls = calls[1:]
 	}
 	if len(calls) == 0 {
@@ -685,11 +930,11 @@ func (p *Planner) NextCall(fn string, now time.Time) (PredictedCall, bool) {
 	var next PredictedCall
 	ok := false
 	for _, c := range p.dispatching[fn] {
-		if c.until.Before(now) {
+		if c.holdUntil.Before(now) {
 			continue
 		}
 		if !ok || c.since.Before(next.At) {
-			next, ok = PredictedCall{At: c.since, Until: c.until, Prob: 1, Prepared: true}, true
+			next, ok = PredictedCall{At: c.since, Until: c.holdUntil, Prob: 1, Prepared: true}, true
 		}
 	}
 	for _, c := range p.upcoming[fn] {

@@ -43,16 +43,18 @@ func TestPlannerPreparesAtPredictedTimes(t *testing.T) {
 	p.Stats().ObserveCold("fb", 30*time.Millisecond)
 	p.Stats().ObserveCold("fc", 30*time.Millisecond)
 
-	p.InvocationStarted("i1", def)
+	p.InvocationStarted("i1", def, t0)
 	p.TaskStarted("i1", "/do/0/a", "/do/0/a", "a", t0)
 	// Just in time: each prepare is sent the cold start and the margin
-	// before the predicted call, to be ready by the call.
+	// before the predicted call, to be ready the margin before it.
 	clock.Advance(t0.Add(100 * time.Millisecond))
-	if len(prep.calls) != 1 || prep.calls[0].fn != "fb" || !prep.calls[0].at.Equal(t0.Add(65*time.Millisecond)) || !prep.calls[0].by.Equal(t0.Add(100*time.Millisecond)) {
+	if len(prep.calls) != 1 || prep.calls[0].fn != "fb" || !prep.calls[0].at.Equal(t0.Add(65*time.Millisecond)) || !prep.calls[0].by.Equal(t0.Add(95*time.Millisecond)) {
 		t.Fatalf("prepares by t0+100ms: %+v", prep.calls)
 	}
-	// The keep-alive side sees the predicted calls, not yet prepared.
-	if c, ok := p.NextCall("fc", t0); !ok || !c.At.Equal(t0.Add(300*time.Millisecond)) || !c.Until.Equal(t0.Add(1300*time.Millisecond)) || c.Prob != 1 || c.Prepared {
+	// The keep-alive side sees the predicted calls, not yet prepared; a
+	// live invocation's call, predicted 300ms ahead, lapses only when
+	// overdue by four times that.
+	if c, ok := p.NextCall("fc", t0); !ok || !c.At.Equal(t0.Add(300*time.Millisecond)) || !c.Until.Equal(t0.Add(1500*time.Millisecond)) || c.Prob != 1 || c.Prepared {
 		t.Fatalf("NextCall fc = %+v %v", c, ok)
 	}
 	if !p.Inner("fb") || p.Inner("fa") {
@@ -63,7 +65,7 @@ func TestPlannerPreparesAtPredictedTimes(t *testing.T) {
 	p.TaskEnded("i1", "/do/0/a", "/do/0/a", "a", clock.Now(), nil)
 	p.TaskStarted("i1", "/do/1/b", "/do/1/b", "b", clock.Now())
 	clock.Advance(t0.Add(300 * time.Millisecond))
-	if len(prep.calls) != 2 || prep.calls[1].fn != "fc" || !prep.calls[1].at.Equal(t0.Add(265*time.Millisecond)) || !prep.calls[1].by.Equal(t0.Add(300*time.Millisecond)) {
+	if len(prep.calls) != 2 || prep.calls[1].fn != "fc" || !prep.calls[1].at.Equal(t0.Add(265*time.Millisecond)) || !prep.calls[1].by.Equal(t0.Add(295*time.Millisecond)) {
 		t.Fatalf("prepares by t0+300ms: %+v", prep.calls)
 	}
 	if c, ok := p.NextCall("fc", clock.Now()); !ok || !c.Prepared {
@@ -90,7 +92,7 @@ func TestPlannerMovesAndCancelsPreparesNotSent(t *testing.T) {
 	p.Stats().ObserveCold("fb", 30*time.Millisecond)
 	p.Stats().ObserveCold("fc", 30*time.Millisecond)
 
-	p.InvocationStarted("i", def)
+	p.InvocationStarted("i", def, t0)
 	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
 	// a runs late: b starts at 250ms, so fc is now due at 450ms and its
 	// prepare, not sent yet (it was due at 265ms), moves to 415ms.
@@ -105,14 +107,14 @@ func TestPlannerMovesAndCancelsPreparesNotSent(t *testing.T) {
 	}
 	clock.Advance(t0.Add(450 * time.Millisecond))
 	last := prep.calls[len(prep.calls)-1]
-	if last.fn != "fc" || !last.at.Equal(t0.Add(415*time.Millisecond)) || !last.by.Equal(t0.Add(450*time.Millisecond)) {
+	if last.fn != "fc" || !last.at.Equal(t0.Add(415*time.Millisecond)) || !last.by.Equal(t0.Add(445*time.Millisecond)) {
 		t.Fatalf("moved prepare: %+v", prep.calls)
 	}
 
 	// In a second invocation the call comes before its prepare is sent:
 	// the prepare is dropped rather than start an instance nobody needs.
 	p.InvocationEnded("i")
-	p.InvocationStarted("j", def)
+	p.InvocationStarted("j", def, t0)
 	start := clock.Now()
 	p.TaskStarted("j", "/do/0/a", "/do/0/a", "a", start)
 	p.TaskEnded("j", "/do/0/a", "/do/0/a", "a", start.Add(time.Millisecond), nil)
@@ -149,7 +151,7 @@ func TestPlannerRuleDeclinesUnlikelyCheapCalls(t *testing.T) {
 	}
 	p.Stats().ObserveCold("ffast", 20*time.Millisecond)
 	p.Stats().ObserveCold("fslow", 20*time.Millisecond)
-	p.InvocationStarted("i", def)
+	p.InvocationStarted("i", def, t0)
 	p.TaskStarted("i", "/do/0/route", "/do/0/route", "route", t0)
 	clock.Run()
 	if len(prep.calls) != 1 || prep.calls[0].fn != "ffast" {
@@ -175,7 +177,7 @@ func TestPlannerLearnsFromEvents(t *testing.T) {
         - work: {call: f3}
 `)
 	p := NewPlanner(Options{Preparer: &fakePreparer{clock: NewVirtualClock(t0)}, Clock: NewVirtualClock(t0)})
-	p.InvocationStarted("i", def)
+	p.InvocationStarted("i", def, t0)
 	at := t0
 	step := func(start bool, key string) {
 		at = at.Add(10 * time.Millisecond)
@@ -284,30 +286,127 @@ func TestExpectArrivalPreparesTheWorkflowBehindAnEntry(t *testing.T) {
 	m := Compile(def, nil)
 	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
 	p.Stats().ObserveTask(m.ID, "/do/1/b", 100*time.Millisecond)
-	p.InvocationStarted("i", def) // makes the model known
+	p.Stats().ObserveCold("fb", 150*time.Millisecond) // fc: the default 50ms
+	p.InvocationStarted("i", def, t0)                 // makes the model known
 	p.InvocationEnded("i")
 
+	// A reload of fa announces an arrival at 10s. fb, due 100ms after
+	// it, takes 150ms to start: it is prepared ahead, ready 5ms before
+	// its call. fc, due at 200ms, can be prepared once the invocation has
+	// come, and is not prepared for an arrival that may not come.
 	at := t0.Add(10 * time.Second)
 	p.ExpectArrival("fa", at, 2*time.Second)
-	clock.Advance(at)
+	clock.Advance(at.Add(-60 * time.Millisecond))
 	if len(prep.calls) != 0 {
 		t.Fatalf("prepares sent long before they are due: %+v", prep.calls)
 	}
 	clock.Advance(at.Add(300 * time.Millisecond))
-	got := map[string]time.Time{}
-	for _, c := range prep.calls {
-		got[c.fn] = c.by
-	}
-	if len(got) != 2 || !got["fb"].Equal(at.Add(100*time.Millisecond)) || !got["fc"].Equal(at.Add(200*time.Millisecond)) {
+	if len(prep.calls) != 1 || prep.calls[0].fn != "fb" || !prep.calls[0].at.Equal(at.Add(-55*time.Millisecond)) || !prep.calls[0].by.Equal(at.Add(95*time.Millisecond)) {
 		t.Fatalf("prepares: %+v", prep.calls)
 	}
-	// The expectation keeps fc's instances through the arrival window,
+	// The expectation keeps fb's instance through the arrival window,
 	// then lapses.
-	if c, ok := p.NextCall("fc", at); !ok || !c.Until.Equal(at.Add(200*time.Millisecond+3*time.Second)) {
+	if c, ok := p.NextCall("fb", at); !ok || !c.Until.Equal(at.Add(100*time.Millisecond+2*time.Second+100*time.Millisecond)) {
 		t.Fatalf("until %v ok %v", c.Until, ok)
 	}
 	clock.Run()
-	if _, ok := p.NextCall("fc", at); ok {
+	if _, ok := p.NextCall("fb", at); ok {
 		t.Fatal("the expectation never lapses")
+	}
+}
+
+// Once an invocation takes one path of a switch, the calls predicted on
+// the other path are dropped: an instance prepared for one of them is no
+// longer held for it.
+func TestPlannerDropsCallsOnPathsNotTaken(t *testing.T) {
+	def := parse(t, `do:
+  - route:
+      switch:
+        - likely: {when: '${ .x < 0.9 }', then: fast}
+        - otherwise: {then: slow}
+  - fast: {call: ffast, then: end}
+  - slow: {call: fslow}
+`)
+	clock := NewVirtualClock(t0)
+	prep := &fakePreparer{clock: clock}
+	p := NewPlanner(Options{Preparer: prep, Clock: clock})
+	m := Compile(def, nil)
+	for range 9 {
+		p.Stats().ObserveCase(m.ID, "/do/0/route", "likely")
+	}
+	p.Stats().ObserveTask(m.ID, "/do/0/route", 100*time.Millisecond)
+	p.Stats().ObserveCold("ffast", 50*time.Millisecond)
+	p.Stats().ObserveCold("fslow", 50*time.Millisecond)
+	p.InvocationStarted("i", def, t0)
+	p.TaskStarted("i", "/do/0/route", "/do/0/route", "route", t0)
+	clock.Advance(t0.Add(60 * time.Millisecond))
+	if c, ok := p.NextCall("ffast", clock.Now()); !ok || !c.Prepared {
+		t.Fatalf("likely path not prepared: %+v %v", c, ok)
+	}
+	// The unlikely path is taken.
+	p.TaskEnded("i", "/do/0/route", "/do/0/route", "route", t0.Add(100*time.Millisecond), nil)
+	p.TaskStarted("i", "/do/2/slow", "/do/2/slow", "slow", t0.Add(100*time.Millisecond))
+	if c, ok := p.NextCall("ffast", t0.Add(100*time.Millisecond)); ok {
+		t.Fatalf("a call on the path not taken is still predicted: %+v", c)
+	}
+}
+
+// The planner learns how early its prepared instances are against their
+// aim, and aims the next prepares accordingly.
+func TestPlannerLearnsHowEarlyPreparedInstancesAre(t *testing.T) {
+	def := parse(t, chainDoc)
+	clock := NewVirtualClock(t0)
+	prep := &fakePreparer{clock: clock}
+	p := NewPlanner(Options{Preparer: prep, Clock: clock})
+	m := Compile(def, nil)
+	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
+	p.Stats().ObserveTask(m.ID, "/do/1/b", 200*time.Millisecond)
+	p.Stats().ObserveCold("fb", 30*time.Millisecond)
+	p.Stats().ObserveCold("fc", 30*time.Millisecond)
+
+	// fb is due at 100ms, aimed ready 2ms before (the rule's margin):
+	// prepared at 68ms. Its instance is ready at 80ms, the call takes it
+	// at 101ms: 21ms idle, 19ms more than aimed.
+	p.InvocationStarted("i", def, t0)
+	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+	clock.Advance(t0.Add(80 * time.Millisecond))
+	if len(prep.calls) != 1 || !prep.calls[0].at.Equal(t0.Add(68*time.Millisecond)) {
+		t.Fatalf("prepares: %+v", prep.calls)
+	}
+	p.Observe(function.Event{Kind: function.EventCreated, Time: clock.Now(), Function: "fb", Instance: "fb/1", Phases: function.Phases{Instantiate: 30 * time.Millisecond}})
+	p.Observe(function.Event{Kind: function.EventIdle, Time: clock.Now(), Function: "fb", Instance: "fb/1"})
+	p.TaskStarted("i", "/do/1/b", "/do/1/b", "b", t0.Add(100*time.Millisecond))
+	p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(101 * time.Millisecond), Function: "fb", Instance: "fb/1"})
+	st, _ := p.Stats().Function("fb")
+	if st.Readiness.Samples != 1 || st.Readiness.Recent[0] != 19*time.Millisecond {
+		t.Fatalf("readiness learned: %+v", st.Readiness)
+	}
+	p.InvocationEnded("i")
+
+	// A prepared call that waited 4ms for its instance was 6ms later than
+	// aimed.
+	p.InvocationStarted("j", def, t0)
+	p.TaskStarted("j", "/do/1/b", "/do/1/b", "b", clock.Now())
+	clock.Advance(t0.Add(300 * time.Millisecond))
+	p.TaskStarted("j", "/do/2/c", "/do/2/c", "c", clock.Now())
+	p.Observe(function.Event{Kind: function.EventBusy, Time: clock.Now(), Function: "fc", Instance: "fc/1", Waited: 4 * time.Millisecond})
+	if st, _ := p.Stats().Function("fc"); st.Readiness.Samples != 1 || st.Readiness.Recent[0] != -6*time.Millisecond {
+		t.Fatalf("readiness of a call that waited: %+v", st.Readiness)
+	}
+	p.InvocationEnded("j")
+
+	// With enough samples saying fb's instances are ready 19ms earlier
+	// than aimed, its prepares aim 19ms later (so that, by the rule's idle
+	// cost, about one call in twenty waits).
+	for range minReadinessSamples {
+		p.Stats().ObserveReadiness("fb", 19*time.Millisecond)
+	}
+	prep.calls = nil
+	at := clock.Now()
+	p.InvocationStarted("k", def, at)
+	p.TaskStarted("k", "/do/0/a", "/do/0/a", "a", at)
+	clock.Advance(at.Add(100 * time.Millisecond))
+	if len(prep.calls) != 1 || !prep.calls[0].at.Equal(at.Add(100*time.Millisecond-30*time.Millisecond+19*time.Millisecond)) {
+		t.Fatalf("prepare after learning: %+v (want sent at %v)", prep.calls, at.Add(89*time.Millisecond))
 	}
 }

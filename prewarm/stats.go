@@ -24,11 +24,12 @@ type Estimate struct {
 	Next    int             `json:"next,omitempty"`
 }
 
-// Add records a sample.
-func (e *Estimate) Add(d time.Duration) {
-	if d < 0 {
-		d = 0
-	}
+// Add records a sample of a duration; a negative one (clock skew, a
+// subtraction gone below zero) counts as zero.
+func (e *Estimate) Add(d time.Duration) { e.AddSigned(max(d, 0)) }
+
+// AddSigned records a sample of a signed quantity, such as an error.
+func (e *Estimate) AddSigned(d time.Duration) {
 	if e.Samples == 0 {
 		e.Mean = d
 	} else {
@@ -66,6 +67,12 @@ type FunctionStats struct {
 	Exec Estimate `json:"exec"`
 	// Cold is the cold start (compile, instantiate, init).
 	Cold Estimate `json:"cold"`
+	// Readiness is the error of prepared instances' timing: how much
+	// earlier than aimed an instance prepared for a call was ready
+	// (negative: the call came first and waited). It combines the
+	// errors of the predicted call time and of the cold start, and sets
+	// how early the next prepares aim (Rule.IdleCost).
+	Readiness Estimate `json:"readiness,omitzero"`
 }
 
 // TaskStats is what is learned about one task of one workflow.
@@ -133,6 +140,14 @@ func (s *Stats) ObserveExec(fn string, d time.Duration) {
 func (s *Stats) ObserveCold(fn string, d time.Duration) {
 	s.mu.Lock()
 	s.function(fn).Cold.Add(d)
+	s.mu.Unlock()
+}
+
+// ObserveReadiness records how much earlier than aimed a prepared
+// instance was ready for its call (negative when the call waited).
+func (s *Stats) ObserveReadiness(fn string, d time.Duration) {
+	s.mu.Lock()
+	s.function(fn).Readiness.AddSigned(d)
 	s.mu.Unlock()
 }
 
@@ -221,6 +236,27 @@ func (v view) taskDuration(ref string) time.Duration {
 		return t.Duration.Median()
 	}
 	return v.def.Task
+}
+
+// minReadinessSamples is how many readiness errors a function needs
+// before they replace the rule's fixed margin.
+const minReadinessSamples = 8
+
+// margin is how long before a predicted call of fn its instance should be
+// ready. Once enough readiness errors are known, it is the one that
+// balances the two ways of missing: an instance ready early idles (each
+// second costs IdleCost seconds of latency), one ready late makes the
+// call wait. The best margin lets the call wait with probability
+// IdleCost / (1 + IdleCost): the newsvendor's quantile. It stays within
+// a cold start either way.
+func (v view) margin(fn string, r Rule) time.Duration {
+	f := v.s.functions[fn]
+	if f == nil || f.Readiness.Samples < minReadinessSamples {
+		return r.Margin
+	}
+	cold := v.coldStart(fn)
+	m := -f.Readiness.Quantile(r.IdleCost / (1 + r.IdleCost))
+	return min(max(m, -cold), cold)
 }
 
 func (v view) coldStart(fn string) time.Duration {
@@ -333,6 +369,7 @@ func (s *Stats) Function(name string) (FunctionStats, bool) {
 	c := *f
 	c.Exec.Recent = slices.Clone(f.Exec.Recent)
 	c.Cold.Recent = slices.Clone(f.Cold.Recent)
+	c.Readiness.Recent = slices.Clone(f.Readiness.Recent)
 	return c, true
 }
 

@@ -164,9 +164,10 @@ func (p *simPool) removeIdle(inst *simInstance) {
 }
 
 // call runs one call of exec on an instance and reports how long it
-// waited for a cold start (cold when it waited for one it did not find
-// ready), then releases the instance.
-func (p *simPool) call(exec time.Duration, done func(wait time.Duration, cold bool)) {
+// waited for a cold start, and whether the instance it waited for was a
+// prepared one (started ahead, not by the call), then releases the
+// instance.
+func (p *simPool) call(exec time.Duration, done func(wait time.Duration, prepared bool)) {
 	w := p.w
 	arrival := w.clock.Now()
 	if !p.stats.LastInvocation.IsZero() {
@@ -182,11 +183,10 @@ func (p *simPool) call(exec time.Duration, done func(wait time.Duration, cold bo
 	run := func(inst *simInstance) {
 		now := w.clock.Now()
 		wait := now.Sub(arrival)
-		cold := wait > 0
 		inst.calls++
-		w.emit(function.Event{Kind: function.EventBusy, Time: now, Function: p.name, Instance: inst.id})
+		w.emit(function.Event{Kind: function.EventBusy, Time: now, Function: p.name, Instance: inst.id, Waited: wait})
 		w.clock.AfterFunc(exec, func() {
-			done(wait, cold)
+			done(wait, inst.prepared)
 			p.handOff(inst)
 		})
 	}

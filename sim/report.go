@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,11 +21,11 @@ func WriteTable(w io.Writer, res *Results) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d workflows, %d functions, %d minutes of virtual time, simulated in %s\n\n",
 		res.Workflows, res.Functions, res.Minutes, res.Elapsed.Round(1e7))
-	fmt.Fprintf(&b, "| policy | invocations | cold starts | cold-start rate | cold wait (s) | idle instance-s | wasted GB-s |\n")
-	fmt.Fprintf(&b, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(&b, "| policy | invocations | cold starts | cold-start rate | late prepares | cold wait (s) | idle instance-s | wasted GB-s |\n")
+	fmt.Fprintf(&b, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, p := range res.Policies {
-		fmt.Fprintf(&b, "| %s | %d | %d | %.3f%% | %.0f | %.0f | %.0f |\n",
-			p.Policy, p.Invocations, p.ColdStarts, 100*p.ColdRate, p.ColdWaitS, p.IdleInstanceS, p.WastedGBs)
+		fmt.Fprintf(&b, "| %s | %d | %d | %.3f%% | %d | %.0f | %.0f | %.0f |\n",
+			p.Policy, p.Invocations, p.ColdStarts, 100*p.ColdRate, p.LateStarts, p.ColdWaitS, p.IdleInstanceS, p.WastedGBs)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -57,24 +58,62 @@ func WriteReport(dir, command string, res *Results) error {
 	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(b.String()), 0o644)
 }
 
+// tradeoffPlot draws each policy as a point of cold-start rate against
+// wasted memory; the settings of one kind of policy (fixed:5m, fixed,
+// fixed:20m...) are joined into its trade-off curve. The rate is on a log
+// scale, so that 0.05% and 13% both show.
 func tradeoffPlot(res *Results, path string) error {
 	p := plot.New()
 	p.Title.Text = "Cold-start rate against wasted memory"
 	p.X.Label.Text = "wasted memory (GB-s)"
-	p.Y.Label.Text = "cold-start rate (%)"
-	for i, pr := range res.Policies {
-		s, err := plotter.NewScatter(plotter.XYs{{X: pr.WastedGBs, Y: 100 * pr.ColdRate}})
+	p.Y.Label.Text = "cold-start rate (%, log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	type point struct {
+		xy    plotter.XY
+		label string
+	}
+	var kinds []Policy
+	curves := map[Policy][]point{}
+	for _, pr := range res.Policies {
+		set, err := pr.Policy.settings()
+		if err != nil || pr.ColdRate <= 0 {
+			continue // a rate of zero has no place on a log scale
+		}
+		if _, seen := curves[set.kind]; !seen {
+			kinds = append(kinds, set.kind)
+		}
+		curves[set.kind] = append(curves[set.kind], point{plotter.XY{X: pr.WastedGBs, Y: 100 * pr.ColdRate}, string(pr.Policy)})
+	}
+	for i, kind := range kinds {
+		pts := curves[kind]
+		slices.SortFunc(pts, func(a, b point) int { return cmp.Compare(a.xy.X, b.xy.X) })
+		xys := make(plotter.XYs, len(pts))
+		for j, pt := range pts {
+			xys[j] = pt.xy
+		}
+		line, dots, err := plotter.NewLinePoints(xys)
 		if err != nil {
 			return fmt.Errorf("sim: plot: %w", err)
 		}
-		s.GlyphStyle.Color = plotutil.Color(i)
-		s.GlyphStyle.Shape = plotutil.Shape(i)
-		s.GlyphStyle.Radius = vg.Points(5)
-		p.Add(s)
-		p.Legend.Add(string(pr.Policy), s)
+		line.Color = plotutil.Color(i)
+		dots.Color, dots.Shape, dots.Radius = plotutil.Color(i), plotutil.Shape(i), vg.Points(4)
+		p.Add(line, dots)
+		p.Legend.Add(string(kind), line, dots)
+		if len(pts) > 1 {
+			labels := plotter.XYLabels{XYs: xys, Labels: make([]string, len(pts))}
+			for j, pt := range pts {
+				labels.Labels[j] = pt.label
+			}
+			l, err := plotter.NewLabels(labels)
+			if err != nil {
+				return fmt.Errorf("sim: plot: %w", err)
+			}
+			p.Add(l)
+		}
 	}
 	p.Legend.Top = true
-	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
+	if err := p.Save(8*vg.Inch, 5*vg.Inch, path); err != nil {
 		return fmt.Errorf("sim: plot: %w", err)
 	}
 	return nil

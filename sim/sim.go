@@ -44,17 +44,59 @@ const (
 // AllPolicies in report order.
 var AllPolicies = []Policy{OnDemand, Fixed, Hybrid, Baton, BatonHybrid}
 
-// ParsePolicies reads a comma-separated list.
+// ParsePolicies reads a comma-separated list. The fixed and hybrid
+// policies take a parameter after a colon, so that several settings can be
+// compared in one run (their trade-off curves): "fixed:30m" keeps idle
+// instances 30 minutes, "hybrid:95" keeps them to the 95th percentile of
+// the idle times rather than the 99th.
 func ParsePolicies(s string) ([]Policy, error) {
 	var out []Policy
 	for _, f := range strings.Split(s, ",") {
 		p := Policy(strings.TrimSpace(f))
-		if !slices.Contains(AllPolicies, p) {
-			return nil, fmt.Errorf("unknown policy %q (want on-demand, fixed, hybrid, baton or baton+hybrid)", p)
+		if _, err := p.settings(); err != nil {
+			return nil, err
 		}
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// policySettings are a policy's kind and its parameter.
+type policySettings struct {
+	kind Policy
+	// keepAlive of a fixed policy, zero for Options.FixedKeepAlive.
+	keepAlive time.Duration
+	// tail percentile of a hybrid policy, zero for the paper's 99.
+	tail float64
+}
+
+// settings reads a policy name and its parameter, if any.
+func (p Policy) settings() (policySettings, error) {
+	name, param, hasParam := strings.Cut(string(p), ":")
+	set := policySettings{kind: Policy(name)}
+	if !slices.Contains(AllPolicies, set.kind) {
+		return set, fmt.Errorf("unknown policy %q (want on-demand, fixed, hybrid, baton or baton+hybrid)", p)
+	}
+	if !hasParam {
+		return set, nil
+	}
+	switch set.kind {
+	case Fixed:
+		d, err := time.ParseDuration(param)
+		if err != nil || d <= 0 {
+			return set, fmt.Errorf("policy %q: want fixed:DURATION, such as fixed:30m", p)
+		}
+		set.keepAlive = d
+	case Hybrid:
+		pct, err := strconv.ParseFloat(param, 64)
+		if err != nil || pct <= 0 || pct >= 100 {
+			return set, fmt.Errorf("policy %q: want hybrid:PERCENTILE, such as hybrid:95", p)
+		}
+		set.tail = pct
+	default:
+		return set, fmt.Errorf("policy %q takes no parameter", p)
+	}
+	return set, nil
 }
 
 // Options configure a simulation.
@@ -119,11 +161,16 @@ func (o *Options) defaults() {
 
 // PolicyResult sums up one policy over the whole trace.
 type PolicyResult struct {
-	Policy      Policy  `json:"policy"`
-	Invocations uint64  `json:"invocations"`
-	ColdStarts  uint64  `json:"coldStarts"`
-	ColdRate    float64 `json:"coldStartRate"`
-	// ColdWaitS is the cold-start latency the calls waited, in seconds.
+	Policy      Policy `json:"policy"`
+	Invocations uint64 `json:"invocations"`
+	// ColdStarts counts calls that started an instance of their own.
+	ColdStarts uint64  `json:"coldStarts"`
+	ColdRate   float64 `json:"coldStartRate"`
+	// LateStarts counts calls that waited for an instance prepared for
+	// them (by a planner or a hybrid reload) that was still starting.
+	LateStarts uint64 `json:"lateStarts"`
+	// ColdWaitS is the cold-start latency the calls waited, in seconds,
+	// cold or late.
 	ColdWaitS float64 `json:"coldWaitSeconds"`
 	// IdleInstanceS is the time instances spent warm and idle, and
 	// WastedGBs that time times the instances' memory.
@@ -158,6 +205,11 @@ type workflowSpec struct {
 // Run simulates every policy over the trace.
 func Run(ctx context.Context, opts Options) (*Results, error) {
 	opts.defaults()
+	for _, p := range opts.Policies {
+		if _, err := p.settings(); err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+	}
 	began := time.Now()
 	rows := make(chan workflowSpec, opts.Workers*4)
 	type partial struct {
@@ -248,6 +300,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 			r := part.res[pi]
 			pr.Invocations += r.invocations
 			pr.ColdStarts += r.cold
+			pr.LateStarts += r.late
 			pr.ColdWaitS += r.coldWait.Seconds()
 			pr.IdleInstanceS += r.idle.Seconds()
 			if r.invocations > 0 {
@@ -298,8 +351,8 @@ func trimChain(spec workflowSpec, _ *Options) (workflowSpec, error) {
 }
 
 type rowResult struct {
-	invocations, cold uint64
-	coldWait, idle    time.Duration
+	invocations, cold, late uint64
+	coldWait, idle          time.Duration
 }
 
 var epoch = time.Date(2019, 7, 15, 0, 0, 0, 0, time.UTC)
@@ -314,23 +367,27 @@ func simulate(spec workflowSpec, policy Policy, opts *Options) rowResult {
 		w.pools[fn] = &simPool{w: w, name: fn, cold: spec.cold[j]}
 	}
 	var planner *prewarm.Planner
-	hybrid := func() *prewarm.Hybrid {
-		return prewarm.NewHybrid(prewarm.HybridOptions{Preparer: w, Clock: clock, Fallback: prewarm.Fixed(opts.FixedKeepAlive)})
+	// The simulated platform starts any number of instances at once.
+	plannerOptions := prewarm.Options{Preparer: w, Clock: clock, Rule: opts.Rule, PrepareSlots: len(spec.fnames)}
+	set, _ := policy.settings() // checked by Run
+	keepAlive := opts.FixedKeepAlive
+	if set.keepAlive > 0 {
+		keepAlive = set.keepAlive
 	}
-	switch policy {
+	switch set.kind {
 	case OnDemand:
 		w.keepAlive = prewarm.OnDemand{}
 	case Fixed:
-		w.keepAlive = prewarm.Fixed(opts.FixedKeepAlive)
+		w.keepAlive = prewarm.Fixed(keepAlive)
 	case Hybrid:
-		h := hybrid()
+		h := prewarm.NewHybrid(prewarm.HybridOptions{Preparer: w, Clock: clock, Tail: set.tail, Fallback: prewarm.Fixed(opts.FixedKeepAlive)})
 		w.keepAlive, w.observers = h, []function.Observer{h}
 	case Baton:
-		planner = prewarm.NewPlanner(prewarm.Options{Preparer: w, Clock: clock, Rule: opts.Rule})
+		planner = prewarm.NewPlanner(plannerOptions)
 		k := prewarm.NewPredictive(planner, prewarm.OnDemand{})
 		w.keepAlive, w.observers = k, []function.Observer{k, planner}
 	case BatonHybrid:
-		planner = prewarm.NewPlanner(prewarm.Options{Preparer: w, Clock: clock, Rule: opts.Rule})
+		planner = prewarm.NewPlanner(plannerOptions)
 		k := prewarm.NewPredictive(planner, prewarm.NewBatonHybrid(planner, prewarm.HybridOptions{Fallback: prewarm.Fixed(opts.FixedKeepAlive)}))
 		w.keepAlive, w.observers = k, []function.Observer{k, planner}
 	}
@@ -343,7 +400,7 @@ func simulate(spec workflowSpec, policy Policy, opts *Options) rowResult {
 		id := strconv.Itoa(seq)
 		res.invocations += uint64(len(spec.fnames))
 		if planner != nil {
-			planner.InvocationStarted(id, spec.def)
+			planner.InvocationStarted(id, spec.def, at)
 		}
 		var step func(j int)
 		step = func(j int) {
@@ -358,11 +415,14 @@ func simulate(spec workflowSpec, policy Policy, opts *Options) rowResult {
 			if planner != nil {
 				planner.TaskStarted(id, ref, ref, spec.def.Do[j].Name, start)
 			}
-			w.pools[spec.fnames[j]].call(spec.exec[j], func(wait time.Duration, cold bool) {
-				if cold {
+			w.pools[spec.fnames[j]].call(spec.exec[j], func(wait time.Duration, prepared bool) {
+				switch {
+				case wait > 0 && prepared:
+					res.late++
+				case wait > 0:
 					res.cold++
-					res.coldWait += wait
 				}
+				res.coldWait += wait
 				if planner != nil {
 					planner.TaskEnded(id, ref, ref, spec.def.Do[j].Name, clock.Now(), nil)
 				}

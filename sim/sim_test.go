@@ -89,3 +89,37 @@ func TestTraceReplay(t *testing.T) {
 		t.Fatalf("cold starts on-demand %d, fixed %d", res.Policies[0].ColdStarts, res.Policies[1].ColdStarts)
 	}
 }
+
+func TestParsePoliciesWithSettings(t *testing.T) {
+	got, err := ParsePolicies("fixed:30m, hybrid:95,baton")
+	if err != nil || len(got) != 3 {
+		t.Fatalf("ParsePolicies = %v, %v", got, err)
+	}
+	if set, _ := got[0].settings(); set.kind != Fixed || set.keepAlive != 30*time.Minute {
+		t.Fatalf("fixed:30m = %+v", set)
+	}
+	if set, _ := got[1].settings(); set.kind != Hybrid || set.tail != 95 {
+		t.Fatalf("hybrid:95 = %+v", set)
+	}
+	for _, bad := range []string{"fixed:soon", "hybrid:100", "baton:3", "lru"} {
+		if _, err := ParsePolicies(bad); err == nil {
+			t.Errorf("ParsePolicies(%q) accepted", bad)
+		}
+	}
+
+	// The settings take effect: a longer keep-alive holds more memory
+	// and starts cold less often, a lower tail percentile less memory.
+	opts := small(5)
+	opts.Policies = []Policy{"fixed:1m", "fixed:30m", "hybrid:80", "hybrid"}
+	res, err := Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Policies
+	if !(p[1].IdleInstanceS > p[0].IdleInstanceS && p[1].ColdStarts < p[0].ColdStarts) {
+		t.Errorf("fixed:30m against fixed:1m: %+v vs %+v", p[1], p[0])
+	}
+	if !(p[2].IdleInstanceS < p[3].IdleInstanceS) {
+		t.Errorf("hybrid:80 against hybrid (99): idle %v vs %v", p[2].IdleInstanceS, p[3].IdleInstanceS)
+	}
+}

@@ -109,10 +109,10 @@ func newSimCommand() *cobra.Command {
 	f.DurationVar(&coldMedian, "cold", 500*time.Millisecond, "median cold start")
 	f.Float64Var(&memoryMB, "memory", 128, "memory of an instance in MB")
 	f.DurationVar(&fixed, "fixed-keep-alive", 10*time.Minute, "keep-alive of the fixed policy and of the hybrid policy's fallback")
-	f.StringVar(&policies, "policies", "on-demand,fixed,hybrid,baton,baton+hybrid", "policies to compare")
+	f.StringVar(&policies, "policies", "on-demand,fixed,hybrid,baton,baton+hybrid", "policies to compare; fixed:DURATION and hybrid:PERCENTILE set a keep-alive or a tail percentile (trade-off curves)")
 	f.Uint64Var(&seed, "seed", 1, "seed of the synthetic trace and of arrival times within minutes")
 	f.IntVar(&workers, "workers", 0, "simulation goroutines (default: GOMAXPROCS)")
-	f.Float64Var(&idleCost, "idle-cost", 0, "prepare rule: price of an idle instance-second in seconds of latency (default 0.05)")
+	f.Float64Var(&idleCost, "idle-cost", 0, "prepare rule: price of an idle instance-second in seconds of latency (default 0.2)")
 	f.StringVar(&out, "out", "", "write report.md, results.json and plots into this directory")
 	return cmd
 }
