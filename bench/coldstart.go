@@ -51,6 +51,12 @@ type ColdstartOptions struct {
 	// of the first rounds are left out of the statistics (the policies
 	// learn during them).
 	Rounds, Warmup int
+	// Shapes and Policies select the workflows and policies to run (all of
+	// ColdstartShapes and ColdstartPolicies when empty).
+	Shapes, Policies []string
+	// Work is how long each function call takes (the function waits, as
+	// one doing I/O would); zero calls answer at once.
+	Work time.Duration
 	// BranchOdds is the probability of the branch workflow's short path.
 	BranchOdds     float64
 	FixedKeepAlive time.Duration
@@ -73,18 +79,24 @@ type ColdstartRow struct {
 	Failed      int     `json:"failed"`
 	P50Ms       float64 `json:"p50Ms"`
 	P99Ms       float64 `json:"p99Ms"`
-	// ColdPathMs is the cold-start time on the critical path (the
-	// longest path of cold starts through the invocation), summed over
-	// the measured invocations; ColdPathMeanMs per invocation.
+	// ColdPathMs is the cold-start latency on the critical path (the
+	// longest path, through the invocation's calls, of the time calls
+	// waited for instances to finish starting), summed over the measured
+	// invocations; ColdPathMeanMs per invocation.
 	ColdPathMs     float64 `json:"coldPathMs"`
 	ColdPathMeanMs float64 `json:"coldPathMeanMs"`
-	ColdStarts     int     `json:"coldStarts"`
+	// ColdStarts counts calls that started their own instance,
+	// LateStarts calls that waited for a prepared instance still starting.
+	ColdStarts int `json:"coldStarts"`
+	LateStarts int `json:"lateStarts"`
 	// FunctionPathP50Ms is the median critical path of function time:
 	// cold starts, waits for prepared instances and execution.
 	FunctionPathP50Ms float64 `json:"functionPathP50Ms"`
 	// IdleInstanceS is the time the pair's instances spent warm and idle
-	// during the measured rounds.
-	IdleInstanceS float64 `json:"idleInstanceSeconds"`
+	// during the measured rounds; StartingInstanceS the time they spent
+	// starting. Both hold an instance's memory without serving a call.
+	IdleInstanceS     float64 `json:"idleInstanceSeconds"`
+	StartingInstanceS float64 `json:"startingInstanceSeconds"`
 	// InstanceStarts counts the instances created over the whole run.
 	InstanceStarts int `json:"instanceStarts"`
 }
@@ -94,12 +106,31 @@ type ColdstartResults struct {
 	Command  string         `json:"command"`
 	Started  time.Time      `json:"started"`
 	Interval time.Duration  `json:"interval"`
+	Work     time.Duration  `json:"work"`
 	Rounds   int            `json:"rounds"`
 	Warmup   int            `json:"warmup"`
+	Shapes   []string       `json:"shapes"`
+	Policies []string       `json:"policies"`
 	Rows     []ColdstartRow `json:"rows"`
 }
 
-func (o *ColdstartOptions) defaults() {
+func (o *ColdstartOptions) defaults() error {
+	if len(o.Shapes) == 0 {
+		o.Shapes = ColdstartShapes
+	}
+	if len(o.Policies) == 0 {
+		o.Policies = ColdstartPolicies
+	}
+	for _, s := range o.Shapes {
+		if !slices.Contains(ColdstartShapes, s) {
+			return fmt.Errorf("bench: unknown workflow %q (one of %s)", s, strings.Join(ColdstartShapes, ", "))
+		}
+	}
+	for _, p := range o.Policies {
+		if !slices.Contains(ColdstartPolicies, p) {
+			return fmt.Errorf("bench: unknown policy %q (one of %s)", p, strings.Join(ColdstartPolicies, ", "))
+		}
+	}
 	if o.Interval <= 0 {
 		o.Interval = 2 * time.Second
 	}
@@ -118,6 +149,7 @@ func (o *ColdstartOptions) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	return nil
 }
 
 // coldstartFunctions names the functions of one (shape, policy) pair:
@@ -132,12 +164,16 @@ func coldstartFunctions(shape, policy string) []string {
 	return out
 }
 
-func coldstartWorkflow(shape, policy string, odds float64) string {
+func coldstartWorkflow(shape, policy string, odds float64, work time.Duration) string {
 	fns := coldstartFunctions(shape, policy)
+	delay := ""
+	if work > 0 {
+		delay = ", delayMs: " + strconv.FormatInt(work.Milliseconds(), 10)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "document:\n  dsl: '1.0.0'\n  namespace: %s\n  name: cs-%s-%s\n  version: '1.0.0'\ndo:\n", Namespace, shape, policySlug(policy))
 	call := func(indent, task, fn string) {
-		fmt.Fprintf(&b, "%s- %s:\n%s    call: %s\n%s    with: {task: %s}\n", indent, task, indent, fn, indent, task)
+		fmt.Fprintf(&b, "%s- %s:\n%s    call: %s\n%s    with: {task: %s%s}\n", indent, task, indent, fn, indent, task, delay)
 	}
 	switch shape {
 	case "chain":
@@ -182,7 +218,9 @@ type coldstartRecord struct {
 // of 5 and the branching workflow, each under the four policies, invoked
 // in interleaved rounds with identical arrivals.
 func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults, error) {
-	opts.defaults()
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
 	log := opts.Logger
 	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
 		return nil, fmt.Errorf("bench: cache directory: %w", err)
@@ -238,8 +276,8 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 			BinWidth: 10 * time.Millisecond, Range: time.Minute, Margin: 0.02, Fallback: prewarm.Fixed(opts.FixedKeepAlive)})),
 	}
 	route := &prewarm.PerFunction{Default: function.DefaultKeepAlive, Functions: map[string]function.KeepAlive{}}
-	for _, shape := range ColdstartShapes {
-		for _, p := range ColdstartPolicies {
+	for _, shape := range opts.Shapes {
+		for _, p := range opts.Policies {
 			for _, fn := range coldstartFunctions(shape, p) {
 				route.Functions[fn] = policies[p]
 			}
@@ -268,15 +306,15 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 	defer eng.Close()
 
 	defs := map[string]*dsl.Workflow{}
-	for _, shape := range ColdstartShapes {
-		for _, p := range ColdstartPolicies {
+	for _, shape := range opts.Shapes {
+		for _, p := range opts.Policies {
 			for _, fn := range coldstartFunctions(shape, p) {
 				spec := function.Spec{Name: fn, Runtime: function.KindWasm, Artifact: module, Limits: function.Limits{MaxInstances: 16}}
 				if _, err := reg.Deploy(ctx, spec); err != nil {
 					return nil, fmt.Errorf("bench: deploying %s: %w", fn, err)
 				}
 			}
-			src := coldstartWorkflow(shape, p, opts.BranchOdds)
+			src := coldstartWorkflow(shape, p, opts.BranchOdds, opts.Work)
 			if _, err := eng.ApplyWorkflow(ctx, "cs.yaml", []byte(src)); err != nil {
 				return nil, fmt.Errorf("bench: applying the %s workflow: %w", shape, err)
 			}
@@ -289,7 +327,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 	}
 	// The module is compiled before the first round, as a server does at
 	// boot, so that cold starts are instantiation and init, not compile.
-	first, err := reg.Get(ctx, coldstartFunctions("chain", "fixed")[0], "")
+	first, err := reg.Get(ctx, coldstartFunctions(opts.Shapes[0], opts.Policies[0])[0], "")
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
@@ -306,7 +344,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 	for i := range inputs {
 		inputs[i] = rng.Float64()
 	}
-	pairs := len(ColdstartShapes) * len(ColdstartPolicies)
+	pairs := len(opts.Shapes) * len(opts.Policies)
 	slot := opts.Interval / time.Duration(pairs)
 	start := time.Now()
 	var (
@@ -318,9 +356,9 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 	defer timer.Stop()
 	measuredFrom := start.Add(time.Duration(opts.Warmup) * opts.Interval)
 	for r := range opts.Rounds {
-		for si, shape := range ColdstartShapes {
-			for pi, p := range ColdstartPolicies {
-				at := start.Add(time.Duration(r)*opts.Interval + time.Duration(si*len(ColdstartPolicies)+pi)*slot)
+		for si, shape := range opts.Shapes {
+			for pi, p := range opts.Policies {
+				at := start.Add(time.Duration(r)*opts.Interval + time.Duration(si*len(opts.Policies)+pi)*slot)
 				if wait := time.Until(at); wait > 0 {
 					timer.Reset(wait)
 					select {
@@ -362,9 +400,10 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 		log.Warn("saving prewarm statistics", "error", err)
 	}
 
-	res := &ColdstartResults{Command: opts.Command, Started: start, Interval: opts.Interval, Rounds: opts.Rounds, Warmup: opts.Warmup}
-	for _, shape := range ColdstartShapes {
-		for _, p := range ColdstartPolicies {
+	res := &ColdstartResults{Command: opts.Command, Started: start, Interval: opts.Interval, Rounds: opts.Rounds, Warmup: opts.Warmup, Work: opts.Work,
+		Shapes: opts.Shapes, Policies: opts.Policies}
+	for _, shape := range opts.Shapes {
+		for _, p := range opts.Policies {
 			row := ColdstartRow{Shape: shape, Policy: p}
 			def := defs[shape+"/"+p]
 			var lat, fpath []float64
@@ -385,16 +424,19 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 				facts := ReadHistory(events)
 				fp, _ := CriticalPath(def, facts.Tasks)
 				fpath = append(fpath, fp)
-				coldOnly := slices.Clone(facts.Tasks)
-				for i := range coldOnly {
-					if coldOnly[i].Cold {
+				// A call's cold-start latency is the time it waited for an
+				// instance to finish starting: its own cold start, or the
+				// rest of a prepared instance's start when it came early.
+				waits := slices.Clone(facts.Tasks)
+				for i := range waits {
+					if waits[i].Cold {
 						row.ColdStarts++
-						coldOnly[i].FunctionMs = coldOnly[i].ColdStartMs
-					} else {
-						coldOnly[i].FunctionMs = 0
+					} else if waits[i].StartWaitMs > 0 {
+						row.LateStarts++
 					}
+					waits[i].FunctionMs = waits[i].StartWaitMs
 				}
-				cp, _ := CriticalPath(def, coldOnly)
+				cp, _ := CriticalPath(def, waits)
 				row.ColdPathMs += cp
 			}
 			d := Summarize(lat)
@@ -405,6 +447,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 			}
 			fns := coldstartFunctions(shape, p)
 			row.IdleInstanceS = idle.idleSeconds(fns, measuredFrom, end)
+			row.StartingInstanceS = idle.startSeconds(fns, measuredFrom, end)
 			idle.mu.Lock()
 			for _, fn := range fns {
 				row.InstanceStarts += idle.created[fn]

@@ -14,18 +14,13 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// ColdstartTargets checks the issue's targets on the chain for Baton's
-// policy: predictive prewarming removes at least 90% of the cold-start
-// time on the critical path that on-demand pays, with idle
-// instance-seconds under 1.5 times on-demand's.
-func (r *ColdstartResults) ColdstartTargets() (removed, idleRatio float64, ok bool) {
-	return r.ChainVersusOnDemand("baton")
-}
-
 // ChainVersusOnDemand compares a policy with on-demand on the chain: the
-// fraction of on-demand's cold-start time on the critical path that it
-// removes, and its idle instance-seconds as a multiple of on-demand's.
-func (r *ColdstartResults) ChainVersusOnDemand(policy string) (removed, idleRatio float64, ok bool) {
+// fraction of on-demand's cold-start latency on the critical path that it
+// removes, its idle instance-seconds as a multiple of on-demand's, and the
+// same for the memory held without serving a call (instances idle or
+// starting). The issue's target for Baton's policy: removed ≥ 0.9 with
+// idleRatio < 1.5.
+func (r *ColdstartResults) ChainVersusOnDemand(policy string) (removed, idleRatio, heldRatio float64, ok bool) {
 	var onDemand, other *ColdstartRow
 	for i := range r.Rows {
 		row := &r.Rows[i]
@@ -40,29 +35,32 @@ func (r *ColdstartResults) ChainVersusOnDemand(policy string) (removed, idleRati
 		}
 	}
 	if onDemand == nil || other == nil || onDemand.ColdPathMs == 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	removed = 1 - other.ColdPathMs/onDemand.ColdPathMs
 	if onDemand.IdleInstanceS > 0 {
 		idleRatio = other.IdleInstanceS / onDemand.IdleInstanceS
 	}
-	return removed, idleRatio, true
+	if held := onDemand.IdleInstanceS + onDemand.StartingInstanceS; held > 0 {
+		heldRatio = (other.IdleInstanceS + other.StartingInstanceS) / held
+	}
+	return removed, idleRatio, heldRatio, true
 }
 
 // WriteColdstartTable prints the scenario's table.
 func WriteColdstartTable(w io.Writer, r *ColdstartResults) error {
 	var b strings.Builder
-	b.WriteString("| workflow | policy | invocations | p50 (ms) | p99 (ms) | cold starts | cold start on critical path, mean (ms) | function path p50 (ms) | idle instance-s | instances started |\n")
-	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| workflow | policy | invocations | p50 (ms) | p99 (ms) | cold starts | late prepares | cold-start latency on critical path, mean (ms) | function path p50 (ms) | idle instance-s | starting instance-s | instances started |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %s | %s | %d | %.1f | %.1f | %d | %.2f | %.1f | %.2f | %d |\n",
-			row.Shape, row.Policy, row.Invocations-row.Failed, row.P50Ms, row.P99Ms, row.ColdStarts,
-			row.ColdPathMeanMs, row.FunctionPathP50Ms, row.IdleInstanceS, row.InstanceStarts)
+		fmt.Fprintf(&b, "| %s | %s | %d | %.1f | %.1f | %d | %d | %.2f | %.1f | %.2f | %.2f | %d |\n",
+			row.Shape, row.Policy, row.Invocations-row.Failed, row.P50Ms, row.P99Ms, row.ColdStarts, row.LateStarts,
+			row.ColdPathMeanMs, row.FunctionPathP50Ms, row.IdleInstanceS, row.StartingInstanceS, row.InstanceStarts)
 	}
 	b.WriteString("\n")
-	for _, policy := range ColdstartPolicies {
-		if removed, ratio, ok := r.ChainVersusOnDemand(policy); ok && policy != "on-demand" {
-			fmt.Fprintf(&b, "chain: %s removes %.1f%% of on-demand's cold-start time on the critical path; its idle instance-seconds are %.2fx on-demand's\n", policy, 100*removed, ratio)
+	for _, policy := range r.Policies {
+		if removed, ratio, held, ok := r.ChainVersusOnDemand(policy); ok && policy != "on-demand" {
+			fmt.Fprintf(&b, "chain: %s removes %.1f%% of on-demand's cold-start latency on the critical path; its idle instance-seconds are %.2fx on-demand's (idle or starting: %.2fx)\n", policy, 100*removed, ratio, held)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -87,8 +85,8 @@ func WriteColdstartReport(dir string, r *ColdstartResults) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Cold-start scenario\n\n`%s`\n\n", r.Command)
-	fmt.Fprintf(&b, "Each workflow under each policy is invoked once per round, every %s, %d rounds (the first %d are warm-up, left out); the twelve pairs are staggered evenly within the interval, so every pair sees identical arrivals.\n\n",
-		r.Interval, r.Rounds, r.Warmup)
+	fmt.Fprintf(&b, "Each workflow under each policy is invoked once per round, every %s, %d rounds (the first %d are warm-up, left out); the %d (workflow, policy) pairs are staggered evenly within the interval, so every pair sees identical arrivals.\n\n",
+		r.Interval, r.Rounds, r.Warmup, len(r.Shapes)*len(r.Policies))
 	if err := WriteColdstartTable(&b, r); err != nil {
 		return err
 	}
@@ -102,12 +100,10 @@ func coldstartPlot(r *ColdstartResults, path string) error {
 	p.Y.Label.Text = "ms"
 	width := vg.Points(12)
 	var names []string
-	for _, s := range ColdstartShapes {
-		names = append(names, s)
-	}
-	for i, pol := range ColdstartPolicies {
-		vals := make(plotter.Values, len(ColdstartShapes))
-		for j, shape := range ColdstartShapes {
+	names = append(names, r.Shapes...)
+	for i, pol := range r.Policies {
+		vals := make(plotter.Values, len(r.Shapes))
+		for j, shape := range r.Shapes {
 			for _, row := range r.Rows {
 				if row.Shape == shape && row.Policy == pol {
 					vals[j] = row.ColdPathMeanMs
@@ -119,7 +115,7 @@ func coldstartPlot(r *ColdstartResults, path string) error {
 			return fmt.Errorf("bench: plot: %w", err)
 		}
 		bars.Color = plotutil.Color(i)
-		bars.Offset = width * vg.Length(i-len(ColdstartPolicies)/2)
+		bars.Offset = width * vg.Length(i-len(r.Policies)/2)
 		p.Add(bars)
 		p.Legend.Add(pol, bars)
 	}

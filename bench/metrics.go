@@ -29,6 +29,10 @@ type TaskSample struct {
 	FunctionMs  float64 `json:"functionMs"`
 	Cold        bool    `json:"cold,omitempty"`
 	ColdStartMs float64 `json:"coldStartMs,omitempty"`
+	// StartWaitMs is how long the call waited for an instance to finish
+	// starting (Info.startWaitMs): its cold start when Cold, the rest of
+	// a prepared instance's start when it came too early for it.
+	StartWaitMs float64 `json:"startWaitMs,omitempty"`
 	Failed      bool    `json:"failed,omitempty"`
 }
 
@@ -74,6 +78,7 @@ func ReadHistory(events []core.Event) HistoryFacts {
 			t.FunctionMs = infoFloat(ev.Info, "durationMs")
 			t.Cold, _ = ev.Info["cold"].(bool)
 			t.ColdStartMs = infoFloat(ev.Info, "coldStartMs")
+			t.StartWaitMs = infoFloat(ev.Info, "startWaitMs")
 		case core.InvocationCompleted:
 			facts.Ended, facts.Status = ev.Time, core.StatusCompleted
 		case core.InvocationFaulted:

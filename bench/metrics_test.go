@@ -38,6 +38,7 @@ func history(entries ...entry) []core.Event {
 			if e.cold > 0 {
 				ev.Info["cold"] = true
 				ev.Info["coldStartMs"] = e.cold
+				ev.Info["startWaitMs"] = e.cold
 			}
 		}
 		out[i] = ev
@@ -100,7 +101,7 @@ func TestChainHistory(t *testing.T) {
 			t.Errorf("task %s queue = %v, want %v", task.Key, task.QueueMs, wantQueue[i])
 		}
 	}
-	if !facts.Tasks[2].Cold || facts.Tasks[2].ColdStartMs != 2.5 {
+	if !facts.Tasks[2].Cold || facts.Tasks[2].ColdStartMs != 2.5 || facts.Tasks[2].StartWaitMs != 2.5 {
 		t.Errorf("cold start not read: %+v", facts.Tasks[2])
 	}
 	ms, calls := CriticalPath(def, facts.Tasks)

@@ -300,13 +300,14 @@ type idleMeter struct {
 	idleSince map[string]time.Time // live idle instances
 	function  map[string]string    // instance -> function
 	spans     map[string][]span    // function -> closed idle spans
+	starts    map[string][]span    // function -> cold starts
 	created   map[string]int
 }
 
 type span struct{ from, to time.Time }
 
 func newIdleMeter() *idleMeter {
-	return &idleMeter{idleSince: map[string]time.Time{}, function: map[string]string{}, spans: map[string][]span{}, created: map[string]int{}}
+	return &idleMeter{idleSince: map[string]time.Time{}, function: map[string]string{}, spans: map[string][]span{}, starts: map[string][]span{}, created: map[string]int{}}
 }
 
 // Observe implements function.Observer; it runs on the call path and only
@@ -317,6 +318,7 @@ func (m *idleMeter) Observe(e function.Event) {
 	switch e.Kind {
 	case function.EventCreated:
 		m.created[e.Function]++
+		m.starts[e.Function] = append(m.starts[e.Function], span{e.Time.Add(-e.Phases.Total()), e.Time})
 		m.function[e.Instance] = e.Function
 		m.idleSince[e.Instance] = e.Time
 	case function.EventIdle:
@@ -344,9 +346,22 @@ func (m *idleMeter) finish(at time.Time) {
 func (m *idleMeter) idleSeconds(functions []string, from, to time.Time) float64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return sumSpans(m.spans, functions, from, to)
+}
+
+// startSeconds is the time the functions' instances spent starting: memory
+// held before an instance can serve, which on-demand pays on every call.
+func (m *idleMeter) startSeconds(functions []string, from, to time.Time) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return sumSpans(m.starts, functions, from, to)
+}
+
+// sumSpans adds up the parts of the functions' spans within [from, to].
+func sumSpans(spans map[string][]span, functions []string, from, to time.Time) float64 {
 	total := 0.0
 	for _, fn := range functions {
-		for _, s := range m.spans[fn] {
+		for _, s := range spans[fn] {
 			a, b := s.from, s.to
 			if a.Before(from) {
 				a = from

@@ -17,6 +17,7 @@ import (
 func newColdstartCommand(f *benchFlags) *cobra.Command {
 	var (
 		interval time.Duration
+		work     time.Duration
 		rounds   int
 		warmup   int
 		odds     float64
@@ -24,6 +25,8 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 		idleCost float64
 		margin   time.Duration
 		factor   float64
+		shapes   []string
+		policies []string
 	)
 	c := &cobra.Command{
 		Use:   "coldstart",
@@ -48,7 +51,8 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 				cache = filepath.Join(dir, "baton", "bench")
 			}
 			res, err := bench.RunColdstart(cmd.Context(), bench.ColdstartOptions{
-				Interval: interval, Rounds: rounds, Warmup: warmup, BranchOdds: odds, FixedKeepAlive: fixed,
+				Shapes: shapes, Policies: policies,
+				Interval: interval, Work: work, Rounds: rounds, Warmup: warmup, BranchOdds: odds, FixedKeepAlive: fixed,
 				Rule:     prewarm.Rule{IdleCost: idleCost, Margin: margin, KeepFactor: factor},
 				CacheDir: cache, WasmSource: f.wasmSource, DataDir: f.data, Seed: f.seed,
 				Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
@@ -70,12 +74,15 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 		}),
 	}
 	fl := c.Flags()
+	fl.StringSliceVar(&shapes, "workflows", nil, "workflows to run: chain, fanout, branch (default all)")
+	fl.StringSliceVar(&policies, "policies", nil, "policies to compare: on-demand, fixed, hybrid, baton, baton+hybrid (default all)")
+	fl.DurationVar(&work, "work", 0, "how long each function call takes (the function waits, as one doing I/O would)")
 	fl.DurationVar(&interval, "interval", 2*time.Second, "time between invocations of each workflow")
 	fl.IntVar(&rounds, "rounds", 40, "invocations of each workflow under each policy")
 	fl.IntVar(&warmup, "warmup-rounds", 12, "first rounds left out of the statistics (the policies learn during them)")
 	fl.Float64Var(&odds, "odds", 0.7, "probability of the branching workflow's short path")
 	fl.DurationVar(&fixed, "fixed-keep-alive", 10*time.Minute, "keep-alive of the fixed policy and of the hybrid policy's fallback")
-	fl.Float64Var(&idleCost, "idle-cost", 0, "prepare rule: price of an idle instance-second in seconds of latency (default 0.05)")
+	fl.Float64Var(&idleCost, "idle-cost", 0, "prepare rule: price of an idle instance-second in seconds of latency (default 0.2)")
 	fl.DurationVar(&margin, "margin", 0, "prepare rule: how early a prepared instance should be ready (default 2ms)")
 	fl.Float64Var(&factor, "keep-factor", 0, "keep an idle instance for a predicted call within this many times its cold start (default 1)")
 	return c

@@ -8,12 +8,17 @@ package main
 
 import (
 	"strings"
+	"time"
 
 	"github.com/batonflow/baton/sdk/go/baton"
 )
 
 type input struct {
 	Name string `json:"name"`
+	// DelayMs makes the call wait that long before it answers, standing
+	// in for the I/O a real function does (`baton bench coldstart
+	// --work`).
+	DelayMs int `json:"delayMs"`
 }
 
 type output struct {
@@ -23,6 +28,9 @@ type output struct {
 func init() { baton.Handle(greet) }
 
 func greet(in input) (output, error) {
+	if in.DelayMs > 0 {
+		time.Sleep(time.Duration(in.DelayMs) * time.Millisecond)
+	}
 	name := strings.TrimSpace(in.Name)
 	if name == "" {
 		name = "world"
