@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/function"
+	"github.com/batonflow/baton/prewarm"
+	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/store/sqlite"
+)
+
+// slowStart is a runtime whose instances take a fixed time to start and
+// answer at once: cold starts dominate, as they do in a chain of light
+// functions.
+type slowStart struct {
+	start   time.Duration
+	started atomic.Int32
+}
+
+func (r *slowStart) Start(ctx context.Context, _ *function.Spec) (function.Instance, function.Phases, error) {
+	select {
+	case <-time.After(r.start):
+	case <-ctx.Done():
+		return nil, function.Phases{}, ctx.Err()
+	}
+	r.started.Add(1)
+	return echoInstance{}, function.Phases{Init: r.start}, nil
+}
+
+func (r *slowStart) Retire(*function.Spec)       {}
+func (r *slowStart) Close(context.Context) error { return nil }
+
+type echoInstance struct{}
+
+func (echoInstance) Invoke(_ context.Context, in json.RawMessage) (json.RawMessage, error) {
+	return in, nil
+}
+func (echoInstance) Healthy() bool               { return true }
+func (echoInstance) Close(context.Context) error { return nil }
+
+type fixedSpecs map[string]*function.Spec
+
+func (s fixedSpecs) Get(_ context.Context, name, _ string) (*function.Spec, error) {
+	if sp, ok := s[name]; ok {
+		return sp, nil
+	}
+	return nil, problem.Configuration("function %s is not deployed", name)
+}
+
+// The server's "baton" policy end to end: a chain invoked at regular
+// intervals has its entry function prepared for each predicted arrival
+// and the rest just in time, so that once learned its calls no longer
+// start cold; instances are evicted after their call; what was learned
+// is saved in the store.
+func TestBatonPolicyPrewarmsAChainEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pw, err := newPrewarming(prewarmConfig{keepAlive: "baton", prewarm: true}, st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const coldStart = 40 * time.Millisecond
+	rt := &slowStart{start: coldStart}
+	specs := fixedSpecs{}
+	for _, fn := range []string{"fa", "fb", "fc"} {
+		specs[fn] = &function.Spec{Name: fn, Version: "1", Runtime: function.KindProcess}
+	}
+	mgr, err := function.NewManager(specs, map[function.Kind]function.Runtime{function.KindProcess: rt},
+		function.Options{KeepAlive: pw.keepAlive, Observers: pw.observers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Close(ctx)
+	pw.bind(mgr)
+	opts := engine.Options{Store: st, Executors: map[string]engine.Executor{"*": engine.FunctionExecutor(mgr)}}
+	pw.observe(&opts)
+	eng, err := engine.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	pw.start(ctx)
+	if _, err := eng.ApplyWorkflow(ctx, "chain.yaml", []byte(`document: {dsl: '1.0.0', namespace: t, name: chain, version: '1.0.0'}
+do:
+  - a: {call: fa}
+  - b: {call: fb}
+  - c: {call: fc}
+`)); err != nil {
+		t.Fatal(err)
+	}
+
+	const rounds, measured = 12, 4
+	const period = 300 * time.Millisecond
+	begin := time.Now()
+	var cold int
+	var waited float64 // ms
+	for r := range rounds {
+		time.Sleep(time.Until(begin.Add(time.Duration(r) * period)))
+		inv, err := eng.Invoke(ctx, "t", "chain", "1.0.0", map[string]any{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done, err := eng.Wait(ctx, inv.ID)
+		if err != nil || done.Status != core.StatusCompleted {
+			t.Fatalf("round %d: %+v %v", r, done, err)
+		}
+		if r < rounds-measured {
+			continue
+		}
+		hist, err := eng.History(ctx, inv.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range hist {
+			if ev.Type != core.TaskCompleted {
+				continue
+			}
+			if ev.Info["cold"] == true {
+				cold++
+			}
+			w, _ := ev.Info["startWaitMs"].(float64)
+			waited += w
+		}
+		// Every instance is evicted after its call: none waits idle for
+		// the next arrival, which is a period away.
+		time.Sleep(20 * time.Millisecond)
+		if live := mgr.Instances(""); len(live) != 0 {
+			t.Fatalf("round %d: instances kept after the invocation: %+v", r, live)
+		}
+	}
+	// On demand, each of these invocations would wait for three starts.
+	onDemand := float64(measured*3) * float64(coldStart.Milliseconds())
+	if cold != 0 || waited > onDemand/4 {
+		t.Fatalf("last %d rounds: %d cold calls, %.1f ms waited for starts (on demand: %.0f ms)", measured, cold, waited, onDemand)
+	}
+
+	if err := pw.stop(); err != nil {
+		t.Fatal(err)
+	}
+	saved := prewarm.NewPlanner(prewarm.Options{State: st})
+	if err := saved.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f, ok := saved.Stats().Function("fb"); !ok || f.Cold.Median() != coldStart {
+		t.Fatalf("saved statistics of fb: %+v %v", f, ok)
+	}
+}
