@@ -1,6 +1,10 @@
 package function
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // KeepAlive decides how long idle instances live. The Manager asks it when
 // an instance becomes idle and again at the time it names, until the
@@ -15,11 +19,37 @@ type KeepAlive interface {
 	Decide(IdleState) Decision
 }
 
+// KeepAlivePolicies are the names of the keep-alive policies a function
+// spec may ask for (Spec.KeepAlive); package prewarm implements them and
+// docs/prewarming.md describes them.
+var KeepAlivePolicies = []string{"on-demand", "fixed", "hybrid", "baton", "baton+hybrid"}
+
+// ValidKeepAlive checks a keep-alive policy name: one of
+// KeepAlivePolicies, or "fixed:" and a positive duration.
+func ValidKeepAlive(name string) error {
+	policy, param, hasParam := strings.Cut(name, ":")
+	for _, known := range KeepAlivePolicies {
+		if policy != known {
+			continue
+		}
+		if !hasParam {
+			return nil
+		}
+		if d, err := time.ParseDuration(param); policy == "fixed" && err == nil && d > 0 {
+			return nil
+		}
+		return fmt.Errorf("keep-alive %q: only fixed takes a parameter, a positive duration such as fixed:30m", name)
+	}
+	return fmt.Errorf("keep-alive %q must be one of %s (or fixed:DURATION)", name, strings.Join(KeepAlivePolicies, ", "))
+}
+
 // IdleState is what a keep-alive decision is made from.
 type IdleState struct {
 	Function string
 	Version  string
-	Instance string
+	// KeepAlive is the policy the function's spec asks for, if any.
+	KeepAlive string
+	Instance  string
 	// IdleSince is when the instance last finished a call (or was
 	// started, if it never served one).
 	IdleSince time.Time

@@ -491,7 +491,7 @@ func TestKeepAlivePolicySeesPoolAndStats(t *testing.T) {
 	rt := &fakeRuntime{gate: make(chan struct{})}
 	policy := &recordingPolicy{}
 	rec := newRecorder()
-	m := newTestManager(t, rt, &Spec{Name: "f", Version: "1", Limits: Limits{MaxInstances: 3}}, Options{KeepAlive: policy, Observers: []Observer{rec}})
+	m := newTestManager(t, rt, &Spec{Name: "f", Version: "1", Limits: Limits{MaxInstances: 3}, KeepAlive: "fixed:1h"}, Options{KeepAlive: policy, Observers: []Observer{rec}})
 	var wg sync.WaitGroup
 	for range 3 {
 		wg.Add(1)
@@ -512,7 +512,7 @@ func TestKeepAlivePolicySeesPoolAndStats(t *testing.T) {
 	policy.mu.Lock()
 	defer policy.mu.Unlock()
 	last := policy.states[len(policy.states)-1]
-	if last.Function != "f" || last.Version != "1" || last.Stats.Invocations != 3 || last.Stats.ColdStarts != 3 || last.IdleSince.IsZero() {
+	if last.Function != "f" || last.Version != "1" || last.KeepAlive != "fixed:1h" || last.Stats.Invocations != 3 || last.Stats.ColdStarts != 3 || last.IdleSince.IsZero() {
 		t.Errorf("policy saw %+v", last)
 	}
 }

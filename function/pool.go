@@ -336,6 +336,7 @@ func (p *pool) idleStateLocked(mb *member) IdleState {
 	return IdleState{
 		Function:    p.spec.Name,
 		Version:     p.spec.Version,
+		KeepAlive:   p.spec.KeepAlive,
 		Instance:    mb.id,
 		IdleSince:   mb.idleSince,
 		Now:         p.m.now(),

@@ -331,3 +331,24 @@ func TestManagerSeesDeploysThroughTheRegistryAtOnce(t *testing.T) {
 	}
 	waitUntil(t, func() bool { return rt.closed.Load() == rt.started.Load() })
 }
+
+func TestSpecKeepAlive(t *testing.T) {
+	for _, tt := range []struct {
+		keepAlive string
+		ok        bool
+	}{
+		{"", true},
+		{"on-demand", true},
+		{"baton+hybrid", true},
+		{"fixed:30m", true},
+		{"fixed:0s", false},
+		{"fixed:soon", false},
+		{"hybrid:95", false},
+		{"lru", false},
+	} {
+		s := Spec{Name: "f", Runtime: KindProcess, Command: "x", KeepAlive: tt.keepAlive}
+		if p := s.Validate(); (p == nil) != tt.ok {
+			t.Errorf("keepAlive %q: Validate = %v, want ok %v", tt.keepAlive, p, tt.ok)
+		}
+	}
+}

@@ -67,6 +67,11 @@ type Spec struct {
 	Warmup string `json:"warmup,omitempty"`
 
 	Limits Limits `json:"limits,omitzero"`
+	// KeepAlive names the keep-alive policy of this function's idle
+	// instances (one of KeepAlivePolicies, "fixed" optionally with its
+	// duration, "fixed:30m"); empty leaves the choice to the host
+	// (`baton server --keep-alive`).
+	KeepAlive string `json:"keepAlive,omitempty"`
 	// Env is the environment the function sees. A wasm function sees
 	// nothing else; a process function also sees PATH, HOME and the
 	// variables listed in Permissions.HostEnv.
@@ -195,6 +200,9 @@ func (s *Spec) Validate() *problem.Problem {
 	}
 	if s.Runtime != KindWasm && len(s.Permissions.Dirs) > 0 {
 		add("permissions.dirs apply to wasm functions only")
+	}
+	if err := ValidKeepAlive(s.KeepAlive); s.KeepAlive != "" && err != nil {
+		add("%v", err)
 	}
 	if s.Limits.Memory < 0 || s.Limits.Timeout < 0 || s.Limits.MaxInstances < 0 || s.Limits.MaxQueue < 0 {
 		add("limits must not be negative")

@@ -2,7 +2,10 @@ package prewarm
 
 import (
 	"context"
+	"maps"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -373,6 +376,65 @@ func (k *Predictive) Decide(s function.IdleState) function.Decision {
 		return function.Decision{Evict: true}
 	}
 	return k.Fallback.Decide(s)
+}
+
+// BySpec applies the keep-alive policy each function's spec names
+// (function.Spec.KeepAlive, seen as IdleState.KeepAlive) and Default to
+// the functions whose spec names none. Make it with NewBySpec.
+type BySpec struct {
+	Default function.KeepAlive
+	// Named are the policies by name; "fixed:DURATION" needs no entry.
+	Named     map[string]function.KeepAlive
+	observers []function.Observer
+}
+
+// NewBySpec returns the router. Every policy among def and named that
+// learns from lifecycle events hears all of them: events do not say
+// which policy a function's spec names.
+func NewBySpec(def function.KeepAlive, named map[string]function.KeepAlive) *BySpec {
+	b := &BySpec{Default: def, Named: named}
+	seen := map[function.Observer]bool{}
+	add := func(k function.KeepAlive) {
+		if o, ok := k.(function.Observer); ok && !seen[o] {
+			seen[o] = true
+			b.observers = append(b.observers, o)
+		}
+	}
+	add(def)
+	for _, name := range slices.Sorted(maps.Keys(named)) {
+		add(named[name])
+	}
+	return b
+}
+
+// Decide implements function.KeepAlive.
+func (b *BySpec) Decide(s function.IdleState) function.Decision {
+	if k := b.policy(s.KeepAlive); k != nil {
+		return k.Decide(s)
+	}
+	return b.Default.Decide(s)
+}
+
+func (b *BySpec) policy(name string) function.KeepAlive {
+	if name == "" {
+		return nil
+	}
+	if k, ok := b.Named[name]; ok {
+		return k
+	}
+	if d, ok := strings.CutPrefix(name, "fixed:"); ok {
+		if keep, err := time.ParseDuration(d); err == nil && keep > 0 {
+			return Fixed(keep)
+		}
+	}
+	return nil
+}
+
+// Observe implements function.Observer.
+func (b *BySpec) Observe(e function.Event) {
+	for _, o := range b.observers {
+		o.Observe(e)
+	}
 }
 
 // PerFunction selects a policy per function, with a default for the

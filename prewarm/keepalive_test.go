@@ -289,3 +289,38 @@ func TestVirtualClockOrder(t *testing.T) {
 		t.Fatal(c.Now())
 	}
 }
+
+// countingPolicy records the decisions it makes and the events it hears.
+type countingPolicy struct {
+	decided, observed int
+	verdict           function.Decision
+}
+
+func (c *countingPolicy) Decide(function.IdleState) function.Decision {
+	c.decided++
+	return c.verdict
+}
+func (c *countingPolicy) Observe(function.Event) { c.observed++ }
+
+func TestBySpecRoutesOnTheSpecsPolicy(t *testing.T) {
+	def := &countingPolicy{verdict: function.Decision{Evict: true}}
+	hybrid := &countingPolicy{}
+	b := NewBySpec(def, map[string]function.KeepAlive{"hybrid": hybrid, "on-demand": OnDemand{}, "default-again": def})
+	now := t0.Add(time.Minute)
+	if d := b.Decide(function.IdleState{Function: "f", IdleSince: t0, Now: now}); !d.Evict || def.decided != 1 {
+		t.Fatalf("no policy named: %+v, default decided %d", d, def.decided)
+	}
+	b.Decide(function.IdleState{Function: "g", KeepAlive: "hybrid", IdleSince: t0, Now: now})
+	if hybrid.decided != 1 || def.decided != 1 {
+		t.Fatalf("named policy not used: hybrid %d, default %d", hybrid.decided, def.decided)
+	}
+	// fixed:DURATION needs no entry.
+	if d := b.Decide(function.IdleState{Function: "h", KeepAlive: "fixed:2m", IdleSince: t0, Now: now}); d.Evict || !d.RecheckAt.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("fixed:2m: %+v", d)
+	}
+	// Every learning policy hears every event, once.
+	b.Observe(function.Event{Kind: function.EventBusy, Function: "f"})
+	if def.observed != 1 || hybrid.observed != 1 {
+		t.Fatalf("events heard: default %d, hybrid %d", def.observed, hybrid.observed)
+	}
+}

@@ -264,6 +264,7 @@ type deployFlags struct {
 	headers         []string
 	secretHeaders   []string
 	warmup          string
+	keepAlive       string
 }
 
 func newFunctionDeployCommand(t *functionTarget) *cobra.Command {
@@ -297,6 +298,7 @@ func newFunctionDeployCommand(t *functionTarget) *cobra.Command {
 	fl.DurationVar(&f.timeout, "timeout", 0, "limit of one call, e.g. 5s (default 30s)")
 	fl.IntVar(&f.maxInstances, "max-instances", 0, "instances running at once: the function's concurrency (default 10)")
 	fl.IntVar(&f.maxQueue, "max-queue", 0, "calls waiting for an instance before more are refused (default no cap)")
+	fl.StringVar(&f.keepAlive, "keep-alive", "", "keep-alive policy of this function's idle instances: on-demand, fixed, fixed:DURATION, hybrid, baton or baton+hybrid (default: the server's --keep-alive)")
 	fl.StringArrayVar(&f.env, "env", nil, "K=V environment variable of the function (repeatable)")
 	fl.StringArrayVar(&f.hostEnv, "host-env", nil, "host environment variable passed through by name (repeatable)")
 	fl.StringArrayVar(&f.mounts, "mount", nil, "wasm: HOST:GUEST[:ro] directory the module may use (repeatable)")
@@ -378,6 +380,7 @@ func (f *deployFlags) spec(cmd *cobra.Command, name string) (spec function.Spec,
 	spec.Limits.Timeout = function.Duration(f.timeout)
 	spec.Limits.MaxInstances = f.maxInstances
 	spec.Limits.MaxQueue = f.maxQueue
+	spec.KeepAlive = f.keepAlive
 	if spec.Env, err = keyValues("--env", f.env); err != nil {
 		return spec, "", err
 	}
@@ -582,6 +585,9 @@ func functionTable(fn *api.Function) func(io.Writer) error {
 			limits += fmt.Sprintf(", max queue %d", s.Limits.MaxQueue)
 		}
 		row(w, "LIMITS", limits)
+		if s.KeepAlive != "" {
+			row(w, "KEEP-ALIVE", s.KeepAlive)
+		}
 		if len(s.Env) > 0 {
 			keys := make([]string, 0, len(s.Env))
 			for k := range s.Env {

@@ -110,8 +110,12 @@ func TestFunctions(t *testing.T) {
 			expect(t, 0, "function hello version 1 deployed\n", "")
 		baton(t, nil, "fn", "deploy", "hello", "--wasm", hello, "--memory", "64MiB", "--data", data).
 			expect(t, 0, "function hello version 1 deployed\n", "")
-		baton(t, nil, "fn", "deploy", "loop", "--wasm", loop, "--timeout", "3s", "--data", data).
+		baton(t, nil, "fn", "deploy", "loop", "--wasm", loop, "--timeout", "3s", "--keep-alive", "fixed:30m", "--data", data).
 			expect(t, 0, "function loop version 1 deployed\n", "")
+		if res := baton(t, nil, "fn", "deploy", "x", "--exec", "true", "--keep-alive", "lru", "--data", data); res.code != 1 ||
+			!strings.Contains(res.stderr, `keep-alive "lru" must be one of on-demand, fixed, hybrid, baton, baton+hybrid`) {
+			t.Fatalf("deploy with an unknown keep-alive: %+v", res)
+		}
 
 		cold := decodeResult(t, baton(t, nil, "fn", "invoke", "hello", "--input", `{"name":"Ada"}`, "-o", "json", "--data", data))
 		if compact(cold.Output) != `{"greeting":"Hello, Ada!"}` || !cold.Cold || cold.ColdStart == nil || cold.ColdStart.CompileMs <= 0 {
@@ -139,6 +143,9 @@ func TestFunctions(t *testing.T) {
 		res = baton(t, nil, "fn", "get", "hello", "--data", data)
 		if res.code != 0 || !strings.Contains(squash(res.stdout), "MODULE sha256:") || !strings.Contains(res.stdout, "memory 64MiB, timeout 30s") {
 			t.Fatalf("fn get: %+v", res)
+		}
+		if res := baton(t, nil, "fn", "get", "loop", "--data", data); !strings.Contains(squash(res.stdout), "KEEP-ALIVE fixed:30m") {
+			t.Fatalf("fn get loop: %+v", res)
 		}
 		baton(t, nil, "fn", "get", "nobody", "--data", data).expect(t, 1, "", "baton: function nobody not found\n")
 		baton(t, nil, "fn", "invoke", "nobody", "--data", data).expect(t, 1, "", "baton: function nobody not found\n")

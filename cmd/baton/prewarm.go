@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,10 +17,6 @@ import (
 	"github.com/batonflow/baton/prewarm"
 	"github.com/batonflow/baton/store"
 )
-
-// keepAlivePolicies are the values of --keep-alive, described in
-// docs/prewarming.md.
-var keepAlivePolicies = []string{"on-demand", "fixed", "hybrid", "baton", "baton+hybrid"}
 
 // defaultKeepAlive is Baton's full policy: just-in-time prewarming and
 // eviction after use for the functions workflows call after their first,
@@ -97,20 +94,20 @@ func newPrewarming(cfg prewarmConfig, st store.Store, logger *slog.Logger) (*pre
 		Enabled: func(*dsl.Workflow) bool { return enabled },
 	})
 	pw := &prewarming{planner: planner, binding: b, log: logger, observers: []function.Observer{planner}}
-	switch cfg.keepAlive {
-	case "on-demand":
-		pw.keepAlive = prewarm.OnDemand{}
-	case "fixed":
-		pw.keepAlive = prewarm.Fixed(idle)
-	case "hybrid":
-		pw.keepAlive = prewarm.NewHybrid(prewarm.HybridOptions{Preparer: b, Fallback: prewarm.Fixed(idle)})
-	case "baton":
-		pw.keepAlive = prewarm.NewPredictive(planner, prewarm.OnDemand{})
-	case "baton+hybrid":
-		pw.keepAlive = prewarm.NewPredictive(planner, prewarm.NewBatonHybrid(planner, prewarm.HybridOptions{Fallback: prewarm.Fixed(idle)}))
-	default:
-		return nil, fmt.Errorf("--keep-alive %q: want one of %v", cfg.keepAlive, keepAlivePolicies)
+	// Every policy is at hand, so that a function's spec can name its
+	// own (function.Spec.KeepAlive); --keep-alive is the default.
+	named := map[string]function.KeepAlive{
+		"on-demand":    prewarm.OnDemand{},
+		"fixed":        prewarm.Fixed(idle),
+		"hybrid":       prewarm.NewHybrid(prewarm.HybridOptions{Preparer: b, Fallback: prewarm.Fixed(idle)}),
+		"baton":        prewarm.NewPredictive(planner, prewarm.OnDemand{}),
+		"baton+hybrid": prewarm.NewPredictive(planner, prewarm.NewBatonHybrid(planner, prewarm.HybridOptions{Fallback: prewarm.Fixed(idle)})),
 	}
+	def, ok := named[cfg.keepAlive]
+	if !ok {
+		return nil, fmt.Errorf("--keep-alive %q: want one of %s", cfg.keepAlive, strings.Join(function.KeepAlivePolicies, ", "))
+	}
+	pw.keepAlive = prewarm.NewBySpec(def, named)
 	return pw, nil
 }
 

@@ -160,3 +160,43 @@ do:
 		t.Fatalf("saved statistics of fb: %+v %v", f, ok)
 	}
 }
+
+// A function's spec picks its own keep-alive over the server's default.
+func TestFunctionSpecChoosesItsKeepAlive(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := newPrewarming(prewarmConfig{keepAlive: "lru"}, st, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("an unknown --keep-alive was accepted")
+	}
+	pw, err := newPrewarming(prewarmConfig{keepAlive: "on-demand", prewarm: true}, st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := fixedSpecs{
+		"kept": {Name: "kept", Version: "1", Runtime: function.KindProcess, KeepAlive: "fixed:1h"},
+		"gone": {Name: "gone", Version: "1", Runtime: function.KindProcess},
+	}
+	mgr, err := function.NewManager(specs, map[function.Kind]function.Runtime{function.KindProcess: &slowStart{}},
+		function.Options{KeepAlive: pw.keepAlive, Observers: pw.observers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Close(ctx)
+	pw.bind(mgr)
+	for _, fn := range []string{"kept", "gone"} {
+		if _, err := mgr.Invoke(ctx, fn, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(mgr.Instances("gone")) != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if kept, gone := len(mgr.Instances("kept")), len(mgr.Instances("gone")); kept != 1 || gone != 0 {
+		t.Fatalf("after one call each: %d instances of kept (fixed:1h), %d of gone (the default, on-demand)", kept, gone)
+	}
+}
