@@ -66,9 +66,7 @@ const fanDoc = `do:
 // over, so that they are not prepared twice.
 func TestPlannerPreparesRegularArrivals(t *testing.T) {
 	def := parse(t, fanDoc)
-	clock := NewVirtualClock(t0)
-	prep := &fakePreparer{clock: clock}
-	p := NewPlanner(Options{Preparer: prep, Clock: clock, PrepareSlots: 1})
+	p, clock, prep := newTestPlanner(Options{PrepareSlots: 1})
 	m := Compile(def, nil)
 	p.Stats().ObserveTask(m.ID, "/do/0/fan/fork/branches/0/b0", 10*time.Millisecond)
 	p.Stats().ObserveTask(m.ID, "/do/0/fan/fork/branches/1/b1", 10*time.Millisecond)

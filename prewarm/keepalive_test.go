@@ -128,8 +128,7 @@ func TestPredictiveKeepsOnlyWithinBreakEven(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := NewVirtualClock(t0)
-			p := NewPlanner(Options{Preparer: &fakePreparer{clock: clock}, Clock: clock, Rule: tt.rule})
+			p, _, _ := newTestPlanner(Options{Rule: tt.rule})
 			m := Compile(def, nil)
 			p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
 			p.Stats().ObserveTask(m.ID, "/do/1/b", 100*time.Millisecond)
@@ -152,8 +151,7 @@ func TestPredictiveKeepsOnlyWithinBreakEven(t *testing.T) {
 
 func TestPredictiveEvictsAfterUse(t *testing.T) {
 	def := parse(t, chainDoc)
-	clock := NewVirtualClock(t0)
-	p := NewPlanner(Options{Preparer: &fakePreparer{clock: clock}, Clock: clock})
+	p, clock, _ := newTestPlanner(Options{})
 	m := Compile(def, nil)
 	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
 	p.Stats().ObserveTask(m.ID, "/do/1/b", 100*time.Millisecond)
@@ -204,8 +202,7 @@ func TestPredictiveEvictsAfterUse(t *testing.T) {
 // between is held for it until the call takes an instance.
 func TestPredictiveHoldsPreparedInstanceUntilTheCallTakesOne(t *testing.T) {
 	def := parse(t, chainDoc)
-	clock := NewVirtualClock(t0)
-	p := NewPlanner(Options{Preparer: &fakePreparer{clock: clock}, Clock: clock})
+	p, clock, _ := newTestPlanner(Options{})
 	m := Compile(def, nil)
 	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
 	p.Stats().ObserveTask(m.ID, "/do/1/b", 100*time.Millisecond)

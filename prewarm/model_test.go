@@ -27,6 +27,16 @@ func byFunction(ps []Prediction) map[string]Prediction {
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
 
+// switchDoc branches to one call of ffast or, otherwise, of fslow.
+const switchDoc = `do:
+  - route:
+      switch:
+        - likely: {when: '${ .x < 0.9 }', then: fast}
+        - otherwise: {then: slow}
+  - fast: {call: ffast, then: end}
+  - slow: {call: fslow}
+`
+
 const chainDoc = `do:
   - a: {call: fa}
   - b: {call: fb}
@@ -58,14 +68,7 @@ func TestPredictChainUsesLearnedDurations(t *testing.T) {
 }
 
 func TestPredictSwitchOdds(t *testing.T) {
-	m := Compile(parse(t, `do:
-  - route:
-      switch:
-        - likely: {when: '${ .x < 0.9 }', then: fast}
-        - otherwise: {then: slow}
-  - fast: {call: ffast, then: end}
-  - slow: {call: fslow}
-`), nil)
+	m := Compile(parse(t, switchDoc), nil)
 	st := NewStats()
 	got := byFunction(m.Predict("/do/0/route", "", st, Defaults{}, time.Minute, 0.001))
 	if !near(got["ffast"].Prob, 0.5) || !near(got["fslow"].Prob, 0.5) {

@@ -32,11 +32,18 @@ func (f *fakePreparer) Prepare(_ context.Context, fn string, by time.Time) error
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func TestPlannerPreparesAtPredictedTimes(t *testing.T) {
-	def := parse(t, chainDoc)
+// newTestPlanner returns a planner on a virtual clock standing at t0 that
+// prepares through a recording preparer.
+func newTestPlanner(opts Options) (*Planner, *VirtualClock, *fakePreparer) {
 	clock := NewVirtualClock(t0)
 	prep := &fakePreparer{clock: clock}
-	p := NewPlanner(Options{Preparer: prep, Clock: clock, Rule: Rule{Margin: 5 * time.Millisecond}})
+	opts.Preparer, opts.Clock = prep, clock
+	return NewPlanner(opts), clock, prep
+}
+
+func TestPlannerPreparesAtPredictedTimes(t *testing.T) {
+	def := parse(t, chainDoc)
+	p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: 5 * time.Millisecond}})
 	m := Compile(def, nil)
 	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
 	p.Stats().ObserveTask(m.ID, "/do/1/b", 200*time.Millisecond)
@@ -83,9 +90,7 @@ func TestPlannerPreparesAtPredictedTimes(t *testing.T) {
 
 func TestPlannerMovesAndCancelsPreparesNotSent(t *testing.T) {
 	def := parse(t, chainDoc)
-	clock := NewVirtualClock(t0)
-	prep := &fakePreparer{clock: clock}
-	p := NewPlanner(Options{Preparer: prep, Clock: clock, Rule: Rule{Margin: 5 * time.Millisecond}})
+	p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: 5 * time.Millisecond}})
 	m := Compile(def, nil)
 	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
 	p.Stats().ObserveTask(m.ID, "/do/1/b", 200*time.Millisecond)
@@ -134,17 +139,8 @@ func TestPlannerMovesAndCancelsPreparesNotSent(t *testing.T) {
 }
 
 func TestPlannerRuleDeclinesUnlikelyCheapCalls(t *testing.T) {
-	def := parse(t, `do:
-  - route:
-      switch:
-        - likely: {when: '${ .x }', then: fast}
-        - otherwise: {then: slow}
-  - fast: {call: ffast, then: end}
-  - slow: {call: fslow}
-`)
-	clock := NewVirtualClock(t0)
-	prep := &fakePreparer{clock: clock}
-	p := NewPlanner(Options{Preparer: prep, Clock: clock})
+	def := parse(t, switchDoc)
+	p, clock, prep := newTestPlanner(Options{})
 	m := Compile(def, nil)
 	for range 18 {
 		p.Stats().ObserveCase(m.ID, "/do/0/route", "likely")
@@ -280,9 +276,7 @@ func TestStatsPersistRoundTrip(t *testing.T) {
 
 func TestExpectArrivalPreparesTheWorkflowBehindAnEntry(t *testing.T) {
 	def := parse(t, chainDoc)
-	clock := NewVirtualClock(t0)
-	prep := &fakePreparer{clock: clock}
-	p := NewPlanner(Options{Preparer: prep, Clock: clock, Rule: Rule{Margin: 5 * time.Millisecond}})
+	p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: 5 * time.Millisecond}})
 	m := Compile(def, nil)
 	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
 	p.Stats().ObserveTask(m.ID, "/do/1/b", 100*time.Millisecond)
@@ -319,17 +313,8 @@ func TestExpectArrivalPreparesTheWorkflowBehindAnEntry(t *testing.T) {
 // the other path are dropped: an instance prepared for one of them is no
 // longer held for it.
 func TestPlannerDropsCallsOnPathsNotTaken(t *testing.T) {
-	def := parse(t, `do:
-  - route:
-      switch:
-        - likely: {when: '${ .x < 0.9 }', then: fast}
-        - otherwise: {then: slow}
-  - fast: {call: ffast, then: end}
-  - slow: {call: fslow}
-`)
-	clock := NewVirtualClock(t0)
-	prep := &fakePreparer{clock: clock}
-	p := NewPlanner(Options{Preparer: prep, Clock: clock})
+	def := parse(t, switchDoc)
+	p, clock, _ := newTestPlanner(Options{})
 	m := Compile(def, nil)
 	for range 9 {
 		p.Stats().ObserveCase(m.ID, "/do/0/route", "likely")
@@ -355,9 +340,7 @@ func TestPlannerDropsCallsOnPathsNotTaken(t *testing.T) {
 // aim, and aims the next prepares accordingly.
 func TestPlannerLearnsHowEarlyPreparedInstancesAre(t *testing.T) {
 	def := parse(t, chainDoc)
-	clock := NewVirtualClock(t0)
-	prep := &fakePreparer{clock: clock}
-	p := NewPlanner(Options{Preparer: prep, Clock: clock})
+	p, clock, prep := newTestPlanner(Options{})
 	m := Compile(def, nil)
 	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
 	p.Stats().ObserveTask(m.ID, "/do/1/b", 200*time.Millisecond)
