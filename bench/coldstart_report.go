@@ -96,7 +96,7 @@ func WriteColdstartReport(dir string, r *ColdstartResults) error {
 
 func coldstartPlot(r *ColdstartResults, path string) error {
 	p := plot.New()
-	p.Title.Text = "Cold start on the critical path (mean per invocation)"
+	p.Title.Text = "Cold-start latency on the critical path (mean per invocation)"
 	p.Y.Label.Text = "ms"
 	width := vg.Points(12)
 	var names []string

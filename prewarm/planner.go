@@ -42,14 +42,17 @@ const StatsKey = "prewarm/stats"
 
 // Rule decides whether a predicted call is worth an instance prepared for
 // it. Preparing pays when the expected cold-start latency saved exceeds
-// the expected cost of the idle time it buys, both in seconds, with an
-// idle instance-second weighing IdleCost seconds of latency:
+// the expected cost of the memory it holds, both in seconds, with an
+// instance-second held without serving weighing IdleCost seconds of
+// latency:
 //
-//	prob × coldStart  ≥  IdleCost × (Margin + (1 − prob) × Grace)
+//	prob × coldStart  ≥  IdleCost × (Margin + (1 − prob) × (coldStart + Margin + recheck))
 //
 // A call that comes costs Margin of idle time (the instance is ready that
-// much early); one that does not costs Grace, how long the workflow-aware
-// keep-alive waits past the predicted time before evicting the instance.
+// much early); one that does not costs the instance's whole life: its
+// start, the margin, and the few milliseconds until the workflow-aware
+// keep-alive looks at it again past the predicted time and finds its path
+// not taken (recheckAfterDue).
 //
 // Prepared instances are started just in time: ready a margin before the
 // predicted call, started the expected cold start before that. The
@@ -76,8 +79,7 @@ type Rule struct {
 	// Grace is how long an instance prepared for an expected arrival is
 	// kept past the arrival's window, and the least time a call whose
 	// task started holds its prepared instance before the call reaches
-	// the function layer. (A call whose path is not taken releases its
-	// instance as soon as the path is known.) Default 100ms.
+	// the function layer. Default 100ms.
 	Grace time.Duration
 	// KeepFactor scales the break-even time up to which an idle instance
 	// is kept for its function's next predicted call. Default 1: keep
@@ -103,8 +105,9 @@ func (r Rule) withDefaults() Rule {
 
 // Worth applies the rule.
 func (r Rule) Worth(prob float64, coldStart time.Duration) bool {
+	margin := max(r.Margin, 0)
 	gain := prob * coldStart.Seconds()
-	cost := r.IdleCost * (max(r.Margin, 0).Seconds() + (1-prob)*r.Grace.Seconds())
+	cost := r.IdleCost * (margin.Seconds() + (1-prob)*(coldStart+margin+recheckAfterDue).Seconds())
 	return gain >= cost
 }
 
