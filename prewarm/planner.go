@@ -511,11 +511,18 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 		// only start an instance nobody waits for; an instance already
 		// prepared is held for the call until it takes one.
 		call := dispatchingCall{invocation: id, key: key, since: at}
-		if c := p.upcoming[fn][id]; c != nil && c.sent {
+		switch c := p.upcoming[fn][id]; {
+		case c != nil && c.sent:
 			call.holdUntil, call.lead = c.until, c.lead
 			if grace := at.Add(p.rule.Grace); call.holdUntil.Before(grace) {
 				call.holdUntil = grace
 			}
+		case c != nil && c.timer != nil:
+			// Too early for its prepare: the call starts cold. That is a
+			// readiness error too (the call came that much before the
+			// prediction); leaving it out would teach the margin only
+			// from the calls that came late enough.
+			p.stats.ObserveReadiness(fn, at.Sub(c.at))
 		}
 		p.dispatching[fn] = append(p.dispatching[fn], call)
 		p.forgetLocked(fn, id)
@@ -546,9 +553,11 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 	p.stats.mu.Lock()
 	v := view{s: p.stats, workflow: m.ID, def: p.opts.Defaults}
 	cold := make([]time.Duration, len(preds))
+	coldHigh := make([]time.Duration, len(preds))
 	margin := make([]time.Duration, len(preds))
 	for i, pr := range preds {
 		cold[i] = v.coldStart(pr.Function)
+		coldHigh[i] = v.coldStartHigh(pr.Function)
 		margin[i] = v.margin(pr.Function, p.rule)
 	}
 	p.stats.mu.Unlock()
@@ -567,7 +576,7 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 			}
 		}
 	}
-	startAts := p.staggerLocked(id, at, preds, cold, margin)
+	startAts := p.staggerLocked(id, at, preds, cold, coldHigh, margin)
 	for i, pr := range preds {
 		callAt := at.Add(pr.After)
 		calls := p.upcoming[pr.Function]
@@ -576,9 +585,13 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 			p.upcoming[pr.Function] = calls
 		}
 		pc := calls[id]
-		if pc == nil && scope.expected && !startAts[i].Before(at) {
-			// Due late enough after the arrival to be prepared once it
-			// has come: the invocation plans it then.
+		if pc == nil && scope.expected && !scope.windowCost && !startAts[i].Before(at) {
+			// Due late enough after an arrival a keep-alive policy
+			// reloads for (anywhere in a window that may last minutes)
+			// to be prepared once it has come: the invocation plans it
+			// then. An arrival the planner predicted itself is known to
+			// within milliseconds, and its staggered prepares are all
+			// planned now, so that they keep their turns.
 			continue
 		}
 		if pc == nil {
@@ -650,9 +663,11 @@ type planScope struct {
 // expected cold start and the margin before the call, or earlier when
 // the prepares of later calls would otherwise hold every prepare slot at
 // that time. Prepares are placed backwards from the latest call, each
-// ending when a slot frees up; prepares already sent are left out (their
-// instances are on their way). p.mu is held.
-func (p *Planner) staggerLocked(id string, at time.Time, preds []Prediction, cold, margin []time.Duration) []time.Time {
+// ending when a slot frees up; one that must make room for a later one
+// counts with a slow start (coldHigh), since a start that overruns delays
+// every prepare queued behind it. Prepares already sent are left out
+// (their instances are on their way). p.mu is held.
+func (p *Planner) staggerLocked(id string, at time.Time, preds []Prediction, cold, coldHigh, margin []time.Duration) []time.Time {
 	starts := make([]time.Time, len(preds))
 	free := make([]time.Time, p.opts.PrepareSlots) // zero: free from now on
 	for i := len(preds) - 1; i >= 0; i-- {
@@ -668,10 +683,11 @@ func (p *Planner) staggerLocked(id string, at time.Time, preds []Prediction, col
 				latest = j
 			}
 		}
-		if f := free[latest]; !f.IsZero() && f.Before(finish) {
-			finish = f
+		took := cold[i]
+		if f := free[latest]; !f.IsZero() && f.Before(finish.Add(coldHigh[i]-cold[i])) {
+			finish, took = f, coldHigh[i]
 		}
-		starts[i] = finish.Add(-cold[i])
+		starts[i] = finish.Add(-took)
 		free[latest] = starts[i]
 	}
 	return starts
