@@ -24,23 +24,24 @@ type KeepAlive interface {
 // docs/prewarming.md describes them.
 var KeepAlivePolicies = []string{"on-demand", "fixed", "hybrid", "baton", "baton+hybrid"}
 
-// ValidKeepAlive checks a keep-alive policy name: one of
-// KeepAlivePolicies, or "fixed:" and a positive duration.
-func ValidKeepAlive(name string) error {
+// ParseKeepAlive reads a keep-alive policy name: one of
+// KeepAlivePolicies, or "fixed:" and a positive duration, returned as
+// keep (zero without one).
+func ParseKeepAlive(name string) (policy string, keep time.Duration, err error) {
 	policy, param, hasParam := strings.Cut(name, ":")
 	for _, known := range KeepAlivePolicies {
 		if policy != known {
 			continue
 		}
 		if !hasParam {
-			return nil
+			return policy, 0, nil
 		}
 		if d, err := time.ParseDuration(param); policy == "fixed" && err == nil && d > 0 {
-			return nil
+			return policy, d, nil
 		}
-		return fmt.Errorf("keep-alive %q: only fixed takes a parameter, a positive duration such as fixed:30m", name)
+		return "", 0, fmt.Errorf("keep-alive %q: only fixed takes a parameter, a positive duration such as fixed:30m", name)
 	}
-	return fmt.Errorf("keep-alive %q must be one of %s (or fixed:DURATION)", name, strings.Join(KeepAlivePolicies, ", "))
+	return "", 0, fmt.Errorf("keep-alive %q must be one of %s (or fixed:DURATION)", name, strings.Join(KeepAlivePolicies, ", "))
 }
 
 // IdleState is what a keep-alive decision is made from.

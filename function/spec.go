@@ -201,7 +201,7 @@ func (s *Spec) Validate() *problem.Problem {
 	if s.Runtime != KindWasm && len(s.Permissions.Dirs) > 0 {
 		add("permissions.dirs apply to wasm functions only")
 	}
-	if err := ValidKeepAlive(s.KeepAlive); s.KeepAlive != "" && err != nil {
+	if _, _, err := ParseKeepAlive(s.KeepAlive); s.KeepAlive != "" && err != nil {
 		add("%v", err)
 	}
 	if s.Limits.Memory < 0 || s.Limits.Timeout < 0 || s.Limits.MaxInstances < 0 || s.Limits.MaxQueue < 0 {

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -422,10 +421,8 @@ func (b *BySpec) policy(name string) function.KeepAlive {
 	if k, ok := b.Named[name]; ok {
 		return k
 	}
-	if d, ok := strings.CutPrefix(name, "fixed:"); ok {
-		if keep, err := time.ParseDuration(d); err == nil && keep > 0 {
-			return Fixed(keep)
-		}
+	if policy, keep, err := function.ParseKeepAlive(name); err == nil && policy == "fixed" && keep > 0 {
+		return Fixed(keep)
 	}
 	return nil
 }

@@ -82,11 +82,11 @@ func (p Policy) settings() (policySettings, error) {
 	}
 	switch set.kind {
 	case Fixed:
-		d, err := time.ParseDuration(param)
-		if err != nil || d <= 0 {
-			return set, fmt.Errorf("policy %q: want fixed:DURATION, such as fixed:30m", p)
+		_, keep, err := function.ParseKeepAlive(string(p))
+		if err != nil {
+			return set, err
 		}
-		set.keepAlive = d
+		set.keepAlive = keep
 	case Hybrid:
 		pct, err := strconv.ParseFloat(param, 64)
 		if err != nil || pct <= 0 || pct >= 100 {
