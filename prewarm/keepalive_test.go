@@ -129,10 +129,7 @@ func TestPredictiveKeepsOnlyWithinBreakEven(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, _, _ := newTestPlanner(Options{Rule: tt.rule})
-			m := Compile(def, nil)
-			p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
-			p.Stats().ObserveTask(m.ID, "/do/1/b", 100*time.Millisecond)
-			p.Stats().ObserveCold("fc", 50*time.Millisecond)
+			learnChain(p, def, 100*time.Millisecond, map[string]time.Duration{"fc": 50 * time.Millisecond})
 			k := NewPredictive(p, Fixed(time.Minute))
 			p.InvocationStarted("i", def, t0)
 			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
@@ -152,10 +149,7 @@ func TestPredictiveKeepsOnlyWithinBreakEven(t *testing.T) {
 func TestPredictiveEvictsAfterUse(t *testing.T) {
 	def := parse(t, chainDoc)
 	p, clock, _ := newTestPlanner(Options{})
-	m := Compile(def, nil)
-	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
-	p.Stats().ObserveTask(m.ID, "/do/1/b", 100*time.Millisecond)
-	p.Stats().ObserveCold("fc", 50*time.Millisecond)
+	learnChain(p, def, 100*time.Millisecond, map[string]time.Duration{"fc": 50 * time.Millisecond})
 	k := NewPredictive(p, Fixed(time.Minute))
 	p.InvocationStarted("i", def, t0)
 	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
@@ -203,10 +197,7 @@ func TestPredictiveEvictsAfterUse(t *testing.T) {
 func TestPredictiveHoldsPreparedInstanceUntilTheCallTakesOne(t *testing.T) {
 	def := parse(t, chainDoc)
 	p, clock, _ := newTestPlanner(Options{})
-	m := Compile(def, nil)
-	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
-	p.Stats().ObserveTask(m.ID, "/do/1/b", 100*time.Millisecond)
-	p.Stats().ObserveCold("fc", 50*time.Millisecond)
+	learnChain(p, def, 100*time.Millisecond, map[string]time.Duration{"fc": 50 * time.Millisecond})
 	k := NewPredictive(p, OnDemand{})
 	idleAt := func(at time.Duration) function.IdleState {
 		return function.IdleState{Function: "fc", IdleSince: t0.Add(at), Now: t0.Add(at), PreparedFor: t0.Add(200 * time.Millisecond)}

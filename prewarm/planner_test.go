@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonflow/baton/dsl"
 	"github.com/batonflow/baton/function"
 	"github.com/batonflow/baton/store"
 )
@@ -41,14 +42,22 @@ func newTestPlanner(opts Options) (*Planner, *VirtualClock, *fakePreparer) {
 	return NewPlanner(opts), clock, prep
 }
 
+// learnChain teaches p the timing of chainDoc (def): task a takes 100ms,
+// task b takes b, and the functions' cold starts are the given ones.
+func learnChain(p *Planner, def *dsl.Workflow, b time.Duration, cold map[string]time.Duration) *Model {
+	m := Compile(def, nil)
+	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
+	p.Stats().ObserveTask(m.ID, "/do/1/b", b)
+	for fn, d := range cold {
+		p.Stats().ObserveCold(fn, d)
+	}
+	return m
+}
+
 func TestPlannerPreparesAtPredictedTimes(t *testing.T) {
 	def := parse(t, chainDoc)
 	p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: 5 * time.Millisecond}})
-	m := Compile(def, nil)
-	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
-	p.Stats().ObserveTask(m.ID, "/do/1/b", 200*time.Millisecond)
-	p.Stats().ObserveCold("fb", 30*time.Millisecond)
-	p.Stats().ObserveCold("fc", 30*time.Millisecond)
+	learnChain(p, def, 200*time.Millisecond, map[string]time.Duration{"fb": 30 * time.Millisecond, "fc": 30 * time.Millisecond})
 
 	p.InvocationStarted("i1", def, t0)
 	p.TaskStarted("i1", "/do/0/a", "/do/0/a", "a", t0)
@@ -91,11 +100,7 @@ func TestPlannerPreparesAtPredictedTimes(t *testing.T) {
 func TestPlannerMovesAndCancelsPreparesNotSent(t *testing.T) {
 	def := parse(t, chainDoc)
 	p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: 5 * time.Millisecond}})
-	m := Compile(def, nil)
-	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
-	p.Stats().ObserveTask(m.ID, "/do/1/b", 200*time.Millisecond)
-	p.Stats().ObserveCold("fb", 30*time.Millisecond)
-	p.Stats().ObserveCold("fc", 30*time.Millisecond)
+	learnChain(p, def, 200*time.Millisecond, map[string]time.Duration{"fb": 30 * time.Millisecond, "fc": 30 * time.Millisecond})
 
 	p.InvocationStarted("i", def, t0)
 	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
@@ -277,11 +282,8 @@ func TestStatsPersistRoundTrip(t *testing.T) {
 func TestExpectArrivalPreparesTheWorkflowBehindAnEntry(t *testing.T) {
 	def := parse(t, chainDoc)
 	p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: 5 * time.Millisecond}})
-	m := Compile(def, nil)
-	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
-	p.Stats().ObserveTask(m.ID, "/do/1/b", 100*time.Millisecond)
-	p.Stats().ObserveCold("fb", 150*time.Millisecond) // fc: the default 50ms
-	p.InvocationStarted("i", def, t0)                 // makes the model known
+	learnChain(p, def, 100*time.Millisecond, map[string]time.Duration{"fb": 150 * time.Millisecond}) // fc: the default 50ms
+	p.InvocationStarted("i", def, t0)                                                                // makes the model known
 	p.InvocationEnded("i")
 
 	// A reload of fa announces an arrival at 10s. fb, due 100ms after
@@ -341,11 +343,7 @@ func TestPlannerDropsCallsOnPathsNotTaken(t *testing.T) {
 func TestPlannerLearnsHowEarlyPreparedInstancesAre(t *testing.T) {
 	def := parse(t, chainDoc)
 	p, clock, prep := newTestPlanner(Options{})
-	m := Compile(def, nil)
-	p.Stats().ObserveTask(m.ID, "/do/0/a", 100*time.Millisecond)
-	p.Stats().ObserveTask(m.ID, "/do/1/b", 200*time.Millisecond)
-	p.Stats().ObserveCold("fb", 30*time.Millisecond)
-	p.Stats().ObserveCold("fc", 30*time.Millisecond)
+	learnChain(p, def, 200*time.Millisecond, map[string]time.Duration{"fb": 30 * time.Millisecond, "fc": 30 * time.Millisecond})
 
 	// fb is due at 100ms, aimed ready 2ms before (the rule's margin):
 	// prepared at 68ms. Its instance is ready at 80ms, the call takes it
