@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,10 +62,23 @@ do:
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitCalls := func(n int) {
+	// Waiting for the calls' results to be recorded, not just for the calls
+	// to arrive, keeps this about finished tasks: a call the engine stops
+	// in flight is sent again with the same idempotency key, by design.
+	waitRecorded := func(n int) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			if _, total := hits.snapshot(); total >= n {
+			h, err := e.History(ctx, inv.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recorded := 0
+			for _, ev := range h {
+				if ev.Type == core.TaskCompleted && strings.Contains(ev.Task, "/record{") {
+					recorded++
+				}
+			}
+			if recorded >= n {
 				return
 			}
 			if time.Now().After(deadline) {
@@ -76,7 +90,7 @@ do:
 	time.Sleep(200 * time.Millisecond)
 	ingest(log, "r1", "sensor.reading", 1)
 	ingest(log, "r2", "sensor.reading", 2)
-	waitCalls(2)
+	waitRecorded(2)
 	e.Close()
 	st.Close()
 
