@@ -553,11 +553,9 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 	p.stats.mu.Lock()
 	v := view{s: p.stats, workflow: m.ID, def: p.opts.Defaults}
 	cold := make([]time.Duration, len(preds))
-	coldHigh := make([]time.Duration, len(preds))
 	margin := make([]time.Duration, len(preds))
 	for i, pr := range preds {
 		cold[i] = v.coldStart(pr.Function)
-		coldHigh[i] = v.coldStartHigh(pr.Function)
 		margin[i] = v.margin(pr.Function, p.rule)
 	}
 	p.stats.mu.Unlock()
@@ -576,7 +574,7 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 			}
 		}
 	}
-	startAts := p.staggerLocked(id, at, preds, cold, coldHigh, margin)
+	startAts := p.staggerLocked(id, at, preds, cold, margin)
 	for i, pr := range preds {
 		callAt := at.Add(pr.After)
 		calls := p.upcoming[pr.Function]
@@ -662,19 +660,23 @@ type planScope struct {
 // staggerLocked returns when to send each prediction's prepare: the
 // expected cold start and the margin before the call, or earlier when
 // the prepares of later calls would otherwise hold every prepare slot at
-// that time. Prepares are placed backwards from the latest call, each
-// ending when a slot frees up; one that must make room for a later one
-// counts with a slow start (coldHigh), since a start that overruns delays
-// every prepare queued behind it. Prepares already sent are left out
+// that time. Prepares are placed backwards from the latest call; one
+// whose slot is taken from some time on must be ready, with its own
+// margin, before that time, as if that were its call: a start that
+// overruns delays the prepares queued behind it, and the margin, learned
+// from how late starts come, is the protection each prepare already has.
+// (Aiming every queued prepare at a slow start instead would add the
+// slow-start excess once per queued prepare, and a chain of ten would be
+// ready tens of milliseconds early.) Prepares already sent are left out
 // (their instances are on their way). p.mu is held.
-func (p *Planner) staggerLocked(id string, at time.Time, preds []Prediction, cold, coldHigh, margin []time.Duration) []time.Time {
+func (p *Planner) staggerLocked(id string, at time.Time, preds []Prediction, cold, margin []time.Duration) []time.Time {
 	starts := make([]time.Time, len(preds))
 	free := make([]time.Time, p.opts.PrepareSlots) // zero: free from now on
 	for i := len(preds) - 1; i >= 0; i-- {
 		pr := preds[i]
-		finish := at.Add(pr.After - margin[i])
+		deadline := at.Add(pr.After)
 		if pc := p.upcoming[pr.Function][id]; (pc != nil && pc.sent) || !p.rule.Worth(pr.Prob, cold[i]) {
-			starts[i] = finish.Add(-cold[i])
+			starts[i] = deadline.Add(-margin[i] - cold[i])
 			continue
 		}
 		latest := 0 // the slot free the latest; a zero time is latest of all
@@ -683,11 +685,10 @@ func (p *Planner) staggerLocked(id string, at time.Time, preds []Prediction, col
 				latest = j
 			}
 		}
-		took := cold[i]
-		if f := free[latest]; !f.IsZero() && f.Before(finish.Add(coldHigh[i]-cold[i])) {
-			finish, took = f, coldHigh[i]
+		if f := free[latest]; !f.IsZero() && f.Before(deadline) {
+			deadline = f
 		}
-		starts[i] = finish.Add(-took)
+		starts[i] = deadline.Add(-margin[i] - cold[i])
 		free[latest] = starts[i]
 	}
 	return starts

@@ -391,3 +391,54 @@ func TestPlannerLearnsHowEarlyPreparedInstancesAre(t *testing.T) {
 		t.Fatalf("prepare after learning: %+v (want sent at %v)", prep.calls, at.Add(89*time.Millisecond))
 	}
 }
+
+// With one prepare slot, prepares whose starts would overlap are placed
+// one after another, the earlier one ready (with its margin) before the
+// later one is sent; prepares that do not overlap stay just in time, even
+// when the odd start was slow.
+func TestPlannerStaggersPreparesOverSlots(t *testing.T) {
+	def := parse(t, chainDoc)
+	for _, tc := range []struct {
+		name             string
+		slots            int
+		b                time.Duration
+		wantFb, wantFc   time.Duration // when each prepare is sent, after t0
+		readyFb, readyFc time.Duration
+	}{
+		// fb is due at 100ms, fc at 120ms, each starts in 30ms: on one
+		// slot fb must be ready 5ms before fc's prepare is sent at 85ms.
+		{"overlapping, one slot", 1, 20 * time.Millisecond, 50 * time.Millisecond, 85 * time.Millisecond, 80 * time.Millisecond, 115 * time.Millisecond},
+		{"overlapping, two slots", 2, 20 * time.Millisecond, 65 * time.Millisecond, 85 * time.Millisecond, 95 * time.Millisecond, 115 * time.Millisecond},
+		// fc is due at 140ms; its prepare is sent at 105ms, after fb's
+		// is done.
+		{"apart, one slot", 1, 40 * time.Millisecond, 65 * time.Millisecond, 105 * time.Millisecond, 95 * time.Millisecond, 135 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: 5 * time.Millisecond}, PrepareSlots: tc.slots})
+			learnChain(p, def, tc.b, map[string]time.Duration{"fc": 30 * time.Millisecond})
+			for i := range 10 {
+				d := 30 * time.Millisecond
+				if i%5 == 4 {
+					d = 200 * time.Millisecond // the odd slow start
+				}
+				p.Stats().ObserveCold("fb", d)
+			}
+
+			p.InvocationStarted("i", def, t0)
+			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+			clock.Advance(t0.Add(time.Second))
+			want := []prepareCall{
+				{fn: "fb", at: t0.Add(tc.wantFb), by: t0.Add(tc.readyFb)},
+				{fn: "fc", at: t0.Add(tc.wantFc), by: t0.Add(tc.readyFc)},
+			}
+			if len(prep.calls) != 2 {
+				t.Fatalf("prepares %+v, want %+v", prep.calls, want)
+			}
+			for i, w := range want {
+				if c := prep.calls[i]; c.fn != w.fn || !c.at.Equal(w.at) || !c.by.Equal(w.by) {
+					t.Errorf("prepare %d: %s at %v by %v, want %s at %v by %v", i, c.fn, c.at.Sub(t0), c.by.Sub(t0), w.fn, w.at.Sub(t0), w.by.Sub(t0))
+				}
+			}
+		})
+	}
+}

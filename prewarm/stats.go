@@ -259,15 +259,6 @@ func (v view) margin(fn string, r Rule) time.Duration {
 	return min(max(m, -cold), cold)
 }
 
-// coldStartHigh is a slow cold start of fn: the 90th percentile of the
-// recent ones.
-func (v view) coldStartHigh(fn string) time.Duration {
-	if f := v.s.functions[fn]; f != nil && f.Cold.Known() {
-		return f.Cold.Quantile(0.9)
-	}
-	return v.def.ColdStart
-}
-
 func (v view) coldStart(fn string) time.Duration {
 	if f := v.s.functions[fn]; f != nil && f.Cold.Known() {
 		return f.Cold.Median()
