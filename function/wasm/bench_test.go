@@ -68,21 +68,28 @@ func BenchmarkColdStart(b *testing.B) {
 		report(b, total, n)
 		b.ReportMetric(float64(total.Total().Microseconds())/1000/float64(n), "cold-start-ms/op")
 	})
-	b.Run("instantiate-and-init", func(b *testing.B) {
-		rt, err := New(Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer rt.Close(ctx)
-		start(b, rt) // compile once
-		var total function.Phases
-		n := 0
-		for b.Loop() {
-			total = add(total, start(b, rt))
-			n++
-		}
-		report(b, total, n)
-	})
+	// Instantiation and init, with the linear memory of the last instance
+	// recycled (the default) and with a fresh one every time.
+	for _, mem := range []struct {
+		name     string
+		recycled int64
+	}{{"instantiate-and-init", 0}, {"instantiate-and-init-fresh-memory", -1}} {
+		b.Run(mem.name, func(b *testing.B) {
+			rt, err := New(Options{RecycledMemory: mem.recycled})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer rt.Close(ctx)
+			start(b, rt) // compile once
+			var total function.Phases
+			n := 0
+			for b.Loop() {
+				total = add(total, start(b, rt))
+				n++
+			}
+			report(b, total, n)
+		})
+	}
 }
 
 func add(a, b function.Phases) function.Phases {

@@ -12,6 +12,7 @@ import (
 	"github.com/batonflow/baton/problem"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 )
 
 // reactorInstance is a live module built against the Baton ABI: it keeps
@@ -24,6 +25,7 @@ type reactorInstance struct {
 	alloc  api.Function
 	handle api.Function
 	stderr *tail.Buffer
+	memory *memoryLease
 
 	// inputPtr and inputCap describe the guest's input buffer: the ABI
 	// keeps it valid until the next baton_alloc, so inputs that fit are
@@ -39,9 +41,11 @@ type reactorInstance struct {
 func (r *Runtime) startReactor(ctx context.Context, spec *function.Spec, mod *module, cfg wazero.ModuleConfig, phases *function.Phases) (*reactorInstance, error) {
 	stderr := tail.New(stderrKept)
 	begin := time.Now()
-	inst, err := mod.eng.rt.InstantiateModule(ctx, mod.compiled, cfg.WithStdout(stderr).WithStderr(stderr))
+	memory := r.memory.lease()
+	inst, err := mod.eng.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, memory), mod.compiled, cfg.WithStdout(stderr).WithStderr(stderr))
 	phases.Instantiate = time.Since(begin)
 	if err != nil {
+		r.memory.recycle(memory)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -53,6 +57,7 @@ func (r *Runtime) startReactor(ctx context.Context, spec *function.Spec, mod *mo
 		phases.Init = time.Since(begin)
 		if err != nil {
 			_ = inst.Close(context.Background())
+			r.memory.recycle(memory)
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -60,7 +65,7 @@ func (r *Runtime) startReactor(ctx context.Context, spec *function.Spec, mod *mo
 		}
 	}
 	return &reactorInstance{
-		r: r, spec: spec, mod: mod, inst: inst, stderr: stderr,
+		r: r, spec: spec, mod: mod, inst: inst, stderr: stderr, memory: memory,
 		alloc:  inst.ExportedFunction(exportAlloc),
 		handle: inst.ExportedFunction(exportHandle),
 	}, nil
@@ -126,6 +131,7 @@ func (i *reactorInstance) Close(ctx context.Context) error {
 	var err error
 	i.closeOnce.Do(func() {
 		err = i.inst.Close(ctx)
+		i.r.memory.recycle(i.memory)
 		i.r.release(i.mod)
 	})
 	return err
@@ -151,10 +157,12 @@ func (c *commandInstance) Invoke(ctx context.Context, input json.RawMessage) (js
 		WithStdout(stdout).
 		WithStderr(stderr).
 		WithStartFunctions(exportStart)
-	mod, err := c.mod.eng.rt.InstantiateModule(ctx, c.mod.compiled, cfg)
+	memory := c.r.memory.lease()
+	mod, err := c.mod.eng.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, memory), c.mod.compiled, cfg)
 	if mod != nil {
 		_ = mod.Close(context.Background())
 	}
+	c.r.memory.recycle(memory)
 	if stdout.exceeded {
 		return nil, problem.Runtime("function %s wrote more than %d bytes of output", c.spec.Ref(), c.r.opts.MaxOutput)
 	}

@@ -68,13 +68,18 @@ type Options struct {
 	// MaxOutput caps what a call may return, in bytes. Default:
 	// DefaultMaxOutput.
 	MaxOutput int
+	// RecycledMemory bounds the bytes of closed instances' linear memory
+	// kept, cleared, for new instances (see memoryPool). Default:
+	// DefaultRecycledMemory; negative keeps none.
+	RecycledMemory int64
 }
 
 // Runtime is the wasm function.Runtime.
 type Runtime struct {
-	opts  Options
-	log   *slog.Logger
-	cache wazero.CompilationCache
+	opts   Options
+	log    *slog.Logger
+	cache  wazero.CompilationCache
+	memory *memoryPool
 
 	mu      sync.Mutex
 	closed  bool
@@ -135,7 +140,11 @@ func New(opts Options) (*Runtime, error) {
 	if opts.MaxOutput <= 0 {
 		opts.MaxOutput = DefaultMaxOutput
 	}
-	r := &Runtime{opts: opts, log: opts.Logger, engines: map[uint32]*engine{}, modules: map[moduleKey]*module{}, files: map[string]fileID{}}
+	if opts.RecycledMemory == 0 {
+		opts.RecycledMemory = DefaultRecycledMemory
+	}
+	r := &Runtime{opts: opts, log: opts.Logger, engines: map[uint32]*engine{}, modules: map[moduleKey]*module{}, files: map[string]fileID{},
+		memory: newMemoryPool(opts.RecycledMemory)}
 	if opts.CacheDir != "" {
 		if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
 			return nil, fmt.Errorf("wasm compilation cache: %w", err)
@@ -211,6 +220,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 		return nil
 	}
 	r.closed = true
+	r.memory.close()
 	engines := r.engines
 	r.engines = map[uint32]*engine{}
 	r.modules = map[moduleKey]*module{}
