@@ -112,6 +112,10 @@ type ColdstartResults struct {
 	Shapes   []string       `json:"shapes"`
 	Policies []string       `json:"policies"`
 	Rows     []ColdstartRow `json:"rows"`
+	// StartMs is how long instance starts took during the measured
+	// rounds, under every policy: the noise a prepare's timing must
+	// absorb, which sets how early a prepared instance has to be aimed.
+	StartMs Dist `json:"startMs"`
 }
 
 func (o *ColdstartOptions) defaults() error {
@@ -456,5 +460,6 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 			res.Rows = append(res.Rows, row)
 		}
 	}
+	res.StartMs = idle.startDurations(measuredFrom, end)
 	return res, nil
 }

@@ -58,6 +58,9 @@ func WriteColdstartTable(w io.Writer, r *ColdstartResults) error {
 			row.ColdPathMeanMs, row.FunctionPathP50Ms, row.IdleInstanceS, row.StartingInstanceS, row.InstanceStarts)
 	}
 	b.WriteString("\n")
+	if d := r.StartMs; d.Count > 0 {
+		fmt.Fprintf(&b, "instance starts in the measured rounds: %d, p50 %.2f ms, p90 %.2f ms, p99 %.2f ms\n", d.Count, d.P50, d.P90, d.P99)
+	}
 	for _, policy := range r.Policies {
 		if removed, ratio, held, ok := r.ChainVersusOnDemand(policy); ok && policy != "on-demand" {
 			fmt.Fprintf(&b, "chain: %s removes %.1f%% of on-demand's cold-start latency on the critical path; its idle instance-seconds are %.2fx on-demand's (idle or starting: %.2fx)\n", policy, 100*removed, ratio, held)

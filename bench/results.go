@@ -357,6 +357,22 @@ func (m *idleMeter) startSeconds(functions []string, from, to time.Time) float64
 	return sumSpans(m.starts, functions, from, to)
 }
 
+// startDurations summarises the starts that began within [from, to], of
+// every function.
+func (m *idleMeter) startDurations(from, to time.Time) Dist {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ms []float64
+	for _, spans := range m.starts {
+		for _, s := range spans {
+			if !s.from.Before(from) && !s.from.After(to) {
+				ms = append(ms, float64(s.to.Sub(s.from).Nanoseconds())/1e6)
+			}
+		}
+	}
+	return Summarize(ms)
+}
+
 // sumSpans adds up the parts of the functions' spans within [from, to].
 func sumSpans(spans map[string][]span, functions []string, from, to time.Time) float64 {
 	total := 0.0

@@ -1,0 +1,93 @@
+package bench
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batonflow/baton/function"
+)
+
+func TestIdleMeterIntegratesIdleAndStartingTime(t *testing.T) {
+	at := func(ms int) time.Time { return time.Unix(1000, 0).Add(time.Duration(ms) * time.Millisecond) }
+	m := newIdleMeter()
+	for _, e := range []function.Event{
+		// a: starts 4ms (ending at 10), idles 5ms, serves, idles 20ms
+		// until evicted.
+		{Kind: function.EventCreated, Time: at(10), Function: "a", Instance: "a1", Phases: function.Phases{Instantiate: 3 * time.Millisecond, Init: time.Millisecond}},
+		{Kind: function.EventBusy, Time: at(15), Function: "a", Instance: "a1"},
+		{Kind: function.EventIdle, Time: at(25), Function: "a", Instance: "a1"},
+		{Kind: function.EventEvicted, Time: at(45), Function: "a", Instance: "a1"},
+		// b: starts 2ms (ending at 100) and is still idle at the end.
+		{Kind: function.EventCreated, Time: at(100), Function: "b", Instance: "b1", Phases: function.Phases{Init: 2 * time.Millisecond}},
+	} {
+		m.Observe(e)
+	}
+	m.finish(at(130))
+
+	near := func(got, want float64) bool { return math.Abs(got-want) < 1e-9 }
+	if got := m.idleSeconds([]string{"a"}, at(0), at(200)); !near(got, 0.025) {
+		t.Errorf("a idle %v s, want 0.025", got)
+	}
+	if got := m.idleSeconds([]string{"a", "b"}, at(0), at(200)); !near(got, 0.055) {
+		t.Errorf("a+b idle %v s, want 0.055", got)
+	}
+	// A window clips the spans: from 30ms, a idles 15ms and b 30ms.
+	if got := m.idleSeconds([]string{"a", "b"}, at(30), at(200)); !near(got, 0.045) {
+		t.Errorf("idle from 30ms %v s, want 0.045", got)
+	}
+	if got := m.startSeconds([]string{"a", "b"}, at(0), at(200)); !near(got, 0.006) {
+		t.Errorf("starting %v s, want 0.006", got)
+	}
+	// Starts are counted by when they began: b's, from 98ms.
+	if d := m.startDurations(at(50), at(200)); d.Count != 1 || !near(d.P50, 2) {
+		t.Errorf("start durations from 50ms: %+v, want one of 2ms", d)
+	}
+}
+
+// The scenario end to end on a short run: every measured invocation
+// completes, on-demand starts every call cold, a fixed keep-alive none
+// after the first round, and the report compares Baton with on-demand.
+func TestRunColdstartComparesPolicies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a wasm module")
+	}
+	res, err := RunColdstart(context.Background(), ColdstartOptions{
+		Shapes: []string{"chain"}, Policies: []string{"on-demand", "fixed", "baton"},
+		// Long enough apart that a chain of ten cold starts, slow under
+		// the race detector, ends before the next round.
+		Rounds: 3, Warmup: 1, Interval: 2 * time.Second,
+		CacheDir: t.TempDir(), WasmSource: "../examples/functions/hello-go", Seed: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]ColdstartRow{}
+	for _, r := range res.Rows {
+		rows[r.Policy] = r
+		if r.Invocations != 2 || r.Failed != 0 {
+			t.Errorf("%s: %d measured invocations, %d failed; want 2 and 0", r.Policy, r.Invocations, r.Failed)
+		}
+	}
+	if r := rows["on-demand"]; r.ColdStarts != 20 || r.ColdPathMs <= 0 || r.InstanceStarts != 30 {
+		t.Errorf("on-demand: %d cold starts, %.2f ms cold path, %d instances; want 20, > 0, 30", r.ColdStarts, r.ColdPathMs, r.InstanceStarts)
+	}
+	if r := rows["fixed"]; r.ColdStarts != 0 || r.ColdPathMs != 0 || r.InstanceStarts != 10 || r.IdleInstanceS <= 0 {
+		t.Errorf("fixed: %d cold starts, %.2f ms cold path, %d instances, %.3f idle s; want 0, 0, 10, > 0", r.ColdStarts, r.ColdPathMs, r.InstanceStarts, r.IdleInstanceS)
+	}
+	if res.StartMs.Count < 20 || res.StartMs.P50 <= 0 {
+		t.Errorf("start durations %+v, want on-demand's 20 starts at least", res.StartMs)
+	}
+	var table strings.Builder
+	if err := WriteColdstartTable(&table, res); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + table.String())
+	for _, want := range []string{"| chain | on-demand | 2 |", "instance starts in the measured rounds:", "chain: baton removes"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+}
