@@ -62,11 +62,7 @@ func (s fixedSpecs) Get(_ context.Context, name, _ string) (*function.Spec, erro
 // is saved in the store.
 func TestBatonPolicyPrewarmsAChainEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openTestStore(t)
 	pw, err := newPrewarming(prewarmConfig{keepAlive: "baton", prewarm: true}, st, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -164,11 +160,7 @@ do:
 // A function's spec picks its own keep-alive over the server's default.
 func TestFunctionSpecChoosesItsKeepAlive(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openTestStore(t)
 	if _, err := newPrewarming(prewarmConfig{keepAlive: "lru"}, st, slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("an unknown --keep-alive was accepted")
 	}
@@ -199,4 +191,15 @@ func TestFunctionSpecChoosesItsKeepAlive(t *testing.T) {
 	if kept, gone := len(mgr.Instances("kept")), len(mgr.Instances("gone")); kept != 1 || gone != 0 {
 		t.Fatalf("after one call each: %d instances of kept (fixed:1h), %d of gone (the default, on-demand)", kept, gone)
 	}
+}
+
+// openTestStore opens a fresh SQLite store, closed when the test ends.
+func openTestStore(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "baton.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
