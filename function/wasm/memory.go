@@ -128,10 +128,3 @@ func (p *memoryPool) close() {
 	p.closed, p.free, p.held = true, nil, 0
 	p.mu.Unlock()
 }
-
-// heldBytes is the capacity of the recycled memories waiting for reuse.
-func (p *memoryPool) heldBytes() int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.held
-}

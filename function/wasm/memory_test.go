@@ -135,3 +135,10 @@ var (
 	_ experimental.MemoryAllocator = (*memoryLease)(nil)
 	_ experimental.LinearMemory    = (*memoryLease)(nil)
 )
+
+// heldBytes is the capacity of the recycled memories waiting for reuse.
+func (p *memoryPool) heldBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held
+}
