@@ -238,11 +238,16 @@ func newFunctionBuildCommand() *cobra.Command {
 	// --out/-O names an output file, as in convert; -o is the output format
 	// everywhere else. The old --output/-o still works, with a warning.
 	cmd.Flags().StringVarP(&out, "out", "O", "", "the module to write (default DIR's name with .wasm, in the current directory)")
+	// (cobra's MarkDeprecated would print its notice on stdout, among the
+	// command's output; this one goes to stderr.)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "the module to write")
-	if err := cmd.Flags().MarkDeprecated("output", "use --out (-O); -o is the output format of the other commands"); err != nil {
+	if err := cmd.Flags().MarkHidden("output"); err != nil {
 		panic(err)
 	}
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		if cmd.Flags().Changed("output") {
+			fmt.Fprintln(cmd.ErrOrStderr(), "baton: warning: fn build --output (-o) is deprecated: use --out (-O); -o is the output format of the other commands")
+		}
 		dir := args[0]
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			return fmt.Errorf("%s is not a directory holding a Go package", dir)
