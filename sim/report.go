@@ -14,6 +14,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/batonflow/baton/bench"
 )
 
 // WriteTable prints the per-policy summary.
@@ -112,8 +114,16 @@ func tradeoffPlot(res *Results, path string) error {
 			p.Add(l)
 		}
 	}
-	p.Legend.Top = true
-	if err := p.Save(8*vg.Inch, 5*vg.Inch, path); err != nil {
+	// Room around the outermost points, so that their markers and labels
+	// are not cut at the plot's edge.
+	if p.X.Max > p.X.Min {
+		pad := 0.06 * (p.X.Max - p.X.Min)
+		p.X.Min, p.X.Max = p.X.Min-pad, p.X.Max+pad
+	}
+	if p.Y.Min > 0 && p.Y.Max >= p.Y.Min {
+		p.Y.Min, p.Y.Max = p.Y.Min/1.6, p.Y.Max*1.6
+	}
+	if err := bench.SavePlot(p, 9*vg.Inch, 5*vg.Inch, path); err != nil {
 		return fmt.Errorf("sim: plot: %w", err)
 	}
 	return nil
@@ -145,9 +155,7 @@ func cdfPlot(res *Results, path string) error {
 		p.Add(l)
 		p.Legend.Add(string(pr.Policy), l)
 	}
-	p.Legend.Top = true
-	p.Legend.Left = false
-	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
+	if err := bench.SavePlot(p, 8*vg.Inch, 4.5*vg.Inch, path); err != nil {
 		return fmt.Errorf("sim: plot: %w", err)
 	}
 	return nil
