@@ -41,12 +41,18 @@ func addRemote(cmd *cobra.Command) *remote {
 	return r
 }
 
-// client is the CLI's only constructor of an API client: whatever a request
-// to the server needs (its URL, later its credentials) is decided here.
+// client returns the API client of the remote commands.
 func (r *remote) client() (*client.Client, error) {
 	// No client timeout: requests end with their context, and --wait may
 	// legitimately hold one for minutes.
-	return client.New(r.url, &http.Client{})
+	return r.clientOver(&http.Client{})
+}
+
+// clientOver is the CLI's only constructor of an API client (the remote
+// commands' and `baton bench --server`'s): whatever a request to the
+// server needs (its URL, later its credentials) is decided here.
+func (r *remote) clientOver(hc *http.Client) (*client.Client, error) {
+	return client.New(r.url, hc)
 }
 
 // run sets cmd's RunE: it checks the -o format (when the command has one),
