@@ -150,5 +150,6 @@ func coldstartBars(r *ColdstartResults, title, yLabel string, value func(*Coldst
 	if p.Y.Max <= 0 {
 		p.Y.Max = 1
 	}
+	p.Y.Max *= 1.05 // headroom above the tallest bar
 	return barPanel{p: p}
 }

@@ -181,7 +181,7 @@ func TestColdstartPlotShowsWhatItsCaptionSays(t *testing.T) {
 	}
 	cold := coldstartBars(r, "a", "b", func(row *ColdstartRow) float64 { return row.ColdPathMeanMs })
 	idle := coldstartBars(r, "a", "b", func(row *ColdstartRow) float64 { return row.IdleInstanceS })
-	if cold.err != nil || idle.err != nil || cold.p.Y.Max != 40 || idle.p.Y.Max != 1 {
+	if cold.err != nil || idle.err != nil || cold.p.Y.Max < 40 || cold.p.Y.Max > 45 || idle.p.Y.Max < 1 || idle.p.Y.Max > 1.2 {
 		t.Fatalf("panels: cold %v (max %g), idle %v (max %g)", cold.err, cold.p.Y.Max, idle.err, idle.p.Y.Max)
 	}
 	if img := decodePNG(t, filepath.Join(dir, "coldstart.png")); img.Bounds().Dx() < 700 {
