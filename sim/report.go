@@ -65,6 +65,17 @@ func WriteReport(dir, command string, res *Results) error {
 // fixed:20m...) are joined into its trade-off curve. The rate is on a log
 // scale, so that 0.05% and 13% both show.
 func tradeoffPlot(res *Results, path string) error {
+	p, err := tradeoffChart(res)
+	if err != nil {
+		return err
+	}
+	if err := bench.SavePlot(p, 9*vg.Inch, 5*vg.Inch, path); err != nil {
+		return fmt.Errorf("sim: plot: %w", err)
+	}
+	return nil
+}
+
+func tradeoffChart(res *Results) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Cold-start rate against wasted memory"
 	p.X.Label.Text = "wasted memory (GB-s)"
@@ -96,7 +107,7 @@ func tradeoffPlot(res *Results, path string) error {
 		}
 		line, dots, err := plotter.NewLinePoints(xys)
 		if err != nil {
-			return fmt.Errorf("sim: plot: %w", err)
+			return nil, fmt.Errorf("sim: plot: %w", err)
 		}
 		line.Color = plotutil.Color(i)
 		dots.Color, dots.Shape, dots.Radius = plotutil.Color(i), plotutil.Shape(i), vg.Points(4)
@@ -109,7 +120,7 @@ func tradeoffPlot(res *Results, path string) error {
 			}
 			l, err := plotter.NewLabels(labels)
 			if err != nil {
-				return fmt.Errorf("sim: plot: %w", err)
+				return nil, fmt.Errorf("sim: plot: %w", err)
 			}
 			p.Add(l)
 		}
@@ -123,10 +134,7 @@ func tradeoffPlot(res *Results, path string) error {
 	if p.Y.Min > 0 && p.Y.Max >= p.Y.Min {
 		p.Y.Min, p.Y.Max = p.Y.Min/1.6, p.Y.Max*1.6
 	}
-	if err := bench.SavePlot(p, 9*vg.Inch, 5*vg.Inch, path); err != nil {
-		return fmt.Errorf("sim: plot: %w", err)
-	}
-	return nil
+	return p, nil
 }
 
 func cdfPlot(res *Results, path string) error {
