@@ -258,6 +258,10 @@ func (s *server) fireHook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	inv, err := te.FireHook(r.Context(), path, input, r.Header.Get("Idempotency-Key"))
+	if errors.Is(err, store.ErrConflict) && inv != nil {
+		s.repeatedHook(w, r, inv, input)
+		return
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			s.writeProblem(w, r, problem.Newf(problem.TypeConflict, http.StatusConflict, "Conflict",

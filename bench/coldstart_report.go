@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -93,39 +94,62 @@ func WriteColdstartReport(dir string, r *ColdstartResults) error {
 	if err := WriteColdstartTable(&b, r); err != nil {
 		return err
 	}
-	b.WriteString("\n![cold start on the critical path and idle instance-seconds](coldstart.png)\n")
+	b.WriteString("\n![cold start on the critical path (left) and idle instance-seconds (right) per policy](coldstart.png)\n")
 	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(b.String()), 0o644)
 }
 
+// coldstartPlot draws two panels per workflow shape and policy: the mean
+// cold-start latency on the critical path, and the idle instance-seconds
+// the policy paid for it.
 func coldstartPlot(r *ColdstartResults, path string) error {
+	cold := coldstartBars(r, "Cold-start latency on the critical path", "ms per invocation (mean)",
+		func(row *ColdstartRow) float64 { return row.ColdPathMeanMs })
+	idle := coldstartBars(r, "Idle instance-seconds", "instance-seconds (measured rounds)",
+		func(row *ColdstartRow) float64 { return row.IdleInstanceS })
+	if cold.err != nil || idle.err != nil {
+		return fmt.Errorf("bench: plot: %w", errors.Join(cold.err, idle.err))
+	}
+	if err := savePanels(path, 11*vg.Inch, 4.5*vg.Inch, cold.p.Legend, cold.p, idle.p); err != nil {
+		return fmt.Errorf("bench: plot: %w", err)
+	}
+	return nil
+}
+
+type barPanel struct {
+	p   *plot.Plot
+	err error
+}
+
+func coldstartBars(r *ColdstartResults, title, yLabel string, value func(*ColdstartRow) float64) barPanel {
 	p := plot.New()
-	p.Title.Text = "Cold-start latency on the critical path (mean per invocation)"
-	p.Y.Label.Text = "ms"
+	p.Title.Text = title
+	p.Y.Label.Text = yLabel
+	p.Y.Tick.Marker = niceTicks{n: 6}
 	width := vg.Points(12)
-	var names []string
-	names = append(names, r.Shapes...)
 	for i, pol := range r.Policies {
 		vals := make(plotter.Values, len(r.Shapes))
 		for j, shape := range r.Shapes {
-			for _, row := range r.Rows {
-				if row.Shape == shape && row.Policy == pol {
-					vals[j] = row.ColdPathMeanMs
+			for k := range r.Rows {
+				if row := &r.Rows[k]; row.Shape == shape && row.Policy == pol {
+					vals[j] = value(row)
 				}
 			}
 		}
 		bars, err := plotter.NewBarChart(vals, width)
 		if err != nil {
-			return fmt.Errorf("bench: plot: %w", err)
+			return barPanel{err: err}
 		}
 		bars.Color = plotutil.Color(i)
-		bars.Offset = width * vg.Length(i-len(r.Policies)/2)
+		bars.LineStyle.Width = 0
+		bars.Offset = width * (vg.Length(i) - vg.Length(len(r.Policies)-1)/2)
 		p.Add(bars)
 		p.Legend.Add(pol, bars)
 	}
-	p.Legend.Top = true
-	p.NominalX(names...)
-	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
-		return fmt.Errorf("bench: plot: %w", err)
+	p.NominalX(r.Shapes...)
+	p.Y.Min = 0
+	if p.Y.Max <= 0 {
+		p.Y.Max = 1
 	}
-	return nil
+	p.Y.Max *= 1.05 // headroom above the tallest bar
+	return barPanel{p: p}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"image/color"
 	"math"
 	"path/filepath"
 	"slices"
@@ -37,21 +38,27 @@ func WritePlots(dir string, res *Results) ([]plotFile, error) {
 			})
 		}},
 		{"throughput.png", "Throughput over time", func() (*plot.Plot, error) {
-			return seriesPlot(res, "Throughput over time", "completed invocations/s", func(s *Series) ([]float64, []float64) { return s.TimeS, s.Throughput }, nil)
+			return seriesPlot(res, "Throughput over time", "completed invocations/s", false, func(s *Series) ([]float64, []float64) { return s.TimeS, s.Throughput }, nil)
 		}},
 		{"latency-time.png", "Latency over time (p50 solid, p99 dashed)", func() (*plot.Plot, error) {
-			return seriesPlot(res, "Latency over time (p50 solid, p99 dashed)", "latency (ms)",
+			return seriesPlot(res, "Latency over time (p50 solid, p99 dashed)", "latency (ms)", false,
 				func(s *Series) ([]float64, []float64) { return s.TimeS, s.P50Ms },
 				func(s *Series) ([]float64, []float64) { return s.TimeS, s.P99Ms })
 		}},
 		{"cold-starts.png", "Cold starts over time", func() (*plot.Plot, error) {
-			return seriesPlot(res, "Cold starts over time", "cold starts per bin", func(s *Series) ([]float64, []float64) {
+			total := 0
+			p, err := seriesPlot(res, "Cold starts over time", "cold starts per bin", true, func(s *Series) ([]float64, []float64) {
 				ys := make([]float64, len(s.ColdStarts))
 				for i, c := range s.ColdStarts {
 					ys[i] = float64(c)
+					total += c
 				}
 				return s.TimeS, ys
 			}, nil)
+			if err == nil && total == 0 {
+				p.Title.Text += ": none in this run"
+			}
+			return p, err
 		}},
 	}
 	var out []plotFile
@@ -60,7 +67,7 @@ func WritePlots(dir string, res *Results) ([]plotFile, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bench: plot %s: %w", b.file, err)
 		}
-		if err := p.Save(8*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, b.file)); err != nil {
+		if err := SavePlot(p, 8*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, b.file)); err != nil {
 			return nil, fmt.Errorf("bench: plot %s: %w", b.file, err)
 		}
 		out = append(out, plotFile{name: b.file, title: b.title})
@@ -79,8 +86,7 @@ func cdfPlot(res *Results, title, xLabel string, value func(*Sample) (float64, b
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Y.Min, p.Y.Max = 0, 1
-	p.Legend.Top = false
-	p.Legend.Left = false
+	p.Y.Tick.Marker = niceTicks{n: 5}
 	any := false
 	for i, c := range res.Configs {
 		var vs []float64
@@ -118,13 +124,17 @@ func cdfPlot(res *Results, title, xLabel string, value func(*Sample) (float64, b
 	return p, nil
 }
 
-func seriesPlot(res *Results, title, yLabel string, solid, dashed func(*Series) ([]float64, []float64)) (*plot.Plot, error) {
+// seriesPlot draws per-bin series over time; counts keeps the y ticks on
+// whole numbers.
+func seriesPlot(res *Results, title, yLabel string, counts bool, solid, dashed func(*Series) ([]float64, []float64)) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = fmt.Sprintf("time since start (s; bins of %gs)", res.Meta.BinS)
 	p.Y.Label.Text = yLabel
 	p.Y.Min = 0
 	p.X.Min = 0
+	p.X.Tick.Marker = niceTicks{n: 8}
+	p.Y.Tick.Marker = niceTicks{n: 6, integer: counts}
 	add := func(i int, label string, xs, ys []float64, dash bool) error {
 		var xys plotter.XYs
 		for k := range xs {
@@ -162,18 +172,21 @@ func seriesPlot(res *Results, title, yLabel string, solid, dashed func(*Series) 
 			}
 		}
 	}
+	if p.Y.Max <= p.Y.Min {
+		// All zeros (or no data): a 0..1 axis, not gonum's -1..1.
+		p.Y.Max = p.Y.Min + 1
+	}
 	if res.Meta.WarmupS > 0 {
 		// The warm-up is shaded off by a vertical line at its end.
 		l, err := plotter.NewLine(plotter.XYs{{X: res.Meta.WarmupS, Y: 0}, {X: res.Meta.WarmupS, Y: p.Y.Max}})
 		if err == nil && p.Y.Max > 0 {
-			l.Color = plotutil.Color(7)
+			// Gray: plotutil.Color(7) wraps around to the first curve's red.
+			l.Color = color.Gray{Y: 110}
 			l.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
 			p.Add(l)
 			p.Legend.Add("end of warm-up", l)
 		}
 	}
-	p.Legend.Top = true
-	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
 	return p, nil
 }

@@ -58,7 +58,11 @@ type Options struct {
 	// temporary directory removed at the end.
 	DataDir string
 	// Server benchmarks a running server at this URL instead.
-	Server     string
+	Server string
+	// Connect, when set, makes the client of Server over hc (the caller
+	// may add what requests need, such as credentials); the default is
+	// client.New.
+	Connect    func(hc *http.Client) (*client.Client, error)
 	CacheDir   string
 	WasmSource string
 	// Progress receives the progress display; Interactive redraws one
@@ -124,7 +128,11 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 
 	streams := opts.Arrivals.Streams()
 	if opts.Server != "" {
-		c, err := client.New(opts.Server, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}})
+		connect := opts.Connect
+		if connect == nil {
+			connect = func(hc *http.Client) (*client.Client, error) { return client.New(opts.Server, hc) }
+		}
+		c, err := connect(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}})
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}

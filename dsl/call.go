@@ -13,6 +13,9 @@ import (
 // and has a known shape.
 var builtinCalls = []string{"asyncapi", "grpc", "http", "openapi", "a2a", "mcp"}
 
+// BuiltinCall tells whether `call: name` names a function the DSL defines.
+func BuiltinCall(name string) bool { return contains(builtinCalls, name) }
+
 // call reads `call` and `with`. A name that is neither built in nor in
 // use.functions is a cataloged function or a function registered with
 // Baton, which are resolved at deploy time.

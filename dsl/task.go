@@ -106,7 +106,7 @@ func (p *parser) task(n *yaml.Node, at path, ref string) (*Task, []flowRef) {
 	}
 	switch len(kinds) {
 	case 0:
-		p.errorf(o.node, at, "expected a task: a map with one of %s", kindList())
+		p.errorf(o.node, at, "%s", noKindMessage(o))
 		return t, nil
 	case 1:
 		t.Kind = kinds[0]

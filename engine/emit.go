@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/events"
 	"github.com/batonflow/baton/problem"
 )
@@ -39,7 +40,13 @@ type emitExecutor struct {
 }
 
 func (x *emitExecutor) Execute(ctx context.Context, req *CallRequest) (CallResult, error) {
-	event, err := buildCloudEvent(req.Args, req.IdempotencyKey, x.clock())
+	// The id derives from the call's id seed (core.CallIDSeed) rather than
+	// its key, so ids stay those of events emitted before the key changed.
+	seed := ""
+	if req.IdempotencyKey != "" {
+		seed = core.CallIDSeed(req.Invocation, req.Task, req.Attempt)
+	}
+	event, err := buildCloudEvent(req.Args, seed, x.clock())
 	if err != nil {
 		return CallResult{}, err
 	}
@@ -82,9 +89,9 @@ func (x *emitExecutor) clock() time.Time {
 }
 
 // buildCloudEvent turns the evaluated emit.event.with into a CloudEvent 1.0. The
-// id defaults to a UUID derived from the call's idempotency key: a call
+// id defaults to a UUID derived from the call's id seed (core.CallIDSeed): a call
 // executed again after a crash emits the same event, not a second one.
-func buildCloudEvent(with map[string]any, idempotencyKey string, now time.Time) (map[string]any, error) {
+func buildCloudEvent(with map[string]any, seed string, now time.Time) (map[string]any, error) {
 	event := make(map[string]any, len(with)+4)
 	for name, value := range with {
 		if value == nil {
@@ -113,8 +120,8 @@ func buildCloudEvent(with map[string]any, idempotencyKey string, now time.Time) 
 	}
 	event["specversion"] = "1.0"
 	if _, ok := event["id"]; !ok {
-		if idempotencyKey != "" {
-			event["id"] = uuid.NewSHA1(eventIDSpace, []byte(idempotencyKey)).String()
+		if seed != "" {
+			event["id"] = uuid.NewSHA1(eventIDSpace, []byte(seed)).String()
 		} else {
 			event["id"] = uuid.NewString()
 		}

@@ -404,8 +404,9 @@ do:
 	}
 	srv := httptest.NewServer(api.NewHandler(e))
 	defer srv.Close()
-	post := func(key string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/hooks/orders", strings.NewReader(`{"n": 7}`))
+	var lastLocation, lastReplayed string
+	postBody := func(key, body string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/hooks/orders", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		if key != "" {
 			req.Header.Set("Idempotency-Key", key)
@@ -415,10 +416,15 @@ do:
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var body struct{ ID string }
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		return resp.StatusCode, body.ID
+		lastLocation, lastReplayed = resp.Header.Get("Location"), resp.Header.Get("Idempotent-Replayed")
+		var answer struct{ ID, Detail string }
+		_ = json.NewDecoder(resp.Body).Decode(&answer)
+		if answer.ID == "" {
+			answer.ID = answer.Detail
+		}
+		return resp.StatusCode, answer.ID
 	}
+	post := func(key string) (int, string) { return postBody(key, `{"n": 7}`) }
 	code, id := post("k1")
 	if code != http.StatusAccepted {
 		t.Fatalf("hook: %d", code)
@@ -426,8 +432,18 @@ do:
 	if inv := waitEnded(t, e, id); inv.Status != core.StatusCompleted || inv.Output.(map[string]any)["n"] != 7.0 {
 		t.Fatalf("hook run %s output %v", inv.Status, inv.Output)
 	}
-	if code, _ := post("k1"); code != http.StatusConflict {
-		t.Fatalf("the same Idempotency-Key again: %d, want 409", code)
+	// The same request again is answered as the first was: the same
+	// invocation, not a second one (IETF Idempotency-Key draft).
+	if code, again := post("k1"); code != http.StatusAccepted || again != id ||
+		lastLocation != "/v1/invocations/"+id || lastReplayed != "true" {
+		t.Fatalf("the same request again: %d, id %q (first %q), Location %q, Idempotent-Replayed %q",
+			code, again, id, lastLocation, lastReplayed)
+	}
+	// The key reused with another body is refused, naming the invocation
+	// the key started.
+	if code, detail := postBody("k1", `{"n": 8}`); code != http.StatusUnprocessableEntity ||
+		!strings.Contains(detail, id) || lastLocation != "/v1/invocations/"+id {
+		t.Fatalf("the key with another body: %d, %q, Location %q", code, detail, lastLocation)
 	}
 	if code, _ := post(""); code != http.StatusAccepted {
 		t.Fatalf("hook without key: %d", code)

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,10 +21,11 @@ import (
 
 // TriggerSource subscribes triggers to a message source (NATS, MQTT).
 // handle is called once per message with the message's id when the source
-// has one ("" otherwise) and its payload; Subscribe returns a function
-// that ends the subscription.
+// has one ("" otherwise), the subject or topic it was published on (which
+// a wildcard spec does not tell) and its payload; Subscribe returns a
+// function that ends the subscription.
 type TriggerSource interface {
-	Subscribe(ctx context.Context, spec, queue string, handle func(ctx context.Context, id string, payload []byte) error) (func(), error)
+	Subscribe(ctx context.Context, spec, queue string, handle func(ctx context.Context, id, topic string, payload []byte) error) (func(), error)
 }
 
 // Trigger kinds.
@@ -272,7 +272,9 @@ func (e *Engine) DeleteTrigger(ctx context.Context, name string) error {
 
 // FireHook starts the workflow of the HTTP trigger at path with input.
 // With an idempotency key the invocation id derives from it, so a client
-// retrying a request gets a conflict rather than a second run.
+// retrying a request does not start a second run: FireHook then returns
+// the invocation the first request started together with an error
+// wrapping store.ErrConflict (see repeatedHook).
 func (e *Engine) FireHook(ctx context.Context, path string, input any, idempotencyKey string) (*store.Invocation, error) {
 	log, err := e.eventLog()
 	if err != nil {
@@ -297,7 +299,11 @@ func (e *Engine) FireHook(ctx context.Context, path string, input any, idempoten
 			}
 			id = v7.String()
 		}
-		return e.start(ctx, id, "", t.Namespace, t.Workflow, "", input)
+		inv, err := e.start(ctx, id, "", t.Namespace, t.Workflow, "", input)
+		if idempotencyKey != "" && errors.Is(err, store.ErrConflict) {
+			return e.repeatedHook(ctx, id, err)
+		}
+		return inv, err
 	}
 	return nil, fmt.Errorf("hook %s: %w", path, store.ErrNotFound)
 }
@@ -516,8 +522,8 @@ func (s *eventStarter) syncSubscriptions(ctx context.Context, triggers []*store.
 			continue
 		}
 		trig := *t
-		stop, err := src.Subscribe(ctx, t.Spec, "baton-trigger-"+t.Name, func(ctx context.Context, msgID string, payload []byte) error {
-			return s.fireMessage(ctx, &trig, msgID, payload)
+		stop, err := src.Subscribe(ctx, t.Spec, "baton-trigger-"+t.Name, func(ctx context.Context, msgID, topic string, payload []byte) error {
+			return s.fireMessage(ctx, &trig, msgID, topic, payload)
 		})
 		if err != nil {
 			s.e.log.Error("trigger cannot subscribe; retrying", "trigger", t.Name, "err", err)
@@ -536,13 +542,9 @@ func (s *eventStarter) unsubscribeAll() {
 	}
 }
 
-// fireMessage starts a trigger's workflow with a message as input: JSON
-// payloads as data, anything else as text.
-func (s *eventStarter) fireMessage(ctx context.Context, t *store.Trigger, msgID string, payload []byte) error {
-	var input any
-	if err := json.Unmarshal(payload, &input); err != nil {
-		input = string(payload)
-	}
+// fireMessage starts a trigger's workflow with a message as input, as a
+// CloudEvent (see messageEvent).
+func (s *eventStarter) fireMessage(ctx context.Context, t *store.Trigger, msgID, topic string, payload []byte) error {
 	id := ""
 	if msgID != "" {
 		id = triggerID(t.Name, "msg\x00"+msgID)
@@ -553,6 +555,7 @@ func (s *eventStarter) fireMessage(ctx context.Context, t *store.Trigger, msgID 
 		}
 		id = v7.String()
 	}
+	input := messageEvent(t, id, msgID, topic, payload, time.Now())
 	if _, err := s.e.start(ctx, id, "", t.Namespace, t.Workflow, "", input); err != nil && !errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("trigger %s: %w", t.Name, err)
 	}

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"strconv"
 
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/dsl"
@@ -17,7 +16,8 @@ type CallRequest struct {
 	*core.Call
 	Invocation string
 	// IdempotencyKey is the same every time this call is executed again
-	// (after a crash, say): invocation id, task key and attempt.
+	// (after a crash, say): see core.IdempotencyKey. Ids derived from the
+	// call are computed from core.CallIDSeed instead.
 	IdempotencyKey string
 	Workflow       *dsl.Workflow
 	// Secrets are the invocation's secrets (the workflow's use.secrets),
@@ -51,7 +51,7 @@ func (f ExecutorFunc) Execute(ctx context.Context, req *CallRequest) (CallResult
 }
 
 func (e *Engine) execute(ctx context.Context, in *instance, c *core.Call) (CallResult, *problem.Problem) {
-	key := in.inv.ID + "/" + c.Task + "/" + strconv.Itoa(c.Attempt)
+	key := core.IdempotencyKey(in.inv.ID, c.Task, c.Attempt)
 	if c.Function == "http" {
 		var auths map[string]any
 		if in.def.Use != nil {

@@ -16,16 +16,16 @@ import (
 var childIDSpace = uuid.MustParse("9d7c2f0e-3b1a-4e55-8c6d-2a4f7e9b1c38")
 
 // childID is the id of the subflow a call starts: derived from the call's
-// idempotency key, so a parent that executes the call again after a crash
+// id seed (core.CallIDSeed), so a parent that executes the call again after a crash
 // finds the child it started before instead of starting a second one.
-func childID(idempotencyKey string) string {
-	return uuid.NewSHA1(childIDSpace, []byte(idempotencyKey)).String()
+func childID(seed string) string {
+	return uuid.NewSHA1(childIDSpace, []byte(seed)).String()
 }
 
 // invokeChild starts the subflow of a `run: workflow` call, or returns the
 // one an earlier execution of the same call started.
-func (e *Engine) invokeChild(ctx context.Context, parentID, idempotencyKey, namespace, name, version string, input any) (*store.Invocation, error) {
-	id := childID(idempotencyKey)
+func (e *Engine) invokeChild(ctx context.Context, parentID, seed, namespace, name, version string, input any) (*store.Invocation, error) {
+	id := childID(seed)
 	inv, err := e.start(ctx, id, parentID, namespace, name, version, input)
 	if err == nil {
 		return inv, nil
@@ -78,7 +78,7 @@ func (x *subflowExecutor) Execute(ctx context.Context, req *CallRequest) (CallRe
 	if version != "" {
 		target += "@" + version
 	}
-	child, err := e.invokeChild(ctx, req.Invocation, req.IdempotencyKey, namespace, name, version, input)
+	child, err := e.invokeChild(ctx, req.Invocation, core.CallIDSeed(req.Invocation, req.Task, req.Attempt), namespace, name, version, input)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return CallResult{}, problem.Configuration("run.workflow: workflow %s is not stored", target)

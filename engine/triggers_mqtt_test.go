@@ -107,17 +107,28 @@ func TestMessageTriggers(t *testing.T) {
 	if len(invs) != 2 {
 		t.Fatalf("%d invocations, want one per message", len(invs))
 	}
-	seen := map[float64]bool{}
+	// Each input is the message as a CloudEvent: the payload in data, the
+	// topic or subject it was published on in subject.
+	seen := map[string]float64{}
 	for _, inv := range invs {
 		done := waitEnded(t, e, inv.ID)
 		out, _ := done.Output.(map[string]any)
 		if done.Status != core.StatusCompleted || out == nil {
 			t.Fatalf("run %s output %v", done.Status, done.Output)
 		}
-		seen[out["celsius"].(float64)] = true
+		data, _ := out["data"].(map[string]any)
+		subject, _ := out["subject"].(string)
+		if out["specversion"] != "1.0" || data == nil || out["datacontenttype"] != "application/json" {
+			t.Fatalf("input %v is not a CloudEvent carrying the payload", out)
+		}
+		seen[out["type"].(string)+" "+subject], _ = data["celsius"].(float64)
 	}
-	if !seen[21.5] || !seen[19] {
-		t.Fatalf("inputs seen %v, want the MQTT and the NATS payload", seen)
+	want := map[string]float64{
+		"dev.batonflow.trigger.mqtt " + topic:   21.5,
+		"dev.batonflow.trigger.nats " + subject: 19,
+	}
+	if len(seen) != 2 || seen["dev.batonflow.trigger.mqtt "+topic] != 21.5 || seen["dev.batonflow.trigger.nats "+subject] != 19 {
+		t.Fatalf("inputs seen %v, want %v", seen, want)
 	}
 	// A deleted trigger stops.
 	if err := e.DeleteTrigger(ctx, "m-"+id); err != nil {

@@ -2,7 +2,6 @@ package function
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/batonflow/baton/core"
 )
@@ -17,8 +16,8 @@ import (
 //
 // The task's `with` arguments are the function's input; a task without
 // them passes its transformed input. The task's remaining timeout bounds
-// the call, and the idempotency key of the step
-// (<invocation>/<task key>/<attempt>) goes to runtimes that can pass it
+// the call, and the idempotency key of the step (core.IdempotencyKey)
+// goes to runtimes that can pass it
 // on. Failures are problems (timeout, runtime, communication,
 // configuration) that the workflow's try and retry act on.
 func (m *Manager) Call(ctx context.Context, invocation string, c *core.Call) (Result, error) {
@@ -32,7 +31,7 @@ func (m *Manager) Call(ctx context.Context, invocation string, c *core.Call) (Re
 		defer cancel()
 	}
 	ctx = WithCallInfo(ctx, CallInfo{
-		IdempotencyKey: fmt.Sprintf("%s/%s/%d", invocation, c.Task, c.Attempt),
+		IdempotencyKey: core.IdempotencyKey(invocation, c.Task, c.Attempt),
 		Invocation:     invocation,
 	})
 	return m.Invoke(ctx, c.Function, input)

@@ -14,6 +14,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/batonflow/baton/bench"
 )
 
 // WriteTable prints the per-policy summary.
@@ -63,6 +65,17 @@ func WriteReport(dir, command string, res *Results) error {
 // fixed:20m...) are joined into its trade-off curve. The rate is on a log
 // scale, so that 0.05% and 13% both show.
 func tradeoffPlot(res *Results, path string) error {
+	p, err := tradeoffChart(res)
+	if err != nil {
+		return err
+	}
+	if err := bench.SavePlot(p, 9*vg.Inch, 5*vg.Inch, path); err != nil {
+		return fmt.Errorf("sim: plot: %w", err)
+	}
+	return nil
+}
+
+func tradeoffChart(res *Results) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Cold-start rate against wasted memory"
 	p.X.Label.Text = "wasted memory (GB-s)"
@@ -94,7 +107,7 @@ func tradeoffPlot(res *Results, path string) error {
 		}
 		line, dots, err := plotter.NewLinePoints(xys)
 		if err != nil {
-			return fmt.Errorf("sim: plot: %w", err)
+			return nil, fmt.Errorf("sim: plot: %w", err)
 		}
 		line.Color = plotutil.Color(i)
 		dots.Color, dots.Shape, dots.Radius = plotutil.Color(i), plotutil.Shape(i), vg.Points(4)
@@ -107,16 +120,21 @@ func tradeoffPlot(res *Results, path string) error {
 			}
 			l, err := plotter.NewLabels(labels)
 			if err != nil {
-				return fmt.Errorf("sim: plot: %w", err)
+				return nil, fmt.Errorf("sim: plot: %w", err)
 			}
 			p.Add(l)
 		}
 	}
-	p.Legend.Top = true
-	if err := p.Save(8*vg.Inch, 5*vg.Inch, path); err != nil {
-		return fmt.Errorf("sim: plot: %w", err)
+	// Room around the outermost points, so that their markers and labels
+	// are not cut at the plot's edge.
+	if p.X.Max > p.X.Min {
+		pad := 0.06 * (p.X.Max - p.X.Min)
+		p.X.Min, p.X.Max = p.X.Min-pad, p.X.Max+pad
 	}
-	return nil
+	if p.Y.Min > 0 && p.Y.Max >= p.Y.Min {
+		p.Y.Min, p.Y.Max = p.Y.Min/1.6, p.Y.Max*1.6
+	}
+	return p, nil
 }
 
 func cdfPlot(res *Results, path string) error {
@@ -145,9 +163,7 @@ func cdfPlot(res *Results, path string) error {
 		p.Add(l)
 		p.Legend.Add(string(pr.Policy), l)
 	}
-	p.Legend.Top = true
-	p.Legend.Left = false
-	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
+	if err := bench.SavePlot(p, 8*vg.Inch, 4.5*vg.Inch, path); err != nil {
 		return fmt.Errorf("sim: plot: %w", err)
 	}
 	return nil

@@ -133,7 +133,8 @@ func runBench(cmd *cobra.Command, f *benchFlags, w bench.Workload) error {
 	opts := bench.Options{
 		Workload: w, Duration: f.duration, Invocations: f.invocations, Warmup: f.warmup, Seed: f.seed,
 		Work: f.work, KeepAlive: f.keepAlive, MaxInstances: f.maxInstances, MaxInFlight: f.maxInFlight,
-		DataDir: f.data, Server: f.server, WasmSource: f.wasmSource, CacheDir: f.cacheDir,
+		DataDir: f.data, Server: f.server, Connect: (&remote{url: f.server}).clientOver,
+		WasmSource: f.wasmSource, CacheDir: f.cacheDir,
 		Progress: stderr, Interactive: isTerminal(stderr),
 		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 		Command: "baton " + strings.Join(os.Args[1:], " "),

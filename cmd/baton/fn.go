@@ -29,7 +29,7 @@ import (
 // with --data, the embedded store of a data directory, the one `baton run`
 // uses.
 type functionTarget struct {
-	server *serverFlag
+	server *remote
 	data   string
 }
 
@@ -166,13 +166,21 @@ func (l *localFunctions) close() error {
 	return errors.Join(l.host.Close(), l.store.Close())
 }
 
-// with opens the target, runs fn on it and releases it.
-func (t *functionTarget) with(cmd *cobra.Command, fn func(functionBackend) error) error {
-	backend, err := t.open(cmd.Context(), cmd.ErrOrStderr())
-	if err != nil {
-		return err
-	}
-	return errors.Join(fn(backend), backend.close())
+// run sets cmd's RunE: it checks the -o format (when the command has one),
+// opens the target, calls do with it and releases it.
+func (t *functionTarget) run(cmd *cobra.Command, out *outputFlag, do func(ctx context.Context, b functionBackend, args []string) error) {
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		if out != nil {
+			if err := out.validate(); err != nil {
+				return err
+			}
+		}
+		backend, err := t.open(cmd.Context(), cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		return errors.Join(do(cmd.Context(), backend, args), backend.close())
+	})
 }
 
 // functionNotFound rewords a missing function the same way for a server and a data
@@ -202,7 +210,7 @@ func newFunctionCommand() *cobra.Command {
 			"local call is a cold start; a server keeps instances warm between calls.",
 		Args: cobra.NoArgs,
 	}
-	t := &functionTarget{server: addServerFlag(cmd)}
+	t := &functionTarget{server: addRemote(cmd)}
 	cmd.PersistentFlags().StringVar(&t.data, "data", "", "act on the database of this data directory instead of a server")
 	cmd.AddCommand(
 		newFunctionBuildCommand(),
@@ -218,17 +226,28 @@ func newFunctionCommand() *cobra.Command {
 func newFunctionBuildCommand() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
-		Use:   "build DIR -o FILE.wasm",
+		Use:   "build DIR [--out FILE.wasm]",
 		Short: "Build a Go function into a WebAssembly module",
 		Long: "Build compiles the Go main package in DIR for GOOS=wasip1 GOARCH=wasm: a package that\n" +
 			"imports the SDK (" + function.SDKPackage + ") becomes a reactor whose\n" +
 			"instance serves call after call, any other a WASI command run once per call. The go\n" +
 			"command must be on PATH.",
-		Example: "  baton fn build examples/functions/hello-go -o hello-go.wasm",
+		Example: "  baton fn build examples/functions/hello-go --out hello-go.wasm",
 		Args:    cobra.ExactArgs(1),
 	}
-	cmd.Flags().StringVarP(&out, "output", "o", "", "the module to write (default DIR's name with .wasm, in the current directory)")
+	// --out/-O names an output file, as in convert; -o is the output format
+	// everywhere else. The old --output/-o still works, with a warning.
+	cmd.Flags().StringVarP(&out, "out", "O", "", "the module to write (default DIR's name with .wasm, in the current directory)")
+	// (cobra's MarkDeprecated would print its notice on stdout, among the
+	// command's output; this one goes to stderr.)
+	cmd.Flags().StringVarP(&out, "output", "o", "", "the module to write")
+	if err := cmd.Flags().MarkHidden("output"); err != nil {
+		panic(err)
+	}
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		if cmd.Flags().Changed("output") {
+			fmt.Fprintln(cmd.ErrOrStderr(), "baton: warning: fn build --output (-o) is deprecated: use --out (-O); -o is the output format of the other commands")
+		}
 		dir := args[0]
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			return fmt.Errorf("%s is not a directory holding a Go package", dir)
@@ -269,7 +288,11 @@ type deployFlags struct {
 
 func newFunctionDeployCommand(t *functionTarget) *cobra.Command {
 	f := &deployFlags{}
-	var out *outputFlag
+	var (
+		out    *outputFlag
+		spec   function.Spec
+		module string
+	)
 	cmd := &cobra.Command{
 		Use:   "deploy NAME (--wasm FILE | --exec \"CMD ARGS\" | --url URL)",
 		Short: "Deploy a new version of a function",
@@ -306,25 +329,23 @@ func newFunctionDeployCommand(t *functionTarget) *cobra.Command {
 	fl.StringArrayVar(&f.headers, "header", nil, "http: K=V header sent with every call (repeatable)")
 	fl.StringArrayVar(&f.secretHeaders, "secret-header", nil, "http: K=SECRET header whose value is the named secret (repeatable)")
 	fl.StringVar(&f.warmup, "warmup", "", "http: path or URL requested with GET when an instance starts")
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
-		spec, module, err := f.spec(cmd, args[0])
+	// The flags are checked before the target is opened: a mistake costs
+	// no upload and no database.
+	cmd.PreRunE = runE(func(cmd *cobra.Command, args []string) error {
+		var err error
+		spec, module, err = f.spec(cmd, args[0])
+		return err
+	})
+	t.run(cmd, out, func(ctx context.Context, b functionBackend, args []string) error {
+		ref, err := b.deploy(ctx, spec, module)
 		if err != nil {
 			return err
 		}
-		return t.with(cmd, func(b functionBackend) error {
-			ref, err := b.deploy(cmd.Context(), spec, module)
-			if err != nil {
-				return err
-			}
-			if out.format != formatTable {
-				return out.print(cmd.OutOrStdout(), ref, nil)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "function %s version %s deployed\n", ref.Name, ref.Version)
-			return err
-		})
+		if out.format != formatTable {
+			return out.print(cmd.OutOrStdout(), ref, nil)
+		}
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "function %s version %s deployed\n", ref.Name, ref.Version)
+		return err
 	})
 	return cmd
 }
@@ -512,22 +533,17 @@ func newFunctionListCommand(t *functionTarget) *cobra.Command {
 		Args:    cobra.NoArgs,
 	}
 	out := addOutputFlag(cmd)
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
+	t.run(cmd, out, func(ctx context.Context, b functionBackend, args []string) error {
+		items, err := b.list(ctx)
+		if err != nil {
 			return err
 		}
-		return t.with(cmd, func(b functionBackend) error {
-			items, err := b.list(cmd.Context())
-			if err != nil {
-				return err
+		return out.print(cmd.OutOrStdout(), api.FunctionList{Items: items}, func(w io.Writer) error {
+			row(w, "NAME", "RUNTIME", "VERSION", "VERSIONS", "DEPLOYED")
+			for _, fn := range items {
+				row(w, fn.Name, string(fn.Runtime), fn.Version, strconv.Itoa(len(fn.Versions)), formatTime(fn.DeployedAt))
 			}
-			return out.print(cmd.OutOrStdout(), api.FunctionList{Items: items}, func(w io.Writer) error {
-				row(w, "NAME", "RUNTIME", "VERSION", "VERSIONS", "DEPLOYED")
-				for _, fn := range items {
-					row(w, fn.Name, string(fn.Runtime), fn.Version, strconv.Itoa(len(fn.Versions)), formatTime(fn.DeployedAt))
-				}
-				return nil
-			})
+			return nil
 		})
 	})
 	return cmd
@@ -546,17 +562,12 @@ func newFunctionGetCommand(t *functionTarget) *cobra.Command {
 	}
 	out := addOutputFlag(cmd)
 	cmd.Flags().StringVar(&version, "version", "", "version to show (default the newest)")
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
+	t.run(cmd, out, func(ctx context.Context, b functionBackend, args []string) error {
+		fn, err := b.get(ctx, args[0], version)
+		if err != nil {
+			return functionNotFound(err, args[0], version)
 		}
-		return t.with(cmd, func(b functionBackend) error {
-			fn, err := b.get(cmd.Context(), args[0], version)
-			if err != nil {
-				return functionNotFound(err, args[0], version)
-			}
-			return out.print(cmd.OutOrStdout(), fn, functionTable(fn))
-		})
+		return out.print(cmd.OutOrStdout(), fn, functionTable(fn))
 	})
 	return cmd
 }
@@ -634,18 +645,16 @@ func newFunctionDeleteCommand(t *functionTarget) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 	}
 	cmd.Flags().StringVar(&version, "version", "", "delete only this version (default every version)")
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		return t.with(cmd, func(b functionBackend) error {
-			if err := b.remove(cmd.Context(), args[0], version); err != nil {
-				return functionNotFound(err, args[0], version)
-			}
-			if version != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "function %s version %s deleted\n", args[0], version)
-			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "function %s deleted\n", args[0])
-			}
-			return nil
-		})
+	t.run(cmd, nil, func(ctx context.Context, b functionBackend, args []string) error {
+		if err := b.remove(ctx, args[0], version); err != nil {
+			return functionNotFound(err, args[0], version)
+		}
+		if version != "" {
+			fmt.Fprintf(cmd.OutOrStdout(), "function %s version %s deleted\n", args[0], version)
+		} else {
+			fmt.Fprintf(cmd.OutOrStdout(), "function %s deleted\n", args[0])
+		}
+		return nil
 	})
 	return cmd
 }
@@ -667,29 +676,26 @@ func newFunctionInvokeCommand(t *functionTarget) *cobra.Command {
 	out := addOutputFlag(cmd)
 	cmd.Flags().StringVar(&version, "version", "", "version to call (default the newest)")
 	cmd.Flags().StringVar(&input, "input", "", "function input: JSON, or @FILE to read it from a file (@- for stdin)")
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
-		raw, err := readInput(input)
+	var raw json.RawMessage
+	cmd.PreRunE = runE(func(cmd *cobra.Command, args []string) error {
+		var err error
+		raw, err = readInput(input)
+		return err
+	})
+	t.run(cmd, out, func(ctx context.Context, b functionBackend, args []string) error {
+		res, err := b.invoke(ctx, args[0], version, raw)
 		if err != nil {
+			return functionNotFound(err, args[0], version)
+		}
+		if out.format == formatTable {
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, res.Output); err != nil {
+				return fmt.Errorf("the function's output is not JSON: %w", err)
+			}
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), compact.String())
 			return err
 		}
-		return t.with(cmd, func(b functionBackend) error {
-			res, err := b.invoke(cmd.Context(), args[0], version, raw)
-			if err != nil {
-				return functionNotFound(err, args[0], version)
-			}
-			if out.format == formatTable {
-				var compact bytes.Buffer
-				if err := json.Compact(&compact, res.Output); err != nil {
-					return fmt.Errorf("the function's output is not JSON: %w", err)
-				}
-				_, err := fmt.Fprintln(cmd.OutOrStdout(), compact.String())
-				return err
-			}
-			return out.print(cmd.OutOrStdout(), res, nil)
-		})
+		return out.print(cmd.OutOrStdout(), res, nil)
 	})
 	return cmd
 }

@@ -54,7 +54,7 @@ func buildExample(t *testing.T, name string) string {
 		return path
 	}
 	out := filepath.Join(filepath.Dir(batonBinary), name+".wasm")
-	res := baton(t, goEnv(), "fn", "build", filepath.Join(examplesDir, name), "-o", out)
+	res := baton(t, goEnv(), "fn", "build", filepath.Join(examplesDir, name), "-O", out)
 	if res.code != 0 || !strings.HasPrefix(res.stdout, "built "+out+" in ") || res.stderr != "" {
 		t.Fatalf("fn build %s: %+v", name, res)
 	}

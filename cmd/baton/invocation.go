@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -17,17 +18,17 @@ func newInvocationCommand() *cobra.Command {
 		Short:   "Inspect and cancel invocations on a server",
 		Args:    cobra.NoArgs,
 	}
-	server := addServerFlag(cmd)
+	r := addRemote(cmd)
 	cmd.AddCommand(
-		newInvocationGetCommand(server),
-		newInvocationListCommand(server),
-		newInvocationCancelCommand(server),
-		newInvocationHistoryCommand(server),
+		newInvocationGetCommand(r),
+		newInvocationListCommand(r),
+		newInvocationCancelCommand(r),
+		newInvocationHistoryCommand(r),
 	)
 	return cmd
 }
 
-func newInvocationGetCommand(server *serverFlag) *cobra.Command {
+func newInvocationGetCommand(r *remote) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "get ID",
 		Short:   "Show an invocation: status, input, output or error",
@@ -35,15 +36,8 @@ func newInvocationGetCommand(server *serverFlag) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 	}
 	out := addOutputFlag(cmd)
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
-		inv, err := c.GetInvocation(cmd.Context(), args[0])
+	r.run(cmd, out, func(ctx context.Context, c *client.Client, args []string) error {
+		inv, err := c.GetInvocation(ctx, args[0])
 		if err != nil {
 			return err
 		}
@@ -52,7 +46,7 @@ func newInvocationGetCommand(server *serverFlag) *cobra.Command {
 	return cmd
 }
 
-func newInvocationListCommand(server *serverFlag) *cobra.Command {
+func newInvocationListCommand(r *remote) *cobra.Command {
 	var opts client.ListInvocationsOptions
 	var status string
 	cmd := &cobra.Command{
@@ -71,16 +65,9 @@ func newInvocationListCommand(server *serverFlag) *cobra.Command {
 	cmd.Flags().IntVar(&opts.Limit, "limit", 0, "page size (default 100, at most 1000)")
 	cmd.Flags().StringVar(&opts.Cursor, "cursor", "", "continue a previous listing")
 	out := addOutputFlag(cmd)
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
+	r.run(cmd, out, func(ctx context.Context, c *client.Client, args []string) error {
 		opts.Status = core.Status(status)
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
-		page, err := c.ListInvocations(cmd.Context(), opts)
+		page, err := c.ListInvocations(ctx, opts)
 		if err != nil {
 			return err
 		}
@@ -95,29 +82,26 @@ func newInvocationListCommand(server *serverFlag) *cobra.Command {
 	return cmd
 }
 
-func newInvocationCancelCommand(server *serverFlag) *cobra.Command {
-	return &cobra.Command{
+func newInvocationCancelCommand(r *remote) *cobra.Command {
+	cmd := &cobra.Command{
 		Use:   "cancel ID",
 		Short: "Ask a running invocation to stop",
 		Long: "Cancel asks a running invocation to stop; it then ends with status cancelled.\n" +
 			"Cancelling an invocation that has already ended fails.",
 		Example: "  baton invocation cancel 0193c6e4-…",
 		Args:    cobra.ExactArgs(1),
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			c, err := server.client()
-			if err != nil {
-				return err
-			}
-			if err := c.CancelInvocation(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "cancellation of invocation %s requested\n", args[0])
-			return nil
-		}),
 	}
+	r.run(cmd, nil, func(ctx context.Context, c *client.Client, args []string) error {
+		if err := c.CancelInvocation(ctx, args[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "cancellation of invocation %s requested\n", args[0])
+		return nil
+	})
+	return cmd
 }
 
-func newInvocationHistoryCommand(server *serverFlag) *cobra.Command {
+func newInvocationHistoryCommand(r *remote) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "history ID",
 		Short:   "Show an invocation's event history",
@@ -125,15 +109,8 @@ func newInvocationHistoryCommand(server *serverFlag) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 	}
 	out := addOutputFlag(cmd)
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
-		events, err := c.History(cmd.Context(), args[0])
+	r.run(cmd, out, func(ctx context.Context, c *client.Client, args []string) error {
+		events, err := c.History(ctx, args[0])
 		if err != nil {
 			return err
 		}

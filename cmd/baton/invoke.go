@@ -40,16 +40,13 @@ func newInvokeCommand() *cobra.Command {
 		}
 		return cobra.ExactArgs(1)(cmd, args)
 	}
-	server := addServerFlag(cmd)
+	r := addRemote(cmd)
 	out := addOutputFlag(cmd)
 	cmd.Flags().StringVar(&version, "version", "", "workflow version to run (default the newest)")
 	cmd.Flags().StringVar(&input, "input", "", "workflow input: JSON, or @FILE to read it from a file (@- for stdin)")
 	cmd.Flags().StringVar(&wait, "wait", "", "wait for the invocation to end, at most this long (e.g. 30s); a bare --wait waits until it ends")
 	cmd.Flags().Lookup("wait").NoOptDefVal = waitUntilDone
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
+	r.run(cmd, out, func(ctx context.Context, c *client.Client, args []string) error {
 		target := args[0]
 		if t, w, ok := splitWaitArg(cmd, args, wait); ok {
 			target, wait = t, w
@@ -69,11 +66,6 @@ func newInvokeCommand() *cobra.Command {
 				return fmt.Errorf("--wait %q: use a duration such as 30s or 2m, or a bare --wait to wait until the end", wait)
 			}
 		}
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
-		ctx := cmd.Context()
 		var deadline time.Time
 		if budget > 0 {
 			deadline = time.Now().Add(budget)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,23 +23,53 @@ const (
 	defaultNamespace = "default"
 )
 
-// serverFlag is the --server flag of the remote commands.
-type serverFlag struct{ url string }
+// remote is what every command of a remote group (workflow, invocation,
+// trigger, secret, fn, invoke) shares: the group's --server flag and the one
+// place that turns it into an API client. Each command then holds only its
+// own logic; see run.
+type remote struct{ url string }
 
-func addServerFlag(cmd *cobra.Command) *serverFlag {
-	s := &serverFlag{}
+// addRemote gives cmd (a group, or a lone command such as invoke) its
+// --server flag, inherited by its subcommands.
+func addRemote(cmd *cobra.Command) *remote {
+	r := &remote{}
 	def := defaultServer
 	if env := os.Getenv(serverEnv); env != "" {
 		def = env
 	}
-	cmd.PersistentFlags().StringVar(&s.url, "server", def, "URL of the baton server (env "+serverEnv+")")
-	return s
+	cmd.PersistentFlags().StringVar(&r.url, "server", def, "URL of the baton server (env "+serverEnv+")")
+	return r
 }
 
-func (s *serverFlag) client() (*client.Client, error) {
+// client returns the API client of the remote commands.
+func (r *remote) client() (*client.Client, error) {
 	// No client timeout: requests end with their context, and --wait may
 	// legitimately hold one for minutes.
-	return client.New(s.url, &http.Client{})
+	return r.clientOver(&http.Client{})
+}
+
+// clientOver is the CLI's only constructor of an API client (the remote
+// commands' and `baton bench --server`'s): whatever a request to the
+// server needs (its URL, later its credentials) is decided here.
+func (r *remote) clientOver(hc *http.Client) (*client.Client, error) {
+	return client.New(r.url, hc)
+}
+
+// run sets cmd's RunE: it checks the -o format (when the command has one),
+// builds the client and calls do with it.
+func (r *remote) run(cmd *cobra.Command, out *outputFlag, do func(ctx context.Context, c *client.Client, args []string) error) {
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		if out != nil {
+			if err := out.validate(); err != nil {
+				return err
+			}
+		}
+		c, err := r.client()
+		if err != nil {
+			return err
+		}
+		return do(cmd.Context(), c, args)
+	})
 }
 
 // parseWorkflowName reads NAMESPACE/NAME, or NAME in the default namespace.

@@ -84,6 +84,7 @@ func newRootCommand() *cobra.Command {
 		newBenchCommand(),
 		newSimCommand(),
 	)
+	rejectUnknownSubcommands(root)
 	return root
 }
 

@@ -45,7 +45,7 @@ func openSecrets(st store.Store, dir, flag string) (*secret.Store, error) {
 // secretTarget is where the secret commands act: a server (the default)
 // or, with --data, a data directory's database directly.
 type secretTarget struct {
-	server *serverFlag
+	server *remote
 	data   string
 	key    string
 }
@@ -72,6 +72,23 @@ func (r remoteSecrets) Set(ctx context.Context, name string, value any) error {
 func (r remoteSecrets) Names(ctx context.Context) ([]string, error) { return r.c.SecretNames(ctx) }
 func (r remoteSecrets) Delete(ctx context.Context, name string) error {
 	return r.c.DeleteSecret(ctx, name)
+}
+
+// run sets cmd's RunE: it checks the -o format (when the command has one),
+// opens the backend, calls do with it and releases it.
+func (t *secretTarget) run(cmd *cobra.Command, out *outputFlag, do func(ctx context.Context, b secretBackend, args []string) error) {
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		if out != nil {
+			if err := out.validate(); err != nil {
+				return err
+			}
+		}
+		backend, release, err := t.open(cmd.Context())
+		if err != nil {
+			return err
+		}
+		return errors.Join(do(cmd.Context(), backend, args), release())
+	})
 }
 
 // open returns the backend and a function that releases it.
@@ -107,7 +124,7 @@ func newSecretCommand() *cobra.Command {
 			"a workflow sees a secret as $secrets.NAME when its use.secrets lists NAME.",
 		Args: cobra.NoArgs,
 	}
-	t := &secretTarget{server: addServerFlag(cmd)}
+	t := &secretTarget{server: addRemote(cmd)}
 	cmd.PersistentFlags().StringVar(&t.data, "data", "", "act on the database of this data directory instead of a server")
 	cmd.PersistentFlags().StringVar(&t.key, "secret-key", "",
 		"with --data: the key sealing the secrets (default $"+secretKeyEnv+", else the directory's "+secret.KeyFile+")")
@@ -136,24 +153,21 @@ func newSecretSetCommand(t *secretTarget) *cobra.Command {
 	cmd.Flags().StringVar(&fromFile, "from-file", "", "read the value from this file (- for stdin)")
 	cmd.Flags().StringArrayVar(&literals, "from-literal", nil, "KEY=VALUE field of an object value (repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "parse --value or --from-file as JSON")
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		name := args[0]
-		if err := secret.ValidateName(name); err != nil {
+	// The name and value are checked before the backend is opened.
+	var v any
+	cmd.PreRunE = runE(func(cmd *cobra.Command, args []string) error {
+		if err := secret.ValidateName(args[0]); err != nil {
 			return err
 		}
-		v, err := secretValue(cmd, value, fromFile, literals, asJSON)
-		if err != nil {
+		var err error
+		v, err = secretValue(cmd, value, fromFile, literals, asJSON)
+		return err
+	})
+	t.run(cmd, nil, func(ctx context.Context, b secretBackend, args []string) error {
+		if err := b.Set(ctx, args[0], v); err != nil {
 			return err
 		}
-		backend, release, err := t.open(cmd.Context())
-		if err != nil {
-			return err
-		}
-		err = backend.Set(cmd.Context(), name, v)
-		if err = errors.Join(err, release()); err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "secret %s set\n", name)
+		fmt.Fprintf(cmd.OutOrStdout(), "secret %s set\n", args[0])
 		return nil
 	})
 	return cmd
@@ -232,16 +246,9 @@ func newSecretListCommand(t *secretTarget) *cobra.Command {
 		Args:    cobra.NoArgs,
 	}
 	out := addOutputFlag(cmd)
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
-		backend, release, err := t.open(cmd.Context())
+	t.run(cmd, out, func(ctx context.Context, b secretBackend, args []string) error {
+		names, err := b.Names(ctx)
 		if err != nil {
-			return err
-		}
-		names, err := backend.Names(cmd.Context())
-		if err = errors.Join(err, release()); err != nil {
 			return err
 		}
 		list := api.SecretList{Items: make([]api.SecretRef, len(names))}
@@ -266,16 +273,12 @@ func newSecretDeleteCommand(t *secretTarget) *cobra.Command {
 		Example: "  baton secret delete apiKey",
 		Args:    cobra.ExactArgs(1),
 	}
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		backend, release, err := t.open(cmd.Context())
-		if err != nil {
-			return err
-		}
-		err = backend.Delete(cmd.Context(), args[0])
+	t.run(cmd, nil, func(ctx context.Context, b secretBackend, args []string) error {
+		err := b.Delete(ctx, args[0])
 		if errors.Is(err, store.ErrNotFound) {
-			err = fmt.Errorf("secret %s not found", args[0])
+			return fmt.Errorf("secret %s not found", args[0])
 		}
-		if err = errors.Join(err, release()); err != nil {
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "secret %s deleted\n", args[0])

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/batonflow/baton/api"
+	"github.com/batonflow/baton/client"
 )
 
 func newTriggerCommand() *cobra.Command {
@@ -19,12 +21,12 @@ func newTriggerCommand() *cobra.Command {
 			"(each message starts the workflow with the message as input).",
 		Args: cobra.NoArgs,
 	}
-	server := addServerFlag(cmd)
-	cmd.AddCommand(newTriggerCreateCommand(server), newTriggerListCommand(server), newTriggerDeleteCommand(server))
+	r := addRemote(cmd)
+	cmd.AddCommand(newTriggerCreateCommand(r), newTriggerListCommand(r), newTriggerDeleteCommand(r))
 	return cmd
 }
 
-func newTriggerCreateCommand(server *serverFlag) *cobra.Command {
+func newTriggerCreateCommand(r *remote) *cobra.Command {
 	var workflow, hook, cron, subject, topic string
 	cmd := &cobra.Command{
 		Use:   "create NAME --workflow NS/NAME (--http PATH | --cron EXPR | --nats SUBJECT | --mqtt TOPIC)",
@@ -40,10 +42,7 @@ func newTriggerCreateCommand(server *serverFlag) *cobra.Command {
 	cmd.Flags().StringVar(&cron, "cron", "", "cron expression (five fields, UTC)")
 	cmd.Flags().StringVar(&subject, "nats", "", "NATS subject (the server needs --events)")
 	cmd.Flags().StringVar(&topic, "mqtt", "", "MQTT topic filter (the server needs --mqtt)")
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
+	r.run(cmd, out, func(ctx context.Context, c *client.Client, args []string) error {
 		if workflow == "" {
 			return errors.New("--workflow is required")
 		}
@@ -62,11 +61,7 @@ func newTriggerCreateCommand(server *serverFlag) *cobra.Command {
 		if given != 1 {
 			return errors.New("give exactly one of --http, --cron, --nats and --mqtt")
 		}
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
-		created, err := c.CreateTrigger(cmd.Context(), t)
+		created, err := c.CreateTrigger(ctx, t)
 		if err != nil {
 			return err
 		}
@@ -81,18 +76,11 @@ func newTriggerCreateCommand(server *serverFlag) *cobra.Command {
 	return cmd
 }
 
-func newTriggerListCommand(server *serverFlag) *cobra.Command {
+func newTriggerListCommand(r *remote) *cobra.Command {
 	cmd := &cobra.Command{Use: "list", Short: "List triggers", Args: cobra.NoArgs}
 	out := addOutputFlag(cmd)
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
-		items, err := c.ListTriggers(cmd.Context())
+	r.run(cmd, out, func(ctx context.Context, c *client.Client, args []string) error {
+		items, err := c.ListTriggers(ctx)
 		if err != nil {
 			return err
 		}
@@ -115,14 +103,10 @@ func newTriggerListCommand(server *serverFlag) *cobra.Command {
 	return cmd
 }
 
-func newTriggerDeleteCommand(server *serverFlag) *cobra.Command {
+func newTriggerDeleteCommand(r *remote) *cobra.Command {
 	cmd := &cobra.Command{Use: "delete NAME", Short: "Delete a trigger", Args: cobra.ExactArgs(1)}
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
-		if err := c.DeleteTrigger(cmd.Context(), args[0]); err != nil {
+	r.run(cmd, nil, func(ctx context.Context, c *client.Client, args []string) error {
+		if err := c.DeleteTrigger(ctx, args[0]); err != nil {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "trigger %s deleted\n", args[0])

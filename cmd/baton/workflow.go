@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/batonflow/baton/api"
+	"github.com/batonflow/baton/client"
 	"github.com/batonflow/baton/problem"
 )
 
@@ -20,17 +22,17 @@ func newWorkflowCommand() *cobra.Command {
 			"Workflows are named NAMESPACE/NAME; a NAME alone is in the namespace \"default\".",
 		Args: cobra.NoArgs,
 	}
-	server := addServerFlag(cmd)
+	r := addRemote(cmd)
 	cmd.AddCommand(
-		newWorkflowApplyCommand(server),
-		newWorkflowListCommand(server),
-		newWorkflowGetCommand(server),
-		newWorkflowDeleteCommand(server),
+		newWorkflowApplyCommand(r),
+		newWorkflowListCommand(r),
+		newWorkflowGetCommand(r),
+		newWorkflowDeleteCommand(r),
 	)
 	return cmd
 }
 
-func newWorkflowApplyCommand(server *serverFlag) *cobra.Command {
+func newWorkflowApplyCommand(r *remote) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply FILE...",
 		Short: "Store workflow documents on the server",
@@ -42,14 +44,7 @@ func newWorkflowApplyCommand(server *serverFlag) *cobra.Command {
 	}
 	out := addOutputFlag(cmd)
 	langOpts := addLangFlags(cmd)
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
+	r.run(cmd, out, func(ctx context.Context, c *client.Client, args []string) error {
 		applied := []api.WorkflowRef{}
 		failed := false
 		// Each file's failure is reported as it happens, so that one bad
@@ -66,7 +61,7 @@ func newWorkflowApplyCommand(server *serverFlag) *cobra.Command {
 				report(fmt.Errorf("cannot read %s: %w", file, readFailure(err)))
 				continue
 			}
-			ref, err := c.ApplyWorkflow(cmd.Context(), file, src, *langOpts)
+			ref, err := c.ApplyWorkflow(ctx, file, src, *langOpts)
 			var p *problem.Problem
 			if err != nil && !errors.As(err, &p) {
 				// The server is unreachable: the other files would fail
@@ -78,6 +73,11 @@ func newWorkflowApplyCommand(server *serverFlag) *cobra.Command {
 				continue
 			}
 			applied = append(applied, *ref)
+		}
+		// A table with no rows would be a bare header above the errors;
+		// -o json and yaml still print the (empty) list a script expects.
+		if len(applied) == 0 && out.format == formatTable {
+			return &exitError{code: exitFailure}
 		}
 		if err := out.print(cmd.OutOrStdout(), applied, func(w io.Writer) error {
 			row(w, "NAMESPACE", "NAME", "VERSION")
@@ -96,7 +96,7 @@ func newWorkflowApplyCommand(server *serverFlag) *cobra.Command {
 	return cmd
 }
 
-func newWorkflowListCommand(server *serverFlag) *cobra.Command {
+func newWorkflowListCommand(r *remote) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "list",
 		Short:   "List every stored workflow version",
@@ -104,15 +104,8 @@ func newWorkflowListCommand(server *serverFlag) *cobra.Command {
 		Args:    cobra.NoArgs,
 	}
 	out := addOutputFlag(cmd)
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
-		items, err := c.ListWorkflows(cmd.Context())
+	r.run(cmd, out, func(ctx context.Context, c *client.Client, args []string) error {
+		items, err := c.ListWorkflows(ctx)
 		if err != nil {
 			return err
 		}
@@ -121,7 +114,7 @@ func newWorkflowListCommand(server *serverFlag) *cobra.Command {
 	return cmd
 }
 
-func newWorkflowGetCommand(server *serverFlag) *cobra.Command {
+func newWorkflowGetCommand(r *remote) *cobra.Command {
 	var version string
 	cmd := &cobra.Command{
 		Use:   "get NAMESPACE/NAME",
@@ -133,19 +126,12 @@ func newWorkflowGetCommand(server *serverFlag) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&version, "version", "", "the version to show (default the newest)")
 	out := addOutputFlag(cmd)
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
+	r.run(cmd, out, func(ctx context.Context, c *client.Client, args []string) error {
 		namespace, name, err := parseWorkflowName(args[0])
 		if err != nil {
 			return err
 		}
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
-		wf, err := c.GetWorkflow(cmd.Context(), namespace, name, version)
+		wf, err := c.GetWorkflow(ctx, namespace, name, version)
 		if err != nil {
 			return err
 		}
@@ -154,7 +140,7 @@ func newWorkflowGetCommand(server *serverFlag) *cobra.Command {
 	return cmd
 }
 
-func newWorkflowDeleteCommand(server *serverFlag) *cobra.Command {
+func newWorkflowDeleteCommand(r *remote) *cobra.Command {
 	var version string
 	cmd := &cobra.Command{
 		Use:   "delete NAMESPACE/NAME",
@@ -165,16 +151,12 @@ func newWorkflowDeleteCommand(server *serverFlag) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 	}
 	cmd.Flags().StringVar(&version, "version", "", "the version to delete (default every version)")
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+	r.run(cmd, nil, func(ctx context.Context, c *client.Client, args []string) error {
 		namespace, name, err := parseWorkflowName(args[0])
 		if err != nil {
 			return err
 		}
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
-		if err := c.DeleteWorkflow(cmd.Context(), namespace, name, version); err != nil {
+		if err := c.DeleteWorkflow(ctx, namespace, name, version); err != nil {
 			return err
 		}
 		if version == "" {

@@ -58,8 +58,9 @@ func (s *Source) Close() error {
 // subscribed with the same group each get a share of the messages rather
 // than all of them. MQTT messages carry no id that outlives a session, so
 // none is passed on: a message the broker redelivers starts a second
-// invocation (QoS 1 is at-least-once).
-func (s *Source) Subscribe(ctx context.Context, topic, queue string, handle func(ctx context.Context, id string, payload []byte) error) (func(), error) {
+// invocation (QoS 1 is at-least-once). The topic passed on is the
+// message's own (the filter may hold wildcards).
+func (s *Source) Subscribe(ctx context.Context, topic, queue string, handle func(ctx context.Context, id, topic string, payload []byte) error) (func(), error) {
 	filter := topic
 	if queue != "" {
 		filter = "$share/" + queue + "/" + topic
@@ -68,7 +69,7 @@ func (s *Source) Subscribe(ctx context.Context, topic, queue string, handle func
 	tok := s.client.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
 		wg.Add(1)
 		defer wg.Done()
-		if err := handle(ctx, "", m.Payload()); err != nil {
+		if err := handle(ctx, "", m.Topic(), m.Payload()); err != nil {
 			s.log.Error("MQTT trigger failed", "topic", m.Topic(), "err", err)
 		}
 	})

@@ -274,9 +274,10 @@ func (b *Bus) appendBatch(ctx context.Context, batch []jetstream.Msg, appendEven
 
 // Subscribe starts a NATS trigger: every message on subject is handed to
 // handle once across the servers subscribed with the same queue group.
-// The message id is the Nats-Msg-Id or ce-id header when present. It
+// The message id is the Nats-Msg-Id or ce-id header when present; the
+// subject passed on is the message's own (the spec may be a wildcard). It
 // returns a function that ends the subscription.
-func (b *Bus) Subscribe(ctx context.Context, subject, queue string, handle func(ctx context.Context, id string, payload []byte) error) (func(), error) {
+func (b *Bus) Subscribe(ctx context.Context, subject, queue string, handle func(ctx context.Context, id, subject string, payload []byte) error) (func(), error) {
 	var wg sync.WaitGroup
 	sub, err := b.nc.QueueSubscribe(subject, queue, func(m *nats.Msg) {
 		wg.Add(1)
@@ -285,7 +286,7 @@ func (b *Bus) Subscribe(ctx context.Context, subject, queue string, handle func(
 		if id == "" {
 			id = m.Header.Get("ce-id")
 		}
-		if err := handle(ctx, id, m.Data); err != nil {
+		if err := handle(ctx, id, m.Subject, m.Data); err != nil {
 			b.log.Error("NATS trigger failed", "subject", m.Subject, "err", err)
 		}
 	})

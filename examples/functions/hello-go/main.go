@@ -1,7 +1,7 @@
 // Command hello-go is a Baton function written with the Go SDK: a WASI
 // reactor whose instance stays alive between calls.
 //
-//	baton fn build examples/functions/hello-go -o hello-go.wasm
+//	baton fn build examples/functions/hello-go --out hello-go.wasm
 //	baton fn deploy hello-go --wasm hello-go.wasm
 //	baton fn invoke hello-go --input '{"name":"Ada"}'
 package main

@@ -3,7 +3,7 @@
 // Any language that compiles to WASI works the same way; each call runs a
 // fresh instance of the (once compiled) module.
 //
-//	baton fn build examples/functions/hello-wasi -o hello-wasi.wasm
+//	baton fn build examples/functions/hello-wasi --out hello-wasi.wasm
 //	baton fn deploy hello-wasi --wasm hello-wasi.wasm
 //	baton fn invoke hello-wasi --input '{"name":"Ada"}'
 package main

@@ -2,7 +2,7 @@
 // shows that a call running past its timeout is stopped, and that the
 // function's other calls keep being served.
 //
-//	baton fn build examples/functions/loop -o loop.wasm
+//	baton fn build examples/functions/loop --out loop.wasm
 //	baton fn deploy loop --wasm loop.wasm --timeout 2s
 //	baton fn invoke loop --input '{}'                    # fails with a timeout after 2s
 //	baton fn invoke loop --input '{"iterations": 1000}'  # returns at once

@@ -14,7 +14,7 @@
 //
 //	func main() {}
 //
-// Built with `baton fn build DIR -o FILE.wasm` (GOOS=wasip1 GOARCH=wasm go
+// Built with `baton fn build DIR --out FILE.wasm` (GOOS=wasip1 GOARCH=wasm go
 // build -buildmode=c-shared), the module is a WASI reactor: Baton
 // instantiates it once, runs the Go runtime and the init functions, and
 // then calls the handler for every input without starting anything anew,
