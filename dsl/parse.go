@@ -167,10 +167,10 @@ func (p *parser) schedule(n *yaml.Node, at path) *Schedule {
 		p.errorf(o.node, at, "a schedule needs one of %s", quoteList([]string{"every", "cron", "after", "on"}))
 	}
 	if dn, dat, ok := o.get("every"); ok {
-		s.Every = p.duration(dn, dat)
+		s.Every = p.literalDuration(dn, dat, "schedule.every")
 	}
 	if dn, dat, ok := o.get("after"); ok {
-		s.After = p.duration(dn, dat)
+		s.After = p.literalDuration(dn, dat, "schedule.after")
 	}
 	var cn *yaml.Node
 	if s.Cron, cn = o.str("cron"); isString(cn) && strings.TrimSpace(s.Cron) == "" {
@@ -409,7 +409,8 @@ func (p *parser) retryPolicy(n *yaml.Node, at path) *RetryPolicy {
 					if v < 0 || v > 1<<31-1 {
 						p.errorf(cn, cat, "the attempt count must be between 0 and %d", 1<<31-1)
 					} else {
-						r.Limit.AttemptCount = int(v)
+						count := int(v)
+						r.Limit.AttemptCount = &count
 					}
 				}
 			}
@@ -428,7 +429,7 @@ func (p *parser) retryPolicy(n *yaml.Node, at path) *RetryPolicy {
 			tn, tat, _ := jo.get("to")
 			from, to := p.duration(fn, fat), p.duration(tn, tat)
 			if from != nil && to != nil {
-				if from.D > to.D {
+				if !from.IsExpr() && !to.IsExpr() && from.D > to.D {
 					p.errorf(jo.node, jat, "jitter.from (%v) is greater than jitter.to (%v)", from.D, to.D)
 				}
 				r.Jitter = &Jitter{From: *from, To: *to}
