@@ -35,6 +35,8 @@ type parser struct {
 	// use holds the reusable components once read, so that references to
 	// them (`raise.error: name`, `retry: name`...) resolve as tasks are read.
 	use Use
+	// dsl is the DSL version the document declares.
+	dsl string
 }
 
 func (p *parser) errorf(n *yaml.Node, at path, format string, args ...any) {
@@ -54,12 +56,14 @@ func (p *parser) workflow(root *yaml.Node) *Workflow {
 	w.Raw, _ = p.data(root, "").(map[string]any)
 	o.require("document", "do")
 
-	// use comes first whatever its place in the document: tasks refer to it.
-	if n, at, ok := o.get("use"); ok {
-		w.Use = p.useComponents(n, at)
-	}
+	// The document comes first: it says which DSL version the rest is
+	// read against. Then use, whatever its place: tasks refer to it.
 	if n, at, ok := o.get("document"); ok {
 		w.Document = p.document(n, at)
+		p.dsl = w.Document.DSL
+	}
+	if n, at, ok := o.get("use"); ok {
+		w.Use = p.useComponents(n, at)
 	}
 	if n, at, ok := o.get("input"); ok {
 		w.Input = p.input(n, at)
