@@ -32,8 +32,9 @@ type Limits struct {
 
 // DefaultLimits leave honest expressions far from every bound: mapping,
 // filtering, formatting and sorting 20,000 objects takes about 1.5 million
-// steps. A runaway program stops within about a second, having allocated
-// at most about 150 MiB (`[range(1e9)]`, the worst found).
+// steps. A runaway program stops after a few seconds at most on a busy
+// machine, having allocated at most about 150 MiB (`[range(1e9)]`, the
+// worst found).
 var DefaultLimits = Limits{
 	Steps: 5_000_000,
 	Bytes: 16 << 20,
@@ -180,8 +181,8 @@ func (l Limits) checkMul(a, b any) error {
 		return nil
 	}
 	// Multiplying big integers adds their lengths: squaring doubles one.
-	if bits := bitLen(a) + bitLen(b); bits > 8*l.Bytes {
-		return limitErrorf("a number of %d bits is larger than the limit of %d bytes", bits, l.Bytes)
+	if bits := bitLen(a) + bitLen(b); bits > maxIntegerBits {
+		return limitErrorf("an integer of %d bits is larger than the limit of %d bits", bits, maxIntegerBits)
 	}
 	if x, ok := a.(map[string]any); ok {
 		if y, ok := b.(map[string]any); ok && len(x)+len(y) > l.Items {
@@ -190,6 +191,11 @@ func (l Limits) checkMul(a, b any) error {
 	}
 	return nil
 }
+
+// maxIntegerBits bounds the integers (beyond 64 bits, gojq keeps them
+// exact) that multiplication may build: far more digits than any data
+// needs, far fewer than make multiplying them slow.
+const maxIntegerBits = 1 << 16
 
 func number(v any) (float64, bool) {
 	switch x := v.(type) {
