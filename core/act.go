@@ -70,6 +70,9 @@ func (a *act) vars(withInput bool) expr.Vars {
 	return v
 }
 
+// inputVars are the arguments of an expression that also sees $input.
+func (a *act) inputVars() expr.Vars { return a.vars(true) }
+
 // descriptor is the DSL's $task. Every expression of the task sees the
 // same one, so it is built once; the variant with the raw output (for
 // output.as and export.as) is a copy.
@@ -230,7 +233,7 @@ func (m *Machine) runTask(parent *act, nt *dsl.NamedTask, inst string, rawInput 
 		a.input = v
 	}
 	if t.Timeout != nil {
-		d, err := m.duration(&t.Timeout.After, a.input, a.vars(true), taskName(a), "timeout.after", t.Ref+"/timeout/after")
+		d, err := m.duration(&t.Timeout.After, a.input, a.inputVars, taskName(a), "timeout.after", t.Ref+"/timeout/after")
 		if err != nil {
 			a.fail(err)
 			return
@@ -255,7 +258,7 @@ func (m *Machine) runTask(parent *act, nt *dsl.NamedTask, inst string, rawInput 
 	case dsl.KindRaise:
 		m.runRaise(a)
 	case dsl.KindWait:
-		d, err := m.duration(t.Wait, a.input, a.vars(true), taskName(a), "wait", t.Ref+"/wait")
+		d, err := m.duration(t.Wait, a.input, a.inputVars, taskName(a), "wait", t.Ref+"/wait")
 		if err != nil {
 			a.fail(err)
 			return
@@ -835,7 +838,7 @@ func (m *Machine) runTry(a *act) {
 		}
 		if c != nil && c.Retry != nil && c.Retry.Limit.AttemptDuration != nil {
 			ad := c.Retry.Limit.AttemptDuration
-			d, err := m.duration(ad, a.input, a.vars(true), taskName(a), "retry.limit.attempt.duration", a.ref+"/catch/retry/limit/attempt/duration")
+			d, err := m.duration(ad, a.input, a.inputVars, taskName(a), "retry.limit.attempt.duration", a.ref+"/catch/retry/limit/attempt/duration")
 			if err != nil {
 				m.close(run)
 				a.fail(err)
@@ -920,8 +923,11 @@ func (m *Machine) retries(a *act, r *dsl.RetryPolicy, asName string, errData map
 // retryDuration evaluates one of a retry policy's durations after a
 // failure: its expression sees the task's input and the caught error.
 func (m *Machine) retryDuration(a *act, d *dsl.Duration, asName string, errData map[string]any, field, at string) (time.Duration, *problem.Problem) {
-	vars := a.vars(true)
-	vars[asName] = errData
+	vars := func() expr.Vars {
+		v := a.vars(true)
+		v[asName] = errData
+		return v
+	}
 	return m.duration(d, a.input, vars, taskName(a), field, a.ref+at)
 }
 

@@ -15,11 +15,12 @@ import (
 // Evaluating it again on replay gives the same value because the input and
 // context come from the history; the deadline of a timer started with it
 // is recorded anyway (TimerScheduled), and replay keeps the recorded one.
-func (m *Machine) duration(d *dsl.Duration, input any, vars expr.Vars, task, field, at string) (time.Duration, *problem.Problem) {
+// vars is called only for an expression, so a literal costs nothing.
+func (m *Machine) duration(d *dsl.Duration, input any, vars func() expr.Vars, task, field, at string) (time.Duration, *problem.Problem) {
 	if !d.IsExpr() {
 		return d.D, nil
 	}
-	v, err := m.eval.EvalString(d.Expr, input, vars)
+	v, err := m.eval.EvalString(d.Expr, input, vars())
 	if err != nil {
 		return 0, problem.Expression("%s: %s: %v", task, field, err).At(at)
 	}

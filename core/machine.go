@@ -270,8 +270,11 @@ func (m *Machine) start(rawInput any) {
 	m.context = map[string]any{}
 	if m.def.Timeout != nil {
 		// A computed timeout sees the workflow's transformed input.
-		vars := m.baseVars()
-		vars["context"], vars["input"] = m.context, input
+		vars := func() expr.Vars {
+			v := m.baseVars()
+			v["context"], v["input"] = m.context, input
+			return v
+		}
 		after := &m.def.Timeout.After
 		d, err := m.duration(after, input, vars, "workflow "+m.def.Document.Name, "timeout.after", "/timeout/after")
 		if err != nil {
