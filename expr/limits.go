@@ -20,10 +20,12 @@ type Limits struct {
 	// long before they hold much memory.
 	Steps int64
 	// Bytes is the longest string an expression may build with `+`, `*`
-	// or string interpolation, and the most text its result may hold.
+	// or string interpolation, and the most text the input of a walking
+	// built-in (tojson, join...) or the result may hold.
 	Bytes int
 	// Items is the longest array or object an expression may build with
-	// `+` or `*`, and the most values its result may hold.
+	// `+` or `*`, the highest array index it may assign, and the most
+	// values the input of a walking built-in or the result may hold.
 	Items int
 	// Time is a last-resort safety net on the wall clock, generous enough
 	// that load alone never trips it.
@@ -108,6 +110,10 @@ func (b *budget) Err() error {
 const (
 	addFunc = "_baton_add"
 	mulFunc = "_baton_mul"
+	// sizeFunc passes its input on once it is within the size limits.
+	sizeFunc = "_baton_size"
+	// pathFunc passes a path on once its array indexes are within Items.
+	pathFunc = "_baton_path"
 )
 
 // arithmetic evaluates the operator itself once the sizes are checked, so
@@ -147,6 +153,22 @@ func (l Limits) compilerOptions() []gojq.CompilerOption {
 				return err
 			}
 			return apply(mulFunc, args[0], args[1])
+		}),
+		gojq.WithFunction(sizeFunc, 0, 0, func(v any, _ []any) any {
+			if err := l.checkSize(v, "the input of a built-in"); err != nil {
+				return err
+			}
+			return v
+		}),
+		gojq.WithFunction(pathFunc, 0, 0, func(v any, _ []any) any {
+			if path, ok := v.([]any); ok {
+				for _, step := range path {
+					if f, ok := number(step); ok && f > float64(l.Items) {
+						return limitErrorf("an array index of %v is past the limit of %d items", f, l.Items)
+					}
+				}
+			}
+			return v
 		}),
 	}
 }
@@ -217,17 +239,20 @@ func bitLen(v any) int {
 	return 64
 }
 
-// checkResult bounds what an evaluation hands back, walking it only as far
-// as the limits: a value built by sharing one part many times
-// (`reduce range(40) as $i (0; [., .])`) is cheap to hold but would
-// explode once stored or sent.
-func (l Limits) checkResult(v any) error {
+// checkResult bounds what an evaluation hands back: a value built by
+// sharing one part many times (`reduce range(40) as $i (0; [., .])`) is
+// cheap to hold but would explode once stored or sent.
+func (l Limits) checkResult(v any) error { return l.checkSize(v, "the result") }
+
+// checkSize walks v as far as the limits allow, counting every value and
+// every byte of text as often as it appears.
+func (l Limits) checkSize(v any, what string) error {
 	items, bytes := 0, 0
 	var walk func(v any) error
 	walk = func(v any) error {
 		items++
 		if items > l.Items {
-			return limitErrorf("the result holds more than %d values", l.Items)
+			return limitErrorf("%s holds more than %d values", what, l.Items)
 		}
 		switch x := v.(type) {
 		case string:
@@ -247,7 +272,7 @@ func (l Limits) checkResult(v any) error {
 			}
 		}
 		if bytes > l.Bytes {
-			return limitErrorf("the result holds more than %d bytes of text", l.Bytes)
+			return limitErrorf("%s holds more than %d bytes of text", what, l.Bytes)
 		}
 		return nil
 	}

@@ -31,6 +31,18 @@ func TestBombsAreStopped(t *testing.T) {
 		`[limit(1e9; repeat("x"))]`,
 		`[range(1e9)] | length`,
 		`[.[]?, range(1e9)] | add`,
+		`[range(10)] | until(length > 1e9; [., .] | add)`,
+		`"ab" | until(length > 1e9; [., .] | join(""))`,
+		`[1] | until(length > 1e9; add(., .))`,
+		`reduce range(40) as $i (0; [., .]) | tojson | length`,
+		`reduce range(40) as $i (0; [., .]) | tostring | length`,
+		`reduce range(40) as $i (0; [., .]) | @base64 | length`,
+		`reduce range(40) as $i (0; [., .]) | flatten | length`,
+		`reduce range(40) as $i (0; [., .]) | . == .`,
+		`reduce range(40) as $i (0; [., .]) | [.] | contains([.[0]])`,
+		`[] | .[100000000] = 1`,
+		`[] | setpath([100000000]; 1)`,
+		`{} | .a[100000000] |= 1`,
 	}
 	// A fifth of the default work budget keeps the test quick under the
 	// race detector; the other limits are the defaults.
@@ -128,6 +140,12 @@ var guardedSamples = []string{
 	`1 + "a"`, `{} * 2`, `try (1 + "a") catch .`, `if . + 1 > 1 then "big" else "small" end`,
 	`{(. + 1 | tostring): 1}`, `.[0 + 0]?`, `[range(3)] | .[1 + 0:]`, `1 + 2 * 3`, `-(. + 1)`,
 	`label $out | 1 + 1 | ., break $out`, `. as [$a] ?// $a | $a + 1`, `"\(1 + 1)" + "x"`,
+	`.a = 1`, `.a |= . + 1`, `.[0] = 5`, `.a -= 1`, `.a //= 3`, `.[1:] = ["x"]`, `.. |= .`, `(.a, .b) = 1`,
+	`[1, 2] | .[] |= empty`, `setpath(["a"]; 1)`, `try (.[] = 1) catch .`, `.a.b = (1, 2)`,
+	`tojson`, `tostring`, `[[1], [2, [3]]] | flatten`, `[[1], [2, [3]]] | flatten(1)`, `[1, 2] | add`,
+	`["a", "b"] | join("-")`, `[3, 1, 2] | sort`, `[1, 1, 2] | unique`, `"foobar" | contains("bar")`,
+	`"bar" | inside("foobar")`, `"a,b,a" | indices("a")`, `@base64`, `@json`, `@csv "\([1, "a"])"`,
+	`add(.[]?)`, `add(1, 2)`, `. == 1`, `1 < 2`, `[1] != [1]`, `tojson[0:1]`, `[1, [2]] | flatten[0]`,
 }
 
 // evalPlain runs src with gojq as it is, without the rewrite.
