@@ -84,7 +84,7 @@ func (e *Evaluator) Eval(src string, input any, vars Vars) (any, error) {
 	}
 	safety, cancel := context.WithTimeout(context.Background(), e.limits.Time)
 	defer cancel()
-	b := &budget{Context: safety, left: e.limits.Steps}
+	b := newBudget(safety, e.limits.Steps)
 	iter := code.RunWithContext(b, normalize(input), values...)
 	v, ok := iter.Next()
 	if !ok {

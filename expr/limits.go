@@ -80,8 +80,13 @@ func limitErrorf(format string, args ...any) error {
 // Underneath, the wall-clock safety net.
 type budget struct {
 	context.Context
+	done <-chan struct{} // the safety net's, fetched once: Done is hot
 	left int64
 	over bool
+}
+
+func newBudget(safety context.Context, steps int64) *budget {
+	return &budget{Context: safety, done: safety.Done(), left: steps}
 }
 
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -92,7 +97,7 @@ func (b *budget) Done() <-chan struct{} {
 		b.over = true
 		return closed
 	}
-	return b.Context.Done()
+	return b.done
 }
 
 func (b *budget) Err() error {
@@ -134,7 +139,21 @@ var arithmetic = func() map[string]*gojq.Code {
 	return out
 }()
 
+// apply computes l op r, the common cases directly and the rest by gojq.
 func apply(name string, l, r any) any {
+	switch x := l.(type) {
+	case float64:
+		if y, ok := r.(float64); ok {
+			if name == addFunc {
+				return x + y
+			}
+			return x * y
+		}
+	case string:
+		if y, ok := r.(string); ok && name == addFunc {
+			return x + y
+		}
+	}
 	v, _ := arithmetic[name].Run([]any{l, r}).Next()
 	return v
 }

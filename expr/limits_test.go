@@ -158,7 +158,7 @@ func evalPlain(src string, input any) (any, bool) {
 	if err != nil {
 		return nil, false
 	}
-	b := &budget{Context: context.Background(), left: 100_000}
+	b := newBudget(context.Background(), 100_000)
 	v, ok := code.RunWithContext(b, input).Next()
 	if b.over {
 		return nil, false
