@@ -44,6 +44,7 @@ type act struct {
 	rawInput  any
 	input     any
 	startedAt time.Time
+	timeout   time.Duration // the task's own timeout, evaluated; zero for none
 	k         cont
 	desc      map[string]any // $task, built on first use
 }
@@ -68,6 +69,9 @@ func (a *act) vars(withInput bool) expr.Vars {
 	}
 	return v
 }
+
+// inputVars are the arguments of an expression that also sees $input.
+func (a *act) inputVars() expr.Vars { return a.vars(true) }
 
 // descriptor is the DSL's $task. Every expression of the task sees the
 // same one, so it is built once; the variant with the raw output (for
@@ -134,13 +138,7 @@ func (m *Machine) close(a *act) {
 }
 
 func (m *Machine) startTimer(owner *act, id string, d time.Duration, fire func()) {
-	if d <= 0 {
-		m.enqueue(fire)
-		return
-	}
-	m.timers[id] = &pendingTimer{owner: owner, fire: fire}
-	owner.timers = append(owner.timers, id)
-	m.emit(&StartTimer{Timer: id, After: d})
+	m.timer(owner, id, d, false, fire)
 }
 
 // runList runs a task list in order, following flow directives, and hands
@@ -235,8 +233,13 @@ func (m *Machine) runTask(parent *act, nt *dsl.NamedTask, inst string, rawInput 
 		a.input = v
 	}
 	if t.Timeout != nil {
-		d := t.Timeout.After.D
-		m.startTimer(a, a.key+"#timeout", d, func() {
+		d, err := m.duration(&t.Timeout.After, a.input, a.inputVars, taskName(a), "timeout.after", t.Ref+"/timeout/after")
+		if err != nil {
+			a.fail(err)
+			return
+		}
+		a.timeout = d
+		m.timer(a, a.key+"#timeout", d, t.Timeout.After.IsExpr(), func() {
 			a.fail(problem.Timeout("task %s ran longer than its timeout of %v", a.name, d))
 		})
 	}
@@ -255,7 +258,12 @@ func (m *Machine) runTask(parent *act, nt *dsl.NamedTask, inst string, rawInput 
 	case dsl.KindRaise:
 		m.runRaise(a)
 	case dsl.KindWait:
-		m.startTimer(a, a.key, t.Wait.D, func() { a.done(a.input, "") })
+		d, err := m.duration(t.Wait, a.input, a.inputVars, taskName(a), "wait", t.Ref+"/wait")
+		if err != nil {
+			a.fail(err)
+			return
+		}
+		m.timer(a, a.key, d, t.Wait.IsExpr(), func() { a.done(a.input, "") })
 	case dsl.KindCall:
 		m.runCall(a)
 	case dsl.KindFor:
@@ -642,9 +650,7 @@ func (m *Machine) callAs(a *act, key, function string, args map[string]any, deli
 		Task: key, Ref: a.ref, Name: a.name, Attempt: a.attempt,
 		Function: function, Args: args, Input: a.input,
 	}
-	if a.task.Timeout != nil {
-		c.Timeout = a.task.Timeout.After.D
-	}
+	c.Timeout = a.timeout
 	m.calls[key] = &pendingCall{owner: a, deliver: deliver}
 	a.calls = append(a.calls, key)
 	m.emit(c)
@@ -804,7 +810,12 @@ func (m *Machine) runTry(a *act) {
 					return
 				}
 				if retry {
-					m.startTimer(a, a.key+"#retry"+strconv.Itoa(n), m.retryDelay(a, r, n), func() { attempt(n + 1) })
+					delay, computed, evalErr := m.retryDelay(a, r, asName, errData, n)
+					if evalErr != nil {
+						a.fail(evalErr)
+						return
+					}
+					m.timer(a, a.key+"#retry"+strconv.Itoa(n), delay, computed, func() { attempt(n + 1) })
 					return
 				}
 				if len(c.Do) == 0 {
@@ -826,8 +837,14 @@ func (m *Machine) runTry(a *act) {
 			a.done(a.input, "")
 		}
 		if c != nil && c.Retry != nil && c.Retry.Limit.AttemptDuration != nil {
-			d := c.Retry.Limit.AttemptDuration.D
-			m.startTimer(run, run.key+"#timeout", d, func() {
+			ad := c.Retry.Limit.AttemptDuration
+			d, err := m.duration(ad, a.input, a.inputVars, taskName(a), "retry.limit.attempt.duration", a.ref+"/catch/retry/limit/attempt/duration")
+			if err != nil {
+				m.close(run)
+				a.fail(err)
+				return
+			}
+			m.timer(run, run.key+"#timeout", d, ad.IsExpr(), func() {
 				handle(problem.Timeout("attempt %d ran longer than its limit of %v", n, d).At(a.ref))
 			})
 		}
@@ -886,22 +903,46 @@ func (m *Machine) guard(a *act, when, exceptWhen, asName string, errData map[str
 }
 
 // retries decides whether attempt n, which failed, gets a successor.
+// limit.attempt.count counts the retries after the first attempt.
 func (m *Machine) retries(a *act, r *dsl.RetryPolicy, asName string, errData map[string]any, n int, firstAt time.Time) (bool, *problem.Problem) {
-	if r.Limit.AttemptCount > 0 && n >= r.Limit.AttemptCount {
+	if c := r.Limit.AttemptCount; c != nil && n > *c {
 		return false, nil
 	}
-	if r.Limit.Duration != nil && m.now.Sub(firstAt) >= r.Limit.Duration.D {
-		return false, nil
+	if r.Limit.Duration != nil {
+		d, err := m.retryDuration(a, r.Limit.Duration, asName, errData, "retry.limit.duration", "/catch/retry/limit/duration")
+		if err != nil {
+			return false, err
+		}
+		if m.now.Sub(firstAt) >= d {
+			return false, nil
+		}
 	}
 	return m.guard(a, r.When, r.ExceptWhen, asName, errData, "retry")
 }
 
-// retryDelay is the wait before attempt n+1. Jitter comes from a generator
-// seeded by the invocation and the attempt, so replay computes it again.
-func (m *Machine) retryDelay(a *act, r *dsl.RetryPolicy, n int) time.Duration {
+// retryDuration evaluates one of a retry policy's durations after a
+// failure: its expression sees the task's input and the caught error.
+func (m *Machine) retryDuration(a *act, d *dsl.Duration, asName string, errData map[string]any, field, at string) (time.Duration, *problem.Problem) {
+	vars := func() expr.Vars {
+		v := a.vars(true)
+		v[asName] = errData
+		return v
+	}
+	return m.duration(d, a.input, vars, taskName(a), field, a.ref+at)
+}
+
+// retryDelay is the wait before attempt n+1, and whether an expression
+// computed any part of it. Jitter comes from a generator seeded by the
+// invocation and the attempt, so replay computes it again.
+func (m *Machine) retryDelay(a *act, r *dsl.RetryPolicy, asName string, errData map[string]any, n int) (time.Duration, bool, *problem.Problem) {
 	var d time.Duration
+	computed := false
 	if r.Delay != nil {
-		d = r.Delay.D
+		v, err := m.retryDuration(a, r.Delay, asName, errData, "retry.delay", "/catch/retry/delay")
+		if err != nil {
+			return 0, false, err
+		}
+		d, computed = v, r.Delay.IsExpr()
 	}
 	switch r.Backoff {
 	case dsl.BackoffLinear:
@@ -911,7 +952,21 @@ func (m *Machine) retryDelay(a *act, r *dsl.RetryPolicy, n int) time.Duration {
 			d *= 2
 		}
 	}
-	if j := r.Jitter; j != nil && j.To.D > j.From.D {
+	var from, to time.Duration
+	if j := r.Jitter; j != nil {
+		var err *problem.Problem
+		if from, err = m.retryDuration(a, &j.From, asName, errData, "retry.jitter.from", "/catch/retry/jitter/from"); err != nil {
+			return 0, false, err
+		}
+		if to, err = m.retryDuration(a, &j.To, asName, errData, "retry.jitter.to", "/catch/retry/jitter/to"); err != nil {
+			return 0, false, err
+		}
+		if from > to {
+			return 0, false, problem.Expression("%s: retry.jitter.from (%v) is greater than retry.jitter.to (%v)", taskName(a), from, to).At(a.ref + "/catch/retry/jitter")
+		}
+		computed = computed || j.From.IsExpr() || j.To.IsExpr()
+	}
+	if j := r.Jitter; j != nil && to > from {
 		h := fnv.New64a()
 		h.Write([]byte(m.opts.ID))
 		h.Write([]byte(a.key))
@@ -920,11 +975,11 @@ func (m *Machine) retryDelay(a *act, r *dsl.RetryPolicy, n int) time.Duration {
 		h.Write(b[:])
 		seed := h.Sum64()
 		rng := rand.New(rand.NewPCG(seed, seed>>1|1))
-		d += j.From.D + time.Duration(rng.Int64N(int64(j.To.D-j.From.D)+1))
+		d += from + time.Duration(rng.Int64N(int64(to-from)+1))
 	} else if j != nil {
-		d += j.From.D
+		d += from
 	}
-	return d
+	return d, computed, nil
 }
 
 func problemData(p *problem.Problem) map[string]any {

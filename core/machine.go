@@ -269,8 +269,20 @@ func (m *Machine) start(rawInput any) {
 	// $context starts empty; tasks fill it through export.as.
 	m.context = map[string]any{}
 	if m.def.Timeout != nil {
-		m.startTimer(m.root, "/timeout", m.def.Timeout.After.D, func() {
-			m.fault(problem.Timeout("the workflow ran longer than its timeout of %v", m.def.Timeout.After.D).At("/"))
+		// A computed timeout sees the workflow's transformed input.
+		vars := func() expr.Vars {
+			v := m.baseVars()
+			v["context"], v["input"] = m.context, input
+			return v
+		}
+		after := &m.def.Timeout.After
+		d, err := m.duration(after, input, vars, "workflow "+m.def.Document.Name, "timeout.after", "/timeout/after")
+		if err != nil {
+			m.fault(err)
+			return
+		}
+		m.timer(m.root, "/timeout", d, after.IsExpr(), func() {
+			m.fault(problem.Timeout("the workflow ran longer than its timeout of %v", d).At("/"))
 		})
 	}
 	m.enqueue(func() {

@@ -384,7 +384,7 @@ do:
 			},
 		},
 		{
-			name: "retry gives up at the attempt limit",
+			name: "retry gives up after count retries",
 			doc: `
 use:
   retries:
@@ -406,8 +406,9 @@ do:
 			handlers: flaky(100),
 			status:   core.StatusFaulted, errType: problem.TypeCommunication,
 			check: func(t *testing.T, s *sim) {
-				if len(s.calls) != 2 {
-					t.Errorf("%d calls, want 2", len(s.calls))
+				// count 2: the first attempt and two retries.
+				if len(s.calls) != 3 {
+					t.Errorf("%d calls (%v), want 3", len(s.calls), keys(s.calls))
 				}
 			},
 		},

@@ -299,17 +299,18 @@ func (p *parser) run(n *yaml.Node, at path) *RunTask {
 		return r
 	}
 	sn, sat, _ := o.get(r.Kind)
+	var named []any
 	switch r.Kind {
 	case "container":
 		p.container(sn, sat)
 	case "script":
-		p.script(sn, sat)
+		named = p.script(sn, sat)
 	case "shell":
 		so := p.object(sn, sat, "command", "stdin", "arguments", "environment")
 		if so.require("command") {
 			so.str("command")
 		}
-		p.processIO(so)
+		named = p.processIO(so, "shell")
 	case "workflow":
 		// The schema requires version, the reference gives it a default
 		// of "latest"; the default wins.
@@ -324,6 +325,10 @@ func (p *parser) run(n *yaml.Node, at path) *RunTask {
 	}
 	p.dataExprs(sn, sat)
 	r.Spec = p.mapData(sn, sat)
+	if named != nil && r.Spec != nil {
+		delete(r.Spec, "arguments")
+		r.Spec[NamedArgumentsKey] = named
+	}
 	return r
 }
 
@@ -339,7 +344,7 @@ func (p *parser) container(n *yaml.Node, at path) {
 			p.mapData(vn, vat)
 		}
 	}
-	p.processIO(o)
+	p.processIO(o, "container")
 	o.enum("pullPolicy", "ifNotPresent", "always", "never")
 	if ln, lat, ok := o.get("lifetime"); ok {
 		lo := p.object(ln, lat, "cleanup", "after")
@@ -358,7 +363,7 @@ func (p *parser) container(n *yaml.Node, at path) {
 	}
 }
 
-func (p *parser) script(n *yaml.Node, at path) {
+func (p *parser) script(n *yaml.Node, at path) []any {
 	o := p.object(n, at, "language", "code", "source", "stdin", "arguments", "environment")
 	if o.require("language") {
 		o.str("language")
@@ -370,17 +375,19 @@ func (p *parser) script(n *yaml.Node, at path) {
 		sn, sat, _ := o.get("source")
 		p.externalResource(sn, sat)
 	}
-	p.processIO(o)
+	return p.processIO(o, "script")
 }
 
 // processIO checks the stdin, arguments and environment every process kind
-// shares.
-func (p *parser) processIO(o object) {
+// shares. It returns the named arguments of a pre-1.0.3 document, if any.
+func (p *parser) processIO(o object, kind string) []any {
 	o.str("stdin")
+	var named []any
 	if an, aat, ok := o.get("arguments"); ok {
-		p.stringList(an, aat)
+		named = p.processArguments(an, aat, kind)
 	}
 	if en, eat, ok := o.get("environment"); ok {
 		p.mapData(en, eat)
 	}
+	return named
 }

@@ -23,12 +23,28 @@ var durationUnits = []struct {
 }
 
 // duration reads a DSL duration: an object of days, hours, minutes, seconds
-// and milliseconds, or an ISO 8601 duration string.
+// and milliseconds, an ISO 8601 duration string, or a `${ }` runtime
+// expression that computes one of those when the task runs.
 func (p *parser) duration(n *yaml.Node, at path) *Duration {
+	n = resolve(n)
+	if isString(n) && expr.IsExpr(n.Value) {
+		if !p.exprIfWrapped(n, at, n.Value) {
+			return nil
+		}
+		return &Duration{Expr: n.Value}
+	}
+	return p.literalDuration(n, at, "")
+}
+
+// literalDuration reads a duration that must be known when the document
+// loads; what names the place that needs it (schedules have no task input
+// to evaluate an expression against), or is empty where expressions were
+// already handled.
+func (p *parser) literalDuration(n *yaml.Node, at path, what string) *Duration {
 	n = resolve(n)
 	if isString(n) {
 		if expr.IsExpr(n.Value) {
-			p.errorf(n, at, "durations computed by runtime expressions are not supported; use an ISO 8601 duration or an object")
+			p.errorf(n, at, "%s must be a fixed duration: it is needed before any task runs, so it cannot be a runtime expression", what)
 			return nil
 		}
 		d, err := ParseISODuration(n.Value)
@@ -165,4 +181,52 @@ func ParseISODuration(s string) (time.Duration, error) {
 		return 0, bad("the duration is too long (the most is about 292 years)")
 	}
 	return time.Duration(nanos.Int64()), nil
+}
+
+// DurationValue converts the value of a duration expression to a
+// time.Duration. It accepts what a duration literal may be: an ISO 8601
+// string (PT1S) or an object of days, hours, minutes, seconds and
+// milliseconds. A bare number is refused because nothing says its unit
+// (other runtimes read it as seconds or as milliseconds).
+func DurationValue(v any) (time.Duration, error) {
+	switch x := v.(type) {
+	case string:
+		return ParseISODuration(x)
+	case map[string]any:
+		if len(x) == 0 {
+			return 0, fmt.Errorf("an empty object is not a duration; give days, hours, minutes, seconds or milliseconds")
+		}
+		total := new(big.Int)
+		for name, val := range x {
+			var unit time.Duration
+			for _, u := range durationUnits {
+				if u.name == name {
+					unit = u.unit
+				}
+			}
+			if unit == 0 {
+				return 0, fmt.Errorf("%q is not a duration property (days, hours, minutes, seconds, milliseconds)", name)
+			}
+			f, ok := val.(float64)
+			if i, isInt := val.(int); isInt {
+				f, ok = float64(i), true
+			}
+			if !ok || f != float64(int64(f)) {
+				return 0, fmt.Errorf("%s must be an integer, got %v", name, val)
+			}
+			if f < 0 {
+				return 0, fmt.Errorf("a duration cannot be negative (%s: %v)", name, val)
+			}
+			total.Add(total, new(big.Int).Mul(big.NewInt(int64(f)), big.NewInt(int64(unit))))
+		}
+		if !total.IsInt64() {
+			return 0, fmt.Errorf("the duration is too long (the most is about 292 years)")
+		}
+		return time.Duration(total.Int64()), nil
+	case float64, int:
+		return 0, fmt.Errorf("a bare number (%v) is not a duration: its unit is ambiguous; give an ISO 8601 string such as PT5S or an object such as {seconds: 5}", x)
+	case nil:
+		return 0, fmt.Errorf("the expression produced null, not a duration")
+	}
+	return 0, fmt.Errorf("expected an ISO 8601 string such as PT5S or an object such as {seconds: 5}, got %T", v)
 }

@@ -97,10 +97,15 @@ type Timeout struct {
 }
 
 // Duration is a DSL duration: either fields (days, hours, ...) or an ISO 8601
-// string, both already converted to D.
+// string, both already converted to D, or a runtime expression (Expr) that
+// computes one of those when the task runs; D is zero then.
 type Duration struct {
-	D time.Duration
+	D    time.Duration
+	Expr string
 }
+
+// IsExpr reports whether the duration is computed when the task runs.
+func (d *Duration) IsExpr() bool { return d != nil && d.Expr != "" }
 
 // TaskList is an ordered list of named tasks (`do`, `try`, `fork.branches`...).
 type TaskList []*NamedTask
@@ -309,8 +314,10 @@ const (
 
 // RetryLimit bounds retries. Zero values mean no limit.
 type RetryLimit struct {
-	// AttemptCount is the most attempts in all, the first one included.
-	AttemptCount int
+	// AttemptCount is the number of retries after the first attempt
+	// (count 2: run, retry, retry, then fault), the way sdk-java, Synapse
+	// and lemline read limit.attempt.count; nil means no limit.
+	AttemptCount *int
 	// AttemptDuration bounds each single attempt.
 	AttemptDuration *Duration
 	// Duration bounds the whole retrying, from the first attempt on.

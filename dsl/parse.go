@@ -35,6 +35,8 @@ type parser struct {
 	// use holds the reusable components once read, so that references to
 	// them (`raise.error: name`, `retry: name`...) resolve as tasks are read.
 	use Use
+	// dsl is the DSL version the document declares.
+	dsl string
 }
 
 func (p *parser) errorf(n *yaml.Node, at path, format string, args ...any) {
@@ -54,12 +56,14 @@ func (p *parser) workflow(root *yaml.Node) *Workflow {
 	w.Raw, _ = p.data(root, "").(map[string]any)
 	o.require("document", "do")
 
-	// use comes first whatever its place in the document: tasks refer to it.
-	if n, at, ok := o.get("use"); ok {
-		w.Use = p.useComponents(n, at)
-	}
+	// The document comes first: it says which DSL version the rest is
+	// read against. Then use, whatever its place: tasks refer to it.
 	if n, at, ok := o.get("document"); ok {
 		w.Document = p.document(n, at)
+		p.dsl = w.Document.DSL
+	}
+	if n, at, ok := o.get("use"); ok {
+		w.Use = p.useComponents(n, at)
 	}
 	if n, at, ok := o.get("input"); ok {
 		w.Input = p.input(n, at)
@@ -167,10 +171,10 @@ func (p *parser) schedule(n *yaml.Node, at path) *Schedule {
 		p.errorf(o.node, at, "a schedule needs one of %s", quoteList([]string{"every", "cron", "after", "on"}))
 	}
 	if dn, dat, ok := o.get("every"); ok {
-		s.Every = p.duration(dn, dat)
+		s.Every = p.literalDuration(dn, dat, "schedule.every")
 	}
 	if dn, dat, ok := o.get("after"); ok {
-		s.After = p.duration(dn, dat)
+		s.After = p.literalDuration(dn, dat, "schedule.after")
 	}
 	var cn *yaml.Node
 	if s.Cron, cn = o.str("cron"); isString(cn) && strings.TrimSpace(s.Cron) == "" {
@@ -409,7 +413,8 @@ func (p *parser) retryPolicy(n *yaml.Node, at path) *RetryPolicy {
 					if v < 0 || v > 1<<31-1 {
 						p.errorf(cn, cat, "the attempt count must be between 0 and %d", 1<<31-1)
 					} else {
-						r.Limit.AttemptCount = int(v)
+						count := int(v)
+						r.Limit.AttemptCount = &count
 					}
 				}
 			}
@@ -428,7 +433,7 @@ func (p *parser) retryPolicy(n *yaml.Node, at path) *RetryPolicy {
 			tn, tat, _ := jo.get("to")
 			from, to := p.duration(fn, fat), p.duration(tn, tat)
 			if from != nil && to != nil {
-				if from.D > to.D {
+				if !from.IsExpr() && !to.IsExpr() && from.D > to.D {
 					p.errorf(jo.node, jat, "jitter.from (%v) is greater than jitter.to (%v)", from.D, to.D)
 				}
 				r.Jitter = &Jitter{From: *from, To: *to}

@@ -232,7 +232,7 @@ do:
 					t.Fatalf("Catch = %+v", c)
 				}
 				if r.When != ".retryable" || r.Delay.D != 3*time.Second || r.Backoff != BackoffExponential ||
-					r.Limit.AttemptCount != 5 || r.Limit.AttemptDuration.D != time.Minute || r.Limit.Duration.D != 10*time.Minute ||
+					r.Limit.AttemptCount == nil || *r.Limit.AttemptCount != 5 || r.Limit.AttemptDuration.D != time.Minute || r.Limit.Duration.D != 10*time.Minute ||
 					r.Jitter.From.D != time.Second || r.Jitter.To.D != 2*time.Second {
 					t.Errorf("Retry = %+v", r)
 				}
@@ -458,14 +458,15 @@ do: []
   - b: {wait: {seconds: -1}}
   - c: {wait: {secs: 1}}
   - d: {wait: 5}
-  - e: {wait: '${ .delay }'}
+  - e: {wait: '${ .delay | }'}
+  - f: {wait: '${ .delay }'}
 `,
 			want: []string{
 				`t.yaml:7:15: do[0].a.wait: invalid ISO 8601 duration "P1M": years and months have no fixed length; use weeks or days`,
 				`t.yaml:8:25: do[1].b.wait.seconds: a duration cannot be negative`,
 				`t.yaml:9:16: do[2].c.wait: unknown property "secs" (valid: days, hours, minutes, seconds, milliseconds)`,
 				`t.yaml:10:15: do[3].d.wait: expected a duration (an ISO 8601 string such as PT30S, or a map of days, hours, minutes, seconds, milliseconds), got a number`,
-				`t.yaml:11:15: do[4].e.wait: durations computed by runtime expressions are not supported; use an ISO 8601 duration or an object`,
+				`t.yaml:11:15: do[4].e.wait: invalid runtime expression: unexpected EOF`,
 			},
 		},
 		{

@@ -37,6 +37,9 @@ type Options struct {
 	// concurrent calls. Tests inject a transport here.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
+	// ExpressionLimits bound the work and memory of every jq expression
+	// the engine evaluates; zero fields take expr.DefaultLimits.
+	ExpressionLimits expr.Limits
 	// Executors run calls of functions the engine does not know itself,
 	// by function name (see Executor). An executor named "*" receives
 	// every call no other executor claims, which is how the function layer
@@ -121,7 +124,7 @@ func New(opts Options) (*Engine, error) {
 		opts:   opts,
 		store:  opts.Store,
 		log:    opts.Logger,
-		eval:   expr.NewEvaluator(),
+		eval:   expr.NewEvaluatorWithLimits(opts.ExpressionLimits),
 		js:     js.NewEvaluator(0),
 		http:   &httpcall.Client{HTTP: opts.HTTPClient, Logger: opts.Logger, UserAgent: "baton/" + Version},
 		ctx:    ctx,

@@ -435,7 +435,14 @@ func (s *eventStarter) consume(ctx context.Context, def *dsl.Workflow) error {
 	if err != nil {
 		return problem.Configuration("schedule.on: %v", err)
 	}
-	c := events.NewConsumption(strategy, s.e.eval, "envelope")
+	newConsumption := func() *events.Consumption {
+		c := events.NewConsumption(strategy, s.e.eval, "envelope")
+		if s.e.log != nil {
+			c.SetLogger(s.e.log.With("workflow", key))
+		}
+		return c
+	}
+	c := newConsumption()
 	settled := pos // the cursor may move here: nothing before it is pending
 	for {
 		page, err := log.Read(ctx, store.EventFilter{After: pos, Limit: 500})
@@ -457,7 +464,7 @@ func (s *eventStarter) consume(ctx context.Context, def *dsl.Workflow) error {
 				if _, err := s.e.start(ctx, id, "", d.Namespace, d.Name, d.Version, input); err != nil && !errors.Is(err, store.ErrConflict) {
 					return fmt.Errorf("starting the run of event %v: %w", consumed[len(consumed)-1]["id"], err)
 				}
-				c = events.NewConsumption(strategy, s.e.eval, "envelope")
+				c = newConsumption()
 				settled = le.Seq
 			} else if len(c.Consumed()) == 0 {
 				settled = le.Seq

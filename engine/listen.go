@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/batonflow/baton/events"
@@ -30,6 +31,8 @@ const eventPoll = time.Second
 type listenExecutor struct {
 	log  *events.Log
 	eval *expr.Evaluator
+	// logger hears, at debug level, why an event did not match.
+	logger *slog.Logger
 }
 
 // listenCursorPrefix names the stored start positions of an invocation's
@@ -46,6 +49,9 @@ func (x *listenExecutor) Execute(ctx context.Context, req *CallRequest) (CallRes
 	}
 	read, _ := req.Args["read"].(string)
 	c := events.NewConsumption(strategy, x.eval, read)
+	if x.logger != nil {
+		c.SetLogger(x.logger.With("invocation", req.Invocation, "task", req.Task))
+	}
 	stream, _ := req.Args["stream"].(bool)
 	start, hasStart := position(req.Args["start"])
 	if !hasStart {

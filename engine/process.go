@@ -158,10 +158,21 @@ func processEnv(extra map[string]string) []string {
 }
 
 // processOutput shapes a finished process's result into the task's output
-// following `return`. A non-zero exit fails the task unless the workflow
-// asked for the exit code (code or all), in which case it reads the code.
+// following `return`:
+//
+//	return  exit 0                      non-zero exit
+//	stdout  stdout (JSON parsed)        fault: runtime error, code and stderr tail
+//	stderr  stderr (JSON parsed)        stderr, as asked
+//	code    0                           the code, as asked
+//	all     {code, stdout, stderr}      {code, stdout, stderr}, as asked
+//	none    null                        fault: runtime error, code and stderr tail
+//
+// A workflow that asks for stderr, the code or all of it asked for what a
+// failure produces and reads it; with stdout or none, the fault is the
+// only way it learns that the process failed. Trailing line breaks are
+// dropped from stdout and stderr in every mode, as other runtimes do.
 func processOutput(name string, res processResult, ret string) (any, error) {
-	if res.Code != 0 && ret != "code" && ret != "all" {
+	if res.Code != 0 && (ret == "" || ret == "stdout" || ret == "none") {
 		return nil, &problem.Problem{
 			Type:   problem.TypeRuntime,
 			Status: 500,
@@ -177,7 +188,7 @@ func processOutput(name string, res processResult, ret string) (any, error) {
 	case "code":
 		return float64(res.Code), nil
 	case "all":
-		return map[string]any{"code": float64(res.Code), "stdout": res.Stdout, "stderr": res.Stderr}, nil
+		return map[string]any{"code": float64(res.Code), "stdout": trimLineBreaks(res.Stdout), "stderr": trimLineBreaks(res.Stderr)}, nil
 	case "none":
 		return nil, nil
 	}
@@ -186,7 +197,7 @@ func processOutput(name string, res processResult, ret string) (any, error) {
 
 // structuredText is what `return: stdout` (or stderr) outputs: a JSON
 // object or array printed by the process becomes data that the next task
-// can navigate; anything else is the text without its final line break.
+// can navigate; anything else is the text without its final line breaks.
 // Scalars stay text so that `echo 007` outputs "007", not 7.
 func structuredText(s string) any {
 	trimmed := strings.TrimSpace(s)
@@ -196,8 +207,10 @@ func structuredText(s string) any {
 			return v
 		}
 	}
-	return strings.TrimSuffix(strings.TrimSuffix(s, "\n"), "\r")
+	return trimLineBreaks(s)
 }
+
+func trimLineBreaks(s string) string { return strings.TrimRight(s, "\r\n") }
 
 // stderrTail quotes the end of a failed process's stderr for its error.
 func stderrTail(stderr string) string {

@@ -45,15 +45,24 @@ func (x *scriptExecutor) Execute(ctx context.Context, req *CallRequest) (CallRes
 	if err != nil {
 		return CallResult{}, err
 	}
+	named, err := namedArguments("script", run.spec)
+	if err != nil {
+		return CallResult{}, err
+	}
 	switch strings.ToLower(language) {
 	case "js", "javascript":
-		s := &jsScript{name: name, code: code, args: args, env: env, stdin: stdin}
+		s := &jsScript{name: name, code: code, args: args, named: named, env: env, stdin: stdin}
 		return x.runJS(ctx, req, s, run)
 	case "python", "python3":
 		python, err := exec.LookPath("python3")
 		if err != nil {
 			return CallResult{}, problem.Configuration("run.script: language python needs python3, which this engine's host does not have: %v", err)
 		}
+		prelude, err := pythonPrelude(named)
+		if err != nil {
+			return CallResult{}, err
+		}
+		code = prelude + code
 		p := &process{argv: append([]string{python, "-c", code}, args...), env: env, stdin: stdin}
 		return runProcessTask(ctx, x.base, x.log, req, "python script "+name, p, run)
 	}
@@ -171,6 +180,7 @@ type jsScript struct {
 	name  string
 	code  string
 	args  []string
+	named []namedArgument // a 1.0.0-1.0.2 arguments map: global variables
 	env   map[string]string
 	stdin *string
 }
@@ -290,6 +300,11 @@ func (s *jsScript) install(vm *goja.Runtime, stdout, stderr io.Writer) error {
 		},
 	} {
 		if err := proc.Set(name, value); err != nil {
+			return err
+		}
+	}
+	for _, a := range s.named {
+		if err := vm.Set(a.name, a.value); err != nil {
 			return err
 		}
 	}

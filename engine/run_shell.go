@@ -33,6 +33,15 @@ func (x *shellExecutor) Execute(ctx context.Context, req *CallRequest) (CallResu
 	if err != nil {
 		return CallResult{}, err
 	}
+	named, err := namedArguments("shell", run.spec)
+	if err != nil {
+		return CallResult{}, err
+	}
+	words, err := shellWords(named)
+	if err != nil {
+		return CallResult{}, err
+	}
+	command += words
 	p := &process{argv: append([]string{shellPath, "-c", command, "sh"}, args...), env: env, stdin: stdin}
 	return runProcessTask(ctx, x.base, x.log, req, "shell command", p, run)
 }

@@ -205,7 +205,11 @@ func TestRunShell(t *testing.T) {
 		{"stderr", shellTask("echo out; echo err >&2", "        return: stderr\n"), nil, "err"},
 		{"code", shellTask("exit 3", "        return: code\n"), nil, 3.0},
 		{"all", shellTask("echo out; echo err >&2; exit 2", "        return: all\n"), nil,
-			map[string]any{"code": 2.0, "stdout": "out\n", "stderr": "err\n"}},
+			map[string]any{"code": 2.0, "stdout": "out", "stderr": "err"}},
+		{"stderr of a failed command", shellTask("echo out; echo 'no such file' >&2; exit 1", "        return: stderr\n"), nil, "no such file"},
+		{"code of a successful command", shellTask("true", "        return: code\n"), nil, 0.0},
+		{"all trims every trailing line break", shellTask("printf 'a\\n\\n'; printf 'b\\r\\n' >&2", "        return: all\n"), nil,
+			map[string]any{"code": 0.0, "stdout": "a", "stderr": "b"}},
 		{"none", shellTask("echo ignored", "        return: none\n"), nil, nil},
 		{"arguments and stdin", shellTask(`input=$(cat); echo "$input $1 $2"`,
 			"          stdin: ${ .message }\n          arguments: [Foo, '${ .second }']\n"),
@@ -231,6 +235,11 @@ func TestRunShellNonZeroExitFaultsWithStderr(t *testing.T) {
 	inv := runDoc(t, e, taskDoc("failing", shellTask("echo partial; echo 'disk full' >&2; exit 4", "")), nil)
 	p := mustFault(t, inv, problem.TypeRuntime)
 	if !strings.Contains(p.Detail, "code 4") || !strings.Contains(p.Detail, "disk full") || p.Instance != "/do/0/failing" {
+		t.Fatalf("error %+v", p)
+	}
+	// return: none asks for nothing, so the fault is the only news.
+	inv = runDoc(t, e, taskDoc("failingQuietly", shellTask("exit 3", "        return: none\n")), nil)
+	if p := mustFault(t, inv, problem.TypeRuntime); !strings.Contains(p.Detail, "code 3") {
 		t.Fatalf("error %+v", p)
 	}
 }
@@ -310,7 +319,8 @@ func TestRunScriptJavaScript(t *testing.T) {
 			"          arguments: [x, '${ .y }']\n          environment: {foo: bar}\n          stdin: in\n"),
 			map[string]any{"y": "Y"}, "xYbarin"},
 		{"exit code", scriptTask("js", `console.error("bad"); process.exit(5); console.log("never")`, "        return: all\n"), nil,
-			map[string]any{"code": 5.0, "stdout": "", "stderr": "bad\n"}},
+			map[string]any{"code": 5.0, "stdout": "", "stderr": "bad"}},
+		{"stderr of a failed script", scriptTask("js", `console.error("bad input"); process.exit(2)`, "        return: stderr\n"), nil, "bad input"},
 		{"stdout write", scriptTask("js", `process.stdout.write("a"); process.stdout.write("b")`, ""), nil, "ab"},
 	}
 	for i, c := range cases {

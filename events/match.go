@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"regexp"
 	"sort"
@@ -312,6 +313,16 @@ type Consumption struct {
 	correlated map[string]any
 	until      *Consumption
 	done       bool
+	log        *slog.Logger
+}
+
+// SetLogger makes the consumption say at debug level why an event did not
+// match when a filter's expression failed on it.
+func (c *Consumption) SetLogger(l *slog.Logger) {
+	c.log = l
+	if c.until != nil {
+		c.until.SetLogger(l)
+	}
 }
 
 // NewConsumption starts consuming by s; read is listen.read ("data" when
@@ -331,8 +342,10 @@ func (c *Consumption) Done() bool { return c.done }
 func (c *Consumption) Consumed() []Event { return c.consumed }
 
 // Offer presents the next event. It reports whether the event was
-// consumed (by the strategy or by its until), and fails on an expression
-// error, which is a fault of the workflow's definition.
+// consumed (by the strategy or by its until), and fails when an until
+// expression fails (it reads the consumed events, so the fault is the
+// workflow's); a filter expression that fails on the event only makes it
+// not match.
 func (c *Consumption) Offer(ev Event) (bool, *problem.Problem) {
 	if c.done {
 		return false, nil
@@ -421,12 +434,17 @@ func (c *Consumption) Output() any {
 	return c.readAll()
 }
 
+// match reports whether ev satisfies a filter. A filter's expressions are
+// questions about the arriving event: one that fails on it (`.total > 10`
+// on an event whose data is a string, say) answers no for that event, as
+// any other mismatch would, instead of faulting the workflow that waits.
 func (c *Consumption) match(f *Filter, ev Event) (bool, *problem.Problem) {
 	for name, cond := range f.With {
 		v, present := ev[name]
 		ok, err := cond.matches(c.eval, v, present)
 		if err != nil {
-			return false, problem.Expression("event filter on %s: %v", name, err)
+			c.mismatch(ev, "with."+name, err)
+			return false, nil
 		}
 		if !ok {
 			return false, nil
@@ -436,7 +454,8 @@ func (c *Consumption) match(f *Filter, ev Event) (bool, *problem.Problem) {
 	for _, corr := range f.Correlate {
 		v, err := c.eval.Eval(corr.From, ev, nil)
 		if err != nil {
-			return false, problem.Expression("correlate.%s.from: %v", corr.Name, err)
+			c.mismatch(ev, "correlate."+corr.Name+".from", err)
+			return false, nil
 		}
 		switch {
 		case corr.HasExpect:
@@ -459,6 +478,13 @@ func (c *Consumption) match(f *Filter, ev Event) (bool, *problem.Problem) {
 		c.correlated[k] = v
 	}
 	return true, nil
+}
+
+func (c *Consumption) mismatch(ev Event, where string, err error) {
+	if c.log != nil {
+		c.log.Debug("event does not match: a filter expression failed on it",
+			"event", ev["id"], "source", ev["source"], "type", ev["type"], "filter", where, "err", err)
+	}
 }
 
 func allTrue(bs []bool) bool {

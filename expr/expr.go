@@ -9,21 +9,15 @@ package expr
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/itchyny/gojq"
 )
 
 // Vars are the variables an expression sees, named without the leading '$'.
 type Vars map[string]any
-
-// MaxEvalTime bounds one evaluation, so that a runaway program such as
-// `repeat(.)` faults its task instead of hanging the engine.
-const MaxEvalTime = 2 * time.Second
 
 // Unwrap returns the jq text inside a `${ ... }` string and true, or the
 // string itself and false when it is not wrapped.
@@ -49,8 +43,9 @@ func Check(src string) error {
 
 // Evaluator compiles and caches jq programs. It is safe for concurrent use.
 type Evaluator struct {
-	mu    sync.RWMutex
-	cache map[cacheKey]*gojq.Code
+	limits Limits
+	mu     sync.RWMutex
+	cache  map[cacheKey]*gojq.Code
 }
 
 type cacheKey struct {
@@ -58,10 +53,17 @@ type cacheKey struct {
 	vars string
 }
 
-// NewEvaluator returns an empty evaluator.
-func NewEvaluator() *Evaluator {
-	return &Evaluator{cache: make(map[cacheKey]*gojq.Code)}
+// NewEvaluator returns an empty evaluator with DefaultLimits.
+func NewEvaluator() *Evaluator { return NewEvaluatorWithLimits(DefaultLimits) }
+
+// NewEvaluatorWithLimits returns an empty evaluator whose evaluations are
+// bounded by limits; zero fields take DefaultLimits' values.
+func NewEvaluatorWithLimits(limits Limits) *Evaluator {
+	return &Evaluator{limits: limits.withDefaults(), cache: make(map[cacheKey]*gojq.Code)}
 }
+
+// Limits returns the evaluator's limits.
+func (e *Evaluator) Limits() Limits { return e.limits }
 
 // Eval runs the jq program src on input. A program that yields no value
 // yields nil; one that yields several yields the first, as the DSL's
@@ -80,9 +82,10 @@ func (e *Evaluator) Eval(src string, input any, vars Vars) (any, error) {
 	for i, n := range names {
 		values[i] = vars[n]
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), MaxEvalTime)
+	safety, cancel := context.WithTimeout(context.Background(), e.limits.Time)
 	defer cancel()
-	iter := code.RunWithContext(ctx, normalize(input), values...)
+	b := newBudget(safety, e.limits.Steps)
+	iter := code.RunWithContext(b, normalize(input), values...)
 	v, ok := iter.Next()
 	if !ok {
 		return nil, nil
@@ -92,9 +95,15 @@ func (e *Evaluator) Eval(src string, input any, vars Vars) (any, error) {
 		if errors.As(err, &halt) && halt.Value() == nil {
 			return nil, nil
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("evaluation took longer than %v", MaxEvalTime)
+		switch {
+		case b.over:
+			return nil, limitErrorf("the expression did more than %d steps of work", e.limits.Steps)
+		case errors.Is(err, context.DeadlineExceeded):
+			return nil, limitErrorf("the expression ran longer than the %v safety limit", e.limits.Time)
 		}
+		return nil, err
+	}
+	if err := e.limits.checkResult(v); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -112,11 +121,12 @@ func (e *Evaluator) compile(src string, names []string) (*gojq.Code, error) {
 	if err != nil {
 		return nil, err
 	}
+	guardQuery(q)
 	dollar := make([]string, len(names))
 	for i, n := range names {
 		dollar[i] = "$" + n
 	}
-	code, err = gojq.Compile(q, gojq.WithVariables(dollar))
+	code, err = gojq.Compile(q, append(e.limits.compilerOptions(), gojq.WithVariables(dollar))...)
 	if err != nil {
 		return nil, err
 	}
