@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -112,9 +113,25 @@ func TestConformanceKit(t *testing.T) {
 	if status := suite.Run(); status != 0 {
 		t.Fatalf("the conformance kit failed (status %d)", status)
 	}
-	if got := ran.Load(); got != int64(want) {
+	got := ran.Load()
+	if scenarioFilter() {
+		// -run 'TestConformanceKit/NAME' runs the scenarios it names: at
+		// least one, or the name was mistyped.
+		if got == 0 {
+			t.Fatalf("no scenario matches -run %q", flag.Lookup("test.run").Value.String())
+		}
+		return
+	}
+	if got != int64(want) {
 		t.Fatalf("ran %d scenarios, the features declare %d", got, want)
 	}
+}
+
+// scenarioFilter tells whether -run selects scenarios (subtests) of the
+// kit rather than the whole test.
+func scenarioFilter() bool {
+	f := flag.Lookup("test.run")
+	return f != nil && strings.Contains(f.Value.String(), "/")
 }
 
 // scenario is the state of one CTK scenario: its own engine and store, so

@@ -122,7 +122,8 @@ func TestListenThenEmitOverHTTPAndNATS(t *testing.T) {
 	js, _ := bus.Conn().JetStream()
 	defer js.DeleteStream("BATON_TEST_" + strings.ToUpper(id))
 
-	st := openStore(t, t.TempDir())
+	dir := t.TempDir()
+	st := openStore(t, dir)
 	defer st.Close()
 	log := events.NewLog(st.(store.EventLog), bus, nil)
 	e := eventEngine(t, st, log, func(o *engine.Options) { o.Events = bus.Lifecycle() })
@@ -167,7 +168,7 @@ func TestListenThenEmitOverHTTPAndNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitTaskStarted(t, e, inv.ID, "/do/0/waitOrder")
+	waitListenStarted(t, dir, inv.ID, "/do/0/waitOrder")
 	// Another order's event does not match the correlation.
 	postEvent(t, srv.URL, map[string]any{"specversion": "1.0", "id": "o-2", "source": "/orders", "type": "shop." + id + ".order.placed", "data": map[string]any{"orderId": "B2", "total": 2}})
 	postEvent(t, srv.URL, map[string]any{"specversion": "1.0", "id": "o-1", "source": "/orders", "type": "shop." + id + ".order.placed", "data": map[string]any{"orderId": "A1", "total": 42}})
@@ -188,27 +189,6 @@ func TestListenThenEmitOverHTTPAndNATS(t *testing.T) {
 	if shipment["type"] != "shop."+id+".shipment.created" || shipment["specversion"] != "1.0" || data["orderId"] != "A1" || data["total"] != 42.0 {
 		t.Fatalf("shipment event %v", shipment)
 	}
-}
-
-func waitTaskStarted(t testing.TB, e *engine.Engine, id, task string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		h, err := e.History(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ev := range h {
-			if ev.Type == core.TaskStarted && ev.Task == task {
-				// The start position is recorded right after the call goes
-				// out; give it a moment.
-				time.Sleep(100 * time.Millisecond)
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("task %s of %s did not start", task, id)
 }
 
 // TestListenSurvivesRestart checks that a listen re-issued by a restarted
@@ -237,7 +217,7 @@ do:
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitTaskStarted(t, e, inv.ID, "/do/0/gather")
+	waitListenStarted(t, dir, inv.ID, "/do/0/gather")
 	if _, err := e.IngestEvents(ctx, []events.Event{{"specversion": "1.0", "id": "1", "source": "/s", "type": "paid"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -86,8 +86,8 @@ do:
 			}
 		}
 	}
-	// Give the listen time to record where it starts, then feed it.
-	time.Sleep(200 * time.Millisecond)
+	// Feed the listen once it has recorded where it starts.
+	waitListenStarted(t, dir, inv.ID, "")
 	ingest(log, "r1", "sensor.reading", 1)
 	ingest(log, "r2", "sensor.reading", 2)
 	waitRecorded(2)

@@ -26,7 +26,7 @@ type containerExecutor struct {
 func (x *containerExecutor) Execute(ctx context.Context, req *CallRequest) (CallResult, error) {
 	if x.runtime == "" {
 		return CallResult{}, problem.Configuration(
-			"run.container: this engine has no container runtime configured; start it with one (docker or podman) to run containers")
+			"run.container: no container runtime is configured: put podman or docker on PATH, or name one with baton's --container-runtime flag or $BATON_CONTAINER_RUNTIME")
 	}
 	runtime, err := exec.LookPath(x.runtime)
 	if err != nil {

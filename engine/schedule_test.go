@@ -43,6 +43,7 @@ func TestScheduleEveryRunsRepeatedlyUntilReplacedOrDeleted(t *testing.T) {
 	e := newEngine(t, st, func(o *engine.Options) { o.SchedulePoll = 50 * time.Millisecond })
 	defer e.Close()
 
+	applied := time.Now()
 	if _, err := e.ApplyWorkflow(ctx, "tick.yaml", []byte(scheduled("1.0.0", "every: {milliseconds: 200}"))); err != nil {
 		t.Fatal(err)
 	}
@@ -53,14 +54,29 @@ func TestScheduleEveryRunsRepeatedlyUntilReplacedOrDeleted(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// Slots are 200ms apart, and each slot runs once.
+	// Slots are 200ms apart, the first one period after the apply, and
+	// each slot runs once: however late the scheduler is, it never runs
+	// more invocations than slots have come, and each run's history holds
+	// one start.
 	runs := invocationsOf(t, st, "1.0.0")
-	seen := map[string]bool{}
+	slots := int(time.Since(applied)/(200*time.Millisecond)) + 1
+	if len(runs) > slots {
+		t.Fatalf("%d runs within %d slots of 200ms", len(runs), slots)
+	}
 	for _, inv := range runs {
-		if seen[inv.ID] {
-			t.Fatalf("invocation %s listed twice", inv.ID)
+		history, err := st.History(ctx, inv.ID)
+		if err != nil {
+			t.Fatal(err)
 		}
-		seen[inv.ID] = true
+		starts := 0
+		for _, ev := range history {
+			if ev.Type == core.InvocationStarted {
+				starts++
+			}
+		}
+		if starts != 1 {
+			t.Fatalf("run %s started %d times", inv.ID, starts)
+		}
 	}
 
 	// A new version takes the schedule over: version 1 stops.

@@ -72,10 +72,11 @@ func TestMessageTriggers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bus.Close()
+	mqttSubs, natsSubs := watchSubscriptions(src), watchSubscriptions(bus)
 	st := openStore(t, t.TempDir())
 	defer st.Close()
 	e := eventEngine(t, st, events.NewLog(st.(store.EventLog), nil, nil), func(o *engine.Options) {
-		o.TriggerSources = map[string]engine.TriggerSource{engine.TriggerMQTT: src, engine.TriggerNATS: bus}
+		o.TriggerSources = map[string]engine.TriggerSource{engine.TriggerMQTT: mqttSubs, engine.TriggerNATS: natsSubs}
 	})
 	defer e.Close()
 	if _, err := e.ApplyWorkflow(ctx, "i.yaml", []byte(triggeredDoc)); err != nil {
@@ -89,8 +90,10 @@ func TestMessageTriggers(t *testing.T) {
 	if _, err := e.CreateTrigger(ctx, &store.Trigger{Name: "n-" + id, Namespace: "iot", Workflow: "ingest", Kind: engine.TriggerNATS, Spec: subject}); err != nil {
 		t.Fatal(err)
 	}
-	// Subscriptions are made by the engine's next pass.
-	time.Sleep(1500 * time.Millisecond)
+	// Subscriptions are made by the engine's next pass: publish once both
+	// are in place.
+	mqttSubs.wait(t, mqttSubs.subscribed, "baton-test/"+id+"/+")
+	natsSubs.wait(t, natsSubs.subscribed, subject)
 
 	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mURL).SetClientID("baton-pub-" + id))
 	if tok := pub.Connect(); tok.Wait() && tok.Error() != nil {
@@ -134,12 +137,52 @@ func TestMessageTriggers(t *testing.T) {
 	if err := e.DeleteTrigger(ctx, "m-"+id); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	mqttSubs.wait(t, mqttSubs.unsubscribed, "baton-test/"+id+"/+")
 	if tok := pub.Publish(topic, 1, false, `{"celsius": 0}`); tok.Wait() && tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
+	// Nothing must happen: give a delivery that should not come a second.
 	time.Sleep(time.Second)
 	if invs, _, _ := st.ListInvocations(ctx, store.InvocationFilter{Namespace: "iot", Workflow: "ingest"}); len(invs) != 2 {
 		t.Fatalf("%d invocations after the trigger was deleted, want 2", len(invs))
+	}
+}
+
+// subscriptions wraps a trigger source to report each subscription once
+// it is in place and each one once it has been cancelled, so that a test
+// publishes when a subscriber is there rather than after a guessed delay.
+type subscriptions struct {
+	engine.TriggerSource
+	subscribed, unsubscribed chan string
+}
+
+func watchSubscriptions(src engine.TriggerSource) *subscriptions {
+	return &subscriptions{TriggerSource: src, subscribed: make(chan string, 16), unsubscribed: make(chan string, 16)}
+}
+
+func (s *subscriptions) Subscribe(ctx context.Context, spec, queue string, handle func(ctx context.Context, id string, payload []byte) error) (func(), error) {
+	cancel, err := s.TriggerSource.Subscribe(ctx, spec, queue, handle)
+	if err != nil {
+		return nil, err
+	}
+	s.subscribed <- spec
+	return func() {
+		cancel()
+		s.unsubscribed <- spec
+	}, nil
+}
+
+func (s *subscriptions) wait(t *testing.T, ch chan string, spec string) {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case got := <-ch:
+			if got == spec {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no subscription change for %s", spec)
+		}
 	}
 }

@@ -35,6 +35,10 @@ type Engine struct {
 	Decide func(wf *store.Workflow, input any) *Outcome
 	// Now is the engine's clock; nil means time.Now.
 	Now func() time.Time
+	// Waiting, when set, is called each time Wait starts waiting for a
+	// running invocation, so a test can end the invocation exactly while a
+	// long-poll holds: a handler that does not wait never calls it.
+	Waiting func(id string)
 
 	mu          sync.Mutex
 	workflows   []*store.Workflow
@@ -236,6 +240,13 @@ func (e *Engine) Wait(ctx context.Context, id string) (*store.Invocation, error)
 	e.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("invocation %s: %w", id, store.ErrNotFound)
+	}
+	select {
+	case <-ended:
+	default:
+		if e.Waiting != nil {
+			e.Waiting(id)
+		}
 	}
 	select {
 	case <-ended:

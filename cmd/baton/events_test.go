@@ -16,8 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/batonflow/baton/core"
 )
 
 func testNATS(t *testing.T) string {
@@ -113,19 +111,8 @@ do:
 	if code := srv.do(t, http.MethodPost, "/v1/workflows/shop/await/invocations", `{"orderId": "A1"}`, &started); code != http.StatusAccepted {
 		t.Fatalf("invoke: %d", code)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var history struct{ Items []core.Event }
-		srv.do(t, http.MethodGet, "/v1/invocations/"+started.ID+"/history", "", &history)
-		if len(history.Items) >= 2 && history.Items[1].Type == core.TaskStarted {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the listen did not start: %v", history)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond) // the start position is written just after
+	// Kill the server once the listen has recorded where it starts reading.
+	waitListenStarted(t, dir, started.ID, "/do/0/waitOrder")
 	srv.kill(t)
 
 	nc, err := nats.Connect(natsURL)
@@ -153,7 +140,7 @@ do:
 		Status string
 		Output map[string]any
 	}
-	deadline = time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		srv.do(t, http.MethodGet, "/v1/invocations/"+started.ID, "", &inv)
 		if inv.Status != "running" && inv.Status != "" {

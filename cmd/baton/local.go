@@ -66,6 +66,8 @@ type engineConfig struct {
 	mqtt string
 	// prewarm selects the keep-alive policy and prewarming.
 	prewarm prewarmConfig
+	// containerRuntime is the --container-runtime flag (see containerRuntime).
+	containerRuntime string
 }
 
 // addEventFlags adds the event bus flags of `baton server`.
@@ -83,6 +85,7 @@ func addEngineFlags(cmd *cobra.Command) *engineConfig {
 		"URL of the Fission router for fission://NS/NAME calls (default "+fission.DefaultRouter+")")
 	addSecretKeyFlag(cmd, &cfg.secretKey)
 	addPrewarmFlags(cmd, &cfg.prewarm)
+	addContainerRuntimeFlag(cmd, &cfg.containerRuntime)
 	return cfg
 }
 
@@ -96,9 +99,14 @@ func (cfg engineConfig) options(logger *slog.Logger) (engine.Options, error) {
 	if err != nil {
 		return engine.Options{}, fmt.Errorf("--fission-router: %w", err)
 	}
+	containers, err := containerRuntime(cfg.containerRuntime)
+	if err != nil {
+		return engine.Options{}, err
+	}
 	return engine.Options{
-		Logger:    logger,
-		Executors: map[string]engine.Executor{engine.FunctionFission: fissionCalls},
+		Logger:           logger,
+		Executors:        map[string]engine.Executor{engine.FunctionFission: fissionCalls},
+		ContainerRuntime: containers,
 	}, nil
 }
 

@@ -68,6 +68,24 @@ func BenchmarkColdStart(b *testing.B) {
 		report(b, total, n)
 		b.ReportMetric(float64(total.Total().Microseconds())/1000/float64(n), "cold-start-ms/op")
 	})
+	// The first start after Precompile: compiling is a lookup.
+	b.Run("after-precompile", func(b *testing.B) {
+		var total function.Phases
+		n := 0
+		for b.Loop() {
+			rt, err := New(Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := rt.Precompile(ctx, spec); err != nil {
+				b.Fatal(err)
+			}
+			total = add(total, start(b, rt))
+			rt.Close(ctx)
+			n++
+		}
+		report(b, total, n)
+	})
 	// Instantiation and init, with the linear memory of the last instance
 	// recycled (the default) and with a fresh one every time.
 	for _, mem := range []struct {

@@ -68,9 +68,6 @@ func testStateReopen(t *testing.T, open func(t *testing.T) store.Store) {
 
 	second := openStore(t, open)
 	got, err := second.GetState(ctx, p+"stats")
-	if errors.Is(err, store.ErrNotFound) {
-		t.Skip("open returned a fresh store: persistence is not tested")
-	}
 	must(t, err, "GetState after reopen")
 	if string(got) != "learned" {
 		t.Fatalf("GetState after reopen = %q, want %q", got, "learned")
