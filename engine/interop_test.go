@@ -62,7 +62,8 @@ func TestRunNamedArguments(t *testing.T) {
 // next event that does.
 func TestListenFilterFailureSkipsTheEvent(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t, t.TempDir())
+	dir := t.TempDir()
+	st := openStore(t, dir)
 	defer st.Close()
 	log := events.NewLog(st.(store.EventLog), nil, nil)
 	e := eventEngine(t, st, log)
@@ -85,7 +86,7 @@ do:
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitTaskStarted(t, e, inv.ID, "/do/0/awaitBig")
+	waitListenStarted(t, dir, inv.ID, "")
 	if _, err := e.IngestEvents(ctx, []events.Event{
 		{"specversion": "1.0", "id": "odd", "source": "/s", "type": "order", "data": "not an object"},
 		{"specversion": "1.0", "id": "small", "source": "/s", "type": "order", "data": map[string]any{"items": []any{1.0}}},

@@ -160,7 +160,7 @@ func watchSubscriptions(src engine.TriggerSource) *subscriptions {
 	return &subscriptions{TriggerSource: src, subscribed: make(chan string, 16), unsubscribed: make(chan string, 16)}
 }
 
-func (s *subscriptions) Subscribe(ctx context.Context, spec, queue string, handle func(ctx context.Context, id string, payload []byte) error) (func(), error) {
+func (s *subscriptions) Subscribe(ctx context.Context, spec, queue string, handle func(ctx context.Context, id, topic string, payload []byte) error) (func(), error) {
 	cancel, err := s.TriggerSource.Subscribe(ctx, spec, queue, handle)
 	if err != nil {
 		return nil, err
