@@ -104,7 +104,7 @@ func openLocalFunctions(ctx context.Context, dir string, logger *slog.Logger) (*
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
-	host, err := openFunctionHost(dir, st, secrets, logger, prewarmConfig{})
+	host, err := openFunctionHost(dir, st, secrets, logger, prewarmConfig{}, functionSecurity{})
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}

@@ -23,6 +23,7 @@ func newInvocationCommand() *cobra.Command {
 		newInvocationListCommand(server),
 		newInvocationCancelCommand(server),
 		newInvocationHistoryCommand(server),
+		newInvocationDeleteCommand(server),
 	)
 	return cmd
 }
@@ -112,6 +113,29 @@ func newInvocationCancelCommand(server *serverFlag) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "cancellation of invocation %s requested\n", args[0])
+			return nil
+		}),
+	}
+}
+
+func newInvocationDeleteCommand(server *serverFlag) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a finished invocation and its history",
+		Long: "Delete removes an invocation that has ended, with its history. A running invocation\n" +
+			"cannot be deleted: cancel it first. The server also removes finished invocations once\n" +
+			"their namespace's retention period has passed (see docs/policy.md).",
+		Example: "  baton invocation delete 0193c6e4-…",
+		Args:    cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			c, err := server.client()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteInvocation(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "invocation %s deleted\n", args[0])
 			return nil
 		}),
 	}
