@@ -232,8 +232,8 @@ func (p *Policy) Validate() error {
 	if l.ScriptTimeout != nil && *l.ScriptTimeout <= 0 {
 		errs = append(errs, "limits.scriptTimeout must be positive")
 	}
-	if p.Retention != nil && *p.Retention < Duration(time.Minute) {
-		errs = append(errs, "retention must be at least 1m")
+	if p.Retention != nil && *p.Retention < Duration(time.Second) {
+		errs = append(errs, "retention must be at least 1s")
 	}
 	if len(errs) == 0 {
 		return nil

@@ -69,7 +69,7 @@ func TestDecodeRefusesBadDocuments(t *testing.T) {
 		`{"limits":{"subflowDepth":0}}`:          "limits.subflowDepth must be positive",
 		`{"egress":{"allow":["10.0.0.0/33"]}}`:   "egress.allow",
 		`{"egress":{"default":"maybe"}}`:         "egress.default",
-		`{"retention":"1s"}`:                     "retention must be at least 1m",
+		`{"retention":"10ms"}`:                   "retention must be at least 1s",
 		`{"limits":{"scriptTimeout":"forever"}}`: "duration",
 		`{} {}`:                                  "more than one",
 	} {
