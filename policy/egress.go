@@ -378,6 +378,9 @@ type Transport struct {
 
 	mu      sync.Mutex
 	byGuard map[string]*http.Transport
+	// current is each namespace's newest guard key: when a namespace's
+	// policy changes, the pool of its old rules is closed and dropped.
+	current map[string]string
 	open    *http.Transport
 }
 
@@ -425,7 +428,15 @@ func (t *Transport) transport(g *Guard) *http.Transport {
 	tr.DialTLSContext = nil
 	if t.byGuard == nil {
 		t.byGuard = make(map[string]*http.Transport)
+		t.current = make(map[string]string)
 	}
+	if old, ok := t.current[g.namespace]; ok && old != g.key {
+		if stale := t.byGuard[old]; stale != nil {
+			stale.CloseIdleConnections()
+			delete(t.byGuard, old)
+		}
+	}
+	t.current[g.namespace] = g.key
 	t.byGuard[g.key] = tr
 	return tr
 }
