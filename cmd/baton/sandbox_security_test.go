@@ -246,6 +246,7 @@ do:
 			t.Fatalf("legitimate invocation %s: %d %+v", id, code, inv)
 		}
 	}
+	srv.stop() // the logs are complete once the server has exited
 	if strings.Contains(srv.logs.String(), serverSecretKey) {
 		t.Fatal("the server's secret key appears in its logs")
 	}
