@@ -358,4 +358,20 @@ do:
 		problem.TypeCommunication, `built-in egress denial of "metadata"`)
 	wantFault(t, invokeWait(t, e, "closed", "fetch", map[string]any{"url": srv.URL}),
 		problem.TypeCommunication, `namespace closed policy egress.deny "loopback"`)
+
+	// call: openapi loads its document through the same guard.
+	if _, err := e.ApplyWorkflow(ctx, "w.yaml", []byte(`document: {dsl: '1.0.3', namespace: open, name: api, version: '1.0.0'}
+do:
+  - op:
+      call: openapi
+      with:
+        document: {endpoint: 'http://169.254.169.254/openapi.json'}
+        operationId: steal
+`)); err != nil {
+		t.Fatal(err)
+	}
+	inv := invokeWait(t, e, "open", "api", nil)
+	if inv.Status != core.StatusFaulted || !strings.Contains(inv.Error.Detail, `egress denial of "metadata"`) {
+		t.Fatalf("an openapi document on the metadata address: %+v", inv.Error)
+	}
 }
