@@ -88,8 +88,10 @@ func flatten(v any, into map[string]string) error {
 	if err != nil {
 		return err
 	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // byte counts print whole, not as 4.194304e+06
 	var doc any
-	if err := json.Unmarshal(data, &doc); err != nil {
+	if err := dec.Decode(&doc); err != nil {
 		return err
 	}
 	var walk func(prefix string, v any)

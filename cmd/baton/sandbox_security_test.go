@@ -177,6 +177,12 @@ do:
 		refused(t, apply("spin.yaml", loop), "capability run.script is not allowed in namespace scripts")
 		policy := writeFile(t, dir, "scripts.yaml", "capabilities: {script: true}\nlimits: {scriptTimeout: 1s}\n")
 		baton(t, env, "policy", "set", "scripts", "-f", policy).expect(t, 0, "policy of namespace scripts set\n", "")
+		shown := baton(t, env, "policy", "get", "scripts")
+		for _, line := range []string{"capabilities.script true *", "capabilities.shell false", "limits.scriptTimeout 1s *", "limits.inputBytes 4194304"} {
+			if !strings.Contains(squash(shown.stdout), line) {
+				t.Fatalf("policy get lacks %q:\n%s", line, shown.stdout)
+			}
+		}
 		if res := apply("spin.yaml", loop); res.code != 0 {
 			t.Fatalf("apply with scripts allowed: %+v", res)
 		}
