@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"net/http"
+	"net/url"
 
 	"github.com/batonflow/baton/api"
 )
@@ -30,4 +31,24 @@ func (c *Client) SetPolicy(ctx context.Context, namespace string, doc []byte) (*
 func (c *Client) DeleteInvocation(ctx context.Context, id string) error {
 	_, err := c.do(ctx, request{method: http.MethodDelete, segments: []string{"v1", "invocations", id}}, nil)
 	return err
+}
+
+// WithNamespace returns a client whose function deploys and calls answer
+// to the policy of namespace (the ?namespace= parameter); functions are
+// server-wide, and without it they answer to the namespace "default".
+func (c *Client) WithNamespace(namespace string) *Client {
+	cp := *c
+	cp.namespace = namespace
+	return &cp
+}
+
+func (c *Client) namespaceQuery(q url.Values) url.Values {
+	if c.namespace == "" {
+		return q
+	}
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("namespace", c.namespace)
+	return q
 }

@@ -31,6 +31,9 @@ import (
 type functionTarget struct {
 	server *serverFlag
 	data   string
+	// namespace is the namespace whose policy a server checks deploys
+	// and calls against.
+	namespace string
 }
 
 // functionBackend is what the fn commands need, from a server or from a
@@ -51,7 +54,13 @@ func (t *functionTarget) open(ctx context.Context, stderr io.Writer) (functionBa
 		if err != nil {
 			return nil, err
 		}
+		if t.namespace != "" {
+			c = c.WithNamespace(t.namespace)
+		}
 		return remoteFunctions{c}, nil
+	}
+	if t.namespace != "" {
+		return nil, errors.New("--namespace applies to a server's policies, not to --data")
 	}
 	return openLocalFunctions(ctx, t.data, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
@@ -204,6 +213,8 @@ func newFunctionCommand() *cobra.Command {
 	}
 	t := &functionTarget{server: addServerFlag(cmd)}
 	cmd.PersistentFlags().StringVar(&t.data, "data", "", "act on the database of this data directory instead of a server")
+	cmd.PersistentFlags().StringVar(&t.namespace, "namespace", "",
+		"the namespace whose policy a server checks deploys and calls against (default: default; see docs/policy.md)")
 	cmd.AddCommand(
 		newFunctionBuildCommand(),
 		newFunctionDeployCommand(t),

@@ -108,6 +108,14 @@ do:
 	t.Run("process function running /bin/sh", func(t *testing.T) {
 		res := baton(t, env, "fn", "deploy", "sh", "--exec", "/bin/sh -c id")
 		refused(t, res, "process function sh is not allowed", "capabilities.processFunctions")
+		// A namespace whose policy allows process functions may deploy
+		// one; a call on behalf of another namespace is still refused.
+		policy := writeFile(t, dir, "procs.yaml", "capabilities: {processFunctions: true}\n")
+		baton(t, env, "policy", "set", "procs", "-f", policy).expect(t, 0, "policy of namespace procs set\n", "")
+		baton(t, env, "fn", "deploy", "sh", "--exec", "/bin/sh -c id", "--namespace", "procs").
+			expect(t, 0, "function sh version 1 deployed\n", "")
+		refused(t, baton(t, env, "fn", "invoke", "sh", "--input", "{}"), "process function sh is not allowed in namespace default")
+		baton(t, env, "fn", "delete", "sh").expect(t, 0, "function sh deleted\n", "")
 		legit.run("Process")
 	})
 
