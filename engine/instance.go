@@ -44,8 +44,9 @@ type instance struct {
 	done     chan struct{}
 	// limits are the namespace's limits when the invocation started.
 	limits policy.EffectiveLimits
-	// full is set once the history limit turned an event into the
-	// invocation's fault; later events are dropped.
+	// full is set once a terminal event is queued (the invocation's own
+	// end, or the fault of its history limit): nothing may follow it in
+	// the history, so later events are dropped.
 	full bool
 }
 
