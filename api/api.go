@@ -58,6 +58,8 @@ type config struct {
 	functions      Functions
 	metrics        http.Handler
 	maxModuleBytes int64
+	// policies is set by WithPolicies (policy.go).
+	policies Policies
 }
 
 // Option configures NewHandler.
@@ -136,6 +138,10 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/v1/invocations/{id}/history", s.history},
 		{http.MethodPost, "/v1/invocations/{id}/cancel", s.cancelInvocation},
 		{http.MethodGet, "/v1/invocations/{id}/events", s.lifecycleEvents},
+		{http.MethodDelete, "/v1/invocations/{id}", s.deleteInvocation},
+
+		{http.MethodGet, "/v1/namespaces/{namespace}/policy", s.getPolicy},
+		{http.MethodPut, "/v1/namespaces/{namespace}/policy", s.putPolicy},
 
 		{http.MethodGet, "/v1/secrets", s.listSecrets},
 		{http.MethodPut, "/v1/secrets/{name}", s.putSecret},

@@ -534,7 +534,7 @@ func TestUnroutedRequests(t *testing.T) {
 	if !strings.Contains(p.Detail, "PUT") {
 		t.Fatalf("405 detail = %q", p.Detail)
 	}
-	decodeProblem(t, f.do(http.MethodDelete, "/v1/invocations/x", ""), http.StatusMethodNotAllowed)
+	decodeProblem(t, f.do(http.MethodPatch, "/v1/invocations/x", ""), http.StatusMethodNotAllowed)
 }
 
 // panickingEngine fails the way a bug would.

@@ -321,6 +321,9 @@ func (s *server) deployFunction(w http.ResponseWriter, r *http.Request) {
 	} else {
 		spec, p = readSpecDeploy(r)
 	}
+	if p == nil {
+		p = s.admitDeploy(r, &spec)
+	}
 	if p != nil {
 		s.writeProblem(w, r, p)
 		return
@@ -520,7 +523,12 @@ func (s *server) invokeFunction(w http.ResponseWriter, r *http.Request) {
 	if version != "" {
 		target = name + "@" + version
 	}
-	res, err := s.functions.Invoke(r.Context(), target, input)
+	ctx, p := s.functionCallContext(r)
+	if p != nil {
+		s.writeProblem(w, r, p)
+		return
+	}
+	res, err := s.functions.Invoke(ctx, target, input)
 	if err != nil {
 		s.fail(w, r, invokeError(err), functionSubject(name, version))
 		return

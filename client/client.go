@@ -28,6 +28,8 @@ import (
 type Client struct {
 	base *url.URL
 	http *http.Client
+	// namespace is sent with function requests (see WithNamespace).
+	namespace string
 }
 
 // New returns a client of the server at baseURL (e.g.

@@ -26,7 +26,8 @@ func (c *Client) DeployFunction(ctx context.Context, spec function.Spec) (*api.F
 	}
 	var ref api.FunctionRef
 	if _, err := c.do(ctx, request{
-		method: http.MethodPost, segments: []string{"v1", "functions"}, body: body, contentType: "application/json",
+		method: http.MethodPost, segments: []string{"v1", "functions"}, query: c.namespaceQuery(nil),
+		body: body, contentType: "application/json",
 	}, &ref); err != nil {
 		return nil, err
 	}
@@ -70,7 +71,8 @@ func (c *Client) DeployModule(ctx context.Context, spec function.Spec, path stri
 	}
 	var ref api.FunctionRef
 	if _, err := c.do(ctx, request{
-		method: http.MethodPost, segments: []string{"v1", "functions"}, body: body.Bytes(), contentType: mw.FormDataContentType(),
+		method: http.MethodPost, segments: []string{"v1", "functions"}, query: c.namespaceQuery(nil),
+		body: body.Bytes(), contentType: mw.FormDataContentType(),
 	}, &ref); err != nil {
 		return nil, err
 	}
@@ -125,7 +127,7 @@ func (c *Client) InvokeFunction(ctx context.Context, name, version string, input
 	}
 	var res api.FunctionResult
 	if _, err := c.do(ctx, request{
-		method: http.MethodPost, segments: []string{"v1", "functions", name, "invoke"}, query: query,
+		method: http.MethodPost, segments: []string{"v1", "functions", name, "invoke"}, query: c.namespaceQuery(query),
 		body: input, contentType: "application/json",
 	}, &res); err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ import (
 	"github.com/batonflow/baton/grpccall"
 	"github.com/batonflow/baton/httpcall"
 	"github.com/batonflow/baton/lang"
+	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
 )
@@ -77,6 +78,10 @@ type Options struct {
 	// ("docker", "podman", or a path to one); empty means containers are
 	// not available and such tasks fail with a configuration error.
 	ContainerRuntime string
+	// Policies gives each namespace's capabilities, egress rules and
+	// limits; nil allows every capability with the default limits (see
+	// policy.Unrestricted), which is what a local `baton run` is.
+	Policies Policies
 }
 
 // TaskObserver hears task lifecycle transitions of every invocation.
@@ -109,6 +114,9 @@ type Engine struct {
 	defs map[string]*dsl.Workflow // parsed definitions by namespace/name/version
 	// latest caches each workflow's newest version for invocations by name.
 	latest map[string]latestVersion
+	// running counts the live invocations of each namespace, for its
+	// policy's limits.runningInvocations.
+	running map[string]int
 }
 
 // New returns an engine over a store. It runs nothing until Start.
@@ -132,6 +140,14 @@ func New(opts Options) (*Engine, error) {
 		live:   make(map[string]*instance),
 		defs:   make(map[string]*dsl.Workflow),
 		latest: make(map[string]latestVersion),
+
+		running: make(map[string]int),
+	}
+	if opts.HTTPClient == nil {
+		// Calls connect under the egress policy of their namespace.
+		opts.HTTPClient = &http.Client{Transport: &policy.Transport{New: httpcall.NewTransport}}
+		e.opts.HTTPClient = opts.HTTPClient
+		e.http.HTTP = opts.HTTPClient
 	}
 	e.grpc = &grpccall.Client{HTTP: opts.HTTPClient, Auth: e.http, Logger: opts.Logger}
 	if opts.Events != nil {
@@ -189,9 +205,15 @@ func (e *Engine) resume(ctx context.Context, inv *store.Invocation) error {
 	if err != nil {
 		return err
 	}
+	eff, err := e.policyFor(ctx, inv.Namespace)
+	if err != nil {
+		return err
+	}
 	in := e.newInstance(inv, def, secrets)
+	in.limits = eff.Limits
 	e.mu.Lock()
 	e.live[inv.ID] = in
+	e.running[inv.Namespace]++
 	e.mu.Unlock()
 	in.replay(history)
 	return nil
@@ -238,6 +260,13 @@ func (e *Engine) ApplyDocument(ctx context.Context, filename string, src []byte,
 	def, format, err := lang.Parse(filename, src, opts)
 	if err != nil {
 		return nil, err
+	}
+	eff, err := e.policyFor(ctx, def.Document.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if p := eff.CheckWorkflow(def); p != nil {
+		return nil, p
 	}
 	wf := &store.Workflow{
 		Namespace: def.Document.Namespace,
@@ -395,6 +424,13 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 	if err != nil {
 		return nil, err
 	}
+	eff, err := e.policyFor(ctx, namespace)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.admitStart(ctx, eff, parent, namespace, input); err != nil {
+		return nil, err
+	}
 	now := time.Now().UTC()
 	inv := &store.Invocation{
 		ID:        id,
@@ -408,11 +444,26 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 		Parent:    parent,
 	}
 	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input}
-	in := e.newInstance(inv, def, secrets)
 	// The instance is live before its row exists so that Wait and Get
 	// find it the moment start returns.
 	e.mu.Lock()
 	if e.live[inv.ID] != nil {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("invocation %s is running already: %w", inv.ID, store.ErrConflict)
+	}
+	if err := e.runningLimitLocked(eff, namespace); err != nil {
+		e.mu.Unlock()
+		return nil, err
+	}
+	// The slot is taken before the instance exists, so that concurrent
+	// starts cannot all pass the limit.
+	e.running[namespace]++
+	e.mu.Unlock()
+	in := e.newInstance(inv, def, secrets)
+	in.limits = eff.Limits
+	e.mu.Lock()
+	if e.live[inv.ID] != nil {
+		e.running[namespace]--
 		e.mu.Unlock()
 		return nil, fmt.Errorf("invocation %s is running already: %w", inv.ID, store.ErrConflict)
 	}
@@ -422,6 +473,7 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 		e.mu.Lock()
 		if e.live[inv.ID] == in {
 			delete(e.live, inv.ID)
+			e.running[namespace]--
 		}
 		e.mu.Unlock()
 		return nil, err
@@ -515,6 +567,7 @@ func (e *Engine) CancelInvocation(ctx context.Context, id string) error {
 	if !in.cancel() {
 		return fmt.Errorf("invocation %s has already ended: %w", id, store.ErrConflict)
 	}
+	e.cancelSubtree(id)
 	return nil
 }
 

@@ -51,6 +51,21 @@ func (f ExecutorFunc) Execute(ctx context.Context, req *CallRequest) (CallResult
 }
 
 func (e *Engine) execute(ctx context.Context, in *instance, c *core.Call) (CallResult, *problem.Problem) {
+	ctx, cancel, p := e.checkCall(ctx, in, c)
+	defer cancel()
+	if p != nil {
+		return CallResult{}, p
+	}
+	res, p := e.executeAllowed(ctx, in, c)
+	if p != nil {
+		if lp := scriptLimitProblem(ctx, in, c); lp != nil {
+			return CallResult{}, lp
+		}
+	}
+	return res, p
+}
+
+func (e *Engine) executeAllowed(ctx context.Context, in *instance, c *core.Call) (CallResult, *problem.Problem) {
 	key := core.IdempotencyKey(in.inv.ID, c.Task, c.Attempt)
 	if c.Function == "http" {
 		var auths map[string]any

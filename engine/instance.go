@@ -8,6 +8,7 @@ import (
 
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
 )
@@ -41,6 +42,12 @@ type instance struct {
 	timers   map[string]*time.Timer
 	memory   []core.Event // the history of a non-durable invocation
 	done     chan struct{}
+	// limits are the namespace's limits when the invocation started.
+	limits policy.EffectiveLimits
+	// full is set once a terminal event is queued (the invocation's own
+	// end, or the fault of its history limit): nothing may follow it in
+	// the history, so later events are dropped.
+	full bool
 }
 
 func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets map[string]any) *instance {
@@ -117,9 +124,16 @@ func (in *instance) replay(history []core.Event) {
 // is at it already.
 func (in *instance) push(ev core.Event) {
 	in.mu.Lock()
-	if in.stopped || in.ended {
+	if in.stopped || in.ended || in.full {
 		in.mu.Unlock()
 		return
+	}
+	if max := int64(in.limits.HistoryEvents); max > 0 && in.seq+1 >= max && !ev.Terminal() {
+		// The last place in the history is kept for the fault.
+		ev = core.Event{Type: core.InvocationFaulted, Error: in.historyLimit()}
+	}
+	if ev.Terminal() {
+		in.full = true
 	}
 	in.redact.event(&ev)
 	in.seq++
@@ -233,6 +247,9 @@ func (in *instance) execute(cmds []core.Command) {
 			switch c.Status {
 			case core.StatusCompleted:
 				ev.Type = core.InvocationCompleted
+				if p := in.outputLimit(c.Output); p != nil {
+					ev = core.Event{Type: core.InvocationFaulted, Error: p}
+				}
 			case core.StatusCancelled:
 				ev.Type = core.InvocationCancelled
 			default:
@@ -378,6 +395,10 @@ func (in *instance) forget() {
 	in.e.mu.Lock()
 	if in.e.live[in.inv.ID] == in {
 		delete(in.e.live, in.inv.ID)
+		in.e.running[in.inv.Namespace]--
+		if in.e.running[in.inv.Namespace] <= 0 {
+			delete(in.e.running, in.inv.Namespace)
+		}
 	}
 	in.e.mu.Unlock()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/dop251/goja"
 
 	"github.com/batonflow/baton/httpcall"
+	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/problem"
 )
 
@@ -49,6 +50,7 @@ func (x *scriptExecutor) Execute(ctx context.Context, req *CallRequest) (CallRes
 	if err != nil {
 		return CallResult{}, err
 	}
+	x = x.detachedWithin(ctx, run)
 	switch strings.ToLower(language) {
 	case "js", "javascript":
 		s := &jsScript{name: name, code: code, args: args, named: named, env: env, stdin: stdin}
@@ -67,6 +69,23 @@ func (x *scriptExecutor) Execute(ctx context.Context, req *CallRequest) (CallRes
 		return runProcessTask(ctx, x.base, x.log, req, "python script "+name, p, run)
 	}
 	return CallResult{}, problem.Configuration("run.script: language %q is not supported; use js or python", language)
+}
+
+// detachedWithin returns the executor to run one script with: a detached
+// script (await: false) outlives its task, but not its namespace's script
+// time limit, which the task's context carries.
+func (x *scriptExecutor) detachedWithin(ctx context.Context, run runArgs) *scriptExecutor {
+	eff := policy.FromContext(ctx)
+	if run.await || eff == nil {
+		return x
+	}
+	base := x.base
+	if base == nil {
+		base = context.Background()
+	}
+	bounded, cancel := context.WithTimeout(base, eff.Limits.ScriptTimeout)
+	context.AfterFunc(bounded, cancel)
+	return &scriptExecutor{base: bounded, http: x.http, log: x.log}
 }
 
 // source returns the script's code, inline or loaded from source.endpoint

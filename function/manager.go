@@ -53,6 +53,11 @@ type Options struct {
 	StartTimeout time.Duration
 	// Now is the clock; tests replace it. Default: time.Now.
 	Now func() time.Time
+	// Admit, when set, decides each call before an instance is taken:
+	// the server refuses calls to functions whose capabilities the
+	// caller's policy (found in ctx) does not allow. An error is returned
+	// to the caller as it is.
+	Admit func(ctx context.Context, spec *Spec) error
 }
 
 // Result is a call's outcome.
@@ -194,6 +199,11 @@ func (m *Manager) Invoke(ctx context.Context, name string, input any) (Result, e
 	p, err := m.pool(ctx, name)
 	if err != nil {
 		return Result{}, err
+	}
+	if m.opts.Admit != nil {
+		if err := m.opts.Admit(ctx, p.spec); err != nil {
+			return Result{}, err
+		}
 	}
 	p.metrics.invocations.Inc()
 	res, err := p.invoke(ctx, raw, begin)

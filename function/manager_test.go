@@ -296,7 +296,9 @@ func TestPoolMaxSizeAndQueue(t *testing.T) {
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		return len(p.busy) == 2 && len(p.waiters) == 3
+		// Both busy calls must be inside the runtime, not merely holding
+		// an instance, or the first may finish before the second enters.
+		return len(p.busy) == 2 && len(p.waiters) == 3 && rt.running.Load() == 2
 	})
 	// The queue is full: a sixth call is refused at once.
 	_, err := m.Invoke(ctx, "slow", "x")

@@ -198,6 +198,11 @@ func (s *Spec) Validate() *problem.Problem {
 	if s.Runtime != KindHTTP && (len(s.Headers) > 0 || len(s.SecretHeaders) > 0 || s.Warmup != "") {
 		add("headers, secretHeaders and warmup apply to http functions only")
 	}
+	for _, name := range s.Permissions.HostEnv {
+		if !HostEnvAllowed(name) {
+			add("permissions.hostEnv: %s is Baton's own variable and is never passed to functions", name)
+		}
+	}
 	if s.Runtime != KindWasm && len(s.Permissions.Dirs) > 0 {
 		add("permissions.dirs apply to wasm functions only")
 	}

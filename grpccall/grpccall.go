@@ -35,6 +35,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/batonflow/baton/httpcall"
+	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/problem"
 )
 
@@ -169,7 +170,7 @@ func (c *Client) Do(ctx context.Context, req Request) (any, *problem.Problem) {
 	if p != nil {
 		return nil, p
 	}
-	conn, p := c.conn(t)
+	conn, p := c.conn(ctx, t)
 	if p != nil {
 		return nil, p
 	}
@@ -316,17 +317,32 @@ func (c *Client) authClient() *httpcall.Client {
 // conn returns the connection to a target, dialling it the first time.
 // Port 443 gets TLS with the system's roots; any other port is plaintext
 // (HTTP/2 cleartext), the common case inside a cluster.
-func (c *Client) conn(t *target) (*grpc.ClientConn, *problem.Problem) {
-	return c.connTo(t.address(), t.port == 443)
+func (c *Client) conn(ctx context.Context, t *target) (*grpc.ClientConn, *problem.Problem) {
+	return c.connTo(ctx, t.address(), t.port == 443)
 }
 
-func (c *Client) connTo(address string, secure bool) (*grpc.ClientConn, *problem.Problem) {
+// connTo returns the connection to address. Under an egress guard (in
+// ctx) connections are kept per guard and every dial is checked by it.
+func (c *Client) connTo(ctx context.Context, address string, secure bool) (*grpc.ClientConn, *problem.Problem) {
+	guard := policy.GuardFrom(ctx)
+	host, _, splitErr := net.SplitHostPort(address)
+	if splitErr != nil {
+		host = address
+	}
+	if guard != nil {
+		if err := guard.CheckName(host); err != nil {
+			return nil, problem.Communication(503, "cannot connect to %s: %v", address, err)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, problem.Runtime("the gRPC client is closed")
 	}
 	key := address + "|" + strconv.FormatBool(secure)
+	if guard != nil {
+		key += "|" + guard.Key()
+	}
 	if conn := c.conns[key]; conn != nil {
 		return conn, nil
 	}
@@ -335,6 +351,11 @@ func (c *Client) connTo(address string, secure bool) (*grpc.ClientConn, *problem
 		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
 	}
 	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, c.DialOptions...)
+	if guard != nil {
+		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return guard.DialAs(ctx, nil, host, "tcp", addr)
+		}))
+	}
 	conn, err := grpc.NewClient("dns:///"+address, opts...)
 	if err != nil {
 		return nil, problem.Configuration("cannot connect to %s: %v", address, err)
@@ -368,7 +389,7 @@ func (c *Client) method(ctx context.Context, t *target, conn *grpc.ClientConn) (
 		if t.proto.Host != "" {
 			port := t.proto.Port()
 			secure := port == "443"
-			if reflectConn, p = c.connTo(t.proto.Host, secure); p != nil {
+			if reflectConn, p = c.connTo(ctx, t.proto.Host, secure); p != nil {
 				return nil, p
 			}
 		}

@@ -182,6 +182,8 @@ type Store interface {
 	// PutState creates or replaces the value stored under key.
 	PutState(ctx context.Context, key string, value []byte) error
 
+	Retention
+
 	// Close flushes pending appends and releases the store.
 	Close() error
 }

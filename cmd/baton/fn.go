@@ -31,6 +31,9 @@ import (
 type functionTarget struct {
 	server *remote
 	data   string
+	// namespace is the namespace whose policy a server checks deploys
+	// and calls against.
+	namespace string
 }
 
 // functionBackend is what the fn commands need, from a server or from a
@@ -51,7 +54,13 @@ func (t *functionTarget) open(ctx context.Context, stderr io.Writer) (functionBa
 		if err != nil {
 			return nil, err
 		}
+		if t.namespace != "" {
+			c = c.WithNamespace(t.namespace)
+		}
 		return remoteFunctions{c}, nil
+	}
+	if t.namespace != "" {
+		return nil, errors.New("--namespace applies to a server's policies, not to --data")
 	}
 	return openLocalFunctions(ctx, t.data, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
@@ -104,7 +113,7 @@ func openLocalFunctions(ctx context.Context, dir string, logger *slog.Logger) (*
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
-	host, err := openFunctionHost(dir, st, secrets, logger, prewarmConfig{})
+	host, err := openFunctionHost(dir, st, secrets, logger, prewarmConfig{}, functionSecurity{})
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
@@ -212,6 +221,8 @@ func newFunctionCommand() *cobra.Command {
 	}
 	t := &functionTarget{server: addRemote(cmd)}
 	cmd.PersistentFlags().StringVar(&t.data, "data", "", "act on the database of this data directory instead of a server")
+	cmd.PersistentFlags().StringVar(&t.namespace, "namespace", "",
+		"the namespace whose policy a server checks deploys and calls against (default: default; see docs/policy.md)")
 	cmd.AddCommand(
 		newFunctionBuildCommand(),
 		newFunctionDeployCommand(t),

@@ -230,7 +230,8 @@ func TestFunctions(t *testing.T) {
 			}
 			t.Skip("python3 is not installed")
 		}
-		srv := startServer(t, data)
+		// Process functions are off on a server unless its policy allows them.
+		srv := startServerWith(t, data, "--allow-capabilities", "processFunctions")
 		defer srv.stop()
 		env := []string{"BATON_SERVER=" + srv.url}
 		baton(t, env, "fn", "deploy", "hello-py", "--exec", "python3 handler.py", "--dir", filepath.Join(examplesDir, "python")).

@@ -61,12 +61,13 @@ type functionHost struct {
 // and builds the function layer over st. secrets resolves http
 // functions' secretHeaders; pcfg selects the keep-alive policy and
 // prewarming (the zero value keeps the function layer's defaults).
-func openFunctionHost(dir string, st store.Store, secrets *secret.Store, logger *slog.Logger, pcfg prewarmConfig) (*functionHost, error) {
+// sec makes a server's function layer answer to the namespaces' policies.
+func openFunctionHost(dir string, st store.Store, secrets *secret.Store, logger *slog.Logger, pcfg prewarmConfig, sec functionSecurity) (*functionHost, error) {
 	pw, err := newPrewarming(pcfg, st, logger)
 	if err != nil {
 		return nil, err
 	}
-	fopts := function.Options{Logger: logger}
+	fopts := function.Options{Logger: logger, Admit: sec.admit}
 	if pw != nil {
 		fopts.KeepAlive, fopts.Observers = pw.keepAlive, pw.observers
 	}
@@ -87,7 +88,11 @@ func openFunctionHost(dir string, st store.Store, secrets *secret.Store, logger 
 		httpSecrets = secretValues{secrets}
 	}
 	procRT := process.New(process.Options{Logger: logger})
-	httpRT := fnhttp.New(fnhttp.Options{Secrets: httpSecrets, Logger: logger})
+	httpOpts := fnhttp.Options{Secrets: httpSecrets, Logger: logger}
+	if sec.transport != nil {
+		httpOpts.Client = &http.Client{Transport: sec.transport}
+	}
+	httpRT := fnhttp.New(httpOpts)
 
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(

@@ -24,6 +24,7 @@ func newInvocationCommand() *cobra.Command {
 		newInvocationListCommand(r),
 		newInvocationCancelCommand(r),
 		newInvocationHistoryCommand(r),
+		newInvocationDeleteCommand(r),
 	)
 	return cmd
 }
@@ -96,6 +97,26 @@ func newInvocationCancelCommand(r *remote) *cobra.Command {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "cancellation of invocation %s requested\n", args[0])
+		return nil
+	})
+	return cmd
+}
+
+func newInvocationDeleteCommand(r *remote) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a finished invocation and its history",
+		Long: "Delete removes an invocation that has ended, with its history. A running invocation\n" +
+			"cannot be deleted: cancel it first. The server also removes finished invocations once\n" +
+			"their namespace's retention period has passed (see docs/policy.md).",
+		Example: "  baton invocation delete 0193c6e4-…",
+		Args:    cobra.ExactArgs(1),
+	}
+	r.run(cmd, nil, func(ctx context.Context, c *client.Client, args []string) error {
+		if err := c.DeleteInvocation(ctx, args[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "invocation %s deleted\n", args[0])
 		return nil
 	})
 	return cmd

@@ -12,6 +12,7 @@ import (
 
 	"github.com/batonflow/baton/dsl/fission"
 	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/secret"
 	"github.com/batonflow/baton/store/sqlite"
 )
@@ -68,6 +69,9 @@ type engineConfig struct {
 	prewarm prewarmConfig
 	// containerRuntime is the --container-runtime flag (see containerRuntime).
 	containerRuntime string
+	// policy holds a server's namespace policy defaults; nil (baton run)
+	// allows every capability (see policy.Unrestricted).
+	policy *policyConfig
 }
 
 // addEventFlags adds the event bus flags of `baton server`.
@@ -120,6 +124,8 @@ type localEngine struct {
 	// engine's "*" executor calls them.
 	functions *functionHost
 	bus       *eventBus
+	// policies are the namespaces' policies of a server; nil otherwise.
+	policies *policy.Service
 }
 
 // openLocalEngine opens (creating it if needed) the database in dir and
@@ -143,7 +149,22 @@ func openLocalEngine(ctx context.Context, dir string, logger *slog.Logger, cfg e
 		return nil, errors.Join(err, st.Close())
 	}
 	opts.Secrets = secrets
-	fns, err := openFunctionHost(dir, st, secrets, logger, cfg.prewarm)
+	var (
+		policies *policy.Service
+		fsec     functionSecurity
+	)
+	if cfg.policy != nil {
+		server, err := cfg.policy.server()
+		if err != nil {
+			return nil, errors.Join(err, st.Close())
+		}
+		policies = policy.NewService(server, st)
+		opts.Policies = policies
+		if fsec, err = newFunctionSecurity(policies); err != nil {
+			return nil, errors.Join(err, st.Close())
+		}
+	}
+	fns, err := openFunctionHost(dir, st, secrets, logger, cfg.prewarm, fsec)
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
@@ -167,7 +188,7 @@ func openLocalEngine(ctx context.Context, dir string, logger *slog.Logger, cfg e
 	if err := bus.start(); err != nil {
 		return nil, errors.Join(err, eng.Close(), bus.Close(), fns.Close(), st.Close())
 	}
-	return &localEngine{Engine: eng, store: st, path: path, secrets: secrets, functions: fns, bus: bus}, nil
+	return &localEngine{Engine: eng, store: st, path: path, secrets: secrets, functions: fns, bus: bus, policies: policies}, nil
 }
 
 // Close stops the engine, leaving running invocations to the next start,

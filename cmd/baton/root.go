@@ -77,6 +77,7 @@ func newRootCommand() *cobra.Command {
 		newInvokeCommand(),
 		newInvocationCommand(),
 		newSecretCommand(),
+		newPolicyCommand(),
 		newTriggerCommand(),
 		newFunctionCommand(),
 		newConvertCommand(),

@@ -37,6 +37,7 @@ func newServerCommand() *cobra.Command {
 	data := addDataFlag(cmd)
 	engineCfg := addEngineFlags(cmd)
 	addEventFlags(cmd, engineCfg)
+	engineCfg.policy = addPolicyFlags(cmd)
 	cmd.Flags().StringVar(&addr, "addr", defaultAddr, "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug (includes access logs), info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
@@ -79,8 +80,21 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 	if err != nil {
 		return err
 	}
+	// Listening comes first so that the egress policy knows the address
+	// calls must not reach the API through.
+	listener, err := net.Listen("tcp", req.addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", req.addr, err)
+	}
+	if req.engine.policy == nil {
+		req.engine.policy = defaultPolicyConfig()
+	}
+	pcfg := *req.engine.policy
+	pcfg.self = []string{listener.Addr().String()}
+	req.engine.policy = &pcfg
 	eng, err := openLocalEngine(ctx, dir, req.logger, req.engine)
 	if err != nil {
+		listener.Close()
 		return err
 	}
 	defer func() {
@@ -91,12 +105,10 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 
 	eng.functions.precompileDeployed(ctx)
 
-	listener, err := net.Listen("tcp", req.addr)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", req.addr, err)
-	}
 	shuttingDown, beginShutdown := context.WithCancel(context.Background())
 	defer beginShutdown()
+	stopSweeping := startRetentionSweeper(shuttingDown, eng, pcfg.sweepInterval, req.logger)
+	defer stopSweeping()
 	srv := &http.Server{
 		Handler: api.NewHandler(eng,
 			api.WithLogger(req.logger),
@@ -104,6 +116,7 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 			api.WithSecrets(eng.secrets),
 			api.WithFunctions(eng.functions),
 			api.WithMetrics(eng.functions.metricsHandler()),
+			api.WithPolicies(eng.policies),
 		),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

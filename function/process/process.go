@@ -153,6 +153,9 @@ func (r *Runtime) Start(ctx context.Context, spec *function.Spec) (function.Inst
 func environment(spec *function.Spec) []string {
 	env := []string{"BATON_FUNCTION=" + spec.Name, "BATON_FUNCTION_VERSION=" + spec.Version, "BATON_PROTOCOL=jsonlines/1"}
 	for _, name := range append([]string{"PATH", "HOME", "TMPDIR", "LANG"}, spec.Permissions.HostEnv...) {
+		if !function.HostEnvAllowed(name) {
+			continue
+		}
 		if v, ok := os.LookupEnv(name); ok {
 			env = append(env, name+"="+v)
 		}

@@ -436,6 +436,9 @@ func moduleConfig(spec *function.Spec) (wazero.ModuleConfig, error) {
 		WithRandSource(rand.Reader).
 		WithStartFunctions()
 	for _, name := range spec.Permissions.HostEnv {
+		if !function.HostEnvAllowed(name) {
+			continue
+		}
 		if v, ok := os.LookupEnv(name); ok {
 			cfg = cfg.WithEnv(name, v)
 		}

@@ -103,6 +103,10 @@ CREATE TABLE state (
 `,
 	// 4: the event log, its consumers' positions and the triggers.
 	eventsSchema,
+	// 5: finished invocations by end time, for the retention sweeper.
+	`
+CREATE INDEX invocations_by_end ON invocations (ended_at) WHERE ended_at IS NOT NULL;
+`,
 }
 
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {

@@ -91,6 +91,10 @@ CREATE TABLE state (
 `,
 	// 4: the event log, its consumers' positions and the triggers.
 	eventsSchema,
+	// 5: finished invocations by end time, for the retention sweeper.
+	`
+CREATE INDEX invocations_by_end ON invocations (ended_at) WHERE ended_at > 0;
+`,
 }
 
 // migrate brings the schema up to the newest version. It runs on the write

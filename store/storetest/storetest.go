@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventLogConcurrentAppends", testEventLogConcurrentAppends},
 		{"EventCursors", testEventCursors},
 		{"Triggers", testTriggers},
+		{"Retention", testRetention},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
