@@ -7,13 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/batonflow/baton/client"
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/function"
@@ -57,7 +55,9 @@ type Options struct {
 	// DataDir keeps the embedded engine's database; empty uses a
 	// temporary directory removed at the end.
 	DataDir string
-	// Server benchmarks a running server at this URL instead.
+	// Server benchmarks a running server at this URL instead, or several
+	// servers sharing one store: comma-separated URLs, over which starts
+	// are spread round-robin.
 	Server     string
 	CacheDir   string
 	WasmSource string
@@ -124,14 +124,11 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 
 	streams := opts.Arrivals.Streams()
 	if opts.Server != "" {
-		c, err := client.New(opts.Server, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}})
+		tgt, err := dialServers(ctx, opts.Server)
 		if err != nil {
-			return nil, fmt.Errorf("bench: %w", err)
+			return nil, err
 		}
-		if err := c.Health(ctx); err != nil {
-			return nil, fmt.Errorf("bench: server %s: %w", opts.Server, err)
-		}
-		r.tgt = &remote{c: c}
+		r.tgt = tgt
 	} else {
 		mgrOpts := function.Options{Observers: []function.Observer{r.idle}}
 		if opts.KeepAlive > 0 {
