@@ -13,11 +13,11 @@ import (
 	"time"
 )
 
-// slowCounter is an endpoint that takes a while to answer and records,
-// per idempotency key, how often a call was sent and whether one had
-// returned before the next was sent.
+// slowCounter is an endpoint whose calls wait until release is closed; it
+// records, per idempotency key, how often a call was sent and whether one
+// had returned before the next was sent.
 type slowCounter struct {
-	delay    time.Duration
+	release  chan struct{}
 	mu       sync.Mutex
 	sent     map[string]int
 	returned map[string]bool
@@ -40,7 +40,7 @@ func (c *slowCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.mu.Unlock()
 	}()
 	select {
-	case <-time.After(c.delay):
+	case <-c.release:
 	case <-r.Context().Done():
 		return
 	}
@@ -76,12 +76,13 @@ do:
 
 // TestSIGTERMDrains stops a server with SIGTERM while hundreds of HTTP
 // calls are in flight. The server refuses new starts with a 503 while it
-// drains, lets the calls return, records them, and exits 0 without an
-// ERROR line; after a restart every invocation completes and no call that
-// had returned is sent again: every call is sent exactly once.
+// drains, lets the calls return (the endpoint answers once the 503 is
+// seen), records them, holds the calls that follow, and exits 0 without
+// an ERROR line; after a restart every invocation completes and no call
+// that had returned is sent again: every call is sent exactly once.
 func TestSIGTERMDrains(t *testing.T) {
 	const invocations = 300
-	ep := &slowCounter{delay: 500 * time.Millisecond, sent: map[string]int{}, returned: map[string]bool{}}
+	ep := &slowCounter{release: make(chan struct{}), sent: map[string]int{}, returned: map[string]bool{}}
 	target := httptest.NewServer(ep)
 	defer target.Close()
 	data := t.TempDir()
@@ -98,8 +99,9 @@ func TestSIGTERMDrains(t *testing.T) {
 		}
 		ids[i] = started.ID
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if inflight, _, _ := ep.state(); inflight >= invocations/2 {
+	// Every invocation's first call is in flight, held by the endpoint.
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if inflight, _, _ := ep.state(); inflight == invocations {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -114,8 +116,14 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { exited <- srv.cmd.Wait() }()
-	// While it drains, starts are refused with a 503 and Retry-After.
+	// While it drains, starts are refused with a 503 and Retry-After; then
+	// the calls in flight may return.
 	refused := false
+	defer func() {
+		if !refused {
+			close(ep.release)
+		}
+	}()
 	for !refused {
 		resp, err := http.Post(srv.url+"/v1/workflows/test/drain/invocations", "application/json", strings.NewReader("{}"))
 		if err != nil {
@@ -129,6 +137,7 @@ func TestSIGTERMDrains(t *testing.T) {
 				t.Fatalf("503 while draining: %v %s", resp.Header, body)
 			}
 			refused = true
+			close(ep.release)
 		case http.StatusAccepted:
 			var started struct{ ID string }
 			if err := json.Unmarshal(body, &started); err != nil {
