@@ -57,12 +57,14 @@ type Options struct {
 	// DataDir keeps the embedded engine's database; empty uses a
 	// temporary directory removed at the end.
 	DataDir string
-	// Server benchmarks a running server at this URL instead.
+	// Server benchmarks a running server at this URL instead, or several
+	// servers sharing one store: comma-separated URLs, over which starts
+	// are spread round-robin.
 	Server string
-	// Connect, when set, makes the client of Server over hc (the caller
-	// may add what requests need, such as credentials); the default is
-	// client.New.
-	Connect    func(hc *http.Client) (*client.Client, error)
+	// Connect, when set, makes the client of each server over hc (the
+	// caller may add what requests need, such as credentials); the
+	// default is client.New.
+	Connect    func(url string, hc *http.Client) (*client.Client, error)
 	CacheDir   string
 	WasmSource string
 	// Progress receives the progress display; Interactive redraws one
@@ -128,18 +130,11 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 
 	streams := opts.Arrivals.Streams()
 	if opts.Server != "" {
-		connect := opts.Connect
-		if connect == nil {
-			connect = func(hc *http.Client) (*client.Client, error) { return client.New(opts.Server, hc) }
-		}
-		c, err := connect(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}})
+		tgt, err := dialServers(ctx, opts.Server, opts.Connect)
 		if err != nil {
-			return nil, fmt.Errorf("bench: %w", err)
+			return nil, err
 		}
-		if err := c.Health(ctx); err != nil {
-			return nil, fmt.Errorf("bench: server %s: %w", opts.Server, err)
-		}
-		r.tgt = &remote{c: c}
+		r.tgt = tgt
 	} else {
 		mgrOpts := function.Options{Observers: []function.Observer{r.idle}}
 		if opts.KeepAlive > 0 {

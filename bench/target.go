@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/batonflow/baton/client"
@@ -216,9 +219,44 @@ func (t *tap) history(o outcome) []core.Event {
 	return events
 }
 
-// remote is a Baton server reached over its REST API.
+// remote is a Baton server reached over its REST API, or several servers
+// sharing one store (replicas): starts go to each in turn, and an
+// invocation is awaited on the server that started it, which answers for
+// it whichever replica runs it.
 type remote struct {
-	c *client.Client
+	clients []*client.Client
+	next    atomic.Uint64
+}
+
+// dialServers connects to the comma-separated server URLs and checks that
+// each answers.
+func dialServers(ctx context.Context, urls string, connect func(url string, hc *http.Client) (*client.Client, error)) (*remote, error) {
+	if connect == nil {
+		connect = client.New
+	}
+	// One transport: its per-host pools keep each server's connections.
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
+	r := &remote{}
+	for _, u := range strings.Split(urls, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			return nil, fmt.Errorf("bench: --server %q: an empty URL in the list", urls)
+		}
+		c, err := connect(u, hc)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		if err := c.Health(ctx); err != nil {
+			return nil, fmt.Errorf("bench: server %s: %w", u, err)
+		}
+		r.clients = append(r.clients, c)
+	}
+	return r, nil
+}
+
+// pick returns the server of the next start.
+func (r *remote) pick() *client.Client {
+	return r.clients[(r.next.Add(1)-1)%uint64(len(r.clients))]
 }
 
 // serverWait is how long one request asks the server to hold the
@@ -226,19 +264,21 @@ type remote struct {
 const serverWait = 5 * time.Minute
 
 func (r *remote) apply(ctx context.Context, wf *Workflow) error {
-	_, err := r.c.ApplyWorkflow(ctx, wf.Name+".yaml", wf.Source, lang.Options{})
+	// The servers share a store: one of them stores it for all.
+	_, err := r.clients[0].ApplyWorkflow(ctx, wf.Name+".yaml", wf.Source, lang.Options{})
 	return err
 }
 
 func (r *remote) invoke(ctx context.Context, wf *Workflow, i int) (outcome, error) {
-	inv, err := r.c.Invoke(ctx, wf.Namespace, wf.Name, wf.RawInputs[i%len(wf.RawInputs)],
+	c := r.pick()
+	inv, err := c.Invoke(ctx, wf.Namespace, wf.Name, wf.RawInputs[i%len(wf.RawInputs)],
 		client.InvokeOptions{Version: wf.Version, Wait: serverWait})
 	if err != nil {
 		return outcome{}, err
 	}
 	for !inv.Ended() {
 		id := inv.ID
-		if inv, err = r.c.WaitInvocation(ctx, id, serverWait); err != nil {
+		if inv, err = c.WaitInvocation(ctx, id, serverWait); err != nil {
 			return outcome{ID: id}, err
 		}
 	}
@@ -250,7 +290,7 @@ func (r *remote) invoke(ctx context.Context, wf *Workflow, i int) (outcome, erro
 }
 
 func (r *remote) history(ctx context.Context, _ *Workflow, o outcome) ([]core.Event, error) {
-	return r.c.History(ctx, o.ID)
+	return r.clients[0].History(ctx, o.ID)
 }
 
 func (r *remote) close(context.Context) error { return nil }

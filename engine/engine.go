@@ -108,6 +108,7 @@ type Engine struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	calls  sync.WaitGroup // in-flight calls and appends
+	drain  drainState     // see Drain
 
 	mu   sync.Mutex
 	live map[string]*instance
@@ -398,6 +399,9 @@ func (e *Engine) latestVersion(ctx context.Context, namespace, name string) (str
 // Invoke starts an invocation of a stored workflow (the newest version when
 // version is "") and returns its index row.
 func (e *Engine) Invoke(ctx context.Context, namespace, name, version string, input any) (*store.Invocation, error) {
+	if err := e.admitting(); err != nil {
+		return nil, err
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, fmt.Errorf("engine: invocation id: %w", err)
@@ -409,27 +413,35 @@ func (e *Engine) Invoke(ctx context.Context, namespace, name, version string, in
 // that is taken (live here or stored) fails with store.ErrConflict and
 // leaves the existing invocation alone.
 func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version string, input any) (*store.Invocation, error) {
+	inv, _, err := e.startOnce(ctx, id, parent, namespace, name, version, input, nil)
+	return inv, err
+}
+
+// startOnce is start under an idempotency key when once is not nil: if the
+// key is taken, nothing starts and the record holding it is returned.
+func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, version string, input any,
+	once *store.IdempotencyRecord) (*store.Invocation, *store.IdempotencyRecord, error) {
 	if version == "" {
 		v, err := e.latestVersion(ctx, namespace, name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		version = v
 	}
 	def, err := e.definition(ctx, namespace, name, version)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	secrets, err := e.loadSecrets(ctx, def, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	eff, err := e.policyFor(ctx, namespace)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := e.admitStart(ctx, eff, parent, namespace, input); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := time.Now().UTC()
 	inv := &store.Invocation{
@@ -449,11 +461,11 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 	e.mu.Lock()
 	if e.live[inv.ID] != nil {
 		e.mu.Unlock()
-		return nil, fmt.Errorf("invocation %s is running already: %w", inv.ID, store.ErrConflict)
+		return nil, nil, fmt.Errorf("invocation %s is running already: %w", inv.ID, store.ErrConflict)
 	}
 	if err := e.runningLimitLocked(eff, namespace); err != nil {
 		e.mu.Unlock()
-		return nil, err
+		return nil, nil, err
 	}
 	// The slot is taken before the instance exists, so that concurrent
 	// starts cannot all pass the limit.
@@ -465,22 +477,23 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 	if e.live[inv.ID] != nil {
 		e.running[namespace]--
 		e.mu.Unlock()
-		return nil, fmt.Errorf("invocation %s is running already: %w", inv.ID, store.ErrConflict)
+		return nil, nil, fmt.Errorf("invocation %s is running already: %w", inv.ID, store.ErrConflict)
 	}
 	e.live[inv.ID] = in
 	e.mu.Unlock()
-	if err := e.store.CreateInvocation(ctx, inv, []core.Event{started}, inv.Durable); err != nil {
+	held, err := e.create(ctx, inv, started, once)
+	if err != nil || held != nil {
 		e.mu.Lock()
 		if e.live[inv.ID] == in {
 			delete(e.live, inv.ID)
 			e.running[namespace]--
 		}
 		e.mu.Unlock()
-		return nil, err
+		return nil, held, err
 	}
 	in.begin(started)
 	snapshot := *inv
-	return &snapshot, nil
+	return &snapshot, nil, nil
 }
 
 // Durable reports whether a workflow keeps a history. Workflows opt out

@@ -197,8 +197,13 @@ func (in *instance) persist(batch []core.Event) bool {
 		in.e.log.Warn("an informational history record was lost", "invocation", in.inv.ID, "err", err)
 		return true
 	}
-	in.e.log.Error("cannot append to history; the invocation halts until the engine restarts",
-		"invocation", in.inv.ID, "err", err)
+	if in.e.closing(err) {
+		// A stop cut the append short; the history is resumed as it is.
+		in.e.log.Debug("append cut short by the engine stopping", "invocation", in.inv.ID, "err", err)
+	} else {
+		in.e.log.Error("cannot append to history; the invocation halts until the engine restarts",
+			"invocation", in.inv.ID, "err", err)
+	}
 	in.mu.Lock()
 	in.stopped = true
 	in.draining = false
@@ -266,7 +271,9 @@ func (in *instance) startCall(c *core.Call) {
 		ctx, cancel = context.WithTimeout(in.e.ctx, c.Timeout)
 	}
 	in.mu.Lock()
-	if in.stopped {
+	if in.stopped || !in.e.drain.callStarted(c.Function) {
+		// Stopping, or draining: the call is held, unsent, for the next
+		// start of the engine, which replays the history and sends it.
 		in.mu.Unlock()
 		cancel()
 		return
@@ -279,6 +286,9 @@ func (in *instance) startCall(c *core.Call) {
 	in.e.calls.Add(1)
 	go func() {
 		defer in.e.calls.Done()
+		// Counted until the result is handed to the invocation, so that
+		// Drain sees it in an inbox once the count drops.
+		defer in.e.drain.callEnded(c.Function)
 		started := time.Now()
 		res, p := in.e.execute(ctx, in, c)
 		elapsed := time.Since(started)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/batonflow/baton/bench"
+	"github.com/batonflow/baton/client"
 )
 
 // benchFlags are the flags every workload of `baton bench` shares.
@@ -75,7 +77,7 @@ func newBenchCommand() *cobra.Command {
 	pf.StringVar(&f.compare, "compare", "", "compare configurations in one interleaved run: durable,none or noop,http,... (or AXIS=V1,V2)")
 	pf.StringVar(&f.out, "out", "", "write results.json, report.md and plots into this directory")
 	pf.StringVar(&f.data, "data", "", "keep the embedded engine's database here (default: a temporary directory)")
-	pf.StringVar(&f.server, "server", "", "benchmark the server at this URL over its API instead of an embedded engine")
+	pf.StringVar(&f.server, "server", "", "benchmark the server at this URL over its API instead of an embedded engine; replicas sharing a store: URL,URL,... (starts go round-robin)")
 	pf.Uint64Var(&f.seed, "seed", 1, "seed of every random draw (arrivals, inputs)")
 	pf.DurationVar(&f.keepAlive, "keep-alive", 0, "evict function instances idle this long (default: the function layer's)")
 	pf.IntVar(&f.maxInstances, "max-instances", 256, "instances per benchmarked function")
@@ -133,7 +135,7 @@ func runBench(cmd *cobra.Command, f *benchFlags, w bench.Workload) error {
 	opts := bench.Options{
 		Workload: w, Duration: f.duration, Invocations: f.invocations, Warmup: f.warmup, Seed: f.seed,
 		Work: f.work, KeepAlive: f.keepAlive, MaxInstances: f.maxInstances, MaxInFlight: f.maxInFlight,
-		DataDir: f.data, Server: f.server, Connect: (&remote{url: f.server}).clientOver,
+		DataDir: f.data, Server: f.server, Connect: func(url string, hc *http.Client) (*client.Client, error) { return (&remote{url: url}).clientOver(hc) },
 		WasmSource: f.wasmSource, CacheDir: f.cacheDir,
 		Progress: stderr, Interactive: isTerminal(stderr),
 		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),

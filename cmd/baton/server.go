@@ -24,29 +24,36 @@ const (
 
 func newServerCommand() *cobra.Command {
 	var addr, logLevel, logFormat string
+	var drainTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Serve the REST API and run the engine",
-		Long: "Server opens the embedded database of the data directory, resumes every invocation\n" +
-			"left running, and serves the REST API. Once it listens it prints\n" +
-			"`listening on http://ADDR` on stdout. SIGINT or SIGTERM shut it down gracefully;\n" +
-			"running invocations resume on the next start.",
-		Example: "  baton server\n  baton server --addr 0.0.0.0:8780 --data /var/lib/baton --log-level debug",
-		Args:    cobra.NoArgs,
+		Long: "Server binds its port, opens its store (the embedded database of the data directory,\n" +
+			"or PostgreSQL with --store), resumes every invocation left running, and serves the\n" +
+			"REST API. Once it listens it prints\n" +
+			"`listening on http://ADDR` on stdout. SIGINT or SIGTERM drain it: new starts are\n" +
+			"refused (503), calls in flight may return for --drain-timeout and are recorded, then\n" +
+			"it stops; a second signal stops it at once. Running invocations resume on the next start.",
+		Example: "  baton server\n  baton server --addr 0.0.0.0:8780 --data /var/lib/baton --log-level debug\n" +
+			"  BATON_SECRET_KEY=... baton server --store postgres://baton@db:5432/baton",
+		Args: cobra.NoArgs,
 	}
 	data := addDataFlag(cmd)
+	storeFlag := addStoreFlag(cmd)
 	engineCfg := addEngineFlags(cmd)
 	addEventFlags(cmd, engineCfg)
 	engineCfg.policy = addPolicyFlags(cmd)
 	cmd.Flags().StringVar(&addr, "addr", defaultAddr, "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug (includes access logs), info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
+	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", defaultDrainTimeout,
+		"on SIGTERM or SIGINT, how long to let calls in flight return before stopping (0 stops at once)")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		logger, err := newLogger(cmd.ErrOrStderr(), logLevel, logFormat)
 		if err != nil {
 			return err
 		}
-		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, engine: *engineCfg, logger: logger, stdout: cmd.OutOrStdout()})
+		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, store: *storeFlag, drainTimeout: drainTimeout, engine: *engineCfg, logger: logger, stdout: cmd.OutOrStdout()})
 	})
 	return cmd
 }
@@ -68,31 +75,39 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 type serveRequest struct {
 	addr, dataDir string
-	engine        engineConfig
-	logger        *slog.Logger
-	stdout        io.Writer
+	// store is the --store flag: "", sqlite or a PostgreSQL URL.
+	store string
+	// drainTimeout bounds how long a stop waits for calls in flight.
+	drainTimeout time.Duration
+	engine       engineConfig
+	logger       *slog.Logger
+	stdout       io.Writer
 }
 
 // serve runs until ctx is done (a signal), then drains requests, stops the
 // engine and closes the store.
 func serve(ctx context.Context, req serveRequest) (err error) {
-	dir, err := dataDir(req.dataDir)
+	target, err := resolveStore(req.store, req.dataDir)
 	if err != nil {
 		return err
 	}
-	// Listening comes first so that the egress policy knows the address
+	// The port comes first: a server that cannot serve must not resume
+	// (and so run) anything, and the egress policy must know the address
 	// calls must not reach the API through.
 	listener, err := net.Listen("tcp", req.addr)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", req.addr, err)
 	}
+	defer listener.Close() // a no-op once served
+	url := "http://" + listener.Addr().String()
+	target.serving = url
 	if req.engine.policy == nil {
 		req.engine.policy = defaultPolicyConfig()
 	}
 	pcfg := *req.engine.policy
 	pcfg.self = []string{listener.Addr().String()}
 	req.engine.policy = &pcfg
-	eng, err := openLocalEngine(ctx, dir, req.logger, req.engine)
+	eng, err := openLocalEngine(ctx, target, "server", req.logger, req.engine)
 	if err != nil {
 		listener.Close()
 		return err
@@ -124,7 +139,6 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 	}
 	srv.RegisterOnShutdown(beginShutdown)
 
-	url := "http://" + listener.Addr().String()
 	req.logger.Info("baton server started", "url", url, "database", eng.path)
 	fmt.Fprintf(req.stdout, "listening on %s\n", url)
 
@@ -136,6 +150,7 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 		return fmt.Errorf("serving on %s: %w", url, err)
 	case <-ctx.Done():
 	}
+	drainServer(eng, req.drainTimeout, req.logger)
 	req.logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()

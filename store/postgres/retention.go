@@ -58,6 +58,9 @@ func deleteInvocations(ctx context.Context, tx pgx.Tx, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	if _, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE invocation_id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("delete idempotency keys: %w", err)
+	}
 	if _, err := tx.Exec(ctx, `DELETE FROM history WHERE invocation_id = ANY($1)`, ids); err != nil {
 		return fmt.Errorf("delete histories: %w", err)
 	}

@@ -103,9 +103,13 @@ CREATE TABLE state (
 `,
 	// 4: the event log, its consumers' positions and the triggers.
 	eventsSchema,
-	// 5: finished invocations by end time, for the retention sweeper.
+	// 5: function modules and the idempotency keys of starts.
+	blobsAndKeysSchema,
+	// 6: finished invocations by end time, and idempotency keys by
+	// invocation, for the retention sweeper.
 	`
 CREATE INDEX invocations_by_end ON invocations (ended_at) WHERE ended_at IS NOT NULL;
+CREATE INDEX idempotency_keys_by_invocation ON idempotency_keys (invocation_id);
 `,
 }
 

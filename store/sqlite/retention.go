@@ -73,6 +73,9 @@ func (s *Store) DeleteEnded(ctx context.Context, f store.EndedFilter) (int, erro
 
 func deleteInvocations(ctx context.Context, conn *sql.Conn, ids []string) error {
 	for _, id := range ids {
+		if _, err := conn.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE invocation_id = ?`, id); err != nil {
+			return fmt.Errorf("delete the idempotency keys of %s: %w", id, err)
+		}
 		if _, err := conn.ExecContext(ctx, `DELETE FROM history WHERE invocation_id = ?`, id); err != nil {
 			return fmt.Errorf("delete the history of %s: %w", id, err)
 		}

@@ -60,6 +60,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventCursors", testEventCursors},
 		{"Triggers", testTriggers},
 		{"Retention", testRetention},
+		{"Blobs", testBlobs},
+		{"IdempotentStart", testIdempotentStart},
+		{"IdempotentStartRace", testIdempotentStartRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
