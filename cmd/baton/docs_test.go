@@ -77,6 +77,8 @@ var notChecked = []struct{ prefix, reason string }{
 	{"baton sim", "prints tables of a long simulation (sim tests)"},
 	{"baton version", "prints the build's commit and Go version"},
 	{"curl ", "talks to a running server (api tests)"},
+	{"export ", "sets a variable for the commands that follow, which need a server"},
+	{"baton policy ", "needs a server (TestSandboxAttacks sets and reads policies through it)"},
 	{"baton run examples/greet.yaml", "calls the hello function deployed by the tour's fn deploy step; TestReadmeGreetExample runs it against a stand-in"},
 	{"baton run ../shared/spec/fission-workflows/examples/misc/sleepalot.wf.yaml", "sleeps for 50 seconds by design; engine/fission_test.go runs it scaled down"},
 }
