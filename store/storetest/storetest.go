@@ -58,6 +58,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventLogConcurrentAppends", testEventLogConcurrentAppends},
 		{"EventCursors", testEventCursors},
 		{"Triggers", testTriggers},
+		{"Tokens", testTokens},
+		{"Audit", testAudit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
