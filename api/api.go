@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/batonflow/baton/auth"
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/lang"
 	"github.com/batonflow/baton/store"
@@ -58,6 +59,13 @@ type config struct {
 	functions      Functions
 	metrics        http.Handler
 	maxModuleBytes int64
+	// authn, audit, tokens, allowedHosts and allowedOrigins are set by the
+	// options in auth.go, tokens.go and browser.go.
+	authn          auth.Authenticator
+	audit          store.AuditStore
+	tokens         TokenIssuer
+	allowedHosts   []string
+	allowedOrigins []string
 }
 
 // Option configures NewHandler.
@@ -157,6 +165,11 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/v1/triggers/{name}", s.getTrigger},
 		{http.MethodDelete, "/v1/triggers/{name}", s.deleteTrigger},
 		{http.MethodPost, "/v1/hooks/{path}", s.fireHook},
+
+		{http.MethodPost, "/v1/tokens", s.createToken},
+		{http.MethodGet, "/v1/tokens", s.listTokens},
+		{http.MethodDelete, "/v1/tokens/{id}", s.revokeToken},
+		{http.MethodGet, "/v1/audit", s.listAudit},
 	}
 }
 
@@ -176,9 +189,9 @@ func NewHandler(e Engine, opts ...Option) http.Handler {
 	}
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
-		mux.Handle(rt.method+" "+rt.path, rt.handler)
+		mux.Handle(rt.method+" "+rt.path, s.checkBodyType(rt, s.authorize(rt, rt.handler)))
 	}
-	return s.accessLog(s.recoverPanics(s.problemsForUnrouted(s.limitBodies(mux), mux)))
+	return s.accessLog(s.recoverPanics(s.checkBrowser(s.authenticate(s.problemsForUnrouted(s.limitBodies(mux), mux)))))
 }
 
 func (s *server) health(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/batonflow/baton/auth"
 	"io"
 	"net/http"
 	"strconv"
@@ -205,9 +206,11 @@ func (s *server) listTriggers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, "triggers")
 		return
 	}
-	out := TriggerList{Items: make([]Trigger, len(all))}
-	for i, t := range all {
-		out.Items[i] = triggerFrom(t)
+	out := TriggerList{Items: make([]Trigger, 0, len(all))}
+	for _, t := range all {
+		if visible(r, auth.Viewer, t.Namespace) {
+			out.Items = append(out.Items, triggerFrom(t))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

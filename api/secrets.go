@@ -12,10 +12,11 @@ import (
 
 // Secrets is what the API needs from the secret store; *secret.Store
 // satisfies it. Values go in and never come out: the API lists names only.
+// Every secret belongs to a namespace (?namespace=, "default" when absent).
 type Secrets interface {
-	Set(ctx context.Context, name string, value any) error
-	Names(ctx context.Context) ([]string, error)
-	Delete(ctx context.Context, name string) error
+	SetIn(ctx context.Context, namespace, name string, value any) error
+	NamesIn(ctx context.Context, namespace string) ([]string, error)
+	DeleteIn(ctx context.Context, namespace, name string) error
 }
 
 // WithSecrets serves /v1/secrets over s. Without it those routes answer
@@ -84,7 +85,7 @@ func (s *server) putSecret(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, badRequest("the secret's value must not be null"))
 		return
 	}
-	if err := s.secrets.Set(r.Context(), name, body.Value); err != nil {
+	if err := s.secrets.SetIn(r.Context(), queryNamespace(r), name, body.Value); err != nil {
 		s.fail(w, r, err, "secret "+name)
 		return
 	}
@@ -96,7 +97,7 @@ func (s *server) listSecrets(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, notImplemented("this server keeps no secrets"))
 		return
 	}
-	names, err := s.secrets.Names(r.Context())
+	names, err := s.secrets.NamesIn(r.Context(), queryNamespace(r))
 	if err != nil {
 		s.fail(w, r, err, "secrets")
 		return
@@ -114,7 +115,7 @@ func (s *server) deleteSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	if err := s.secrets.Delete(r.Context(), name); err != nil {
+	if err := s.secrets.DeleteIn(r.Context(), queryNamespace(r), name); err != nil {
 		s.fail(w, r, err, "secret "+name)
 		return
 	}

@@ -170,4 +170,6 @@ func (t *Tokens) Revoke(ctx context.Context, id string) error { return t.Store.D
 func (t *Tokens) List(ctx context.Context) ([]*store.Token, error) { return t.Store.ListTokens(ctx) }
 
 // Get returns a token's row.
-func (t *Tokens) Get(ctx context.Context, id string) (*store.Token, error) { return t.Store.GetToken(ctx, id) }
+func (t *Tokens) Get(ctx context.Context, id string) (*store.Token, error) {
+	return t.Store.GetToken(ctx, id)
+}

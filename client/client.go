@@ -26,8 +26,9 @@ import (
 
 // Client talks to one Baton server. It is safe for concurrent use.
 type Client struct {
-	base *url.URL
-	http *http.Client
+	base  *url.URL
+	http  *http.Client
+	token string // see WithToken
 }
 
 // New returns a client of the server at baseURL (e.g.
@@ -88,6 +89,9 @@ func (c *Client) do(ctx context.Context, req request, out any) (int, error) {
 	httpReq.Header.Set("Accept", "application/json, "+api.ProblemContentType)
 	if req.contentType != "" {
 		httpReq.Header.Set("Content-Type", req.contentType)
+	}
+	if c.token != "" {
+		httpReq.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(httpReq)
 	if err != nil {

@@ -34,7 +34,7 @@ type Blobs struct {
 
 // OpenBlobs opens (creating it if needed) a blob directory.
 func OpenBlobs(dir string) (*Blobs, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("function blobs: %w", err)
 	}
 	return &Blobs{dir: dir}, nil

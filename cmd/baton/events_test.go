@@ -61,7 +61,7 @@ func startServerWith(t *testing.T, dataDir string, extra ...string) *server {
 	}()
 	select {
 	case url := <-found:
-		return &server{cmd: cmd, url: url, logs: &logs}
+		return &server{cmd: cmd, url: url, logs: &logs, token: adminToken(t, dataDir)}
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -22,8 +27,15 @@ const (
 	defaultNamespace = "default"
 )
 
-// serverFlag is the --server flag of the remote commands.
-type serverFlag struct{ url string }
+// Where the remote commands find their credentials.
+const (
+	tokenEnv  = "BATON_TOKEN"
+	caCertEnv = "BATON_CA_CERT"
+)
+
+// serverFlag is the --server flag of the remote commands, with the
+// credentials to present (--token, --ca-cert).
+type serverFlag struct{ url, token, caCert string }
 
 func addServerFlag(cmd *cobra.Command) *serverFlag {
 	s := &serverFlag{}
@@ -32,13 +44,55 @@ func addServerFlag(cmd *cobra.Command) *serverFlag {
 		def = env
 	}
 	cmd.PersistentFlags().StringVar(&s.url, "server", def, "URL of the baton server (env "+serverEnv+")")
+	cmd.PersistentFlags().StringVar(&s.token, "token", os.Getenv(tokenEnv),
+		"API token (env "+tokenEnv+"; default on a loopback server: the data directory's "+adminTokenFile+")")
+	cmd.PersistentFlags().StringVar(&s.caCert, "ca-cert", os.Getenv(caCertEnv), "PEM CA certificate to trust for an https server (env "+caCertEnv+")")
 	return s
 }
 
 func (s *serverFlag) client() (*client.Client, error) {
 	// No client timeout: requests end with their context, and --wait may
 	// legitimately hold one for minutes.
-	return client.New(s.url, &http.Client{})
+	hc := &http.Client{}
+	if s.caCert != "" {
+		pem, err := os.ReadFile(s.caCert)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-cert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-cert %s holds no PEM certificate", s.caCert)
+		}
+		hc.Transport = &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	token := s.token
+	if token == "" {
+		token = localAdminToken(s.url)
+	}
+	return client.NewWith(s.url, hc, client.WithToken(token))
+}
+
+// localAdminToken is the credential `baton server` leaves in the default
+// data directory, offered only to a server on this machine: "" when the
+// server is elsewhere or the file is not there.
+func localAdminToken(serverURL string) string {
+	u, err := url.Parse(serverURL)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return ""
+	}
+	dir, err := dataDir("")
+	if err != nil {
+		return ""
+	}
+	data, err := os.ReadFile(filepath.Join(dir, adminTokenFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
 }
 
 // parseWorkflowName reads NAMESPACE/NAME, or NAME in the default namespace.

@@ -78,6 +78,8 @@ func newRootCommand() *cobra.Command {
 		newInvocationCommand(),
 		newSecretCommand(),
 		newTriggerCommand(),
+		newTokenCommand(),
+		newAuditCommand(),
 		newFunctionCommand(),
 		newConvertCommand(),
 		newVersionCommand(),

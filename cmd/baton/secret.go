@@ -45,33 +45,36 @@ func openSecrets(st store.Store, dir, flag string) (*secret.Store, error) {
 // secretTarget is where the secret commands act: a server (the default)
 // or, with --data, a data directory's database directly.
 type secretTarget struct {
-	server *serverFlag
-	data   string
-	key    string
+	server    *serverFlag
+	data      string
+	key       string
+	namespace string
 }
 
 // secretBackend is what the secret commands need, from a server or a
 // local database.
 type secretBackend interface {
-	Set(ctx context.Context, name string, value any) error
-	Names(ctx context.Context) ([]string, error)
-	Delete(ctx context.Context, name string) error
+	SetIn(ctx context.Context, namespace, name string, value any) error
+	NamesIn(ctx context.Context, namespace string) ([]string, error)
+	DeleteIn(ctx context.Context, namespace, name string) error
 }
 
 type remoteSecrets struct {
 	c interface {
-		SetSecret(ctx context.Context, name string, value any) error
-		SecretNames(ctx context.Context) ([]string, error)
-		DeleteSecret(ctx context.Context, name string) error
+		SetSecretIn(ctx context.Context, namespace, name string, value any) error
+		SecretNamesIn(ctx context.Context, namespace string) ([]string, error)
+		DeleteSecretIn(ctx context.Context, namespace, name string) error
 	}
 }
 
-func (r remoteSecrets) Set(ctx context.Context, name string, value any) error {
-	return r.c.SetSecret(ctx, name, value)
+func (r remoteSecrets) SetIn(ctx context.Context, namespace, name string, value any) error {
+	return r.c.SetSecretIn(ctx, namespace, name, value)
 }
-func (r remoteSecrets) Names(ctx context.Context) ([]string, error) { return r.c.SecretNames(ctx) }
-func (r remoteSecrets) Delete(ctx context.Context, name string) error {
-	return r.c.DeleteSecret(ctx, name)
+func (r remoteSecrets) NamesIn(ctx context.Context, namespace string) ([]string, error) {
+	return r.c.SecretNamesIn(ctx, namespace)
+}
+func (r remoteSecrets) DeleteIn(ctx context.Context, namespace, name string) error {
+	return r.c.DeleteSecretIn(ctx, namespace, name)
 }
 
 // open returns the backend and a function that releases it.
@@ -109,6 +112,7 @@ func newSecretCommand() *cobra.Command {
 	}
 	t := &secretTarget{server: addServerFlag(cmd)}
 	cmd.PersistentFlags().StringVar(&t.data, "data", "", "act on the database of this data directory instead of a server")
+	cmd.PersistentFlags().StringVarP(&t.namespace, "namespace", "n", secret.DefaultNamespace, "the namespace the secrets belong to; a workflow reads only its own namespace's")
 	cmd.PersistentFlags().StringVar(&t.key, "secret-key", "",
 		"with --data: the key sealing the secrets (default $"+secretKeyEnv+", else the directory's "+secret.KeyFile+")")
 	cmd.AddCommand(newSecretSetCommand(t), newSecretListCommand(t), newSecretDeleteCommand(t))
@@ -149,7 +153,7 @@ func newSecretSetCommand(t *secretTarget) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		err = backend.Set(cmd.Context(), name, v)
+		err = backend.SetIn(cmd.Context(), t.namespace, name, v)
 		if err = errors.Join(err, release()); err != nil {
 			return err
 		}
@@ -240,7 +244,7 @@ func newSecretListCommand(t *secretTarget) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		names, err := backend.Names(cmd.Context())
+		names, err := backend.NamesIn(cmd.Context(), t.namespace)
 		if err = errors.Join(err, release()); err != nil {
 			return err
 		}
@@ -271,7 +275,7 @@ func newSecretDeleteCommand(t *secretTarget) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		err = backend.Delete(cmd.Context(), args[0])
+		err = backend.DeleteIn(cmd.Context(), t.namespace, args[0])
 		if errors.Is(err, store.ErrNotFound) {
 			err = fmt.Errorf("secret %s not found", args[0])
 		}

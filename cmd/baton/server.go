@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,7 @@ func newServerCommand() *cobra.Command {
 	data := addDataFlag(cmd)
 	engineCfg := addEngineFlags(cmd)
 	addEventFlags(cmd, engineCfg)
+	security := addSecurityFlags(cmd)
 	cmd.Flags().StringVar(&addr, "addr", defaultAddr, "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug (includes access logs), info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
@@ -45,7 +47,7 @@ func newServerCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, engine: *engineCfg, logger: logger, stdout: cmd.OutOrStdout()})
+		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, engine: *engineCfg, security: *security, logger: logger, stdout: cmd.OutOrStdout()})
 	})
 	return cmd
 }
@@ -68,6 +70,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 type serveRequest struct {
 	addr, dataDir string
 	engine        engineConfig
+	security      securityConfig
 	logger        *slog.Logger
 	stdout        io.Writer
 }
@@ -77,6 +80,9 @@ type serveRequest struct {
 func serve(ctx context.Context, req serveRequest) (err error) {
 	dir, err := dataDir(req.dataDir)
 	if err != nil {
+		return err
+	}
+	if err := req.security.checkExposure(req.addr); err != nil {
 		return err
 	}
 	eng, err := openLocalEngine(ctx, dir, req.logger, req.engine)
@@ -91,27 +97,36 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 
 	eng.functions.precompileDeployed(ctx)
 
+	secured, err := req.security.setup(ctx, dir, req.addr, eng.store, req.logger)
+	if err != nil {
+		return err
+	}
 	listener, err := net.Listen("tcp", req.addr)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", req.addr, err)
 	}
+	scheme := "http://"
+	if secured.tls != nil {
+		listener = tls.NewListener(listener, secured.tls)
+		scheme = "https://"
+	}
 	shuttingDown, beginShutdown := context.WithCancel(context.Background())
 	defer beginShutdown()
 	srv := &http.Server{
-		Handler: api.NewHandler(eng,
+		Handler: api.NewHandler(eng, append([]api.Option{
 			api.WithLogger(req.logger),
 			api.WithShutdown(shuttingDown),
 			api.WithSecrets(eng.secrets),
 			api.WithFunctions(eng.functions),
 			api.WithMetrics(eng.functions.metricsHandler()),
-		),
+		}, secured.options...)...),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(req.logger.Handler(), slog.LevelWarn),
 	}
 	srv.RegisterOnShutdown(beginShutdown)
 
-	url := "http://" + listener.Addr().String()
+	url := scheme + listener.Addr().String()
 	req.logger.Info("baton server started", "url", url, "database", eng.path)
 	fmt.Fprintf(req.stdout, "listening on %s\n", url)
 
