@@ -175,6 +175,11 @@ func (s *server) routes() []route {
 
 // NewHandler returns the REST API over e.
 func NewHandler(e Engine, opts ...Option) http.Handler {
+	s := newServer(e, opts...)
+	return s.handler(s.routes())
+}
+
+func newServer(e Engine, opts ...Option) *server {
 	s := &server{
 		engine: e,
 		config: config{
@@ -187,8 +192,15 @@ func NewHandler(e Engine, opts ...Option) http.Handler {
 	for _, opt := range opts {
 		opt(&s.config)
 	}
+	return s
+}
+
+// handler serves routes with every check around them: browser checks and
+// authentication for all requests, then each route's body type and access
+// rule.
+func (s *server) handler(routes []route) http.Handler {
 	mux := http.NewServeMux()
-	for _, rt := range s.routes() {
+	for _, rt := range routes {
 		mux.Handle(rt.method+" "+rt.path, s.checkBodyType(rt, s.authorize(rt, rt.handler)))
 	}
 	return s.accessLog(s.recoverPanics(s.checkBrowser(s.authenticate(s.problemsForUnrouted(s.limitBodies(mux), mux)))))
