@@ -177,6 +177,11 @@ func (c *securityConfig) setup(ctx context.Context, dir, addr string, st store.S
 	if !ok {
 		return nil, fmt.Errorf("the store %T keeps no tokens", st)
 	}
+	// The directory holds the database, the secret key and the admin
+	// token: only its owner may list or enter it.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		logger.Warn("cannot restrict the data directory to its owner", "dir", dir, "error", err)
+	}
 	tokens := &auth.Tokens{Store: tokenStore}
 	if err := ensureLocalAdmin(ctx, dir, tokens, logger); err != nil {
 		return nil, err
