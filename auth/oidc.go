@@ -141,7 +141,9 @@ func (o *OIDC) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
 }
 
 // looksLikeJWT tells JWTs from Baton's own tokens without parsing.
-func looksLikeJWT(s string) bool { return strings.Count(s, ".") == 2 && !strings.HasPrefix(s, tokenPrefix) }
+func looksLikeJWT(s string) bool {
+	return strings.Count(s, ".") == 2 && !strings.HasPrefix(s, tokenPrefix)
+}
 
 // Authenticate implements Authenticator for bearer JWTs.
 func (o *OIDC) Authenticate(r *http.Request) (*Principal, error) {
