@@ -50,7 +50,9 @@ func newIssuer(t *testing.T) *issuer {
 			{Key: &ecKey.PublicKey, KeyID: "ec", Algorithm: "ES256", Use: "sig"},
 		}})
 	})
-	iss.srv = httptest.NewServer(mux)
+	// Started only once iss.srv is set, which the handlers read.
+	iss.srv = httptest.NewUnstartedServer(mux)
+	iss.srv.Start()
 	t.Cleanup(iss.srv.Close)
 	return iss
 }
