@@ -275,3 +275,28 @@ func TestAccessWrongToken(t *testing.T) {
 		t.Fatalf("%d %v %s", rec.Code, rec.Header(), rec.Body.String())
 	}
 }
+
+// TestAccessBodyNamespaceAgrees refuses bodies whose namespace the access
+// check and the handler could read differently: trailing data after the
+// JSON value, keys in another case, a namespace of the wrong type.
+func TestAccessBodyNamespaceAgrees(t *testing.T) {
+	principals := staticAuth{"dev": {Subject: "dev", Grants: []auth.Grant{{Namespace: DefaultNamespace, Role: auth.Admin}}}}
+	h := NewHandler(lookupEngine{}, WithAuth(principals), WithTokens(&auth.Tokens{Store: &memoryTokens{}}))
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/triggers", `{"namespace": "team-b", "name": "t", "workflow": "w", "kind": "http", "spec": "x"} trailing`},
+		{"/v1/triggers", `{"NameSpace": "team-b", "name": "t", "workflow": "w", "kind": "http", "spec": "x"}`},
+		{"/v1/triggers", `{"namespace": 7}`},
+		{"/v1/tokens", `{"namespace": "team-b", "role": "admin"} {"namespace": "default"}`},
+		{"/v1/tokens", `{"NAMESPACE": "team-b", "role": "admin"}`},
+	} {
+		r := httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader(tc.body))
+		r.Host = "127.0.0.1"
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer dev")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != http.StatusForbidden && rec.Code != http.StatusBadRequest {
+			t.Errorf("POST %s %s: %d %s, want 403 or 400", tc.path, tc.body, rec.Code, rec.Body.String())
+		}
+	}
+}

@@ -264,10 +264,17 @@ func (s *server) namespaceOf(w http.ResponseWriter, r *http.Request, rule access
 		if !ok {
 			return "", true
 		}
+		// Decoded as the handler decodes it (the first JSON value, keys
+		// matched as encoding/json matches them); the handler checks the
+		// namespace it decoded again (see allowedIn).
 		var v struct {
 			Namespace string `json:"namespace"`
 		}
-		if json.Unmarshal(body, &v) != nil || v.Namespace == "" {
+		if err := json.NewDecoder(bytes.NewReader(body)).Decode(&v); err != nil {
+			s.writeProblem(w, r, badRequest("the request body is not a JSON object with a namespace"))
+			return "", true
+		}
+		if v.Namespace == "" {
 			return DefaultNamespace, false
 		}
 		return v.Namespace, false
@@ -369,4 +376,16 @@ func scopeInvocations(r *http.Request, f *store.InvocationFilter) *problem.Probl
 		return nil
 	}
 	return badRequest("name the namespace to list with ?namespace= (one of %s)", strings.Join(namespaces, ", "))
+}
+
+// allowedIn checks, in a handler, that the caller holds role in the
+// namespace the handler is about to act in, for routes whose namespace
+// comes from the body: the access rule read the body once, the handler
+// reads it again, and they must not disagree.
+func (s *server) allowedIn(w http.ResponseWriter, r *http.Request, role auth.Role, ns string) bool {
+	if auth.PrincipalFrom(r.Context()).Can(role, ns) {
+		return true
+	}
+	s.writeProblem(w, r, forbidden("this needs the %s role in namespace %q", role, ns))
+	return false
 }

@@ -185,6 +185,13 @@ func (s *server) createTrigger(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, p)
 		return
 	}
+	ns := body.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	if !s.allowedIn(w, r, auth.Developer, ns) {
+		return
+	}
 	t, err := te.CreateTrigger(r.Context(), &store.Trigger{
 		Name: body.Name, Namespace: body.Namespace, Workflow: body.Workflow, Kind: body.Kind, Spec: body.Spec,
 	})

@@ -2,16 +2,19 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/batonflow/baton/api/apitest"
 	"github.com/batonflow/baton/auth"
+	"github.com/batonflow/baton/store"
 )
 
 var methodToken = regexp.MustCompile(`^[A-Za-z]{1,10}$`)
@@ -45,7 +48,7 @@ func FuzzAPI(f *testing.F) {
 		"admin": {Subject: "admin", Grants: []auth.Grant{{Namespace: auth.AllNamespaces, Role: auth.Admin}}},
 		"dev":   {Subject: "dev", Grants: []auth.Grant{{Namespace: "default", Role: auth.Developer}, {Namespace: "team-b", Role: auth.Viewer}}},
 	}
-	h := NewHandler(apitest.NewEngine(), WithAuth(principals), WithAudit(&memoryAudit{}), WithTokens(lookupTokens{}),
+	h := NewHandler(apitest.NewEngine(), WithAuth(principals), WithAudit(&memoryAudit{}), WithTokens(&auth.Tokens{Store: &memoryTokens{}}),
 		WithMaxWait(time.Millisecond), WithMaxBodyBytes(1<<16))
 	f.Fuzz(func(t *testing.T, method, target, headers, body string) {
 		if !methodToken.MatchString(method) {
@@ -85,6 +88,54 @@ func FuzzAPI(f *testing.F) {
 			t.Fatalf("%s %s (%q): 500 %s", method, target, headers, rec.Body.String())
 		}
 	})
+}
+
+// memoryTokens is a store.TokenStore in a map.
+type memoryTokens struct {
+	mu   sync.Mutex
+	rows map[string]*store.Token
+}
+
+func (m *memoryTokens) PutToken(_ context.Context, t *store.Token) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rows == nil {
+		m.rows = map[string]*store.Token{}
+	}
+	if _, ok := m.rows[t.ID]; ok {
+		return store.ErrConflict
+	}
+	m.rows[t.ID] = t
+	return nil
+}
+
+func (m *memoryTokens) GetToken(_ context.Context, id string) (*store.Token, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t, ok := m.rows[id]; ok {
+		return t, nil
+	}
+	return nil, store.ErrNotFound
+}
+
+func (m *memoryTokens) ListTokens(context.Context) ([]*store.Token, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []*store.Token{}
+	for _, t := range m.rows {
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func (m *memoryTokens) DeleteToken(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.rows[id]; !ok {
+		return store.ErrNotFound
+	}
+	delete(m.rows, id)
+	return nil
 }
 
 type stringBody struct{ *strings.Reader }

@@ -114,8 +114,11 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p := auth.PrincipalFrom(r.Context())
-	// Nobody hands out more than they hold: the access rule checked the
-	// admin role in the token's namespace, which is the strongest there.
+	// Nobody hands out more than they hold: tokens of a namespace are
+	// issued by its admins.
+	if !s.allowedIn(w, r, auth.Admin, body.Namespace) {
+		return
+	}
 	if !p.Can(role, body.Namespace) {
 		s.writeProblem(w, r, forbidden("a token with role %s in %q needs that role there", role, body.Namespace))
 		return
