@@ -57,8 +57,10 @@ type Options struct {
 	// DataDir keeps the embedded engine's database; empty uses a
 	// temporary directory removed at the end.
 	DataDir string
-	// Server benchmarks a running server at this URL instead.
+	// Server benchmarks a running server at this URL instead, presenting
+	// Token (an API token) when it is set.
 	Server     string
+	Token      string
 	CacheDir   string
 	WasmSource string
 	// Progress receives the progress display; Interactive redraws one
@@ -124,7 +126,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 
 	streams := opts.Arrivals.Streams()
 	if opts.Server != "" {
-		c, err := client.New(opts.Server, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}})
+		c, err := client.NewWith(opts.Server, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}, client.WithToken(opts.Token))
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}

@@ -133,7 +133,7 @@ func runBench(cmd *cobra.Command, f *benchFlags, w bench.Workload) error {
 	opts := bench.Options{
 		Workload: w, Duration: f.duration, Invocations: f.invocations, Warmup: f.warmup, Seed: f.seed,
 		Work: f.work, KeepAlive: f.keepAlive, MaxInstances: f.maxInstances, MaxInFlight: f.maxInFlight,
-		DataDir: f.data, Server: f.server, WasmSource: f.wasmSource, CacheDir: f.cacheDir,
+		DataDir: f.data, Server: f.server, Token: benchToken(f.server), WasmSource: f.wasmSource, CacheDir: f.cacheDir,
 		Progress: stderr, Interactive: isTerminal(stderr),
 		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 		Command: "baton " + strings.Join(os.Args[1:], " "),
@@ -297,4 +297,16 @@ func isTerminal(w io.Writer) bool {
 	}
 	info, err := file.Stat()
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// benchToken is the API token a benchmark of a server presents: $BATON_TOKEN,
+// else the local admin token when the server is on this machine.
+func benchToken(server string) string {
+	if server == "" {
+		return ""
+	}
+	if token := os.Getenv(tokenEnv); token != "" {
+		return token
+	}
+	return localAdminToken(server)
 }
