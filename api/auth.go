@@ -179,7 +179,7 @@ func (s *server) authorize(rt route, next http.Handler) http.Handler {
 		p := auth.PrincipalFrom(r.Context())
 		if p == nil {
 			w.Header().Set("WWW-Authenticate", `Bearer`)
-			s.writeProblem(w, r, unauthorized("this route needs credentials: send Authorization: Bearer TOKEN"))
+			s.writeProblem(w, r, unauthorized("this route needs credentials: send Authorization: Bearer TOKEN (baton: --token or $BATON_TOKEN)"))
 			return
 		}
 		ns, done := s.namespaceOf(w, r, rule)
