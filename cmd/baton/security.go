@@ -165,10 +165,9 @@ type securedAPI struct {
 	tls     *tls.Config
 }
 
-func (c *securityConfig) setup(ctx context.Context, dir, addr string, st store.Store, logger *slog.Logger) (*securedAPI, error) {
-	if err := c.checkExposure(addr); err != nil {
-		return nil, err
-	}
+// setup prepares the credentials and the TLS configuration; serve has
+// called checkExposure before opening anything.
+func (c *securityConfig) setup(ctx context.Context, dir string, st store.Store, logger *slog.Logger) (*securedAPI, error) {
 	tlsCfg, err := c.tlsConfig()
 	if err != nil {
 		return nil, err

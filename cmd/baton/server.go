@@ -97,7 +97,7 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 
 	eng.functions.precompileDeployed(ctx)
 
-	secured, err := req.security.setup(ctx, dir, req.addr, eng.store, req.logger)
+	secured, err := req.security.setup(ctx, dir, eng.store, req.logger)
 	if err != nil {
 		return err
 	}
