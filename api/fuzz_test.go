@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/batonflow/baton/api/apitest"
 	"github.com/batonflow/baton/auth"
+	"github.com/batonflow/baton/secret"
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/sqlite"
 )
 
 var methodToken = regexp.MustCompile(`^[A-Za-z]{1,10}$`)
@@ -34,6 +37,8 @@ func FuzzAPI(f *testing.F) {
 		{"GET", "/v1/invocations?namespace=team-b&status=running&limit=5", "Authorization: Bearer dev", ""},
 		{"POST", "/v1/invocations/x/cancel", "Authorization: Bearer admin\nOrigin: http://evil.example", ""},
 		{"PUT", "/v1/secrets/a?namespace=*", "Content-Type: application/json\nAuthorization: Bearer admin", `{"value": 1}`},
+		{"PUT", "/v1/secrets/a?namespace=team-b", "Content-Type: application/json\nAuthorization: Bearer admin", `{"value": {"u": "x"}}`},
+		{"DELETE", "/v1/secrets/a?namespace=default", "Authorization: Bearer dev", ""},
 		{"POST", "/v1/tokens", "Content-Type: application/json\nAuthorization: Bearer admin", `{"namespace": "a", "role": "viewer", "expiresIn": "-1h"}`},
 		{"POST", "/v1/triggers", "Content-Type: application/json\nAuthorization: Bearer dev", `{"namespace": 7}`},
 		{"POST", "/v1/events", "Content-Type: text/plain\nCe-Specversion: 1.0\nAuthorization: Bearer admin", "x"},
@@ -48,7 +53,17 @@ func FuzzAPI(f *testing.F) {
 		"admin": {Subject: "admin", Grants: []auth.Grant{{Namespace: auth.AllNamespaces, Role: auth.Admin}}},
 		"dev":   {Subject: "dev", Grants: []auth.Grant{{Namespace: "default", Role: auth.Developer}, {Namespace: "team-b", Role: auth.Viewer}}},
 	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(f.TempDir(), "fuzz.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { st.Close() })
+	secrets, err := secret.New(st, make([]byte, secret.KeySize))
+	if err != nil {
+		f.Fatal(err)
+	}
 	h := NewHandler(apitest.NewEngine(), WithAuth(principals), WithAudit(&memoryAudit{}), WithTokens(&auth.Tokens{Store: &memoryTokens{}}),
+		WithSecrets(secrets),
 		WithMaxWait(time.Millisecond), WithMaxBodyBytes(1<<16))
 	f.Fuzz(func(t *testing.T, method, target, headers, body string) {
 		if !methodToken.MatchString(method) {
