@@ -175,6 +175,16 @@ do:
 
 	legit()
 
+	// The same through the CLI: team-b manages its own secrets, not team-a's.
+	envB := []string{"BATON_SERVER=" + srv.url, "BATON_TOKEN=" + devB}
+	baton(t, envB, "secret", "set", "cliKey", "--value", "from-the-cli", "-n", "team-b").expect(t, 0, "secret cliKey set\n", "")
+	if res := baton(t, envB, "secret", "list", "-n", "team-b"); res.code != 0 || !strings.Contains(res.stdout, "cliKey") || strings.Contains(res.stdout, "from-the-cli") {
+		t.Errorf("team-b lists its secrets: %+v", res)
+	}
+	if res := baton(t, envB, "secret", "delete", "apiKey", "-n", "team-a"); res.code != 1 || !strings.Contains(res.stderr, "developer role in namespace \"team-a\"") {
+		t.Errorf("team-b deletes team-a's secret with the CLI: %+v", res)
+	}
+
 	// The audit log names who changed what; revoking a token ends it.
 	res := baton(t, srv.env(), "audit", "list", "-o", "json")
 	var page struct {
