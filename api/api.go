@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/batonflow/baton/auth"
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/lang"
 	"github.com/batonflow/baton/store"
@@ -60,6 +61,13 @@ type config struct {
 	maxModuleBytes int64
 	// policies is set by WithPolicies (policy.go).
 	policies Policies
+	// authn, audit, tokens, allowedHosts and allowedOrigins are set by the
+	// options in auth.go, tokens.go and browser.go.
+	authn          auth.Authenticator
+	audit          store.AuditStore
+	tokens         TokenIssuer
+	allowedHosts   []string
+	allowedOrigins []string
 }
 
 // Option configures NewHandler.
@@ -164,11 +172,21 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/v1/triggers/{name}", s.getTrigger},
 		{http.MethodDelete, "/v1/triggers/{name}", s.deleteTrigger},
 		{http.MethodPost, "/v1/hooks/{path}", s.fireHook},
+
+		{http.MethodPost, "/v1/tokens", s.createToken},
+		{http.MethodGet, "/v1/tokens", s.listTokens},
+		{http.MethodDelete, "/v1/tokens/{id}", s.revokeToken},
+		{http.MethodGet, "/v1/audit", s.listAudit},
 	}
 }
 
 // NewHandler returns the REST API over e.
 func NewHandler(e Engine, opts ...Option) http.Handler {
+	s := newServer(e, opts...)
+	return s.handler(s.routes())
+}
+
+func newServer(e Engine, opts ...Option) *server {
 	s := &server{
 		engine: e,
 		config: config{
@@ -181,11 +199,18 @@ func NewHandler(e Engine, opts ...Option) http.Handler {
 	for _, opt := range opts {
 		opt(&s.config)
 	}
+	return s
+}
+
+// handler serves routes with every check around them: browser checks and
+// authentication for all requests, then each route's body type and access
+// rule.
+func (s *server) handler(routes []route) http.Handler {
 	mux := http.NewServeMux()
-	for _, rt := range s.routes() {
-		mux.Handle(rt.method+" "+rt.path, rt.handler)
+	for _, rt := range routes {
+		mux.Handle(rt.method+" "+rt.path, s.checkBodyType(rt, s.authorize(rt, rt.handler)))
 	}
-	return s.accessLog(s.recoverPanics(s.problemsForUnrouted(s.limitBodies(mux), mux)))
+	return s.accessLog(s.recoverPanics(s.checkBrowser(s.authenticate(s.problemsForUnrouted(s.limitBodies(mux), mux)))))
 }
 
 func (s *server) health(w http.ResponseWriter, r *http.Request) {

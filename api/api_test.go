@@ -74,6 +74,9 @@ func (f *fixture) do(method, path, body string) response {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := f.srv.Client().Do(req)
 	if err != nil {
 		f.t.Fatal(err)
@@ -220,6 +223,7 @@ func TestRequestBodyLimit(t *testing.T) {
 		_ = pw.Close()
 	}()
 	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/v1/workflows/default/hello/invocations", pr)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := f.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)

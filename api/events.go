@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/batonflow/baton/auth"
 	"io"
 	"net/http"
 	"strconv"
@@ -184,6 +185,13 @@ func (s *server) createTrigger(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, p)
 		return
 	}
+	ns := body.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	if !s.allowedIn(w, r, auth.Developer, ns) {
+		return
+	}
 	t, err := te.CreateTrigger(r.Context(), &store.Trigger{
 		Name: body.Name, Namespace: body.Namespace, Workflow: body.Workflow, Kind: body.Kind, Spec: body.Spec,
 	})
@@ -205,9 +213,11 @@ func (s *server) listTriggers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, "triggers")
 		return
 	}
-	out := TriggerList{Items: make([]Trigger, len(all))}
-	for i, t := range all {
-		out.Items[i] = triggerFrom(t)
+	out := TriggerList{Items: make([]Trigger, 0, len(all))}
+	for _, t := range all {
+		if visible(r, auth.Viewer, t.Namespace) {
+			out.Items = append(out.Items, triggerFrom(t))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

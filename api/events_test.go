@@ -12,7 +12,7 @@ import (
 // An engine without an event log answers the event and trigger routes
 // with 501 problem documents rather than 404s or panics.
 func TestEventRoutesWithoutEventLog(t *testing.T) {
-	h := NewHandler(apitest.NewEngine())
+	h := NewHandler(apitest.NewEngine(), WithAllowedHosts("example.com"))
 	tests := []struct{ method, path, body string }{
 		{http.MethodPost, "/v1/events", `{"specversion":"1.0","id":"1","source":"/s","type":"t"}`},
 		{http.MethodGet, "/v1/events", ""},

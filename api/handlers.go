@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/batonflow/baton/auth"
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/lang"
 	"github.com/batonflow/baton/problem"
@@ -81,6 +82,9 @@ func (s *server) listWorkflows(w http.ResponseWriter, r *http.Request) {
 	}
 	list := WorkflowList{Items: make([]WorkflowSummary, 0, len(wfs))}
 	for _, wf := range wfs {
+		if !visible(r, auth.Viewer, wf.Namespace) {
+			continue
+		}
 		list.Items = append(list.Items, workflowSummaryFrom(wf))
 	}
 	writeJSON(w, http.StatusOK, list)
@@ -293,6 +297,9 @@ func parseInvocationFilter(q url.Values) (store.InvocationFilter, *problem.Probl
 
 func (s *server) listInvocations(w http.ResponseWriter, r *http.Request) {
 	f, prob := parseInvocationFilter(r.URL.Query())
+	if prob == nil {
+		prob = scopeInvocations(r, &f)
+	}
 	if prob != nil {
 		s.writeProblem(w, r, prob)
 		return

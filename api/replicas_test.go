@@ -25,6 +25,7 @@ type reply struct {
 func post(t *testing.T, url, key, body string) reply {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	if key != "" {
 		req.Header.Set(api.IdempotencyKeyHeader, key)
 	}

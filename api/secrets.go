@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+
 	"encoding/json"
 	"errors"
+	"github.com/batonflow/baton/auth"
 	"net/http"
 
 	"github.com/batonflow/baton/problem"
@@ -12,10 +14,11 @@ import (
 
 // Secrets is what the API needs from the secret store; *secret.Store
 // satisfies it. Values go in and never come out: the API lists names only.
+// Every secret belongs to a namespace (?namespace=, "default" when absent).
 type Secrets interface {
-	Set(ctx context.Context, name string, value any) error
-	Names(ctx context.Context) ([]string, error)
-	Delete(ctx context.Context, name string) error
+	SetIn(ctx context.Context, namespace, name string, value any) error
+	NamesIn(ctx context.Context, namespace string) ([]string, error)
+	DeleteIn(ctx context.Context, namespace, name string) error
 }
 
 // WithSecrets serves /v1/secrets over s. Without it those routes answer
@@ -61,6 +64,10 @@ func (s *server) putSecret(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, notImplemented("this server keeps no secrets"))
 		return
 	}
+	ns, ok := s.secretNamespace(w, r)
+	if !ok {
+		return
+	}
 	name := r.PathValue("name")
 	if err := secret.ValidateName(name); err != nil {
 		s.writeProblem(w, r, badRequest("%v", err))
@@ -84,7 +91,7 @@ func (s *server) putSecret(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, badRequest("the secret's value must not be null"))
 		return
 	}
-	if err := s.secrets.Set(r.Context(), name, body.Value); err != nil {
+	if err := s.secrets.SetIn(r.Context(), ns, name, body.Value); err != nil {
 		s.fail(w, r, err, "secret "+name)
 		return
 	}
@@ -96,7 +103,11 @@ func (s *server) listSecrets(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, notImplemented("this server keeps no secrets"))
 		return
 	}
-	names, err := s.secrets.Names(r.Context())
+	ns, ok := s.secretNamespace(w, r)
+	if !ok {
+		return
+	}
+	names, err := s.secrets.NamesIn(r.Context(), ns)
 	if err != nil {
 		s.fail(w, r, err, "secrets")
 		return
@@ -113,8 +124,12 @@ func (s *server) deleteSecret(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, notImplemented("this server keeps no secrets"))
 		return
 	}
+	ns, ok := s.secretNamespace(w, r)
+	if !ok {
+		return
+	}
 	name := r.PathValue("name")
-	if err := s.secrets.Delete(r.Context(), name); err != nil {
+	if err := s.secrets.DeleteIn(r.Context(), ns, name); err != nil {
 		s.fail(w, r, err, "secret "+name)
 		return
 	}
@@ -137,4 +152,15 @@ func (s *server) lifecycleEvents(w http.ResponseWriter, r *http.Request) {
 		events = []map[string]any{}
 	}
 	writeJSON(w, http.StatusOK, LifecycleEvents{Items: events})
+}
+
+// secretNamespace reads ?namespace= of the secret routes: one namespace,
+// never "*".
+func (s *server) secretNamespace(w http.ResponseWriter, r *http.Request) (string, bool) {
+	ns := queryNamespace(r)
+	if err := auth.ValidateNamespace(ns); err != nil || ns == auth.AllNamespaces {
+		s.writeProblem(w, r, badRequest("namespace %q: secrets belong to one namespace (letters, digits, -, _ and .)", ns))
+		return "", false
+	}
+	return ns, true
 }

@@ -47,6 +47,18 @@ func TestSecretRoutes(t *testing.T) {
 		t.Fatalf("stored value = %v, %v", values, err)
 	}
 
+	// Another namespace has its own secrets under the same names.
+	decode[api.SecretRef](t, f.do(http.MethodPut, "/v1/secrets/apiKey?namespace=team-b", `{"value": "b-b-b-b"}`), http.StatusOK)
+	if got := decode[api.SecretList](t, f.do(http.MethodGet, "/v1/secrets?namespace=team-b", ""), http.StatusOK); !reflect.DeepEqual(got.Items, []api.SecretRef{{Name: "apiKey"}}) {
+		t.Fatalf("GET /v1/secrets?namespace=team-b = %+v", got)
+	}
+	if values, _ := secrets.Secrets(ctx, []string{"apiKey"}); values["apiKey"] != "k3y-k3y-k3y" {
+		t.Fatalf("team-b's apiKey replaced default's: %v", values)
+	}
+	if r := f.do(http.MethodDelete, "/v1/secrets/petstore?namespace=team-b", ""); r.status != http.StatusNotFound {
+		t.Fatalf("deleting default's secret through team-b: %d", r.status)
+	}
+
 	for _, tc := range []struct {
 		path, body string
 		status     int
@@ -55,6 +67,8 @@ func TestSecretRoutes(t *testing.T) {
 		{"/v1/secrets/ok", `{"value": null}`, http.StatusBadRequest},
 		{"/v1/secrets/ok", `{"value": "x", "extra": 1}`, http.StatusBadRequest},
 		{"/v1/secrets/ok", `not json with secret-in-it`, http.StatusBadRequest},
+		{"/v1/secrets/ok?namespace=*", `{"value": "x"}`, http.StatusBadRequest},
+		{"/v1/secrets/ok?namespace=a/b", `{"value": "x"}`, http.StatusBadRequest},
 	} {
 		r := f.do(http.MethodPut, tc.path, tc.body)
 		p := decodeProblem(t, r, tc.status)

@@ -30,6 +30,7 @@ type Client struct {
 	http *http.Client
 	// namespace is sent with function requests (see WithNamespace).
 	namespace string
+	token     string // see WithToken
 }
 
 // New returns a client of the server at baseURL (e.g.
@@ -94,6 +95,9 @@ func (c *Client) do(ctx context.Context, req request, out any) (int, error) {
 	}
 	for k, v := range req.header {
 		httpReq.Header[k] = v
+	}
+	if c.token != "" {
+		httpReq.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(httpReq)
 	if err != nil {

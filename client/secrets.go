@@ -5,24 +5,49 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/batonflow/baton/api"
 )
 
-// SetSecret creates or replaces a secret; value is JSON data.
+// SetSecret creates or replaces a secret of the default namespace; value
+// is JSON data.
 func (c *Client) SetSecret(ctx context.Context, name string, value any) error {
+	return c.SetSecretIn(ctx, "", name, value)
+}
+
+// SecretNames lists the default namespace's secrets; see SecretNamesIn.
+func (c *Client) SecretNames(ctx context.Context) ([]string, error) {
+	return c.SecretNamesIn(ctx, "")
+}
+
+// DeleteSecret removes a secret of the default namespace.
+func (c *Client) DeleteSecret(ctx context.Context, name string) error {
+	return c.DeleteSecretIn(ctx, "", name)
+}
+
+func namespaceQuery(namespace string) url.Values {
+	if namespace == "" {
+		return nil
+	}
+	return url.Values{"namespace": {namespace}}
+}
+
+// SetSecretIn creates or replaces a secret of a namespace ("" for the
+// default one); value is JSON data.
+func (c *Client) SetSecretIn(ctx context.Context, namespace, name string, value any) error {
 	body, err := json.Marshal(api.SecretValue{Value: value})
 	if err != nil {
 		return fmt.Errorf("secret %s: the value is not JSON data: %w", name, err)
 	}
-	_, err = c.do(ctx, request{method: http.MethodPut, segments: []string{"v1", "secrets", name}, body: body, contentType: "application/json"}, nil)
+	_, err = c.do(ctx, request{method: http.MethodPut, segments: []string{"v1", "secrets", name}, query: namespaceQuery(namespace), body: body, contentType: "application/json"}, nil)
 	return err
 }
 
-// SecretNames lists the stored secrets' names, sorted.
-func (c *Client) SecretNames(ctx context.Context) ([]string, error) {
+// SecretNamesIn lists a namespace's secrets' names, sorted.
+func (c *Client) SecretNamesIn(ctx context.Context, namespace string) ([]string, error) {
 	var list api.SecretList
-	if _, err := c.do(ctx, request{method: http.MethodGet, segments: []string{"v1", "secrets"}}, &list); err != nil {
+	if _, err := c.do(ctx, request{method: http.MethodGet, segments: []string{"v1", "secrets"}, query: namespaceQuery(namespace)}, &list); err != nil {
 		return nil, err
 	}
 	names := make([]string, len(list.Items))
@@ -32,9 +57,9 @@ func (c *Client) SecretNames(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// DeleteSecret removes a secret.
-func (c *Client) DeleteSecret(ctx context.Context, name string) error {
-	_, err := c.do(ctx, request{method: http.MethodDelete, segments: []string{"v1", "secrets", name}}, nil)
+// DeleteSecretIn removes a namespace's secret.
+func (c *Client) DeleteSecretIn(ctx context.Context, namespace, name string) error {
+	_, err := c.do(ctx, request{method: http.MethodDelete, segments: []string{"v1", "secrets", name}, query: namespaceQuery(namespace)}, nil)
 	return err
 }
 

@@ -64,6 +64,13 @@ func (x *subflowExecutor) Execute(ctx context.Context, req *CallRequest) (CallRe
 	if namespace == "" || name == "" {
 		return CallResult{}, problem.Configuration("run.workflow: namespace and name must be non-empty strings")
 	}
+	// A namespace is a tenant: its workflows start subflows of their own
+	// namespace only, or one team could run another's workflows (with
+	// that team's secrets) and read their outputs.
+	if req.Workflow != nil && namespace != req.Workflow.Document.Namespace {
+		return CallResult{}, problem.Configuration("run.workflow: %s/%s is in another namespace; a workflow of %s runs subflows of its own namespace only",
+			namespace, name, req.Workflow.Document.Namespace)
+	}
 	version, _ := run.spec["version"].(string)
 	if version == "latest" {
 		version = ""

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -203,5 +204,34 @@ func TestRunWorkflowDetached(t *testing.T) {
 	done, err := e.Wait(ctx, child.ID)
 	if err != nil || done.Status != core.StatusCompleted {
 		t.Fatalf("child %+v, %v", done, err)
+	}
+}
+
+// TestSubflowOtherNamespaceRefused keeps subflows inside the parent's
+// namespace: a tenant cannot run another's workflow through run.workflow.
+func TestSubflowOtherNamespaceRefused(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, openStore(t, t.TempDir()))
+	defer e.Close()
+	child := "document: {dsl: '1.0.3', namespace: team-b, name: child, version: '1.0.0'}\ndo:\n  - hi:\n      set: {secret: b}\n"
+	if _, err := e.ApplyWorkflow(ctx, "child.yaml", []byte(child)); err != nil {
+		t.Fatal(err)
+	}
+	done := runDoc(t, e, `
+document: {dsl: '1.0.3', namespace: team-a, name: parent, version: '1.0.0'}
+do:
+  - steal:
+      run:
+        workflow:
+          namespace: team-b
+          name: child
+          version: '1.0.0'
+`, map[string]any{})
+	if done.Status != core.StatusFaulted || done.Error == nil || !strings.Contains(done.Error.Detail, "another namespace") {
+		t.Fatalf("status %s, error %+v; want a fault naming the other namespace", done.Status, done.Error)
+	}
+	children, _, err := e.ListInvocations(ctx, store.InvocationFilter{Namespace: "team-b"})
+	if err != nil || len(children) != 0 {
+		t.Fatalf("team-b invocations %v %v, want none", children, err)
 	}
 }

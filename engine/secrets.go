@@ -24,6 +24,12 @@ type SecretSource interface {
 	Secrets(ctx context.Context, names []string) (map[string]any, error)
 }
 
+// NamespacedSecrets is a SecretSource whose secrets belong to namespaces
+// (*secret.Store is one): a workflow then reads only its own namespace's.
+type NamespacedSecrets interface {
+	SecretsIn(ctx context.Context, namespace string, names []string) (map[string]any, error)
+}
+
 // StaticSecrets is a SecretSource over a fixed map.
 type StaticSecrets map[string]any
 
@@ -63,7 +69,13 @@ func (e *Engine) loadSecrets(ctx context.Context, def *dsl.Workflow, strict bool
 		}
 		return nil, nil
 	}
-	got, err := e.opts.Secrets.Secrets(ctx, names)
+	var got map[string]any
+	var err error
+	if ns, ok := e.opts.Secrets.(NamespacedSecrets); ok {
+		got, err = ns.SecretsIn(ctx, def.Document.Namespace, names)
+	} else {
+		got, err = e.opts.Secrets.Secrets(ctx, names)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("loading the secrets of %s/%s: %w", def.Document.Namespace, def.Document.Name, err)
 	}

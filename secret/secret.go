@@ -166,11 +166,42 @@ func (s *Store) open(name string, sealed []byte) ([]byte, error) {
 	return plain, nil
 }
 
-// Set stores value (JSON data: a string, or an object such as
-// {username, password} for an authentication policy's `use: secret`)
-// under name, replacing any previous value.
+// DefaultNamespace is the namespace of secrets named without one. Its
+// secrets are stored under their bare names, as they were before secrets
+// had namespaces, so older databases keep working.
+const DefaultNamespace = "default"
+
+// storageName is the key a namespace's secret has in the store: the bare
+// name in the default namespace, NAMESPACE/NAME in others. Names cannot
+// contain "/", so the two never collide, and the key is the sealed value's
+// additional data: a value copied into another namespace does not open.
+func storageName(namespace, name string) string {
+	if namespace == DefaultNamespace || namespace == "" {
+		return name
+	}
+	return namespace + "/" + name
+}
+
+func validateNamespace(namespace string) error {
+	if namespace == "" || strings.ContainsAny(namespace, "/*") || len(namespace) > 63 {
+		return fmt.Errorf("%w: namespace %q", ErrInvalidName, namespace)
+	}
+	return nil
+}
+
+// Set stores value in the default namespace; see SetIn.
 func (s *Store) Set(ctx context.Context, name string, value any) error {
+	return s.SetIn(ctx, DefaultNamespace, name, value)
+}
+
+// SetIn stores value (JSON data: a string, or an object such as
+// {username, password} for an authentication policy's `use: secret`)
+// under name in namespace, replacing any previous value.
+func (s *Store) SetIn(ctx context.Context, namespace, name string, value any) error {
 	if err := ValidateName(name); err != nil {
+		return err
+	}
+	if err := validateNamespace(namespace); err != nil {
 		return err
 	}
 	if value == nil {
@@ -180,32 +211,90 @@ func (s *Store) Set(ctx context.Context, name string, value any) error {
 	if err != nil {
 		return fmt.Errorf("secret %q: the value is not JSON data: %w", name, err)
 	}
-	sealed, err := s.seal(name, plain)
+	key := storageName(namespace, name)
+	sealed, err := s.seal(key, plain)
 	if err != nil {
 		return fmt.Errorf("secret %q: %w", name, err)
 	}
-	return s.st.PutSecret(ctx, &store.Secret{Name: name, Value: sealed, UpdatedAt: s.now().UTC()})
+	return s.st.PutSecret(ctx, &store.Secret{Name: key, Value: sealed, UpdatedAt: s.now().UTC()})
 }
 
-// Names lists the names of every secret, sorted; values are never listed.
+// Names lists the secrets of the default namespace; see NamesIn.
 func (s *Store) Names(ctx context.Context) ([]string, error) {
-	return s.st.ListSecretNames(ctx)
+	return s.NamesIn(ctx, DefaultNamespace)
 }
 
-// Delete removes a secret; store.ErrNotFound when there is none.
+// NamesIn lists the names of a namespace's secrets, sorted; values are
+// never listed.
+func (s *Store) NamesIn(ctx context.Context, namespace string) ([]string, error) {
+	if err := validateNamespace(namespace); err != nil {
+		return nil, err
+	}
+	all, err := s.st.ListSecretNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{}
+	for _, key := range all {
+		ns, name, qualified := strings.Cut(key, "/")
+		if !qualified {
+			ns, name = DefaultNamespace, key
+		}
+		if ns == namespace {
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+// Delete removes a secret of the default namespace; see DeleteIn.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	return s.st.DeleteSecret(ctx, name)
+	return s.DeleteIn(ctx, DefaultNamespace, name)
 }
 
-// Secrets returns the named secrets that exist, opened, as JSON data. It is
-// what the engine asks when an invocation starts or resumes.
+// DeleteIn removes a namespace's secret; store.ErrNotFound when there is
+// none.
+func (s *Store) DeleteIn(ctx context.Context, namespace, name string) error {
+	if err := validateNamespace(namespace); err != nil {
+		return err
+	}
+	return s.st.DeleteSecret(ctx, storageName(namespace, name))
+}
+
+// Secrets returns secrets of the default namespace; see SecretsIn.
 func (s *Store) Secrets(ctx context.Context, names []string) (map[string]any, error) {
-	rows, err := s.st.GetSecrets(ctx, names)
+	return s.SecretsIn(ctx, DefaultNamespace, names)
+}
+
+// SecretsIn returns the named secrets of a namespace that exist, opened,
+// as JSON data. It is what the engine asks when an invocation starts or
+// resumes: a workflow reads only its own namespace's secrets.
+func (s *Store) SecretsIn(ctx context.Context, namespace string, names []string) (map[string]any, error) {
+	if err := validateNamespace(namespace); err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(names))
+	byKey := make(map[string]string, len(names))
+	for _, name := range names {
+		// A name with a "/" would reach into another namespace's keys;
+		// it names no secret.
+		if ValidateName(name) != nil {
+			continue
+		}
+		key := storageName(namespace, name)
+		keys = append(keys, key)
+		byKey[key] = name
+	}
+	rows, err := s.st.GetSecrets(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]any, len(rows))
 	for _, row := range rows {
+		name, ok := byKey[row.Name]
+		if !ok {
+			continue
+		}
 		plain, err := s.open(row.Name, row.Value)
 		if err != nil {
 			return nil, err
@@ -213,9 +302,9 @@ func (s *Store) Secrets(ctx context.Context, names []string) (map[string]any, er
 		dec := json.NewDecoder(bytes.NewReader(plain))
 		var v any
 		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("secret %q holds no JSON value: %w", row.Name, err)
+			return nil, fmt.Errorf("secret %q holds no JSON value: %w", name, err)
 		}
-		out[row.Name] = v
+		out[name] = v
 	}
 	return out, nil
 }

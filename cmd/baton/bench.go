@@ -135,7 +135,9 @@ func runBench(cmd *cobra.Command, f *benchFlags, w bench.Workload) error {
 	opts := bench.Options{
 		Workload: w, Duration: f.duration, Invocations: f.invocations, Warmup: f.warmup, Seed: f.seed,
 		Work: f.work, KeepAlive: f.keepAlive, MaxInstances: f.maxInstances, MaxInFlight: f.maxInFlight,
-		DataDir: f.data, Server: f.server, Connect: func(url string, hc *http.Client) (*client.Client, error) { return (&remote{url: url}).clientOver(hc) },
+		DataDir: f.data, Server: f.server, Connect: func(url string, hc *http.Client) (*client.Client, error) {
+			return (&remote{url: url, token: os.Getenv(tokenEnv)}).clientOver(hc)
+		},
 		WasmSource: f.wasmSource, CacheDir: f.cacheDir,
 		Progress: stderr, Interactive: isTerminal(stderr),
 		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),

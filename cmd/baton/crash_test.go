@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -69,9 +71,10 @@ func (e *endpoint) counts() (map[string]int, map[string]int) {
 
 // server is a running `baton server` child process.
 type server struct {
-	cmd  *exec.Cmd
-	url  string
-	logs *bytes.Buffer
+	cmd   *exec.Cmd
+	url   string
+	logs  *bytes.Buffer
+	token string // the local admin token the server left in its data directory
 }
 
 func startServer(t *testing.T, dataDir string) *server {
@@ -97,7 +100,7 @@ func startServer(t *testing.T, dataDir string) *server {
 	}()
 	select {
 	case url := <-found:
-		return &server{cmd: cmd, url: url, logs: &logs}
+		return &server{cmd: cmd, url: url, logs: &logs, token: adminToken(t, dataDir)}
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		t.Fatalf("server did not start; stderr:\n%s", logs.String())
@@ -113,6 +116,22 @@ func (s *server) kill(t *testing.T) {
 	s.cmd.Wait()
 }
 
+// adminToken reads the local admin token a server left in its data
+// directory.
+func adminToken(t *testing.T, dataDir string) string {
+	t.Helper()
+	token, err := os.ReadFile(filepath.Join(dataDir, adminTokenFile))
+	if err != nil {
+		t.Fatalf("the server left no admin token: %v", err)
+	}
+	return strings.TrimSpace(string(token))
+}
+
+// env is what the CLI needs to talk to the server as its admin.
+func (s *server) env() []string {
+	return []string{"BATON_SERVER=" + s.url, "BATON_TOKEN=" + s.token}
+}
+
 func (s *server) stop() {
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	s.cmd.Wait()
@@ -121,6 +140,10 @@ func (s *server) stop() {
 func (s *server) do(t *testing.T, method, path string, body string, into any) int {
 	t.Helper()
 	req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

@@ -156,7 +156,7 @@ func TestFunctions(t *testing.T) {
 	t.Run("server", func(t *testing.T) {
 		srv := startServer(t, data)
 		defer srv.stop()
-		env := []string{"BATON_SERVER=" + srv.url}
+		env := srv.env()
 
 		first := decodeResult(t, baton(t, env, "fn", "invoke", "hello", "--input", `{"name":"Ada"}`, "-o", "json"))
 		second := decodeResult(t, baton(t, env, "fn", "invoke", "hello", "--input", `{"name":"Ada"}`, "-o", "json"))
@@ -197,7 +197,9 @@ func TestFunctions(t *testing.T) {
 			t.Fatalf("fn get loop: want the timed-out instance evicted as unhealthy and a new one idle: %+v", res)
 		}
 
-		resp, err := http.Get(srv.url + "/metrics")
+		metricsReq, _ := http.NewRequest(http.MethodGet, srv.url+"/metrics", nil)
+		metricsReq.Header.Set("Authorization", "Bearer "+srv.token)
+		resp, err := http.DefaultClient.Do(metricsReq)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +235,7 @@ func TestFunctions(t *testing.T) {
 		// Process functions are off on a server unless its policy allows them.
 		srv := startServerWith(t, data, "--allow-capabilities", "processFunctions")
 		defer srv.stop()
-		env := []string{"BATON_SERVER=" + srv.url}
+		env := srv.env()
 		baton(t, env, "fn", "deploy", "hello-py", "--exec", "python3 handler.py", "--dir", filepath.Join(examplesDir, "python")).
 			expect(t, 0, "function hello-py version 1 deployed\n", "")
 		first := decodeResult(t, baton(t, env, "fn", "invoke", "hello-py", "--input", `{"name":"Py"}`, "-o", "json"))

@@ -253,7 +253,8 @@ func TestRun(t *testing.T) {
 }
 
 func TestServer(t *testing.T) {
-	cmd := exec.Command(batonBinary, "server", "--addr", "127.0.0.1:0", "--data", t.TempDir())
+	data := t.TempDir()
+	cmd := exec.Command(batonBinary, "server", "--addr", "127.0.0.1:0", "--data", data)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -284,7 +285,9 @@ func TestServer(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	env := []string{"BATON_SERVER=" + url}
+	// The CLI finds the local admin token the server left in the data
+	// directory, as in the README's first steps.
+	env := []string{"BATON_SERVER=" + url, "BATON_DATA=" + data}
 	baton(t, env, "workflow", "apply", writeFile(t, dir, "hello.yaml", helloDoc("0.1.0"))).
 		expect(t, 0, "NAMESPACE   NAME    VERSION\ndefault     hello   0.1.0\n", "")
 	res := baton(t, env, "invoke", "hello", "--input", `{"name":"Srv"}`, "--wait", "-o", "json")

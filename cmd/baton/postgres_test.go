@@ -23,10 +23,21 @@ import (
 // added to this process's environment, and waits until it listens.
 func startServerArgs(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(batonBinary, append([]string{"server", "--addr", "127.0.0.1:0"}, args...)...)
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
+	// The server leaves its admin token in its data directory; one on
+	// PostgreSQL without --data leaves it in $BATON_DATA, a directory of
+	// the test's own rather than the user's.
+	credDir := ""
+	for i, a := range args {
+		if a == "--data" && i+1 < len(args) {
+			credDir = args[i+1]
+		}
 	}
+	if credDir == "" {
+		credDir = t.TempDir()
+		env = append(env, "BATON_DATA="+credDir)
+	}
+	cmd := exec.Command(batonBinary, append([]string{"server", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	stdout, err := cmd.StdoutPipe()
@@ -47,7 +58,7 @@ func startServerArgs(t *testing.T, env []string, args ...string) *server {
 	}()
 	select {
 	case url := <-found:
-		return &server{cmd: cmd, url: url, logs: &logs}
+		return &server{cmd: cmd, url: url, logs: &logs, token: adminToken(t, credDir)}
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()

@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -23,11 +28,18 @@ const (
 	defaultNamespace = "default"
 )
 
+// Where the remote commands find their credentials.
+const (
+	tokenEnv  = "BATON_TOKEN"
+	caCertEnv = "BATON_CA_CERT"
+)
+
 // remote is what every command of a remote group (workflow, invocation,
-// trigger, secret, fn, invoke) shares: the group's --server flag and the one
-// place that turns it into an API client. Each command then holds only its
-// own logic; see run.
-type remote struct{ url string }
+// trigger, secret, fn, invoke, policy, token, audit) shares: the group's
+// --server flag with the credentials to present (--token, --ca-cert) and
+// the one place that turns them into an API client. Each command then
+// holds only its own logic; see run.
+type remote struct{ url, token, caCert string }
 
 // addRemote gives cmd (a group, or a lone command such as invoke) its
 // --server flag, inherited by its subcommands.
@@ -38,6 +50,9 @@ func addRemote(cmd *cobra.Command) *remote {
 		def = env
 	}
 	cmd.PersistentFlags().StringVar(&r.url, "server", def, "URL of the baton server (env "+serverEnv+")")
+	cmd.PersistentFlags().StringVar(&r.token, "token", os.Getenv(tokenEnv),
+		"API token (env "+tokenEnv+"; default on a loopback server: the data directory's "+adminTokenFile+")")
+	cmd.PersistentFlags().StringVar(&r.caCert, "ca-cert", os.Getenv(caCertEnv), "PEM CA certificate to trust for an https server (env "+caCertEnv+")")
 	return r
 }
 
@@ -52,7 +67,29 @@ func (r *remote) client() (*client.Client, error) {
 // commands' and `baton bench --server`'s): whatever a request to the
 // server needs (its URL, later its credentials) is decided here.
 func (r *remote) clientOver(hc *http.Client) (*client.Client, error) {
-	return client.New(r.url, hc)
+	if r.caCert != "" {
+		pem, err := os.ReadFile(r.caCert)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-cert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-cert %s holds no PEM certificate", r.caCert)
+		}
+		tr, ok := hc.Transport.(*http.Transport)
+		if !ok || tr == nil {
+			tr = &http.Transport{Proxy: http.ProxyFromEnvironment}
+		} else {
+			tr = tr.Clone()
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		hc = &http.Client{Transport: tr, Timeout: hc.Timeout}
+	}
+	token := r.token
+	if token == "" {
+		token = localAdminToken(r.url)
+	}
+	return client.NewWith(r.url, hc, client.WithToken(token))
 }
 
 // run sets cmd's RunE: it checks the -o format (when the command has one),
@@ -70,6 +107,29 @@ func (r *remote) run(cmd *cobra.Command, out *outputFlag, do func(ctx context.Co
 		}
 		return do(cmd.Context(), c, args)
 	})
+}
+
+// localAdminToken is the credential `baton server` leaves in the default
+// data directory, offered only to a server on this machine: "" when the
+// server is elsewhere or the file is not there.
+func localAdminToken(serverURL string) string {
+	u, err := url.Parse(serverURL)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return ""
+	}
+	dir, err := dataDir("")
+	if err != nil {
+		return ""
+	}
+	data, err := os.ReadFile(filepath.Join(dir, adminTokenFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
 }
 
 // parseWorkflowName reads NAMESPACE/NAME, or NAME in the default namespace.

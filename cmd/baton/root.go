@@ -79,6 +79,8 @@ func newRootCommand() *cobra.Command {
 		newSecretCommand(),
 		newPolicyCommand(),
 		newTriggerCommand(),
+		newTokenCommand(),
+		newAuditCommand(),
 		newFunctionCommand(),
 		newConvertCommand(),
 		newVersionCommand(),

@@ -50,33 +50,36 @@ func openSecrets(st *openedStore, flag string) (*secret.Store, error) {
 // secretTarget is where the secret commands act: a server (the default)
 // or, with --data, a data directory's database directly.
 type secretTarget struct {
-	server *remote
-	data   string
-	key    string
+	server    *remote
+	data      string
+	key       string
+	namespace string
 }
 
 // secretBackend is what the secret commands need, from a server or a
 // local database.
 type secretBackend interface {
-	Set(ctx context.Context, name string, value any) error
-	Names(ctx context.Context) ([]string, error)
-	Delete(ctx context.Context, name string) error
+	SetIn(ctx context.Context, namespace, name string, value any) error
+	NamesIn(ctx context.Context, namespace string) ([]string, error)
+	DeleteIn(ctx context.Context, namespace, name string) error
 }
 
 type remoteSecrets struct {
 	c interface {
-		SetSecret(ctx context.Context, name string, value any) error
-		SecretNames(ctx context.Context) ([]string, error)
-		DeleteSecret(ctx context.Context, name string) error
+		SetSecretIn(ctx context.Context, namespace, name string, value any) error
+		SecretNamesIn(ctx context.Context, namespace string) ([]string, error)
+		DeleteSecretIn(ctx context.Context, namespace, name string) error
 	}
 }
 
-func (r remoteSecrets) Set(ctx context.Context, name string, value any) error {
-	return r.c.SetSecret(ctx, name, value)
+func (r remoteSecrets) SetIn(ctx context.Context, namespace, name string, value any) error {
+	return r.c.SetSecretIn(ctx, namespace, name, value)
 }
-func (r remoteSecrets) Names(ctx context.Context) ([]string, error) { return r.c.SecretNames(ctx) }
-func (r remoteSecrets) Delete(ctx context.Context, name string) error {
-	return r.c.DeleteSecret(ctx, name)
+func (r remoteSecrets) NamesIn(ctx context.Context, namespace string) ([]string, error) {
+	return r.c.SecretNamesIn(ctx, namespace)
+}
+func (r remoteSecrets) DeleteIn(ctx context.Context, namespace, name string) error {
+	return r.c.DeleteSecretIn(ctx, namespace, name)
 }
 
 // run sets cmd's RunE: it checks the -o format (when the command has one),
@@ -127,6 +130,7 @@ func newSecretCommand() *cobra.Command {
 	}
 	t := &secretTarget{server: addRemote(cmd)}
 	cmd.PersistentFlags().StringVar(&t.data, "data", "", "act on the database of this data directory instead of a server")
+	cmd.PersistentFlags().StringVarP(&t.namespace, "namespace", "n", secret.DefaultNamespace, "the namespace the secrets belong to; a workflow reads only its own namespace's")
 	cmd.PersistentFlags().StringVar(&t.key, "secret-key", "",
 		"with --data: the key sealing the secrets (default $"+secretKeyEnv+", else the directory's "+secret.KeyFile+")")
 	cmd.AddCommand(newSecretSetCommand(t), newSecretListCommand(t), newSecretDeleteCommand(t))
@@ -165,7 +169,7 @@ func newSecretSetCommand(t *secretTarget) *cobra.Command {
 		return err
 	})
 	t.run(cmd, nil, func(ctx context.Context, b secretBackend, args []string) error {
-		if err := b.Set(ctx, args[0], v); err != nil {
+		if err := b.SetIn(ctx, t.namespace, args[0], v); err != nil {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "secret %s set\n", args[0])
@@ -248,7 +252,7 @@ func newSecretListCommand(t *secretTarget) *cobra.Command {
 	}
 	out := addOutputFlag(cmd)
 	t.run(cmd, out, func(ctx context.Context, b secretBackend, args []string) error {
-		names, err := b.Names(ctx)
+		names, err := b.NamesIn(ctx, t.namespace)
 		if err != nil {
 			return err
 		}
@@ -275,7 +279,7 @@ func newSecretDeleteCommand(t *secretTarget) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 	}
 	t.run(cmd, nil, func(ctx context.Context, b secretBackend, args []string) error {
-		err := b.Delete(ctx, args[0])
+		err := b.DeleteIn(ctx, t.namespace, args[0])
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("secret %s not found", args[0])
 		}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -43,6 +45,7 @@ func newServerCommand() *cobra.Command {
 	engineCfg := addEngineFlags(cmd)
 	addEventFlags(cmd, engineCfg)
 	engineCfg.policy = addPolicyFlags(cmd)
+	security := addSecurityFlags(cmd)
 	cmd.Flags().StringVar(&addr, "addr", defaultAddr, "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug (includes access logs), info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
@@ -53,7 +56,7 @@ func newServerCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, store: *storeFlag, drainTimeout: drainTimeout, engine: *engineCfg, logger: logger, stdout: cmd.OutOrStdout()})
+		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, store: *storeFlag, drainTimeout: drainTimeout, engine: *engineCfg, security: *security, logger: logger, stdout: cmd.OutOrStdout()})
 	})
 	return cmd
 }
@@ -80,6 +83,7 @@ type serveRequest struct {
 	// drainTimeout bounds how long a stop waits for calls in flight.
 	drainTimeout time.Duration
 	engine       engineConfig
+	security     securityConfig
 	logger       *slog.Logger
 	stdout       io.Writer
 }
@@ -91,6 +95,9 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := req.security.checkExposure(req.addr); err != nil {
+		return err
+	}
 	// The port comes first: a server that cannot serve must not resume
 	// (and so run) anything, and the egress policy must know the address
 	// calls must not reach the API through.
@@ -99,7 +106,11 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 		return fmt.Errorf("cannot listen on %s: %w", req.addr, err)
 	}
 	defer listener.Close() // a no-op once served
-	url := "http://" + listener.Addr().String()
+	scheme := "http://"
+	if req.security.tlsCert != "" {
+		scheme = "https://"
+	}
+	url := scheme + listener.Addr().String()
 	target.serving = url
 	if req.engine.policy == nil {
 		req.engine.policy = defaultPolicyConfig()
@@ -120,19 +131,38 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 
 	eng.functions.precompileDeployed(ctx)
 
+	// The admin credential lives in the data directory; a server on
+	// PostgreSQL without one keeps it in the user's default directory,
+	// where the CLI looks.
+	credDir := eng.store.dir
+	if credDir == "" {
+		if credDir, err = dataDir(""); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(credDir, 0o700); err != nil {
+			return fmt.Errorf("creating %s for the admin credential: %w", credDir, err)
+		}
+	}
+	secured, err := req.security.setup(ctx, credDir, eng.store, req.logger)
+	if err != nil {
+		return err
+	}
+	if secured.tls != nil {
+		listener = tls.NewListener(listener, secured.tls)
+	}
 	shuttingDown, beginShutdown := context.WithCancel(context.Background())
 	defer beginShutdown()
 	stopSweeping := startRetentionSweeper(shuttingDown, eng, pcfg.sweepInterval, req.logger)
 	defer stopSweeping()
 	srv := &http.Server{
-		Handler: api.NewHandler(eng,
+		Handler: api.NewHandler(eng, append([]api.Option{
 			api.WithLogger(req.logger),
 			api.WithShutdown(shuttingDown),
 			api.WithSecrets(eng.secrets),
 			api.WithFunctions(eng.functions),
 			api.WithMetrics(eng.functions.metricsHandler()),
 			api.WithPolicies(eng.policies),
-		),
+		}, secured.options...)...),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(req.logger.Handler(), slog.LevelWarn),

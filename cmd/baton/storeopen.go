@@ -27,6 +27,8 @@ type engineStore interface {
 	store.EventLog
 	store.Blobs
 	store.IdempotentStarts
+	store.TokenStore
+	store.AuditStore
 }
 
 // openedStore is an engine's store and what was taken to open it.

@@ -146,7 +146,7 @@ func New(opts Options) (*Runtime, error) {
 	r := &Runtime{opts: opts, log: opts.Logger, engines: map[uint32]*engine{}, modules: map[moduleKey]*module{}, files: map[string]fileID{},
 		memory: newMemoryPool(opts.RecycledMemory)}
 	if opts.CacheDir != "" {
-		if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
+		if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
 			return nil, fmt.Errorf("wasm compilation cache: %w", err)
 		}
 		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)

@@ -111,6 +111,8 @@ CREATE TABLE state (
 CREATE INDEX invocations_by_end ON invocations (ended_at) WHERE ended_at IS NOT NULL;
 CREATE INDEX idempotency_keys_by_invocation ON idempotency_keys (invocation_id);
 `,
+	// 7: API tokens (hashed) and the audit log.
+	tokensSchema,
 }
 
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {

@@ -99,6 +99,8 @@ CREATE TABLE state (
 CREATE INDEX invocations_by_end ON invocations (ended_at) WHERE ended_at > 0;
 CREATE INDEX idempotency_keys_by_invocation ON idempotency_keys (invocation_id);
 `,
+	// 7: API tokens (hashed) and the audit log.
+	tokensSchema,
 }
 
 // migrate brings the schema up to the newest version. It runs on the write

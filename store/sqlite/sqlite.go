@@ -88,6 +88,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("sqlite store: %q is not a plain file path", path)
 	}
 
+	if err := restrictFiles(path); err != nil {
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+
 	busyMillis := cfg.busyTimeout.Milliseconds()
 	common := url.Values{}
 	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyMillis))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -257,6 +258,42 @@ func TestAnotherWriterInvalidatesKnownSeqs(t *testing.T) {
 	for i, ev := range h[1:] {
 		if ev.Seq != int64(i+2) || ev.Task != fmt.Sprint(i) {
 			t.Fatalf("event %d: seq %d task %q", i+1, ev.Seq, ev.Task)
+		}
+	}
+}
+
+func TestFilesOwnerOnly(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "perm.db")
+	// A database an older version left readable by everyone is narrowed.
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		s, err := Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutState(context.Background(), "k", []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			info, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if perm := info.Mode().Perm(); perm != 0o600 {
+				t.Errorf("round %d: %s has mode %o, want 600", round, filepath.Base(p), perm)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

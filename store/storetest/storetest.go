@@ -63,6 +63,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Blobs", testBlobs},
 		{"IdempotentStart", testIdempotentStart},
 		{"IdempotentStartRace", testIdempotentStartRace},
+		{"Tokens", testTokens},
+		{"Audit", testAudit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
