@@ -103,6 +103,8 @@ CREATE TABLE state (
 `,
 	// 4: the event log, its consumers' positions and the triggers.
 	eventsSchema,
+	// 5: replicas sharing the database (see package cluster).
+	clusterSchema,
 }
 
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
