@@ -50,7 +50,7 @@ type writer struct {
 	// record their partition.
 	partitions int
 	queue      *writequeue.Queue[*request]
-	stopped  chan struct{}
+	stopped    chan struct{}
 
 	commits  atomic.Int64
 	writes   atomic.Int64
