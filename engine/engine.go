@@ -74,6 +74,9 @@ type Options struct {
 	// ("docker", "podman", or a path to one); empty means containers are
 	// not available and such tasks fail with a configuration error.
 	ContainerRuntime string
+	// Cluster makes the engine one of several replicas sharing a store
+	// (see ClusterOptions); nil runs every invocation here.
+	Cluster *ClusterOptions
 }
 
 // TaskObserver hears task lifecycle transitions of every invocation.
@@ -96,6 +99,9 @@ type Engine struct {
 	sched      *scheduler
 	scheduling bool // Start started the scheduler
 	starter    *eventStarter
+	// cluster is the replica's side of partition ownership; nil when the
+	// engine runs alone.
+	cluster *clusterState
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -139,6 +145,14 @@ func New(opts Options) (*Engine, error) {
 		e.starter = newEventStarter(e)
 	}
 	e.opts.Executors = e.withBuiltinExecutors(opts.Executors)
+	if opts.Cluster != nil {
+		c, err := newClusterState(e, *opts.Cluster)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		e.cluster = c
+	}
 	return e, nil
 }
 
@@ -147,12 +161,16 @@ func New(opts Options) (*Engine, error) {
 // (with their original idempotency keys) and whose timers keep their
 // recorded deadlines.
 func (e *Engine) Start(ctx context.Context) error {
+	if e.cluster != nil {
+		// A replica resumes the invocations of the partitions it acquires.
+		return e.startCluster()
+	}
 	running, err := e.store.RunningInvocations(ctx)
 	if err != nil {
 		return fmt.Errorf("engine: listing running invocations: %w", err)
 	}
 	for _, inv := range running {
-		if err := e.resume(ctx, inv); err != nil {
+		if err := e.resume(ctx, inv, nil); err != nil {
 			// One broken invocation must not keep the others down.
 			e.log.Error("cannot resume invocation", "invocation", inv.ID, "err", err)
 		}
@@ -173,7 +191,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) resume(ctx context.Context, inv *store.Invocation) error {
+func (e *Engine) resume(ctx context.Context, inv *store.Invocation, fence *store.Fence) error {
 	def, err := e.definition(ctx, inv.Namespace, inv.Workflow, inv.Version)
 	if err != nil {
 		return err
@@ -187,7 +205,13 @@ func (e *Engine) resume(ctx context.Context, inv *store.Invocation) error {
 		return err
 	}
 	in := e.newInstance(inv, def, secrets)
+	in.fence = fence
 	e.mu.Lock()
+	if fence != nil && e.live[inv.ID] != nil {
+		// Resumed meanwhile by another scan of its partition.
+		e.mu.Unlock()
+		return nil
+	}
 	e.live[inv.ID] = in
 	e.mu.Unlock()
 	in.replay(history)
@@ -210,6 +234,9 @@ func (e *Engine) Close() error {
 		if e.starter != nil {
 			<-e.starter.done
 		}
+	}
+	if e.cluster != nil {
+		<-e.cluster.done
 	}
 	e.calls.Wait()
 	e.http.CloseIdleConnections()
@@ -405,7 +432,15 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 		Parent:    parent,
 	}
 	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input}
+	var fence *store.Fence
+	if e.cluster != nil && inv.Durable {
+		var here bool
+		if fence, here = e.cluster.fenceFor(inv.ID); !here {
+			return e.cluster.startElsewhere(ctx, inv, started)
+		}
+	}
 	in := e.newInstance(inv, def, secrets)
+	in.fence = fence
 	// The instance is live before its row exists so that Wait and Get
 	// find it the moment start returns.
 	e.mu.Lock()
@@ -415,12 +450,17 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 	}
 	e.live[inv.ID] = in
 	e.mu.Unlock()
-	if err := e.store.CreateInvocation(ctx, inv, []core.Event{started}, inv.Durable); err != nil {
+	if err := e.createInvocation(ctx, in, started); err != nil {
 		e.mu.Lock()
 		if e.live[inv.ID] == in {
 			delete(e.live, inv.ID)
 		}
 		e.mu.Unlock()
+		if errors.Is(err, store.ErrFenced) {
+			// The partition moved on meanwhile: its new owner runs it.
+			e.cluster.fenced(fence)
+			return e.cluster.startElsewhere(ctx, inv, started)
+		}
 		return nil, err
 	}
 	in.begin(started)
@@ -456,6 +496,9 @@ func (e *Engine) Wait(ctx context.Context, id string) (*store.Invocation, error)
 			return in.snapshot(), nil
 		case <-ctx.Done():
 			return in.snapshot(), ctx.Err()
+		case <-in.halted:
+			// Stopped here (its partition moved to another replica):
+			// the store tells when it ends.
 		}
 	}
 	// Not live here: finished, or (with a shared store) run elsewhere.
@@ -500,6 +543,10 @@ func (e *Engine) CancelInvocation(ctx context.Context, id string) error {
 	in := e.live[id]
 	e.mu.Unlock()
 	if in == nil {
+		if e.cluster != nil {
+			// Its owner applies the request.
+			return e.cluster.requestCancel(ctx, id)
+		}
 		inv, err := e.store.GetInvocation(ctx, id)
 		if err != nil {
 			return err
