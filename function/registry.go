@@ -3,14 +3,11 @@ package function
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,120 +23,8 @@ const digestPrefix = "sha256:"
 // wasmMagic opens every WebAssembly binary.
 var wasmMagic = []byte("\x00asm")
 
-// Blobs is a content-addressed directory of function artifacts, so that a
-// deployed module survives its source file being moved or rebuilt.
-type Blobs struct {
-	dir string
-}
-
-// OpenBlobs opens (creating it if needed) a blob directory.
-func OpenBlobs(dir string) (*Blobs, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("function blobs: %w", err)
-	}
-	return &Blobs{dir: dir}, nil
-}
-
-// Dir is the blob directory.
-func (b *Blobs) Dir() string { return b.dir }
-
-func (b *Blobs) path(digest string) (string, error) {
-	hexsum, ok := strings.CutPrefix(digest, digestPrefix)
-	if !ok || len(hexsum) != sha256.Size*2 {
-		return "", fmt.Errorf("artifact %q is not a sha256 content address", digest)
-	}
-	if _, err := hex.DecodeString(hexsum); err != nil {
-		return "", fmt.Errorf("artifact %q is not a sha256 content address", digest)
-	}
-	return filepath.Join(b.dir, hexsum+".wasm"), nil
-}
-
-// Put copies the file at path into the directory and returns its content
-// address.
-func (b *Blobs) Put(path string) (string, error) {
-	src, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("artifact: %w", err)
-	}
-	defer src.Close()
-	tmp, err := os.CreateTemp(b.dir, ".upload-*")
-	if err != nil {
-		return "", fmt.Errorf("artifact: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), src); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("artifact %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("artifact: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("artifact: %w", err)
-	}
-	digest := digestPrefix + hex.EncodeToString(h.Sum(nil))
-	dst, _ := b.path(digest)
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", fmt.Errorf("artifact: %w", err)
-	}
-	return digest, nil
-}
-
-// Read returns an artifact's bytes and content address. The artifact is a
-// content address in this directory, or a file path (a spec that was
-// never deployed, as in tests and benchmarks). Content read through an
-// address is verified against it.
-func (b *Blobs) Read(artifact string) ([]byte, string, error) {
-	if strings.HasPrefix(artifact, digestPrefix) {
-		if b == nil {
-			return nil, "", fmt.Errorf("artifact %s: no blob directory configured", artifact)
-		}
-		p, err := b.path(artifact)
-		if err != nil {
-			return nil, "", err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, "", fmt.Errorf("artifact %s: %w", artifact, err)
-		}
-		sum := sha256.Sum256(data)
-		if digestPrefix+hex.EncodeToString(sum[:]) != artifact {
-			return nil, "", fmt.Errorf("artifact %s is corrupt: its content does not match its address", artifact)
-		}
-		return data, artifact, nil
-	}
-	data, err := os.ReadFile(artifact)
-	if err != nil {
-		return nil, "", fmt.Errorf("artifact: %w", err)
-	}
-	sum := sha256.Sum256(data)
-	return data, digestPrefix + hex.EncodeToString(sum[:]), nil
-}
-
-func (b *Blobs) has(digest string) bool {
-	p, err := b.path(digest)
-	if err != nil {
-		return false
-	}
-	_, err = os.Stat(p)
-	return err == nil
-}
-
-func (b *Blobs) remove(digest string) error {
-	p, err := b.path(digest)
-	if err != nil {
-		return err
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
 // Registry keeps deployed function versions in the store, and wasm modules
-// in a blob directory.
+// in a blob store (see Blobs).
 type Registry struct {
 	store store.Store
 	blobs *Blobs
@@ -158,7 +43,7 @@ func NewRegistry(st store.Store, blobs *Blobs) *Registry {
 	return &Registry{store: st, blobs: blobs, subs: map[int]func(string){}}
 }
 
-// Blobs is the registry's artifact directory, for runtimes.
+// Blobs is the registry's artifact store, for runtimes.
 func (r *Registry) Blobs() *Blobs { return r.blobs }
 
 // Subscribe registers fn to be called with a function's name after one of
@@ -253,7 +138,7 @@ func (r *Registry) Deploy(ctx context.Context, spec Spec) (*Spec, error) {
 func (r *Registry) storeArtifact(spec *Spec) error {
 	if strings.HasPrefix(spec.Artifact, digestPrefix) {
 		if !r.blobs.has(spec.Artifact) {
-			return problem.Validation("artifact %s is not in the blob directory; deploy the .wasm file itself", spec.Artifact)
+			return problem.Validation("artifact %s is not in the blob store; deploy the .wasm file itself", spec.Artifact)
 		}
 		return nil
 	}
@@ -383,16 +268,12 @@ func (r *Registry) collectGarbage(ctx context.Context) error {
 			used[s.Artifact] = true
 		}
 	}
-	entries, err := os.ReadDir(r.blobs.dir)
+	stored, err := r.blobs.list()
 	if err != nil {
 		return fmt.Errorf("function blobs: %w", err)
 	}
-	for _, e := range entries {
-		hexsum, ok := strings.CutSuffix(e.Name(), ".wasm")
-		if !ok || e.IsDir() {
-			continue
-		}
-		if digest := digestPrefix + hexsum; !used[digest] {
+	for _, digest := range stored {
+		if !used[digest] {
 			if err := r.blobs.remove(digest); err != nil {
 				return fmt.Errorf("function blobs: %w", err)
 			}

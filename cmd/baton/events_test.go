@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -40,34 +36,7 @@ func testNATS(t *testing.T) string {
 // startServerWith starts `baton server` with extra flags.
 func startServerWith(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
-	cmd := exec.Command(batonBinary, append([]string{"server", "--addr", "127.0.0.1:0", "--data", dataDir}, extra...)...)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	found := make(chan string, 1)
-	go func() {
-		lines := bufio.NewScanner(stdout)
-		for lines.Scan() {
-			if addr, ok := strings.CutPrefix(lines.Text(), "listening on "); ok {
-				found <- strings.TrimSpace(addr)
-			}
-		}
-	}()
-	select {
-	case url := <-found:
-		return &server{cmd: cmd, url: url, logs: &logs}
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("server did not start; stderr:\n%s", logs.String())
-		return nil
-	}
+	return startServerArgs(t, nil, append([]string{"--data", dataDir}, extra...)...)
 }
 
 // TestListenSurvivesSIGKILLWithEventOverNATS kills a server while an

@@ -22,7 +22,6 @@ import (
 	"github.com/batonflow/baton/function"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
-	"github.com/batonflow/baton/store/sqlite"
 )
 
 // functionTarget is where the fn commands act: a server (the default) or,
@@ -87,24 +86,20 @@ func (remoteFunctions) close() error { return nil }
 // command: its instances live as long as the command, so every local
 // invoke is a cold start.
 type localFunctions struct {
-	store *sqlite.Store
+	store *openedStore
 	host  *functionHost
 }
 
 func openLocalFunctions(ctx context.Context, dir string, logger *slog.Logger) (*localFunctions, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating the data directory: %w", err)
-	}
-	path := filepath.Join(dir, databaseFile)
-	st, err := sqlite.Open(ctx, path, sqlite.WithLogger(logger))
+	st, err := openStore(ctx, storeTarget{dataDir: dir}, "fn", logger)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", path, err)
+		return nil, err
 	}
-	secrets, err := openSecrets(st, dir, "")
+	secrets, err := openSecrets(st, "")
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
-	host, err := openFunctionHost(dir, st, secrets, logger, prewarmConfig{})
+	host, err := openFunctionHost(ctx, st, secrets, logger, prewarmConfig{})
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}

@@ -19,12 +19,13 @@ import (
 	"github.com/batonflow/baton/function/process"
 	"github.com/batonflow/baton/function/wasm"
 	"github.com/batonflow/baton/secret"
-	"github.com/batonflow/baton/store"
 )
 
 // Where the function layer keeps its files inside the data directory.
 const (
-	functionBlobsDir = "functions/blobs" // deployed modules, by content address
+	// functionBlobsDir held deployed modules before they moved into the
+	// store; NewStoreBlobs moves what it finds there.
+	functionBlobsDir = "functions/blobs"
 	functionCacheDir = "functions/cache" // wazero's compiled code
 )
 
@@ -57,11 +58,13 @@ type functionHost struct {
 	precompiling   sync.WaitGroup
 }
 
-// openFunctionHost opens the blob directory and compile cache under dir
-// and builds the function layer over st. secrets resolves http
-// functions' secretHeaders; pcfg selects the keep-alive policy and
-// prewarming (the zero value keeps the function layer's defaults).
-func openFunctionHost(dir string, st store.Store, secrets *secret.Store, logger *slog.Logger, pcfg prewarmConfig) (*functionHost, error) {
+// openFunctionHost builds the function layer over st: modules in st (those
+// of older data directories move in from their blob directory), the
+// compile cache under st's data directory or the user's cache directory.
+// secrets resolves http functions' secretHeaders; pcfg selects the
+// keep-alive policy and prewarming (the zero value keeps the function
+// layer's defaults).
+func openFunctionHost(ctx context.Context, st *openedStore, secrets *secret.Store, logger *slog.Logger, pcfg prewarmConfig) (*functionHost, error) {
 	pw, err := newPrewarming(pcfg, st, logger)
 	if err != nil {
 		return nil, err
@@ -70,10 +73,15 @@ func openFunctionHost(dir string, st store.Store, secrets *secret.Store, logger 
 	if pw != nil {
 		fopts.KeepAlive, fopts.Observers = pw.keepAlive, pw.observers
 	}
-	blobs, err := function.OpenBlobs(filepath.Join(dir, filepath.FromSlash(functionBlobsDir)))
+	var legacy string
+	if !st.shared {
+		legacy = filepath.Join(st.dir, filepath.FromSlash(functionBlobsDir))
+	}
+	blobs, err := function.NewStoreBlobs(ctx, st, legacy)
 	if err != nil {
 		return nil, err
 	}
+	dir := st.functionCacheRoot()
 	wasmRT, err := wasm.New(wasm.Options{
 		CacheDir: filepath.Join(dir, filepath.FromSlash(functionCacheDir)),
 		Blobs:    blobs,

@@ -13,7 +13,6 @@ import (
 	"github.com/batonflow/baton/dsl/fission"
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/secret"
-	"github.com/batonflow/baton/store/sqlite"
 )
 
 // dataEnv overrides the default data directory.
@@ -102,45 +101,44 @@ func (cfg engineConfig) options(logger *slog.Logger) (engine.Options, error) {
 	}, nil
 }
 
-// localEngine is an engine over the embedded store in a data directory.
+// localEngine is an engine over a store: a data directory's SQLite
+// database or a shared PostgreSQL database.
 type localEngine struct {
 	*engine.Engine
-	store   *sqlite.Store
+	store *openedStore
+	// path names the store in logs and errors.
 	path    string
 	secrets *secret.Store
-	// functions runs the functions deployed in the data directory; the
-	// engine's "*" executor calls them.
+	// functions runs the functions deployed in the store; the engine's
+	// "*" executor calls them.
 	functions *functionHost
 	bus       *eventBus
 }
 
-// openLocalEngine opens (creating it if needed) the database in dir and
-// starts an engine on it, which resumes every invocation left running.
-func openLocalEngine(ctx context.Context, dir string, logger *slog.Logger, cfg engineConfig) (*localEngine, error) {
+// openLocalEngine opens the store of t for command (locking a data
+// directory first) and starts an engine on it, which resumes every
+// invocation left running.
+func openLocalEngine(ctx context.Context, t storeTarget, command string, logger *slog.Logger, cfg engineConfig) (*localEngine, error) {
 	opts, err := cfg.options(logger)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating the data directory: %w", err)
-	}
-	path := filepath.Join(dir, databaseFile)
-	st, err := sqlite.Open(ctx, path, sqlite.WithLogger(logger))
+	st, err := openStore(ctx, t, command, logger)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", path, err)
+		return nil, err
 	}
 	opts.Store = st
-	secrets, err := openSecrets(st, dir, cfg.secretKey)
+	secrets, err := openSecrets(st, cfg.secretKey)
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
 	opts.Secrets = secrets
-	fns, err := openFunctionHost(dir, st, secrets, logger, cfg.prewarm)
+	fns, err := openFunctionHost(ctx, st, secrets, logger, cfg.prewarm)
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
 	opts.Executors["*"] = engine.FunctionExecutor(fns.Manager)
-	bus, err := openEventBus(ctx, st, path, cfg, logger)
+	bus, err := openEventBus(ctx, st, st.desc, cfg, logger)
 	if err != nil {
 		return nil, errors.Join(err, fns.Close(), st.Close())
 	}
@@ -159,7 +157,7 @@ func openLocalEngine(ctx context.Context, dir string, logger *slog.Logger, cfg e
 	if err := bus.start(); err != nil {
 		return nil, errors.Join(err, eng.Close(), bus.Close(), fns.Close(), st.Close())
 	}
-	return &localEngine{Engine: eng, store: st, path: path, secrets: secrets, functions: fns, bus: bus}, nil
+	return &localEngine{Engine: eng, store: st, path: st.desc, secrets: secrets, functions: fns, bus: bus}, nil
 }
 
 // Close stops the engine, leaving running invocations to the next start,

@@ -83,11 +83,7 @@ func runWorkflow(ctx context.Context, req runRequest) (err error) {
 			return fmt.Errorf("decoding the input: %w", err)
 		}
 	}
-	dir, err := dataDir(req.dataDir)
-	if err != nil {
-		return err
-	}
-	eng, err := openLocalEngine(ctx, dir, req.logger, req.engine)
+	eng, err := openLocalEngine(ctx, storeTarget{dataDir: req.dataDir}, "run", req.logger, req.engine)
 	if err != nil {
 		return err
 	}

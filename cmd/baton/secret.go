@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -15,7 +15,6 @@ import (
 	"github.com/batonflow/baton/api"
 	"github.com/batonflow/baton/secret"
 	"github.com/batonflow/baton/store"
-	"github.com/batonflow/baton/store/sqlite"
 )
 
 // secretKeyEnv gives the key that seals secrets when --secret-key is not
@@ -29,13 +28,19 @@ func addSecretKeyFlag(cmd *cobra.Command, key *string) {
 }
 
 // openSecrets returns the secret store over st, sealed with the flag's key,
-// $BATON_SECRET_KEY, or the data directory's key file.
-func openSecrets(st store.Store, dir, flag string) (*secret.Store, error) {
+// $BATON_SECRET_KEY, or the data directory's key file. A shared store has
+// no such file: every server on it must seal with the same key, so the key
+// must be given.
+func openSecrets(st *openedStore, flag string) (*secret.Store, error) {
 	text := flag
 	if text == "" {
 		text = os.Getenv(secretKeyEnv)
 	}
-	key, err := secret.LoadKey(text, dir)
+	if text == "" && st.shared {
+		return nil, fmt.Errorf("secret key: with --store %s every server must seal secrets with the same key; "+
+			"give it with --secret-key or $%s (32 bytes as 64 hex digits, e.g. from `openssl rand -hex 32`)", st.desc, secretKeyEnv)
+	}
+	key, err := secret.LoadKey(text, st.dir)
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
@@ -83,15 +88,11 @@ func (t *secretTarget) open(ctx context.Context) (secretBackend, func() error, e
 		}
 		return remoteSecrets{c: c}, func() error { return nil }, nil
 	}
-	if err := os.MkdirAll(t.data, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("creating the data directory: %w", err)
-	}
-	path := filepath.Join(t.data, databaseFile)
-	st, err := sqlite.Open(ctx, path)
+	st, err := openStore(ctx, storeTarget{dataDir: t.data}, "secret", slog.New(slog.DiscardHandler))
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening %s: %w", path, err)
+		return nil, nil, err
 	}
-	secrets, err := openSecrets(st, t.data, t.key)
+	secrets, err := openSecrets(st, t.key)
 	if err != nil {
 		return nil, nil, errors.Join(err, st.Close())
 	}

@@ -27,14 +27,17 @@ func newServerCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Serve the REST API and run the engine",
-		Long: "Server opens the embedded database of the data directory, resumes every invocation\n" +
-			"left running, and serves the REST API. Once it listens it prints\n" +
+		Long: "Server binds its port, opens its store (the embedded database of the data directory,\n" +
+			"or PostgreSQL with --store), resumes every invocation left running, and serves the\n" +
+			"REST API. Once it listens it prints\n" +
 			"`listening on http://ADDR` on stdout. SIGINT or SIGTERM shut it down gracefully;\n" +
 			"running invocations resume on the next start.",
-		Example: "  baton server\n  baton server --addr 0.0.0.0:8780 --data /var/lib/baton --log-level debug",
-		Args:    cobra.NoArgs,
+		Example: "  baton server\n  baton server --addr 0.0.0.0:8780 --data /var/lib/baton --log-level debug\n" +
+			"  BATON_SECRET_KEY=... baton server --store postgres://baton@db:5432/baton",
+		Args: cobra.NoArgs,
 	}
 	data := addDataFlag(cmd)
+	storeFlag := addStoreFlag(cmd)
 	engineCfg := addEngineFlags(cmd)
 	addEventFlags(cmd, engineCfg)
 	cmd.Flags().StringVar(&addr, "addr", defaultAddr, "address to listen on (port 0 picks a free port)")
@@ -45,7 +48,7 @@ func newServerCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, engine: *engineCfg, logger: logger, stdout: cmd.OutOrStdout()})
+		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, store: *storeFlag, engine: *engineCfg, logger: logger, stdout: cmd.OutOrStdout()})
 	})
 	return cmd
 }
@@ -67,19 +70,30 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 type serveRequest struct {
 	addr, dataDir string
-	engine        engineConfig
-	logger        *slog.Logger
-	stdout        io.Writer
+	// store is the --store flag: "", sqlite or a PostgreSQL URL.
+	store  string
+	engine engineConfig
+	logger *slog.Logger
+	stdout io.Writer
 }
 
 // serve runs until ctx is done (a signal), then drains requests, stops the
 // engine and closes the store.
 func serve(ctx context.Context, req serveRequest) (err error) {
-	dir, err := dataDir(req.dataDir)
+	target, err := resolveStore(req.store, req.dataDir)
 	if err != nil {
 		return err
 	}
-	eng, err := openLocalEngine(ctx, dir, req.logger, req.engine)
+	// The port comes first: a server that cannot serve must not resume
+	// (and so run) anything.
+	listener, err := net.Listen("tcp", req.addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", req.addr, err)
+	}
+	defer listener.Close() // a no-op once served
+	url := "http://" + listener.Addr().String()
+	target.serving = url
+	eng, err := openLocalEngine(ctx, target, "server", req.logger, req.engine)
 	if err != nil {
 		return err
 	}
@@ -91,10 +105,6 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 
 	eng.functions.precompileDeployed(ctx)
 
-	listener, err := net.Listen("tcp", req.addr)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", req.addr, err)
-	}
 	shuttingDown, beginShutdown := context.WithCancel(context.Background())
 	defer beginShutdown()
 	srv := &http.Server{
@@ -111,7 +121,6 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 	}
 	srv.RegisterOnShutdown(beginShutdown)
 
-	url := "http://" + listener.Addr().String()
 	req.logger.Info("baton server started", "url", url, "database", eng.path)
 	fmt.Fprintf(req.stdout, "listening on %s\n", url)
 

@@ -103,7 +103,9 @@ CREATE TABLE state (
 `,
 	// 4: the event log, its consumers' positions and the triggers.
 	eventsSchema,
-	// 5: replicas sharing the database (see package cluster).
+	// 5: function modules and the idempotency keys of starts.
+	blobsAndKeysSchema,
+	// 6: replicas sharing the database (see package cluster).
 	clusterSchema,
 }
 

@@ -91,6 +91,8 @@ CREATE TABLE state (
 `,
 	// 4: the event log, its consumers' positions and the triggers.
 	eventsSchema,
+	// 5: function modules and the idempotency keys of starts.
+	blobsAndKeysSchema,
 }
 
 // migrate brings the schema up to the newest version. It runs on the write

@@ -58,6 +58,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventLogConcurrentAppends", testEventLogConcurrentAppends},
 		{"EventCursors", testEventCursors},
 		{"Triggers", testTriggers},
+		{"Blobs", testBlobs},
+		{"IdempotentStart", testIdempotentStart},
+		{"IdempotentStartRace", testIdempotentStartRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
