@@ -65,6 +65,8 @@ type engineConfig struct {
 	mqtt string
 	// prewarm selects the keep-alive policy and prewarming.
 	prewarm prewarmConfig
+	// cluster is how a server on PostgreSQL shares the work.
+	cluster clusterConfig
 }
 
 // addEventFlags adds the event bus flags of `baton server`.
@@ -128,6 +130,9 @@ func openLocalEngine(ctx context.Context, t storeTarget, command string, logger 
 		return nil, err
 	}
 	opts.Store = st
+	if err := cfg.cluster.configure(&opts, st); err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
 	secrets, err := openSecrets(st, cfg.secretKey)
 	if err != nil {
 		return nil, errors.Join(err, st.Close())

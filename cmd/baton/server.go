@@ -40,6 +40,7 @@ func newServerCommand() *cobra.Command {
 	storeFlag := addStoreFlag(cmd)
 	engineCfg := addEngineFlags(cmd)
 	addEventFlags(cmd, engineCfg)
+	addClusterFlags(cmd, engineCfg)
 	cmd.Flags().StringVar(&addr, "addr", defaultAddr, "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug (includes access logs), info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
@@ -133,6 +134,8 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 	case <-ctx.Done():
 	}
 	req.logger.Info("shutting down")
+	// Replicas hand their partitions over while the API still serves.
+	eng.leaveCluster(req.logger, req.engine.cluster.grace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {

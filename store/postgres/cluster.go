@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -273,23 +274,31 @@ func (s *Store) AppendFenced(ctx context.Context, f store.Fence, id string, even
 
 // RunningInPartitions implements store.Coordinator.
 func (s *Store) RunningInPartitions(ctx context.Context, partitions []int) ([]*store.Invocation, error) {
+	// Rows written without a partition (by a writer that predates the
+	// cluster schema) are placed here from their id.
 	invs, err := s.queryInvocations(ctx, `SELECT `+invocationColumns+` FROM invocations
-		WHERE status = $1 AND partition = ANY($2) AND durable ORDER BY started_at, id`,
+		WHERE status = $1 AND (partition = ANY($2) OR partition IS NULL) AND durable ORDER BY started_at, id`,
 		string(core.StatusRunning), int32s(partitions))
 	if err != nil {
 		return nil, fmt.Errorf("running invocations of partitions: %w", err)
 	}
-	return invs, nil
+	kept := invs[:0]
+	for _, inv := range invs {
+		if slices.Contains(partitions, cluster.PartitionOf(inv.ID, s.partitions)) {
+			kept = append(kept, inv)
+		}
+	}
+	return kept, nil
 }
 
 // RequestCancel implements store.Coordinator.
 func (s *Store) RequestCancel(ctx context.Context, id string) error {
 	var status string
-	err := s.pool.QueryRow(ctx, `WITH inv AS (SELECT id, status, partition FROM invocations WHERE id = $1),
+	err := s.pool.QueryRow(ctx, `WITH inv AS (SELECT id, status FROM invocations WHERE id = $1),
 		req AS (INSERT INTO cancel_requests (invocation_id, partition)
-			SELECT id, partition FROM inv WHERE status = $2
+			SELECT id, $3 FROM inv WHERE status = $2
 			ON CONFLICT (invocation_id) DO NOTHING)
-		SELECT status FROM inv`, id, string(core.StatusRunning)).Scan(&status)
+		SELECT status FROM inv`, id, string(core.StatusRunning), int32(cluster.PartitionOf(id, s.partitions))).Scan(&status)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("invocation %s: %w", id, store.ErrNotFound)
 	}
