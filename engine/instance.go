@@ -275,6 +275,12 @@ func (in *instance) startCall(c *core.Call) {
 		cancel()
 		return
 	}
+	if in.fence != nil && !in.e.cluster.leaseFresh() {
+		in.mu.Unlock()
+		cancel()
+		in.e.cluster.unload(in)
+		return
+	}
 	in.calls[c.Task] = cancel
 	in.mu.Unlock()
 	if in.inv.Durable {

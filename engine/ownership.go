@@ -87,6 +87,11 @@ type clusterState struct {
 
 	fencedWrites atomic.Int64
 	handovers    atomic.Int64
+	// renewedAt is when the last successful tick was sent, on this
+	// process's monotonic clock (nanoseconds since started): every lease
+	// it renewed lasts at least LeaseTTL from then.
+	started   time.Time
+	renewedAt atomic.Int64
 }
 
 func newClusterState(e *Engine, opts ClusterOptions) (*clusterState, error) {
@@ -125,6 +130,7 @@ func newClusterState(e *Engine, opts ClusterOptions) (*clusterState, error) {
 		scanWake: make(chan struct{}, 1),
 		handed:   make(chan int, cfg.Partitions),
 		done:     make(chan struct{}),
+		started:  time.Now(),
 	}, nil
 }
 
@@ -269,7 +275,11 @@ func (c *clusterState) tick(ctx context.Context) {
 	c.mu.Lock()
 	leases, leaving := c.node.Leases(), c.node.Leaving()
 	c.mu.Unlock()
+	sent := time.Since(c.started)
 	snap, err := c.co.ClusterTick(ctx, c.id, leaving, leases, c.cfg)
+	if err == nil {
+		c.renewedAt.Store(int64(sent))
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			c.e.log.Warn("cluster: heartbeat failed; fenced writes keep the partitions safe meanwhile", "replica", c.id, "err", err)
@@ -393,6 +403,25 @@ func (c *clusterState) applyCancel(ctx context.Context, id string) {
 	if err := c.co.DoneCancel(ctx, id); err != nil && ctx.Err() == nil {
 		c.e.log.Warn("cluster: cannot clear a cancel request", "invocation", id, "err", err)
 	}
+}
+
+// leaseFresh reports whether the leases renewed by the last successful
+// tick are surely still in force, by this process's monotonic clock with
+// a margin of one renewal period. A replica that was frozen or cut off
+// past that starts no new calls: the database would refuse their results,
+// and another replica is likely making them already. Only durations are
+// measured here, so a skewed wall clock does not matter.
+func (c *clusterState) leaseFresh() bool {
+	since := time.Since(c.started) - time.Duration(c.renewedAt.Load())
+	return since < c.cfg.LeaseTTL-c.cfg.RenewEvery
+}
+
+// unload stops an instance that cannot go on here for now; if its
+// partition is still owned, the next scan resumes it from its history.
+func (c *clusterState) unload(in *instance) {
+	c.e.log.Debug("cluster: leases not renewed in time; the invocation is unloaded until they are", "replica", c.id, "invocation", in.inv.ID)
+	in.stop()
+	in.forget()
 }
 
 // fenceFor tells whether an invocation's partition is owned here and
