@@ -121,6 +121,7 @@ type route struct {
 func (s *server) routes() []route {
 	return []route{
 		{http.MethodGet, "/healthz", s.health},
+		{http.MethodGet, "/readyz", s.ready},
 		{http.MethodGet, "/v1/openapi.json", s.openAPI},
 
 		{http.MethodPost, "/v1/workflows", s.applyWorkflow},

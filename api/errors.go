@@ -28,6 +28,12 @@ func conflict(format string, args ...any) *problem.Problem {
 	return problem.Newf(problem.TypeConflict, http.StatusConflict, "Conflict", format, args...)
 }
 
+// unavailable is the problem of a server that takes no work now; clients
+// retry after Retry-After (see writeProblemDocument).
+func unavailable(format string, args ...any) *problem.Problem {
+	return problem.Newf(problem.TypeInternal, http.StatusServiceUnavailable, "Service Unavailable", format, args...)
+}
+
 func internalError(format string, args ...any) *problem.Problem {
 	return problem.Newf(problem.TypeInternal, http.StatusInternalServerError, "Internal Server Error", format, args...)
 }
@@ -114,6 +120,10 @@ func writeProblemDocument(w http.ResponseWriter, p *problem.Problem) {
 	h.Set("Content-Type", ProblemContentType)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Del("Content-Length")
+	if p.Status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+		// Unavailable is passing (a drain, a restart): say when to retry.
+		h.Set("Retry-After", "1")
+	}
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(append(data, '\n'))
 }
@@ -133,7 +143,8 @@ func (s *server) writeProblem(w http.ResponseWriter, r *http.Request, p *problem
 // fail reports err to the client and, for server-side failures, to the log.
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error, subject string) {
 	p := problemFor(err, subject)
-	if p.Status >= 500 {
+	// 503 is a passing state (a drain, a client that gave up), not a fault.
+	if p.Status >= 500 && p.Status != http.StatusServiceUnavailable {
 		s.logger.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 	}

@@ -151,12 +151,20 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, badRequest("the request body is not valid JSON: %v", err))
 		return
 	}
-	inv, err := s.engine.Invoke(r.Context(), namespace, name, version, input)
+	inv, created, err := s.start(r, namespace, name, version, input)
 	if err != nil {
 		s.fail(w, r, err, workflowSubject(namespace, name, version))
 		return
 	}
 	w.Header().Set("Location", invocationPath(inv.ID))
+	if !created {
+		// A retry: the invocation may have ended since the first answer.
+		w.Header().Set("Idempotent-Replayed", "true")
+		if inv.Status != core.StatusRunning {
+			writeJSON(w, http.StatusOK, invocationFrom(inv))
+			return
+		}
+	}
 	if wait > 0 {
 		if ended := s.waitFor(r, inv.ID, wait); ended != nil {
 			writeJSON(w, http.StatusOK, invocationFrom(ended))

@@ -58,6 +58,7 @@ type request struct {
 	query       url.Values
 	body        []byte
 	contentType string
+	header      http.Header // extra request headers
 }
 
 func (c *Client) url(segments []string, query url.Values) string {
@@ -88,6 +89,9 @@ func (c *Client) do(ctx context.Context, req request, out any) (int, error) {
 	httpReq.Header.Set("Accept", "application/json, "+api.ProblemContentType)
 	if req.contentType != "" {
 		httpReq.Header.Set("Content-Type", req.contentType)
+	}
+	for k, v := range req.header {
+		httpReq.Header[k] = v
 	}
 	resp, err := c.http.Do(httpReq)
 	if err != nil {
@@ -229,6 +233,11 @@ type InvokeOptions struct {
 	// Wait asks the server to hold the response until the invocation ends
 	// or Wait passes (the server caps it, by default at 5 minutes).
 	Wait time.Duration
+	// IdempotencyKey, when set, makes the start safe to retry: the same
+	// key with the same request starts nothing new and returns the
+	// invocation the first request started; with another request it is a
+	// conflict.
+	IdempotencyKey string
 }
 
 // Invoke starts an invocation. input is the JSON input, nil for a null
@@ -242,10 +251,14 @@ func (c *Client) Invoke(ctx context.Context, namespace, name string, input json.
 	if opts.Wait > 0 {
 		query.Set("wait", opts.Wait.String())
 	}
+	var header http.Header
+	if opts.IdempotencyKey != "" {
+		header = http.Header{api.IdempotencyKeyHeader: {opts.IdempotencyKey}}
+	}
 	var raw json.RawMessage
 	status, err := c.do(ctx, request{
 		method: http.MethodPost, segments: []string{"v1", "workflows", namespace, name, "invocations"},
-		query: query, body: input, contentType: "application/json",
+		query: query, body: input, contentType: "application/json", header: header,
 	}, &raw)
 	if err != nil {
 		return nil, err

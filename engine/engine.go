@@ -106,6 +106,7 @@ type Engine struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	calls  sync.WaitGroup // in-flight calls and appends
+	drain  drainState     // see Drain
 
 	mu   sync.Mutex
 	live map[string]*instance
@@ -393,6 +394,9 @@ func (e *Engine) latestVersion(ctx context.Context, namespace, name string) (str
 // Invoke starts an invocation of a stored workflow (the newest version when
 // version is "") and returns its index row.
 func (e *Engine) Invoke(ctx context.Context, namespace, name, version string, input any) (*store.Invocation, error) {
+	if err := e.admitting(); err != nil {
+		return nil, err
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, fmt.Errorf("engine: invocation id: %w", err)
@@ -404,20 +408,28 @@ func (e *Engine) Invoke(ctx context.Context, namespace, name, version string, in
 // that is taken (live here or stored) fails with store.ErrConflict and
 // leaves the existing invocation alone.
 func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version string, input any) (*store.Invocation, error) {
+	inv, _, err := e.startOnce(ctx, id, parent, namespace, name, version, input, nil)
+	return inv, err
+}
+
+// startOnce is start under an idempotency key when once is not nil: if the
+// key is taken, nothing starts and the record holding it is returned.
+func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, version string, input any,
+	once *store.IdempotencyRecord) (*store.Invocation, *store.IdempotencyRecord, error) {
 	if version == "" {
 		v, err := e.latestVersion(ctx, namespace, name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		version = v
 	}
 	def, err := e.definition(ctx, namespace, name, version)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	secrets, err := e.loadSecrets(ctx, def, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := time.Now().UTC()
 	inv := &store.Invocation{
@@ -435,8 +447,11 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 	var fence *store.Fence
 	if e.cluster != nil && inv.Durable {
 		var here bool
-		if fence, here = e.cluster.fenceFor(inv.ID); !here {
-			return e.cluster.startElsewhere(ctx, inv, started)
+		// An idempotent start is recorded with its key in one
+		// transaction of its own, unfenced: the owner, this replica or
+		// another, picks it up on notification.
+		if fence, here = e.cluster.fenceFor(inv.ID); !here || once != nil {
+			return e.cluster.startOnceElsewhere(ctx, inv, started, once)
 		}
 	}
 	in := e.newInstance(inv, def, secrets)
@@ -446,11 +461,17 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 	e.mu.Lock()
 	if e.live[inv.ID] != nil {
 		e.mu.Unlock()
-		return nil, fmt.Errorf("invocation %s is running already: %w", inv.ID, store.ErrConflict)
+		return nil, nil, fmt.Errorf("invocation %s is running already: %w", inv.ID, store.ErrConflict)
 	}
 	e.live[inv.ID] = in
 	e.mu.Unlock()
-	if err := e.createInvocation(ctx, in, started); err != nil {
+	var held *store.IdempotencyRecord
+	if fence != nil {
+		err = e.createFenced(ctx, in, started)
+	} else {
+		held, err = e.create(ctx, inv, started, once)
+	}
+	if err != nil || held != nil {
 		e.mu.Lock()
 		if e.live[inv.ID] == in {
 			delete(e.live, inv.ID)
@@ -459,13 +480,13 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 		if errors.Is(err, store.ErrFenced) {
 			// The partition moved on meanwhile: its new owner runs it.
 			e.cluster.fenced(fence)
-			return e.cluster.startElsewhere(ctx, inv, started)
+			return e.cluster.startOnceElsewhere(ctx, inv, started, nil)
 		}
-		return nil, err
+		return nil, held, err
 	}
 	in.begin(started)
 	snapshot := *inv
-	return &snapshot, nil
+	return &snapshot, nil, nil
 }
 
 // Durable reports whether a workflow keeps a history. Workflows opt out

@@ -204,8 +204,13 @@ func (in *instance) persist(batch []core.Event) bool {
 		in.e.log.Warn("an informational history record was lost", "invocation", in.inv.ID, "err", err)
 		return true
 	}
-	in.e.log.Error("cannot append to history; the invocation halts until the engine restarts",
-		"invocation", in.inv.ID, "err", err)
+	if in.e.closing(err) {
+		// A stop cut the append short; the history is resumed as it is.
+		in.e.log.Debug("append cut short by the engine stopping", "invocation", in.inv.ID, "err", err)
+	} else {
+		in.e.log.Error("cannot append to history; the invocation halts until the engine restarts",
+			"invocation", in.inv.ID, "err", err)
+	}
 	in.mu.Lock()
 	in.stopped = true
 	in.draining = false
@@ -270,7 +275,9 @@ func (in *instance) startCall(c *core.Call) {
 		ctx, cancel = context.WithTimeout(in.e.ctx, c.Timeout)
 	}
 	in.mu.Lock()
-	if in.stopped || in.parking {
+	if in.stopped || in.parking || !in.e.drain.callStarted(c.Function) {
+		// Stopping, handing the partition over, or draining: the call is
+		// held, unsent, for whoever replays the history next.
 		in.mu.Unlock()
 		cancel()
 		return
@@ -278,6 +285,7 @@ func (in *instance) startCall(c *core.Call) {
 	if in.fence != nil && !in.e.cluster.leaseFresh() {
 		in.mu.Unlock()
 		cancel()
+		in.e.drain.callEnded(c.Function)
 		in.e.cluster.unload(in)
 		return
 	}
@@ -289,6 +297,9 @@ func (in *instance) startCall(c *core.Call) {
 	in.e.calls.Add(1)
 	go func() {
 		defer in.e.calls.Done()
+		// Counted until the result is handed to the invocation, so that
+		// Drain sees it in an inbox once the count drops.
+		defer in.e.drain.callEnded(c.Function)
 		started := time.Now()
 		res, p := in.e.execute(ctx, in, c)
 		elapsed := time.Since(started)

@@ -437,15 +437,19 @@ func (c *clusterState) fenceFor(id string) (*store.Fence, bool) {
 	return &store.Fence{Partition: p, Epoch: epoch, Owner: c.id}, true
 }
 
-// startElsewhere records an invocation whose partition another replica
-// owns (or none does yet) and tells the owner, which runs it.
-func (c *clusterState) startElsewhere(ctx context.Context, inv *store.Invocation, started core.Event) (*store.Invocation, error) {
-	if err := c.co.CreateInvocation(ctx, inv, []core.Event{started}, true); err != nil {
-		return nil, err
+// startOnceElsewhere records an invocation (under its idempotency key
+// when once is set) without running it, and tells its partition's owner,
+// which runs it: another replica, or this one when its scan finds it. A
+// key already held returns the record holding it and starts nothing.
+func (c *clusterState) startOnceElsewhere(ctx context.Context, inv *store.Invocation, started core.Event,
+	once *store.IdempotencyRecord) (*store.Invocation, *store.IdempotencyRecord, error) {
+	held, err := c.e.create(ctx, inv, started, once)
+	if err != nil || held != nil {
+		return nil, held, err
 	}
 	c.announce(cluster.PartitionOf(inv.ID, c.cfg.Partitions))
 	snapshot := *inv
-	return &snapshot, nil
+	return &snapshot, nil, nil
 }
 
 func (c *clusterState) requestCancel(ctx context.Context, id string) error {
@@ -568,13 +572,10 @@ func (in *instance) idle() bool {
 	return len(in.calls) == 0 && !in.draining && len(in.inbox) == 0
 }
 
-// createInvocation stores a new invocation and its first event, under its
-// fence when it has one.
-func (e *Engine) createInvocation(ctx context.Context, in *instance, started core.Event) error {
-	if in.fence != nil {
-		return e.cluster.co.CreateInvocationFenced(ctx, *in.fence, &in.inv, []core.Event{started}, true)
-	}
-	return e.store.CreateInvocation(ctx, &in.inv, []core.Event{started}, in.inv.Durable)
+// createFenced stores a new invocation and its first event under the
+// instance's fence.
+func (e *Engine) createFenced(ctx context.Context, in *instance, started core.Event) error {
+	return e.cluster.co.CreateInvocationFenced(ctx, *in.fence, &in.inv, []core.Event{started}, true)
 }
 
 // appendHistory appends to an instance's history, under its fence when it

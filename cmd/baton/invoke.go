@@ -22,7 +22,7 @@ const waitUntilDone = "0"
 const maxWaitPerRequest = api.DefaultMaxWait
 
 func newInvokeCommand() *cobra.Command {
-	var version, input, wait string
+	var version, input, wait, key string
 	cmd := &cobra.Command{
 		Use:   "invoke NAMESPACE/NAME",
 		Short: "Start an invocation of a workflow on the server",
@@ -32,7 +32,8 @@ func newInvokeCommand() *cobra.Command {
 			"was cancelled, or was still running when the wait ran out.",
 		Example: "  baton invoke default/hello --input '{\"name\": \"Ada\"}'\n" +
 			"  baton invoke hello --input @input.json --wait\n" +
-			"  baton invoke hello --wait 30s -o json",
+			"  baton invoke hello --wait 30s -o json\n" +
+			"  baton invoke orders/place --input @order.json --idempotency-key order-1234",
 	}
 	cmd.Args = func(cmd *cobra.Command, args []string) error {
 		if _, _, ok := splitWaitArg(cmd, args, wait); ok {
@@ -46,6 +47,8 @@ func newInvokeCommand() *cobra.Command {
 	cmd.Flags().StringVar(&input, "input", "", "workflow input: JSON, or @FILE to read it from a file (@- for stdin)")
 	cmd.Flags().StringVar(&wait, "wait", "", "wait for the invocation to end, at most this long (e.g. 30s); a bare --wait waits until it ends")
 	cmd.Flags().Lookup("wait").NoOptDefVal = waitUntilDone
+	cmd.Flags().StringVar(&key, "idempotency-key", "",
+		"start at most once for this key: run again with the same key and input, it prints the invocation the first run started")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		if err := out.validate(); err != nil {
 			return err
@@ -78,7 +81,7 @@ func newInvokeCommand() *cobra.Command {
 		if budget > 0 {
 			deadline = time.Now().Add(budget)
 		}
-		opts := client.InvokeOptions{Version: version}
+		opts := client.InvokeOptions{Version: version, IdempotencyKey: key}
 		if waiting {
 			opts.Wait = nextWait(deadline)
 		}

@@ -111,8 +111,8 @@ const testSecretKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1
 // TestServerOnPostgres runs a server on PostgreSQL without a data
 // directory, stores one of everything through it, stops it, and checks
 // that a second server process on the same database finds it all: the
-// workflow and its invocation, the function and its module, the secret,
-// the trigger and the event.
+// workflow and its invocation, an idempotency key, the function and its
+// module, the secret, the trigger and the event.
 func TestServerOnPostgres(t *testing.T) {
 	dsn := postgresDSN(t)
 	hello := buildExample(t, "hello-go")
@@ -139,6 +139,11 @@ func TestServerOnPostgres(t *testing.T) {
 		t.Fatalf("invoke on PostgreSQL: %+v", res)
 	}
 	invocationID := between(res.stdout, `"id": "`, `"`)
+	res = baton(t, cli, "invoke", "default/hello", "--input", `{"name":"Once"}`, "--idempotency-key", "once-1")
+	onceID := strings.TrimSpace(res.stdout)
+	if res.code != 0 || onceID == "" || onceID == invocationID {
+		t.Fatalf("idempotent invoke: %+v", res)
+	}
 	baton(t, cli, "fn", "deploy", "hello", "--wasm", hello).expect(t, 0, "function hello version 1 deployed\n", "")
 	mustSucceed(t, baton(t, cli, "secret", "set", "token", "--value", "s3cret"), "")
 	mustSucceed(t, baton(t, cli, "trigger", "create", "greet", "--workflow", "default/hello", "--http", "greet"), "greet")
@@ -169,6 +174,14 @@ func TestServerOnPostgres(t *testing.T) {
 	res = baton(t, cli, "invocation", "get", invocationID, "-o", "json")
 	if res.code != 0 || !strings.Contains(res.stdout, `"status": "completed"`) {
 		t.Fatalf("invocation get on the second server: %+v", res)
+	}
+	// The key holds across servers: the same request is the same
+	// invocation, another request under the key a conflict.
+	baton(t, cli, "invoke", "default/hello", "--input", `{"name":"Once"}`, "--idempotency-key", "once-1").
+		expect(t, 0, onceID+"\n", "")
+	res = baton(t, cli, "invoke", "default/hello", "--input", `{"name":"Twice"}`, "--idempotency-key", "once-1")
+	if res.code != 1 || !strings.Contains(res.stderr, `idempotency key "once-1" was used for another request`) || strings.Count(res.stderr, "\n") != 1 {
+		t.Fatalf("another request under a used key: %+v", res)
 	}
 	// The module comes from the database: this server never saw the file.
 	baton(t, cli, "fn", "invoke", "hello", "--input", `{"name":"Replica"}`).
