@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,14 +125,20 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 
 	streams := opts.Arrivals.Streams()
 	if opts.Server != "" {
-		c, err := client.New(opts.Server, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}})
-		if err != nil {
-			return nil, fmt.Errorf("bench: %w", err)
+		// Several comma-separated URLs are replicas of one cluster.
+		rem := &remote{}
+		for _, url := range strings.Split(opts.Server, ",") {
+			c, err := client.New(url, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}})
+			if err != nil {
+				return nil, fmt.Errorf("bench: %w", err)
+			}
+			if err := c.Health(ctx); err != nil {
+				return nil, fmt.Errorf("bench: server %s: %w", url, err)
+			}
+			rem.all = append(rem.all, c)
 		}
-		if err := c.Health(ctx); err != nil {
-			return nil, fmt.Errorf("bench: server %s: %w", opts.Server, err)
-		}
-		r.tgt = &remote{c: c}
+		rem.c = rem.all[0]
+		r.tgt = rem
 	} else {
 		mgrOpts := function.Options{Observers: []function.Observer{r.idle}}
 		if opts.KeepAlive > 0 {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/batonflow/baton/client"
@@ -216,9 +217,20 @@ func (t *tap) history(o outcome) []core.Event {
 	return events
 }
 
-// remote is a Baton server reached over its REST API.
+// remote is a Baton server reached over its REST API; or several
+// replicas of one cluster, which share the starts in turn.
 type remote struct {
-	c *client.Client
+	c    *client.Client
+	all  []*client.Client
+	turn atomic.Uint64
+}
+
+// pick is the replica that takes the next start.
+func (r *remote) pick() *client.Client {
+	if len(r.all) < 2 {
+		return r.c
+	}
+	return r.all[r.turn.Add(1)%uint64(len(r.all))]
 }
 
 // serverWait is how long one request asks the server to hold the
@@ -231,14 +243,15 @@ func (r *remote) apply(ctx context.Context, wf *Workflow) error {
 }
 
 func (r *remote) invoke(ctx context.Context, wf *Workflow, i int) (outcome, error) {
-	inv, err := r.c.Invoke(ctx, wf.Namespace, wf.Name, wf.RawInputs[i%len(wf.RawInputs)],
+	c := r.pick()
+	inv, err := c.Invoke(ctx, wf.Namespace, wf.Name, wf.RawInputs[i%len(wf.RawInputs)],
 		client.InvokeOptions{Version: wf.Version, Wait: serverWait})
 	if err != nil {
 		return outcome{}, err
 	}
 	for !inv.Ended() {
 		id := inv.ID
-		if inv, err = r.c.WaitInvocation(ctx, id, serverWait); err != nil {
+		if inv, err = c.WaitInvocation(ctx, id, serverWait); err != nil {
 			return outcome{ID: id}, err
 		}
 	}
