@@ -7,14 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/batonflow/baton/client"
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/function"
@@ -58,7 +55,9 @@ type Options struct {
 	// DataDir keeps the embedded engine's database; empty uses a
 	// temporary directory removed at the end.
 	DataDir string
-	// Server benchmarks a running server at this URL instead.
+	// Server benchmarks a running server at this URL instead, or several
+	// servers sharing one store: comma-separated URLs, over which starts
+	// are spread round-robin.
 	Server     string
 	CacheDir   string
 	WasmSource string
@@ -125,20 +124,11 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 
 	streams := opts.Arrivals.Streams()
 	if opts.Server != "" {
-		// Several comma-separated URLs are replicas of one cluster.
-		rem := &remote{}
-		for _, url := range strings.Split(opts.Server, ",") {
-			c, err := client.New(url, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}})
-			if err != nil {
-				return nil, fmt.Errorf("bench: %w", err)
-			}
-			if err := c.Health(ctx); err != nil {
-				return nil, fmt.Errorf("bench: server %s: %w", url, err)
-			}
-			rem.all = append(rem.all, c)
+		tgt, err := dialServers(ctx, opts.Server)
+		if err != nil {
+			return nil, err
 		}
-		rem.c = rem.all[0]
-		r.tgt = rem
+		r.tgt = tgt
 	} else {
 		mgrOpts := function.Options{Observers: []function.Observer{r.idle}}
 		if opts.KeepAlive > 0 {

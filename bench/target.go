@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -217,20 +219,41 @@ func (t *tap) history(o outcome) []core.Event {
 	return events
 }
 
-// remote is a Baton server reached over its REST API; or several
-// replicas of one cluster, which share the starts in turn.
+// remote is a Baton server reached over its REST API, or several servers
+// sharing one store (replicas): starts go to each in turn, and an
+// invocation is awaited on the server that started it, which answers for
+// it whichever replica runs it.
 type remote struct {
-	c    *client.Client
-	all  []*client.Client
-	turn atomic.Uint64
+	clients []*client.Client
+	next    atomic.Uint64
 }
 
-// pick is the replica that takes the next start.
-func (r *remote) pick() *client.Client {
-	if len(r.all) < 2 {
-		return r.c
+// dialServers connects to the comma-separated server URLs and checks that
+// each answers.
+func dialServers(ctx context.Context, urls string) (*remote, error) {
+	// One transport: its per-host pools keep each server's connections.
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
+	r := &remote{}
+	for _, u := range strings.Split(urls, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			return nil, fmt.Errorf("bench: --server %q: an empty URL in the list", urls)
+		}
+		c, err := client.New(u, hc)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		if err := c.Health(ctx); err != nil {
+			return nil, fmt.Errorf("bench: server %s: %w", u, err)
+		}
+		r.clients = append(r.clients, c)
 	}
-	return r.all[r.turn.Add(1)%uint64(len(r.all))]
+	return r, nil
+}
+
+// pick returns the server of the next start.
+func (r *remote) pick() *client.Client {
+	return r.clients[(r.next.Add(1)-1)%uint64(len(r.clients))]
 }
 
 // serverWait is how long one request asks the server to hold the
@@ -238,7 +261,8 @@ func (r *remote) pick() *client.Client {
 const serverWait = 5 * time.Minute
 
 func (r *remote) apply(ctx context.Context, wf *Workflow) error {
-	_, err := r.c.ApplyWorkflow(ctx, wf.Name+".yaml", wf.Source, lang.Options{})
+	// The servers share a store: one of them stores it for all.
+	_, err := r.clients[0].ApplyWorkflow(ctx, wf.Name+".yaml", wf.Source, lang.Options{})
 	return err
 }
 
@@ -263,7 +287,7 @@ func (r *remote) invoke(ctx context.Context, wf *Workflow, i int) (outcome, erro
 }
 
 func (r *remote) history(ctx context.Context, _ *Workflow, o outcome) ([]core.Event, error) {
-	return r.c.History(ctx, o.ID)
+	return r.clients[0].History(ctx, o.ID)
 }
 
 func (r *remote) close(context.Context) error { return nil }

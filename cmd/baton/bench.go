@@ -75,7 +75,7 @@ func newBenchCommand() *cobra.Command {
 	pf.StringVar(&f.compare, "compare", "", "compare configurations in one interleaved run: durable,none or noop,http,... (or AXIS=V1,V2)")
 	pf.StringVar(&f.out, "out", "", "write results.json, report.md and plots into this directory")
 	pf.StringVar(&f.data, "data", "", "keep the embedded engine's database here (default: a temporary directory)")
-	pf.StringVar(&f.server, "server", "", "benchmark the server at this URL over its API instead of an embedded engine (several comma-separated URLs: replicas of one cluster, given starts in turn)")
+	pf.StringVar(&f.server, "server", "", "benchmark the server at this URL over its API instead of an embedded engine; replicas sharing a store: URL,URL,... (starts go round-robin)")
 	pf.Uint64Var(&f.seed, "seed", 1, "seed of every random draw (arrivals, inputs)")
 	pf.DurationVar(&f.keepAlive, "keep-alive", 0, "evict function instances idle this long (default: the function layer's)")
 	pf.IntVar(&f.maxInstances, "max-instances", 256, "instances per benchmarked function")

@@ -146,6 +146,14 @@ func TestServerOnPostgres(t *testing.T) {
 	}
 	baton(t, cli, "fn", "deploy", "hello", "--wasm", hello).expect(t, 0, "function hello version 1 deployed\n", "")
 	mustSucceed(t, baton(t, cli, "secret", "set", "token", "--value", "s3cret"), "")
+	peek := writeFile(t, t.TempDir(), "peek.yaml", `document: {dsl: '1.0.0', namespace: default, name: peek, version: '1.0.0'}
+use: {secrets: [token]}
+do:
+  - look:
+      set:
+        length: '${ $secrets.token | length }'
+`)
+	mustSucceed(t, baton(t, cli, "workflow", "apply", peek), "peek")
 	mustSucceed(t, baton(t, cli, "trigger", "create", "greet", "--workflow", "default/hello", "--http", "greet"), "greet")
 	req, _ := http.NewRequest(http.MethodPost, first.url+"/v1/events",
 		strings.NewReader(`{"specversion":"1.0","id":"e1","source":"pg-test","type":"test.pg","data":{"n":1}}`))
@@ -187,6 +195,11 @@ func TestServerOnPostgres(t *testing.T) {
 	baton(t, cli, "fn", "invoke", "hello", "--input", `{"name":"Replica"}`).
 		expect(t, 0, "{\"greeting\":\"Hello, Replica!\"}\n", "")
 	mustSucceed(t, baton(t, cli, "secret", "list"), "token")
+	// The secret opens on this server too: both seal with the given key.
+	res = baton(t, cli, "invoke", "default/peek", "--wait", "-o", "json")
+	if res.code != 0 || !strings.Contains(res.stdout, `"length": 6`) {
+		t.Fatalf("a workflow reading the secret on the second server: %+v", res)
+	}
 	res = baton(t, cli, "trigger", "list")
 	if res.code != 0 || !strings.Contains(res.stdout, "greet") {
 		t.Fatalf("trigger list on the second server: %+v", res)

@@ -24,14 +24,16 @@ const (
 
 func newServerCommand() *cobra.Command {
 	var addr, logLevel, logFormat string
+	var drainTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Serve the REST API and run the engine",
 		Long: "Server binds its port, opens its store (the embedded database of the data directory,\n" +
 			"or PostgreSQL with --store), resumes every invocation left running, and serves the\n" +
 			"REST API. Once it listens it prints\n" +
-			"`listening on http://ADDR` on stdout. SIGINT or SIGTERM shut it down gracefully;\n" +
-			"running invocations resume on the next start.",
+			"`listening on http://ADDR` on stdout. SIGINT or SIGTERM drain it: new starts are\n" +
+			"refused (503), calls in flight may return for --drain-timeout and are recorded, then\n" +
+			"it stops; a second signal stops it at once. Running invocations resume on the next start.",
 		Example: "  baton server\n  baton server --addr 0.0.0.0:8780 --data /var/lib/baton --log-level debug\n" +
 			"  BATON_SECRET_KEY=... baton server --store postgres://baton@db:5432/baton",
 		Args: cobra.NoArgs,
@@ -44,12 +46,14 @@ func newServerCommand() *cobra.Command {
 	cmd.Flags().StringVar(&addr, "addr", defaultAddr, "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug (includes access logs), info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
+	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", defaultDrainTimeout,
+		"on SIGTERM or SIGINT, how long to let calls in flight return before stopping (0 stops at once)")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		logger, err := newLogger(cmd.ErrOrStderr(), logLevel, logFormat)
 		if err != nil {
 			return err
 		}
-		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, store: *storeFlag, engine: *engineCfg, logger: logger, stdout: cmd.OutOrStdout()})
+		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, store: *storeFlag, drainTimeout: drainTimeout, engine: *engineCfg, logger: logger, stdout: cmd.OutOrStdout()})
 	})
 	return cmd
 }
@@ -72,10 +76,12 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 type serveRequest struct {
 	addr, dataDir string
 	// store is the --store flag: "", sqlite or a PostgreSQL URL.
-	store  string
-	engine engineConfig
-	logger *slog.Logger
-	stdout io.Writer
+	store string
+	// drainTimeout bounds how long a stop waits for calls in flight.
+	drainTimeout time.Duration
+	engine       engineConfig
+	logger       *slog.Logger
+	stdout       io.Writer
 }
 
 // serve runs until ctx is done (a signal), then drains requests, stops the
@@ -133,9 +139,11 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 		return fmt.Errorf("serving on %s: %w", url, err)
 	case <-ctx.Done():
 	}
-	req.logger.Info("shutting down")
-	// Replicas hand their partitions over while the API still serves.
+	// A replica first hands its partitions over while its API still
+	// serves (starts go to the new owners), then drains what is left.
 	eng.leaveCluster(req.logger, req.engine.cluster.grace)
+	drainServer(eng, req.drainTimeout, req.logger)
+	req.logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
