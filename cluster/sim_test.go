@@ -251,6 +251,7 @@ type replica struct {
 	again     bool
 	tickToken int
 	pending   int // acquisitions of the current tick awaiting their answer
+	wake      time.Duration
 	// upSince is when the replica last started or resumed.
 	upSince time.Duration
 }
@@ -303,6 +304,7 @@ func (r *replica) ticked(s cluster.Snapshot) {
 		})
 		return
 	}
+	r.wake = plan.After
 	r.pending = len(plan.Acquire)
 	for _, row := range plan.Acquire {
 		request(r, func() acquireAnswer {
@@ -337,7 +339,11 @@ func (r *replica) tickDone() {
 		return
 	}
 	token := r.tickToken
-	r.after(r.w.cfg.RenewEvery, func() {
+	next := r.w.cfg.RenewEvery
+	if r.wake > 0 && r.wake+10*time.Millisecond < next {
+		next = r.wake + 10*time.Millisecond
+	}
+	r.after(next, func() {
 		if token == r.tickToken {
 			r.tickNow()
 		}

@@ -214,17 +214,16 @@ func (c *clusterState) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			c.tick(ctx)
-			tick.Reset(c.cfg.RenewEvery)
+			tick.Reset(c.tick(ctx))
 		case <-c.wake:
-			c.tick(ctx)
+			next := c.tick(ctx)
 			if !tick.Stop() {
 				select {
 				case <-tick.C:
 				default:
 				}
 			}
-			tick.Reset(c.cfg.RenewEvery)
+			tick.Reset(next)
 		case <-poll.C:
 			c.mu.Lock()
 			var parts []int
@@ -271,7 +270,8 @@ func (c *clusterState) heard(parts []int) {
 	}
 }
 
-func (c *clusterState) tick(ctx context.Context) {
+// tick runs one round of the protocol and returns when the next is due.
+func (c *clusterState) tick(ctx context.Context) time.Duration {
 	c.mu.Lock()
 	leases, leaving := c.node.Leases(), c.node.Leaving()
 	c.mu.Unlock()
@@ -284,7 +284,7 @@ func (c *clusterState) tick(ctx context.Context) {
 		if ctx.Err() == nil {
 			c.e.log.Warn("cluster: heartbeat failed; fenced writes keep the partitions safe meanwhile", "replica", c.id, "err", err)
 		}
-		return
+		return c.cfg.RenewEvery
 	}
 	c.mu.Lock()
 	plan := c.node.Tick(snap)
@@ -321,6 +321,11 @@ func (c *clusterState) tick(ctx context.Context) {
 		c.scan(ctx, acquired)
 	}
 	c.checkLeft()
+	// A dead replica's lease is taken the moment it runs out.
+	if plan.After > 0 && plan.After+10*time.Millisecond < c.cfg.RenewEvery {
+		return plan.After + 10*time.Millisecond
+	}
+	return c.cfg.RenewEvery
 }
 
 func (c *clusterState) checkLeft() {
