@@ -82,6 +82,9 @@ type Options struct {
 	// limits; nil allows every capability with the default limits (see
 	// policy.Unrestricted), which is what a local `baton run` is.
 	Policies Policies
+	// Cluster makes the engine one of several replicas sharing a store
+	// (see ClusterOptions); nil runs every invocation here.
+	Cluster *ClusterOptions
 }
 
 // TaskObserver hears task lifecycle transitions of every invocation.
@@ -104,6 +107,9 @@ type Engine struct {
 	sched      *scheduler
 	scheduling bool // Start started the scheduler
 	starter    *eventStarter
+	// cluster is the replica's side of partition ownership; nil when the
+	// engine runs alone.
+	cluster *clusterState
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -159,6 +165,14 @@ func New(opts Options) (*Engine, error) {
 		e.starter = newEventStarter(e)
 	}
 	e.opts.Executors = e.withBuiltinExecutors(opts.Executors)
+	if opts.Cluster != nil {
+		c, err := newClusterState(e, *opts.Cluster)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		e.cluster = c
+	}
 	return e, nil
 }
 
@@ -167,12 +181,16 @@ func New(opts Options) (*Engine, error) {
 // (with their original idempotency keys) and whose timers keep their
 // recorded deadlines.
 func (e *Engine) Start(ctx context.Context) error {
+	if e.cluster != nil {
+		// A replica resumes the invocations of the partitions it acquires.
+		return e.startCluster()
+	}
 	running, err := e.store.RunningInvocations(ctx)
 	if err != nil {
 		return fmt.Errorf("engine: listing running invocations: %w", err)
 	}
 	for _, inv := range running {
-		if err := e.resume(ctx, inv); err != nil {
+		if err := e.resume(ctx, inv, nil); err != nil {
 			// One broken invocation must not keep the others down.
 			e.log.Error("cannot resume invocation", "invocation", inv.ID, "err", err)
 		}
@@ -193,7 +211,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) resume(ctx context.Context, inv *store.Invocation) error {
+func (e *Engine) resume(ctx context.Context, inv *store.Invocation, fence *store.Fence) error {
 	def, err := e.definition(ctx, inv.Namespace, inv.Workflow, inv.Version)
 	if err != nil {
 		return err
@@ -212,7 +230,13 @@ func (e *Engine) resume(ctx context.Context, inv *store.Invocation) error {
 	}
 	in := e.newInstance(inv, def, secrets)
 	in.limits = eff.Limits
+	in.fence = fence
 	e.mu.Lock()
+	if fence != nil && e.live[inv.ID] != nil {
+		// Resumed meanwhile by another scan of its partition.
+		e.mu.Unlock()
+		return nil
+	}
 	e.live[inv.ID] = in
 	e.running[inv.Namespace]++
 	e.mu.Unlock()
@@ -236,6 +260,9 @@ func (e *Engine) Close() error {
 		if e.starter != nil {
 			<-e.starter.done
 		}
+	}
+	if e.cluster != nil {
+		<-e.cluster.done
 	}
 	e.calls.Wait()
 	e.http.CloseIdleConnections()
@@ -456,6 +483,16 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 		Parent:    parent,
 	}
 	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input}
+	var fence *store.Fence
+	if e.cluster != nil && inv.Durable {
+		var here bool
+		// An idempotent start is recorded with its key in one
+		// transaction of its own, unfenced: the owner, this replica or
+		// another, picks it up on notification.
+		if fence, here = e.cluster.fenceFor(inv.ID); !here || once != nil {
+			return e.cluster.startOnceElsewhere(ctx, inv, started, once)
+		}
+	}
 	// The instance is live before its row exists so that Wait and Get
 	// find it the moment start returns.
 	e.mu.Lock()
@@ -473,6 +510,7 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 	e.mu.Unlock()
 	in := e.newInstance(inv, def, secrets)
 	in.limits = eff.Limits
+	in.fence = fence
 	e.mu.Lock()
 	if e.live[inv.ID] != nil {
 		e.running[namespace]--
@@ -481,7 +519,12 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 	}
 	e.live[inv.ID] = in
 	e.mu.Unlock()
-	held, err := e.create(ctx, inv, started, once)
+	var held *store.IdempotencyRecord
+	if fence != nil {
+		err = e.createFenced(ctx, in, started)
+	} else {
+		held, err = e.create(ctx, inv, started, once)
+	}
 	if err != nil || held != nil {
 		e.mu.Lock()
 		if e.live[inv.ID] == in {
@@ -489,6 +532,11 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 			e.running[namespace]--
 		}
 		e.mu.Unlock()
+		if errors.Is(err, store.ErrFenced) {
+			// The partition moved on meanwhile: its new owner runs it.
+			e.cluster.fenced(fence)
+			return e.cluster.startOnceElsewhere(ctx, inv, started, nil)
+		}
 		return nil, held, err
 	}
 	in.begin(started)
@@ -524,6 +572,9 @@ func (e *Engine) Wait(ctx context.Context, id string) (*store.Invocation, error)
 			return in.snapshot(), nil
 		case <-ctx.Done():
 			return in.snapshot(), ctx.Err()
+		case <-in.halted:
+			// Stopped here (its partition moved to another replica):
+			// the store tells when it ends.
 		}
 	}
 	// Not live here: finished, or (with a shared store) run elsewhere.
@@ -568,6 +619,10 @@ func (e *Engine) CancelInvocation(ctx context.Context, id string) error {
 	in := e.live[id]
 	e.mu.Unlock()
 	if in == nil {
+		if e.cluster != nil {
+			// Its owner applies the request.
+			return e.cluster.requestCancel(ctx, id)
+		}
 		inv, err := e.store.GetInvocation(ctx, id)
 		if err != nil {
 			return err

@@ -48,6 +48,15 @@ type instance struct {
 	// end, or the fault of its history limit): nothing may follow it in
 	// the history, so later events are dropped.
 	full bool
+	// halted is closed by stop: the invocation goes on elsewhere or
+	// after a restart, not here.
+	halted chan struct{}
+	// fence is the lease its history is written under when the engine is
+	// a cluster replica; nil otherwise.
+	fence *store.Fence
+	// parking is set while its partition is handed over: calls the
+	// machine asks for are left to the next owner.
+	parking bool
 }
 
 func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets map[string]any) *instance {
@@ -60,6 +69,7 @@ func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets m
 		calls:   make(map[string]context.CancelFunc),
 		timers:  make(map[string]*time.Timer),
 		done:    make(chan struct{}),
+		halted:  make(chan struct{}),
 	}
 	in.m = core.New(def, core.Options{
 		ID:        inv.ID,
@@ -187,9 +197,20 @@ func (in *instance) persist(batch []core.Event) bool {
 			break
 		}
 	}
-	err := in.e.store.Append(in.e.ctx, in.inv.ID, batch, wait)
+	err := in.e.appendHistory(in, batch, wait)
 	if err == nil {
 		return true
+	}
+	if errors.Is(err, store.ErrFenced) {
+		// Another replica owns the partition now and carries on from
+		// the durable history; nothing more is written from here.
+		in.stop()
+		in.mu.Lock()
+		in.draining = false
+		in.mu.Unlock()
+		in.forget()
+		in.e.cluster.fenced(in.fence)
+		return false
 	}
 	if errors.Is(err, store.ErrUnwaitedWriteFailed) {
 		// This batch is durable; what was lost is an earlier unwaited
@@ -271,11 +292,18 @@ func (in *instance) startCall(c *core.Call) {
 		ctx, cancel = context.WithTimeout(in.e.ctx, c.Timeout)
 	}
 	in.mu.Lock()
-	if in.stopped || !in.e.drain.callStarted(c.Function) {
-		// Stopping, or draining: the call is held, unsent, for the next
-		// start of the engine, which replays the history and sends it.
+	if in.stopped || in.parking || !in.e.drain.callStarted(c.Function) {
+		// Stopping, handing the partition over, or draining: the call is
+		// held, unsent, for whoever replays the history next.
 		in.mu.Unlock()
 		cancel()
+		return
+	}
+	if in.fence != nil && !in.e.cluster.leaseFresh() {
+		in.mu.Unlock()
+		cancel()
+		in.e.drain.callEnded(c.Function)
+		in.e.cluster.unload(in)
 		return
 	}
 	in.calls[c.Task] = cancel
@@ -429,6 +457,9 @@ func (in *instance) cancel() bool {
 func (in *instance) stop() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if !in.stopped {
+		close(in.halted)
+	}
 	in.stopped = true
 	for id, t := range in.timers {
 		t.Stop()

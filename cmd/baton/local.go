@@ -71,6 +71,8 @@ type engineConfig struct {
 	// policy holds a server's namespace policy defaults; nil (baton run)
 	// allows every capability (see policy.Unrestricted).
 	policy *policyConfig
+	// cluster is how a server on PostgreSQL shares the work.
+	cluster clusterConfig
 }
 
 // addEventFlags adds the event bus flags of `baton server`.
@@ -142,6 +144,9 @@ func openLocalEngine(ctx context.Context, t storeTarget, command string, logger 
 		return nil, err
 	}
 	opts.Store = st
+	if err := cfg.cluster.configure(&opts, st); err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
 	secrets, err := openSecrets(st, cfg.secretKey)
 	if err != nil {
 		return nil, errors.Join(err, st.Close())

@@ -46,6 +46,7 @@ func newServerCommand() *cobra.Command {
 	addEventFlags(cmd, engineCfg)
 	engineCfg.policy = addPolicyFlags(cmd)
 	security := addSecurityFlags(cmd)
+	addClusterFlags(cmd, engineCfg)
 	cmd.Flags().StringVar(&addr, "addr", defaultAddr, "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug (includes access logs), info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
@@ -180,6 +181,9 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 		return fmt.Errorf("serving on %s: %w", url, err)
 	case <-ctx.Done():
 	}
+	// A replica first hands its partitions over while its API still
+	// serves (starts go to the new owners), then drains what is left.
+	eng.leaveCluster(req.logger, req.engine.cluster.grace)
 	drainServer(eng, req.drainTimeout, req.logger)
 	req.logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/batonflow/baton/cluster"
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/store"
 	"github.com/batonflow/baton/store/internal/rowcodec"
@@ -121,10 +122,10 @@ func (s *Store) CreateInvocationOnce(ctx context.Context, rec store.IdempotencyR
 		status, output, errJSON, ended = term.Status, term.Output, term.Error, term.EndedAt
 	}
 	tag, err = tx.Exec(ctx, `INSERT INTO invocations
-		(id, namespace, workflow, version, status, input, output, error, started_at, ended_at, durable, parent)
-		VALUES ($1, $2, $3, $4, $5, $6::json, $7::json, $8::json, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING`,
+		(id, namespace, workflow, version, status, input, output, error, started_at, ended_at, durable, parent, partition)
+		VALUES ($1, $2, $3, $4, $5, $6::json, $7::json, $8::json, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING`,
 		inv.ID, row.Namespace, row.Workflow, row.Version, string(status), row.Input, output, errJSON,
-		row.StartedAt, optionalTime(ended), row.Durable, row.Parent)
+		row.StartedAt, optionalTime(ended), row.Durable, row.Parent, int32(cluster.PartitionOf(inv.ID, s.partitions)))
 	if err != nil {
 		return nil, fmt.Errorf("insert invocation %s: %w", inv.ID, err)
 	}

@@ -56,6 +56,8 @@ func WithPoolConfig(fn func(*pgxpool.Config)) Option { return func(c *config) { 
 type Store struct {
 	pool *pgxpool.Pool
 	w    *writer
+	// partitions is the cluster's partition count (see cluster.go).
+	partitions int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -75,6 +77,12 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: parse DSN: %w", err)
 	}
+	// A replica frozen inside a transaction (SIGSTOP, a VM pause) holds
+	// its partition's share lock and would keep a takeover waiting; the
+	// server ends such a session and its transaction instead.
+	if _, set := poolCfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
+		poolCfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "5000"
+	}
 	if cfg.configure != nil {
 		cfg.configure(poolCfg)
 	}
@@ -86,6 +94,11 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
+	partitions, err := loadPartitions(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
 	w := &writer{
 		pool:     pool,
 		log:      cfg.log,
@@ -93,8 +106,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		queue:    writequeue.New[*request](cfg.queueSize, ErrClosed),
 		stopped:  make(chan struct{}),
 	}
+	w.partitions = partitions
 	go w.run()
-	return &Store{pool: pool, w: w}, nil
+	return &Store{pool: pool, w: w, partitions: partitions}, nil
 }
 
 // Stats counts the writer's work since Open.

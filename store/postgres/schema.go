@@ -113,6 +113,8 @@ CREATE INDEX idempotency_keys_by_invocation ON idempotency_keys (invocation_id);
 `,
 	// 7: API tokens (hashed) and the audit log.
 	tokensSchema,
+	// 8: replicas sharing the database (see package cluster).
+	clusterSchema,
 }
 
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {

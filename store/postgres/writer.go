@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/batonflow/baton/cluster"
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/store"
 	"github.com/batonflow/baton/store/internal/rowcodec"
@@ -24,6 +25,9 @@ type request struct {
 	inv      *rowcodec.InvocationRow
 	events   []rowcodec.EncodedEvent
 	terminal *rowcodec.Terminal
+	// fence, when set, makes the write conditional on the writer still
+	// owning the invocation's partition (see cluster.go).
+	fence *store.Fence
 	// done receives the outcome; nil when the caller does not wait.
 	done chan error
 }
@@ -42,8 +46,11 @@ type writer struct {
 	pool     *pgxpool.Pool
 	log      *slog.Logger
 	maxBatch int
-	queue    *writequeue.Queue[*request]
-	stopped  chan struct{}
+	// partitions is the cluster's partition count; new invocation rows
+	// record their partition.
+	partitions int
+	queue      *writequeue.Queue[*request]
+	stopped    chan struct{}
 
 	commits  atomic.Int64
 	writes   atomic.Int64
@@ -115,6 +122,7 @@ type plan struct {
 	invStarted                                                         []time.Time
 	invEnded                                                           []pgtype.Timestamptz
 	invDurable                                                         []bool
+	invPartition                                                       []int32
 
 	histID  []string
 	histSeq []int64
@@ -133,9 +141,9 @@ const (
 	sqlLockInvocations   = `SELECT id, status FROM invocations WHERE id = ANY($1) ORDER BY id FOR UPDATE`
 	sqlLastSeqs          = `SELECT invocation_id, max(seq) FROM history WHERE invocation_id = ANY($1) GROUP BY invocation_id`
 	sqlInsertInvocations = `INSERT INTO invocations
-		(id, namespace, workflow, version, status, input, output, error, started_at, ended_at, durable, parent)
+		(id, namespace, workflow, version, status, input, output, error, started_at, ended_at, durable, parent, partition)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::json[], $7::json[], $8::json[],
-			$9::timestamptz[], $10::timestamptz[], $11::boolean[], $12::text[])
+			$9::timestamptz[], $10::timestamptz[], $11::boolean[], $12::text[], $13::integer[])
 		ON CONFLICT (id) DO NOTHING`
 	sqlInsertHistory = `INSERT INTO history (invocation_id, seq, event)
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::json[])`
@@ -169,11 +177,22 @@ func (w *writer) writeBatch(ctx context.Context, batch []*request, results []err
 	// takes a new snapshot, one that sees what the lock waited for.
 	states := make(map[string]*invState, len(ids))
 	lookup := &pgx.Batch{}
+	fences := fencedPartitions(batch)
+	if len(fences) > 0 {
+		lookup.Queue(sqlCheckFences, fences)
+	}
 	lookup.Queue(sqlLockInvocations, ids)
 	lookup.Queue(sqlLastSeqs, ids)
 	br := tx.SendBatch(ctx, lookup)
 	var id, status string
 	var lastSeq int64
+	var held map[int]store.Fence
+	if len(fences) > 0 {
+		if held, err = readFences(br); err != nil {
+			_ = br.Close()
+			return err
+		}
+	}
 	// A failed query hands back rows that carry its error, which
 	// ForEachRow reports.
 	rows, _ := br.Query()
@@ -205,13 +224,17 @@ func (w *writer) writeBatch(ctx context.Context, batch []*request, results []err
 			st = &invState{}
 			states[r.id] = st
 		}
-		results[i] = p.add(r, st)
+		if r.fence != nil && !fenceHolds(*r.fence, held) {
+			results[i] = fmt.Errorf("invocation %s, partition %d, epoch %d: %w", r.id, r.fence.Partition, r.fence.Epoch, store.ErrFenced)
+			continue
+		}
+		results[i] = p.add(r, st, w.partitions)
 	}
 
 	b := &pgx.Batch{}
 	if len(p.invID) > 0 {
 		b.Queue(sqlInsertInvocations, p.invID, p.invNamespace, p.invWorkflow, p.invVersion, p.invStatus,
-			p.invInput, p.invOutput, p.invError, p.invStarted, p.invEnded, p.invDurable, p.invParent)
+			p.invInput, p.invOutput, p.invError, p.invStarted, p.invEnded, p.invDurable, p.invParent, p.invPartition)
 	}
 	if len(p.histID) > 0 {
 		b.Queue(sqlInsertHistory, p.histID, p.histSeq, p.histEv)
@@ -249,7 +272,7 @@ func (w *writer) writeBatch(ctx context.Context, batch []*request, results []err
 
 // add validates one request against what the batch knows of its invocation
 // and, when it is valid, plans its rows. Invalid requests plan nothing.
-func (p *plan) add(r *request, st *invState) error {
+func (p *plan) add(r *request, st *invState, partitions int) error {
 	switch {
 	case r.create && st.exists:
 		return fmt.Errorf("invocation %s already exists: %w", r.id, store.ErrConflict)
@@ -282,6 +305,7 @@ func (p *plan) add(r *request, st *invState) error {
 		p.invEnded = append(p.invEnded, optionalTime(ended))
 		p.invDurable = append(p.invDurable, inv.Durable)
 		p.invParent = append(p.invParent, inv.Parent)
+		p.invPartition = append(p.invPartition, int32(cluster.PartitionOf(r.id, partitions)))
 		st.exists, st.closed = true, status != core.StatusRunning
 	} else if t := r.terminal; t != nil {
 		p.finID = append(p.finID, r.id)
