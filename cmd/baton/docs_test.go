@@ -77,6 +77,8 @@ var notChecked = []struct{ prefix, reason string }{
 	{"baton sim", "prints tables of a long simulation (sim tests)"},
 	{"baton version", "prints the build's commit and Go version"},
 	{"curl ", "talks to a running server (api tests)"},
+	{"baton token ", "needs a server; tokens are random (TestSecurityAttacks, TestTokenCommands)"},
+	{"baton audit ", "needs a server; times differ per run (TestSecurityAttacks)"},
 	{"export ", "sets a variable for the commands that follow, which need a server"},
 	{"baton policy ", "needs a server (TestSandboxAttacks sets and reads policies through it)"},
 	{"baton run examples/greet.yaml", "calls the hello function deployed by the tour's fn deploy step; TestReadmeGreetExample runs it against a stand-in"},

@@ -125,7 +125,7 @@ func TestSIGTERMDrains(t *testing.T) {
 		}
 	}()
 	for !refused {
-		resp, err := http.Post(srv.url+"/v1/workflows/test/drain/invocations", "application/json", strings.NewReader("{}"))
+		resp, err := postWithToken(http.DefaultClient, srv.url+"/v1/workflows/test/drain/invocations", "application/json", srv.token, "{}")
 		if err != nil {
 			break // the server has stopped listening
 		}

@@ -142,7 +142,7 @@ func TestServerOnPostgres(t *testing.T) {
 
 	env = append(env, "BATON_SECRET_KEY="+testSecretKey)
 	first := startServerArgs(t, env)
-	cli := append(env, "BATON_SERVER="+first.url)
+	cli := append(env, first.env()...)
 	doc := writeFile(t, t.TempDir(), "hello.yaml", helloDoc("1.0.0"))
 	mustSucceed(t, baton(t, cli, "workflow", "apply", doc), "hello")
 	res = baton(t, cli, "invoke", "default/hello", "--input", `{"name":"Pg"}`, "--wait", "-o", "json")
@@ -169,6 +169,7 @@ do:
 	req, _ := http.NewRequest(http.MethodPost, first.url+"/v1/events",
 		strings.NewReader(`{"specversion":"1.0","id":"e1","source":"pg-test","type":"test.pg","data":{"n":1}}`))
 	req.Header.Set("Content-Type", "application/cloudevents+json")
+	req.Header.Set("Authorization", "Bearer "+first.token)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("posting an event: %v %v", resp, err)
 	}
@@ -185,7 +186,7 @@ do:
 
 	second := startServerArgs(t, env)
 	defer second.stop()
-	cli = append(env, "BATON_SERVER="+second.url)
+	cli = append(env, second.env()...)
 	res = baton(t, cli, "workflow", "list")
 	if res.code != 0 || !strings.Contains(res.stdout, "hello") {
 		t.Fatalf("workflow list on the second server: %+v", res)

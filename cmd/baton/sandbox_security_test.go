@@ -82,7 +82,7 @@ func TestSandboxAttacks(t *testing.T) {
 	data := t.TempDir()
 	srv := startServerWith(t, data, "--retention-sweep-interval", "200ms")
 	defer srv.stop()
-	env := []string{"BATON_SERVER=" + srv.url}
+	env := srv.env()
 	dir := t.TempDir()
 	apply := func(name, doc string) result {
 		return baton(t, env, "workflow", "apply", writeFile(t, dir, name, doc))
