@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/batonflow/baton/core"
 )
 
 // TestClusterChaos runs three `baton server` replicas on one PostgreSQL
@@ -182,7 +184,7 @@ drained:
 		if times != 1 {
 			return fmt.Errorf("task %s of %s completed %d times", task, id, times)
 		}
-		keys = append(keys, fmt.Sprintf("%s/%s/%d", id, task, attempt))
+		keys = append(keys, core.IdempotencyKey(id, task, attempt))
 		return nil
 	}); err != nil {
 		t.Fatal(err)

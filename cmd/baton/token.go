@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/batonflow/baton/api"
+	"github.com/batonflow/baton/client"
 )
 
 func newTokenCommand() *cobra.Command {
@@ -21,12 +23,12 @@ func newTokenCommand() *cobra.Command {
 			"it is created; the server keeps only its hash. Managing tokens needs the admin role.",
 		Args: cobra.NoArgs,
 	}
-	server := addRemote(cmd)
-	cmd.AddCommand(newTokenCreateCommand(server), newTokenListCommand(server), newTokenRevokeCommand(server))
+	r := addRemote(cmd)
+	cmd.AddCommand(newTokenCreateCommand(r), newTokenListCommand(r), newTokenRevokeCommand(r))
 	return cmd
 }
 
-func newTokenCreateCommand(server *remote) *cobra.Command {
+func newTokenCreateCommand(r *remote) *cobra.Command {
 	var namespace, role, name string
 	var expires time.Duration
 	cmd := &cobra.Command{
@@ -41,10 +43,7 @@ func newTokenCreateCommand(server *remote) *cobra.Command {
 	cmd.Flags().StringVar(&role, "role", "", "viewer, operator, developer or admin")
 	cmd.Flags().StringVar(&name, "name", "", "a name to recognise the token by")
 	cmd.Flags().DurationVar(&expires, "expires", 0, "lifetime of the token (e.g. 720h); 0 never expires")
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
+	r.run(cmd, out, func(ctx context.Context, c *client.Client, args []string) error {
 		if namespace == "" || role == "" {
 			return errors.New("--namespace and --role are required")
 		}
@@ -55,11 +54,7 @@ func newTokenCreateCommand(server *remote) *cobra.Command {
 		if expires > 0 {
 			req.ExpiresIn = expires.String()
 		}
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
-		created, err := c.CreateToken(cmd.Context(), req)
+		created, err := c.CreateToken(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -72,18 +67,11 @@ func newTokenCreateCommand(server *remote) *cobra.Command {
 	return cmd
 }
 
-func newTokenListCommand(server *remote) *cobra.Command {
+func newTokenListCommand(r *remote) *cobra.Command {
 	cmd := &cobra.Command{Use: "list", Short: "List tokens (never their secrets)", Args: cobra.NoArgs}
 	out := addOutputFlag(cmd)
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
-		items, err := c.ListTokens(cmd.Context())
+	r.run(cmd, out, func(ctx context.Context, c *client.Client, args []string) error {
+		items, err := c.ListTokens(ctx)
 		if err != nil {
 			return err
 		}
@@ -106,14 +94,10 @@ func newTokenListCommand(server *remote) *cobra.Command {
 	return cmd
 }
 
-func newTokenRevokeCommand(server *remote) *cobra.Command {
+func newTokenRevokeCommand(r *remote) *cobra.Command {
 	cmd := &cobra.Command{Use: "revoke ID", Short: "Revoke a token at once", Args: cobra.ExactArgs(1)}
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
-		if err := c.RevokeToken(cmd.Context(), args[0]); err != nil {
+	r.run(cmd, nil, func(ctx context.Context, c *client.Client, args []string) error {
+		if err := c.RevokeToken(ctx, args[0]); err != nil {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "token %s revoked\n", args[0])
@@ -128,7 +112,7 @@ func newAuditCommand() *cobra.Command {
 		Short: "Read the audit log of administrative changes",
 		Args:  cobra.NoArgs,
 	}
-	server := addRemote(cmd)
+	r := addRemote(cmd)
 	var namespace string
 	var after int64
 	var limit int
@@ -141,15 +125,8 @@ func newAuditCommand() *cobra.Command {
 	list.Flags().StringVarP(&namespace, "namespace", "n", "", "only this namespace's entries")
 	list.Flags().Int64Var(&after, "after", 0, "entries after this sequence number")
 	list.Flags().IntVar(&limit, "limit", 100, "at most this many entries (1 to 1000)")
-	list.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
-		c, err := server.client()
-		if err != nil {
-			return err
-		}
-		page, err := c.ListAudit(cmd.Context(), namespace, after, limit)
+	r.run(list, out, func(ctx context.Context, c *client.Client, args []string) error {
+		page, err := c.ListAudit(ctx, namespace, after, limit)
 		if err != nil {
 			return err
 		}
