@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -79,33 +78,7 @@ type server struct {
 
 func startServer(t *testing.T, dataDir string) *server {
 	t.Helper()
-	cmd := exec.Command(batonBinary, "server", "--addr", "127.0.0.1:0", "--data", dataDir)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(stdout)
-	found := make(chan string, 1)
-	go func() {
-		for lines.Scan() {
-			if addr, ok := strings.CutPrefix(lines.Text(), "listening on "); ok {
-				found <- strings.TrimSpace(addr)
-			}
-		}
-	}()
-	select {
-	case url := <-found:
-		return &server{cmd: cmd, url: url, logs: &logs, token: adminToken(t, dataDir)}
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("server did not start; stderr:\n%s", logs.String())
-		return nil
-	}
+	return startServerWith(t, dataDir)
 }
 
 func (s *server) kill(t *testing.T) {
