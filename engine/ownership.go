@@ -301,9 +301,13 @@ func (c *clusterState) tick(ctx context.Context) time.Duration {
 		}()
 	}
 	var acquired []int
+	next := c.cfg.RenewEvery
 	for _, row := range plan.Acquire {
 		l, ok, err := c.co.AcquirePartition(ctx, c.id, row, c.cfg.LeaseTTL)
 		if err != nil {
+			// A lock timeout or a lost connection: try again soon rather
+			// than a renewal period later, the partition may have no owner.
+			next = min(next, c.cfg.OrphanAfter())
 			if ctx.Err() == nil {
 				c.e.log.Warn("cluster: cannot acquire partition", "replica", c.id, "partition", row.Partition, "err", err)
 			}
@@ -321,11 +325,13 @@ func (c *clusterState) tick(ctx context.Context) time.Duration {
 		c.scan(ctx, acquired)
 	}
 	c.checkLeft()
-	// A dead replica's lease is taken the moment it runs out.
-	if plan.After > 0 && plan.After+10*time.Millisecond < c.cfg.RenewEvery {
-		return plan.After + 10*time.Millisecond
+	// A dead replica's lease is taken the moment it runs out. After counts
+	// from the snapshot, which was read before the acquisitions and scans
+	// above took their time.
+	if plan.After > 0 && plan.After+10*time.Millisecond < next {
+		return max(plan.After+10*time.Millisecond-(time.Since(c.started)-sent), 0)
 	}
-	return c.cfg.RenewEvery
+	return next
 }
 
 func (c *clusterState) checkLeft() {
