@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -379,11 +380,22 @@ func (s *eventStarter) tick(ctx context.Context) time.Duration {
 	for _, wf := range wfs {
 		newest[wf.Namespace+"/"+wf.Name] = wf // ordered by creation: the last one wins
 	}
+	var ons []*dsl.Workflow
+	var onKeys []string
 	for _, wf := range newest {
 		def, err := s.e.definition(ctx, wf.Namespace, wf.Name, wf.Version)
 		if err != nil || def.Schedule == nil || def.Schedule.On == nil {
 			continue
 		}
+		ons = append(ons, def)
+		onKeys = append(onKeys, wf.Namespace+"/"+wf.Name+"/"+wf.Version)
+	}
+	mine := s.e.ownedSources(sourceOn, onKeys)
+	for i, def := range ons {
+		if !mine[onKeys[i]] {
+			continue // another replica's
+		}
+		wf := def.Document
 		if err := s.consume(ctx, def); err != nil && ctx.Err() == nil {
 			s.e.log.Error("event starts", "workflow", wf.Namespace+"/"+wf.Name, "version", wf.Version, "err", err)
 		}
@@ -395,6 +407,14 @@ func (s *eventStarter) tick(ctx context.Context) time.Duration {
 		}
 		return wait
 	}
+	names := make([]string, 0, len(triggers))
+	for _, t := range triggers {
+		if t.Kind != TriggerHTTP {
+			names = append(names, t.Name)
+		}
+	}
+	ours := s.e.ownedSources(sourceTrigger, names)
+	triggers = slices.DeleteFunc(triggers, func(t *store.Trigger) bool { return !ours[t.Name] })
 	s.syncSubscriptions(ctx, triggers)
 	now := time.Now().UTC()
 	for _, t := range triggers {

@@ -59,6 +59,9 @@ type ClusterStatus struct {
 	FencedWrites int64 `json:"fencedWrites"`
 	// Handovers counts partitions handed over gracefully.
 	Handovers int64 `json:"handovers"`
+	// Sources are the schedules, schedule.on workflows and triggers this
+	// replica runs ("kind key"): those whose partition it owns.
+	Sources []string `json:"sources,omitempty"`
 }
 
 type clusterState struct {
@@ -84,6 +87,10 @@ type clusterState struct {
 	scanWake chan struct{}
 	handed   chan int // partitions whose handover has finished
 	done     chan struct{}
+
+	// sources are the start sources run here by kind (see ownedSources);
+	// guarded by mu.
+	sources map[string][]string
 
 	fencedWrites atomic.Int64
 	handovers    atomic.Int64
@@ -125,6 +132,7 @@ func newClusterState(e *Engine, opts ClusterOptions) (*clusterState, error) {
 		pending:  map[int]bool{},
 		resuming: map[string]bool{},
 		toNotify: map[int]bool{},
+		sources:  map[string][]string{},
 		left:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		scanWake: make(chan struct{}, 1),
@@ -161,8 +169,9 @@ func (e *Engine) ClusterStatus() (ClusterStatus, bool) {
 	}
 	c.mu.Lock()
 	owned := c.node.Owned()
+	sources := c.sourcesRun()
 	c.mu.Unlock()
-	return ClusterStatus{Replica: c.id, Partitions: owned, FencedWrites: c.fencedWrites.Load(), Handovers: c.handovers.Load()}, true
+	return ClusterStatus{Replica: c.id, Partitions: owned, FencedWrites: c.fencedWrites.Load(), Handovers: c.handovers.Load(), Sources: sources}, true
 }
 
 // LeaveCluster hands every partition this replica owns over to the
@@ -293,6 +302,9 @@ func (c *clusterState) tick(ctx context.Context) time.Duration {
 		c.e.log.Warn("cluster: partition lost", "replica", c.id, "partition", p)
 		c.e.stopPartition(p)
 	}
+	if len(plan.Stop)+len(plan.Handover) > 0 {
+		c.e.sourcesMoved()
+	}
 	for _, p := range plan.Handover {
 		c.e.calls.Add(1)
 		go func() {
@@ -323,6 +335,7 @@ func (c *clusterState) tick(ctx context.Context) time.Duration {
 	if len(acquired) > 0 {
 		c.e.log.Info("cluster: partitions acquired", "replica", c.id, "partitions", acquired)
 		c.scan(ctx, acquired)
+		c.e.sourcesMoved()
 	}
 	c.checkLeft()
 	// A dead replica's lease is taken the moment it runs out. After counts
@@ -511,6 +524,7 @@ func (c *clusterState) fenced(f *store.Fence) {
 	c.mu.Unlock()
 	if lost {
 		c.e.stopPartition(f.Partition)
+		c.e.sourcesMoved()
 	}
 }
 
