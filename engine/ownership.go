@@ -59,6 +59,17 @@ type ClusterStatus struct {
 	FencedWrites int64 `json:"fencedWrites"`
 	// Handovers counts partitions handed over gracefully.
 	Handovers int64 `json:"handovers"`
+	// Renewals counts heartbeats that renewed the leases; RenewalFailures
+	// those that did not reach the database.
+	Renewals        int64 `json:"renewals"`
+	RenewalFailures int64 `json:"renewalFailures"`
+	// Acquisitions counts partitions acquired; Takeovers those among them
+	// whose former owner's lease had run out (a failover, not a release).
+	Acquisitions int64 `json:"acquisitions"`
+	Takeovers    int64 `json:"takeovers"`
+	// Losses counts partitions lost without a handover: a renewal that
+	// did not take, or a refused write.
+	Losses int64 `json:"losses"`
 	// Sources are the schedules, schedule.on workflows and triggers this
 	// replica runs ("kind key"): those whose partition it owns.
 	Sources []string `json:"sources,omitempty"`
@@ -92,8 +103,14 @@ type clusterState struct {
 	// guarded by mu.
 	sources map[string][]string
 
-	fencedWrites atomic.Int64
-	handovers    atomic.Int64
+	fencedWrites    atomic.Int64
+	handovers       atomic.Int64
+	renewals        atomic.Int64
+	renewalFailures atomic.Int64
+	acquisitions    atomic.Int64
+	takeovers       atomic.Int64
+	losses          atomic.Int64
+	joined          atomic.Bool
 	// renewedAt is when the last successful tick was sent, on this
 	// process's monotonic clock (nanoseconds since started): every lease
 	// it renewed lasts at least LeaseTTL from then.
@@ -171,7 +188,12 @@ func (e *Engine) ClusterStatus() (ClusterStatus, bool) {
 	owned := c.node.Owned()
 	sources := c.sourcesRun()
 	c.mu.Unlock()
-	return ClusterStatus{Replica: c.id, Partitions: owned, FencedWrites: c.fencedWrites.Load(), Handovers: c.handovers.Load(), Sources: sources}, true
+	return ClusterStatus{
+		Replica: c.id, Partitions: owned, Sources: sources,
+		FencedWrites: c.fencedWrites.Load(), Handovers: c.handovers.Load(),
+		Renewals: c.renewals.Load(), RenewalFailures: c.renewalFailures.Load(),
+		Acquisitions: c.acquisitions.Load(), Takeovers: c.takeovers.Load(), Losses: c.losses.Load(),
+	}, true
 }
 
 // LeaveCluster hands every partition this replica owns over to the
@@ -288,9 +310,12 @@ func (c *clusterState) tick(ctx context.Context) time.Duration {
 	snap, err := c.co.ClusterTick(ctx, c.id, leaving, leases, c.cfg)
 	if err == nil {
 		c.renewedAt.Store(int64(sent))
+		c.renewals.Add(1)
+		c.joined.Store(true)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
+			c.renewalFailures.Add(1)
 			c.e.log.Warn("cluster: heartbeat failed; fenced writes keep the partitions safe meanwhile", "replica", c.id, "err", err)
 		}
 		return c.cfg.RenewEvery
@@ -298,6 +323,7 @@ func (c *clusterState) tick(ctx context.Context) time.Duration {
 	c.mu.Lock()
 	plan := c.node.Tick(snap)
 	c.mu.Unlock()
+	c.losses.Add(int64(len(plan.Stop)))
 	for _, p := range plan.Stop {
 		c.e.log.Warn("cluster: partition lost", "replica", c.id, "partition", p)
 		c.e.stopPartition(p)
@@ -330,6 +356,10 @@ func (c *clusterState) tick(ctx context.Context) time.Duration {
 		c.mu.Unlock()
 		if start {
 			acquired = append(acquired, l.Partition)
+			c.acquisitions.Add(1)
+			if row.Owner != "" && row.Owner != c.id {
+				c.takeovers.Add(1)
+			}
 		}
 	}
 	if len(acquired) > 0 {
@@ -523,6 +553,7 @@ func (c *clusterState) fenced(f *store.Fence) {
 	lost := c.node.Lost(f.Partition, f.Epoch)
 	c.mu.Unlock()
 	if lost {
+		c.losses.Add(1)
 		c.e.stopPartition(f.Partition)
 		c.e.sourcesMoved()
 	}
@@ -610,4 +641,23 @@ func (e *Engine) appendHistory(in *instance, batch []core.Event, wait bool) erro
 		return e.cluster.co.AppendFenced(e.ctx, *in.fence, in.inv.ID, batch, wait)
 	}
 	return e.store.Append(e.ctx, in.inv.ID, batch, wait)
+}
+
+// ready reports why the replica should not be sent work, or nil: it has
+// joined the cluster (its heartbeat is recorded, so it holds partitions or
+// may take them), its leases are fresh (the database answers it), and it
+// is not handing its partitions over.
+func (c *clusterState) ready() error {
+	c.mu.Lock()
+	leaving := c.node.Leaving()
+	c.mu.Unlock()
+	switch {
+	case leaving:
+		return errors.New("leaving the cluster: its partitions are being handed over")
+	case !c.joined.Load():
+		return errors.New("not joined the cluster yet: no heartbeat recorded")
+	case !c.leaseFresh():
+		return fmt.Errorf("cluster heartbeats have failed for longer than %v: it may not hold its partitions", c.cfg.LeaseTTL-c.cfg.RenewEvery)
+	}
+	return nil
 }

@@ -58,6 +58,11 @@ func TestClusterSchedulesAndTriggersRunOnTheirPartitionsOwner(t *testing.T) {
 	waitFor(t, 10*time.Second, "the replicas split the partitions", func() bool {
 		return len(owned(a))+len(owned(b)) == 64 && len(owned(a)) == 32
 	})
+	for _, r := range []*replica{a, b} {
+		if err := r.Ready(ctx); err != nil {
+			t.Fatalf("a member holding partitions is not ready: %v", err)
+		}
+	}
 	if _, err := a.ApplyWorkflow(ctx, "tick.yaml", []byte(scheduled("1.0.0", "every: {milliseconds: 300}"))); err != nil {
 		t.Fatal(err)
 	}
@@ -101,4 +106,18 @@ func TestClusterSchedulesAndTriggersRunOnTheirPartitionsOwner(t *testing.T) {
 	before := len(invocationsOf(t, other.st, "1.0.0"))
 	waitFor(t, 10*time.Second, "scheduled runs go on", func() bool { return len(invocationsOf(t, other.st, "1.0.0")) >= before+3 })
 
+	st, _ := other.ClusterStatus()
+	if st.Takeovers == 0 || st.Acquisitions < st.Takeovers || st.Renewals == 0 {
+		t.Fatalf("after taking the stopped replica's partitions: %+v", st)
+	}
+
+	// A replica handing its partitions over is not ready for work.
+	leaveCtx, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	if err := other.LeaveCluster(leaveCtx); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Ready(ctx); err == nil {
+		t.Fatal("a replica that left the cluster reports ready")
+	}
 }
