@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -407,18 +406,22 @@ func (s *eventStarter) tick(ctx context.Context) time.Duration {
 		}
 		return wait
 	}
-	names := make([]string, 0, len(triggers))
+	// Message triggers subscribe on every replica in one queue group (a
+	// NATS queue, an MQTT shared subscription): the broker hands each
+	// message to one of them, and a replica's death leaves no moment
+	// without a subscriber, when a broker without persistence would drop
+	// messages. Cron triggers run on their partition's owner.
+	s.syncSubscriptions(ctx, triggers)
+	var crons []string
 	for _, t := range triggers {
-		if t.Kind != TriggerHTTP {
-			names = append(names, t.Name)
+		if t.Kind == TriggerCron {
+			crons = append(crons, t.Name)
 		}
 	}
-	ours := s.e.ownedSources(sourceTrigger, names)
-	triggers = slices.DeleteFunc(triggers, func(t *store.Trigger) bool { return !ours[t.Name] })
-	s.syncSubscriptions(ctx, triggers)
+	ours := s.e.ownedSources(sourceTrigger, crons)
 	now := time.Now().UTC()
 	for _, t := range triggers {
-		if t.Kind != TriggerCron {
+		if t.Kind != TriggerCron || !ours[t.Name] {
 			continue
 		}
 		if !t.NextRun.After(now) {

@@ -10,7 +10,7 @@ import (
 const (
 	sourceSchedule = "schedule"    // schedule.every/cron/after of a workflow version
 	sourceOn       = "schedule.on" // event-driven starts of a workflow version
-	sourceTrigger  = "trigger"     // cron and message triggers (hooks are served by any replica)
+	sourceTrigger  = "trigger"     // cron triggers (hooks and message triggers run on every replica)
 )
 
 // sourcePartition maps a start source to a partition with the invocations'
