@@ -69,10 +69,18 @@ func TestClusterSchedulesAndTriggersRunOnTheirPartitionsOwner(t *testing.T) {
 	if _, err := a.CreateTrigger(ctx, &store.Trigger{Name: "minutely", Namespace: "sched", Workflow: "tick", Kind: engine.TriggerCron, Spec: "* * * * *"}); err != nil {
 		t.Fatal(err)
 	}
-	const sched, trig = "schedule sched/tick/1.0.0", "trigger minutely"
-	waitFor(t, 10*time.Second, "one replica runs the schedule and one the trigger", func() bool {
-		return runner(sched, a, b) != nil && runner(trig, a, b) != nil
+	if _, err := a.ApplyWorkflow(ctx, "on.yaml", []byte(onDoc)); err != nil {
+		t.Fatal(err)
+	}
+	const sched, trig, on = "schedule sched/tick/1.0.0", "trigger minutely", "schedule.on shop/onorder/1.0.0"
+	waitFor(t, 10*time.Second, "one replica runs each source", func() bool {
+		return runner(sched, a, b) != nil && runner(trig, a, b) != nil && runner(on, a, b) != nil
 	})
+	// An event ingested through b starts one run, wherever schedule.on runs.
+	if _, err := b.IngestEvents(ctx, []events.Event{{"specversion": "1.0", "id": "o1", "source": "/shop", "type": "order.placed", "data": map[string]any{"orderId": "1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the event's run starts", func() bool { return len(startsOf(t, a.st)) == 1 })
 	waitFor(t, 10*time.Second, "three scheduled runs", func() bool { return len(invocationsOf(t, a.st, "1.0.0")) >= 3 })
 
 	// A due cron slot runs once, started by the trigger's replica.
@@ -101,8 +109,12 @@ func TestClusterSchedulesAndTriggersRunOnTheirPartitionsOwner(t *testing.T) {
 	}
 	first.close()
 	waitFor(t, 15*time.Second, "the other replica runs the schedule", func() bool {
-		return slices.Contains(sources(other), sched) && slices.Contains(sources(other), trig)
+		return slices.Contains(sources(other), sched) && slices.Contains(sources(other), trig) && slices.Contains(sources(other), on)
 	})
+	if _, err := other.IngestEvents(ctx, []events.Event{{"specversion": "1.0", "id": "o2", "source": "/shop", "type": "order.placed", "data": map[string]any{"orderId": "2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the second event's run starts", func() bool { return len(startsOf(t, other.st)) == 2 })
 	before := len(invocationsOf(t, other.st, "1.0.0"))
 	waitFor(t, 10*time.Second, "scheduled runs go on", func() bool { return len(invocationsOf(t, other.st, "1.0.0")) >= before+3 })
 
