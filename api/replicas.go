@@ -41,7 +41,8 @@ func (s *server) start(r *http.Request, namespace, name, version string, input a
 }
 
 // ready answers GET /readyz: 200 while the engine takes work, 503 while it
-// drains or its store is unreachable.
+// drains, its store is unreachable or (a cluster replica) it holds and may
+// take no partitions.
 func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	if rd, ok := s.engine.(Readiness); ok {
 		if err := rd.Ready(r.Context()); err != nil {

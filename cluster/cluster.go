@@ -56,6 +56,21 @@ type Config struct {
 	ReplicaTTL time.Duration
 }
 
+// OrphanAfter is how long after a lease ran out, on the database's clock,
+// any replica takes the partition if the one that balance counted on did
+// not: a third of a renewal period. The replicas wake when a lease runs
+// out (Plan.After), so a live taker has acquired by then.
+func (c Config) OrphanAfter() time.Duration { return c.RenewEvery / 3 }
+
+// FailoverBound is the longest a killed replica's partition stays without
+// an owner, on the database's clock, not counting the acquisitions' own
+// round trips: the rest of its lease (at most LeaseTTL), then
+// OrphanAfter, by which every live replica tries to take it.
+func (c Config) FailoverBound() time.Duration {
+	c = c.WithDefaults()
+	return c.LeaseTTL + c.OrphanAfter()
+}
+
 // WithDefaults fills the zero fields.
 func (c Config) WithDefaults() Config {
 	if c.Partitions <= 0 {
@@ -127,9 +142,10 @@ type Plan struct {
 	// call Stopped and release the lease it returns.
 	Handover []int
 	// After, when not zero, is how long after the snapshot (on the
-	// database's clock) the earliest lease of a replica no longer live
-	// runs out: ticking again then, rather than a renewal period later,
-	// is what keeps failover close to the lease.
+	// database's clock) the earliest lease of another replica runs out,
+	// or an expired one becomes an orphan (Config.OrphanAfter): ticking
+	// again then, rather than a renewal period later, is what keeps
+	// failover close to the lease.
 	After time.Duration
 }
 
@@ -251,18 +267,37 @@ func (n *Node) Tick(s Snapshot) Plan {
 	for _, id := range live {
 		counts[id] = 0
 	}
-	var free []Row
+	var free, orphans []Row
+	wakeAt := func(d time.Duration) {
+		if d > 0 && (plan.After == 0 || d < plan.After) {
+			plan.After = d
+		}
+	}
+	orphanAfter := n.cfg.OrphanAfter()
 	for _, r := range s.Rows {
 		if r.held(s.Now) {
 			if _, ok := counts[r.Owner]; ok {
 				counts[r.Owner]++
-			} else if d := r.Until.Sub(s.Now); plan.After == 0 || d < plan.After {
-				plan.After = d
+			}
+			// Wake when another replica's lease runs out, whether or not
+			// its heartbeat has aged yet: a live owner renews long before
+			// (its lease ends later than the next renewal period, which
+			// is when the caller would tick anyway), a dead one does not.
+			if r.Owner != n.id {
+				wakeAt(r.Until.Sub(s.Now))
 			}
 			continue
 		}
-		if _, mine := n.owned[r.Partition]; !mine {
-			free = append(free, r)
+		if _, mine := n.owned[r.Partition]; mine {
+			continue
+		}
+		free = append(free, r)
+		if r.Owner != "" {
+			if expired := s.Now.Sub(r.Until); expired >= orphanAfter {
+				orphans = append(orphans, r)
+			} else {
+				wakeAt(orphanAfter - expired)
+			}
 		}
 	}
 	keeping := len(n.owned) - len(n.handing)
@@ -273,6 +308,17 @@ func (n *Node) Tick(s Snapshot) Plan {
 		if id != n.id && c < target {
 			short += target - c
 		}
+	}
+	if len(orphans) > 0 {
+		// Leases that ran out a while ago and that no replica took: the
+		// replicas short of partitions that balance counted on to take
+		// them are dead too (their heartbeats have not aged yet). Failover
+		// comes before balance: every replica tries them all, each in its
+		// own rendezvous order, the database lets one win each, and the
+		// surplus is handed over later.
+		slices.SortFunc(orphans, func(a, b Row) int { return n.compare(b.Partition, a.Partition) })
+		plan.Acquire = orphans
+		return plan
 	}
 	switch {
 	case keeping < target || len(free) > short+max(target-keeping, 0):

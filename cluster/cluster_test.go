@@ -160,3 +160,45 @@ func TestPartitionOfIsStableAndSpread(t *testing.T) {
 		}
 	}
 }
+
+// A replica that joined and died at once still counts as live until its
+// heartbeat ages, and balance counts on it to take its share of a dead
+// peer's partitions. Failover must not wait for that: once the leases
+// have been out for OrphanAfter, the survivor takes them all.
+func TestNodeTakesOrphansADeadJoinerWasCountedOn(t *testing.T) {
+	tb := newTable(8)
+	cfg := cluster.Config{Partitions: 8}
+	a, b := cluster.NewNode("a", cfg), cluster.NewNode("b", cfg)
+	tb.live = []string{"a", "b"}
+	tb.round(a, b)
+	tb.round(a, b)
+	// b dies; c joins and dies before its first acquisition.
+	tb.live = []string{"a", "c"}
+	var until time.Time
+	for _, r := range tb.rows {
+		if r.Owner == "b" {
+			until = r.Until
+		}
+	}
+	for i := range tb.rows {
+		if tb.rows[i].Owner == "a" { // a renewed since
+			tb.rows[i].Until = until.Add(5 * time.Second)
+		}
+	}
+	tb.now = until
+	plan := a.Tick(tb.snapshot())
+	if len(plan.Acquire) != 0 {
+		t.Fatalf("a acquires %v the moment b's leases run out; c is short and counted on", plan.Acquire)
+	}
+	if want := cfg.WithDefaults().OrphanAfter(); plan.After != want {
+		t.Fatalf("a plans to wake after %v; want %v, when b's partitions become orphans", plan.After, want)
+	}
+	tb.now = until.Add(plan.After)
+	tb.round(a)
+	if got := len(a.Owned()); got != 8 {
+		t.Fatalf("a owns %v once b's partitions were orphans; want all 8", a.Owned())
+	}
+	if bound := cfg.FailoverBound(); bound != 10*time.Second+time.Second {
+		t.Fatalf("failover bound %v; want the lease plus a third of the renewal period", bound)
+	}
+}

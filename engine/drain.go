@@ -142,7 +142,8 @@ func (e *Engine) closing(err error) bool {
 }
 
 // Ready reports whether the engine should be sent work: it is not
-// draining and its store answers. It returns why not otherwise.
+// draining, its store answers and, in a cluster, it is a member that holds
+// or may take partitions. It returns why not otherwise.
 func (e *Engine) Ready(ctx context.Context) error {
 	if e.drain.draining.Load() {
 		return errors.New("draining: the server is shutting down")
@@ -151,6 +152,9 @@ func (e *Engine) Ready(ctx context.Context) error {
 		if err := p.Ping(ctx); err != nil {
 			return fmt.Errorf("the store is unreachable: %w", err)
 		}
+	}
+	if e.cluster != nil {
+		return e.cluster.ready()
 	}
 	return nil
 }

@@ -379,11 +379,22 @@ func (s *eventStarter) tick(ctx context.Context) time.Duration {
 	for _, wf := range wfs {
 		newest[wf.Namespace+"/"+wf.Name] = wf // ordered by creation: the last one wins
 	}
+	var ons []*dsl.Workflow
+	var onKeys []string
 	for _, wf := range newest {
 		def, err := s.e.definition(ctx, wf.Namespace, wf.Name, wf.Version)
 		if err != nil || def.Schedule == nil || def.Schedule.On == nil {
 			continue
 		}
+		ons = append(ons, def)
+		onKeys = append(onKeys, wf.Namespace+"/"+wf.Name+"/"+wf.Version)
+	}
+	mine := s.e.ownedSources(sourceOn, onKeys)
+	for i, def := range ons {
+		if !mine[onKeys[i]] {
+			continue // another replica's
+		}
+		wf := def.Document
 		if err := s.consume(ctx, def); err != nil && ctx.Err() == nil {
 			s.e.log.Error("event starts", "workflow", wf.Namespace+"/"+wf.Name, "version", wf.Version, "err", err)
 		}
@@ -395,10 +406,22 @@ func (s *eventStarter) tick(ctx context.Context) time.Duration {
 		}
 		return wait
 	}
+	// Message triggers subscribe on every replica in one queue group (a
+	// NATS queue, an MQTT shared subscription): the broker hands each
+	// message to one of them, and a replica's death leaves no moment
+	// without a subscriber, when a broker without persistence would drop
+	// messages. Cron triggers run on their partition's owner.
 	s.syncSubscriptions(ctx, triggers)
+	var crons []string
+	for _, t := range triggers {
+		if t.Kind == TriggerCron {
+			crons = append(crons, t.Name)
+		}
+	}
+	ours := s.e.ownedSources(sourceTrigger, crons)
 	now := time.Now().UTC()
 	for _, t := range triggers {
-		if t.Kind != TriggerCron {
+		if t.Kind != TriggerCron || !ours[t.Name] {
 			continue
 		}
 		if !t.NextRun.After(now) {

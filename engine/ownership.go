@@ -59,6 +59,20 @@ type ClusterStatus struct {
 	FencedWrites int64 `json:"fencedWrites"`
 	// Handovers counts partitions handed over gracefully.
 	Handovers int64 `json:"handovers"`
+	// Renewals counts heartbeats that renewed the leases; RenewalFailures
+	// those that did not reach the database.
+	Renewals        int64 `json:"renewals"`
+	RenewalFailures int64 `json:"renewalFailures"`
+	// Acquisitions counts partitions acquired; Takeovers those among them
+	// whose former owner's lease had run out (a failover, not a release).
+	Acquisitions int64 `json:"acquisitions"`
+	Takeovers    int64 `json:"takeovers"`
+	// Losses counts partitions lost without a handover: a renewal that
+	// did not take, or a refused write.
+	Losses int64 `json:"losses"`
+	// Sources are the schedules, schedule.on workflows and triggers this
+	// replica runs ("kind key"): those whose partition it owns.
+	Sources []string `json:"sources,omitempty"`
 }
 
 type clusterState struct {
@@ -85,8 +99,18 @@ type clusterState struct {
 	handed   chan int // partitions whose handover has finished
 	done     chan struct{}
 
-	fencedWrites atomic.Int64
-	handovers    atomic.Int64
+	// sources are the start sources run here by kind (see ownedSources);
+	// guarded by mu.
+	sources map[string][]string
+
+	fencedWrites    atomic.Int64
+	handovers       atomic.Int64
+	renewals        atomic.Int64
+	renewalFailures atomic.Int64
+	acquisitions    atomic.Int64
+	takeovers       atomic.Int64
+	losses          atomic.Int64
+	joined          atomic.Bool
 	// renewedAt is when the last successful tick was sent, on this
 	// process's monotonic clock (nanoseconds since started): every lease
 	// it renewed lasts at least LeaseTTL from then.
@@ -125,6 +149,7 @@ func newClusterState(e *Engine, opts ClusterOptions) (*clusterState, error) {
 		pending:  map[int]bool{},
 		resuming: map[string]bool{},
 		toNotify: map[int]bool{},
+		sources:  map[string][]string{},
 		left:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		scanWake: make(chan struct{}, 1),
@@ -161,8 +186,14 @@ func (e *Engine) ClusterStatus() (ClusterStatus, bool) {
 	}
 	c.mu.Lock()
 	owned := c.node.Owned()
+	sources := c.sourcesRun()
 	c.mu.Unlock()
-	return ClusterStatus{Replica: c.id, Partitions: owned, FencedWrites: c.fencedWrites.Load(), Handovers: c.handovers.Load()}, true
+	return ClusterStatus{
+		Replica: c.id, Partitions: owned, Sources: sources,
+		FencedWrites: c.fencedWrites.Load(), Handovers: c.handovers.Load(),
+		Renewals: c.renewals.Load(), RenewalFailures: c.renewalFailures.Load(),
+		Acquisitions: c.acquisitions.Load(), Takeovers: c.takeovers.Load(), Losses: c.losses.Load(),
+	}, true
 }
 
 // LeaveCluster hands every partition this replica owns over to the
@@ -279,9 +310,12 @@ func (c *clusterState) tick(ctx context.Context) time.Duration {
 	snap, err := c.co.ClusterTick(ctx, c.id, leaving, leases, c.cfg)
 	if err == nil {
 		c.renewedAt.Store(int64(sent))
+		c.renewals.Add(1)
+		c.joined.Store(true)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
+			c.renewalFailures.Add(1)
 			c.e.log.Warn("cluster: heartbeat failed; fenced writes keep the partitions safe meanwhile", "replica", c.id, "err", err)
 		}
 		return c.cfg.RenewEvery
@@ -289,9 +323,13 @@ func (c *clusterState) tick(ctx context.Context) time.Duration {
 	c.mu.Lock()
 	plan := c.node.Tick(snap)
 	c.mu.Unlock()
+	c.losses.Add(int64(len(plan.Stop)))
 	for _, p := range plan.Stop {
 		c.e.log.Warn("cluster: partition lost", "replica", c.id, "partition", p)
 		c.e.stopPartition(p)
+	}
+	if len(plan.Stop)+len(plan.Handover) > 0 {
+		c.e.sourcesMoved()
 	}
 	for _, p := range plan.Handover {
 		c.e.calls.Add(1)
@@ -301,9 +339,13 @@ func (c *clusterState) tick(ctx context.Context) time.Duration {
 		}()
 	}
 	var acquired []int
+	next := c.cfg.RenewEvery
 	for _, row := range plan.Acquire {
 		l, ok, err := c.co.AcquirePartition(ctx, c.id, row, c.cfg.LeaseTTL)
 		if err != nil {
+			// A lock timeout or a lost connection: try again soon rather
+			// than a renewal period later, the partition may have no owner.
+			next = min(next, c.cfg.OrphanAfter())
 			if ctx.Err() == nil {
 				c.e.log.Warn("cluster: cannot acquire partition", "replica", c.id, "partition", row.Partition, "err", err)
 			}
@@ -314,18 +356,25 @@ func (c *clusterState) tick(ctx context.Context) time.Duration {
 		c.mu.Unlock()
 		if start {
 			acquired = append(acquired, l.Partition)
+			c.acquisitions.Add(1)
+			if row.Owner != "" && row.Owner != c.id {
+				c.takeovers.Add(1)
+			}
 		}
 	}
 	if len(acquired) > 0 {
 		c.e.log.Info("cluster: partitions acquired", "replica", c.id, "partitions", acquired)
 		c.scan(ctx, acquired)
+		c.e.sourcesMoved()
 	}
 	c.checkLeft()
-	// A dead replica's lease is taken the moment it runs out.
-	if plan.After > 0 && plan.After+10*time.Millisecond < c.cfg.RenewEvery {
-		return plan.After + 10*time.Millisecond
+	// A dead replica's lease is taken the moment it runs out. After counts
+	// from the snapshot, which was read before the acquisitions and scans
+	// above took their time.
+	if plan.After > 0 && plan.After+10*time.Millisecond < next {
+		return max(plan.After+10*time.Millisecond-(time.Since(c.started)-sent), 0)
 	}
-	return c.cfg.RenewEvery
+	return next
 }
 
 func (c *clusterState) checkLeft() {
@@ -504,7 +553,9 @@ func (c *clusterState) fenced(f *store.Fence) {
 	lost := c.node.Lost(f.Partition, f.Epoch)
 	c.mu.Unlock()
 	if lost {
+		c.losses.Add(1)
 		c.e.stopPartition(f.Partition)
+		c.e.sourcesMoved()
 	}
 }
 
@@ -590,4 +641,23 @@ func (e *Engine) appendHistory(in *instance, batch []core.Event, wait bool) erro
 		return e.cluster.co.AppendFenced(e.ctx, *in.fence, in.inv.ID, batch, wait)
 	}
 	return e.store.Append(e.ctx, in.inv.ID, batch, wait)
+}
+
+// ready reports why the replica should not be sent work, or nil: it has
+// joined the cluster (its heartbeat is recorded, so it holds partitions or
+// may take them), its leases are fresh (the database answers it), and it
+// is not handing its partitions over.
+func (c *clusterState) ready() error {
+	c.mu.Lock()
+	leaving := c.node.Leaving()
+	c.mu.Unlock()
+	switch {
+	case leaving:
+		return errors.New("leaving the cluster: its partitions are being handed over")
+	case !c.joined.Load():
+		return errors.New("not joined the cluster yet: no heartbeat recorded")
+	case !c.leaseFresh():
+		return fmt.Errorf("cluster heartbeats have failed for longer than %v: it may not hold its partitions", c.cfg.LeaseTTL-c.cfg.RenewEvery)
+	}
+	return nil
 }

@@ -100,9 +100,17 @@ func (s *scheduler) tick(ctx context.Context) time.Duration {
 		return s.poll
 	}
 	wait := s.poll
-	for _, sc := range schedules {
+	keys := make([]string, len(schedules))
+	for i, sc := range schedules {
+		keys[i] = sc.Namespace + "/" + sc.Name + "/" + sc.Version
+	}
+	mine := s.e.ownedSources(sourceSchedule, keys)
+	for i, sc := range schedules {
 		if ctx.Err() != nil {
 			return wait
+		}
+		if !mine[keys[i]] {
+			continue // another replica's
 		}
 		next, err := s.step(ctx, sc)
 		if err != nil {

@@ -223,6 +223,7 @@ drained:
 		t.Errorf("call %s was sent %d times, the first at %v, with no fault or lost lease soon after (faults %v, losses %v)",
 			k, len(h), h[0].Format(time.StampMilli), stamps(faults), stamps(losses))
 	}
+	c.checkMetrics(token)
 	refused := c.refusals()
 	if refused == 0 {
 		t.Errorf("the frozen replica's writes were never refused: the fencing path did not run")

@@ -25,7 +25,7 @@ type clusterConfig struct {
 func addClusterFlags(cmd *cobra.Command, cfg *engineConfig) {
 	cmd.Flags().DurationVar(&cfg.cluster.leaseTTL, "lease-ttl", cluster.DefaultLeaseTTL,
 		"with --store postgres://: how long a replica's partition leases last on the database's clock; "+
-			"a killed replica's partitions move after at most about this long (renewed every third of it)")
+			"a killed replica's partitions move within this plus a ninth of it (renewed every third of it)")
 	cmd.Flags().DurationVar(&cfg.cluster.grace, "handover-grace", engine.DefaultHandoverGrace,
 		"with --store postgres://: how long a partition handed over at shutdown waits for its in-flight calls")
 	cmd.Flags().StringVar(&cfg.cluster.replica, "replica-id", "",

@@ -155,6 +155,9 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 	defer beginShutdown()
 	stopSweeping := startRetentionSweeper(shuttingDown, eng, pcfg.sweepInterval, req.logger)
 	defer stopSweeping()
+	if _, clustered := eng.ClusterStatus(); clustered {
+		eng.functions.metrics.MustRegister(newClusterCollector(eng.ClusterStatus))
+	}
 	srv := &http.Server{
 		Handler: api.NewHandler(eng, append([]api.Option{
 			api.WithLogger(req.logger),
