@@ -38,11 +38,11 @@ type Options struct {
 	// concurrent calls. Tests inject a transport here.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
-	// ExpressionLimits bound the work and memory of the jq expressions
-	// the engine evaluates outside any invocation (the event filters of
-	// schedule.on); zero fields take expr.DefaultLimits. An invocation's
-	// expressions take Steps, Bytes and Items from its namespace's policy
-	// (limits.expressionSteps...); Time is every evaluation's safety net.
+	// ExpressionLimits.Time is the wall-clock safety net of every jq
+	// expression the engine evaluates (expr.DefaultLimits' when zero).
+	// Their work and size limits come from the namespace's policy
+	// (limits.expressionSteps...); the other fields only bound
+	// expressions evaluated for no namespace's policy.
 	ExpressionLimits expr.Limits
 	// Executors run calls of functions the engine does not know itself,
 	// by function name (see Executor). An executor named "*" receives

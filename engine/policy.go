@@ -51,6 +51,16 @@ func (e *Engine) evaluatorFor(l policy.EffectiveLimits) *expr.Evaluator {
 	return ev.(*expr.Evaluator)
 }
 
+// namespaceEvaluator is the evaluator of a namespace's current limits,
+// for its expressions evaluated outside an invocation (schedule.on).
+func (e *Engine) namespaceEvaluator(ctx context.Context, namespace string) (*expr.Evaluator, error) {
+	eff, err := e.policyFor(ctx, namespace)
+	if err != nil {
+		return nil, err
+	}
+	return e.evaluatorFor(eff.Limits), nil
+}
+
 // admitStart applies the limits that bound starting an invocation: its
 // input's size and, for a subflow, how deep it would nest.
 func (e *Engine) admitStart(ctx context.Context, eff *policy.Effective, parent, namespace string, input any) error {
