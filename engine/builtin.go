@@ -28,7 +28,7 @@ func (e *Engine) withBuiltinExecutors(user map[string]Executor) map[string]Execu
 		FunctionGRPC: &grpcExecutor{client: e.grpc},
 	}
 	if e.opts.EventLog != nil {
-		merged[FunctionListen] = &listenExecutor{log: e.opts.EventLog, eval: e.eval, logger: e.log}
+		merged[FunctionListen] = &listenExecutor{log: e.opts.EventLog, eval: e.eval, evalFor: e.evaluatorFor, logger: e.log}
 	}
 	for name, ex := range user {
 		merged[name] = ex

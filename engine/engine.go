@@ -38,8 +38,11 @@ type Options struct {
 	// concurrent calls. Tests inject a transport here.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
-	// ExpressionLimits bound the work and memory of every jq expression
-	// the engine evaluates; zero fields take expr.DefaultLimits.
+	// ExpressionLimits.Time is the wall-clock safety net of every jq
+	// expression the engine evaluates (expr.DefaultLimits' when zero).
+	// Their work and size limits come from the namespace's policy
+	// (limits.expressionSteps...); the other fields only bound
+	// expressions evaluated for no namespace's policy.
 	ExpressionLimits expr.Limits
 	// Executors run calls of functions the engine does not know itself,
 	// by function name (see Executor). An executor named "*" receives
@@ -99,6 +102,7 @@ type Engine struct {
 	store store.Store
 	log   *slog.Logger
 	eval  *expr.Evaluator
+	evals sync.Map // expr.Limits → *expr.Evaluator, see evaluatorFor
 	js    *js.Evaluator
 	http  *httpcall.Client
 	grpc  *grpccall.Client
@@ -228,8 +232,7 @@ func (e *Engine) resume(ctx context.Context, inv *store.Invocation, fence *store
 	if err != nil {
 		return err
 	}
-	in := e.newInstance(inv, def, secrets)
-	in.limits = eff.Limits
+	in := e.newInstance(inv, def, secrets, eff.Limits)
 	in.fence = fence
 	e.mu.Lock()
 	if fence != nil && e.live[inv.ID] != nil {
@@ -508,8 +511,7 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 	// starts cannot all pass the limit.
 	e.running[namespace]++
 	e.mu.Unlock()
-	in := e.newInstance(inv, def, secrets)
-	in.limits = eff.Limits
+	in := e.newInstance(inv, def, secrets, eff.Limits)
 	in.fence = fence
 	e.mu.Lock()
 	if e.live[inv.ID] != nil {

@@ -458,8 +458,12 @@ func (s *eventStarter) consume(ctx context.Context, def *dsl.Workflow) error {
 	if err != nil {
 		return problem.Configuration("schedule.on: %v", err)
 	}
+	eval, err := s.e.namespaceEvaluator(ctx, d.Namespace)
+	if err != nil {
+		return err
+	}
 	newConsumption := func() *events.Consumption {
-		c := events.NewConsumption(strategy, s.e.eval, "envelope")
+		c := events.NewConsumption(strategy, eval, "envelope")
 		if s.e.log != nil {
 			c.SetLogger(s.e.log.With("workflow", key))
 		}

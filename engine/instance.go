@@ -59,9 +59,10 @@ type instance struct {
 	parking bool
 }
 
-func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets map[string]any) *instance {
+func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets map[string]any, limits policy.EffectiveLimits) *instance {
 	in := &instance{
 		e:       e,
+		limits:  limits,
 		def:     def,
 		secrets: secrets,
 		redact:  newRedactor(secrets),
@@ -75,7 +76,7 @@ func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets m
 		ID:        inv.ID,
 		Secrets:   secrets,
 		Runtime:   runtimeDescriptor(),
-		Evaluator: e.eval,
+		Evaluator: e.evaluatorFor(limits),
 		JS:        e.js,
 		Observer:  e.instanceObserver(in),
 	})

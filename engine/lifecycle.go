@@ -277,11 +277,18 @@ func (e *Engine) LifecycleEvents(ctx context.Context, id string) ([]map[string]a
 	if err != nil {
 		return nil, err
 	}
+	// The machine is rebuilt as the invocation's own was: with its
+	// namespace's expression limits, so that expressions reach the same
+	// verdicts.
+	eff, err := e.policyFor(ctx, inv.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("rebuilding lifecycle events of %s: %w", id, err)
+	}
 	m := core.New(def, core.Options{
 		ID:        inv.ID,
 		Secrets:   secrets,
 		Runtime:   runtimeDescriptor(),
-		Evaluator: e.eval,
+		Evaluator: e.evaluatorFor(eff.Limits),
 		Observer:  lc,
 	})
 	for i := range history {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/batonflow/baton/events"
 	"github.com/batonflow/baton/expr"
+	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
 )
@@ -31,6 +32,9 @@ const eventPoll = time.Second
 type listenExecutor struct {
 	log  *events.Log
 	eval *expr.Evaluator
+	// evalFor gives the evaluator of a namespace's limits, for calls
+	// whose context carries their policy.
+	evalFor func(policy.EffectiveLimits) *expr.Evaluator
 	// logger hears, at debug level, why an event did not match.
 	logger *slog.Logger
 }
@@ -48,7 +52,13 @@ func (x *listenExecutor) Execute(ctx context.Context, req *CallRequest) (CallRes
 		return CallResult{}, problem.Configuration("%s: listen.to: %v", req.Name, err).At(req.Ref + "/listen/to")
 	}
 	read, _ := req.Args["read"].(string)
-	c := events.NewConsumption(strategy, x.eval, read)
+	eval := x.eval
+	if eff := policy.FromContext(ctx); eff != nil && x.evalFor != nil {
+		// The filters are the invocation's expressions: its namespace's
+		// limits bound them.
+		eval = x.evalFor(eff.Limits)
+	}
+	c := events.NewConsumption(strategy, eval, read)
 	if x.logger != nil {
 		c.SetLogger(x.logger.With("invocation", req.Invocation, "task", req.Task))
 	}

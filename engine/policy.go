@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/expr"
 	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
@@ -35,6 +36,29 @@ func (e *Engine) policyFor(ctx context.Context, namespace string) (*policy.Effec
 		return nil, fmt.Errorf("namespace %s: %w", namespace, err)
 	}
 	return eff, nil
+}
+
+// evaluatorFor returns the evaluator of a namespace's expression limits.
+// Evaluators cache compiled programs, so there is one per distinct set of
+// limits (in practice a handful), not one per invocation.
+func (e *Engine) evaluatorFor(l policy.EffectiveLimits) *expr.Evaluator {
+	limits := l.Expression()
+	limits.Time = e.opts.ExpressionLimits.Time
+	if ev, ok := e.evals.Load(limits); ok {
+		return ev.(*expr.Evaluator)
+	}
+	ev, _ := e.evals.LoadOrStore(limits, expr.NewEvaluatorWithLimits(limits))
+	return ev.(*expr.Evaluator)
+}
+
+// namespaceEvaluator is the evaluator of a namespace's current limits,
+// for its expressions evaluated outside an invocation (schedule.on).
+func (e *Engine) namespaceEvaluator(ctx context.Context, namespace string) (*expr.Evaluator, error) {
+	eff, err := e.policyFor(ctx, namespace)
+	if err != nil {
+		return nil, err
+	}
+	return e.evaluatorFor(eff.Limits), nil
 }
 
 // admitStart applies the limits that bound starting an invocation: its

@@ -97,7 +97,7 @@ func (e *Evaluator) Eval(src string, input any, vars Vars) (any, error) {
 		}
 		switch {
 		case b.over:
-			return nil, limitErrorf("the expression did more than %d steps of work", e.limits.Steps)
+			return nil, exceeded(e.limits.Settings.Steps, "the expression did more than %d steps of work", e.limits.Steps)
 		case errors.Is(err, context.DeadlineExceeded):
 			return nil, limitErrorf("the expression ran longer than the %v safety limit", e.limits.Time)
 		}

@@ -30,6 +30,16 @@ type Limits struct {
 	// Time is a last-resort safety net on the wall clock, generous enough
 	// that load alone never trips it.
 	Time time.Duration
+	// Settings name where Steps, Bytes and Items are configured; a limit
+	// error's message ends with the name of the limit it hit, so that
+	// whoever meets it knows what to raise.
+	Settings LimitSettings
+}
+
+// LimitSettings name the settings of the limits ("policy
+// limits.expressionSteps"); an empty name adds nothing to the message.
+type LimitSettings struct {
+	Steps, Bytes, Items string
 }
 
 // DefaultLimits leave honest expressions far from every bound: mapping,
@@ -72,6 +82,15 @@ func (e *limitError) Is(target error) bool { return target == ErrLimit }
 
 func limitErrorf(format string, args ...any) error {
 	return &limitError{msg: fmt.Sprintf(format, args...)}
+}
+
+// exceeded is the error of a limit whose setting is named setting.
+func exceeded(setting, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if setting != "" {
+		msg += " (" + setting + ")"
+	}
+	return &limitError{msg: msg}
 }
 
 // budget is the context an evaluation runs with. gojq asks the context
@@ -183,7 +202,7 @@ func (l Limits) compilerOptions() []gojq.CompilerOption {
 			if path, ok := v.([]any); ok {
 				for _, step := range path {
 					if f, ok := number(step); ok && f > float64(l.Items) {
-						return limitErrorf("an array index of %v is past the limit of %d items", f, l.Items)
+						return exceeded(l.Settings.Items, "an array index of %v is past the limit of %d items", f, l.Items)
 					}
 				}
 			}
@@ -196,15 +215,15 @@ func (l Limits) checkAdd(a, b any) error {
 	switch x := a.(type) {
 	case string:
 		if y, ok := b.(string); ok && len(x)+len(y) > l.Bytes {
-			return limitErrorf("a string of %d bytes is longer than the limit of %d", len(x)+len(y), l.Bytes)
+			return exceeded(l.Settings.Bytes, "a string of %d bytes is longer than the limit of %d", len(x)+len(y), l.Bytes)
 		}
 	case []any:
 		if y, ok := b.([]any); ok && len(x)+len(y) > l.Items {
-			return limitErrorf("an array of %d items is longer than the limit of %d", len(x)+len(y), l.Items)
+			return exceeded(l.Settings.Items, "an array of %d items is longer than the limit of %d", len(x)+len(y), l.Items)
 		}
 	case map[string]any:
 		if y, ok := b.(map[string]any); ok && len(x)+len(y) > l.Items {
-			return limitErrorf("an object of up to %d keys is larger than the limit of %d", len(x)+len(y), l.Items)
+			return exceeded(l.Settings.Items, "an object of up to %d keys is larger than the limit of %d", len(x)+len(y), l.Items)
 		}
 	}
 	return nil
@@ -217,7 +236,7 @@ func (l Limits) checkMul(a, b any) error {
 	}
 	if str, ok := s.(string); ok {
 		if f, ok := number(n); ok && f > 0 && float64(len(str))*f > float64(l.Bytes) {
-			return limitErrorf("repeating a string of %d bytes %v times is longer than the limit of %d bytes", len(str), f, l.Bytes)
+			return exceeded(l.Settings.Bytes, "repeating a string of %d bytes %v times is longer than the limit of %d bytes", len(str), f, l.Bytes)
 		}
 		return nil
 	}
@@ -227,7 +246,7 @@ func (l Limits) checkMul(a, b any) error {
 	}
 	if x, ok := a.(map[string]any); ok {
 		if y, ok := b.(map[string]any); ok && len(x)+len(y) > l.Items {
-			return limitErrorf("an object of up to %d keys is larger than the limit of %d", len(x)+len(y), l.Items)
+			return exceeded(l.Settings.Items, "an object of up to %d keys is larger than the limit of %d", len(x)+len(y), l.Items)
 		}
 	}
 	return nil
@@ -271,7 +290,7 @@ func (l Limits) checkSize(v any, what string) error {
 	walk = func(v any) error {
 		items++
 		if items > l.Items {
-			return limitErrorf("%s holds more than %d values", what, l.Items)
+			return exceeded(l.Settings.Items, "%s holds more than %d values", what, l.Items)
 		}
 		switch x := v.(type) {
 		case string:
@@ -291,7 +310,7 @@ func (l Limits) checkSize(v any, what string) error {
 			}
 		}
 		if bytes > l.Bytes {
-			return limitErrorf("%s holds more than %d bytes of text", what, l.Bytes)
+			return exceeded(l.Settings.Bytes, "%s holds more than %d bytes of text", what, l.Bytes)
 		}
 		return nil
 	}

@@ -13,6 +13,7 @@ func FuzzDecode(f *testing.F) {
 	for _, seed := range []string{
 		`{}`,
 		`{"capabilities":{"shell":true},"limits":{"subflowDepth":3,"scriptTimeout":"1s"},"retention":"30d"}`,
+		`{"limits":{"expressionSteps":1000,"expressionBytes":65536,"expressionItems":100}}`,
 		`{"egress":{"allow":["*.example.com","10.0.0.0/8","metadata"],"deny":["fe80::/10"],"default":"deny"}}`,
 		`{"egress":{"allow":["*"]}}`,
 		`{"retention":"-1d"}`,

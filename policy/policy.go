@@ -14,12 +14,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/batonflow/baton/expr"
 	"github.com/batonflow/baton/problem"
 )
 
@@ -63,6 +65,14 @@ const (
 	// DefaultFunctionMemoryBudget is the server-wide budget of function
 	// memory × instances.
 	DefaultFunctionMemoryBudget = 64 << 30
+)
+
+// Default expression limits: expr.DefaultLimits, which leave honest
+// expressions far from every bound.
+var (
+	DefaultExpressionSteps = expr.DefaultLimits.Steps
+	DefaultExpressionBytes = int64(expr.DefaultLimits.Bytes)
+	DefaultExpressionItems = expr.DefaultLimits.Items
 )
 
 // Policy is a policy document: a namespace's overrides of the server's
@@ -134,6 +144,12 @@ type Limits struct {
 	OutputBytes *int64 `json:"outputBytes,omitempty"`
 	// ScriptTimeout bounds one `run: script` execution.
 	ScriptTimeout *Duration `json:"scriptTimeout,omitempty"`
+	// ExpressionSteps, ExpressionBytes and ExpressionItems bound one
+	// evaluation of a jq expression (see expr.Limits): the work it does,
+	// the longest string and the longest array or object it builds.
+	ExpressionSteps *int64 `json:"expressionSteps,omitempty"`
+	ExpressionBytes *int64 `json:"expressionBytes,omitempty"`
+	ExpressionItems *int   `json:"expressionItems,omitempty"`
 }
 
 // Duration is a time.Duration written as a string: Go's syntax ("90s",
@@ -221,10 +237,14 @@ func (p *Policy) Validate() error {
 	positive("subflowDepth", l.SubflowDepth)
 	positive("runningInvocations", l.RunningInvocations)
 	positive("historyEvents", l.HistoryEvents)
+	positive("expressionItems", l.ExpressionItems)
 	if l.HistoryEvents != nil && *l.HistoryEvents < 3 {
 		errs = append(errs, "limits.historyEvents must be at least 3")
 	}
-	for name, v := range map[string]*int64{"inputBytes": l.InputBytes, "outputBytes": l.OutputBytes} {
+	for name, v := range map[string]*int64{
+		"inputBytes": l.InputBytes, "outputBytes": l.OutputBytes,
+		"expressionSteps": l.ExpressionSteps, "expressionBytes": l.ExpressionBytes,
+	} {
 		if v != nil && *v <= 0 {
 			errs = append(errs, "limits."+name+" must be positive")
 		}
@@ -292,6 +312,26 @@ type EffectiveLimits struct {
 	InputBytes         int64         `json:"inputBytes"`
 	OutputBytes        int64         `json:"outputBytes"`
 	ScriptTimeout      time.Duration `json:"-"`
+	ExpressionSteps    int64         `json:"expressionSteps"`
+	ExpressionBytes    int64         `json:"expressionBytes"`
+	ExpressionItems    int           `json:"expressionItems"`
+}
+
+// Expression returns the expression limits as package expr takes them,
+// each naming its policy setting so that an expression stopped by one
+// says which to raise. Time, a safety net rather than a policy, is left
+// to the evaluator's default.
+func (l EffectiveLimits) Expression() expr.Limits {
+	return expr.Limits{
+		Steps: l.ExpressionSteps,
+		Bytes: int(min(l.ExpressionBytes, math.MaxInt)),
+		Items: l.ExpressionItems,
+		Settings: expr.LimitSettings{
+			Steps: "policy limits.expressionSteps",
+			Bytes: "policy limits.expressionBytes",
+			Items: "policy limits.expressionItems",
+		},
+	}
 }
 
 // Allows reports whether a capability is allowed.
@@ -309,7 +349,8 @@ func (e *Effective) Document() *Policy {
 	p.Limits = Limits{
 		SubflowDepth: ptr(l.SubflowDepth), RunningInvocations: ptr(l.RunningInvocations),
 		HistoryEvents: ptr(l.HistoryEvents), InputBytes: ptr(l.InputBytes), OutputBytes: ptr(l.OutputBytes),
-		ScriptTimeout: ptr(Duration(l.ScriptTimeout)),
+		ScriptTimeout:   ptr(Duration(l.ScriptTimeout)),
+		ExpressionSteps: ptr(l.ExpressionSteps), ExpressionBytes: ptr(l.ExpressionBytes), ExpressionItems: ptr(l.ExpressionItems),
 	}
 	p.Retention = ptr(Duration(e.Retention))
 	return &p
@@ -377,6 +418,9 @@ func (s *Server) Resolve(namespace string, ns *Policy) (*Effective, error) {
 		InputBytes:         pick64(ns.Limits.InputBytes, d.Limits.InputBytes, DefaultInputBytes),
 		OutputBytes:        pick64(ns.Limits.OutputBytes, d.Limits.OutputBytes, DefaultOutputBytes),
 		ScriptTimeout:      pickDur(ns.Limits.ScriptTimeout, d.Limits.ScriptTimeout, DefaultScriptTimeout),
+		ExpressionSteps:    pick64(ns.Limits.ExpressionSteps, d.Limits.ExpressionSteps, DefaultExpressionSteps),
+		ExpressionBytes:    pick64(ns.Limits.ExpressionBytes, d.Limits.ExpressionBytes, DefaultExpressionBytes),
+		ExpressionItems:    pick(ns.Limits.ExpressionItems, d.Limits.ExpressionItems, DefaultExpressionItems),
 	}
 	e.Retention = pickDur(ns.Retention, d.Retention, DefaultRetention)
 	g, err := newGuard(namespace, ns.Egress, d.Egress, s.Self)

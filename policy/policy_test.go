@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonflow/baton/expr"
 	"github.com/batonflow/baton/function"
 	"github.com/batonflow/baton/lang"
 	"github.com/batonflow/baton/policy"
@@ -230,5 +231,50 @@ func TestCheckFunctionAndBudget(t *testing.T) {
 	}
 	if p := policy.CheckFunctionBudget(deployed, &function.Spec{Name: "b", Limits: function.Limits{Memory: 1 << 30, MaxInstances: 4}}, 4<<30); p == nil {
 		t.Fatal("5GiB within 4GiB accepted")
+	}
+}
+
+// TestExpressionLimits: the expression limits default to expr's, take the
+// server's flags over that and a namespace's document over those, come
+// back in the effective document, and name their settings.
+func TestExpressionLimits(t *testing.T) {
+	steps, items := int64(2_000_000), 5000
+	s := &policy.Server{Defaults: policy.Policy{Limits: policy.Limits{ExpressionSteps: &steps, ExpressionItems: &items}}}
+	def := resolve(t, &policy.Server{}, "any", "")
+	if def.Limits.ExpressionSteps != expr.DefaultLimits.Steps || def.Limits.ExpressionBytes != int64(expr.DefaultLimits.Bytes) ||
+		def.Limits.ExpressionItems != expr.DefaultLimits.Items {
+		t.Fatalf("defaults %+v, want expr.DefaultLimits %+v", def.Limits, expr.DefaultLimits)
+	}
+	e := resolve(t, s, "team-a", `{"limits":{"expressionSteps":1000,"expressionBytes":65536}}`)
+	if e.Limits.ExpressionSteps != 1000 || e.Limits.ExpressionBytes != 65536 || e.Limits.ExpressionItems != 5000 {
+		t.Fatalf("team-a limits %+v", e.Limits)
+	}
+	if other := resolve(t, s, "team-b", ""); other.Limits.ExpressionSteps != steps || other.Limits.ExpressionBytes != policy.DefaultExpressionBytes {
+		t.Fatalf("team-b limits %+v", other.Limits)
+	}
+	doc := e.Document()
+	if *doc.Limits.ExpressionSteps != 1000 || *doc.Limits.ExpressionBytes != 65536 || *doc.Limits.ExpressionItems != 5000 {
+		t.Fatalf("document limits %+v", doc.Limits)
+	}
+	again, err := (&policy.Server{}).Resolve("team-a", doc)
+	if err != nil || again.Limits != e.Limits {
+		t.Fatalf("the document resolves to %+v (%v), want %+v", again.Limits, err, e.Limits)
+	}
+	l := e.Limits.Expression()
+	if l.Steps != 1000 || l.Bytes != 65536 || l.Items != 5000 || l.Settings.Steps != "policy limits.expressionSteps" {
+		t.Fatalf("expr limits %+v", l)
+	}
+	_, err = expr.NewEvaluatorWithLimits(l).Eval(`[range(100000)] | length`, nil, nil)
+	if !errors.Is(err, expr.ErrLimit) || !strings.Contains(err.Error(), "(policy limits.expressionSteps)") {
+		t.Fatalf("evaluating over the limit: %v", err)
+	}
+	for doc, want := range map[string]string{
+		`{"limits":{"expressionSteps":0}}`:  "limits.expressionSteps must be positive",
+		`{"limits":{"expressionBytes":-1}}`: "limits.expressionBytes must be positive",
+		`{"limits":{"expressionItems":0}}`:  "limits.expressionItems must be positive",
+	} {
+		if _, err := policy.Decode([]byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Decode(%s) = %v, want an error with %q", doc, err, want)
+		}
 	}
 }

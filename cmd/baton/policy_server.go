@@ -27,6 +27,9 @@ type policyConfig struct {
 	inputBytes    string
 	outputBytes   string
 	scriptTimeout time.Duration
+	exprSteps     int64
+	exprBytes     string
+	exprItems     int
 	retention     string
 	memoryBudget  string
 	sweepInterval time.Duration
@@ -49,6 +52,9 @@ func addPolicyFlags(cmd *cobra.Command) *policyConfig {
 	f.StringVar(&cfg.inputBytes, "max-input-bytes", "4MiB", "size of an invocation's input, as JSON")
 	f.StringVar(&cfg.outputBytes, "max-output-bytes", "4MiB", "size of an invocation's output, as JSON")
 	f.DurationVar(&cfg.scriptTimeout, "script-timeout", policy.DefaultScriptTimeout, "run time of one run: script")
+	f.Int64Var(&cfg.exprSteps, "max-expression-steps", policy.DefaultExpressionSteps, "steps of work of one jq expression evaluation")
+	f.StringVar(&cfg.exprBytes, "max-expression-bytes", "16MiB", "longest string one jq expression evaluation may build")
+	f.IntVar(&cfg.exprItems, "max-expression-items", policy.DefaultExpressionItems, "longest array or object one jq expression evaluation may build")
 	f.StringVar(&cfg.retention, "retention", "30d", "how long finished invocations are kept (e.g. 30d, 12h)")
 	f.StringVar(&cfg.memoryBudget, "function-memory-budget", "64GiB",
 		"the most memory × instances that the deployed functions may add up to (0: no budget)")
@@ -74,6 +80,10 @@ func (cfg *policyConfig) server() (*policy.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--max-output-bytes: %w", err)
 	}
+	exprBytes, err := function.ParseBytes(cfg.exprBytes)
+	if err != nil {
+		return nil, fmt.Errorf("--max-expression-bytes: %w", err)
+	}
 	budget, err := function.ParseBytes(cfg.memoryBudget)
 	if err != nil {
 		return nil, fmt.Errorf("--function-memory-budget: %w", err)
@@ -89,6 +99,7 @@ func (cfg *policyConfig) server() (*policy.Server, error) {
 		Limits: policy.Limits{
 			SubflowDepth: &cfg.subflowDepth, RunningInvocations: &cfg.running, HistoryEvents: &cfg.historyEvents,
 			InputBytes: &in, OutputBytes: &out, ScriptTimeout: &scriptTimeout,
+			ExpressionSteps: &cfg.exprSteps, ExpressionBytes: &exprBytes, ExpressionItems: &cfg.exprItems,
 		},
 		Retention: &ret,
 	}

@@ -200,6 +200,25 @@ do:
 		legit.run("Script")
 	})
 
+	t.Run("expression doubling a string", func(t *testing.T) {
+		if res := apply("bomb.yaml", `document: {dsl: '1.0.0', namespace: default, name: bomb, version: '1.0.0'}
+do:
+  - grow:
+      set:
+        s: '${ "a" | until(length > 100000000; . + .) }'
+`); res.code != 0 {
+			t.Fatalf("apply: %+v", res)
+		}
+		faulted(t, invokeJSON(t, env, "default/bomb"), "(policy limits.expressionBytes)")
+		shown := squash(baton(t, env, "policy", "get", "default").stdout)
+		for _, line := range []string{"limits.expressionSteps 5000000", "limits.expressionBytes 16777216"} {
+			if !strings.Contains(shown, line) {
+				t.Fatalf("policy get lacks %q:\n%s", line, shown)
+			}
+		}
+		legit.run("Expression")
+	})
+
 	t.Run("function of 4 GiB × 100,000 instances", func(t *testing.T) {
 		hello := buildExample(t, "hello-go")
 		refused(t, baton(t, env, "fn", "deploy", "hog", "--wasm", hello, "--memory", "4GiB", "--max-instances", "100000"),
