@@ -313,7 +313,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 	for _, shape := range opts.Shapes {
 		for _, p := range opts.Policies {
 			for _, fn := range coldstartFunctions(shape, p) {
-				spec := function.Spec{Name: fn, Runtime: function.KindWasm, Artifact: module, Limits: function.Limits{MaxInstances: 16}}
+				spec := function.Spec{Namespace: Namespace, Name: fn, Runtime: function.KindWasm, Artifact: module, Limits: function.Limits{MaxInstances: 16}}
 				if _, err := reg.Deploy(ctx, spec); err != nil {
 					return nil, fmt.Errorf("bench: deploying %s: %w", fn, err)
 				}
@@ -331,7 +331,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 	}
 	// The module is compiled before the first round, as a server does at
 	// boot, so that cold starts are instantiation and init, not compile.
-	first, err := reg.Get(ctx, coldstartFunctions(opts.Shapes[0], opts.Policies[0])[0], "")
+	first, err := reg.Get(ctx, Namespace, coldstartFunctions(opts.Shapes[0], opts.Policies[0])[0], "")
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
