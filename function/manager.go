@@ -425,6 +425,13 @@ func (m *Manager) pool(ctx context.Context, name string) (*pool, error) {
 		}
 		return nil, fmt.Errorf("function %s: %w", name, err)
 	}
+	if spec.Namespace != ns {
+		// The pool, its events and metrics are the namespace's that was
+		// asked for, whatever a Specs implementation fills in.
+		c := *spec
+		c.Namespace = ns
+		spec = &c
+	}
 	if p != nil && p.spec.Version == spec.Version {
 		p.checkedAt.Store(now.UnixNano())
 		return p, nil
