@@ -29,8 +29,8 @@ const (
 	nsPath
 	// nsQuery reads ?namespace=, "default" when absent.
 	nsQuery
-	// nsDefault routes act on what is not namespaced yet (the function
-	// registry, the event log): they belong to the default namespace.
+	// nsDefault routes act on what is not namespaced yet (the event log):
+	// they belong to the default namespace.
 	nsDefault
 	// nsDocument reads the namespace of the workflow document in the body.
 	nsDocument
@@ -94,13 +94,13 @@ var accessRules = map[string]access{
 	"PUT /v1/secrets/{name}":    {auth.Developer, nsQuery, true},
 	"DELETE /v1/secrets/{name}": {auth.Developer, nsQuery, true},
 
-	"POST /v1/functions":                             {auth.Developer, nsDefault, true},
-	"GET /v1/functions":                              {auth.Viewer, nsDefault, false},
-	"GET /v1/functions/{name}":                       {auth.Viewer, nsDefault, false},
-	"DELETE /v1/functions/{name}":                    {auth.Developer, nsDefault, true},
-	"GET /v1/functions/{name}/versions/{version}":    {auth.Viewer, nsDefault, false},
-	"DELETE /v1/functions/{name}/versions/{version}": {auth.Developer, nsDefault, true},
-	"POST /v1/functions/{name}/invoke":               {auth.Operator, nsDefault, false},
+	"POST /v1/functions":                             {auth.Developer, nsQuery, true},
+	"GET /v1/functions":                              {auth.Viewer, nsQuery, false},
+	"GET /v1/functions/{name}":                       {auth.Viewer, nsQuery, false},
+	"DELETE /v1/functions/{name}":                    {auth.Developer, nsQuery, true},
+	"GET /v1/functions/{name}/versions/{version}":    {auth.Viewer, nsQuery, false},
+	"DELETE /v1/functions/{name}/versions/{version}": {auth.Developer, nsQuery, true},
+	"POST /v1/functions/{name}/invoke":               {auth.Operator, nsQuery, false},
 	"GET /metrics":                                   {auth.Viewer, nsServer, false},
 
 	"POST /v1/events":            {auth.Operator, nsDefault, false},
@@ -208,16 +208,6 @@ func (s *server) authorize(rt route, next http.Handler) http.Handler {
 			// what it holds, not even that it exists.
 			s.writeProblem(w, r, notFound("%s not found", r.URL.Path))
 			return
-		}
-		if rule.ns == nsDefault {
-			// The function registry is not namespaced, but a deploy or a
-			// call may name the namespace whose policy it answers to: the
-			// caller needs the role there too, or a developer of the
-			// default namespace could borrow a laxer namespace's policy.
-			if q := queryNamespace(r); q != DefaultNamespace && !p.Can(rule.role, q) {
-				s.writeProblem(w, r, forbidden("%s needs the %s role in namespace %q", action, rule.role, q))
-				return
-			}
 		}
 		if !p.Can(rule.role, ns) {
 			if rule.ns == nsServer {

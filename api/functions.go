@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/batonflow/baton/function"
+	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/problem"
 )
 
@@ -23,14 +24,18 @@ import (
 // deploy, get, list and delete, and the manager's calls and pool state.
 // It is kept apart from Engine so that the engine stays about workflows;
 // a struct embedding *function.Registry and *function.Manager satisfies it.
+//
+// Functions belong to a namespace (function.Spec.Namespace on Deploy); List
+// of "" is every namespace's. Invoke, Instances and Events take a
+// reference as function.Qualify makes it.
 type Functions interface {
 	Deploy(ctx context.Context, spec function.Spec) (*function.Spec, error)
-	Get(ctx context.Context, name, version string) (*function.Spec, error)
-	List(ctx context.Context) ([]*function.Spec, error)
-	Delete(ctx context.Context, name, version string) error
-	Invoke(ctx context.Context, name string, input any) (function.Result, error)
-	Instances(name string) []function.InstanceInfo
-	Events(name string) []function.Event
+	Get(ctx context.Context, namespace, name, version string) (*function.Spec, error)
+	List(ctx context.Context, namespace string) ([]*function.Spec, error)
+	Delete(ctx context.Context, namespace, name, version string) error
+	Invoke(ctx context.Context, ref string, input any) (function.Result, error)
+	Instances(ref string) []function.InstanceInfo
+	Events(ref string) []function.Event
 }
 
 // WithFunctions serves /v1/functions over f. Without it those routes
@@ -74,16 +79,18 @@ const eventsShown = 50
 // FunctionRef names a deployed function version: the body of 201 answers
 // to POST /v1/functions.
 type FunctionRef struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Version   string `json:"version"`
 }
 
 // FunctionSummary is a function as listed by GET /v1/functions: its newest
 // version and every version deployed.
 type FunctionSummary struct {
-	Name    string        `json:"name"`
-	Runtime function.Kind `json:"runtime"`
-	Version string        `json:"version"`
+	Namespace string        `json:"namespace"`
+	Name      string        `json:"name"`
+	Runtime   function.Kind `json:"runtime"`
+	Version   string        `json:"version"`
 	// Versions are oldest first.
 	Versions []string `json:"versions"`
 	// DeployedAt is when the newest version was deployed.
@@ -205,7 +212,7 @@ func FunctionSummaries(specs []*function.Spec) []FunctionSummary {
 	for _, s := range specs {
 		sum := byName[s.Name]
 		if sum == nil {
-			sum = &FunctionSummary{Name: s.Name}
+			sum = &FunctionSummary{Namespace: s.Namespace, Name: s.Name}
 			byName[s.Name] = sum
 			order = append(order, s.Name)
 		}
@@ -223,8 +230,9 @@ func FunctionSummaries(specs []*function.Spec) []FunctionSummary {
 }
 
 // FunctionView describes spec with the versions deployed under its name
-// (all, as Registry.List returns them; other names are ignored) and the
-// state of its instances: those of spec's version only.
+// (all, as Registry.List returns them for spec's namespace; other names
+// are ignored) and the state of its instances: those of spec's version
+// only.
 func FunctionView(spec *function.Spec, all []*function.Spec, instances []function.InstanceInfo, events []function.Event) *Function {
 	view := &Function{
 		Spec:     spec,
@@ -252,7 +260,7 @@ func FunctionView(spec *function.Spec, all []*function.Spec, instances []functio
 	}
 	var mine []FunctionEvent
 	for _, e := range events {
-		if e.Function != spec.Name || e.Version != spec.Version {
+		if e.Function != function.Qualify(spec.Namespace, spec.Name) || e.Version != spec.Version {
 			continue
 		}
 		fe := FunctionEvent{Kind: e.Kind, Time: e.Time, Version: e.Version, Instance: e.Instance, Reason: e.Reason, Error: e.Error}
@@ -269,8 +277,27 @@ func FunctionView(spec *function.Spec, all []*function.Spec, instances []functio
 	return view
 }
 
-func functionPath(name string) string {
-	return "/v1/functions/" + url.PathEscape(name)
+// functionPath is where a namespace's function is, its ?namespace= left
+// out in the default namespace.
+func functionPath(namespace, name, version string) string {
+	p := "/v1/functions/" + url.PathEscape(name)
+	if version != "" {
+		p += "/versions/" + url.PathEscape(version)
+	}
+	if namespace != "" && namespace != DefaultNamespace {
+		p += "?namespace=" + url.QueryEscape(namespace)
+	}
+	return p
+}
+
+// functionNamespace is the namespace a function request acts in: its
+// ?namespace=, "default" when absent. The access check reads the same.
+func functionNamespace(r *http.Request) (string, *problem.Problem) {
+	ns := queryNamespace(r)
+	if !policy.ValidNamespace(ns) {
+		return "", badRequest("namespace %q is not a valid name", ns)
+	}
+	return ns, nil
 }
 
 func functionSubject(name, version string) string {
@@ -322,6 +349,9 @@ func (s *server) deployFunction(w http.ResponseWriter, r *http.Request) {
 		spec, p = readSpecDeploy(r)
 	}
 	if p == nil {
+		p = placeInNamespace(r, &spec)
+	}
+	if p == nil {
 		p = s.admitDeploy(r, &spec)
 	}
 	if p != nil {
@@ -333,8 +363,23 @@ func (s *server) deployFunction(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, functionSubject(spec.Name, spec.Version))
 		return
 	}
-	w.Header().Set("Location", functionPath(deployed.Name)+"/versions/"+url.PathEscape(deployed.Version))
-	writeJSON(w, http.StatusCreated, FunctionRef{Name: deployed.Name, Version: deployed.Version})
+	w.Header().Set("Location", functionPath(deployed.Namespace, deployed.Name, deployed.Version))
+	writeJSON(w, http.StatusCreated, FunctionRef{Namespace: deployed.Namespace, Name: deployed.Name, Version: deployed.Version})
+}
+
+// placeInNamespace puts a deployed spec in the request's namespace. A spec
+// naming another one is refused rather than obeyed: the access check
+// authorised ?namespace=, not the body.
+func placeInNamespace(r *http.Request, spec *function.Spec) *problem.Problem {
+	ns, p := functionNamespace(r)
+	if p != nil {
+		return p
+	}
+	if spec.Namespace != "" && spec.Namespace != ns {
+		return badRequest("the spec's namespace %q is not the request's %q: deploy with ?namespace=%s", spec.Namespace, ns, spec.Namespace)
+	}
+	spec.Namespace = ns
+	return nil
 }
 
 // readSpecDeploy reads a JSON spec. A wasm function deployed this way
@@ -460,7 +505,12 @@ func (s *server) listFunctions(w http.ResponseWriter, r *http.Request) {
 	if !s.requireFunctions(w, r) {
 		return
 	}
-	specs, err := s.functions.List(r.Context())
+	ns, p := functionNamespace(r)
+	if p != nil {
+		s.writeProblem(w, r, p)
+		return
+	}
+	specs, err := s.functions.List(r.Context(), ns)
 	if err != nil {
 		s.fail(w, r, err, "listing functions")
 		return
@@ -473,17 +523,23 @@ func (s *server) getFunction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, version := r.PathValue("name"), r.PathValue("version")
-	spec, err := s.functions.Get(r.Context(), name, version)
+	ns, p := functionNamespace(r)
+	if p != nil {
+		s.writeProblem(w, r, p)
+		return
+	}
+	spec, err := s.functions.Get(r.Context(), ns, name, version)
 	if err != nil {
 		s.fail(w, r, err, functionSubject(name, version))
 		return
 	}
-	all, err := s.functions.List(r.Context())
+	all, err := s.functions.List(r.Context(), ns)
 	if err != nil {
 		s.fail(w, r, err, functionSubject(name, version))
 		return
 	}
-	writeJSON(w, http.StatusOK, FunctionView(spec, all, s.functions.Instances(name), s.functions.Events(name)))
+	ref := function.Qualify(ns, name)
+	writeJSON(w, http.StatusOK, FunctionView(spec, all, s.functions.Instances(ref), s.functions.Events(ref)))
 }
 
 func (s *server) deleteFunction(w http.ResponseWriter, r *http.Request) {
@@ -491,7 +547,12 @@ func (s *server) deleteFunction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, version := r.PathValue("name"), r.PathValue("version")
-	if err := s.functions.Delete(r.Context(), name, version); err != nil {
+	ns, p := functionNamespace(r)
+	if p != nil {
+		s.writeProblem(w, r, p)
+		return
+	}
+	if err := s.functions.Delete(r.Context(), ns, name, version); err != nil {
 		s.fail(w, r, err, functionSubject(name, version))
 		return
 	}
@@ -519,10 +580,16 @@ func (s *server) invokeFunction(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, badRequest("the request body is not valid JSON: send the function's input"))
 		return
 	}
+	ns, p := functionNamespace(r)
+	if p != nil {
+		s.writeProblem(w, r, p)
+		return
+	}
 	target := name
 	if version != "" {
 		target = name + "@" + version
 	}
+	target = function.Qualify(ns, target)
 	ctx, p := s.functionCallContext(r)
 	if p != nil {
 		s.writeProblem(w, r, p)

@@ -137,7 +137,7 @@ func TestFunctionsDeployInvokeAndInspect(t *testing.T) {
 
 	ref, err := f.client.DeployModule(ctx, function.Spec{Name: "hello", Limits: function.Limits{Timeout: function.Duration(200 * time.Millisecond)}},
 		writeModule(t, 1024, "v1"))
-	if err != nil || *ref != (api.FunctionRef{Name: "hello", Version: "1"}) {
+	if err != nil || *ref != (api.FunctionRef{Namespace: "default", Name: "hello", Version: "1"}) {
 		t.Fatalf("deploy: %+v, %v", ref, err)
 	}
 	// The same spec and module again is the same version.
@@ -264,7 +264,7 @@ func TestFunctionsProcessAndHTTPSpecs(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := spec
-		want.Version, want.CreatedAt = "1", got.Spec.CreatedAt
+		want.Namespace, want.Version, want.CreatedAt = "default", "1", got.Spec.CreatedAt
 		gotJSON, _ := json.Marshal(got.Spec)
 		wantJSON, _ := json.Marshal(&want)
 		if !bytes.Equal(gotJSON, wantJSON) || got.Spec.CreatedAt.IsZero() {

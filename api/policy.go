@@ -39,10 +39,6 @@ type NamespacePolicy struct {
 	Effective *policy.Policy `json:"effective"`
 }
 
-// defaultFunctionNamespace is the namespace whose policy governs function
-// requests that name none: functions are server-wide, not namespaced.
-const defaultFunctionNamespace = "default"
-
 func (s *server) requirePolicies(w http.ResponseWriter, r *http.Request) bool {
 	if s.policies == nil {
 		s.writeProblem(w, r, notImplemented("this server has no namespace policies"))
@@ -103,14 +99,12 @@ func (s *server) putPolicy(w http.ResponseWriter, r *http.Request) {
 	s.writeNamespacePolicy(w, r, ns, http.StatusOK)
 }
 
-// functionPolicy is the policy that a function request answers to.
+// functionPolicy is the policy that a function request answers to: its
+// namespace's, the one the function belongs to.
 func (s *server) functionPolicy(r *http.Request) (*policy.Effective, *problem.Problem) {
-	ns := r.URL.Query().Get("namespace")
-	if ns == "" {
-		ns = defaultFunctionNamespace
-	}
-	if !policy.ValidNamespace(ns) {
-		return nil, badRequest("namespace %q is not a valid name", ns)
+	ns, p := functionNamespace(r)
+	if p != nil {
+		return nil, p
 	}
 	eff, err := s.policies.Effective(r.Context(), ns)
 	if err != nil {
@@ -132,7 +126,8 @@ func (s *server) admitDeploy(r *http.Request, spec *function.Spec) *problem.Prob
 	if p := eff.CheckFunction(spec); p != nil {
 		return p
 	}
-	deployed, err := s.functions.List(r.Context())
+	// The memory budget is the server's, shared by every namespace.
+	deployed, err := s.functions.List(r.Context(), "")
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return problemFor(err, "functions")
 	}

@@ -156,6 +156,17 @@ func (o *ColdstartOptions) defaults() error {
 	return nil
 }
 
+// coldstartRefs are coldstartFunctions as the function Manager, its
+// keep-alive policies and observers know them: in the bench namespace.
+func coldstartRefs(shape, policy string) []string {
+	fns := coldstartFunctions(shape, policy)
+	refs := make([]string, len(fns))
+	for i, fn := range fns {
+		refs[i] = function.Qualify(Namespace, fn)
+	}
+	return refs
+}
+
 // coldstartFunctions names the functions of one (shape, policy) pair:
 // every call task has its own, so that each is its own pool, as distinct
 // functions are; all are deployments of one wasm module, compiled once.
@@ -282,7 +293,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 	route := &prewarm.PerFunction{Default: function.DefaultKeepAlive, Functions: map[string]function.KeepAlive{}}
 	for _, shape := range opts.Shapes {
 		for _, p := range opts.Policies {
-			for _, fn := range coldstartFunctions(shape, p) {
+			for _, fn := range coldstartRefs(shape, p) {
 				route.Functions[fn] = policies[p]
 			}
 		}
@@ -313,7 +324,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 	for _, shape := range opts.Shapes {
 		for _, p := range opts.Policies {
 			for _, fn := range coldstartFunctions(shape, p) {
-				spec := function.Spec{Name: fn, Runtime: function.KindWasm, Artifact: module, Limits: function.Limits{MaxInstances: 16}}
+				spec := function.Spec{Namespace: Namespace, Name: fn, Runtime: function.KindWasm, Artifact: module, Limits: function.Limits{MaxInstances: 16}}
 				if _, err := reg.Deploy(ctx, spec); err != nil {
 					return nil, fmt.Errorf("bench: deploying %s: %w", fn, err)
 				}
@@ -331,7 +342,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 	}
 	// The module is compiled before the first round, as a server does at
 	// boot, so that cold starts are instantiation and init, not compile.
-	first, err := reg.Get(ctx, coldstartFunctions(opts.Shapes[0], opts.Policies[0])[0], "")
+	first, err := reg.Get(ctx, Namespace, coldstartFunctions(opts.Shapes[0], opts.Policies[0])[0], "")
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
@@ -449,7 +460,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 			if n := len(lat); n > 0 {
 				row.ColdPathMeanMs = row.ColdPathMs / float64(n)
 			}
-			fns := coldstartFunctions(shape, p)
+			fns := coldstartRefs(shape, p)
 			row.IdleInstanceS = idle.idleSeconds(fns, measuredFrom, end)
 			row.StartingInstanceS = idle.startSeconds(fns, measuredFrom, end)
 			idle.mu.Lock()

@@ -143,7 +143,8 @@ func (r *runner) results(ctx context.Context, records []record, elapsed time.Dur
 		sort.Slice(mine, func(i, j int) bool { return mine[i].SubmittedS < mine[j].SubmittedS })
 		var fns []string
 		for s := range streams {
-			fns = append(fns, functionName(c.Functions, s, streams))
+			// The idle meter knows functions by their references.
+			fns = append(fns, function.Qualify(Namespace, functionName(c.Functions, s, streams)))
 		}
 		sum := summarize(mine, warmup)
 		sum.IdleInstanceS = r.idle.idleSeconds(fns, r.start.Add(r.opts.Warmup), windowEnd)

@@ -165,6 +165,9 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 				if err != nil {
 					return nil, errors.Join(err, em.close(ctx))
 				}
+				// The workloads' workflows are the bench namespace's,
+				// and call that namespace's functions.
+				spec.Namespace = Namespace
 				if _, err := em.reg.Deploy(ctx, spec); err != nil {
 					return nil, errors.Join(fmt.Errorf("bench: deploying %s: %w", spec.Name, err), em.close(ctx))
 				}

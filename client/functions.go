@@ -79,10 +79,11 @@ func (c *Client) DeployModule(ctx context.Context, spec function.Spec, path stri
 	return &ref, nil
 }
 
-// ListFunctions returns every deployed function with its versions.
+// ListFunctions returns every function deployed in the client's namespace
+// (WithNamespace; "default" when unset) with its versions.
 func (c *Client) ListFunctions(ctx context.Context) ([]api.FunctionSummary, error) {
 	var list api.FunctionList
-	if _, err := c.do(ctx, request{method: http.MethodGet, segments: []string{"v1", "functions"}}, &list); err != nil {
+	if _, err := c.do(ctx, request{method: http.MethodGet, segments: []string{"v1", "functions"}, query: c.namespaceQuery(nil)}, &list); err != nil {
 		return nil, err
 	}
 	return list.Items, nil
@@ -100,7 +101,7 @@ func functionSegments(name, version string) []string {
 // with its versions and the state of its pool on the server.
 func (c *Client) GetFunction(ctx context.Context, name, version string) (*api.Function, error) {
 	var fn api.Function
-	if _, err := c.do(ctx, request{method: http.MethodGet, segments: functionSegments(name, version)}, &fn); err != nil {
+	if _, err := c.do(ctx, request{method: http.MethodGet, segments: functionSegments(name, version), query: c.namespaceQuery(nil)}, &fn); err != nil {
 		return nil, err
 	}
 	return &fn, nil
@@ -109,7 +110,7 @@ func (c *Client) GetFunction(ctx context.Context, name, version string) (*api.Fu
 // DeleteFunction deletes a function version, every version when version is
 // "".
 func (c *Client) DeleteFunction(ctx context.Context, name, version string) error {
-	_, err := c.do(ctx, request{method: http.MethodDelete, segments: functionSegments(name, version)}, nil)
+	_, err := c.do(ctx, request{method: http.MethodDelete, segments: functionSegments(name, version), query: c.namespaceQuery(nil)}, nil)
 	return err
 }
 

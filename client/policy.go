@@ -33,9 +33,10 @@ func (c *Client) DeleteInvocation(ctx context.Context, id string) error {
 	return err
 }
 
-// WithNamespace returns a client whose function deploys and calls answer
-// to the policy of namespace (the ?namespace= parameter); functions are
-// server-wide, and without it they answer to the namespace "default".
+// WithNamespace returns a client whose function requests (deploy, list,
+// get, delete, invoke) act in namespace, the ?namespace= parameter: the
+// namespace the functions belong to and whose policy they answer to.
+// Without it they act in the namespace "default".
 func (c *Client) WithNamespace(namespace string) *Client {
 	cp := *c
 	cp.namespace = namespace

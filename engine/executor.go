@@ -15,6 +15,8 @@ import (
 type CallRequest struct {
 	*core.Call
 	Invocation string
+	// Namespace is the invocation's: the tenancy unit the call acts for.
+	Namespace string
 	// IdempotencyKey is the same every time this call is executed again
 	// (after a crash, say): see core.IdempotencyKey. Ids derived from the
 	// call are computed from core.CallIDSeed instead.
@@ -86,7 +88,7 @@ func (e *Engine) executeAllowed(ctx context.Context, in *instance, c *core.Call)
 		return CallResult{}, problem.Configuration("%s: this engine has no executor for %q", c.Name, c.Function)
 	}
 	res, err := ex.Execute(ctx, &CallRequest{
-		Call: c, Invocation: in.inv.ID, IdempotencyKey: key, Workflow: in.def,
+		Call: c, Invocation: in.inv.ID, Namespace: in.inv.Namespace, IdempotencyKey: key, Workflow: in.def,
 		Secrets: in.secrets, Redact: in.redact.String,
 	})
 	if err != nil {

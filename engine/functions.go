@@ -13,7 +13,8 @@ import (
 // (not only its arguments) so that it can apply the task's remaining
 // timeout and pass the step's idempotency key on to the runtime.
 type FunctionCaller interface {
-	Call(ctx context.Context, invocation string, c *core.Call) (function.Result, error)
+	// namespace is the invocation's: the one a function name resolves in.
+	Call(ctx context.Context, namespace, invocation string, c *core.Call) (function.Result, error)
 }
 
 // FunctionExecutor makes registered functions callable from workflows:
@@ -26,7 +27,7 @@ type FunctionCaller interface {
 // history's Info, where benchmarks and the prewarm planner read them.
 func FunctionExecutor(fns FunctionCaller) Executor {
 	return ExecutorFunc(func(ctx context.Context, req *CallRequest) (CallResult, error) {
-		res, err := fns.Call(ctx, req.Invocation, req.Call)
+		res, err := fns.Call(ctx, req.Namespace, req.Invocation, req.Call)
 		if err != nil {
 			return CallResult{}, err
 		}

@@ -25,7 +25,7 @@ type fakeCall struct {
 	call       core.Call
 }
 
-func (f *fakeFunctions) Call(_ context.Context, invocation string, c *core.Call) (function.Result, error) {
+func (f *fakeFunctions) Call(_ context.Context, _, invocation string, c *core.Call) (function.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, fakeCall{invocation: invocation, call: *c})

@@ -33,11 +33,13 @@ const (
 
 // Event is one step of an instance's life.
 type Event struct {
-	Kind     EventKind `json:"kind"`
-	Time     time.Time `json:"time"`
-	Function string    `json:"function"`
-	Version  string    `json:"version"`
-	Instance string    `json:"instance"`
+	Kind EventKind `json:"kind"`
+	Time time.Time `json:"time"`
+	// Function is the function's reference (Qualify): its name, prefixed
+	// by its namespace outside the default one.
+	Function string `json:"function"`
+	Version  string `json:"version"`
+	Instance string `json:"instance"`
 	// Phases is the cold start of a created instance.
 	Phases Phases `json:"phases,omitzero"`
 	// Waited is, on a busy event, how long the call waited for the

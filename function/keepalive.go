@@ -46,6 +46,7 @@ func ParseKeepAlive(name string) (policy string, keep time.Duration, err error) 
 
 // IdleState is what a keep-alive decision is made from.
 type IdleState struct {
+	// Function is the function's reference (Qualify), which Prepare takes.
 	Function string
 	Version  string
 	// KeepAlive is the policy the function's spec asks for, if any.

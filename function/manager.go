@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"runtime"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,13 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Specs resolves a function name to its deployed spec. *Registry is the
+// Specs resolves a namespace's function name to its deployed spec. *Registry is the
 // implementation; a Registry also notifies the Manager of deploys so that
 // a new version is used at once.
 type Specs interface {
 	// Get returns a version, or the newest when version is "", or a
 	// NotFound error.
-	Get(ctx context.Context, name, version string) (*Spec, error)
+	Get(ctx context.Context, namespace, name, version string) (*Spec, error)
 }
 
 // Options configure a Manager. The zero value is usable.
@@ -98,7 +97,7 @@ type Manager struct {
 	now      func() time.Time
 
 	mu     sync.Mutex
-	pools  map[string]*pool // by the name callers use: "fn" or "fn@version"
+	pools  map[string]*pool // by the reference callers use (Qualify): "[ns/]fn" or "[ns/]fn@version"
 	logs   map[string]*eventLog
 	closed bool
 
@@ -185,8 +184,10 @@ func NewManager(specs Specs, runtimes map[Kind]Runtime, opts Options) (*Manager,
 }
 
 // Invoke calls a function with input (any JSON-encodable value; a
-// json.RawMessage is sent as it is). name is a function name, whose
-// newest version is called, or "name@version". Errors are
+// json.RawMessage is sent as it is). name is a function reference (see
+// Qualify): a function name, whose newest version is called, or
+// "name@version", prefixed with "namespace/" outside the default
+// namespace. Errors are
 // *problem.Problem values: configuration (404) for an unknown function,
 // timeout, runtime (trap, crash, invalid output), communication
 // (unreachable endpoint, full queue).
@@ -288,12 +289,12 @@ type InstanceInfo struct {
 	IdleSince time.Time `json:"idleSince,omitzero"`
 }
 
-// Instances lists the live instances of a function (every version), or
-// of every function when name is "".
+// Instances lists the live instances of a function (every version; name
+// is a reference as Qualify makes it), or of every function when name is "".
 func (m *Manager) Instances(name string) []InstanceInfo {
 	var out []InstanceInfo
 	for _, p := range m.poolList() {
-		if name == "" || p.spec.Name == name {
+		if name == "" || p.spec.key() == name {
 			out = p.appendInstances(out)
 		}
 	}
@@ -302,7 +303,7 @@ func (m *Manager) Instances(name string) []InstanceInfo {
 }
 
 // Events returns the newest lifecycle events of a function's instances,
-// oldest first.
+// oldest first; name is a reference as Qualify makes it.
 func (m *Manager) Events(name string) []Event {
 	m.mu.Lock()
 	l := m.logs[name]
@@ -391,7 +392,7 @@ func (m *Manager) Close(ctx context.Context) error {
 // pool returns the pool serving name, resolving the spec when the pool is
 // new or its spec was last checked longer than SpecTTL ago.
 func (m *Manager) pool(ctx context.Context, name string) (*pool, error) {
-	fn, version, _ := strings.Cut(name, "@")
+	ns, fn, version := splitRef(name)
 	now := m.now()
 	m.mu.Lock()
 	if m.closed {
@@ -408,7 +409,7 @@ func (m *Manager) pool(ctx context.Context, name string) (*pool, error) {
 		defer p.refreshing.Store(false)
 	}
 
-	spec, err := m.specs.Get(ctx, fn, version)
+	spec, err := m.specs.Get(ctx, ns, fn, version)
 	if err != nil {
 		var nf *notFoundError
 		if errors.As(err, &nf) {
@@ -423,6 +424,13 @@ func (m *Manager) pool(ctx context.Context, name string) (*pool, error) {
 			return p, nil
 		}
 		return nil, fmt.Errorf("function %s: %w", name, err)
+	}
+	if spec.Namespace != ns {
+		// The pool, its events and metrics are the namespace's that was
+		// asked for, whatever a Specs implementation fills in.
+		c := *spec
+		c.Namespace = ns
+		spec = &c
 	}
 	if p != nil && p.spec.Version == spec.Version {
 		p.checkedAt.Store(now.UnixNano())
@@ -443,7 +451,7 @@ func (m *Manager) pool(ctx context.Context, name string) (*pool, error) {
 		// Someone else replaced the pool meanwhile.
 		return cur, nil
 	}
-	np := newPool(m, spec, rt, m.logFor(spec.Name))
+	np := newPool(m, spec, rt, m.logFor(spec.key()))
 	np.checkedAt.Store(now.UnixNano())
 	if p != nil {
 		np.stats = p.statsSnapshot()
@@ -477,7 +485,7 @@ func (m *Manager) dropPool(name string, p *pool, reason string) {
 // Registry calls it after a deploy or delete.
 func (m *Manager) invalidate(name string) {
 	for _, p := range m.poolList() {
-		if p.spec.Name == name {
+		if p.spec.key() == name {
 			p.checkedAt.Store(0)
 		}
 	}

@@ -81,11 +81,11 @@ func (i *fakeInstance) Close(context.Context) error {
 	return nil
 }
 
-// specMap is a Specs over fixed specs.
+// specMap is a Specs over fixed specs, by reference (Qualify).
 type specMap map[string]*Spec
 
-func (m specMap) Get(_ context.Context, name, version string) (*Spec, error) {
-	s, ok := m[name]
+func (m specMap) Get(_ context.Context, namespace, name, version string) (*Spec, error) {
+	s, ok := m[Qualify(namespace, name)]
 	if !ok || (version != "" && version != s.Version) {
 		return nil, NotFound(name, version)
 	}
@@ -682,7 +682,7 @@ func TestCallFromAWorkflow(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := m.Call(context.Background(), "inv-7", &tc.call)
+			res, err := m.Call(context.Background(), DefaultNamespace, "inv-7", &tc.call)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,7 +10,8 @@ import (
 )
 
 // metrics are the Manager's Prometheus collectors, all labelled by
-// function name.
+// function reference (Qualify: the name, prefixed by its namespace outside
+// the default one).
 type metrics struct {
 	invocations *prometheus.CounterVec
 	errors      *prometheus.CounterVec

@@ -71,7 +71,7 @@ func newPool(m *Manager, spec *Spec, rt Runtime, log *eventLog) *pool {
 		spec:    spec,
 		rt:      rt,
 		log:     log,
-		metrics: m.metrics.forFunction(spec.Name),
+		metrics: m.metrics.forFunction(spec.key()),
 		max:     spec.EffectiveMaxInstances(),
 		timeout: spec.EffectiveTimeout(),
 		busy:    map[*member]struct{}{},
@@ -79,7 +79,7 @@ func newPool(m *Manager, spec *Spec, rt Runtime, log *eventLog) *pool {
 }
 
 func (p *pool) event(kind EventKind, mb *member) Event {
-	return Event{Kind: kind, Time: p.m.now(), Function: p.spec.Name, Version: p.spec.Version, Instance: mb.id}
+	return Event{Kind: kind, Time: p.m.now(), Function: p.spec.key(), Version: p.spec.Version, Instance: mb.id}
 }
 
 func (p *pool) invoke(ctx context.Context, input json.RawMessage, begin time.Time) (Result, error) {
@@ -200,14 +200,14 @@ func (p *pool) start(prepared bool, preparedFor time.Time) (*member, error) {
 	defer cancel()
 	p.mu.Lock()
 	p.nextID++
-	id := p.spec.Ref() + "/" + strconv.Itoa(p.nextID)
+	id := Qualify(p.spec.Namespace, p.spec.Ref()) + "/" + strconv.Itoa(p.nextID)
 	p.mu.Unlock()
 
 	inst, phases, err := p.rt.Start(ctx, p.spec)
 	if err != nil {
 		err = startError(ctx, p.spec, err)
 		p.m.log.Warn("function instance failed to start", "instance", id, "error", err)
-		e := Event{Kind: EventStartFailed, Time: p.m.now(), Function: p.spec.Name, Version: p.spec.Version, Instance: id, Err: err}
+		e := Event{Kind: EventStartFailed, Time: p.m.now(), Function: p.spec.key(), Version: p.spec.Version, Instance: id, Err: err}
 		p.m.emit(p.log, e)
 		p.mu.Lock()
 		p.starting--
@@ -242,7 +242,7 @@ func (p *pool) start(prepared bool, preparedFor time.Time) (*member, error) {
 		p.updateGauges()
 		p.mu.Unlock()
 		p.m.closeInBackground(id, inst)
-		p.m.emit(p.log, Event{Kind: EventEvicted, Time: p.m.now(), Function: p.spec.Name, Version: p.spec.Version, Instance: id, Reason: ReasonRetired})
+		p.m.emit(p.log, Event{Kind: EventEvicted, Time: p.m.now(), Function: p.spec.key(), Version: p.spec.Version, Instance: id, Reason: ReasonRetired})
 		return nil, errors.New("pool retired")
 	}
 	p.handOffLocked(mb, true) // unlocks
@@ -334,7 +334,7 @@ func (p *pool) evictLocked(mb *member, reason string, cause error) {
 
 func (p *pool) idleStateLocked(mb *member) IdleState {
 	return IdleState{
-		Function:    p.spec.Name,
+		Function:    p.spec.key(),
 		Version:     p.spec.Version,
 		KeepAlive:   p.spec.KeepAlive,
 		Instance:    mb.id,

@@ -46,8 +46,9 @@ func NewRegistry(st store.Store, blobs *Blobs) *Registry {
 // Blobs is the registry's artifact store, for runtimes.
 func (r *Registry) Blobs() *Blobs { return r.blobs }
 
-// Subscribe registers fn to be called with a function's name after one of
-// its versions is deployed or deleted through this registry; the Manager
+// Subscribe registers fn to be called with a function's reference (see
+// Qualify) after one of its versions is deployed or deleted through this
+// registry; the Manager
 // uses it to retire stale pools at once. It returns the unsubscribe
 // function.
 func (r *Registry) Subscribe(fn func(name string)) (unsubscribe func()) {
@@ -94,7 +95,7 @@ func (r *Registry) Deploy(ctx context.Context, spec Spec) (*Spec, error) {
 		}
 	}
 
-	versions, err := r.versions(ctx, spec.Name)
+	versions, err := r.versions(ctx, nsOf(&spec), spec.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -120,18 +121,18 @@ func (r *Registry) Deploy(ctx context.Context, spec Spec) (*Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deploy %s: %w", spec.Ref(), err)
 	}
-	if err := r.store.PutFunction(ctx, &store.Function{Name: spec.Name, Version: spec.Version, Spec: doc}); err != nil {
+	if err := r.store.PutFunction(ctx, &store.Function{Namespace: nsOf(&spec), Name: spec.Name, Version: spec.Version, Spec: doc}); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil, problem.New(problem.TypeConflict, 409, "Conflict",
 				fmt.Sprintf("function %s was deployed concurrently with different content", spec.Ref()))
 		}
 		return nil, fmt.Errorf("deploy %s: %w", spec.Ref(), err)
 	}
-	stored, err := r.Get(ctx, spec.Name, spec.Version)
+	stored, err := r.Get(ctx, nsOf(&spec), spec.Name, spec.Version)
 	if err != nil {
 		return nil, err
 	}
-	r.notify(spec.Name)
+	r.notify(spec.key())
 	return stored, nil
 }
 
@@ -189,10 +190,11 @@ func nextVersion(versions []*Spec) string {
 	return strconv.Itoa(highest + 1)
 }
 
-// Get returns a version, or the newest one when version is "". A missing
-// function is a NotFound error.
-func (r *Registry) Get(ctx context.Context, name, version string) (*Spec, error) {
-	fn, err := r.store.GetFunction(ctx, name, version)
+// Get returns a version of a namespace's function, or the newest one when
+// version is "". A missing function is a NotFound error, and so is another
+// namespace's.
+func (r *Registry) Get(ctx context.Context, namespace, name, version string) (*Spec, error) {
+	fn, err := r.store.GetFunction(ctx, namespace, name, version)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, NotFound(name, version)
 	}
@@ -202,9 +204,11 @@ func (r *Registry) Get(ctx context.Context, name, version string) (*Spec, error)
 	return decodeStored(fn)
 }
 
-// List returns every deployed version, ordered by name and deployment.
-func (r *Registry) List(ctx context.Context) ([]*Spec, error) {
-	fns, err := r.store.ListFunctions(ctx)
+// List returns every deployed version of a namespace's functions, or of
+// every namespace's when namespace is "", ordered by namespace, name and
+// deployment.
+func (r *Registry) List(ctx context.Context, namespace string) ([]*Spec, error) {
+	fns, err := r.store.ListFunctions(ctx, namespace)
 	if err != nil {
 		return nil, fmt.Errorf("list functions: %w", err)
 	}
@@ -217,6 +221,9 @@ func (r *Registry) List(ctx context.Context) ([]*Spec, error) {
 		specs = append(specs, s)
 	}
 	sort.SliceStable(specs, func(i, j int) bool {
+		if specs[i].Namespace != specs[j].Namespace {
+			return specs[i].Namespace < specs[j].Namespace
+		}
 		if specs[i].Name != specs[j].Name {
 			return specs[i].Name < specs[j].Name
 		}
@@ -225,8 +232,8 @@ func (r *Registry) List(ctx context.Context) ([]*Spec, error) {
 	return specs, nil
 }
 
-func (r *Registry) versions(ctx context.Context, name string) ([]*Spec, error) {
-	all, err := r.List(ctx)
+func (r *Registry) versions(ctx context.Context, namespace, name string) ([]*Spec, error) {
+	all, err := r.List(ctx, namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -239,26 +246,27 @@ func (r *Registry) versions(ctx context.Context, name string) ([]*Spec, error) {
 	return out, nil
 }
 
-// Delete removes a version, or every version when version is "", and the
-// artifacts no remaining version uses.
-func (r *Registry) Delete(ctx context.Context, name, version string) error {
+// Delete removes a version of a namespace's function, or every version
+// when version is "", and the artifacts no remaining version (of any
+// namespace: blobs are content-addressed and shared) uses.
+func (r *Registry) Delete(ctx context.Context, namespace, name, version string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, err := r.Get(ctx, name, version); err != nil {
+	if _, err := r.Get(ctx, namespace, name, version); err != nil {
 		return err
 	}
-	if err := r.store.DeleteFunction(ctx, name, version); err != nil {
+	if err := r.store.DeleteFunction(ctx, namespace, name, version); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return NotFound(name, version)
 		}
 		return fmt.Errorf("delete function %s: %w", name, err)
 	}
-	r.notify(name)
+	r.notify(Qualify(namespace, name))
 	return r.collectGarbage(ctx)
 }
 
 func (r *Registry) collectGarbage(ctx context.Context) error {
-	all, err := r.List(ctx)
+	all, err := r.List(ctx, "")
 	if err != nil {
 		return err
 	}
@@ -287,6 +295,9 @@ func decodeStored(fn *store.Function) (*Spec, error) {
 	if err := json.Unmarshal(fn.Spec, &s); err != nil {
 		return nil, fmt.Errorf("function %s@%s: stored spec is unreadable: %w", fn.Name, fn.Version, err)
 	}
-	s.Name, s.Version, s.CreatedAt = fn.Name, fn.Version, fn.CreatedAt
+	s.Namespace, s.Name, s.Version, s.CreatedAt = fn.Namespace, fn.Name, fn.Version, fn.CreatedAt
+	if s.Namespace == "" {
+		s.Namespace = DefaultNamespace
+	}
 	return &s, nil
 }

@@ -29,7 +29,7 @@ func (s *memStore) PutFunction(_ context.Context, fn *store.Function) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range s.fns {
-		if f.Name == fn.Name && f.Version == fn.Version {
+		if f.Namespace == fn.Namespace && f.Name == fn.Name && f.Version == fn.Version {
 			if string(f.Spec) != string(fn.Spec) {
 				return store.ErrConflict
 			}
@@ -43,12 +43,12 @@ func (s *memStore) PutFunction(_ context.Context, fn *store.Function) error {
 	return nil
 }
 
-func (s *memStore) GetFunction(_ context.Context, name, version string) (*store.Function, error) {
+func (s *memStore) GetFunction(_ context.Context, namespace, name, version string) (*store.Function, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var found *store.Function
 	for _, f := range s.fns {
-		if f.Name == name && (version == "" || f.Version == version) {
+		if f.Namespace == namespace && f.Name == name && (version == "" || f.Version == version) {
 			found = f
 		}
 	}
@@ -58,20 +58,25 @@ func (s *memStore) GetFunction(_ context.Context, name, version string) (*store.
 	return found, nil
 }
 
-func (s *memStore) ListFunctions(context.Context) ([]*store.Function, error) {
+func (s *memStore) ListFunctions(_ context.Context, namespace string) ([]*store.Function, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := append([]*store.Function(nil), s.fns...)
+	var out []*store.Function
+	for _, f := range s.fns {
+		if namespace == "" || f.Namespace == namespace {
+			out = append(out, f)
+		}
+	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-func (s *memStore) DeleteFunction(_ context.Context, name, version string) error {
+func (s *memStore) DeleteFunction(_ context.Context, namespace, name, version string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	kept := s.fns[:0]
 	for _, f := range s.fns {
-		if !(f.Name == name && (version == "" || f.Version == version)) {
+		if !(f.Namespace == namespace && f.Name == name && (version == "" || f.Version == version)) {
 			kept = append(kept, f)
 		}
 	}
@@ -124,7 +129,7 @@ func TestRegistryDeployWasmCopiesTheModule(t *testing.T) {
 	if err != nil || string(data) != string(minimalModule) || digest != spec.Artifact {
 		t.Fatalf("Read = %q, %s, %v", data, digest, err)
 	}
-	got, err := reg.Get(ctx, "hello", "")
+	got, err := reg.Get(ctx, DefaultNamespace, "hello", "")
 	if err != nil || got.Limits.Timeout != Duration(5*time.Second) || got.Artifact != spec.Artifact {
 		t.Fatalf("Get = %+v, %v", got, err)
 	}
@@ -159,27 +164,27 @@ func TestRegistryVersioning(t *testing.T) {
 	if !errors.As(err, &pr) || pr.Type != problem.TypeConflict {
 		t.Fatalf("redeploying version 2 with other content: %v, want conflict", err)
 	}
-	newest, err := reg.Get(ctx, "p", "")
+	newest, err := reg.Get(ctx, DefaultNamespace, "p", "")
 	if err != nil || newest.Version != "2" {
 		t.Fatalf("newest = %+v, %v", newest, err)
 	}
-	all, err := reg.List(ctx)
+	all, err := reg.List(ctx, DefaultNamespace)
 	if err != nil || len(all) != 2 || all[0].Version != "1" || all[1].Version != "2" {
 		t.Fatalf("List = %v, %v", all, err)
 	}
-	if err := reg.Delete(ctx, "p", "2"); err != nil {
+	if err := reg.Delete(ctx, DefaultNamespace, "p", "2"); err != nil {
 		t.Fatal(err)
 	}
-	if newest, err := reg.Get(ctx, "p", ""); err != nil || newest.Version != "1" {
+	if newest, err := reg.Get(ctx, DefaultNamespace, "p", ""); err != nil || newest.Version != "1" {
 		t.Fatalf("after deleting version 2: %+v, %v", newest, err)
 	}
-	if err := reg.Delete(ctx, "p", ""); err != nil {
+	if err := reg.Delete(ctx, DefaultNamespace, "p", ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.Get(ctx, "p", ""); !errors.Is(err, store.ErrNotFound) {
+	if _, err := reg.Get(ctx, DefaultNamespace, "p", ""); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("after deleting all: %v, want not found", err)
 	}
-	if err := reg.Delete(ctx, "p", ""); !errors.Is(err, store.ErrNotFound) {
+	if err := reg.Delete(ctx, DefaultNamespace, "p", ""); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleting again: %v, want not found", err)
 	}
 }
@@ -226,13 +231,13 @@ func TestRegistryCollectsUnusedBlobs(t *testing.T) {
 	if _, err := reg.Deploy(ctx, Spec{Name: "b", Runtime: KindWasm, Artifact: src}); err != nil {
 		t.Fatal(err)
 	}
-	if err := reg.Delete(ctx, "a", ""); err != nil {
+	if err := reg.Delete(ctx, DefaultNamespace, "a", ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := reg.Blobs().Read(a.Artifact); err != nil {
 		t.Fatalf("blob still used by b was removed: %v", err)
 	}
-	if err := reg.Delete(ctx, "b", ""); err != nil {
+	if err := reg.Delete(ctx, DefaultNamespace, "b", ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := reg.Blobs().Read(a.Artifact); err == nil {
@@ -323,7 +328,7 @@ func TestManagerSeesDeploysThroughTheRegistryAtOnce(t *testing.T) {
 	if res, err := m.Invoke(ctx, "f", 1); err != nil || res.Version != "2" {
 		t.Fatalf("after deploying version 2: %+v, %v", res, err)
 	}
-	if err := reg.Delete(ctx, "f", ""); err != nil {
+	if err := reg.Delete(ctx, DefaultNamespace, "f", ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.Invoke(ctx, "f", 1); !errors.Is(err, store.ErrNotFound) {

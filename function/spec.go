@@ -38,9 +38,13 @@ const (
 // instances of it. It is the JSON document the store keeps as
 // store.Function.Spec.
 type Spec struct {
-	Name    string `json:"name"`
-	Version string `json:"version,omitempty"`
-	Runtime Kind   `json:"runtime"`
+	// Namespace is the tenancy unit the function belongs to ("" is
+	// DefaultNamespace): workflows call the functions of their own
+	// namespace only.
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Version   string `json:"version,omitempty"`
+	Runtime   Kind   `json:"runtime"`
 
 	// Artifact is the WebAssembly module of a wasm function: a file path
 	// when a spec is written, and the module's content address
@@ -147,8 +151,11 @@ func (s *Spec) Ref() string {
 }
 
 var (
-	namePattern    = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
-	versionPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
+	namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
+	// namespacePattern is the namespaces' syntax everywhere in Baton (see
+	// policy.ValidNamespace); it has no '/', which Qualify relies on.
+	namespacePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$`)
+	versionPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
 )
 
 // Validate reports every problem of a spec at once, as a validation
@@ -156,6 +163,9 @@ var (
 func (s *Spec) Validate() *problem.Problem {
 	var errs []string
 	add := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	if s.Namespace != "" && !namespacePattern.MatchString(s.Namespace) {
+		add("namespace %q must be 1-128 letters, digits, '.', '_' or '-', starting and ending with a letter or digit", s.Namespace)
+	}
 	if !namePattern.MatchString(s.Name) {
 		add("name %q must be 1-63 lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit", s.Name)
 	}
@@ -282,6 +292,7 @@ func ParseBytes(s string) (int64, error) {
 // and deployment time live in the store's own columns.
 func specForStore(s *Spec) ([]byte, error) {
 	c := *s
-	c.CreatedAt = time.Time{}
+	// The store keeps the namespace in its own column.
+	c.CreatedAt, c.Namespace = time.Time{}, ""
 	return json.Marshal(&c)
 }

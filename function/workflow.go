@@ -2,6 +2,7 @@ package function
 
 import (
 	"context"
+	"strings"
 
 	"github.com/batonflow/baton/core"
 )
@@ -20,7 +21,16 @@ import (
 // goes to runtimes that can pass it
 // on. Failures are problems (timeout, runtime, communication,
 // configuration) that the workflow's try and retry act on.
-func (m *Manager) Call(ctx context.Context, invocation string, c *core.Call) (Result, error) {
+//
+// NAME is resolved in namespace, the invocation's own: a workflow calls
+// its namespace's functions and no other's. Another namespace's function
+// is "not deployed", whatever its name; a name that tries to spell a
+// namespace ("team-b/hello") is not a function name at all.
+func (m *Manager) Call(ctx context.Context, namespace, invocation string, c *core.Call) (Result, error) {
+	if strings.Contains(c.Function, "/") {
+		name, version, _ := strings.Cut(c.Function, "@")
+		return Result{}, NotFound(name, version)
+	}
 	var input any = c.Input
 	if len(c.Args) > 0 {
 		input = c.Args
@@ -34,5 +44,5 @@ func (m *Manager) Call(ctx context.Context, invocation string, c *core.Call) (Re
 		IdempotencyKey: core.IdempotencyKey(invocation, c.Task, c.Attempt),
 		Invocation:     invocation,
 	})
-	return m.Invoke(ctx, c.Function, input)
+	return m.Invoke(ctx, Qualify(namespace, c.Function), input)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/function"
 )
 
 // builtinCalls are the call types of the DSL itself; any other name that
@@ -125,7 +126,9 @@ func (m *Model) batonFunction(t *dsl.Task) (string, bool) {
 			return "", false
 		}
 	}
-	return name, true
+	// The function a workflow calls is its own namespace's; the planner
+	// prepares it by that reference.
+	return function.Qualify(m.def.Document.Namespace, name), true
 }
 
 // Task returns the task at ref.

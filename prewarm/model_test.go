@@ -8,9 +8,15 @@ import (
 	"github.com/batonflow/baton/dsl"
 )
 
+// parse reads a workflow of the default namespace, whose functions the
+// planner knows by their bare names.
 func parse(t *testing.T, src string) *dsl.Workflow {
+	return parseIn(t, "default", src)
+}
+
+func parseIn(t *testing.T, namespace, src string) *dsl.Workflow {
 	t.Helper()
-	def, err := dsl.Parse("test.yaml", []byte("document: {dsl: '1.0.0', namespace: t, name: w, version: '1.0.0'}\n"+src))
+	def, err := dsl.Parse("test.yaml", []byte("document: {dsl: '1.0.0', namespace: "+namespace+", name: w, version: '1.0.0'}\n"+src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,5 +169,23 @@ func TestPredictTryCatchOdds(t *testing.T) {
 	got = byFunction(m.Predict("/do/0/guarded/try/0/risky", "", st, Defaults{}, time.Minute, 0.001))
 	if !near(got["frecover"].Prob, 0.3) {
 		t.Fatalf("catch odds: %v", got)
+	}
+}
+
+// TestModelNamesTheWorkflowsOwnNamespacesFunctions checks that a
+// workflow's calls are predicted as its own namespace's functions, the
+// references the function Manager prepares.
+func TestModelNamesTheWorkflowsOwnNamespacesFunctions(t *testing.T) {
+	def := parseIn(t, "team-a", `
+do:
+  - first:
+      call: fa
+`)
+	m := Compile(def, nil)
+	if fn, ok := m.Function("/do/0/first"); !ok || fn != "team-a/fa" {
+		t.Fatalf("Function = %q, %v; want team-a/fa", fn, ok)
+	}
+	if !m.IsEntry("team-a/fa") {
+		t.Fatal("team-a/fa is not the workflow's entry function")
 	}
 }

@@ -75,11 +75,17 @@ type InvocationFilter struct {
 // Function is a registered function version. Spec is the function layer's
 // own JSON document (runtime, artifact, limits...); the store only keeps it.
 type Function struct {
+	// Namespace is the tenancy unit the function belongs to: the same name
+	// in two namespaces is two functions. Empty means "default".
+	Namespace string
 	Name      string
 	Version   string
 	Spec      []byte
 	CreatedAt time.Time
 }
+
+// FunctionNamespace is the namespace of a function stored without one.
+const FunctionNamespace = "default"
 
 // Secret is a stored secret. Value is opaque to the store: package secret
 // encrypts it before it gets here, so the store never holds it in clear.
@@ -143,10 +149,13 @@ type Store interface {
 	RunningInvocations(ctx context.Context) ([]*Invocation, error)
 
 	PutFunction(ctx context.Context, fn *Function) error
-	// GetFunction returns a version, or the newest one when version is "".
-	GetFunction(ctx context.Context, name, version string) (*Function, error)
-	ListFunctions(ctx context.Context) ([]*Function, error)
-	DeleteFunction(ctx context.Context, name, version string) error
+	// GetFunction returns a version of a namespace's function, or the
+	// newest one when version is "".
+	GetFunction(ctx context.Context, namespace, name, version string) (*Function, error)
+	// ListFunctions returns a namespace's functions, or every namespace's
+	// when namespace is "".
+	ListFunctions(ctx context.Context, namespace string) ([]*Function, error)
+	DeleteFunction(ctx context.Context, namespace, name, version string) error
 
 	// PutSecret creates or replaces a secret.
 	PutSecret(ctx context.Context, secret *Secret) error

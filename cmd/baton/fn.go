@@ -20,6 +20,7 @@ import (
 	"github.com/batonflow/baton/api"
 	"github.com/batonflow/baton/client"
 	"github.com/batonflow/baton/function"
+	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
 )
@@ -30,8 +31,8 @@ import (
 type functionTarget struct {
 	server *remote
 	data   string
-	// namespace is the namespace whose policy a server checks deploys
-	// and calls against.
+	// namespace is the namespace the functions belong to, whose policy a
+	// server checks deploys and calls against; "" is the default one.
 	namespace string
 }
 
@@ -58,10 +59,19 @@ func (t *functionTarget) open(ctx context.Context, stderr io.Writer) (functionBa
 		}
 		return remoteFunctions{c}, nil
 	}
-	if t.namespace != "" {
-		return nil, errors.New("--namespace applies to a server's policies, not to --data")
+	ns := t.namespace
+	if ns == "" {
+		ns = function.DefaultNamespace
 	}
-	return openLocalFunctions(ctx, t.data, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if !policy.ValidNamespace(ns) {
+		return nil, fmt.Errorf("namespace %q is not a valid name", ns)
+	}
+	l, err := openLocalFunctions(ctx, t.data, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return nil, err
+	}
+	l.namespace = ns
+	return l, nil
 }
 
 type remoteFunctions struct{ c *client.Client }
@@ -97,6 +107,8 @@ func (remoteFunctions) close() error { return nil }
 type localFunctions struct {
 	store *openedStore
 	host  *functionHost
+	// namespace is the one the commands act in.
+	namespace string
 }
 
 func openLocalFunctions(ctx context.Context, dir string, logger *slog.Logger) (*localFunctions, error) {
@@ -119,15 +131,16 @@ func (l *localFunctions) deploy(ctx context.Context, spec function.Spec, module 
 	if module != "" {
 		spec.Artifact = module
 	}
+	spec.Namespace = l.namespace
 	deployed, err := l.host.Deploy(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
-	return &api.FunctionRef{Name: deployed.Name, Version: deployed.Version}, nil
+	return &api.FunctionRef{Namespace: deployed.Namespace, Name: deployed.Name, Version: deployed.Version}, nil
 }
 
 func (l *localFunctions) list(ctx context.Context) ([]api.FunctionSummary, error) {
-	specs, err := l.host.List(ctx)
+	specs, err := l.host.List(ctx, l.namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -135,19 +148,20 @@ func (l *localFunctions) list(ctx context.Context) ([]api.FunctionSummary, error
 }
 
 func (l *localFunctions) get(ctx context.Context, name, version string) (*api.Function, error) {
-	spec, err := l.host.Get(ctx, name, version)
+	spec, err := l.host.Get(ctx, l.namespace, name, version)
 	if err != nil {
 		return nil, err
 	}
-	all, err := l.host.List(ctx)
+	all, err := l.host.List(ctx, l.namespace)
 	if err != nil {
 		return nil, err
 	}
-	return api.FunctionView(spec, all, l.host.Instances(name), l.host.Events(name)), nil
+	ref := function.Qualify(l.namespace, name)
+	return api.FunctionView(spec, all, l.host.Instances(ref), l.host.Events(ref)), nil
 }
 
 func (l *localFunctions) remove(ctx context.Context, name, version string) error {
-	return l.host.Delete(ctx, name, version)
+	return l.host.Delete(ctx, l.namespace, name, version)
 }
 
 func (l *localFunctions) invoke(ctx context.Context, name, version string, input json.RawMessage) (*api.FunctionResult, error) {
@@ -158,7 +172,7 @@ func (l *localFunctions) invoke(ctx context.Context, name, version string, input
 	if input == nil {
 		input = json.RawMessage("null")
 	}
-	res, err := l.host.Invoke(ctx, target, input)
+	res, err := l.host.Invoke(ctx, function.Qualify(l.namespace, target), input)
 	if err != nil {
 		return nil, err
 	}
@@ -216,8 +230,8 @@ func newFunctionCommand() *cobra.Command {
 	}
 	t := &functionTarget{server: addRemote(cmd)}
 	cmd.PersistentFlags().StringVar(&t.data, "data", "", "act on the database of this data directory instead of a server")
-	cmd.PersistentFlags().StringVar(&t.namespace, "namespace", "",
-		"the namespace whose policy a server checks deploys and calls against (default: default; see docs/policy.md)")
+	cmd.PersistentFlags().StringVarP(&t.namespace, "namespace", "n", "",
+		"the namespace the functions belong to, whose policy a server checks deploys and calls against; workflows call their own namespace's functions (default: default)")
 	cmd.AddCommand(
 		newFunctionBuildCommand(),
 		newFunctionDeployCommand(t),

@@ -84,7 +84,7 @@ func decodeResult(t *testing.T, res result) api.FunctionResult {
 	return r
 }
 
-const greetWorkflow = `document: {dsl: '1.0.0', namespace: demo, name: greet, version: '1.0.0'}
+const greetWorkflow = `document: {dsl: '1.0.0', namespace: default, name: greet, version: '1.0.0'}
 do:
   - greet:
       call: hello

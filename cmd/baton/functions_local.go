@@ -152,24 +152,25 @@ func (h *functionHost) precompileDeployed(ctx context.Context) {
 	h.precompileCtx, h.stopPrecompile = context.WithCancel(ctx)
 	h.precompileMu.Unlock()
 	h.inBackground(func(ctx context.Context) {
-		specs, err := h.List(ctx)
+		specs, err := h.List(ctx, "")
 		if err != nil {
 			h.log.Warn("listing functions to precompile failed", "error", err)
 			return
 		}
 		newest := map[string]*function.Spec{}
 		var order []string
-		for _, s := range specs { // oldest first: the last one of a name wins
-			if _, seen := newest[s.Name]; !seen {
-				order = append(order, s.Name)
+		for _, s := range specs { // oldest first: the last one of a function wins
+			ref := function.Qualify(s.Namespace, s.Name)
+			if _, seen := newest[ref]; !seen {
+				order = append(order, ref)
 			}
-			newest[s.Name] = s
+			newest[ref] = s
 		}
-		for _, name := range order {
+		for _, ref := range order {
 			if ctx.Err() != nil {
 				return
 			}
-			h.precompile(ctx, newest[name])
+			h.precompile(ctx, newest[ref])
 		}
 	})
 }

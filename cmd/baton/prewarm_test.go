@@ -48,7 +48,7 @@ func (echoInstance) Close(context.Context) error { return nil }
 
 type fixedSpecs map[string]*function.Spec
 
-func (s fixedSpecs) Get(_ context.Context, name, _ string) (*function.Spec, error) {
+func (s fixedSpecs) Get(_ context.Context, _, name, _ string) (*function.Spec, error) {
 	if sp, ok := s[name]; ok {
 		return sp, nil
 	}
@@ -166,8 +166,9 @@ do:
 	if err := saved.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if f, ok := saved.Stats().Function("fb"); !ok || f.Cold.Median() != coldStart {
-		t.Fatalf("saved statistics of fb: %+v %v", f, ok)
+	// The workflow is namespace t's, and so are the functions it calls.
+	if f, ok := saved.Stats().Function("t/fb"); !ok || f.Cold.Median() != coldStart {
+		t.Fatalf("saved statistics of t/fb: %+v %v", f, ok)
 	}
 }
 

@@ -109,13 +109,17 @@ do:
 		res := baton(t, env, "fn", "deploy", "sh", "--exec", "/bin/sh -c id")
 		refused(t, res, "process function sh is not allowed", "capabilities.processFunctions")
 		// A namespace whose policy allows process functions may deploy
-		// one; a call on behalf of another namespace is still refused.
+		// one, in that namespace only: the default namespace has no such
+		// function. Once the policy is tightened, a call is refused.
 		policy := writeFile(t, dir, "procs.yaml", "capabilities: {processFunctions: true}\n")
 		baton(t, env, "policy", "set", "procs", "-f", policy).expect(t, 0, "policy of namespace procs set\n", "")
 		baton(t, env, "fn", "deploy", "sh", "--exec", "/bin/sh -c id", "--namespace", "procs").
 			expect(t, 0, "function sh version 1 deployed\n", "")
-		refused(t, baton(t, env, "fn", "invoke", "sh", "--input", "{}"), "process function sh is not allowed in namespace default")
-		baton(t, env, "fn", "delete", "sh").expect(t, 0, "function sh deleted\n", "")
+		refused(t, baton(t, env, "fn", "invoke", "sh", "--input", "{}"), "function sh not found")
+		tightened := writeFile(t, dir, "procs-off.yaml", "capabilities: {processFunctions: false}\n")
+		baton(t, env, "policy", "set", "procs", "-f", tightened).expect(t, 0, "policy of namespace procs set\n", "")
+		refused(t, baton(t, env, "fn", "invoke", "sh", "--input", "{}", "-n", "procs"), "process function sh is not allowed in namespace procs")
+		baton(t, env, "fn", "delete", "sh", "-n", "procs").expect(t, 0, "function sh deleted\n", "")
 		legit.run("Process")
 	})
 

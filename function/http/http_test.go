@@ -19,7 +19,7 @@ import (
 
 type specMap map[string]*function.Spec
 
-func (m specMap) Get(_ context.Context, name, version string) (*function.Spec, error) {
+func (m specMap) Get(_ context.Context, _, name, version string) (*function.Spec, error) {
 	s, ok := m[name]
 	if !ok {
 		return nil, function.NotFound(name, version)

@@ -412,6 +412,7 @@ func (s *Store) PutFunction(ctx context.Context, fn *store.Function) error {
 	if fn.Name == "" || fn.Version == "" {
 		return rowcodec.BadRequest("function name and version must not be empty")
 	}
+	ns := functionNamespace(fn.Namespace)
 	createdAt := fn.CreatedAt
 	if createdAt.IsZero() {
 		createdAt = time.Now()
@@ -424,28 +425,36 @@ func (s *Store) PutFunction(ctx context.Context, fn *store.Function) error {
 	var existing []byte
 	err := s.pool.QueryRow(ctx, `
 		WITH ins AS (
-			INSERT INTO functions (name, version, spec, created_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (name, version) DO NOTHING
+			INSERT INTO functions (namespace, name, version, spec, created_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (namespace, name, version) DO NOTHING
 			RETURNING spec)
 		SELECT true, spec FROM ins
 		UNION ALL
-		SELECT false, spec FROM functions WHERE name = $1 AND version = $2
+		SELECT false, spec FROM functions WHERE namespace = $1 AND name = $2 AND version = $3
 		LIMIT 1`,
-		fn.Name, fn.Version, spec, createdAt).Scan(&inserted, &existing)
+		ns, fn.Name, fn.Version, spec, createdAt).Scan(&inserted, &existing)
 	if err != nil {
-		return fmt.Errorf("put function %s@%s: %w", fn.Name, fn.Version, err)
+		return fmt.Errorf("put function %s/%s@%s: %w", ns, fn.Name, fn.Version, err)
 	}
 	if !inserted && !bytes.Equal(existing, spec) {
-		return fmt.Errorf("function %s version %s exists with another spec: %w", fn.Name, fn.Version, store.ErrConflict)
+		return fmt.Errorf("function %s/%s version %s exists with another spec: %w", ns, fn.Name, fn.Version, store.ErrConflict)
 	}
 	return nil
 }
 
-const functionColumns = `name, version, spec, created_at`
+// functionNamespace is the namespace a function is stored under.
+func functionNamespace(ns string) string {
+	if ns == "" {
+		return store.FunctionNamespace
+	}
+	return ns
+}
+
+const functionColumns = `namespace, name, version, spec, created_at`
 
 func scanFunction(row rowcodec.Scanner) (*store.Function, error) {
 	var fn store.Function
-	if err := row.Scan(&fn.Name, &fn.Version, &fn.Spec, &fn.CreatedAt); err != nil {
+	if err := row.Scan(&fn.Namespace, &fn.Name, &fn.Version, &fn.Spec, &fn.CreatedAt); err != nil {
 		return nil, err
 	}
 	fn.CreatedAt = fn.CreatedAt.UTC()
@@ -453,26 +462,33 @@ func scanFunction(row rowcodec.Scanner) (*store.Function, error) {
 }
 
 // GetFunction implements store.Store.
-func (s *Store) GetFunction(ctx context.Context, name, version string) (*store.Function, error) {
+func (s *Store) GetFunction(ctx context.Context, namespace, name, version string) (*store.Function, error) {
+	ns := functionNamespace(namespace)
 	var row pgx.Row
 	if version == "" {
-		row = s.pool.QueryRow(ctx, `SELECT `+functionColumns+` FROM functions WHERE name = $1 ORDER BY ord DESC LIMIT 1`, name)
+		row = s.pool.QueryRow(ctx, `SELECT `+functionColumns+` FROM functions WHERE namespace = $1 AND name = $2 ORDER BY ord DESC LIMIT 1`, ns, name)
 	} else {
-		row = s.pool.QueryRow(ctx, `SELECT `+functionColumns+` FROM functions WHERE name = $1 AND version = $2`, name, version)
+		row = s.pool.QueryRow(ctx, `SELECT `+functionColumns+` FROM functions WHERE namespace = $1 AND name = $2 AND version = $3`, ns, name, version)
 	}
 	fn, err := scanFunction(row)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("function %s@%s: %w", name, version, store.ErrNotFound)
+		return nil, fmt.Errorf("function %s/%s@%s: %w", ns, name, version, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get function %s@%s: %w", name, version, err)
+		return nil, fmt.Errorf("get function %s/%s@%s: %w", ns, name, version, err)
 	}
 	return fn, nil
 }
 
 // ListFunctions implements store.Store.
-func (s *Store) ListFunctions(ctx context.Context) ([]*store.Function, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+functionColumns+` FROM functions ORDER BY name, ord`)
+func (s *Store) ListFunctions(ctx context.Context, namespace string) ([]*store.Function, error) {
+	var rows pgx.Rows
+	var err error
+	if namespace == "" {
+		rows, err = s.pool.Query(ctx, `SELECT `+functionColumns+` FROM functions ORDER BY namespace, name, ord`)
+	} else {
+		rows, err = s.pool.Query(ctx, `SELECT `+functionColumns+` FROM functions WHERE namespace = $1 ORDER BY name, ord`, namespace)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list functions: %w", err)
 	}
@@ -485,12 +501,13 @@ func (s *Store) ListFunctions(ctx context.Context) ([]*store.Function, error) {
 }
 
 // DeleteFunction implements store.Store.
-func (s *Store) DeleteFunction(ctx context.Context, name, version string) error {
-	what := fmt.Sprintf("function %s@%s", name, version)
+func (s *Store) DeleteFunction(ctx context.Context, namespace, name, version string) error {
+	ns := functionNamespace(namespace)
+	what := fmt.Sprintf("function %s/%s@%s", ns, name, version)
 	if version == "" {
-		tag, err := s.pool.Exec(ctx, `DELETE FROM functions WHERE name = $1`, name)
+		tag, err := s.pool.Exec(ctx, `DELETE FROM functions WHERE namespace = $1 AND name = $2`, ns, name)
 		return deleted(tag, err, what)
 	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM functions WHERE name = $1 AND version = $2`, name, version)
+	tag, err := s.pool.Exec(ctx, `DELETE FROM functions WHERE namespace = $1 AND name = $2 AND version = $3`, ns, name, version)
 	return deleted(tag, err, what)
 }

@@ -115,6 +115,9 @@ CREATE INDEX idempotency_keys_by_invocation ON idempotency_keys (invocation_id);
 	tokensSchema,
 	// 8: replicas sharing the database (see package cluster).
 	clusterSchema,
+	// 9: functions belong to a namespace; the same name in two namespaces
+	// is two functions.
+	functionNamespacesSchema,
 }
 
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {

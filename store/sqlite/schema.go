@@ -101,6 +101,9 @@ CREATE INDEX idempotency_keys_by_invocation ON idempotency_keys (invocation_id);
 `,
 	// 7: API tokens (hashed) and the audit log.
 	tokensSchema,
+	// 8: functions belong to a namespace; the same name in two namespaces
+	// is two functions.
+	functionNamespacesSchema,
 }
 
 // migrate brings the schema up to the newest version. It runs on the write

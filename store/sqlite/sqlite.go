@@ -465,6 +465,7 @@ func (s *Store) PutFunction(ctx context.Context, fn *store.Function) error {
 	if fn.Name == "" || fn.Version == "" {
 		return rowcodec.BadRequest("function name and version must not be empty")
 	}
+	ns := functionNamespace(fn.Namespace)
 	createdAt := fn.CreatedAt
 	if createdAt.IsZero() {
 		createdAt = time.Now()
@@ -475,30 +476,39 @@ func (s *Store) PutFunction(ctx context.Context, fn *store.Function) error {
 	}
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
 		var existing []byte
-		err := conn.QueryRowContext(ctx, `SELECT spec FROM functions WHERE name = ? AND version = ?`, fn.Name, fn.Version).Scan(&existing)
+		err := conn.QueryRowContext(ctx, `SELECT spec FROM functions WHERE namespace = ? AND name = ? AND version = ?`,
+			ns, fn.Name, fn.Version).Scan(&existing)
 		switch {
 		case err == nil:
 			if bytes.Equal(existing, spec) {
 				return nil
 			}
-			return fmt.Errorf("function %s version %s exists with another spec: %w", fn.Name, fn.Version, store.ErrConflict)
+			return fmt.Errorf("function %s/%s version %s exists with another spec: %w", ns, fn.Name, fn.Version, store.ErrConflict)
 		case !errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("put function %s@%s: %w", fn.Name, fn.Version, err)
+			return fmt.Errorf("put function %s/%s@%s: %w", ns, fn.Name, fn.Version, err)
 		}
-		if _, err := conn.ExecContext(ctx, `INSERT INTO functions (name, version, spec, created_at) VALUES (?, ?, ?, ?)`,
-			fn.Name, fn.Version, spec, rowcodec.Nanos(createdAt)); err != nil {
-			return fmt.Errorf("put function %s@%s: %w", fn.Name, fn.Version, err)
+		if _, err := conn.ExecContext(ctx, `INSERT INTO functions (namespace, name, version, spec, created_at) VALUES (?, ?, ?, ?, ?)`,
+			ns, fn.Name, fn.Version, spec, rowcodec.Nanos(createdAt)); err != nil {
+			return fmt.Errorf("put function %s/%s@%s: %w", ns, fn.Name, fn.Version, err)
 		}
 		return nil
 	})
 }
 
-const functionColumns = `name, version, spec, created_at`
+// functionNamespace is the namespace a function is stored under.
+func functionNamespace(ns string) string {
+	if ns == "" {
+		return store.FunctionNamespace
+	}
+	return ns
+}
+
+const functionColumns = `namespace, name, version, spec, created_at`
 
 func scanFunction(sc rowcodec.Scanner) (*store.Function, error) {
 	var fn store.Function
 	var createdAt int64
-	if err := sc.Scan(&fn.Name, &fn.Version, &fn.Spec, &createdAt); err != nil {
+	if err := sc.Scan(&fn.Namespace, &fn.Name, &fn.Version, &fn.Spec, &createdAt); err != nil {
 		return nil, err
 	}
 	fn.CreatedAt = rowcodec.FromNanos(createdAt)
@@ -506,26 +516,33 @@ func scanFunction(sc rowcodec.Scanner) (*store.Function, error) {
 }
 
 // GetFunction implements store.Store.
-func (s *Store) GetFunction(ctx context.Context, name, version string) (*store.Function, error) {
+func (s *Store) GetFunction(ctx context.Context, namespace, name, version string) (*store.Function, error) {
+	ns := functionNamespace(namespace)
 	var row *sql.Row
 	if version == "" {
-		row = s.readDB.QueryRowContext(ctx, `SELECT `+functionColumns+` FROM functions WHERE name = ? ORDER BY ord DESC LIMIT 1`, name)
+		row = s.readDB.QueryRowContext(ctx, `SELECT `+functionColumns+` FROM functions WHERE namespace = ? AND name = ? ORDER BY ord DESC LIMIT 1`, ns, name)
 	} else {
-		row = s.readDB.QueryRowContext(ctx, `SELECT `+functionColumns+` FROM functions WHERE name = ? AND version = ?`, name, version)
+		row = s.readDB.QueryRowContext(ctx, `SELECT `+functionColumns+` FROM functions WHERE namespace = ? AND name = ? AND version = ?`, ns, name, version)
 	}
 	fn, err := scanFunction(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("function %s@%s: %w", name, version, store.ErrNotFound)
+		return nil, fmt.Errorf("function %s/%s@%s: %w", ns, name, version, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get function %s@%s: %w", name, version, err)
+		return nil, fmt.Errorf("get function %s/%s@%s: %w", ns, name, version, err)
 	}
 	return fn, nil
 }
 
 // ListFunctions implements store.Store.
-func (s *Store) ListFunctions(ctx context.Context) ([]*store.Function, error) {
-	rows, err := s.readDB.QueryContext(ctx, `SELECT `+functionColumns+` FROM functions ORDER BY name, ord`)
+func (s *Store) ListFunctions(ctx context.Context, namespace string) ([]*store.Function, error) {
+	var rows *sql.Rows
+	var err error
+	if namespace == "" {
+		rows, err = s.readDB.QueryContext(ctx, `SELECT `+functionColumns+` FROM functions ORDER BY namespace, name, ord`)
+	} else {
+		rows, err = s.readDB.QueryContext(ctx, `SELECT `+functionColumns+` FROM functions WHERE namespace = ? ORDER BY name, ord`, namespace)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list functions: %w", err)
 	}
@@ -538,22 +555,23 @@ func (s *Store) ListFunctions(ctx context.Context) ([]*store.Function, error) {
 }
 
 // DeleteFunction implements store.Store.
-func (s *Store) DeleteFunction(ctx context.Context, name, version string) error {
+func (s *Store) DeleteFunction(ctx context.Context, namespace, name, version string) error {
+	ns := functionNamespace(namespace)
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
 		var res sql.Result
 		var err error
 		if version == "" {
-			res, err = conn.ExecContext(ctx, `DELETE FROM functions WHERE name = ?`, name)
+			res, err = conn.ExecContext(ctx, `DELETE FROM functions WHERE namespace = ? AND name = ?`, ns, name)
 		} else {
-			res, err = conn.ExecContext(ctx, `DELETE FROM functions WHERE name = ? AND version = ?`, name, version)
+			res, err = conn.ExecContext(ctx, `DELETE FROM functions WHERE namespace = ? AND name = ? AND version = ?`, ns, name, version)
 		}
 		if err != nil {
-			return fmt.Errorf("delete function %s@%s: %w", name, version, err)
+			return fmt.Errorf("delete function %s/%s@%s: %w", ns, name, version, err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("delete function %s@%s: %w", name, version, err)
+			return fmt.Errorf("delete function %s/%s@%s: %w", ns, name, version, err)
 		} else if n == 0 {
-			return fmt.Errorf("function %s@%s: %w", name, version, store.ErrNotFound)
+			return fmt.Errorf("function %s/%s@%s: %w", ns, name, version, store.ErrNotFound)
 		}
 		return nil
 	})

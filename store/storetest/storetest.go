@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListLimits", testListLimits},
 		{"RunningInvocations", testRunningInvocations},
 		{"Functions", testFunctions},
+		{"FunctionNamespaces", testFunctionNamespaces},
 		{"Secrets", testSecrets},
 		{"State", testState}, {"StateReopen", testStateReopen},
 		{"Schedules", testSchedules},
@@ -721,16 +722,16 @@ func testFunctions(t *testing.T, open func(t *testing.T) store.Store) {
 				want.Name, want.Version, want.Spec, want.CreatedAt)
 		}
 	}
-	got, err := s.GetFunction(ctx, name, "2")
+	got, err := s.GetFunction(ctx, "", name, "2")
 	must(t, err, "GetFunction 2")
 	assertFn(got, fns[0])
-	got, err = s.GetFunction(ctx, name, "")
+	got, err = s.GetFunction(ctx, "", name, "")
 	must(t, err, "GetFunction newest")
 	assertFn(got, fns[1])
-	_, err = s.GetFunction(ctx, name, "3")
+	_, err = s.GetFunction(ctx, "", name, "3")
 	wantErr(t, err, store.ErrNotFound, "GetFunction missing version")
 
-	list, err := s.ListFunctions(ctx)
+	list, err := s.ListFunctions(ctx, "default")
 	must(t, err, "ListFunctions")
 	var mine []*store.Function
 	for _, fn := range list {
@@ -746,15 +747,15 @@ func testFunctions(t *testing.T, open func(t *testing.T) store.Store) {
 		assertFn(mine[i], want[i])
 	}
 
-	must(t, s.DeleteFunction(ctx, name, "10"), "DeleteFunction 10")
-	got, err = s.GetFunction(ctx, name, "")
+	must(t, s.DeleteFunction(ctx, "", name, "10"), "DeleteFunction 10")
+	got, err = s.GetFunction(ctx, "", name, "")
 	must(t, err, "GetFunction newest after delete")
 	assertFn(got, fns[0])
-	wantErr(t, s.DeleteFunction(ctx, name, "10"), store.ErrNotFound, "DeleteFunction deleted version")
-	must(t, s.DeleteFunction(ctx, name, ""), "DeleteFunction all")
-	_, err = s.GetFunction(ctx, name, "")
+	wantErr(t, s.DeleteFunction(ctx, "", name, "10"), store.ErrNotFound, "DeleteFunction deleted version")
+	must(t, s.DeleteFunction(ctx, "", name, ""), "DeleteFunction all")
+	_, err = s.GetFunction(ctx, "", name, "")
 	wantErr(t, err, store.ErrNotFound, "GetFunction after deleting all")
-	if _, err := s.GetFunction(ctx, p+"other", "1"); err != nil {
+	if _, err := s.GetFunction(ctx, "", p+"other", "1"); err != nil {
 		t.Fatalf("deleting %s removed another function: %v", name, err)
 	}
 }
@@ -893,7 +894,7 @@ func testReopen(t *testing.T, open func(t *testing.T) store.Store) {
 	got, err := second.GetWorkflow(ctx, wf.Namespace, wf.Name, wf.Version)
 	must(t, err, "GetWorkflow after reopen")
 	assertWorkflow(t, got, wf)
-	gotFn, err := second.GetFunction(ctx, fn.Name, "")
+	gotFn, err := second.GetFunction(ctx, "", fn.Name, "")
 	must(t, err, "GetFunction after reopen")
 	if string(gotFn.Spec) != string(fn.Spec) {
 		t.Fatalf("function spec %s after reopen, want %s", gotFn.Spec, fn.Spec)
