@@ -335,7 +335,9 @@ func newWorkflow(i int, row bench.TraceRow, opts *Options) (workflowSpec, error)
 // trimChain (re)builds the workflow definition for spec.chain functions.
 func trimChain(spec workflowSpec, _ *Options) (workflowSpec, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "document: {dsl: '1.0.0', namespace: sim, name: w%d, version: '1.0.0'}\ndo:\n", spec.index)
+	// The default namespace: there a call names the function by its plain
+	// name, which is how the simulated functions are known.
+	fmt.Fprintf(&b, "document: {dsl: '1.0.0', namespace: default, name: w%d, version: '1.0.0'}\ndo:\n", spec.index)
 	spec.fnames = spec.fnames[:0]
 	for j := range spec.chain {
 		fn := "w" + strconv.Itoa(spec.index) + "-f" + strconv.Itoa(j)
