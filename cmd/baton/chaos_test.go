@@ -211,8 +211,11 @@ drained:
 		// hit came shortly before one.
 		// The endpoint stamps a hit when its handler runs, which on a busy
 		// machine can be a little after the request left a replica that
-		// was killed meanwhile.
-		const late = 250 * time.Millisecond
+		// was killed or lost its lease meanwhile: under -race with the
+		// rest of the suite running beside it on two cores, 380 ms was
+		// seen between a replica's lost lease and the handler of a call
+		// it had sent before it.
+		const late = time.Second
 		if slices.ContainsFunc(faults, func(f time.Time) bool { return h[0].Before(f.Add(late)) && f.Sub(h[0]) < 2*time.Second }) {
 			continue
 		}
