@@ -384,51 +384,36 @@ func (s *Server) Resolve(namespace string, ns *Policy) (*Effective, error) {
 			e.Capabilities[name] = *v
 		}
 	}
-	pick := func(v, def *int, fallback int) int {
-		switch {
-		case v != nil:
-			return *v
-		case def != nil:
-			return *def
-		}
-		return fallback
-	}
-	pick64 := func(v, def *int64, fallback int64) int64 {
-		switch {
-		case v != nil:
-			return *v
-		case def != nil:
-			return *def
-		}
-		return fallback
-	}
-	pickDur := func(v, def *Duration, fallback time.Duration) time.Duration {
-		switch {
-		case v != nil:
-			return time.Duration(*v)
-		case def != nil:
-			return time.Duration(*def)
-		}
-		return fallback
-	}
 	e.Limits = EffectiveLimits{
 		SubflowDepth:       pick(ns.Limits.SubflowDepth, d.Limits.SubflowDepth, DefaultSubflowDepth),
 		RunningInvocations: pick(ns.Limits.RunningInvocations, d.Limits.RunningInvocations, DefaultRunningInvocations),
 		HistoryEvents:      pick(ns.Limits.HistoryEvents, d.Limits.HistoryEvents, DefaultHistoryEvents),
-		InputBytes:         pick64(ns.Limits.InputBytes, d.Limits.InputBytes, DefaultInputBytes),
-		OutputBytes:        pick64(ns.Limits.OutputBytes, d.Limits.OutputBytes, DefaultOutputBytes),
-		ScriptTimeout:      pickDur(ns.Limits.ScriptTimeout, d.Limits.ScriptTimeout, DefaultScriptTimeout),
-		ExpressionSteps:    pick64(ns.Limits.ExpressionSteps, d.Limits.ExpressionSteps, DefaultExpressionSteps),
-		ExpressionBytes:    pick64(ns.Limits.ExpressionBytes, d.Limits.ExpressionBytes, DefaultExpressionBytes),
+		InputBytes:         pick(ns.Limits.InputBytes, d.Limits.InputBytes, DefaultInputBytes),
+		OutputBytes:        pick(ns.Limits.OutputBytes, d.Limits.OutputBytes, DefaultOutputBytes),
+		ScriptTimeout:      time.Duration(pick(ns.Limits.ScriptTimeout, d.Limits.ScriptTimeout, Duration(DefaultScriptTimeout))),
+		ExpressionSteps:    pick(ns.Limits.ExpressionSteps, d.Limits.ExpressionSteps, DefaultExpressionSteps),
+		ExpressionBytes:    pick(ns.Limits.ExpressionBytes, d.Limits.ExpressionBytes, DefaultExpressionBytes),
 		ExpressionItems:    pick(ns.Limits.ExpressionItems, d.Limits.ExpressionItems, DefaultExpressionItems),
 	}
-	e.Retention = pickDur(ns.Retention, d.Retention, DefaultRetention)
+	e.Retention = time.Duration(pick(ns.Retention, d.Retention, Duration(DefaultRetention)))
 	g, err := newGuard(namespace, ns.Egress, d.Egress, s.Self)
 	if err != nil {
 		return nil, err
 	}
 	e.Egress = g
 	return e, nil
+}
+
+// pick is a namespace's own setting, else the server's default, else
+// Baton's built-in value.
+func pick[T any](own, serverDefault *T, builtin T) T {
+	switch {
+	case own != nil:
+		return *own
+	case serverDefault != nil:
+		return *serverDefault
+	}
+	return builtin
 }
 
 // Unrestricted is the policy of a local `baton run`: the user's own
