@@ -151,18 +151,10 @@ func (s *Store) CreateTrigger(ctx context.Context, t *store.Trigger) error {
 		created = time.Now()
 	}
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
-		res, err := conn.ExecContext(ctx, `INSERT INTO triggers (name, namespace, workflow, kind, spec, next_run, last_run, last_invocation, created_at)
+		return execChanging(ctx, conn, fmt.Sprintf("create trigger %s", t.Name), fmt.Sprintf("trigger %s exists", t.Name), store.ErrConflict,
+			`INSERT INTO triggers (name, namespace, workflow, kind, spec, next_run, last_run, last_invocation, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			t.Name, t.Namespace, t.Workflow, t.Kind, t.Spec, rowcodec.Nanos(t.NextRun), rowcodec.Nanos(t.LastRun), t.LastInvocation, rowcodec.Nanos(created))
-		if err != nil {
-			return fmt.Errorf("create trigger %s: %w", t.Name, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("create trigger %s: %w", t.Name, err)
-		} else if n == 0 {
-			return fmt.Errorf("trigger %s exists: %w", t.Name, store.ErrConflict)
-		}
-		return nil
 	})
 }
 
@@ -198,16 +190,8 @@ func (s *Store) ListTriggers(ctx context.Context) ([]*store.Trigger, error) {
 // DeleteTrigger implements store.EventLog.
 func (s *Store) DeleteTrigger(ctx context.Context, name string) error {
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
-		res, err := conn.ExecContext(ctx, `DELETE FROM triggers WHERE name = ?`, name)
-		if err != nil {
-			return fmt.Errorf("delete trigger %s: %w", name, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("delete trigger %s: %w", name, err)
-		} else if n == 0 {
-			return fmt.Errorf("trigger %s: %w", name, store.ErrNotFound)
-		}
-		return nil
+		return execChanging(ctx, conn, fmt.Sprintf("delete trigger %s", name), fmt.Sprintf("trigger %s", name), store.ErrNotFound,
+			`DELETE FROM triggers WHERE name = ?`, name)
 	})
 }
 

@@ -89,16 +89,7 @@ func (s *Store) ListSecretNames(ctx context.Context) ([]string, error) {
 // DeleteSecret implements store.Store.
 func (s *Store) DeleteSecret(ctx context.Context, name string) error {
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
-		res, err := conn.ExecContext(ctx, `DELETE FROM secrets WHERE name = ?`, name)
-		if err != nil {
-			return fmt.Errorf("delete secret %s: %w", name, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("delete secret %s: %w", name, err)
-		} else if n == 0 {
-			return fmt.Errorf("secret %s: %w", name, store.ErrNotFound)
-		}
-		return nil
+		return execChanging(ctx, conn, fmt.Sprintf("delete secret %s", name), fmt.Sprintf("secret %s", name), store.ErrNotFound, `DELETE FROM secrets WHERE name = ?`, name)
 	})
 }
 
@@ -112,18 +103,9 @@ func (s *Store) CreateSchedule(ctx context.Context, sc *store.Schedule) error {
 		created = time.Now()
 	}
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
-		res, err := conn.ExecContext(ctx, `INSERT INTO schedules (namespace, name, version, next_run, last_run, last_invocation, created_at)
+		return execChanging(ctx, conn, fmt.Sprintf("create schedule %s/%s@%s", sc.Namespace, sc.Name, sc.Version), fmt.Sprintf("schedule %s/%s@%s exists", sc.Namespace, sc.Name, sc.Version), store.ErrConflict, `INSERT INTO schedules (namespace, name, version, next_run, last_run, last_invocation, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			sc.Namespace, sc.Name, sc.Version, rowcodec.Nanos(sc.NextRun), rowcodec.Nanos(sc.LastRun), sc.LastInvocation, rowcodec.Nanos(created))
-		if err != nil {
-			return fmt.Errorf("create schedule %s/%s@%s: %w", sc.Namespace, sc.Name, sc.Version, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("create schedule %s/%s@%s: %w", sc.Namespace, sc.Name, sc.Version, err)
-		} else if n == 0 {
-			return fmt.Errorf("schedule %s/%s@%s exists: %w", sc.Namespace, sc.Name, sc.Version, store.ErrConflict)
-		}
-		return nil
 	})
 }
 

@@ -439,22 +439,12 @@ func (s *Store) ListWorkflows(ctx context.Context) ([]*store.Workflow, error) {
 // DeleteWorkflow implements store.Store.
 func (s *Store) DeleteWorkflow(ctx context.Context, namespace, name, version string) error {
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
-		var res sql.Result
-		var err error
-		if version == "" {
-			res, err = conn.ExecContext(ctx, `DELETE FROM workflows WHERE namespace = ? AND name = ?`, namespace, name)
-		} else {
-			res, err = conn.ExecContext(ctx, `DELETE FROM workflows WHERE namespace = ? AND name = ? AND version = ?`, namespace, name, version)
+		query, args := `DELETE FROM workflows WHERE namespace = ? AND name = ?`, []any{namespace, name}
+		if version != "" {
+			query, args = query+` AND version = ?`, append(args, version)
 		}
-		if err != nil {
-			return fmt.Errorf("delete workflow %s/%s@%s: %w", namespace, name, version, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("delete workflow %s/%s@%s: %w", namespace, name, version, err)
-		} else if n == 0 {
-			return fmt.Errorf("workflow %s/%s@%s: %w", namespace, name, version, store.ErrNotFound)
-		}
-		return nil
+		return execChanging(ctx, conn, fmt.Sprintf("delete workflow %s/%s@%s", namespace, name, version),
+			fmt.Sprintf("workflow %s/%s@%s", namespace, name, version), store.ErrNotFound, query, args...)
 	})
 }
 
@@ -558,21 +548,30 @@ func (s *Store) ListFunctions(ctx context.Context, namespace string) ([]*store.F
 func (s *Store) DeleteFunction(ctx context.Context, namespace, name, version string) error {
 	ns := functionNamespace(namespace)
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
-		var res sql.Result
-		var err error
-		if version == "" {
-			res, err = conn.ExecContext(ctx, `DELETE FROM functions WHERE namespace = ? AND name = ?`, ns, name)
-		} else {
-			res, err = conn.ExecContext(ctx, `DELETE FROM functions WHERE namespace = ? AND name = ? AND version = ?`, ns, name, version)
+		query, args := `DELETE FROM functions WHERE namespace = ? AND name = ?`, []any{ns, name}
+		if version != "" {
+			query, args = query+` AND version = ?`, append(args, version)
 		}
-		if err != nil {
-			return fmt.Errorf("delete function %s/%s@%s: %w", ns, name, version, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("delete function %s/%s@%s: %w", ns, name, version, err)
-		} else if n == 0 {
-			return fmt.Errorf("function %s/%s@%s: %w", ns, name, version, store.ErrNotFound)
-		}
-		return nil
+		return execChanging(ctx, conn, fmt.Sprintf("delete function %s/%s@%s", ns, name, version),
+			fmt.Sprintf("function %s/%s@%s", ns, name, version), store.ErrNotFound, query, args...)
 	})
+}
+
+// execChanging runs a statement that must change a row (a delete by key,
+// an insert that must not meet an existing one): none, wrapped with
+// subject, when it changed nothing. op names the statement in other
+// errors.
+func execChanging(ctx context.Context, conn *sql.Conn, op, subject string, none error, query string, args ...any) error {
+	res, err := conn.ExecContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", subject, none)
+	}
+	return nil
 }

@@ -66,17 +66,8 @@ func (s *Store) PutToken(ctx context.Context, t *store.Token) error {
 		created = time.Now()
 	}
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
-		res, err := conn.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		return execChanging(ctx, conn, fmt.Sprintf("put token %s", t.ID), fmt.Sprintf("token %s exists", t.ID), store.ErrConflict, `INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			t.ID, t.Name, t.Namespace, t.Role, t.Hash, t.CreatedBy, rowcodec.Nanos(created), rowcodec.Nanos(t.ExpiresAt))
-		if err != nil {
-			return fmt.Errorf("put token %s: %w", t.ID, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("put token %s: %w", t.ID, err)
-		} else if n == 0 {
-			return fmt.Errorf("token %s exists: %w", t.ID, store.ErrConflict)
-		}
-		return nil
 	})
 }
 
@@ -116,16 +107,7 @@ func (s *Store) ListTokens(ctx context.Context) ([]*store.Token, error) {
 // DeleteToken implements store.TokenStore.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	return s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
-		res, err := conn.ExecContext(ctx, `DELETE FROM tokens WHERE id = ?`, id)
-		if err != nil {
-			return fmt.Errorf("delete token %s: %w", id, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("delete token %s: %w", id, err)
-		} else if n == 0 {
-			return fmt.Errorf("token %s: %w", id, store.ErrNotFound)
-		}
-		return nil
+		return execChanging(ctx, conn, fmt.Sprintf("delete token %s", id), fmt.Sprintf("token %s", id), store.ErrNotFound, `DELETE FROM tokens WHERE id = ?`, id)
 	})
 }
 
