@@ -21,6 +21,7 @@ import (
 	"github.com/batonflow/baton/events"
 	"github.com/batonflow/baton/events/natsbus"
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/sqlite/sqlitetest"
 )
 
 func uniqueName(t testing.TB) string {
@@ -168,7 +169,7 @@ func TestListenThenEmitOverHTTPAndNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitListenStarted(t, dir, inv.ID, "/do/0/waitOrder")
+	sqlitetest.WaitListenStarted(t, dir, inv.ID, "/do/0/waitOrder")
 	// Another order's event does not match the correlation.
 	postEvent(t, srv.URL, map[string]any{"specversion": "1.0", "id": "o-2", "source": "/orders", "type": "shop." + id + ".order.placed", "data": map[string]any{"orderId": "B2", "total": 2}})
 	postEvent(t, srv.URL, map[string]any{"specversion": "1.0", "id": "o-1", "source": "/orders", "type": "shop." + id + ".order.placed", "data": map[string]any{"orderId": "A1", "total": 42}})
@@ -217,7 +218,7 @@ do:
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitListenStarted(t, dir, inv.ID, "/do/0/gather")
+	sqlitetest.WaitListenStarted(t, dir, inv.ID, "/do/0/gather")
 	if _, err := e.IngestEvents(ctx, []events.Event{{"specversion": "1.0", "id": "1", "source": "/s", "type": "paid"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/events"
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/sqlite/sqlitetest"
 )
 
 // TestRunNamedArguments runs DSL 1.0.0-1.0.2 documents whose run.shell
@@ -86,7 +87,7 @@ do:
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitListenStarted(t, dir, inv.ID, "")
+	sqlitetest.WaitListenStarted(t, dir, inv.ID, "")
 	if _, err := e.IngestEvents(ctx, []events.Event{
 		{"specversion": "1.0", "id": "odd", "source": "/s", "type": "order", "data": "not an object"},
 		{"specversion": "1.0", "id": "small", "source": "/s", "type": "order", "data": map[string]any{"items": []any{1.0}}},

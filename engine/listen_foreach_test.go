@@ -11,6 +11,7 @@ import (
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/events"
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/sqlite/sqlitetest"
 )
 
 // TestListenForeachSurvivesRestart streams events through a listen with
@@ -87,7 +88,7 @@ do:
 		}
 	}
 	// Feed the listen once it has recorded where it starts.
-	waitListenStarted(t, dir, inv.ID, "")
+	sqlitetest.WaitListenStarted(t, dir, inv.ID, "")
 	ingest(log, "r1", "sensor.reading", 1)
 	ingest(log, "r2", "sensor.reading", 2)
 	waitRecorded(2)

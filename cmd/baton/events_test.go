@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/batonflow/baton/store/sqlite/sqlitetest"
 )
 
 func testNATS(t *testing.T) string {
@@ -81,7 +83,7 @@ do:
 		t.Fatalf("invoke: %d", code)
 	}
 	// Kill the server once the listen has recorded where it starts reading.
-	waitListenStarted(t, dir, started.ID, "/do/0/waitOrder")
+	sqlitetest.WaitListenStarted(t, dir, started.ID, "/do/0/waitOrder")
 	srv.kill(t)
 
 	nc, err := nats.Connect(natsURL)

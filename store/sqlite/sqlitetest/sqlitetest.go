@@ -1,19 +1,22 @@
-package main
+// Package sqlitetest holds test helpers that look into a data directory's
+// SQLite database directly, for what the store offers no read-only view of.
+package sqlitetest
 
 import (
 	"database/sql"
 	"path/filepath"
 	"testing"
 	"time"
+
+	_ "modernc.org/sqlite" // the driver the store opens its database with
 )
 
-// waitListenStarted waits until the listen task of an invocation has
+// WaitListenStarted waits until the listen task of an invocation has
 // recorded where it starts reading the event log (its cursor in the
-// SQLite database of the data directory dir): only then is an event ingested sure to be one
-// the listen consumes, however slow the machine. The engine offers no
-// read-only view of cursors, so the test reads the table itself. An empty
+// SQLite database of dir): only then is an event ingested sure to be one
+// the listen consumes, however slow the machine. An empty
 // task matches any listen of the invocation.
-func waitListenStarted(t testing.TB, dir, invocation, task string) {
+func WaitListenStarted(t testing.TB, dir, invocation, task string) {
 	t.Helper()
 	db, err := sql.Open("sqlite", filepath.Join(dir, "baton.db")+"?_pragma=busy_timeout(5000)")
 	if err != nil {
