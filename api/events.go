@@ -7,7 +7,6 @@ import (
 	"github.com/batonflow/baton/auth"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/batonflow/baton/events"
@@ -146,21 +145,13 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	f := store.EventFilter{Type: q.Get("type"), Source: q.Get("source")}
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			s.writeProblem(w, r, badRequest("after must be a log position (a non-negative integer), got %q", v))
-			return
-		}
-		f.After = n
+	var prob *problem.Problem
+	if f.After, prob = parseAfter(q, "a log position"); prob == nil {
+		f.Limit, prob = parseLimit(q)
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			s.writeProblem(w, r, badRequest("limit must be an integer from 1 to 1000, got %q", v))
-			return
-		}
-		f.Limit = n
+	if prob != nil {
+		s.writeProblem(w, r, prob)
+		return
 	}
 	logged, err := ee.ListEvents(r.Context(), f)
 	if err != nil {

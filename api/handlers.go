@@ -285,14 +285,37 @@ func parseInvocationFilter(q url.Values) (store.InvocationFilter, *problem.Probl
 	if f.Status != "" && !knownStatuses[f.Status] {
 		return f, badRequest("status=%q: expected running, completed, faulted or cancelled", f.Status)
 	}
-	if raw := q.Get("limit"); raw != "" {
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 || n > MaxListLimit {
-			return f, badRequest("limit=%q: expected an integer from 1 to %d", raw, MaxListLimit)
-		}
-		f.Limit = n
+	var prob *problem.Problem
+	f.Limit, prob = parseLimit(q)
+	return f, prob
+}
+
+// parseLimit reads a listing's ?limit=, a page size from 1 to
+// MaxListLimit; 0 when absent (the store's default).
+func parseLimit(q url.Values) (int, *problem.Problem) {
+	raw := q.Get("limit")
+	if raw == "" {
+		return 0, nil
 	}
-	return f, nil
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > MaxListLimit {
+		return 0, badRequest("limit=%q: expected an integer from 1 to %d", raw, MaxListLimit)
+	}
+	return n, nil
+}
+
+// parseAfter reads ?after=, a position in a log (what names it in the
+// error); 0 when absent.
+func parseAfter(q url.Values, what string) (int64, *problem.Problem) {
+	raw := q.Get("after")
+	if raw == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || n < 0 {
+		return 0, badRequest("after=%q: expected %s (a non-negative integer)", raw, what)
+	}
+	return n, nil
 }
 
 func (s *server) listInvocations(w http.ResponseWriter, r *http.Request) {

@@ -3,10 +3,10 @@ package api
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/batonflow/baton/auth"
+	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
 )
 
@@ -172,21 +172,13 @@ func (s *server) listAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	var f store.AuditFilter
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			s.writeProblem(w, r, badRequest("after must be a sequence number (a non-negative integer), got %q", v))
-			return
-		}
-		f.After = n
+	var prob *problem.Problem
+	if f.After, prob = parseAfter(q, "a sequence number"); prob == nil {
+		f.Limit, prob = parseLimit(q)
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			s.writeProblem(w, r, badRequest("limit must be an integer from 1 to 1000, got %q", v))
-			return
-		}
-		f.Limit = n
+	if prob != nil {
+		s.writeProblem(w, r, prob)
+		return
 	}
 	p := auth.PrincipalFrom(r.Context())
 	namespaces, all := p.Namespaces(auth.Admin)
