@@ -54,7 +54,10 @@ func repoRoot(t *testing.T) string {
 func featuresDir(t *testing.T) string {
 	dir := filepath.Join(repoRoot(t), "..", "shared", "spec", "serverless-workflow", "ctk", "features")
 	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("the conformance kit's features are not beside the repository: %v", err)
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the conformance kit's features are required under CI: %v", err)
+		}
+		t.Skipf("the conformance kit's features are not beside the repository: %v", err)
 	}
 	return dir
 }

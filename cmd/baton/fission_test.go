@@ -18,7 +18,12 @@ func fissionExamples(t *testing.T) string {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("the Fission examples are missing: %v", err)
+		// ../shared sits beside the repository on the project's machines;
+		// CI must have it, a clone elsewhere skips what reads it.
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the Fission examples are missing: %v", err)
+		}
+		t.Skipf("the Fission examples are not beside the repository: %v", err)
 	}
 	return dir
 }
