@@ -42,6 +42,9 @@ type Meta struct {
 	LagMs Dist `json:"lagMs,omitzero"`
 	// BinS is the width of the time series' bins.
 	BinS float64 `json:"binS"`
+	// Resources are the engine's CPU, commits and memory over the load,
+	// and the disk's commit time.
+	Resources Resources `json:"resources"`
 }
 
 // ConfigResult is one configuration's outcome.
@@ -104,17 +107,24 @@ type FunctionIdle struct {
 	IdleS     float64 `json:"idleInstanceS"`
 }
 
-func (r *runner) results(ctx context.Context, records []record, elapsed time.Duration) (*Results, error) {
+func (r *runner) results(ctx context.Context, records []record, elapsed time.Duration, resources Resources) (*Results, error) {
 	samples, err := r.samples(ctx, records)
 	if err != nil {
 		return nil, err
 	}
+	var tasks int64
+	for i := range samples {
+		if samples[i].Config >= 0 {
+			tasks += int64(len(samples[i].Tasks))
+		}
+	}
+	resources.perTask(tasks)
 	res := &Results{Meta: Meta{
 		Command: r.opts.Command, Workload: r.opts.Workload.Label(), Arrivals: r.opts.Arrivals.Label(),
 		Target: "embedded engine (SQLite)", Started: r.start.UTC(), ElapsedS: elapsed.Seconds(),
 		WarmupS: r.opts.Warmup.Seconds(), Seed: r.opts.Seed,
 		GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, CPUs: runtime.NumCPU(),
-		Dropped: r.dropped.Load(),
+		Dropped: r.dropped.Load(), Resources: resources,
 	}}
 	if r.opts.Server != "" {
 		res.Meta.Target = "server " + r.opts.Server

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +77,10 @@ type Options struct {
 	Logger        *slog.Logger
 	// Command is the command line, recorded in the results.
 	Command string
+	// CPUProfile, when set, receives a pprof CPU profile of the load
+	// phase alone: from the first arrival until the last invocation has
+	// ended, before histories are read back.
+	CPUProfile io.Writer
 }
 
 // record is what the load generator keeps of one invocation; it is
@@ -210,6 +215,15 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	defer cancel()
 	progressDone := make(chan struct{})
 	stopProgress := r.progress(runCtx, len(schedule), progressDone)
+	m, err := r.startMeter(runCtx)
+	if err != nil {
+		return nil, err
+	}
+	if opts.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(opts.CPUProfile); err != nil {
+			return nil, fmt.Errorf("bench: CPU profile: %w", err)
+		}
+	}
 	r.start = time.Now()
 	var records []record
 	if opts.Arrivals.Kind == Closed {
@@ -218,13 +232,17 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		records = r.openLoop(runCtx, schedule)
 	}
 	elapsed := time.Since(r.start)
+	if opts.CPUProfile != nil {
+		pprof.StopCPUProfile()
+	}
+	m.finish(runCtx)
 	stopProgress()
 	<-progressDone
 	r.idle.finish(time.Now())
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return r.results(ctx, records, elapsed)
+	return r.results(ctx, records, elapsed, m.res)
 }
 
 func (o *Options) check() error {

@@ -51,6 +51,8 @@ type embedded struct {
 	runtimes map[function.Kind]function.Runtime
 	tap      *tap
 	tempDir  string
+	// dataDir holds the database, where the disk's commit time is probed.
+	dataDir string
 }
 
 // runtimeSet makes the function runtimes once the blob directory that
@@ -68,6 +70,7 @@ func openEmbedded(ctx context.Context, dataDir string, executors map[string]engi
 	} else if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("bench: data directory: %w", err)
 	}
+	em.dataDir = dataDir
 	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "baton.db"), sqlite.WithLogger(log))
 	if err != nil {
 		em.removeTemp()
@@ -294,3 +297,13 @@ func (r *remote) history(ctx context.Context, _ *Workflow, o outcome) ([]core.Ev
 }
 
 func (r *remote) close(context.Context) error { return nil }
+
+// processMetrics reads the first server's CPU time and resident memory
+// from its /metrics.
+func (r *remote) processMetrics(ctx context.Context) (cpuS, rssBytes float64, err error) {
+	data, err := r.clients[0].Metrics(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	return processMetrics(data)
+}

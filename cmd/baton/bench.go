@@ -42,6 +42,7 @@ type benchFlags struct {
 	cacheDir       string
 	wasmSource     string
 	logLevel       string
+	cpuProfile     string
 }
 
 func newBenchCommand() *cobra.Command {
@@ -84,6 +85,7 @@ func newBenchCommand() *cobra.Command {
 	pf.IntVar(&f.maxInFlight, "max-inflight", 10000, "open loop: arrivals beyond this many outstanding invocations are dropped")
 	pf.StringVar(&f.cacheDir, "cache", "", "where built functions are cached (default: the user cache directory)")
 	pf.StringVar(&f.wasmSource, "wasm-source", filepath.Join("examples", "functions", "hello-go"), "Go SDK function built for --functions wasm")
+	pf.StringVar(&f.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the load phase (embedded engine and harness) to this file")
 	pf.StringVar(&f.logLevel, "log-level", "error", "log level on stderr: debug, info, warn or error")
 
 	// Each workload command has its own parameters: cobra writes a flag's
@@ -149,6 +151,14 @@ func runBench(cmd *cobra.Command, f *benchFlags, w bench.Workload) error {
 			dir = os.TempDir()
 		}
 		opts.CacheDir = filepath.Join(dir, "baton", "bench")
+	}
+	if f.cpuProfile != "" {
+		file, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		opts.CPUProfile = file
 	}
 	if opts.Configs, err = benchConfigs(f, w.Kind == bench.File, cmd.Flags().Changed("durability")); err != nil {
 		return err
