@@ -42,7 +42,7 @@ func resourceLines(res *Results) []string {
 	if rs.Tasks > 0 && rs.CPUS > 0 {
 		line := fmt.Sprintf("engine CPU: %.1fµs per task (%.2fs over %d tasks, warm-up included)", rs.CPUPerTaskUs, rs.CPUS, rs.Tasks)
 		if rs.Commits > 0 {
-			line += fmt.Sprintf("; %.2f commits per task (%d commits)", rs.CommitsPerTask, rs.Commits)
+			line += fmt.Sprintf("; %.3f commits per task (%d commits)", rs.CommitsPerTask, rs.Commits)
 		}
 		lines = append(lines, line)
 	}

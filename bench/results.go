@@ -156,7 +156,7 @@ func (r *runner) results(ctx context.Context, records []record, elapsed time.Dur
 			// The idle meter knows functions by their references.
 			fns = append(fns, function.Qualify(Namespace, functionName(c.Functions, s, streams)))
 		}
-		sum := summarize(mine, warmup)
+		sum := summarize(mine, warmup, r.settled.Seconds())
 		sum.IdleInstanceS = r.idle.idleSeconds(fns, r.start.Add(r.opts.Warmup), windowEnd)
 		res.Configs = append(res.Configs, ConfigResult{
 			Config: c, Summary: sum, Series: series(mine, warmup, bin), Samples: mine,
@@ -178,7 +178,10 @@ func binWidth(window time.Duration) time.Duration {
 	return 5 * time.Minute
 }
 
-func summarize(samples []Sample, warmupS float64) Summary {
+// summarize computes a configuration's summary. settledS, when not zero,
+// is when the engine had written every ended invocation's row: throughput
+// counts invocations whose writes are done, so the window lasts until then.
+func summarize(samples []Sample, warmupS, settledS float64) Summary {
 	var (
 		s                                              Summary
 		lat, span, over, overTask, queue, fn, cp, cold []float64
@@ -230,6 +233,9 @@ func summarize(samples []Sample, warmupS float64) Summary {
 		}
 	}
 	start := math.Max(warmupS, math.Min(first, last))
+	if len(lat) > 0 {
+		last = math.Max(last, settledS)
+	}
 	s.WindowS = last - start
 	if s.WindowS > 0 {
 		s.Throughput = float64(len(lat)) / s.WindowS

@@ -107,6 +107,9 @@ type runner struct {
 	inFlight  atomic.Int64
 	dropped   atomic.Int64
 	idle      *idleMeter
+	// settled is when, after the load, the embedded engine had written
+	// the rows of every ended invocation (see engine.Settle).
+	settled time.Duration
 }
 
 // Run runs a benchmark and computes its results.
@@ -232,6 +235,12 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		records = r.openLoop(runCtx, schedule)
 	}
 	elapsed := time.Since(r.start)
+	if r.em != nil {
+		if err := r.em.eng.Settle(runCtx); err != nil {
+			return nil, err
+		}
+		r.settled = time.Since(r.start)
+	}
 	if opts.CPUProfile != nil {
 		pprof.StopCPUProfile()
 	}

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -90,5 +91,60 @@ func TestEndSharesTheLastResultsAppend(t *testing.T) {
 	// Started, then three dispatches and results, then the end.
 	if len(history) != 8 || history[7].Type != core.InvocationCompleted || history[7].Seq != 8 {
 		t.Errorf("history %+v", history)
+	}
+}
+
+// Once Settle returns, the store holds the end of every non-durable
+// invocation that had ended, although their callers did not wait for it.
+func TestSettleWritesEndedNonDurableRows(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	noop := engine.ExecutorFunc(func(context.Context, *engine.CallRequest) (engine.CallResult, error) {
+		return engine.CallResult{}, nil
+	})
+	e := newEngine(t, st, func(o *engine.Options) { o.Executors = map[string]engine.Executor{"noop": noop} })
+	defer e.Close()
+	doc := strings.Replace(chainOfNoops, "version: '1.0.0'}", "version: '1.0.0', metadata: {baton.durability: none}}", 1)
+	if _, err := e.ApplyWorkflow(ctx, "noops.yaml", []byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		ids []string
+	)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				inv, err := e.Invoke(ctx, "default", "noops", "", nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if done, err := e.Wait(ctx, inv.ID); err != nil || done.Status != core.StatusCompleted {
+					t.Errorf("%+v %v", done, err)
+					return
+				}
+				mu.Lock()
+				ids = append(ids, inv.ID)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := e.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		inv, err := st.GetInvocation(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inv.Status != core.StatusCompleted {
+			t.Fatalf("invocation %s is %s in the store after Settle", id, inv.Status)
+		}
 	}
 }

@@ -490,6 +490,12 @@ func (in *instance) end(ev *core.Event) {
 	in.inbox = nil
 	durable := in.inv.Durable
 	in.mu.Unlock()
+	if !durable {
+		// The end is reported once its row write holds one of the bounded
+		// slots: when the store falls behind, invocations wait here
+		// instead of piling up goroutines and memory behind it.
+		in.e.endWrites <- struct{}{}
+	}
 	close(in.done)
 	in.e.invocationEnded(in.inv.ID)
 	in.e.listensEnded(in.inv.ID, in.def)
@@ -503,6 +509,7 @@ func (in *instance) end(ev *core.Event) {
 	in.e.calls.Add(1)
 	go func() {
 		defer in.e.calls.Done()
+		defer func() { <-in.e.endWrites }()
 		// The stored history of a non-durable invocation is its first and
 		// last event only, so the last one follows the first.
 		last := *ev
