@@ -139,6 +139,8 @@ type meter struct {
 	commits0 int64
 	stop     chan struct{}
 	done     chan struct{}
+	// noMetrics is set when the server answers no /metrics.
+	noMetrics bool
 }
 
 // startMeter probes the disk, then takes the starting counts and samples
@@ -155,12 +157,16 @@ func (r *runner) startMeter(ctx context.Context) (*meter, error) {
 	}
 	m.res.DiskCommitMs, m.res.DiskCommitDir = ms(commit), dir
 	if rem, ok := r.tgt.(*remote); ok {
-		m.res.EngineRSSSource = "server process_resident_memory_bytes (" + rem.clients[0].BaseURL() + ")"
 		cpu, rss, err := rem.processMetrics(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("bench: the server's metrics: %w", err)
+			// A server may export no metrics: the run goes on without
+			// its CPU and memory.
+			m.noMetrics = true
+			r.log.Warn("bench: the server's CPU and memory are not measured", "err", err)
+		} else {
+			m.res.EngineRSSSource = "server process_resident_memory_bytes (" + rem.clients[0].BaseURL() + ")"
+			m.cpuS0, m.res.EngineRSSMB = cpu, rss/(1<<20)
 		}
-		m.cpuS0, m.res.EngineRSSMB = cpu, rss/(1<<20)
 	} else {
 		m.res.EngineRSSSource = "this process (embedded engine and harness)"
 		m.cpu0 = processCPU()
@@ -179,7 +185,7 @@ func (m *meter) sample(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		var rss float64
-		if rem, ok := m.r.tgt.(*remote); ok {
+		if rem, ok := m.r.tgt.(*remote); ok && !m.noMetrics {
 			if _, b, err := rem.processMetrics(ctx); err == nil {
 				rss = b
 			}
@@ -202,7 +208,7 @@ func (m *meter) finish(ctx context.Context) {
 	close(m.stop)
 	<-m.done
 	if rem, ok := m.r.tgt.(*remote); ok {
-		if cpu, rss, err := rem.processMetrics(ctx); err == nil {
+		if cpu, rss, err := rem.processMetrics(ctx); err == nil && !m.noMetrics {
 			m.res.CPUS = cpu - m.cpuS0
 			m.res.EngineRSSMB = max(m.res.EngineRSSMB, rss/(1<<20))
 		}

@@ -107,6 +107,7 @@ type runner struct {
 	inFlight  atomic.Int64
 	dropped   atomic.Int64
 	idle      *idleMeter
+	log       *slog.Logger
 	// settled is when, after the load, the embedded engine had written
 	// the rows of every ended invocation (see engine.Settle).
 	settled time.Duration
@@ -121,7 +122,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &runner{opts: opts, idle: newIdleMeter()}
+	r := &runner{opts: opts, idle: newIdleMeter(), log: log}
 
 	kinds := map[Functions]bool{}
 	for _, c := range opts.Configs {

@@ -170,8 +170,15 @@ func TestReportFromATimedCompareRun(t *testing.T) {
 	if err := WriteTable(&table, res); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Count(table.String(), "\n") != 3 {
+	// A header and a line per configuration, then what the run cost
+	// and the disk's commit time.
+	lines := strings.Split(strings.TrimSpace(table.String()), "\n")
+	if len(lines) != 6 || !strings.HasPrefix(lines[3], "engine CPU: ") || !strings.Contains(lines[3], "commits per task") ||
+		!strings.HasPrefix(lines[4], "engine RSS: peak ") || !strings.HasPrefix(lines[5], "disk commit (fsync'd SQLite, median): ") {
 		t.Errorf("table:\n%s", table.String())
+	}
+	if rs := res.Meta.Resources; rs.DiskCommitMs <= 0 || rs.Commits <= 0 || rs.CPUPerTaskUs <= 0 || rs.Tasks == 0 {
+		t.Errorf("resources %+v", rs)
 	}
 }
 
