@@ -128,9 +128,6 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	for _, c := range opts.Configs {
 		kinds[c.Functions] = true
 	}
-	if opts.Server != "" {
-		kinds = map[Functions]bool{HTTPFunctions: true}
-	}
 	host, err := startFunctionHost(ctx, kinds, hostOptions{Work: opts.Work, CacheDir: opts.CacheDir, WasmSource: opts.WasmSource})
 	if err != nil {
 		return nil, err
@@ -144,6 +141,9 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 			return nil, err
 		}
 		r.tgt = tgt
+		if err := deployOnServer(ctx, tgt, host, kinds, streams, opts.MaxInstances); err != nil {
+			return nil, err
+		}
 	} else {
 		mgrOpts := function.Options{Observers: []function.Observer{r.idle}}
 		if opts.KeepAlive > 0 {
@@ -166,7 +166,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		}
 		r.em, r.tgt = em, em
 		for f := range kinds {
-			if f == Noop {
+			if f == Noop || f == Set {
 				continue
 			}
 			for s := range streams {
@@ -189,8 +189,9 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	r.wfs = make([][]*Workflow, len(opts.Configs))
 	for ci, c := range opts.Configs {
 		for s := range streams {
-			call := Call{Function: functionName(c.Functions, s, streams)}
-			if opts.Server != "" {
+			call := Call{Function: functionName(c.Functions, s, streams), Set: c.Functions == Set}
+			if opts.Server != "" && c.Functions == HTTPFunctions {
+				// The DSL's own call: the endpoint is the harness's.
 				call = Call{Endpoint: host.endpoint}
 			}
 			name := opts.Workload.Label() + "-" + c.Label
@@ -267,13 +268,6 @@ func (o *Options) check() error {
 	}
 	if o.Arrivals.Kind == Closed && o.Duration <= 0 && o.Invocations <= 0 {
 		return errors.New("bench: a closed loop needs a --duration or --invocations bound")
-	}
-	if o.Server != "" {
-		for _, c := range o.Configs {
-			if c.Functions != HTTPFunctions {
-				return fmt.Errorf("bench: against a server only --functions http works (its calls are `call: http` to the harness's endpoint); %s functions would have to be deployed on the server", c.Functions)
-			}
-		}
 	}
 	if o.MaxInstances <= 0 {
 		o.MaxInstances = 256
@@ -595,6 +589,9 @@ func (s *Sample) fill(wf *Workflow, facts HistoryFacts) {
 	s.OverheadMs = s.LatencyMs - s.CriticalPathMs
 	if s.CriticalCalls > 0 {
 		s.OverheadTaskMs = s.OverheadMs / float64(s.CriticalCalls)
+	} else if wf.SetSteps > 0 {
+		s.OverheadTaskMs = s.OverheadMs / float64(wf.SetSteps)
+		s.CriticalCalls = wf.SetSteps
 	}
 	for _, t := range facts.Tasks {
 		if t.Cold {

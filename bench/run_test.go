@@ -25,8 +25,8 @@ func TestWorkloadsRunToCompletion(t *testing.T) {
 	doc := filepath.Join(dir, "mine.yaml")
 	if err := os.WriteFile(doc, []byte(`document: {dsl: '1.0.0', namespace: x, name: mine, version: '0.1.0'}
 do:
-  - first: {call: bench-noop, with: {n: '${ .n }'}}
-  - second: {call: bench-noop}
+  - first: {call: baton.noop, with: {n: '${ .n }'}}
+  - second: {call: baton.noop}
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}

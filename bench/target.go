@@ -307,3 +307,35 @@ func (r *remote) processMetrics(ctx context.Context) (cpuS, rssBytes float64, er
 	}
 	return processMetrics(data)
 }
+
+// deployOnServer deploys the wasm and process functions the run calls on
+// the server, in the bench namespace; noop calls the server's own
+// baton.noop, http calls the harness's endpoint with `call: http`, and set
+// calls nothing.
+func deployOnServer(ctx context.Context, r *remote, host *functionHost, kinds map[Functions]bool, streams, maxInstances int) error {
+	c := r.clients[0].WithNamespace(Namespace)
+	for f := range kinds {
+		if f != Wasm && f != Process {
+			continue
+		}
+		for s := range streams {
+			spec, err := host.spec(f, functionName(f, s, streams), maxInstances)
+			if err != nil {
+				return err
+			}
+			if f == Process {
+				// The server may run elsewhere: the script goes inline.
+				spec.Args = []string{"-c", processScript}
+				_, err = c.DeployFunction(ctx, spec)
+			} else {
+				module := spec.Artifact
+				spec.Artifact = ""
+				_, err = c.DeployModule(ctx, spec, module)
+			}
+			if err != nil {
+				return fmt.Errorf("bench: deploying %s on the server: %w", spec.Name, err)
+			}
+		}
+	}
+	return nil
+}
