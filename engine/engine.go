@@ -121,6 +121,7 @@ type Engine struct {
 	// endWrites holds a slot for each non-durable invocation whose
 	// ended row is being written (see instance.end and Settle).
 	endWrites chan struct{}
+	workers   *callWorkers
 	drain     drainState // see Drain
 
 	mu   sync.Mutex
@@ -155,6 +156,7 @@ func New(opts Options) (*Engine, error) {
 		defs:   make(map[string]*dsl.Workflow),
 
 		endWrites: make(chan struct{}, maxPendingEndWrites),
+		workers:   newCallWorkers(ctx),
 		latest:    make(map[string]latestVersion),
 
 		running: make(map[string]int),

@@ -397,7 +397,7 @@ func (in *instance) startCall(c *core.Call) {
 		in.push(core.Event{Type: core.TaskStarted, Task: c.Task, Ref: c.Ref, Attempt: c.Attempt})
 	}
 	in.e.calls.Add(1)
-	go func() {
+	in.e.workers.run(func() {
 		defer in.e.calls.Done()
 		// Counted until the result is handed to the invocation, so that
 		// Drain sees it in an inbox once the count drops.
@@ -428,7 +428,7 @@ func (in *instance) startCall(c *core.Call) {
 			ev.Type, ev.Output = core.TaskCompleted, res.Output
 		}
 		in.push(ev)
-	}()
+	})
 }
 
 func (in *instance) startTimer(c *core.StartTimer) {
