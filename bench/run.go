@@ -218,18 +218,20 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	progressDone := make(chan struct{})
-	stopProgress := r.progress(runCtx, len(schedule), progressDone)
+	// The meter probes the disk first, which takes a moment: before the
+	// progress display, which reads the start time.
 	m, err := r.startMeter(runCtx)
 	if err != nil {
 		return nil, err
 	}
+	r.start = time.Now()
+	progressDone := make(chan struct{})
+	stopProgress := r.progress(runCtx, len(schedule), progressDone)
 	if opts.CPUProfile != nil {
 		if err := pprof.StartCPUProfile(opts.CPUProfile); err != nil {
 			return nil, fmt.Errorf("bench: CPU profile: %w", err)
 		}
 	}
-	r.start = time.Now()
 	var records []record
 	if opts.Arrivals.Kind == Closed {
 		records = r.closedLoop(runCtx)
