@@ -32,26 +32,35 @@ const (
 	Wasm Functions = "wasm"
 	// Process runs a tiny shell function over JSON lines.
 	Process Functions = "process"
+	// Set makes every call a `set` task instead: no call and no history
+	// event per task, the engine's cheapest step.
+	Set Functions = "set"
 )
 
 // ParseFunctions checks a --functions value.
 func ParseFunctions(s string) (Functions, error) {
 	switch f := Functions(s); f {
-	case Noop, HTTPFunctions, Wasm, Process:
+	case Noop, HTTPFunctions, Wasm, Process, Set:
 		return f, nil
 	}
-	return "", fmt.Errorf("unknown functions %q (want noop, http, wasm or process)", s)
+	return "", fmt.Errorf("unknown functions %q (want noop, set, http, wasm or process)", s)
 }
 
-// noopExecutorName is the function name generated workflows call for Noop.
-const noopExecutorName = "bench-noop"
+// noopExecutorName is the function name generated workflows call for Noop:
+// the engine's own no-op, which a server has too. The embedded engine gets
+// the harness's equivalent in its place, so that the harness sees the
+// calls of non-durable invocations.
+const noopExecutorName = engine.FunctionNoop
 
 // functionName is the function a configuration's stream calls; each
 // replayed trace function gets its own, so that each has its own pool,
 // keep-alive and cold starts.
 func functionName(f Functions, stream, streams int) string {
-	if f == Noop {
+	switch f {
+	case Noop:
 		return noopExecutorName
+	case Set:
+		return ""
 	}
 	name := "bench-" + string(f)
 	if streams > 1 {

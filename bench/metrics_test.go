@@ -194,7 +194,7 @@ func TestSummaryExcludesWarmupAndCountsThroughput(t *testing.T) {
 		{SubmittedS: 1.5, LatencyMs: 500, Status: "completed", Traced: true, Tasks: []TaskSample{{FunctionMs: 1, QueueMs: 0.5}}},
 		{SubmittedS: 1.6, Status: "faulted"},
 	}
-	s := summarize(samples, 1)
+	s := summarize(samples, 1, 0)
 	if s.Invocations != 3 || s.Failed != 1 || s.Latency.Count != 2 {
 		t.Fatalf("summary = %+v", s)
 	}

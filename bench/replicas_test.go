@@ -67,3 +67,48 @@ func TestServerListSpreadsStarts(t *testing.T) {
 		t.Fatalf("a list with an empty URL: %v", err)
 	}
 }
+
+// Against a server, noop calls run the engine's own baton.noop and set
+// workloads need no function at all, so the API's own cost is measured
+// with the same workflows as the embedded engine's.
+func TestServerRunsNoopAndSetWorkloads(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng, err := engine.New(engine.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	srv := httptest.NewServer(api.NewHandler(eng))
+	defer srv.Close()
+	res, err := Run(ctx, Options{
+		Workload: Workload{Kind: Chain, N: 3},
+		Configs: []Config{
+			{Label: "noop", Durability: "durable", Functions: Noop},
+			{Label: "set", Durability: "durable", Functions: Set},
+		},
+		Arrivals: Arrivals{Kind: Closed, Concurrency: 2}, Invocations: 8, Seed: 5,
+		Server: srv.URL,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noop, set := res.Configs[0].Summary, res.Configs[1].Summary
+	if noop.Invocations != 4 || noop.Failed != 0 || set.Invocations != 4 || set.Failed != 0 {
+		t.Fatalf("noop %d (%d failed), set %d (%d failed): %s %s", noop.Invocations, noop.Failed,
+			set.Invocations, set.Failed, noop.FirstError, set.FirstError)
+	}
+	// Three calls per noop invocation in its history; the set steps are
+	// counted from the workflow's shape.
+	if noop.Function.Count != 12 || noop.OverheadTask.Count != 4 || set.OverheadTask.Count != 4 || set.Function.Count != 0 {
+		t.Errorf("noop: %d calls, %d per-task overheads; set: %d calls, %d per-task overheads",
+			noop.Function.Count, noop.OverheadTask.Count, set.Function.Count, set.OverheadTask.Count)
+	}
+}

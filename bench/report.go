@@ -23,7 +23,46 @@ func WriteTable(w io.Writer, res *Results) error {
 			fmtMs(s.Latency.P50), fmtMs(s.Latency.P99), fmtMs(s.OverheadTask.P50), fmtMs(s.OverheadTask.P99),
 			fmtMs(s.Queue.P50), fmtMs(s.Queue.P99), fmtMs(s.Function.P50), s.ColdStarts)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, line := range resourceLines(res) {
+		if _, err := fmt.Fprintln(w, line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resourceLines say what the run cost the engine and how a step compares
+// with the disk's own commit, measured in the same run.
+func resourceLines(res *Results) []string {
+	rs := res.Meta.Resources
+	var lines []string
+	if rs.Tasks > 0 && rs.CPUS > 0 {
+		line := fmt.Sprintf("engine CPU: %.1fµs per task (%.2fs over %d tasks, warm-up included)", rs.CPUPerTaskUs, rs.CPUS, rs.Tasks)
+		if rs.Commits > 0 {
+			line += fmt.Sprintf("; %.3f commits per task (%d commits)", rs.CommitsPerTask, rs.Commits)
+		}
+		lines = append(lines, line)
+	}
+	if rs.EngineRSSMB > 0 {
+		lines = append(lines, fmt.Sprintf("engine RSS: peak %.0f MB, %s; harness heap at the end %.0f MB", rs.EngineRSSMB, rs.EngineRSSSource, rs.HarnessHeapMB))
+	}
+	if rs.DiskCommitMs > 0 {
+		var ratios []string
+		for _, c := range res.Configs {
+			if c.Summary.OverheadTask.Count > 0 {
+				ratios = append(ratios, fmt.Sprintf("%s %.2f×", c.Config.Label, c.Summary.OverheadTask.P50/rs.DiskCommitMs))
+			}
+		}
+		line := fmt.Sprintf("disk commit (fsync'd SQLite, median): %s", fmtMs(rs.DiskCommitMs))
+		if len(ratios) > 0 {
+			line += "; step (overhead/task p50) ÷ commit: " + strings.Join(ratios, ", ")
+		}
+		lines = append(lines, line)
+	}
+	return lines
 }
 
 // fmtMs renders milliseconds with a unit that keeps three significant
@@ -92,6 +131,10 @@ func writeMarkdown(w io.Writer, res *Results, plots []plotFile) error {
 	fmt.Fprintf(w, "| machine | %s, %d CPUs, %s |\n| seed | %d |\n", m.OS, m.CPUs, m.GoVersion, m.Seed)
 	if m.Dropped > 0 {
 		fmt.Fprintf(w, "| dropped arrivals | %d (too many in flight) |\n", m.Dropped)
+	}
+	for _, line := range resourceLines(res) {
+		label, value, _ := strings.Cut(line, ": ")
+		fmt.Fprintf(w, "| %s | %s |\n", label, value)
 	}
 	if m.LagMs.Count > 0 {
 		fmt.Fprintf(w, "| generator lag | p50 %s, p99 %s, max %s |\n", fmtMs(m.LagMs.P50), fmtMs(m.LagMs.P99), fmtMs(m.LagMs.Max))

@@ -42,6 +42,9 @@ type Meta struct {
 	LagMs Dist `json:"lagMs,omitzero"`
 	// BinS is the width of the time series' bins.
 	BinS float64 `json:"binS"`
+	// Resources are the engine's CPU, commits and memory over the load,
+	// and the disk's commit time.
+	Resources Resources `json:"resources"`
 }
 
 // ConfigResult is one configuration's outcome.
@@ -104,17 +107,24 @@ type FunctionIdle struct {
 	IdleS     float64 `json:"idleInstanceS"`
 }
 
-func (r *runner) results(ctx context.Context, records []record, elapsed time.Duration) (*Results, error) {
+func (r *runner) results(ctx context.Context, records []record, elapsed time.Duration, resources Resources) (*Results, error) {
 	samples, err := r.samples(ctx, records)
 	if err != nil {
 		return nil, err
 	}
+	var tasks int64
+	for i := range samples {
+		if samples[i].Config >= 0 {
+			tasks += int64(len(samples[i].Tasks))
+		}
+	}
+	resources.perTask(tasks)
 	res := &Results{Meta: Meta{
 		Command: r.opts.Command, Workload: r.opts.Workload.Label(), Arrivals: r.opts.Arrivals.Label(),
 		Target: "embedded engine (SQLite)", Started: r.start.UTC(), ElapsedS: elapsed.Seconds(),
 		WarmupS: r.opts.Warmup.Seconds(), Seed: r.opts.Seed,
 		GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, CPUs: runtime.NumCPU(),
-		Dropped: r.dropped.Load(),
+		Dropped: r.dropped.Load(), Resources: resources,
 	}}
 	if r.opts.Server != "" {
 		res.Meta.Target = "server " + r.opts.Server
@@ -146,7 +156,7 @@ func (r *runner) results(ctx context.Context, records []record, elapsed time.Dur
 			// The idle meter knows functions by their references.
 			fns = append(fns, function.Qualify(Namespace, functionName(c.Functions, s, streams)))
 		}
-		sum := summarize(mine, warmup)
+		sum := summarize(mine, warmup, r.settled.Seconds())
 		sum.IdleInstanceS = r.idle.idleSeconds(fns, r.start.Add(r.opts.Warmup), windowEnd)
 		res.Configs = append(res.Configs, ConfigResult{
 			Config: c, Summary: sum, Series: series(mine, warmup, bin), Samples: mine,
@@ -168,7 +178,10 @@ func binWidth(window time.Duration) time.Duration {
 	return 5 * time.Minute
 }
 
-func summarize(samples []Sample, warmupS float64) Summary {
+// summarize computes a configuration's summary. settledS, when not zero,
+// is when the engine had written every ended invocation's row: throughput
+// counts invocations whose writes are done, so the window lasts until then.
+func summarize(samples []Sample, warmupS, settledS float64) Summary {
 	var (
 		s                                              Summary
 		lat, span, over, overTask, queue, fn, cp, cold []float64
@@ -220,6 +233,9 @@ func summarize(samples []Sample, warmupS float64) Summary {
 		}
 	}
 	start := math.Max(warmupS, math.Min(first, last))
+	if len(lat) > 0 {
+		last = math.Max(last, settledS)
+	}
 	s.WindowS = last - start
 	if s.WindowS > 0 {
 		s.Throughput = float64(len(lat)) / s.WindowS

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +77,10 @@ type Options struct {
 	Logger        *slog.Logger
 	// Command is the command line, recorded in the results.
 	Command string
+	// CPUProfile, when set, receives a pprof CPU profile of the load
+	// phase alone: from the first arrival until the last invocation has
+	// ended, before histories are read back.
+	CPUProfile io.Writer
 }
 
 // record is what the load generator keeps of one invocation; it is
@@ -102,6 +107,10 @@ type runner struct {
 	inFlight  atomic.Int64
 	dropped   atomic.Int64
 	idle      *idleMeter
+	log       *slog.Logger
+	// settled is when, after the load, the embedded engine had written
+	// the rows of every ended invocation (see engine.Settle).
+	settled time.Duration
 }
 
 // Run runs a benchmark and computes its results.
@@ -113,14 +122,11 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &runner{opts: opts, idle: newIdleMeter()}
+	r := &runner{opts: opts, idle: newIdleMeter(), log: log}
 
 	kinds := map[Functions]bool{}
 	for _, c := range opts.Configs {
 		kinds[c.Functions] = true
-	}
-	if opts.Server != "" {
-		kinds = map[Functions]bool{HTTPFunctions: true}
 	}
 	host, err := startFunctionHost(ctx, kinds, hostOptions{Work: opts.Work, CacheDir: opts.CacheDir, WasmSource: opts.WasmSource})
 	if err != nil {
@@ -135,6 +141,9 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 			return nil, err
 		}
 		r.tgt = tgt
+		if err := deployOnServer(ctx, tgt, host, kinds, streams, opts.MaxInstances); err != nil {
+			return nil, err
+		}
 	} else {
 		mgrOpts := function.Options{Observers: []function.Observer{r.idle}}
 		if opts.KeepAlive > 0 {
@@ -157,7 +166,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		}
 		r.em, r.tgt = em, em
 		for f := range kinds {
-			if f == Noop {
+			if f == Noop || f == Set {
 				continue
 			}
 			for s := range streams {
@@ -180,8 +189,9 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	r.wfs = make([][]*Workflow, len(opts.Configs))
 	for ci, c := range opts.Configs {
 		for s := range streams {
-			call := Call{Function: functionName(c.Functions, s, streams)}
-			if opts.Server != "" {
+			call := Call{Function: functionName(c.Functions, s, streams), Set: c.Functions == Set}
+			if opts.Server != "" && c.Functions == HTTPFunctions {
+				// The DSL's own call: the endpoint is the harness's.
 				call = Call{Endpoint: host.endpoint}
 			}
 			name := opts.Workload.Label() + "-" + c.Label
@@ -208,9 +218,20 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The meter probes the disk first, which takes a moment: before the
+	// progress display, which reads the start time.
+	m, err := r.startMeter(runCtx)
+	if err != nil {
+		return nil, err
+	}
+	r.start = time.Now()
 	progressDone := make(chan struct{})
 	stopProgress := r.progress(runCtx, len(schedule), progressDone)
-	r.start = time.Now()
+	if opts.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(opts.CPUProfile); err != nil {
+			return nil, fmt.Errorf("bench: CPU profile: %w", err)
+		}
+	}
 	var records []record
 	if opts.Arrivals.Kind == Closed {
 		records = r.closedLoop(runCtx)
@@ -218,13 +239,23 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		records = r.openLoop(runCtx, schedule)
 	}
 	elapsed := time.Since(r.start)
+	if r.em != nil {
+		if err := r.em.eng.Settle(runCtx); err != nil {
+			return nil, err
+		}
+		r.settled = time.Since(r.start)
+	}
+	if opts.CPUProfile != nil {
+		pprof.StopCPUProfile()
+	}
+	m.finish(runCtx)
 	stopProgress()
 	<-progressDone
 	r.idle.finish(time.Now())
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return r.results(ctx, records, elapsed)
+	return r.results(ctx, records, elapsed, m.res)
 }
 
 func (o *Options) check() error {
@@ -239,13 +270,6 @@ func (o *Options) check() error {
 	}
 	if o.Arrivals.Kind == Closed && o.Duration <= 0 && o.Invocations <= 0 {
 		return errors.New("bench: a closed loop needs a --duration or --invocations bound")
-	}
-	if o.Server != "" {
-		for _, c := range o.Configs {
-			if c.Functions != HTTPFunctions {
-				return fmt.Errorf("bench: against a server only --functions http works (its calls are `call: http` to the harness's endpoint); %s functions would have to be deployed on the server", c.Functions)
-			}
-		}
 	}
 	if o.MaxInstances <= 0 {
 		o.MaxInstances = 256
@@ -567,6 +591,9 @@ func (s *Sample) fill(wf *Workflow, facts HistoryFacts) {
 	s.OverheadMs = s.LatencyMs - s.CriticalPathMs
 	if s.CriticalCalls > 0 {
 		s.OverheadTaskMs = s.OverheadMs / float64(s.CriticalCalls)
+	} else if wf.SetSteps > 0 {
+		s.OverheadTaskMs = s.OverheadMs / float64(wf.SetSteps)
+		s.CriticalCalls = wf.SetSteps
 	}
 	for _, t := range facts.Tasks {
 		if t.Cold {

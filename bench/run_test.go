@@ -25,8 +25,8 @@ func TestWorkloadsRunToCompletion(t *testing.T) {
 	doc := filepath.Join(dir, "mine.yaml")
 	if err := os.WriteFile(doc, []byte(`document: {dsl: '1.0.0', namespace: x, name: mine, version: '0.1.0'}
 do:
-  - first: {call: bench-noop, with: {n: '${ .n }'}}
-  - second: {call: bench-noop}
+  - first: {call: baton.noop, with: {n: '${ .n }'}}
+  - second: {call: baton.noop}
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -170,8 +170,15 @@ func TestReportFromATimedCompareRun(t *testing.T) {
 	if err := WriteTable(&table, res); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Count(table.String(), "\n") != 3 {
+	// A header and a line per configuration, then what the run cost
+	// and the disk's commit time.
+	lines := strings.Split(strings.TrimSpace(table.String()), "\n")
+	if len(lines) != 6 || !strings.HasPrefix(lines[3], "engine CPU: ") || !strings.Contains(lines[3], "commits per task") ||
+		!strings.HasPrefix(lines[4], "engine RSS: peak ") || !strings.HasPrefix(lines[5], "disk commit (fsync'd SQLite, median): ") {
 		t.Errorf("table:\n%s", table.String())
+	}
+	if rs := res.Meta.Resources; rs.DiskCommitMs <= 0 || rs.Commits <= 0 || rs.CPUPerTaskUs <= 0 || rs.Tasks == 0 {
+		t.Errorf("resources %+v", rs)
 	}
 }
 

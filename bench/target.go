@@ -51,6 +51,8 @@ type embedded struct {
 	runtimes map[function.Kind]function.Runtime
 	tap      *tap
 	tempDir  string
+	// dataDir holds the database, where the disk's commit time is probed.
+	dataDir string
 }
 
 // runtimeSet makes the function runtimes once the blob directory that
@@ -68,6 +70,7 @@ func openEmbedded(ctx context.Context, dataDir string, executors map[string]engi
 	} else if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("bench: data directory: %w", err)
 	}
+	em.dataDir = dataDir
 	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "baton.db"), sqlite.WithLogger(log))
 	if err != nil {
 		em.removeTemp()
@@ -294,3 +297,45 @@ func (r *remote) history(ctx context.Context, _ *Workflow, o outcome) ([]core.Ev
 }
 
 func (r *remote) close(context.Context) error { return nil }
+
+// processMetrics reads the first server's CPU time and resident memory
+// from its /metrics.
+func (r *remote) processMetrics(ctx context.Context) (cpuS, rssBytes float64, err error) {
+	data, err := r.clients[0].Metrics(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	return processMetrics(data)
+}
+
+// deployOnServer deploys the wasm and process functions the run calls on
+// the server, in the bench namespace; noop calls the server's own
+// baton.noop, http calls the harness's endpoint with `call: http`, and set
+// calls nothing.
+func deployOnServer(ctx context.Context, r *remote, host *functionHost, kinds map[Functions]bool, streams, maxInstances int) error {
+	c := r.clients[0].WithNamespace(Namespace)
+	for f := range kinds {
+		if f != Wasm && f != Process {
+			continue
+		}
+		for s := range streams {
+			spec, err := host.spec(f, functionName(f, s, streams), maxInstances)
+			if err != nil {
+				return err
+			}
+			if f == Process {
+				// The server may run elsewhere: the script goes inline.
+				spec.Args = []string{"-c", processScript}
+				_, err = c.DeployFunction(ctx, spec)
+			} else {
+				module := spec.Artifact
+				spec.Artifact = ""
+				_, err = c.DeployModule(ctx, spec, module)
+			}
+			if err != nil {
+				return fmt.Errorf("bench: deploying %s on the server: %w", spec.Name, err)
+			}
+		}
+	}
+	return nil
+}

@@ -132,6 +132,10 @@ type Workflow struct {
 	// i % len.
 	Inputs    []any
 	RawInputs []json.RawMessage
+	// SetSteps is, for a workload of `set` tasks, how many of them lie on
+	// its critical path (0 when that depends on the input): what the
+	// engine's overhead is divided by per task, as calls are otherwise.
+	SetSteps int
 }
 
 // Call is what a generated call task calls: a function by name or, with
@@ -140,6 +144,8 @@ type Workflow struct {
 type Call struct {
 	Function string
 	Endpoint string
+	// Set generates a `set` task of the same arguments instead of a call.
+	Set bool
 }
 
 // Build generates the workflow for one configuration. call says what
@@ -173,10 +179,23 @@ func (w Workload) Build(name string, call Call, durability string, rng *rand.Ran
 			return nil, fmt.Errorf("workflow %s: encoding its input: %w", name, err)
 		}
 	}
-	return &Workflow{
+	wf := &Workflow{
 		Namespace: def.Document.Namespace, Name: def.Document.Name, Version: def.Document.Version,
 		Source: src, Def: def, Inputs: inputs, RawInputs: raws,
-	}, nil
+	}
+	if call.Set {
+		switch w.Kind {
+		case Chain:
+			wf.SetSteps = w.N
+		case Map:
+			wf.SetSteps = w.Items
+		case Fanout:
+			wf.SetSteps = 2
+		case MapReduce:
+			wf.SetSteps = 3
+		}
+	}
+	return wf, nil
 }
 
 // version derives a workflow version from its content, so that a rerun
@@ -191,7 +210,10 @@ func (w Workload) generate(name string, target Call, durability string) string {
 	var b strings.Builder
 	call := func(indent, task string, with ...string) {
 		args := indent + "      "
-		if target.Endpoint != "" {
+		if target.Set {
+			fmt.Fprintf(&b, "%s- %s:\n%s    set:\n", indent, task, indent)
+			args = indent + "      "
+		} else if target.Endpoint != "" {
 			fmt.Fprintf(&b, "%s- %s:\n%s    call: http\n%s    with:\n%s      method: post\n%s      endpoint: %s\n%s      body:\n",
 				indent, task, indent, indent, indent, indent, target.Endpoint, indent)
 			args += "  "

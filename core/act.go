@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/batonflow/baton/dsl"
@@ -105,14 +106,16 @@ func (m *Machine) close(a *act) {
 		return
 	}
 	a.closed = true
-	kids := make([]*act, 0, len(a.kids))
-	for kid := range a.kids {
-		kids = append(kids, kid)
-	}
-	// Closing emits cancel commands; sort so they come out in one order.
-	sort.Slice(kids, func(i, j int) bool { return kids[i].key < kids[j].key })
-	for _, kid := range kids {
-		m.close(kid)
+	if len(a.kids) > 0 {
+		kids := make([]*act, 0, len(a.kids))
+		for kid := range a.kids {
+			kids = append(kids, kid)
+		}
+		// Closing emits cancel commands; sort so they come out in one order.
+		slices.SortFunc(kids, func(x, y *act) int { return strings.Compare(x.key, y.key) })
+		for _, kid := range kids {
+			m.close(kid)
+		}
 	}
 	for _, key := range a.calls {
 		if _, ok := m.calls[key]; !ok {
@@ -673,7 +676,7 @@ func (m *Machine) runFor(a *act) {
 		for k := range c {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		for _, k := range keys {
 			items = append(items, c[k])
 		}

@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/batonflow/baton/openapicall"
+import (
+	"context"
+
+	"github.com/batonflow/baton/openapicall"
+)
 
 // Function names of the calls the core makes for tasks that are not
 // `call`: `emit` and the four kinds of `run`.
@@ -11,6 +15,15 @@ const (
 	FunctionRunContainer = "run.container"
 	FunctionRunWorkflow  = "run.workflow"
 )
+
+// FunctionNoop is a function every engine has: `call: baton.noop` answers
+// at once with a null output, so that a benchmark of a server measures
+// the engine and its API alone (see `baton bench --functions noop`).
+const FunctionNoop = "baton.noop"
+
+var noopExecutor = ExecutorFunc(func(context.Context, *CallRequest) (CallResult, error) {
+	return CallResult{}, nil
+})
 
 // withBuiltinExecutors returns the engine's own executors merged with the
 // caller's, whose entries win so that an embedder can replace any of them
@@ -26,6 +39,7 @@ func (e *Engine) withBuiltinExecutors(user map[string]Executor) map[string]Execu
 			client: &openapicall.Client{HTTP: e.http, Documents: e.opts.HTTPClient},
 		},
 		FunctionGRPC: &grpcExecutor{client: e.grpc},
+		FunctionNoop: noopExecutor,
 	}
 	if e.opts.EventLog != nil {
 		merged[FunctionListen] = &listenExecutor{log: e.opts.EventLog, eval: e.eval, evalFor: e.evaluatorFor, logger: e.log}

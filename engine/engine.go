@@ -118,7 +118,11 @@ type Engine struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	calls  sync.WaitGroup // in-flight calls and appends
-	drain  drainState     // see Drain
+	// endWrites holds a slot for each non-durable invocation whose
+	// ended row is being written (see instance.end and Settle).
+	endWrites chan struct{}
+	workers   *callWorkers
+	drain     drainState // see Drain
 
 	mu   sync.Mutex
 	live map[string]*instance
@@ -150,7 +154,10 @@ func New(opts Options) (*Engine, error) {
 		cancel: cancel,
 		live:   make(map[string]*instance),
 		defs:   make(map[string]*dsl.Workflow),
-		latest: make(map[string]latestVersion),
+
+		endWrites: make(chan struct{}, maxPendingEndWrites),
+		workers:   newCallWorkers(ctx),
+		latest:    make(map[string]latestVersion),
 
 		running: make(map[string]int),
 	}
@@ -244,6 +251,34 @@ func (e *Engine) resume(ctx context.Context, inv *store.Invocation, fence *store
 	e.running[inv.Namespace]++
 	e.mu.Unlock()
 	in.replay(history)
+	return nil
+}
+
+// maxPendingEndWrites bounds the non-durable invocations that have ended
+// but whose row is not written yet. Their writes share group commits, so a
+// few hundred keep the store's writer busy; beyond them invocations wait
+// to end.
+const maxPendingEndWrites = 512
+
+// Settle waits until the rows of the non-durable invocations that have
+// ended are written, so that what the store reports includes them (a
+// benchmark's throughput, say). Invocations ending meanwhile may still be
+// pending when it returns.
+func (e *Engine) Settle(ctx context.Context) error {
+	held := 0
+	defer func() {
+		for range held {
+			<-e.endWrites
+		}
+	}()
+	for held < cap(e.endWrites) {
+		select {
+		case e.endWrites <- struct{}{}:
+			held++
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return nil
 }
 

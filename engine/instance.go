@@ -135,22 +135,9 @@ func (in *instance) replay(history []core.Event) {
 // is at it already.
 func (in *instance) push(ev core.Event) {
 	in.mu.Lock()
-	if in.stopped || in.ended || in.full {
+	if !in.admitLocked(&ev) {
 		in.mu.Unlock()
 		return
-	}
-	if max := int64(in.limits.HistoryEvents); max > 0 && in.seq+1 >= max && !ev.Terminal() {
-		// The last place in the history is kept for the fault.
-		ev = core.Event{Type: core.InvocationFaulted, Error: in.historyLimit()}
-	}
-	if ev.Terminal() {
-		in.full = true
-	}
-	in.redact.event(&ev)
-	in.seq++
-	ev.Seq = in.seq
-	if ev.Time.IsZero() {
-		ev.Time = time.Now().UTC()
 	}
 	in.inbox = append(in.inbox, ev)
 	if in.draining {
@@ -160,6 +147,29 @@ func (in *instance) push(ev core.Event) {
 	in.draining = true
 	in.mu.Unlock()
 	in.drain()
+}
+
+// admitLocked numbers an event as the next of the history (and stamps,
+// redacts, and bounds it by the history limit), or reports false when
+// nothing may be added any more. in.mu is held.
+func (in *instance) admitLocked(ev *core.Event) bool {
+	if in.stopped || in.ended || in.full {
+		return false
+	}
+	if max := int64(in.limits.HistoryEvents); max > 0 && in.seq+1 >= max && !ev.Terminal() {
+		// The last place in the history is kept for the fault.
+		*ev = core.Event{Type: core.InvocationFaulted, Error: in.historyLimit()}
+	}
+	if ev.Terminal() {
+		in.full = true
+	}
+	in.redact.event(ev)
+	in.seq++
+	ev.Seq = in.seq
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	return true
 }
 
 func (in *instance) drain() {
@@ -173,11 +183,80 @@ func (in *instance) drain() {
 		batch := in.inbox
 		in.inbox = nil
 		in.mu.Unlock()
+		if !in.inv.Durable || terminalIn(batch) {
+			if !in.persist(batch) {
+				return
+			}
+			in.apply(batch)
+			continue
+		}
+		// The machine is stepped before the batch is durable so that,
+		// when the batch finishes the invocation, its end shares the
+		// batch's commit instead of paying one of its own. Nothing it
+		// asks for runs before the commit, so a crash still re-executes
+		// at most the calls in flight; if the append fails the instance
+		// halts and its machine is rebuilt from the durable history.
+		cmds := in.step(batch)
+		var end *core.Event
+		batch, cmds, end = in.foldFinish(batch, cmds)
 		if !in.persist(batch) {
 			return
 		}
-		in.apply(batch)
+		in.execute(cmds)
+		if end != nil {
+			in.end(end)
+		}
 	}
+}
+
+func terminalIn(batch []core.Event) bool {
+	for i := range batch {
+		if batch[i].Terminal() {
+			return true
+		}
+	}
+	return false
+}
+
+// step steps the machine through non-terminal events and returns what it
+// asks for.
+func (in *instance) step(batch []core.Event) []core.Command {
+	for i := range batch {
+		if err := in.m.Step(batch[i]); err != nil {
+			in.e.log.Error("history event rejected", "invocation", in.inv.ID, "seq", batch[i].Seq, "err", err)
+		}
+	}
+	return in.m.Ready()
+}
+
+// foldFinish turns the machine's Finish, when it asks for one, into the
+// terminal event at the end of the batch, so that the invocation ends in
+// the commit of the event that finished it. It leaves the Finish to
+// execute (and so to a commit of its own) when other events were queued
+// meanwhile: they are numbered before it and were not stepped.
+func (in *instance) foldFinish(batch []core.Event, cmds []core.Command) ([]core.Event, []core.Command, *core.Event) {
+	at := -1
+	for i, c := range cmds {
+		if _, ok := c.(*core.Finish); ok {
+			at = i
+			break
+		}
+	}
+	if at < 0 {
+		return batch, cmds, nil
+	}
+	ev := in.finishEvent(cmds[at].(*core.Finish))
+	in.mu.Lock()
+	folded := len(in.inbox) == 0 && in.admitLocked(&ev)
+	in.mu.Unlock()
+	if !folded {
+		return batch, cmds, nil
+	}
+	rest := make([]core.Command, 0, len(cmds)-1)
+	rest = append(rest, cmds[:at]...)
+	rest = append(rest, cmds[at+1:]...)
+	batch = append(batch, ev)
+	return batch, rest, &batch[len(batch)-1]
 }
 
 // persist appends a batch to the history. It waits for durability unless
@@ -270,21 +349,26 @@ func (in *instance) execute(cmds []core.Command) {
 			}
 			in.mu.Unlock()
 		case *core.Finish:
-			ev := core.Event{Output: c.Output, Error: c.Error}
-			switch c.Status {
-			case core.StatusCompleted:
-				ev.Type = core.InvocationCompleted
-				if p := in.outputLimit(c.Output); p != nil {
-					ev = core.Event{Type: core.InvocationFaulted, Error: p}
-				}
-			case core.StatusCancelled:
-				ev.Type = core.InvocationCancelled
-			default:
-				ev.Type = core.InvocationFaulted
-			}
-			in.push(ev)
+			in.push(in.finishEvent(c))
 		}
 	}
+}
+
+// finishEvent is the terminal event of the machine's Finish.
+func (in *instance) finishEvent(c *core.Finish) core.Event {
+	ev := core.Event{Output: c.Output, Error: c.Error}
+	switch c.Status {
+	case core.StatusCompleted:
+		ev.Type = core.InvocationCompleted
+		if p := in.outputLimit(c.Output); p != nil {
+			ev = core.Event{Type: core.InvocationFaulted, Error: p}
+		}
+	case core.StatusCancelled:
+		ev.Type = core.InvocationCancelled
+	default:
+		ev.Type = core.InvocationFaulted
+	}
+	return ev
 }
 
 func (in *instance) startCall(c *core.Call) {
@@ -313,7 +397,7 @@ func (in *instance) startCall(c *core.Call) {
 		in.push(core.Event{Type: core.TaskStarted, Task: c.Task, Ref: c.Ref, Attempt: c.Attempt})
 	}
 	in.e.calls.Add(1)
-	go func() {
+	in.e.workers.run(func() {
 		defer in.e.calls.Done()
 		// Counted until the result is handed to the invocation, so that
 		// Drain sees it in an inbox once the count drops.
@@ -344,7 +428,7 @@ func (in *instance) startCall(c *core.Call) {
 			ev.Type, ev.Output = core.TaskCompleted, res.Output
 		}
 		in.push(ev)
-	}()
+	})
 }
 
 func (in *instance) startTimer(c *core.StartTimer) {
@@ -406,6 +490,12 @@ func (in *instance) end(ev *core.Event) {
 	in.inbox = nil
 	durable := in.inv.Durable
 	in.mu.Unlock()
+	if !durable {
+		// The end is reported once its row write holds one of the bounded
+		// slots: when the store falls behind, invocations wait here
+		// instead of piling up goroutines and memory behind it.
+		in.e.endWrites <- struct{}{}
+	}
 	close(in.done)
 	in.e.invocationEnded(in.inv.ID)
 	in.e.listensEnded(in.inv.ID, in.def)
@@ -419,6 +509,7 @@ func (in *instance) end(ev *core.Event) {
 	in.e.calls.Add(1)
 	go func() {
 		defer in.e.calls.Done()
+		defer func() { <-in.e.endWrites }()
 		// The stored history of a non-durable invocation is its first and
 		// last event only, so the last one follows the first.
 		last := *ev

@@ -42,6 +42,7 @@ type benchFlags struct {
 	cacheDir       string
 	wasmSource     string
 	logLevel       string
+	cpuProfile     string
 }
 
 func newBenchCommand() *cobra.Command {
@@ -61,7 +62,7 @@ func newBenchCommand() *cobra.Command {
 			"  baton bench map --items 20 --functions wasm --trace trace.csv --trace-functions 20 --trace-speedup 120",
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&f.functions, "functions", "noop", "what calls run: noop (in-process, zero time), http (loopback endpoint), wasm (Go SDK example), process")
+	pf.StringVar(&f.functions, "functions", "noop", "what calls run: noop (the engine's baton.noop, zero time), set (a set task instead of each call), http (loopback endpoint), wasm (Go SDK example), process")
 	pf.StringVar(&f.durability, "durability", "durable", "durable (history in the store) or none (document.metadata baton.durability: none); a file workload keeps its own unless this is set")
 	pf.DurationVar(&f.work, "work", 0, "simulated function time of the http endpoint")
 	pf.IntVar(&f.concurrency, "concurrency", 1, "closed loop: invocations in flight (in total, over the compared configurations)")
@@ -77,13 +78,14 @@ func newBenchCommand() *cobra.Command {
 	pf.StringVar(&f.compare, "compare", "", "compare configurations in one interleaved run: durable,none or noop,http,... (or AXIS=V1,V2)")
 	pf.StringVar(&f.out, "out", "", "write results.json, report.md and plots into this directory")
 	pf.StringVar(&f.data, "data", "", "keep the embedded engine's database here (default: a temporary directory)")
-	pf.StringVar(&f.server, "server", "", "benchmark the server at this URL over its API instead of an embedded engine; replicas sharing a store: URL,URL,... (starts go round-robin)")
+	pf.StringVar(&f.server, "server", "", "benchmark the server at this URL over its API instead of an embedded engine (wasm and process functions are deployed on it); replicas sharing a store: URL,URL,... (starts go round-robin)")
 	pf.Uint64Var(&f.seed, "seed", 1, "seed of every random draw (arrivals, inputs)")
 	pf.DurationVar(&f.keepAlive, "keep-alive", 0, "evict function instances idle this long (default: the function layer's)")
 	pf.IntVar(&f.maxInstances, "max-instances", 256, "instances per benchmarked function")
 	pf.IntVar(&f.maxInFlight, "max-inflight", 10000, "open loop: arrivals beyond this many outstanding invocations are dropped")
 	pf.StringVar(&f.cacheDir, "cache", "", "where built functions are cached (default: the user cache directory)")
 	pf.StringVar(&f.wasmSource, "wasm-source", filepath.Join("examples", "functions", "hello-go"), "Go SDK function built for --functions wasm")
+	pf.StringVar(&f.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the load phase (embedded engine and harness) to this file")
 	pf.StringVar(&f.logLevel, "log-level", "error", "log level on stderr: debug, info, warn or error")
 
 	// Each workload command has its own parameters: cobra writes a flag's
@@ -149,6 +151,14 @@ func runBench(cmd *cobra.Command, f *benchFlags, w bench.Workload) error {
 			dir = os.TempDir()
 		}
 		opts.CacheDir = filepath.Join(dir, "baton", "bench")
+	}
+	if f.cpuProfile != "" {
+		file, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		opts.CPUProfile = file
 	}
 	if opts.Configs, err = benchConfigs(f, w.Kind == bench.File, cmd.Flags().Changed("durability")); err != nil {
 		return err

@@ -40,7 +40,7 @@ func EncodeEvents(id string, events []core.Event) ([]EncodedEvent, *Terminal, er
 		if term != nil {
 			return nil, nil, fmt.Errorf("invocation %s: event %s follows the terminal event: %w", id, ev.Type, store.ErrConflict)
 		}
-		data, err := EncodeJSON(ev)
+		data, err := encodeEvent(ev)
 		if err != nil {
 			return nil, nil, fmt.Errorf("invocation %s: encode %s event: %w", id, ev.Type, err)
 		}
