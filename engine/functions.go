@@ -34,6 +34,7 @@ func FunctionExecutor(fns FunctionCaller) Executor {
 		info := map[string]any{
 			"function": req.Function,
 			"version":  res.Version,
+			"runtime":  string(res.Runtime),
 			"instance": res.Instance,
 			"cold":     res.Cold,
 		}
