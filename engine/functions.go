@@ -34,9 +34,11 @@ func FunctionExecutor(fns FunctionCaller) Executor {
 		info := map[string]any{
 			"function": req.Function,
 			"version":  res.Version,
-			"runtime":  string(res.Runtime),
 			"instance": res.Instance,
 			"cold":     res.Cold,
+		}
+		if res.Runtime != "" {
+			info["runtime"] = string(res.Runtime)
 		}
 		if res.StartWait > 0 {
 			info["startWaitMs"] = ms(res.StartWait)
