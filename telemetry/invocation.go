@@ -127,7 +127,7 @@ func (t *Tracer) Open(info map[string]any, attrs Attributes, started time.Time) 
 		trace.WithTimestamp(started), trace.WithAttributes(kv...))
 	// Children draw their ids at random again.
 	ctx = trace.ContextWithSpan(context.Background(), span)
-	return &Invocation{t: t, span: span, ctx: ctx, open: make(map[string]*openTask)}
+	return &Invocation{t: t, span: span, ctx: ctx, open: make(map[string]openTask)}
 }
 
 // Invocation is the trace of one live invocation. Its task methods
@@ -139,7 +139,7 @@ type Invocation struct {
 	ctx  context.Context // carries span
 
 	mu   sync.Mutex
-	open map[string]*openTask // by activation key
+	open map[string]openTask // by activation key
 	// replay holds the tasks started while a history is replayed: those
 	// that end within it were traced by the process that ran them.
 	replay    map[string]replayedTask
@@ -148,7 +148,6 @@ type Invocation struct {
 
 type openTask struct {
 	span trace.Span
-	ctx  context.Context
 	ref  string
 }
 
@@ -209,13 +208,13 @@ func (in *Invocation) TaskStarted(key, ref, name string, at time.Time) {
 }
 
 func (in *Invocation) startTaskLocked(key, ref, name string, at time.Time, extra ...attribute.KeyValue) {
-	attrs := []attribute.KeyValue{
+	attrs := append([]attribute.KeyValue{
 		attribute.String("baton.task.key", key),
 		attribute.String("baton.task.ref", ref),
-	}
+	}, extra...)
 	_, span := in.t.tracer.Start(in.parentLocked(key, ref), "task "+name,
-		trace.WithTimestamp(at), trace.WithAttributes(append(attrs, extra...)...))
-	in.open[key] = &openTask{span: span, ctx: trace.ContextWithSpan(context.Background(), span), ref: ref}
+		trace.WithTimestamp(at), trace.WithAttributes(attrs...))
+	in.open[key] = openTask{span: span, ref: ref}
 }
 
 // parentLocked finds the span of the task enclosing an activation: its ref
@@ -237,8 +236,8 @@ func (in *Invocation) parentLocked(key, ref string) context.Context {
 			if j < len(inst) && !strings.ContainsRune("[{#!", rune(inst[j])) {
 				continue
 			}
-			if t := in.open[p+inst[:j]]; t != nil && t.ref == p {
-				return t.ctx
+			if t, ok := in.open[p+inst[:j]]; ok && t.ref == p {
+				return trace.ContextWithSpan(context.Background(), t.span)
 			}
 		}
 	}
@@ -252,10 +251,10 @@ func (in *Invocation) TaskEnded(key, ref, name string, at time.Time, err *proble
 		in.mu.Unlock()
 		return
 	}
-	t := in.open[key]
+	t, ok := in.open[key]
 	delete(in.open, key)
 	in.mu.Unlock()
-	if t == nil {
+	if !ok {
 		return
 	}
 	if err != nil {
@@ -288,7 +287,7 @@ type Call struct {
 func (in *Invocation) StartCall(ctx context.Context, task, function string, attempt int) (context.Context, *Call) {
 	in.mu.Lock()
 	parent := in.span
-	if t := in.open[task]; t != nil {
+	if t, ok := in.open[task]; ok {
 		parent = t.span
 	}
 	in.mu.Unlock()
@@ -298,7 +297,6 @@ func (in *Invocation) StartCall(ctx context.Context, task, function string, atte
 		trace.WithTimestamp(start),
 		trace.WithAttributes(
 			attribute.String("baton.function", function),
-			attribute.String("baton.task.key", task),
 			attribute.Int("baton.call.attempt", attempt),
 		))
 	return ctx, &Call{span: span, start: start}
@@ -316,13 +314,20 @@ var callInfo = [...]struct{ info, attr string }{
 // runtime, and whether it was a cold start, which becomes an event (with
 // the start's phases) at the moment the call began waiting for it.
 func (c *Call) End(info map[string]any, err *problem.Problem) {
+	attrs := make([]attribute.KeyValue, 0, len(callInfo)+1)
 	for _, k := range callInfo {
 		if v, ok := info[k.info].(string); ok && v != "" {
-			c.span.SetAttributes(attribute.String(k.attr, v))
+			attrs = append(attrs, attribute.String(k.attr, v))
 		}
 	}
-	if cold, _ := info["cold"].(bool); cold {
-		c.span.SetAttributes(attribute.Bool("baton.cold_start", true))
+	cold, _ := info["cold"].(bool)
+	if cold {
+		attrs = append(attrs, attribute.Bool("baton.cold_start", true))
+	}
+	if len(attrs) > 0 {
+		c.span.SetAttributes(attrs...)
+	}
+	if cold {
 		var attrs []attribute.KeyValue
 		if ms, ok := info["coldStartMs"].(float64); ok {
 			attrs = append(attrs, attribute.Float64("baton.cold_start.ms", ms))
@@ -348,7 +353,7 @@ func (c *Call) End(info map[string]any, err *problem.Problem) {
 func (in *Invocation) End(status string, err *problem.Problem, at time.Time) {
 	in.mu.Lock()
 	open := in.open
-	in.open = map[string]*openTask{}
+	in.open = map[string]openTask{}
 	in.mu.Unlock()
 	for _, t := range open {
 		t.span.SetAttributes(attribute.Bool("baton.task.unfinished", true))
