@@ -172,11 +172,22 @@ func (in *Invocation) SpanContext() trace.SpanContext { return in.span.SpanConte
 func (in *Invocation) Replaying(on bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.replaying = on
 	if on {
+		in.replaying = true
 		in.replay = make(map[string]replayedTask)
 		return
 	}
+	in.endReplayLocked()
+}
+
+// endReplayLocked opens the spans of the tasks a replay left open. The
+// engine executes the calls a replay leaves pending before it says the
+// replay is over, so StartCall ends it too.
+func (in *Invocation) endReplayLocked() {
+	if !in.replaying {
+		return
+	}
+	in.replaying = false
 	keys := make([]string, 0, len(in.replay))
 	for k := range in.replay {
 		keys = append(keys, k)
@@ -286,6 +297,7 @@ type Call struct {
 // it as their traceparent (see Inject).
 func (in *Invocation) StartCall(ctx context.Context, task, function string, attempt int) (context.Context, *Call) {
 	in.mu.Lock()
+	in.endReplayLocked()
 	parent := in.span
 	if t, ok := in.open[task]; ok {
 		parent = t.span

@@ -207,6 +207,41 @@ func TestNestedTasksNestSpans(t *testing.T) {
 	}
 }
 
+// TestReplayTracesOnlyWhatIsLeftOpen replays a history as a resumed
+// invocation does: tasks that started and ended in it are not traced
+// again, a task left open is, from its recorded start, and the call the
+// replay leaves pending (executed before the replay is declared over) is
+// its child.
+func TestReplayTracesOnlyWhatIsLeftOpen(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tr := New(sdktrace.WithSpanProcessor(rec))
+	began := time.Now().Add(-time.Minute)
+	inv := tr.Open(tr.Plan(context.Background()), Attributes{Namespace: "n", Workflow: "w"}, began)
+	inv.Replaying(true)
+	inv.TaskStarted("/do/0", "/do/0", "done", began)
+	inv.TaskEnded("/do/0", "/do/0", "done", began.Add(time.Second), nil)
+	inv.TaskStarted("/do/1", "/do/1", "inflight", began.Add(2*time.Second))
+	_, call := inv.StartCall(context.Background(), "/do/1", "http", 1)
+	call.End(nil, nil)
+	inv.Replaying(false)
+	inv.TaskEnded("/do/1", "/do/1", "inflight", time.Now(), nil)
+	inv.End("completed", nil, time.Now())
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range rec.Ended() {
+		byName[s.Name()] = s
+	}
+	if _, ok := byName["task done"]; ok {
+		t.Error("a task that ended within the replay was traced again")
+	}
+	open := byName["task inflight"]
+	if open == nil || !open.StartTime().Equal(began.Add(2*time.Second)) {
+		t.Fatalf("the task left open is not traced from its recorded start: %v", open)
+	}
+	if byName["call http"].Parent().SpanID() != open.SpanContext().SpanID() {
+		t.Error("the pending call is not under its resumed task")
+	}
+}
+
 // TestOffPathAllocatesNothing: with tracing off no span is in the
 // contexts, and what the call paths do for tracing costs no allocation.
 func TestOffPathAllocatesNothing(t *testing.T) {
