@@ -156,15 +156,6 @@ type replayedTask struct {
 	at        time.Time
 }
 
-// Context returns ctx carrying the invocation's span: work done for the
-// invocation as a whole (a subflow's start) joins its trace.
-func (in *Invocation) Context(ctx context.Context) context.Context {
-	return trace.ContextWithSpan(ctx, in.span)
-}
-
-// SpanContext identifies the invocation's span.
-func (in *Invocation) SpanContext() trace.SpanContext { return in.span.SpanContext() }
-
 // Replaying marks the start (true) and end (false) of a history's replay.
 // Tasks the replay starts and ends are not traced again; those still open
 // at its end (calls that were in flight, waits) get spans from their
