@@ -210,7 +210,7 @@ func (s *server) handler(routes []route) http.Handler {
 	for _, rt := range routes {
 		mux.Handle(rt.method+" "+rt.path, s.checkBodyType(rt, s.authorize(rt, rt.handler)))
 	}
-	return s.accessLog(s.recoverPanics(s.checkBrowser(s.authenticate(s.problemsForUnrouted(s.limitBodies(mux), mux)))))
+	return s.accessLog(s.recoverPanics(s.checkBrowser(s.authenticate(s.problemsForUnrouted(s.limitBodies(joinTrace(mux)), mux)))))
 }
 
 func (s *server) health(w http.ResponseWriter, r *http.Request) {

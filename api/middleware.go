@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"runtime/debug"
 	"time"
+
+	"github.com/batonflow/baton/telemetry"
 )
 
 // responseRecorder remembers what a handler sent, for the access log and so
@@ -93,6 +95,18 @@ func (s *server) limitBodies(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// joinTrace puts the caller's W3C trace context (its traceparent header)
+// into the request's context: an invocation the request starts joins the
+// caller's trace when the engine traces.
+func joinTrace(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Traceparent") != "" {
+			r = r.WithContext(telemetry.Extract(r.Context(), r.Header))
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/dsl"
@@ -26,6 +27,7 @@ import (
 	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/telemetry"
 )
 
 // Version is reported as $runtime.version and by `baton version`.
@@ -88,6 +90,12 @@ type Options struct {
 	// Cluster makes the engine one of several replicas sharing a store
 	// (see ClusterOptions); nil runs every invocation here.
 	Cluster *ClusterOptions
+	// Tracer traces every invocation, task and call with OpenTelemetry
+	// (see package telemetry); nil traces nothing, at no cost.
+	Tracer *telemetry.Tracer
+	// Metrics registers the engine's Prometheus metrics (invocations,
+	// tasks, the store's commits, timers, events); nil keeps none.
+	Metrics prometheus.Registerer
 }
 
 // TaskObserver hears task lifecycle transitions of every invocation.
@@ -114,6 +122,9 @@ type Engine struct {
 	// cluster is the replica's side of partition ownership; nil when the
 	// engine runs alone.
 	cluster *clusterState
+	// metrics are the engine's Prometheus metrics; nil without
+	// Options.Metrics.
+	metrics *metrics
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -176,6 +187,14 @@ func New(opts Options) (*Engine, error) {
 		e.starter = newEventStarter(e)
 	}
 	e.opts.Executors = e.withBuiltinExecutors(opts.Executors)
+	if opts.Metrics != nil {
+		m, err := newMetrics(e, opts.Metrics)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		e.metrics = m
+	}
 	if opts.Cluster != nil {
 		c, err := newClusterState(e, *opts.Cluster)
 		if err != nil {
@@ -239,7 +258,11 @@ func (e *Engine) resume(ctx context.Context, inv *store.Invocation, fence *store
 	if err != nil {
 		return err
 	}
-	in := e.newInstance(inv, def, secrets, eff.Limits)
+	var startInfo map[string]any
+	if len(history) > 0 && history[0].Type == core.InvocationStarted {
+		startInfo = history[0].Info
+	}
+	in := e.newInstance(inv, def, secrets, eff.Limits, startInfo)
 	in.fence = fence
 	e.mu.Lock()
 	if fence != nil && e.live[inv.ID] != nil {
@@ -521,6 +544,11 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 		Parent:    parent,
 	}
 	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input}
+	if e.opts.Tracer != nil {
+		// The trace identity is recorded with the start, so that whoever
+		// runs the invocation, now or after a restart, traces it alike.
+		started.Info = e.opts.Tracer.Plan(ctx)
+	}
 	var fence *store.Fence
 	if e.cluster != nil && inv.Durable {
 		var here bool
@@ -546,7 +574,7 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 	// starts cannot all pass the limit.
 	e.running[namespace]++
 	e.mu.Unlock()
-	in := e.newInstance(inv, def, secrets, eff.Limits)
+	in := e.newInstance(inv, def, secrets, eff.Limits, started.Info)
 	in.fence = fence
 	e.mu.Lock()
 	if e.live[inv.ID] != nil {

@@ -37,6 +37,9 @@ func FunctionExecutor(fns FunctionCaller) Executor {
 			"instance": res.Instance,
 			"cold":     res.Cold,
 		}
+		if res.Runtime != "" {
+			info["runtime"] = string(res.Runtime)
+		}
 		if res.StartWait > 0 {
 			info["startWaitMs"] = ms(res.StartWait)
 		}

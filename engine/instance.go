@@ -11,6 +11,7 @@ import (
 	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/telemetry"
 )
 
 // instance is one live invocation: its machine and the I/O around it. It
@@ -57,9 +58,20 @@ type instance struct {
 	// parking is set while its partition is handed over: calls the
 	// machine asks for are left to the next owner.
 	parking bool
+	// trace is the invocation's OpenTelemetry trace; nil when tracing is
+	// off.
+	trace *telemetry.Invocation
+	// metrics are its workflow's metrics; nil without engine metrics.
+	metrics *workflowMetrics
+	// replaying is set while replay feeds the machine a stored history;
+	// only the goroutine replaying reads it.
+	replaying bool
 }
 
-func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets map[string]any, limits policy.EffectiveLimits) *instance {
+// newInstance makes the live instance of an invocation; startInfo is the
+// Info of its InvocationStarted event, which holds its trace identity.
+func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets map[string]any, limits policy.EffectiveLimits,
+	startInfo map[string]any) *instance {
 	in := &instance{
 		e:       e,
 		limits:  limits,
@@ -71,6 +83,14 @@ func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets m
 		timers:  make(map[string]*time.Timer),
 		done:    make(chan struct{}),
 		halted:  make(chan struct{}),
+	}
+	if e.opts.Tracer != nil {
+		in.trace = e.opts.Tracer.Open(startInfo, telemetry.Attributes{
+			ID: inv.ID, Namespace: inv.Namespace, Workflow: inv.Workflow, Version: inv.Version, Parent: inv.Parent,
+		}, inv.StartedAt)
+	}
+	if e.metrics != nil {
+		in.metrics = e.metrics.forWorkflow(inv.Namespace, inv.Workflow)
 	}
 	in.m = core.New(def, core.Options{
 		ID:        inv.ID,
@@ -108,6 +128,9 @@ func (in *instance) begin(started core.Event) {
 	if in.lifecycle != nil {
 		in.lifecycle.workflowStarted(started.Time)
 	}
+	if in.metrics != nil {
+		in.metrics.started.Inc()
+	}
 	in.apply([]core.Event{started})
 	in.drain()
 }
@@ -121,6 +144,10 @@ func (in *instance) replay(history []core.Event) {
 		in.seq = history[n-1].Seq
 	}
 	in.mu.Unlock()
+	in.replaying = true
+	if in.trace != nil {
+		in.trace.Replaying(true)
+	}
 	// What the history holds was published when it happened.
 	in.lifecycle.replaying(func() {
 		if in.lifecycle != nil && len(history) > 0 && history[0].Type == core.InvocationStarted {
@@ -128,6 +155,10 @@ func (in *instance) replay(history []core.Event) {
 		}
 		in.apply(history)
 	})
+	in.replaying = false
+	if in.trace != nil {
+		in.trace.Replaying(false)
+	}
 	in.drain()
 }
 
@@ -396,6 +427,10 @@ func (in *instance) startCall(c *core.Call) {
 	if in.inv.Durable {
 		in.push(core.Event{Type: core.TaskStarted, Task: c.Task, Ref: c.Ref, Attempt: c.Attempt})
 	}
+	var span *telemetry.Call
+	if in.trace != nil {
+		ctx, span = in.trace.StartCall(ctx, c.Task, c.Function, c.Attempt)
+	}
 	in.e.calls.Add(1)
 	in.e.workers.run(func() {
 		defer in.e.calls.Done()
@@ -405,6 +440,9 @@ func (in *instance) startCall(c *core.Call) {
 		started := time.Now()
 		res, p := in.e.execute(ctx, in, c)
 		elapsed := time.Since(started)
+		if span != nil {
+			span.End(res.Info, p)
+		}
 		cancel()
 		if in.e.ctx.Err() != nil {
 			return // the engine is closing; the call is redone on restart
@@ -453,6 +491,7 @@ func (in *instance) startTimer(c *core.StartTimer) {
 		delete(in.timers, id)
 		in.mu.Unlock()
 		if pending {
+			in.e.metrics.observeTimerLag(fireAt)
 			in.push(core.Event{Type: core.TimerFired, Timer: id})
 		}
 	})
@@ -479,6 +518,13 @@ func (in *instance) end(ev *core.Event) {
 		in.inv.Status = core.StatusFaulted
 	}
 	in.inv.Output, in.inv.Error, in.inv.EndedAt = ev.Output, ev.Error, ev.Time
+	if in.trace != nil && !in.replaying {
+		// A span of an end already recorded was exported by its process.
+		in.trace.End(string(in.inv.Status), ev.Error, ev.Time)
+	}
+	if in.metrics != nil && !in.replaying {
+		in.metrics.ended(in.inv.Status, ev.Time.Sub(in.inv.StartedAt))
+	}
 	for id, t := range in.timers {
 		t.Stop()
 		delete(in.timers, id)

@@ -216,6 +216,12 @@ func (e *Engine) instanceObserver(in *instance) core.Observer {
 		in.lifecycle = newLifecycle(&in.inv, e.publisher.enqueue)
 		list = append(list, compactingLifecycle{in.lifecycle})
 	}
+	if in.trace != nil {
+		list = append(list, in.trace)
+	}
+	if in.metrics != nil {
+		list = append(list, &taskTimer{in: in, m: in.metrics.taskDuration, started: make(map[string]time.Time)})
+	}
 	switch len(list) {
 	case 0:
 		return nil

@@ -160,6 +160,7 @@ func (s *scheduler) step(ctx context.Context, sc *store.Schedule) (time.Time, er
 	_, err = e.start(ctx, id, "", sc.Namespace, sc.Name, sc.Version, nil)
 	switch {
 	case err == nil:
+		e.metrics.observeTimerLag(due)
 		e.log.Info("scheduled run started", "workflow", sc.Namespace+"/"+sc.Name, "version", sc.Version, "invocation", id, "due", due)
 	case errors.Is(err, store.ErrConflict):
 		// Started before: by this engine before a crash, or by another.

@@ -33,6 +33,18 @@ type Log struct {
 	// changed is closed and replaced whenever new events are appended, so
 	// that any number of waiters wake up without a subscription each.
 	changed chan struct{}
+	// appended hears how many events each append logged; nil when no one
+	// counts (see ObserveAppends).
+	appended func(n int)
+}
+
+// ObserveAppends sets f to hear, after each append, how many events it
+// logged (duplicates of events logged before are not counted): the
+// engine's "events in" metric.
+func (l *Log) ObserveAppends(f func(n int)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.appended = f
 }
 
 // NewLog returns a log over st. remote may be nil (events stay within this
@@ -111,10 +123,19 @@ func (l *Log) append(ctx context.Context, evs []Event) ([]*store.LoggedEvent, er
 	if err := l.store.AppendEvents(ctx, rows); err != nil {
 		return nil, fmt.Errorf("appending %d event(s) to the event log: %w", len(rows), err)
 	}
+	fresh := 0
 	for _, r := range rows {
 		if !r.Duplicate {
-			l.notify()
-			break
+			fresh++
+		}
+	}
+	if fresh > 0 {
+		l.notify()
+		l.mu.Lock()
+		appended := l.appended
+		l.mu.Unlock()
+		if appended != nil {
+			appended(fresh)
 		}
 	}
 	return rows, nil

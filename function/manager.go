@@ -81,6 +81,8 @@ type Result struct {
 	Instance string
 	// Version is the function version that served the call.
 	Version string
+	// Runtime is the kind of runtime that ran it (wasm, process, http).
+	Runtime Kind
 }
 
 // Manager runs calls on pools of function instances: one pool per

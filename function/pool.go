@@ -83,7 +83,7 @@ func (p *pool) event(kind EventKind, mb *member) Event {
 }
 
 func (p *pool) invoke(ctx context.Context, input json.RawMessage, begin time.Time) (Result, error) {
-	res := Result{Version: p.spec.Version}
+	res := Result{Version: p.spec.Version, Runtime: p.spec.Runtime}
 	mb, startWait, err := p.acquire(ctx, begin)
 	if err != nil {
 		return res, err

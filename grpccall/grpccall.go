@@ -37,6 +37,7 @@ import (
 	"github.com/batonflow/baton/httpcall"
 	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/telemetry"
 )
 
 // ReflectionScheme is the scheme of a `proto.endpoint` that asks the
@@ -183,6 +184,8 @@ func (c *Client) Do(ctx context.Context, req Request) (any, *problem.Problem) {
 	if authHeader != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", authHeader)
 	}
+	// The call joins the workflow's trace, as an HTTP call does.
+	telemetry.InjectMap(ctx, func(k, v string) { ctx = metadata.AppendToOutgoingContext(ctx, k, v) })
 	method, p := c.method(ctx, t, conn)
 	if p != nil {
 		return nil, p

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/bufbuild/protocompile"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -51,8 +52,9 @@ service Greeter {
 // greeter is an in-process gRPC server over the proto above, built from
 // its descriptors, with server reflection.
 type greeter struct {
-	addr     string
-	lastAuth string
+	addr            string
+	lastAuth        string
+	lastTraceparent string
 }
 
 func startGreeter(t *testing.T, dir string) *greeter {
@@ -91,6 +93,9 @@ func startGreeter(t *testing.T, dir string) *greeter {
 				}
 				if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get("authorization")) > 0 {
 					g.lastAuth = md.Get("authorization")[0]
+				}
+				if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get("traceparent")) > 0 {
+					g.lastTraceparent = md.Get("traceparent")[0]
 				}
 				name := in.Get(sayHello.Input().Fields().ByName("name")).String()
 				if name == "" {
@@ -261,5 +266,25 @@ func TestCallErrorsAndAuthentication(t *testing.T) {
 	_, p = c.Do(context.Background(), Request{Args: args(file, closed, "SayHello", map[string]any{"name": "x"})})
 	if p == nil || p.Type != problem.TypeCommunication || p.Status != http.StatusServiceUnavailable {
 		t.Fatalf("calling a closed port: %v, want a 503 communication error", p)
+	}
+}
+
+// TestCallCarriesTraceContext: a call made under a span sends the span's
+// traceparent as gRPC metadata.
+func TestCallCarriesTraceContext(t *testing.T) {
+	dir := t.TempDir()
+	g := startGreeter(t, dir)
+	c := &Client{}
+	defer c.Close()
+	file := "file://" + filepath.ToSlash(filepath.Join(dir, "greeter.proto"))
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(context.Background(),
+		trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
+	if _, p := c.Do(ctx, Request{Args: args(file, g.addr, "SayHello", map[string]any{"name": "Baton"})}); p != nil {
+		t.Fatal(p)
+	}
+	if want := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"; g.lastTraceparent != want {
+		t.Fatalf("the server got traceparent %q, want %q", g.lastTraceparent, want)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/batonflow/baton/expr"
 	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/telemetry"
 )
 
 // DefaultMaxResponseBytes bounds a response body when Client.MaxResponseBytes
@@ -262,6 +263,11 @@ func newHTTPRequest(ctx context.Context, call *call) (*http.Request, *problem.Pr
 		return nil, problem.Configuration("cannot build the request %s %s: %v", call.method, call.url.Redacted(), err)
 	}
 	httpReq.Header = call.header
+	if call.header.Get("Traceparent") == "" {
+		// The call joins the workflow's trace, unless the workflow sets
+		// the header itself.
+		telemetry.Inject(ctx, httpReq.Header)
+	}
 	if host := call.header.Get("Host"); host != "" {
 		httpReq.Host = host
 	}

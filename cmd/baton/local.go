@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/secret"
+	"github.com/batonflow/baton/telemetry"
 )
 
 // dataEnv overrides the default data directory.
@@ -129,6 +131,9 @@ type localEngine struct {
 	bus       *eventBus
 	// policies are the namespaces' policies of a server; nil otherwise.
 	policies *policy.Service
+	// tracer exports the engine's spans; nil when the OTEL_* variables
+	// ask for no tracing.
+	tracer *telemetry.Tracer
 }
 
 // openLocalEngine opens the store of t for command (locking a data
@@ -181,21 +186,35 @@ func openLocalEngine(ctx context.Context, t storeTarget, command string, logger 
 		fns.prewarm.observe(&opts)
 		fns.prewarm.start(ctx)
 	}
+	opts.Metrics = fns.metrics
+	tracer, err := telemetry.FromEnv(ctx, engine.Version, logger)
+	if err != nil {
+		return nil, errors.Join(err, bus.Close(), fns.Close(), st.Close())
+	}
+	opts.Tracer = tracer
 	eng, err := engine.New(opts)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("creating the engine: %w", err), bus.Close(), fns.Close(), st.Close())
+		return nil, errors.Join(fmt.Errorf("creating the engine: %w", err), bus.Close(), fns.Close(), st.Close(), tracer.Shutdown(ctx))
 	}
 	if err := eng.Start(ctx); err != nil {
-		return nil, errors.Join(fmt.Errorf("starting the engine: %w", err), eng.Close(), bus.Close(), fns.Close(), st.Close())
+		return nil, errors.Join(fmt.Errorf("starting the engine: %w", err), eng.Close(), bus.Close(), fns.Close(), st.Close(), tracer.Shutdown(ctx))
 	}
 	if err := bus.start(); err != nil {
-		return nil, errors.Join(err, eng.Close(), bus.Close(), fns.Close(), st.Close())
+		return nil, errors.Join(err, eng.Close(), bus.Close(), fns.Close(), st.Close(), tracer.Shutdown(ctx))
 	}
-	return &localEngine{Engine: eng, store: st, path: st.desc, secrets: secrets, functions: fns, bus: bus, policies: policies}, nil
+	return &localEngine{Engine: eng, store: st, path: st.desc, secrets: secrets, functions: fns, bus: bus, policies: policies, tracer: tracer}, nil
 }
 
+// tracerFlushTimeout bounds how long closing waits for the last spans to
+// reach the collector.
+const tracerFlushTimeout = 5 * time.Second
+
 // Close stops the engine, leaving running invocations to the next start,
-// then the event bus and the functions, and flushes the store.
+// then the event bus and the functions, flushes the store and sends the
+// spans not yet exported.
 func (l *localEngine) Close() error {
-	return errors.Join(l.Engine.Close(), l.bus.Close(), l.functions.Close(), l.store.Close())
+	err := errors.Join(l.Engine.Close(), l.bus.Close(), l.functions.Close(), l.store.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), tracerFlushTimeout)
+	defer cancel()
+	return errors.Join(err, l.tracer.Shutdown(ctx))
 }

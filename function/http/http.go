@@ -25,6 +25,7 @@ import (
 
 	"github.com/batonflow/baton/function"
 	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/telemetry"
 )
 
 // DefaultMaxResponse caps a response body.
@@ -160,6 +161,7 @@ func (i *instance) Invoke(ctx context.Context, input json.RawMessage) (json.RawM
 	if info, ok := function.CallInfoFrom(ctx); ok && info.IdempotencyKey != "" {
 		req.Header.Set("Idempotency-Key", info.IdempotencyKey)
 	}
+	telemetry.Inject(ctx, req.Header)
 	resp, err := i.r.opts.Client.Do(req)
 	if err != nil {
 		return nil, i.transportError(ctx, "call", err)

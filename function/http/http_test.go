@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/batonflow/baton/function"
 	"github.com/batonflow/baton/problem"
 )
@@ -78,6 +80,7 @@ func TestCallPostsJSONWithHeaders(t *testing.T) {
 			"auth":        r.Header.Get("Authorization"),
 			"tenant":      r.Header.Get("X-Tenant"),
 			"idempotency": r.Header.Get("Idempotency-Key"),
+			"traceparent": r.Header.Get("Traceparent"),
 		})
 	}))
 	defer srv.Close()
@@ -93,6 +96,11 @@ func TestCallPostsJSONWithHeaders(t *testing.T) {
 		t.Fatalf("%d warm-up requests, want 1", warmups.Load())
 	}
 	ctx := function.WithCallInfo(context.Background(), function.CallInfo{IdempotencyKey: "inv-1/do/0/call/1"})
+	// The call is made under the workflow call's span, whose context the
+	// function receives.
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx = trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
 	res, err := m.Invoke(ctx, "remote", map[string]int{"x": 1})
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +108,9 @@ func TestCallPostsJSONWithHeaders(t *testing.T) {
 	out := res.Output.(map[string]any)
 	if out["auth"] != "Bearer s3cret" || out["tenant"] != "acme" || out["idempotency"] != "inv-1/do/0/call/1" || out["echo"].(map[string]any)["x"] != 1.0 {
 		t.Errorf("output = %v", out)
+	}
+	if out["traceparent"] != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
+		t.Errorf("traceparent sent = %v", out["traceparent"])
 	}
 	if res.Cold {
 		t.Error("call on a prepared instance was cold")

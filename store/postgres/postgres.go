@@ -119,6 +119,9 @@ type Stats struct {
 	Writes int64
 }
 
+// ObserveCommits implements store.CommitObserver.
+func (s *Store) ObserveCommits(f func(writes int, took time.Duration)) { s.w.committed.Set(f) }
+
 // Stats reports how well appends are being grouped.
 func (s *Store) Stats() Stats {
 	return Stats{Commits: s.w.commits.Load(), Writes: s.w.writes.Load()}

@@ -52,9 +52,10 @@ type writer struct {
 	queue      *writequeue.Queue[*request]
 	stopped    chan struct{}
 
-	commits  atomic.Int64
-	writes   atomic.Int64
-	unwaited writequeue.Unwaited
+	commits   atomic.Int64
+	writes    atomic.Int64
+	unwaited  writequeue.Unwaited
+	committed writequeue.CommitHook
 }
 
 func (w *writer) run() {
@@ -84,7 +85,10 @@ func (w *writer) commitBatch(batch []*request) {
 	// waiter that gives up does not withdraw its write.
 	ctx := context.Background()
 	results := make([]error, len(batch))
-	if err := w.writeBatch(ctx, batch, results); err != nil {
+	began := time.Now()
+	err := w.writeBatch(ctx, batch, results)
+	w.committed.Committed(len(batch), began)
+	if err != nil {
 		if len(batch) == 1 {
 			results[0] = err
 		} else {

@@ -167,6 +167,9 @@ type Stats struct {
 	Writes int64
 }
 
+// ObserveCommits implements store.CommitObserver.
+func (s *Store) ObserveCommits(f func(writes int, took time.Duration)) { s.w.committed.Set(f) }
+
 // Stats reports how well writes are being grouped: Writes/Commits is the
 // mean batch size.
 func (s *Store) Stats() Stats {

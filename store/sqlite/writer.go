@@ -73,6 +73,7 @@ type writer struct {
 	commits     atomic.Int64
 	writes      atomic.Int64
 	unwaited    writequeue.Unwaited
+	committed   writequeue.CommitHook
 }
 
 const (
@@ -203,7 +204,10 @@ func (w *writer) commitBatch(batch []*request) {
 	for range batch {
 		w.results = append(w.results, nil)
 	}
-	if err := w.writeBatch(ctx, batch); err != nil {
+	began := time.Now()
+	err := w.writeBatch(ctx, batch)
+	w.committed.Committed(len(batch), began)
+	if err != nil {
 		if _, rbErr := w.conn.ExecContext(ctx, "ROLLBACK"); rbErr != nil {
 			w.log.Error("sqlite store: rollback failed", "error", rbErr)
 		}
