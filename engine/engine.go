@@ -88,6 +88,9 @@ type Options struct {
 	// Cluster makes the engine one of several replicas sharing a store
 	// (see ClusterOptions); nil runs every invocation here.
 	Cluster *ClusterOptions
+	// WatchBuffer is how many history events a FollowHistory reader may
+	// have waiting before it is dropped (DefaultWatchBuffer when zero).
+	WatchBuffer int
 }
 
 // TaskObserver hears task lifecycle transitions of every invocation.
@@ -114,6 +117,8 @@ type Engine struct {
 	// cluster is the replica's side of partition ownership; nil when the
 	// engine runs alone.
 	cluster *clusterState
+	// watch hands recorded history events to FollowHistory readers.
+	watch *watchHub
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -153,6 +158,7 @@ func New(opts Options) (*Engine, error) {
 		latest: make(map[string]latestVersion),
 
 		running: make(map[string]int),
+		watch:   newWatchHub(opts.WatchBuffer),
 	}
 	if opts.HTTPClient == nil {
 		// Calls connect under the egress policy of their namespace.
@@ -243,7 +249,11 @@ func (e *Engine) resume(ctx context.Context, inv *store.Invocation, fence *store
 	e.live[inv.ID] = in
 	e.running[inv.Namespace]++
 	e.mu.Unlock()
-	in.replay(history)
+	if err := in.replay(history); err != nil {
+		in.stop()
+		in.forget()
+		return err
+	}
 	return nil
 }
 
