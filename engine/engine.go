@@ -453,14 +453,16 @@ func (e *Engine) Invoke(ctx context.Context, namespace, name, version string, in
 // that is taken (live here or stored) fails with store.ErrConflict and
 // leaves the existing invocation alone.
 func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version string, input any) (*store.Invocation, error) {
-	inv, _, err := e.startOnce(ctx, id, parent, namespace, name, version, input, nil)
+	inv, _, err := e.startOnce(ctx, id, parent, namespace, name, version, input, nil, nil)
 	return inv, err
 }
 
 // startOnce is start under an idempotency key when once is not nil: if the
 // key is taken, nothing starts and the record holding it is returned.
+// info, when set, is recorded on the InvocationStarted event (a rerun's
+// origin).
 func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, version string, input any,
-	once *store.IdempotencyRecord) (*store.Invocation, *store.IdempotencyRecord, error) {
+	once *store.IdempotencyRecord, info map[string]any) (*store.Invocation, *store.IdempotencyRecord, error) {
 	if version == "" {
 		v, err := e.latestVersion(ctx, namespace, name)
 		if err != nil {
@@ -495,7 +497,7 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 		Durable:   Durable(def),
 		Parent:    parent,
 	}
-	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input}
+	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input, Info: info}
 	var fence *store.Fence
 	if e.cluster != nil && inv.Durable {
 		var here bool
