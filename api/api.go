@@ -149,6 +149,8 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/v1/invocations/{id}/history", s.history},
 		{http.MethodGet, "/v1/invocations/{id}/stream", s.streamInvocation},
 		{http.MethodPost, "/v1/invocations/{id}/cancel", s.cancelInvocation},
+		{http.MethodPost, "/v1/invocations/{id}/retry", s.retryInvocation},
+		{http.MethodPost, "/v1/invocations/{id}/rerun", s.rerunInvocation},
 		{http.MethodGet, "/v1/invocations/{id}/events", s.lifecycleEvents},
 		{http.MethodDelete, "/v1/invocations/{id}", s.deleteInvocation},
 

@@ -22,8 +22,9 @@ import (
 // so a crash at any point leaves either the ended invocation or one that
 // the next start resumes. It fails with store.ErrConflict when the
 // invocation is running, completed, keeps no history, or ended in a way
-// that going on would repeat (the error says which).
-func (e *Engine) RedriveInvocation(ctx context.Context, id string) (*store.Invocation, error) {
+// that going on would repeat (the error says which). reason, when given,
+// is recorded on the event (info.reason).
+func (e *Engine) RedriveInvocation(ctx context.Context, id, reason string) (*store.Invocation, error) {
 	if err := e.admitting(); err != nil {
 		return nil, err
 	}
@@ -70,6 +71,9 @@ func (e *Engine) RedriveInvocation(ctx context.Context, id string) (*store.Invoc
 	}
 	ev.Seq = history[len(history)-1].Seq + 1
 	ev.Time = time.Now().UTC()
+	if reason != "" {
+		ev.Info = map[string]any{"reason": reason}
+	}
 	// The seq makes the append conditional: of two concurrent redrives
 	// one finds the seq taken and fails with ErrConflict.
 	if err := e.store.Append(ctx, id, []core.Event{ev}, true); err != nil {

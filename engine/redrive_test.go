@@ -93,7 +93,7 @@ func TestRedriveInvocation(t *testing.T) {
 	if done, _ := e.Wait(ctx, inv.ID); done.Status != core.StatusFaulted {
 		t.Fatalf("first run: %s, want faulted", done.Status)
 	}
-	if _, err := e.RedriveInvocation(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.RedriveInvocation(ctx, "nope", ""); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("redrive of an unknown invocation: %v", err)
 	}
 
@@ -101,11 +101,11 @@ func TestRedriveInvocation(t *testing.T) {
 	// recorded, and the next engine goes on with it.
 	gate := make(chan struct{})
 	svc.set(false, gate)
-	redriven, err := e.RedriveInvocation(ctx, inv.ID)
+	redriven, err := e.RedriveInvocation(ctx, inv.ID, "b is back")
 	if err != nil || redriven.ID != inv.ID || redriven.Status != core.StatusRunning {
 		t.Fatalf("RedriveInvocation = %+v, %v", redriven, err)
 	}
-	if _, err := e.RedriveInvocation(ctx, inv.ID); !errors.Is(err, store.ErrConflict) {
+	if _, err := e.RedriveInvocation(ctx, inv.ID, ""); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("redrive of a running invocation: %v, want ErrConflict", err)
 	}
 	waitUntil(t, func() bool { return svc.count("/b") == 2 })
@@ -136,6 +136,9 @@ func TestRedriveInvocation(t *testing.T) {
 	}
 	var types []string
 	for _, ev := range history {
+		if ev.Type == core.InvocationRedriven && ev.Info["reason"] != "b is back" {
+			t.Errorf("redrive info %v, want the reason", ev.Info)
+		}
 		if ev.Type != core.TaskStarted {
 			types = append(types, string(ev.Type))
 		}
@@ -144,7 +147,7 @@ func TestRedriveInvocation(t *testing.T) {
 	if strings.Join(types, " ") != want {
 		t.Errorf("history %v\nwant      %s", types, want)
 	}
-	if _, err := e.RedriveInvocation(ctx, inv.ID); !errors.Is(err, store.ErrConflict) {
+	if _, err := e.RedriveInvocation(ctx, inv.ID, ""); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("redrive of a completed invocation: %v, want ErrConflict", err)
 	}
 	// The lifecycle events rebuild from the redriven history.
