@@ -68,6 +68,8 @@ type config struct {
 	tokens         TokenIssuer
 	allowedHosts   []string
 	allowedOrigins []string
+	// streamHeartbeat is the idle interval of invocation streams.
+	streamHeartbeat time.Duration
 }
 
 // Option configures NewHandler.
@@ -145,7 +147,10 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/v1/invocations", s.listInvocations},
 		{http.MethodGet, "/v1/invocations/{id}", s.getInvocation},
 		{http.MethodGet, "/v1/invocations/{id}/history", s.history},
+		{http.MethodGet, "/v1/invocations/{id}/stream", s.streamInvocation},
 		{http.MethodPost, "/v1/invocations/{id}/cancel", s.cancelInvocation},
+		{http.MethodPost, "/v1/invocations/{id}/retry", s.retryInvocation},
+		{http.MethodPost, "/v1/invocations/{id}/rerun", s.rerunInvocation},
 		{http.MethodGet, "/v1/invocations/{id}/events", s.lifecycleEvents},
 		{http.MethodDelete, "/v1/invocations/{id}", s.deleteInvocation},
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -96,6 +97,9 @@ type Options struct {
 	// Metrics registers the engine's Prometheus metrics (invocations,
 	// tasks, the store's commits, timers, events); nil keeps none.
 	Metrics prometheus.Registerer
+	// WatchBuffer is how many history events a FollowHistory reader may
+	// have waiting before it is dropped (DefaultWatchBuffer when zero).
+	WatchBuffer int
 }
 
 // TaskObserver hears task lifecycle transitions of every invocation.
@@ -125,6 +129,8 @@ type Engine struct {
 	// metrics are the engine's Prometheus metrics; nil without
 	// Options.Metrics.
 	metrics *metrics
+	// watch hands recorded history events to FollowHistory readers.
+	watch *watchHub
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -171,6 +177,7 @@ func New(opts Options) (*Engine, error) {
 		latest:    make(map[string]latestVersion),
 
 		running: make(map[string]int),
+		watch:   newWatchHub(opts.WatchBuffer),
 	}
 	if opts.HTTPClient == nil {
 		// Calls connect under the egress policy of their namespace.
@@ -273,7 +280,11 @@ func (e *Engine) resume(ctx context.Context, inv *store.Invocation, fence *store
 	e.live[inv.ID] = in
 	e.running[inv.Namespace]++
 	e.mu.Unlock()
-	in.replay(history)
+	if err := in.replay(history); err != nil {
+		in.stop()
+		in.forget()
+		return err
+	}
 	return nil
 }
 
@@ -501,14 +512,16 @@ func (e *Engine) Invoke(ctx context.Context, namespace, name, version string, in
 // that is taken (live here or stored) fails with store.ErrConflict and
 // leaves the existing invocation alone.
 func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version string, input any) (*store.Invocation, error) {
-	inv, _, err := e.startOnce(ctx, id, parent, namespace, name, version, input, nil)
+	inv, _, err := e.startOnce(ctx, id, parent, namespace, name, version, input, nil, nil)
 	return inv, err
 }
 
 // startOnce is start under an idempotency key when once is not nil: if the
 // key is taken, nothing starts and the record holding it is returned.
+// info, when set, is recorded on the InvocationStarted event (a rerun's
+// origin).
 func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, version string, input any,
-	once *store.IdempotencyRecord) (*store.Invocation, *store.IdempotencyRecord, error) {
+	once *store.IdempotencyRecord, info map[string]any) (*store.Invocation, *store.IdempotencyRecord, error) {
 	if version == "" {
 		v, err := e.latestVersion(ctx, namespace, name)
 		if err != nil {
@@ -543,11 +556,13 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 		Durable:   Durable(def),
 		Parent:    parent,
 	}
-	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input}
+	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input, Info: info}
 	if e.opts.Tracer != nil {
 		// The trace identity is recorded with the start, so that whoever
 		// runs the invocation, now or after a restart, traces it alike.
-		started.Info = e.opts.Tracer.Plan(ctx)
+		traced := e.opts.Tracer.Plan(ctx)
+		maps.Copy(traced, info)
+		started.Info = traced
 	}
 	var fence *store.Fence
 	if e.cluster != nil && inv.Durable {

@@ -15,26 +15,31 @@ func newInvocationCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "invocation",
 		Aliases: []string{"invocations"},
-		Short:   "Inspect and cancel invocations on a server",
+		Short:   "Inspect, watch, cancel, retry and rerun invocations on a server",
 		Args:    cobra.NoArgs,
 	}
 	r := addRemote(cmd)
+	addLocalData(cmd, r)
 	cmd.AddCommand(
 		newInvocationGetCommand(r),
 		newInvocationListCommand(r),
 		newInvocationCancelCommand(r),
 		newInvocationHistoryCommand(r),
 		newInvocationDeleteCommand(r),
+		newInvocationWatchCommand(r),
+		newInvocationRetryCommand(r),
+		newInvocationRerunCommand(r),
 	)
 	return cmd
 }
 
 func newInvocationGetCommand(r *remote) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "get ID",
-		Short:   "Show an invocation: status, input, output or error",
-		Example: "  baton invocation get 0193c6e4-…\n  baton invocation get 0193c6e4-… -o json",
-		Args:    cobra.ExactArgs(1),
+		Use:         "get ID",
+		Annotations: map[string]string{localReadable: "yes"},
+		Short:       "Show an invocation: status, input, output or error",
+		Example:     "  baton invocation get 0193c6e4-…\n  baton invocation get 0193c6e4-… -o json",
+		Args:        cobra.ExactArgs(1),
 	}
 	out := addOutputFlag(cmd)
 	r.run(cmd, out, func(ctx context.Context, c *client.Client, args []string) error {
@@ -51,8 +56,9 @@ func newInvocationListCommand(r *remote) *cobra.Command {
 	var opts client.ListInvocationsOptions
 	var status string
 	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List invocations, newest first",
+		Use:         "list",
+		Annotations: map[string]string{localReadable: "yes"},
+		Short:       "List invocations, newest first",
 		Long: "List shows a page of invocations, newest first. When there are more, the table\n" +
 			"format says on stderr how to get the next page; -o json and -o yaml include nextCursor.",
 		Example: "  baton invocation list\n" +
@@ -124,10 +130,12 @@ func newInvocationDeleteCommand(r *remote) *cobra.Command {
 
 func newInvocationHistoryCommand(r *remote) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "history ID",
-		Short:   "Show an invocation's event history",
-		Example: "  baton invocation history 0193c6e4-…\n  baton invocation history 0193c6e4-… -o json",
-		Args:    cobra.ExactArgs(1),
+		Use:         "history ID",
+		Annotations: map[string]string{localReadable: "yes"},
+		Short:       "Show an invocation's event history",
+		Example: "  baton invocation history 0193c6e4-…\n  baton invocation history 0193c6e4-… -o json\n" +
+			"  baton invocation history 0193c6e4-… --data ./.baton   # a local run's",
+		Args: cobra.ExactArgs(1),
 	}
 	out := addOutputFlag(cmd)
 	r.run(cmd, out, func(ctx context.Context, c *client.Client, args []string) error {

@@ -23,6 +23,7 @@ const maxWaitPerRequest = api.DefaultMaxWait
 
 func newInvokeCommand() *cobra.Command {
 	var version, input, wait, key string
+	var watch bool
 	cmd := &cobra.Command{
 		Use:   "invoke NAMESPACE/NAME",
 		Short: "Start an invocation of a workflow on the server",
@@ -33,7 +34,8 @@ func newInvokeCommand() *cobra.Command {
 		Example: "  baton invoke default/hello --input '{\"name\": \"Ada\"}'\n" +
 			"  baton invoke hello --input @input.json --wait\n" +
 			"  baton invoke hello --wait 30s -o json\n" +
-			"  baton invoke orders/place --input @order.json --idempotency-key order-1234",
+			"  baton invoke orders/place --input @order.json --idempotency-key order-1234\n" +
+			"  baton invoke hello --input '{\"name\": \"Ada\"}' --watch",
 	}
 	cmd.Args = func(cmd *cobra.Command, args []string) error {
 		if _, _, ok := splitWaitArg(cmd, args, wait); ok {
@@ -47,6 +49,8 @@ func newInvokeCommand() *cobra.Command {
 	cmd.Flags().StringVar(&input, "input", "", "workflow input: JSON, or @FILE to read it from a file (@- for stdin)")
 	cmd.Flags().StringVar(&wait, "wait", "", "wait for the invocation to end, at most this long (e.g. 30s); a bare --wait waits until it ends")
 	cmd.Flags().Lookup("wait").NoOptDefVal = waitUntilDone
+	cmd.Flags().BoolVar(&watch, "watch", false,
+		"show the tasks on stderr as they go, then print the ended invocation as --wait does")
 	cmd.Flags().StringVar(&key, "idempotency-key", "",
 		"start at most once for this key: run again with the same key and input, it prints the invocation the first run started")
 	r.run(cmd, out, func(ctx context.Context, c *client.Client, args []string) error {
@@ -80,6 +84,20 @@ func newInvokeCommand() *cobra.Command {
 		inv, err := c.Invoke(ctx, namespace, name, raw, opts)
 		if err != nil {
 			return err
+		}
+		if watch && !inv.Ended() {
+			fmt.Fprintf(cmd.ErrOrStderr(), "invocation %s\n", inv.ID)
+			if _, err := followRemote(ctx, c, inv.ID, &progress{w: cmd.ErrOrStderr()}); err != nil {
+				if errors.Is(err, context.Canceled) {
+					return &interruptedError{msg: fmt.Sprintf(
+						"interrupted; invocation %s keeps running (stop it with: baton invocation cancel %s)", inv.ID, inv.ID)}
+				}
+				return err
+			}
+			if inv, err = c.GetInvocation(ctx, inv.ID); err != nil {
+				return err
+			}
+			return printEnded(cmd.OutOrStdout(), out, inv, 0)
 		}
 		if !waiting {
 			return out.print(cmd.OutOrStdout(), api.InvocationID{ID: inv.ID}, func(w io.Writer) error {

@@ -39,7 +39,11 @@ const (
 // --server flag with the credentials to present (--token, --ca-cert) and
 // the one place that turns them into an API client. Each command then
 // holds only its own logic; see run.
-type remote struct{ url, token, caCert string }
+type remote struct {
+	url, token, caCert string
+	// localData is the invocation group's --data (see addLocalData).
+	localData string
+}
 
 // addRemote gives cmd (a group, or a lone command such as invoke) its
 // --server flag, inherited by its subcommands.
@@ -100,6 +104,14 @@ func (r *remote) run(cmd *cobra.Command, out *outputFlag, do func(ctx context.Co
 			if err := out.validate(); err != nil {
 				return err
 			}
+		}
+		if r.localData != "" {
+			c, closeAll, err := localClient(cmd.Context(), cmd, r.localData)
+			if err != nil {
+				return err
+			}
+			defer closeAll()
+			return do(cmd.Context(), c, args)
 		}
 		c, err := r.client()
 		if err != nil {

@@ -66,8 +66,6 @@ func newRootCommand() *cobra.Command {
 			"invocations with `baton workflow`, `baton invoke` and `baton invocation`.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		// Completion scripts are not part of Baton's interface.
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
 	root.AddCommand(
 		newValidateCommand(),
@@ -79,6 +77,7 @@ func newRootCommand() *cobra.Command {
 		newSecretCommand(),
 		newPolicyCommand(),
 		newTriggerCommand(),
+		newEventCommand(),
 		newTokenCommand(),
 		newAuditCommand(),
 		newFunctionCommand(),

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,6 +25,7 @@ const cancelGrace = 5 * time.Second
 
 func newRunCommand() *cobra.Command {
 	var input, logLevel string
+	var watch bool
 	cmd := &cobra.Command{
 		Use:   "run FILE",
 		Short: "Run a workflow document in-process and print its output",
@@ -31,8 +33,12 @@ func newRunCommand() *cobra.Command {
 			"with the given input and prints the output as JSON on stdout. When the workflow\n" +
 			"faults, it prints the error (an RFC 7807 problem document) on stderr and exits 1.\n\n" +
 			"If the same namespace, name and version was stored before with other content and\n" +
-			"no invocation of it is running, the stored copy is replaced by the file's content.",
+			"no invocation of it is running, the stored copy is replaced by the file's content.\n\n" +
+			"The invocation's id goes to stderr first; inspect it afterwards with\n" +
+			"`baton invocation history ID --data DIR`. With --watch each task is shown on stderr as\n" +
+			"it goes; without it, that starts once the run has taken " + quietRun.String() + ".",
 		Example: "  baton run examples/hello.yaml --input '{\"name\": \"Ada\"}'\n" +
+			"  baton run examples/hello.yaml --input '{\"name\": \"Ada\"}' --watch\n" +
 			"  baton run order.yaml --input @order.json --data ./.baton",
 		Args: cobra.ExactArgs(1),
 	}
@@ -41,6 +47,7 @@ func newRunCommand() *cobra.Command {
 	engineCfg := addEngineFlags(cmd)
 	cmd.Flags().StringVar(&input, "input", "", "workflow input: JSON, or @FILE to read it from a file (@- for stdin)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
+	cmd.Flags().BoolVar(&watch, "watch", false, "show each task on stderr as it goes")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		level, err := parseLogLevel(logLevel)
 		if err != nil {
@@ -55,6 +62,7 @@ func newRunCommand() *cobra.Command {
 			logger:  slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
 			stdout:  cmd.OutOrStdout(),
 			stderr:  cmd.ErrOrStderr(),
+			watch:   watch,
 		})
 	})
 	return cmd
@@ -66,7 +74,13 @@ type runRequest struct {
 	engine               engineConfig
 	logger               *slog.Logger
 	stdout, stderr       io.Writer
+	// watch shows the tasks from the start rather than after quietRun.
+	watch bool
 }
+
+// quietRun is how long `baton run` stays quiet before it shows the tasks
+// of a run that goes on (a long run must not look hung).
+const quietRun = 2 * time.Second
 
 func runWorkflow(ctx context.Context, req runRequest) (err error) {
 	src, err := os.ReadFile(req.file)
@@ -101,7 +115,11 @@ func runWorkflow(ctx context.Context, req runRequest) (err error) {
 	if err != nil {
 		return err
 	}
+	// The id goes to stderr, so that stdout stays the output.
+	fmt.Fprintf(req.stderr, "invocation %s\n", inv.ID)
+	stopWatching := showRunProgress(ctx, eng, inv.ID, req)
 	ended, err := eng.Wait(ctx, inv.ID)
+	stopWatching()
 	if err != nil {
 		if ctx.Err() != nil {
 			return interruptRun(eng, inv.ID, req.logger)
@@ -109,6 +127,57 @@ func runWorkflow(ctx context.Context, req runRequest) (err error) {
 		return fmt.Errorf("waiting for invocation %s: %w", inv.ID, err)
 	}
 	return reportRun(ended, req.stdout, req.stderr)
+}
+
+// showRunProgress prints the run's tasks on stderr as they go: at once with
+// --watch, else from quietRun on (with what happened until then). The
+// returned func stops it once everything recorded so far is printed.
+func showRunProgress(ctx context.Context, eng *localEngine, id string, req runRequest) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var mu sync.Mutex
+	following, stopping := false, false
+	go func() {
+		defer close(done)
+		if !req.watch {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(quietRun):
+			}
+		}
+		mu.Lock()
+		if stopping {
+			mu.Unlock()
+			return
+		}
+		following = true
+		mu.Unlock()
+		p := &progress{w: req.stderr}
+		err := eng.FollowHistory(ctx, id, 0, func(ev core.Event) error {
+			p.event(&ev)
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			req.logger.Debug("following the run", "invocation", id, "error", err)
+		}
+	}()
+	return func() {
+		mu.Lock()
+		stopping = true
+		wait := following
+		mu.Unlock()
+		if wait {
+			// The run has ended: the follower returns once it has
+			// printed the terminal event.
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		cancel()
+		<-done
+	}
 }
 
 // applyForRun stores the document. `baton run FILE` means "run this file
