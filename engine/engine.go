@@ -25,6 +25,7 @@ import (
 	"github.com/batonflow/baton/lang"
 	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/qos"
 	"github.com/batonflow/baton/store"
 )
 
@@ -88,6 +89,14 @@ type Options struct {
 	// Cluster makes the engine one of several replicas sharing a store
 	// (see ClusterOptions); nil runs every invocation here.
 	Cluster *ClusterOptions
+	// QoS schedules starts (gate G1) and calls (gate G2) by priority
+	// class, namespace and deadline (see package qos and engine/qos.go);
+	// nil runs them in arrival order.
+	QoS *qos.Scheduler
+	// QoSPool names the G2 pool (qos.PoolWasm, PoolProcess, PoolHTTP) of
+	// a registered function, by its runtime; nil seats them all in
+	// qos.PoolWasm.
+	QoSPool func(ctx context.Context, namespace, function string) string
 }
 
 // TaskObserver hears task lifecycle transitions of every invocation.
@@ -176,6 +185,9 @@ func New(opts Options) (*Engine, error) {
 			return nil, err
 		}
 		e.cluster = c
+		if opts.QoS != nil {
+			opts.QoS.SetReplicas(e.liveReplicas)
+		}
 	}
 	return e, nil
 }
@@ -234,6 +246,7 @@ func (e *Engine) resume(ctx context.Context, inv *store.Invocation, fence *store
 	}
 	in := e.newInstance(inv, def, secrets, eff.Limits)
 	in.fence = fence
+	in.qos = e.resumedQoS(def, eff, inv.Namespace)
 	e.mu.Lock()
 	if fence != nil && e.live[inv.ID] != nil {
 		// Resumed meanwhile by another scan of its partition.
@@ -473,6 +486,18 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 	if err := e.admitStart(ctx, eff, parent, namespace, input); err != nil {
 		return nil, nil, err
 	}
+	qs, err := e.admitQoS(ctx, def, eff, parent, namespace)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The admission is settled by the instance once it runs; on every
+	// other way out, here.
+	admitted := false
+	defer func() {
+		if !admitted {
+			qs.settle()
+		}
+	}()
 	now := time.Now().UTC()
 	inv := &store.Invocation{
 		ID:        id,
@@ -513,6 +538,7 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 	e.mu.Unlock()
 	in := e.newInstance(inv, def, secrets, eff.Limits)
 	in.fence = fence
+	in.qos = qs
 	e.mu.Lock()
 	if e.live[inv.ID] != nil {
 		e.running[namespace]--
@@ -541,6 +567,7 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 		}
 		return nil, held, err
 	}
+	admitted = true
 	in.begin(started)
 	snapshot := *inv
 	return &snapshot, nil, nil

@@ -57,6 +57,8 @@ type instance struct {
 	// parking is set while its partition is handed over: calls the
 	// machine asks for are left to the next owner.
 	parking bool
+	// qos is its QoS classification; nil without QoS scheduling.
+	qos *qosState
 }
 
 func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets map[string]any, limits policy.EffectiveLimits) *instance {
@@ -407,6 +409,7 @@ func (in *instance) end(ev *core.Event) {
 	durable := in.inv.Durable
 	in.mu.Unlock()
 	close(in.done)
+	in.qos.settle()
 	in.e.invocationEnded(in.inv.ID)
 	in.e.listensEnded(in.inv.ID, in.def)
 	if durable {

@@ -190,6 +190,14 @@ func (o *Options) discipline(seats int) Discipline {
 	return d
 }
 
+// SetReplicas sets how the number of live replicas sharing the quotas is
+// found (the engine of a cluster replica sets it).
+func (s *Scheduler) SetReplicas(f func() int) {
+	s.mu.Lock()
+	s.opts.Replicas = f
+	s.mu.Unlock()
+}
+
 // Options returns the scheduler's settings, defaults applied.
 func (s *Scheduler) Options() Options { return s.opts }
 

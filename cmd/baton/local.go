@@ -13,6 +13,7 @@ import (
 	"github.com/batonflow/baton/dsl/fission"
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/policy"
+	"github.com/batonflow/baton/qos"
 	"github.com/batonflow/baton/secret"
 )
 
@@ -73,6 +74,9 @@ type engineConfig struct {
 	policy *policyConfig
 	// cluster is how a server on PostgreSQL shares the work.
 	cluster clusterConfig
+	// qos is how a server schedules starts and calls (qos.go); the zero
+	// value (baton run) schedules none.
+	qos qosConfig
 }
 
 // addEventFlags adds the event bus flags of `baton server`.
@@ -129,6 +133,8 @@ type localEngine struct {
 	bus       *eventBus
 	// policies are the namespaces' policies of a server; nil otherwise.
 	policies *policy.Service
+	// qos is the server's QoS scheduler; nil when it runs without.
+	qos *qos.Scheduler
 }
 
 // openLocalEngine opens the store of t for command (locking a data
@@ -181,6 +187,10 @@ func openLocalEngine(ctx context.Context, t storeTarget, command string, logger 
 		fns.prewarm.observe(&opts)
 		fns.prewarm.start(ctx)
 	}
+	scheduler, err := cfg.qos.configure(&opts, fns)
+	if err != nil {
+		return nil, errors.Join(err, bus.Close(), fns.Close(), st.Close())
+	}
 	eng, err := engine.New(opts)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("creating the engine: %w", err), bus.Close(), fns.Close(), st.Close())
@@ -191,7 +201,7 @@ func openLocalEngine(ctx context.Context, t storeTarget, command string, logger 
 	if err := bus.start(); err != nil {
 		return nil, errors.Join(err, eng.Close(), bus.Close(), fns.Close(), st.Close())
 	}
-	return &localEngine{Engine: eng, store: st, path: st.desc, secrets: secrets, functions: fns, bus: bus, policies: policies}, nil
+	return &localEngine{Engine: eng, store: st, path: st.desc, secrets: secrets, functions: fns, bus: bus, policies: policies, qos: scheduler}, nil
 }
 
 // Close stops the engine, leaving running invocations to the next start,

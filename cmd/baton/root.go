@@ -78,6 +78,7 @@ func newRootCommand() *cobra.Command {
 		newInvocationCommand(),
 		newSecretCommand(),
 		newPolicyCommand(),
+		newQoSCommand(),
 		newTriggerCommand(),
 		newTokenCommand(),
 		newAuditCommand(),
