@@ -244,7 +244,8 @@ func (q *Queue) canTake(k Class) bool {
 			held += max(0, q.d.Reserve[j]-q.inUse[j])
 		}
 	}
-	return free > held
+	// Reserves never take every seat: a pool of one seat reserves none.
+	return free > min(held, q.d.Seats-1)
 }
 
 // Next dispatches the next item, taking a seat for it, or returns nil

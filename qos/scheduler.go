@@ -262,13 +262,6 @@ func (s *Scheduler) Admit(ctx context.Context, st Start) (*Ticket, error) {
 	}
 	s.mu.Lock()
 	now := s.opts.Now()
-	if ahead, _ := s.g1.Ahead(st.Class); ahead == 0 && s.allow(st.Class) {
-		// The fast path of a gate without contention: no queueing.
-		s.pending[st.Class]++
-		s.mu.Unlock()
-		s.metrics.wait.WithLabelValues("g1", st.Class.String(), st.Namespace).Observe(0)
-		return &Ticket{s: s, class: st.Class}, nil
-	}
 	if !st.Defer && !s.opts.NoAdmission && !st.Deadline.IsZero() {
 		if wait := s.predictLocked(st.Class); now.Add(wait).After(st.Deadline) {
 			r := s.rejectLocked(st, ReasonInfeasible, wait,
@@ -276,6 +269,13 @@ func (s *Scheduler) Admit(ctx context.Context, st Start) (*Ticket, error) {
 			s.mu.Unlock()
 			return nil, r
 		}
+	}
+	if ahead, _ := s.g1.Ahead(st.Class); ahead == 0 && s.allow(st.Class) {
+		// The fast path of a gate without contention: no queueing.
+		s.pending[st.Class]++
+		s.mu.Unlock()
+		s.metrics.wait.WithLabelValues("g1", st.Class.String(), st.Namespace).Observe(0)
+		return &Ticket{s: s, class: st.Class}, nil
 	}
 	w := &waiter{ready: make(chan struct{}, 1), since: now}
 	it := &Item{Class: st.Class, Flow: st.Namespace, FlowWeight: st.Weight, Deadline: st.Deadline,
