@@ -19,7 +19,7 @@ import (
 // WriteQoSTable prints one row per run and tenant, then the targets.
 func WriteQoSTable(w io.Writer, res *QoSResults) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "μ = %.1f workflows/s (a call %.1fms alone, %d CPUs, load %s)\n\n", res.Mu, res.CallMs, res.CPUs, res.Load)
+	fmt.Fprintf(tw, "μ = %.1f workflows/s (a call %.1fms alone, %d CPUs, GOMAXPROCS %d, load %s)\n\n", res.Mu, res.CallMs, res.CPUs, res.Procs, res.Load)
 	fmt.Fprintln(tw, "RUN\tTENANT\tOFFERED\tDONE\tREJECTED\tFAILED\tUNFINISHED\tP50 MS\tP99 MS\tP99 1ST/2ND HALF\tDEADLINE MET\tDONE/S\tRETRIES")
 	for _, r := range res.Runs {
 		for _, t := range r.Tenants {

@@ -262,10 +262,19 @@ func (s *Scheduler) Admit(ctx context.Context, st Start) (*Ticket, error) {
 	}
 	s.mu.Lock()
 	now := s.opts.Now()
-	if !st.Defer && !s.opts.NoAdmission && !st.Deadline.IsZero() {
-		if wait := s.predictLocked(st.Class); now.Add(wait).After(st.Deadline) {
+	if !st.Defer && !s.opts.NoAdmission {
+		// Fail fast: a start predicted to miss its deadline, or to wait
+		// longer than any start waits, is refused now rather than later.
+		wait := s.predictLocked(st.Class)
+		switch {
+		case !st.Deadline.IsZero() && now.Add(wait).After(st.Deadline):
 			r := s.rejectLocked(st, ReasonInfeasible, wait,
 				fmt.Sprintf("the predicted wait of %s is longer than the %s left before the deadline", wait.Round(time.Millisecond), max(0, st.Deadline.Sub(now)).Round(time.Millisecond)))
+			s.mu.Unlock()
+			return nil, r
+		case wait > s.opts.MaxWait:
+			r := s.rejectLocked(st, ReasonOverloaded, wait,
+				fmt.Sprintf("the predicted wait of %s is longer than the %s a start may wait", wait.Round(time.Millisecond), s.opts.MaxWait))
 			s.mu.Unlock()
 			return nil, r
 		}
