@@ -137,12 +137,12 @@ func (e *Engine) seat(ctx context.Context, in *instance, c *core.Call) (release 
 		return func() {}, nil
 	}
 	q := in.qos
+	// The admission is settled as the call reaches G2: the workflow's
+	// work is counted there from then on.
 	release, err := e.opts.QoS.Acquire(ctx, qos.Call{
 		Pool: pool, Function: functionKey(in.inv.Namespace, c.Function), Class: q.class, Flow: q.flow, Weight: q.weight,
-		Deadline: q.deadline, Continuation: q.calls.Add(1) > 1,
+		Deadline: q.deadline, Continuation: q.calls.Add(1) > 1, Admission: q.ticket,
 	})
-	// The workflow's work is at G2 now: new starts no longer wait on it.
-	q.settle()
 	if err != nil {
 		return nil, problem.Timeout("%s: waiting for a seat: %v", c.Name, err)
 	}

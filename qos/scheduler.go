@@ -49,7 +49,9 @@ type Options struct {
 	// Default: twice the CPU count, at least 4.
 	BacklogTarget int
 	// MaxWait is the longest a synchronous start waits at G1 before it
-	// is refused as overloaded (default 10s).
+	// is refused as overloaded (default 2s): under overload a client
+	// learns at once to come back later, rather than holding a
+	// connection for long.
 	MaxWait time.Duration
 	// DefaultCost is the expected duration of a call never measured
 	// (default 10ms).
@@ -115,7 +117,7 @@ func (o *Options) defaults() {
 		o.BacklogTarget = max(4, 2*runtime.GOMAXPROCS(0))
 	}
 	if o.MaxWait == 0 {
-		o.MaxWait = 10 * time.Second
+		o.MaxWait = 2 * time.Second
 	}
 	if o.DefaultCost == 0 {
 		o.DefaultCost = 10 * time.Millisecond
@@ -144,10 +146,12 @@ type Scheduler struct {
 	pools   map[string]*Queue
 	pending [numClasses]int // admitted starts not yet at G2
 	buckets map[string]*bucket
-	// interval is the learned time between G1 admissions while starts
-	// queue, for the predicted wait of a newcomer.
-	interval   time.Duration
-	lastAdmit  time.Time
+	// pace is the learned admissions per second, for the predicted wait
+	// of a newcomer; counted over windows of paceWindow, whose admissions
+	// are admitted, since windowStart.
+	pace        float64
+	admitted    int
+	windowStart time.Time
 	seatsInUse map[seatKey]int
 	rejections map[rejectionKey]int64
 }
@@ -213,12 +217,13 @@ type Start struct {
 	// trigger): it waits for its turn and its quota instead of being
 	// refused.
 	Defer bool
-	// Rate and Burst are the namespace's start quota (per second, across
-	// replicas); zero Rate is none.
+	// Rate and Burst are the namespace's start quota per second across
+	// replicas: each live replica takes an equal share. Zero Rate is none.
 	Rate  float64
 	Burst int
-	// Running is the namespace's invocations running now; RunningCap its
-	// quota across replicas (0 for none).
+	// Running is the namespace's invocations running on this server now;
+	// RunningCap its cap per server (policy limits.runningInvocations; 0
+	// for none).
 	Running, RunningCap int
 }
 
@@ -242,6 +247,15 @@ func (t *Ticket) Settle() {
 		t.s.pumpLocked()
 		t.s.mu.Unlock()
 	})
+}
+
+// settleLocked is Settle with the scheduler's lock held (by Acquire, so
+// that the work moves from pending to G2's queue in one step).
+func (t *Ticket) settleLocked(s *Scheduler) {
+	if t == nil || t.s != s {
+		return
+	}
+	t.once.Do(func() { s.pending[t.class]-- })
 }
 
 type waiter struct {
@@ -281,6 +295,7 @@ func (s *Scheduler) Admit(ctx context.Context, st Start) (*Ticket, error) {
 	}
 	if ahead, _ := s.g1.Ahead(st.Class); ahead == 0 && s.allow(st.Class) {
 		// The fast path of a gate without contention: no queueing.
+		s.countAdmissionLocked()
 		s.pending[st.Class]++
 		s.mu.Unlock()
 		s.metrics.wait.WithLabelValues("g1", st.Class.String(), st.Namespace).Observe(0)
@@ -352,7 +367,7 @@ func (s *Scheduler) quota(ctx context.Context, st *Start) error {
 		replicas := max(1, s.opts.Replicas())
 		var wait time.Duration
 		var detail string
-		if st.RunningCap > 0 && st.Running >= max(1, st.RunningCap/replicas) {
+		if st.RunningCap > 0 && st.Running >= st.RunningCap {
 			wait = time.Second
 			detail = fmt.Sprintf("namespace %s has %d invocations running, its quota", st.Namespace, st.Running)
 		} else if st.Rate > 0 {
@@ -392,6 +407,29 @@ func (s *Scheduler) quota(ctx context.Context, st *Start) error {
 	}
 }
 
+// paceWindow is the window over which admissions are counted: long
+// enough to smooth the bursts in which a drained backlog admits starts,
+// short enough to follow a change of load within seconds.
+const paceWindow = time.Second
+
+// countAdmissionLocked counts an admission towards the pace.
+func (s *Scheduler) countAdmissionLocked() {
+	now := s.opts.Now()
+	if s.windowStart.IsZero() {
+		s.windowStart = now
+	}
+	s.admitted++
+	if d := now.Sub(s.windowStart); d >= paceWindow {
+		rate := float64(s.admitted) / d.Seconds()
+		if s.pace == 0 {
+			s.pace = rate
+		} else {
+			s.pace += (rate - s.pace) / 4
+		}
+		s.admitted, s.windowStart = 0, now
+	}
+}
+
 // allow holds back starts of class k while the calls of running workflows
 // of class k or higher wait at G2 (continuation priority).
 func (s *Scheduler) allow(k Class) bool {
@@ -414,7 +452,10 @@ func (s *Scheduler) allow(k Class) bool {
 // ahead of its calls.
 func (s *Scheduler) predictLocked(k Class) time.Duration {
 	n, _ := s.g1.Ahead(k)
-	wait := time.Duration(n) * s.interval
+	var wait time.Duration
+	if n > 0 && s.pace > 0 {
+		wait = time.Duration(float64(n) / s.pace * float64(time.Second))
+	}
 	for _, p := range s.pools {
 		_, cost := p.Ahead(k)
 		wait += cost / time.Duration(max(1, p.Discipline().Seats))
@@ -440,16 +481,7 @@ func (s *Scheduler) pumpLocked() {
 			return
 		}
 		s.g1.Done(it.Class)
-		now := s.opts.Now()
-		if !s.lastAdmit.IsZero() {
-			d := now.Sub(s.lastAdmit)
-			if s.interval == 0 {
-				s.interval = d
-			} else {
-				s.interval += (d - s.interval) / 8
-			}
-		}
-		s.lastAdmit = now
+		s.countAdmissionLocked()
 		s.pending[it.Class]++
 		w := it.Value.(*waiter)
 		w.granted = true
@@ -467,6 +499,9 @@ type Call struct {
 	Deadline time.Time
 	// Continuation marks a call of a workflow that made calls before.
 	Continuation bool
+	// Admission is the workflow's G1 ticket, settled as the call reaches
+	// G2 (nil for none).
+	Admission *Ticket
 }
 
 func (s *Scheduler) pool(name string) *Queue {
@@ -493,10 +528,12 @@ func (s *Scheduler) Acquire(ctx context.Context, c Call) (release func(), err er
 		}
 	}
 	s.mu.Lock()
+	c.Admission.settleLocked(s)
 	p := s.pool(c.Pool)
 	now := s.opts.Now()
 	if p.TryTake(c.Class) {
 		s.seatedLocked(c, 1)
+		s.pumpLocked()
 		s.mu.Unlock()
 		s.metrics.wait.WithLabelValues("g2", c.Class.String(), c.Flow).Observe(0)
 		return s.releaser(p, c, now), nil

@@ -56,15 +56,28 @@ func TestAdmitQuota(t *testing.T) {
 	if _, err := s.Admit(ctx, st); err != nil {
 		t.Fatalf("after a token's time: %v", err)
 	}
-	// Running cap, split between two replicas.
-	s.SetReplicas(func() int { return 2 })
-	capped := Start{Class: Batch, Namespace: "ns2", Running: 5, RunningCap: 10}
+	// The running cap is per server.
+	capped := Start{Class: Batch, Namespace: "ns2", Running: 10, RunningCap: 10}
 	wantRejection(t, mustFail(s.Admit(ctx, capped)), ReasonQuota, http.StatusTooManyRequests)
-	capped.Running = 4
+	capped.Running = 9
 	if _, err := s.Admit(ctx, capped); err != nil {
-		t.Fatalf("under the replica's share of the cap: %v", err)
+		t.Fatalf("under the cap: %v", err)
 	}
-	if got := s.Status().Rejected; len(got) != 2 {
+	// The rate is split between live replicas: two halve it.
+	s.SetReplicas(func() int { return 2 })
+	now = now.Add(time.Hour)
+	split := Start{Class: Standard, Namespace: "ns3", Rate: 4, Burst: 2}
+	if _, err := s.Admit(ctx, split); err != nil {
+		t.Fatal(err)
+	}
+	wantRejection(t, mustFail(s.Admit(ctx, split)), ReasonQuota, http.StatusTooManyRequests)
+	now = now.Add(250 * time.Millisecond) // one token at 4/s, none at 2/s
+	wantRejection(t, mustFail(s.Admit(ctx, split)), ReasonQuota, http.StatusTooManyRequests)
+	now = now.Add(250 * time.Millisecond)
+	if _, err := s.Admit(ctx, split); err != nil {
+		t.Fatalf("after a token's time at half the rate: %v", err)
+	}
+	if got := s.Status().Rejected; len(got) != 3 {
 		t.Errorf("status counts rejections %v", got)
 	}
 }

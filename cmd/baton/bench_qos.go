@@ -45,7 +45,7 @@ func newBenchQoSCommand(f *benchFlags) *cobra.Command {
 					return fmt.Errorf("--runs %q: want some of %s", r, strings.Join(bench.QoSRunNames, ", "))
 				}
 			}
-			qcfg := qosConfig{mode: "on", seats: seats, maxWait: 10 * time.Second}
+			qcfg := qosConfig{mode: "on", seats: seats, maxWait: 2 * time.Second}
 			qopts, _, err := qcfg.options()
 			if err != nil {
 				return err

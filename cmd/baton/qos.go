@@ -34,7 +34,7 @@ func addQoSFlags(cmd *cobra.Command, cfg *engineConfig) {
 		"G2 seats per runtime pool, e.g. wasm=3,process=5,http=256 (default: CPUs+1, 2×CPUs+1, 256)")
 	cmd.Flags().IntVar(&q.backlog, "qos-backlog", 0,
 		"calls waiting at G2 that hold back new starts of the same or lower class (default 2×CPUs, at least 4)")
-	cmd.Flags().DurationVar(&q.maxWait, "qos-max-wait", 10*time.Second,
+	cmd.Flags().DurationVar(&q.maxWait, "qos-max-wait", 2*time.Second,
 		"longest a synchronous start waits for admission before it is refused (503)")
 }
 
