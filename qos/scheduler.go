@@ -149,8 +149,9 @@ type Scheduler struct {
 	// pace is the learned admissions per second, for the predicted wait
 	// of a newcomer; counted over windows of paceWindow, whose admissions
 	// are admitted, since windowStart.
-	pace        float64
-	admitted    int
+	pace        [numClasses]float64
+	paced       bool // a window has passed: pace is known
+	admitted    [numClasses]int
 	windowStart time.Time
 	seatsInUse map[seatKey]int
 	rejections map[rejectionKey]int64
@@ -295,7 +296,7 @@ func (s *Scheduler) Admit(ctx context.Context, st Start) (*Ticket, error) {
 	}
 	if ahead, _ := s.g1.Ahead(st.Class); ahead == 0 && s.allow(st.Class) {
 		// The fast path of a gate without contention: no queueing.
-		s.countAdmissionLocked()
+		s.countAdmissionLocked(st.Class)
 		s.pending[st.Class]++
 		s.mu.Unlock()
 		s.metrics.wait.WithLabelValues("g1", st.Class.String(), st.Namespace).Observe(0)
@@ -412,21 +413,24 @@ func (s *Scheduler) quota(ctx context.Context, st *Start) error {
 // short enough to follow a change of load within seconds.
 const paceWindow = time.Second
 
-// countAdmissionLocked counts an admission towards the pace.
-func (s *Scheduler) countAdmissionLocked() {
+// countAdmissionLocked counts an admission of class k towards the pace.
+func (s *Scheduler) countAdmissionLocked(k Class) {
 	now := s.opts.Now()
 	if s.windowStart.IsZero() {
 		s.windowStart = now
 	}
-	s.admitted++
+	s.admitted[k]++
 	if d := now.Sub(s.windowStart); d >= paceWindow {
-		rate := float64(s.admitted) / d.Seconds()
-		if s.pace == 0 {
-			s.pace = rate
-		} else {
-			s.pace += (rate - s.pace) / 4
+		for j := range s.pace {
+			rate := float64(s.admitted[j]) / d.Seconds()
+			if !s.paced {
+				s.pace[j] = rate
+			} else {
+				s.pace[j] += (rate - s.pace[j]) / 2
+			}
+			s.admitted[j] = 0
 		}
-		s.admitted, s.windowStart = 0, now
+		s.paced, s.windowStart = true, now
 	}
 }
 
@@ -451,10 +455,21 @@ func (s *Scheduler) allow(k Class) bool {
 // ahead of it at the pace of recent admissions, and the work queued at G2
 // ahead of its calls.
 func (s *Scheduler) predictLocked(k Class) time.Duration {
-	n, _ := s.g1.Ahead(k)
+	// The starts of its class queued ahead, at the pace its class was
+	// admitted lately: a class's pace includes its share of the gate, so
+	// batch behind a busy standard class is predicted to wait longer.
+	// A class admitted slowly because few of its starts came is not
+	// slow: its rate is at least its weight's share of all admissions.
 	var wait time.Duration
-	if n > 0 && s.pace > 0 {
-		wait = time.Duration(float64(n) / s.pace * float64(time.Second))
+	if n := s.g1.Len(k); n > 0 && s.paced {
+		total, weights := 0.0, 0.0
+		for j := Critical; j < numClasses; j++ {
+			total += s.pace[j]
+			weights += s.opts.Weights[j]
+		}
+		if rate := max(s.pace[k], total*s.opts.Weights[k]/weights); rate > 0 {
+			wait = time.Duration(float64(n) / rate * float64(time.Second))
+		}
 	}
 	for _, p := range s.pools {
 		_, cost := p.Ahead(k)
@@ -481,7 +496,7 @@ func (s *Scheduler) pumpLocked() {
 			return
 		}
 		s.g1.Done(it.Class)
-		s.countAdmissionLocked()
+		s.countAdmissionLocked(it.Class)
 		s.pending[it.Class]++
 		w := it.Value.(*waiter)
 		w.granted = true
