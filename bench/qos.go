@@ -197,8 +197,10 @@ const spinFunction = "spin"
 func RunQoS(ctx context.Context, opts QoSOptions) (*QoSResults, error) {
 	opts.defaults()
 	// Compiled wasm does not yield its thread to the Go scheduler while it
-	// computes: with as many Ps as wasm seats, the engine and the HTTP
-	// server would wait for a call to end before they run. Leave them one.
+	// computes: with as many Ps as wasm seats, the engine, the HTTP server
+	// and the clients (in this process) would wait for a call to end
+	// before they run. Leave them as many Ps again; the kernel shares the
+	// cores between the threads.
 	seats := opts.Seats[qos.PoolWasm]
 	if seats <= 0 {
 		seats = qos.DefaultSeats(qos.PoolWasm)
@@ -208,8 +210,8 @@ func RunQoS(ctx context.Context, opts QoSOptions) (*QoSResults, error) {
 		opts.Seats = map[string]int{}
 	}
 	opts.Seats[qos.PoolWasm] = seats
-	if procs := runtime.GOMAXPROCS(0); procs <= seats {
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(seats + 1))
+	if procs := runtime.GOMAXPROCS(0); procs < 2*seats+2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2*seats + 2))
 	}
 	res := &QoSResults{Command: opts.Command, Started: time.Now().UTC(), CPUs: runtime.NumCPU(),
 		Tenants: qosTenants(opts.Deadline), Duration: opts.Duration.Seconds()}
