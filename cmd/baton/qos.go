@@ -1,9 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -191,14 +194,12 @@ func qosTable(w io.Writer, s *qos.Status) error {
 }
 
 func sortedKeys(m map[[2]string][2]int) [][2]string {
-	keys := make([][2]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && (keys[j][0]+"\x00"+keys[j][1]) < (keys[j-1][0]+"\x00"+keys[j-1][1]); j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b [2]string) int {
+		if c := cmp.Compare(a[0], b[0]); c != 0 {
+			return c
 		}
-	}
+		return cmp.Compare(a[1], b[1])
+	})
 	return keys
 }
