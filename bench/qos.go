@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,6 +147,8 @@ type QoSRun struct {
 	// RSSMaxMB is the largest resident set of this process (engine,
 	// server and clients) during the run.
 	RSSMaxMB float64 `json:"rssMaxMB"`
+	// HeapMaxMB is the largest Go heap of live objects during the run.
+	HeapMaxMB float64 `json:"heapMaxMB"`
 	// RejectP99Ms is the client-observed time of rejected starts.
 	RejectP99Ms  float64 `json:"rejectP99Ms"`
 	RetryAfterOK bool    `json:"retryAfterOnEveryRejection"`
@@ -503,9 +507,13 @@ func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath,
 	}
 	defer qs.close()
 	run := &QoSRun{Name: name, Mode: mode, BinS: 1, RetryAfterOK: true}
+	// What earlier runs left behind is given back first, so that the
+	// resident set measured is this run's.
+	runtime.GC()
+	debug.FreeOSMemory()
 	stopRSS := make(chan struct{})
-	rssDone := make(chan float64)
-	go func() { rssDone <- sampleRSS(stopRSS) }()
+	rssDone := make(chan [2]float64)
+	go func() { rssDone <- sampleMemory(stopRSS) }()
 
 	c := newQoSClient(opts.MaxInFlight)
 	runCtx, cancel := context.WithTimeout(ctx, opts.Duration+opts.Drain)
@@ -560,7 +568,8 @@ func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath,
 	}
 	wg.Wait()
 	close(stopRSS)
-	run.RSSMaxMB = <-rssDone
+	mem := <-rssDone
+	run.RSSMaxMB, run.HeapMaxMB = mem[0], mem[1]
 	var rejects []float64
 	goodput := 0
 	for ti, t := range tenants {
@@ -579,7 +588,7 @@ func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath,
 		run.RejectP99Ms = Percentile(rejects, 99)
 	}
 	run.Goodput = float64(goodput) / opts.Duration.Seconds()
-	fmt.Fprintf(opts.Progress, "qos: run %s: goodput %.1f/s, RSS max %.0f MB\n", name, run.Goodput, run.RSSMaxMB)
+	fmt.Fprintf(opts.Progress, "qos: run %s: goodput %.1f/s, RSS max %.0f MB, heap max %.0f MB\n", name, run.Goodput, run.RSSMaxMB, run.HeapMaxMB)
 	return run, nil
 }
 
@@ -688,13 +697,20 @@ func tenantStats(t Tenant, recs []*qosRecord, d time.Duration) TenantStats {
 	return ts
 }
 
-// sampleRSS returns the largest resident set (MB) seen until stop.
-func sampleRSS(stop <-chan struct{}) float64 {
-	best := 0.0
+// sampleMemory returns the largest resident set and Go heap (MB) seen
+// until stop.
+func sampleMemory(stop <-chan struct{}) [2]float64 {
+	var best [2]float64
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		best = max(best, rssMB())
+		metrics.Read(sample)
+		heap := 0.0
+		if sample[0].Value.Kind() == metrics.KindUint64 {
+			heap = float64(sample[0].Value.Uint64()) / (1 << 20)
+		}
+		best = [2]float64{max(best[0], rssMB()), max(best[1], heap)}
 		select {
 		case <-stop:
 			return best
