@@ -119,14 +119,14 @@ type Tenant struct {
 
 // QoSResults is the experiment's outcome.
 type QoSResults struct {
-	Command    string    `json:"command"`
-	Started    time.Time `json:"started"`
-	CPUs       int       `json:"cpus"`
+	Command string    `json:"command"`
+	Started time.Time `json:"started"`
+	CPUs    int       `json:"cpus"`
 	// Procs is GOMAXPROCS during the runs.
-	Procs int `json:"gomaxprocs"`
-	Load       string    `json:"load,omitempty"`
-	Mu         float64   `json:"mu"`
-	Iterations uint64    `json:"iterations"`
+	Procs      int     `json:"gomaxprocs"`
+	Load       string  `json:"load,omitempty"`
+	Mu         float64 `json:"mu"`
+	Iterations uint64  `json:"iterations"`
 	// CallMs is the measured time of one function call alone (the
 	// fastest of seven).
 	CallMs   float64  `json:"callMs"`

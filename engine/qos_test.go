@@ -228,7 +228,9 @@ do:
 // staticPolicies gives every namespace the same policy.
 type staticPolicies struct{ eff *policy.Effective }
 
-func (p staticPolicies) Effective(context.Context, string) (*policy.Effective, error) { return p.eff, nil }
+func (p staticPolicies) Effective(context.Context, string) (*policy.Effective, error) {
+	return p.eff, nil
+}
 
 func ptr[T any](v T) *T { return &v }
 

@@ -153,8 +153,8 @@ type Scheduler struct {
 	paced       bool // a window has passed: pace is known
 	admitted    [numClasses]int
 	windowStart time.Time
-	seatsInUse map[seatKey]int
-	rejections map[rejectionKey]int64
+	seatsInUse  map[seatKey]int
+	rejections  map[rejectionKey]int64
 }
 
 type seatKey struct {
