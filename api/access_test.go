@@ -122,6 +122,7 @@ var wantAccess = map[string]string{
 	"DELETE /v1/functions/{name}/versions/{version}": "developer ns",
 	"POST /v1/functions/{name}/invoke":               "operator ns",
 	"GET /metrics":                                   "viewer all",
+	"GET /v1/qos":                                    "viewer all",
 
 	"POST /v1/events":            "operator default",
 	"GET /v1/events":             "viewer default",

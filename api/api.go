@@ -169,6 +169,7 @@ func (s *server) routes() []route {
 		{http.MethodDelete, "/v1/functions/{name}/versions/{version}", s.deleteFunction},
 		{http.MethodPost, "/v1/functions/{name}/invoke", s.invokeFunction},
 		{http.MethodGet, "/metrics", s.serveMetrics},
+		{http.MethodGet, "/v1/qos", s.qosStatus},
 
 		{http.MethodPost, "/v1/events", s.postEvents},
 		{http.MethodGet, "/v1/events", s.listEvents},

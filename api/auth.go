@@ -105,6 +105,7 @@ var accessRules = map[string]access{
 	"DELETE /v1/functions/{name}/versions/{version}": {auth.Developer, nsQuery, true},
 	"POST /v1/functions/{name}/invoke":               {auth.Operator, nsQuery, false},
 	"GET /metrics":                                   {auth.Viewer, nsServer, false},
+	"GET /v1/qos":                                    {auth.Viewer, nsServer, false},
 
 	"POST /v1/events":            {auth.Operator, nsDefault, false},
 	"GET /v1/events":             {auth.Viewer, nsDefault, false},

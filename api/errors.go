@@ -10,6 +10,7 @@ import (
 
 	"github.com/batonflow/baton/dsl"
 	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/qos"
 	"github.com/batonflow/baton/store"
 )
 
@@ -142,6 +143,10 @@ func (s *server) writeProblem(w http.ResponseWriter, r *http.Request, p *problem
 
 // fail reports err to the client and, for server-side failures, to the log.
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error, subject string) {
+	if rej, ok := qos.AsRejection(err); ok {
+		s.writeRejection(w, r, rej)
+		return
+	}
 	p := problemFor(err, subject)
 	// 503 is a passing state (a drain, a client that gave up), not a fault.
 	if p.Status >= 500 && p.Status != http.StatusServiceUnavailable {

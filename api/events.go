@@ -258,6 +258,10 @@ func (s *server) fireHook(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, badRequest("the request body is not valid JSON: %v", err))
 		return
 	}
+	r, ok := s.withQoSRequest(w, r, "")
+	if !ok {
+		return
+	}
 	inv, err := te.FireHook(r.Context(), path, input, r.Header.Get("Idempotency-Key"))
 	if errors.Is(err, store.ErrConflict) && inv != nil {
 		s.repeatedHook(w, r, inv, input)

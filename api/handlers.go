@@ -155,6 +155,10 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, badRequest("the request body is not valid JSON: %v", err))
 		return
 	}
+	r, ok := s.withQoSRequest(w, r, namespace)
+	if !ok {
+		return
+	}
 	inv, created, err := s.start(r, namespace, name, version, input)
 	if err != nil {
 		s.fail(w, r, err, workflowSubject(namespace, name, version))

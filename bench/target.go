@@ -59,7 +59,7 @@ type embedded struct {
 // deployed wasm artifacts live in is known.
 type runtimeSet func(blobs *function.Blobs) (map[function.Kind]function.Runtime, error)
 
-func openEmbedded(ctx context.Context, dataDir string, executors map[string]engine.Executor, mgrOpts function.Options, makeRuntimes runtimeSet, log *slog.Logger) (*embedded, error) {
+func openEmbedded(ctx context.Context, dataDir string, executors map[string]engine.Executor, mgrOpts function.Options, makeRuntimes runtimeSet, log *slog.Logger, configure ...func(*engine.Options)) (*embedded, error) {
 	em := &embedded{tap: newTap()}
 	if dataDir == "" {
 		dir, err := os.MkdirTemp("", "baton-bench-")
@@ -100,7 +100,11 @@ func openEmbedded(ctx context.Context, dataDir string, executors map[string]engi
 	for name, ex := range all {
 		all[name] = em.tap.wrap(ex)
 	}
-	eng, err := engine.New(engine.Options{Store: st, Logger: log, Executors: all})
+	engOpts := engine.Options{Store: st, Logger: log, Executors: all}
+	for _, c := range configure {
+		c(&engOpts)
+	}
+	eng, err := engine.New(engOpts)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("bench: engine: %w", err), em.close(ctx))
 	}

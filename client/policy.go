@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/batonflow/baton/api"
+	"github.com/batonflow/baton/qos"
 )
 
 // Policy returns a namespace's policy document and the policy in force.
@@ -52,4 +53,13 @@ func (c *Client) namespaceQuery(q url.Values) url.Values {
 	}
 	q.Set("namespace", c.namespace)
 	return q
+}
+
+// QoSStatus returns the state of the server's QoS gates (GET /v1/qos).
+func (c *Client) QoSStatus(ctx context.Context) (*qos.Status, error) {
+	var s qos.Status
+	if _, err := c.do(ctx, request{method: http.MethodGet, segments: []string{"v1", "qos"}}, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
 }

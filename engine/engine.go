@@ -27,6 +27,7 @@ import (
 	"github.com/batonflow/baton/lang"
 	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/qos"
 	"github.com/batonflow/baton/store"
 	"github.com/batonflow/baton/telemetry"
 )
@@ -100,6 +101,14 @@ type Options struct {
 	// WatchBuffer is how many history events a FollowHistory reader may
 	// have waiting before it is dropped (DefaultWatchBuffer when zero).
 	WatchBuffer int
+	// QoS schedules starts (gate G1) and calls (gate G2) by priority
+	// class, namespace and deadline (see package qos and engine/qos.go);
+	// nil runs them in arrival order.
+	QoS *qos.Scheduler
+	// QoSPool names the G2 pool (qos.PoolWasm, PoolProcess, PoolHTTP) of
+	// a registered function, by its runtime; nil seats them all in
+	// qos.PoolWasm.
+	QoSPool func(ctx context.Context, namespace, function string) string
 }
 
 // TaskObserver hears task lifecycle transitions of every invocation.
@@ -209,6 +218,9 @@ func New(opts Options) (*Engine, error) {
 			return nil, err
 		}
 		e.cluster = c
+		if opts.QoS != nil {
+			opts.QoS.SetReplicas(e.liveReplicas)
+		}
 	}
 	return e, nil
 }
@@ -271,6 +283,7 @@ func (e *Engine) resume(ctx context.Context, inv *store.Invocation, fence *store
 	}
 	in := e.newInstance(inv, def, secrets, eff.Limits, startInfo)
 	in.fence = fence
+	in.qos = e.resumedQoS(def, eff, inv.Namespace)
 	e.mu.Lock()
 	if fence != nil && e.live[inv.ID] != nil {
 		// Resumed meanwhile by another scan of its partition.
@@ -544,6 +557,18 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 	if err := e.admitStart(ctx, eff, parent, namespace, input); err != nil {
 		return nil, nil, err
 	}
+	qs, err := e.admitQoS(ctx, def, eff, parent, namespace)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The admission is settled by the instance once it runs; on every
+	// other way out, here.
+	admitted := false
+	defer func() {
+		if !admitted {
+			qs.settle()
+		}
+	}()
 	now := time.Now().UTC()
 	inv := &store.Invocation{
 		ID:        id,
@@ -591,6 +616,7 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 	e.mu.Unlock()
 	in := e.newInstance(inv, def, secrets, eff.Limits, started.Info)
 	in.fence = fence
+	in.qos = qs
 	e.mu.Lock()
 	if e.live[inv.ID] != nil {
 		e.running[namespace]--
@@ -619,6 +645,7 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 		}
 		return nil, held, err
 	}
+	admitted = true
 	in.begin(started)
 	snapshot := *inv
 	return &snapshot, nil, nil

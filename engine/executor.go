@@ -58,6 +58,11 @@ func (e *Engine) execute(ctx context.Context, in *instance, c *core.Call) (CallR
 	if p != nil {
 		return CallResult{}, p
 	}
+	release, p := e.seat(ctx, in, c)
+	if p != nil {
+		return CallResult{}, p
+	}
+	defer release()
 	res, p := e.executeAllowed(ctx, in, c)
 	if p != nil {
 		if lp := scriptLimitProblem(ctx, in, c); lp != nil {

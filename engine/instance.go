@@ -71,6 +71,8 @@ type instance struct {
 	// callKeys are the calls handed out and not ended yet: their tasks
 	// have their own records (TaskStarted, TaskCompleted...).
 	callKeys map[string]struct{}
+	// qos is its QoS classification; nil without QoS scheduling.
+	qos *qosState
 }
 
 // newInstance makes the live instance of an invocation; startInfo is the
@@ -567,6 +569,7 @@ func (in *instance) end(ev *core.Event) {
 		in.e.endWrites <- struct{}{}
 	}
 	close(in.done)
+	in.qos.settle()
 	in.e.invocationEnded(in.inv.ID)
 	in.e.listensEnded(in.inv.ID, in.def)
 	if durable {

@@ -103,8 +103,11 @@ type clusterState struct {
 	// guarded by mu.
 	sources map[string][]string
 
-	fencedWrites    atomic.Int64
-	handovers       atomic.Int64
+	fencedWrites atomic.Int64
+	handovers    atomic.Int64
+	// live is the number of live replicas at the last heartbeat, among
+	// which the namespaces' QoS quotas are split.
+	live            atomic.Int64
 	renewals        atomic.Int64
 	renewalFailures atomic.Int64
 	acquisitions    atomic.Int64
@@ -320,6 +323,7 @@ func (c *clusterState) tick(ctx context.Context) time.Duration {
 		}
 		return c.cfg.RenewEvery
 	}
+	c.live.Store(int64(len(snap.Live)))
 	c.mu.Lock()
 	plan := c.node.Tick(snap)
 	c.mu.Unlock()

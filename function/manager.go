@@ -236,6 +236,17 @@ func encodeInput(input any) (json.RawMessage, error) {
 	return raw, nil
 }
 
+// Runtime is the runtime kind of a function a workflow of namespace calls
+// (fn as in a call: a name, perhaps @version), for the QoS scheduler that
+// seats calls in a pool per runtime.
+func (m *Manager) Runtime(ctx context.Context, namespace, fn string) (Kind, error) {
+	p, err := m.pool(ctx, Qualify(namespace, fn))
+	if err != nil {
+		return "", err
+	}
+	return p.spec.Runtime, nil
+}
+
 // Prepare asks for a warm instance of a function to be ready by the given
 // time: prewarming. An idle instance is kept for it; otherwise one is
 // started so that its expected cold start ends by then (at once when that

@@ -23,6 +23,7 @@ import (
 
 	"github.com/batonflow/baton/expr"
 	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/qos"
 )
 
 // Problem types of policy refusals.
@@ -85,6 +86,26 @@ type Policy struct {
 	// Retention is how long finished invocations and their histories are
 	// kept after they end.
 	Retention *Duration `json:"retention,omitempty"`
+	// QoS is how the namespace's work is scheduled (see package qos).
+	QoS QoS `json:"qos,omitzero"`
+}
+
+// QoS is a namespace's share of the server and its quotas. Its running
+// cap is limits.runningInvocations.
+type QoS struct {
+	// Weight is the namespace's share of its class against the other
+	// namespaces' (default 1; 0.001 to 1000).
+	Weight *float64 `json:"weight,omitempty"`
+	// Rate caps the workflow starts per second across the server's
+	// replicas (0: no cap); Burst is how many may come at once (default
+	// the rate rounded up).
+	Rate  *float64 `json:"rate,omitempty"`
+	Burst *int     `json:"burst,omitempty"`
+	// DefaultClass is the class of workflows whose document names none
+	// (default standard); Classes the classes its starts may have
+	// (default critical, standard and batch).
+	DefaultClass *string  `json:"defaultClass,omitempty"`
+	Classes      []string `json:"classes,omitempty"`
 }
 
 // Capabilities says which host-reaching features are allowed.
@@ -255,6 +276,7 @@ func (p *Policy) Validate() error {
 	if p.Retention != nil && *p.Retention < Duration(time.Second) {
 		errs = append(errs, "retention must be at least 1s")
 	}
+	errs = append(errs, p.QoS.validate()...)
 	if len(errs) == 0 {
 		return nil
 	}
@@ -302,6 +324,17 @@ type Effective struct {
 	Egress       *Guard
 	Limits       EffectiveLimits
 	Retention    time.Duration
+	QoS          EffectiveQoS
+}
+
+// EffectiveQoS is QoS with every value set.
+type EffectiveQoS struct {
+	Weight       float64
+	Rate         float64
+	Burst        int
+	DefaultClass qos.Class
+	// Classes are the allowed classes.
+	Classes []qos.Class
 }
 
 // EffectiveLimits are Limits with every value set.
@@ -353,6 +386,11 @@ func (e *Effective) Document() *Policy {
 		ExpressionSteps: ptr(l.ExpressionSteps), ExpressionBytes: ptr(l.ExpressionBytes), ExpressionItems: ptr(l.ExpressionItems),
 	}
 	p.Retention = ptr(Duration(e.Retention))
+	q := e.QoS
+	p.QoS = QoS{Weight: ptr(q.Weight), Rate: ptr(q.Rate), Burst: ptr(q.Burst), DefaultClass: ptr(q.DefaultClass.String())}
+	for _, c := range q.Classes {
+		p.QoS.Classes = append(p.QoS.Classes, c.String())
+	}
 	return &p
 }
 
@@ -396,6 +434,7 @@ func (s *Server) Resolve(namespace string, ns *Policy) (*Effective, error) {
 		ExpressionItems:    pick(ns.Limits.ExpressionItems, d.Limits.ExpressionItems, DefaultExpressionItems),
 	}
 	e.Retention = time.Duration(pick(ns.Retention, d.Retention, Duration(DefaultRetention)))
+	e.QoS = resolveQoS(&ns.QoS, &d.QoS)
 	g, err := newGuard(namespace, ns.Egress, d.Egress, s.Self)
 	if err != nil {
 		return nil, err

@@ -386,3 +386,15 @@ func (s *Stats) Task(workflow, ref string) (TaskStats, bool) {
 	_ = json.Unmarshal(raw, &c)
 	return c, true
 }
+
+// ExecCost is the median warm execution time of a function, for the QoS
+// scheduler's cost of its calls (qos.CostModel); false before any sample.
+func (s *Stats) ExecCost(fn string) (time.Duration, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.functions[fn]
+	if f == nil || !f.Exec.Known() {
+		return 0, false
+	}
+	return f.Exec.Median(), true
+}

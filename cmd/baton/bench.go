@@ -124,6 +124,7 @@ func newBenchCommand() *cobra.Command {
 		}),
 		newTraceGenCommand(),
 		newColdstartCommand(f),
+		newBenchQoSCommand(f),
 	)
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/batonflow/baton/dsl/fission"
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/policy"
+	"github.com/batonflow/baton/qos"
 	"github.com/batonflow/baton/secret"
 	"github.com/batonflow/baton/telemetry"
 )
@@ -75,6 +76,9 @@ type engineConfig struct {
 	policy *policyConfig
 	// cluster is how a server on PostgreSQL shares the work.
 	cluster clusterConfig
+	// qos is how a server schedules starts and calls (qos.go); the zero
+	// value (baton run) schedules none.
+	qos qosConfig
 }
 
 // addEventFlags adds the event bus flags of `baton server`.
@@ -134,6 +138,8 @@ type localEngine struct {
 	// tracer exports the engine's spans; nil when the OTEL_* variables
 	// ask for no tracing.
 	tracer *telemetry.Tracer
+	// qos is the server's QoS scheduler; nil when it runs without.
+	qos *qos.Scheduler
 }
 
 // openLocalEngine opens the store of t for command (locking a data
@@ -192,6 +198,10 @@ func openLocalEngine(ctx context.Context, t storeTarget, command string, logger 
 		return nil, errors.Join(err, bus.Close(), fns.Close(), st.Close())
 	}
 	opts.Tracer = tracer
+	scheduler, err := cfg.qos.configure(&opts, fns)
+	if err != nil {
+		return nil, errors.Join(err, bus.Close(), fns.Close(), st.Close(), tracer.Shutdown(ctx))
+	}
 	eng, err := engine.New(opts)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("creating the engine: %w", err), bus.Close(), fns.Close(), st.Close(), tracer.Shutdown(ctx))
@@ -202,7 +212,7 @@ func openLocalEngine(ctx context.Context, t storeTarget, command string, logger 
 	if err := bus.start(); err != nil {
 		return nil, errors.Join(err, eng.Close(), bus.Close(), fns.Close(), st.Close(), tracer.Shutdown(ctx))
 	}
-	return &localEngine{Engine: eng, store: st, path: st.desc, secrets: secrets, functions: fns, bus: bus, policies: policies, tracer: tracer}, nil
+	return &localEngine{Engine: eng, store: st, path: st.desc, secrets: secrets, functions: fns, bus: bus, policies: policies, tracer: tracer, qos: scheduler}, nil
 }
 
 // tracerFlushTimeout bounds how long closing waits for the last spans to

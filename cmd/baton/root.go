@@ -76,6 +76,7 @@ func newRootCommand() *cobra.Command {
 		newInvocationCommand(),
 		newSecretCommand(),
 		newPolicyCommand(),
+		newQoSCommand(),
 		newTriggerCommand(),
 		newEventCommand(),
 		newTokenCommand(),

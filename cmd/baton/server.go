@@ -47,6 +47,7 @@ func newServerCommand() *cobra.Command {
 	engineCfg.policy = addPolicyFlags(cmd)
 	security := addSecurityFlags(cmd)
 	addClusterFlags(cmd, engineCfg)
+	addQoSFlags(cmd, engineCfg)
 	cmd.Flags().StringVar(&addr, "addr", defaultAddr, "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug (includes access logs), info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
@@ -155,6 +156,9 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 	defer beginShutdown()
 	stopSweeping := startRetentionSweeper(shuttingDown, eng, pcfg.sweepInterval, req.logger)
 	defer stopSweeping()
+	if eng.qos != nil {
+		eng.functions.metrics.MustRegister(eng.qos)
+	}
 	if _, clustered := eng.ClusterStatus(); clustered {
 		eng.functions.metrics.MustRegister(newClusterCollector(eng.ClusterStatus))
 	}

@@ -1,0 +1,736 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/batonflow/baton/api"
+	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/function"
+	"github.com/batonflow/baton/function/wasm"
+	"github.com/batonflow/baton/prewarm"
+	"github.com/batonflow/baton/qos"
+)
+
+// The QoS experiment (`baton bench qos`, docs/qos.md): the saturation rate
+// μ of a CPU-bound wasm workload first, then open-loop Poisson arrivals
+// totalling 2μ from four tenants, under runs that differ only in how the
+// server schedules: H alone, FIFO (QoS off), QoS on, three ablations, B
+// alone. Clients go through the REST API and honour Retry-After.
+
+// QoSRunNames are the runs, in the order they run.
+var QoSRunNames = []string{"L0", "FIFO", "QoS", "no-EDF", "no-continuations", "no-admission", "B-alone"}
+
+// QoSOptions configure the experiment.
+type QoSOptions struct {
+	// Duration is each run's arrivals; Drain how long a run waits for
+	// its last requests afterwards.
+	Duration, Drain time.Duration
+	// MuDuration is the saturation measurement's length; Mu, when set,
+	// skips it.
+	MuDuration time.Duration
+	Mu         float64
+	// Load is the total offered load in units of μ (2).
+	Load float64
+	// Work is the target time of one function call (10ms).
+	Work time.Duration
+	// Deadline is tenant H's (200ms).
+	Deadline time.Duration
+	// Runs selects runs by name (default all).
+	Runs []string
+	// Seats are the G2 seats per pool (default qos.DefaultSeats).
+	Seats map[string]int
+	// MaxInFlight caps each run's outstanding requests; arrivals beyond
+	// it are counted as dropped by the client.
+	MaxInFlight int
+	CacheDir    string
+	WasmSource  string
+	Seed        uint64
+	Logger      *slog.Logger
+	Progress    io.Writer
+	Command     string
+}
+
+func (o *QoSOptions) defaults() {
+	if o.Duration <= 0 {
+		o.Duration = 60 * time.Second
+	}
+	if o.Drain <= 0 {
+		o.Drain = 30 * time.Second
+	}
+	if o.MuDuration <= 0 {
+		o.MuDuration = 15 * time.Second
+	}
+	if o.Load <= 0 {
+		o.Load = 2
+	}
+	if o.Work <= 0 {
+		o.Work = 10 * time.Millisecond
+	}
+	if o.Deadline <= 0 {
+		o.Deadline = 200 * time.Millisecond
+	}
+	if len(o.Runs) == 0 {
+		o.Runs = QoSRunNames
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 20000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+}
+
+// Tenant is one client population of the experiment.
+type Tenant struct {
+	Name  string `json:"name"`
+	Class string `json:"class"`
+	// Share is its rate in units of μ.
+	Share float64 `json:"share"`
+	// Deadline is sent as Baton-Timeout; zero for none.
+	Deadline time.Duration `json:"deadline,omitempty"`
+	// ThreeStep is the fraction of its starts that run the 3-step
+	// workflow (the others run 1 step).
+	ThreeStep float64 `json:"threeStep,omitempty"`
+}
+
+// QoSResults is the experiment's outcome.
+type QoSResults struct {
+	Command string    `json:"command"`
+	Started time.Time `json:"started"`
+	CPUs    int       `json:"cpus"`
+	// Procs is GOMAXPROCS during the runs.
+	Procs      int     `json:"gomaxprocs"`
+	Load       string  `json:"load,omitempty"`
+	Mu         float64 `json:"mu"`
+	Iterations uint64  `json:"iterations"`
+	// CallMs is the measured time of one function call alone (the
+	// fastest of seven).
+	CallMs   float64  `json:"callMs"`
+	Duration float64  `json:"durationS"`
+	Tenants  []Tenant `json:"tenants"`
+	Runs     []QoSRun `json:"runs"`
+}
+
+// QoSRun is one run's outcome.
+type QoSRun struct {
+	Name string `json:"name"`
+	// Mode is the server's --qos.
+	Mode    string        `json:"mode"`
+	Tenants []TenantStats `json:"tenants"`
+	// Goodput is the completed workflows per second over the run, H's
+	// counted only within their deadline.
+	Goodput float64 `json:"goodput"`
+	// RSSMaxMB is the largest resident set of this process (engine,
+	// server and clients) during the run.
+	RSSMaxMB float64 `json:"rssMaxMB"`
+	// HeapMaxMB is the largest Go heap of live objects during the run.
+	HeapMaxMB float64 `json:"heapMaxMB"`
+	// RejectP99Ms is the client-observed time of rejected starts.
+	RejectP99Ms  float64 `json:"rejectP99Ms"`
+	RetryAfterOK bool    `json:"retryAfterOnEveryRejection"`
+	// BinS is the width of the series' bins.
+	BinS float64 `json:"binS"`
+}
+
+// TenantStats is one tenant's outcome in a run.
+type TenantStats struct {
+	Tenant   string `json:"tenant"`
+	Offered  int    `json:"offered"`
+	Attempts int    `json:"attempts"`
+	// Retries are attempts after a Retry-After.
+	Retries   int            `json:"retries"`
+	Completed int            `json:"completed"`
+	Rejected  map[string]int `json:"rejected,omitempty"`
+	// FailedMidway are admitted workflows that did not complete.
+	FailedMidway int `json:"failedMidway"`
+	// Unfinished are requests still open when the run's drain ended, or
+	// dropped by the client's in-flight cap.
+	Unfinished int     `json:"unfinished"`
+	P50Ms      float64 `json:"p50Ms"`
+	P99Ms      float64 `json:"p99Ms"`
+	// P99FirstHalfMs and P99SecondHalfMs split the run by arrival time,
+	// showing whether latency grows with the run's length.
+	P99FirstHalfMs  float64 `json:"p99FirstHalfMs"`
+	P99SecondHalfMs float64 `json:"p99SecondHalfMs"`
+	// DeadlineMet is the share of offered starts that completed within
+	// the tenant's deadline (tenants with one).
+	DeadlineMet float64 `json:"deadlineMet,omitempty"`
+	Throughput  float64 `json:"throughput"`
+	// Series: completions and p99 latency per bin of arrival time.
+	Completions []int     `json:"completions"`
+	P99Series   []float64 `json:"p99Series"`
+}
+
+// qosTenants are the issue's four tenants.
+func qosTenants(deadline time.Duration) []Tenant {
+	return []Tenant{
+		{Name: "h", Class: "critical", Share: 0.2, Deadline: deadline, ThreeStep: 0.5},
+		{Name: "s1", Class: "standard", Share: 0.4},
+		{Name: "s2", Class: "standard", Share: 0.4},
+		{Name: "b", Class: "batch", Share: 1.0},
+	}
+}
+
+const spinFunction = "spin"
+
+// RunQoS runs the experiment.
+func RunQoS(ctx context.Context, opts QoSOptions) (*QoSResults, error) {
+	opts.defaults()
+	// Compiled wasm does not yield its thread to the Go scheduler while it
+	// computes: with as many Ps as wasm seats, the engine, the HTTP server
+	// and the clients (in this process) would wait for a call to end
+	// before they run. Leave them as many Ps again; the kernel shares the
+	// cores between the threads.
+	seats := opts.Seats[qos.PoolWasm]
+	if seats <= 0 {
+		seats = qos.DefaultSeats(qos.PoolWasm)
+	}
+	opts.Seats = maps.Clone(opts.Seats)
+	if opts.Seats == nil {
+		opts.Seats = map[string]int{}
+	}
+	opts.Seats[qos.PoolWasm] = seats
+	if procs := runtime.GOMAXPROCS(0); procs < 2*seats+2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2*seats + 2))
+	}
+	res := &QoSResults{Command: opts.Command, Started: time.Now().UTC(), CPUs: runtime.NumCPU(),
+		Tenants: qosTenants(opts.Deadline), Duration: opts.Duration.Seconds()}
+	res.Procs = runtime.GOMAXPROCS(0)
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		res.Load = strings.TrimSpace(string(b))
+	}
+	wasmPath, err := buildWasm(ctx, opts.WasmSource, opts.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	// Calibrate the spin function to Work, then measure μ.
+	iterations, callMs, err := calibrateSpin(ctx, opts, wasmPath)
+	if err != nil {
+		return nil, err
+	}
+	res.Iterations, res.CallMs = iterations, callMs
+	fmt.Fprintf(opts.Progress, "qos: one call spins %d iterations, %.1fms alone\n", iterations, callMs)
+	res.Mu = opts.Mu
+	if res.Mu <= 0 {
+		if res.Mu, err = measureMu(ctx, opts, wasmPath, iterations); err != nil {
+			return nil, err
+		}
+	}
+	fmt.Fprintf(opts.Progress, "qos: saturation μ = %.1f workflows/s\n", res.Mu)
+	for _, name := range opts.Runs {
+		run, err := runQoSOnce(ctx, opts, res, wasmPath, name)
+		if err != nil {
+			return nil, fmt.Errorf("bench qos: run %s: %w", name, err)
+		}
+		res.Runs = append(res.Runs, *run)
+	}
+	return res, nil
+}
+
+// qosServer is an engine with the REST API on loopback, the spin function
+// deployed in every tenant's namespace and their workflows applied.
+type qosServer struct {
+	em    *embedded
+	srv   *http.Server
+	url   string
+	sched *qos.Scheduler
+}
+
+func startQoSServer(ctx context.Context, opts QoSOptions, wasmPath string, iterations uint64, mode string, tenants []Tenant) (*qosServer, error) {
+	log := opts.Logger
+	makeRuntimes := func(blobs *function.Blobs) (map[function.Kind]function.Runtime, error) {
+		rt, err := wasm.New(wasm.Options{CacheDir: opts.CacheDir, Blobs: blobs, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("bench: wasm runtime: %w", err)
+		}
+		return map[function.Kind]function.Runtime{function.KindWasm: rt}, nil
+	}
+	qs := &qosServer{}
+	configure := func(o *engine.Options) {
+		qo, on := qosMode(mode)
+		if !on {
+			return
+		}
+		stats := prewarm.NewStats()
+		qo.Costs, qo.Learn, qo.Seats = stats, stats.ObserveExec, opts.Seats
+		qs.sched = qos.New(qo)
+		o.QoS = qs.sched
+	}
+	// Each function may have as many instances as there are CPUs: the
+	// work is CPU-bound, so more would only share the same cores.
+	em, err := openEmbedded(ctx, "", nil, function.Options{}, makeRuntimes, log, configure)
+	if err != nil {
+		return nil, err
+	}
+	qs.em = em
+	for _, t := range tenants {
+		spec := function.Spec{Name: spinFunction, Namespace: t.Name, Runtime: function.KindWasm, Artifact: wasmPath,
+			Limits: function.Limits{MaxInstances: 4 * runtime.GOMAXPROCS(0)}}
+		if _, err := em.reg.Deploy(ctx, spec); err != nil {
+			return nil, errors.Join(fmt.Errorf("deploying the spin function: %w", err), qs.close())
+		}
+		for _, steps := range []int{1, 3} {
+			if _, err := em.eng.ApplyWorkflow(ctx, "w.yaml", []byte(spinWorkflow(t, steps, iterations))); err != nil {
+				return nil, errors.Join(err, qs.close())
+			}
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, errors.Join(err, qs.close())
+	}
+	qs.srv = &http.Server{Handler: api.NewHandler(em.eng), ReadHeaderTimeout: 10 * time.Second}
+	qs.url = "http://" + ln.Addr().String()
+	go qs.srv.Serve(ln)
+	// One call per tenant warms its function (compile, first instance).
+	c := newQoSClient(1)
+	for _, t := range tenants {
+		if r := c.start(ctx, qs.url, Tenant{Name: t.Name}, 1, time.Minute); r.status != http.StatusOK {
+			return nil, errors.Join(fmt.Errorf("warming %s: status %d", t.Name, r.status), qs.close())
+		}
+	}
+	return qs, nil
+}
+
+func (qs *qosServer) close() error {
+	var errs []error
+	if qs.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		errs = append(errs, qs.srv.Shutdown(ctx))
+	}
+	if qs.em != nil {
+		errs = append(errs, qs.em.close(context.Background()))
+	}
+	return errors.Join(errs...)
+}
+
+// qosMode turns a run's --qos mode into scheduler options.
+func qosMode(mode string) (qos.Options, bool) {
+	var o qos.Options
+	switch mode {
+	case "off":
+		return o, false
+	case "no-edf":
+		o.NoEDF = true
+	case "no-continuations":
+		o.NoContinuations = true
+	case "no-admission":
+		o.NoAdmission = true
+	}
+	return o, true
+}
+
+func spinWorkflow(t Tenant, steps int, iterations uint64) string {
+	class := t.Class
+	if class == "" {
+		class = "standard"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "document: {dsl: '1.0.0', namespace: %s, name: w%d, version: '1.0.0', metadata: {baton.priorityClass: %s, baton.durability: none}}\ndo:\n", t.Name, steps, class)
+	for i := range steps {
+		fmt.Fprintf(&b, "  - s%d:\n      call: %s\n      with: {iterations: %d}\n", i, spinFunction, iterations)
+	}
+	return b.String()
+}
+
+// calibrateSpin finds the iterations for one call of about opts.Work.
+func calibrateSpin(ctx context.Context, opts QoSOptions, wasmPath string) (uint64, float64, error) {
+	qs, err := startQoSServer(ctx, opts, wasmPath, 1, "off", []Tenant{{Name: "bench"}})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer qs.close()
+	iterations := uint64(1_000_000)
+	measure := func(n uint64) (float64, error) {
+		var d []float64
+		for range 7 {
+			began := time.Now()
+			if _, err := qs.em.mgr.Invoke(ctx, function.Qualify("bench", spinFunction), map[string]any{"iterations": n}); err != nil {
+				return 0, err
+			}
+			d = append(d, ms(time.Since(began)))
+		}
+		// The fastest of the calls is the one least disturbed by other
+		// processes: the function's own CPU time.
+		return slices.Min(d), nil
+	}
+	target := ms(opts.Work)
+	for range 6 {
+		got, err := measure(iterations)
+		if err != nil {
+			return 0, 0, fmt.Errorf("calibrating the spin function: %w", err)
+		}
+		if math.Abs(got-target) < target/10 {
+			return iterations, got, nil
+		}
+		iterations = max(1000, uint64(float64(iterations)*target/max(got, 0.01)))
+	}
+	got, err := measure(iterations)
+	return iterations, got, err
+}
+
+// measureMu drives 1-step workflows closed-loop from enough clients to
+// keep every seat busy and returns the completion rate.
+func measureMu(ctx context.Context, opts QoSOptions, wasmPath string, iterations uint64) (float64, error) {
+	t := Tenant{Name: "s1", Class: "standard"}
+	// With QoS on: its seats keep the CPU-bound calls from crowding out
+	// the engine, which is the server's best operating point.
+	qs, err := startQoSServer(ctx, opts, wasmPath, iterations, "on", []Tenant{t})
+	if err != nil {
+		return 0, err
+	}
+	defer qs.close()
+	workers := 4 * runtime.GOMAXPROCS(0)
+	c := newQoSClient(workers)
+	var done atomic.Int64
+	end := time.Now().Add(opts.MuDuration)
+	warm := time.Now().Add(opts.MuDuration / 5)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for time.Now().Before(end) {
+				r := c.start(ctx, qs.url, t, 1, time.Minute)
+				if r.status == http.StatusOK && r.completed && time.Now().After(warm) {
+					done.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Only completions after the first fifth count: the pools are warm.
+	return float64(done.Load()) / (opts.MuDuration - opts.MuDuration/5).Seconds(), nil
+}
+
+// qosClient posts starts and waits for their ends.
+type qosClient struct{ hc *http.Client }
+
+func newQoSClient(conns int) *qosClient {
+	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute}
+	return &qosClient{hc: &http.Client{Transport: tr}}
+}
+
+type startResult struct {
+	status     int
+	completed  bool
+	retryAfter time.Duration
+	reason     string
+	took       time.Duration
+}
+
+func (c *qosClient) start(ctx context.Context, base string, t Tenant, steps int, wait time.Duration) startResult {
+	url := fmt.Sprintf("%s/v1/workflows/%s/w%d/invocations?wait=%s", base, t.Name, steps, wait)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return startResult{}
+	}
+	if t.Deadline > 0 {
+		req.Header.Set(qos.HeaderTimeout, t.Deadline.String())
+	}
+	began := time.Now()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return startResult{took: time.Since(began)}
+	}
+	defer resp.Body.Close()
+	r := startResult{status: resp.StatusCode}
+	var body struct {
+		Status string `json:"status"`
+		Reason string `json:"reason"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	r.took = time.Since(began)
+	r.completed = body.Status == "completed"
+	r.reason = body.Reason
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+		r.retryAfter = time.Duration(s) * time.Second
+	}
+	return r
+}
+
+// qosRecord is one offered start's fate.
+type qosRecord struct {
+	arrival  time.Duration // since the run began
+	latency  time.Duration // arrival to the final answer
+	outcome  string        // completed, failed, rejected:<reason>, unfinished
+	attempts int
+	rejectMs []float64
+	noRetry  bool // a rejection without Retry-After
+}
+
+func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath, name string) (*QoSRun, error) {
+	tenants := res.Tenants
+	mode := "on"
+	switch name {
+	case "L0":
+		tenants = tenants[:1]
+	case "FIFO":
+		mode = "off"
+	case "no-EDF":
+		mode = "no-edf"
+	case "no-continuations", "no-admission":
+		mode = name
+	case "B-alone":
+		tenants = tenants[3:]
+	case "QoS":
+	default:
+		return nil, fmt.Errorf("unknown run %q (want %s)", name, strings.Join(QoSRunNames, ", "))
+	}
+	fmt.Fprintf(opts.Progress, "qos: run %s (--qos=%s) for %s\n", name, mode, opts.Duration)
+	qs, err := startQoSServer(ctx, opts, wasmPath, res.Iterations, mode, res.Tenants)
+	if err != nil {
+		return nil, err
+	}
+	defer qs.close()
+	run := &QoSRun{Name: name, Mode: mode, BinS: 1, RetryAfterOK: true}
+	// What earlier runs left behind is given back first, so that the
+	// resident set measured is this run's.
+	runtime.GC()
+	debug.FreeOSMemory()
+	stopRSS := make(chan struct{})
+	rssDone := make(chan [2]float64)
+	go func() { rssDone <- sampleMemory(stopRSS) }()
+
+	c := newQoSClient(opts.MaxInFlight)
+	runCtx, cancel := context.WithTimeout(ctx, opts.Duration+opts.Drain)
+	defer cancel()
+	began := time.Now()
+	var inFlight atomic.Int64
+	records := make([][]*qosRecord, len(tenants))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for ti, t := range tenants {
+		rate := t.Share * res.Mu
+		if rate <= 0 {
+			continue
+		}
+		// Tenants of one class and share (s1, s2) draw the same arrival
+		// times, so that comparing them measures the scheduler rather
+		// than the sampling.
+		stream := uint64(math.Round(t.Share*1000)) + uint64(len(t.Class))
+		rng := rand.New(rand.NewPCG(opts.Seed+stream, stream+7))
+		wg.Go(func() {
+			next := time.Duration(0)
+			for {
+				next += time.Duration(rng.ExpFloat64() / rate * float64(time.Second))
+				if next >= opts.Duration {
+					return
+				}
+				if d := time.Until(began.Add(next)); d > 0 {
+					select {
+					case <-time.After(d):
+					case <-runCtx.Done():
+						return
+					}
+				}
+				rec := &qosRecord{arrival: next, outcome: "unfinished"}
+				steps := 1
+				if rng.Float64() < t.ThreeStep {
+					steps = 3
+				}
+				mu.Lock()
+				records[ti] = append(records[ti], rec)
+				mu.Unlock()
+				if inFlight.Load() >= int64(opts.MaxInFlight) {
+					continue
+				}
+				inFlight.Add(1)
+				wg.Go(func() {
+					defer inFlight.Add(-1)
+					offer(runCtx, c, qs.url, t, steps, rec, began, opts.Duration+opts.Drain)
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(stopRSS)
+	mem := <-rssDone
+	run.RSSMaxMB, run.HeapMaxMB = mem[0], mem[1]
+	var rejects []float64
+	goodput := 0
+	for ti, t := range tenants {
+		ts := tenantStats(t, records[ti], opts.Duration)
+		for _, r := range records[ti] {
+			rejects = append(rejects, r.rejectMs...)
+			run.RetryAfterOK = run.RetryAfterOK && !r.noRetry
+			if r.outcome == "completed" && (t.Deadline == 0 || r.latency <= t.Deadline) {
+				goodput++
+			}
+		}
+		run.Tenants = append(run.Tenants, ts)
+	}
+	slices.Sort(rejects)
+	if len(rejects) > 0 {
+		run.RejectP99Ms = Percentile(rejects, 99)
+	}
+	run.Goodput = float64(goodput) / opts.Duration.Seconds()
+	fmt.Fprintf(opts.Progress, "qos: run %s: goodput %.1f/s, RSS max %.0f MB, heap max %.0f MB\n", name, run.Goodput, run.RSSMaxMB, run.HeapMaxMB)
+	return run, nil
+}
+
+// maxAttempts bounds a start's tries: a client honours Retry-After but
+// gives up after this many refusals.
+const maxAttempts = 3
+
+// offer makes one start: retried after Retry-After while the tenant has no
+// deadline (a retry after a second cannot meet 200ms).
+func offer(ctx context.Context, c *qosClient, base string, t Tenant, steps int, rec *qosRecord, began time.Time, wait time.Duration) {
+	arrived := began.Add(rec.arrival)
+	for {
+		rec.attempts++
+		r := c.start(ctx, base, t, steps, wait)
+		rec.latency = time.Since(arrived)
+		switch {
+		case r.status == http.StatusOK && r.completed:
+			rec.outcome = "completed"
+			return
+		case r.status == http.StatusOK:
+			rec.outcome = "failed"
+			return
+		case r.status == http.StatusTooManyRequests || r.status == http.StatusServiceUnavailable || r.status == http.StatusGatewayTimeout:
+			rec.outcome = "rejected:" + r.reason
+			if r.reason == "" {
+				rec.outcome = "rejected:" + strconv.Itoa(r.status)
+			}
+			if r.status != http.StatusGatewayTimeout {
+				// A 504 waited in the queue for its deadline: not a
+				// fail-fast rejection.
+				rec.rejectMs = append(rec.rejectMs, ms(r.took))
+			}
+			if r.retryAfter <= 0 {
+				rec.noRetry = true
+				return
+			}
+			if t.Deadline > 0 || rec.attempts >= maxAttempts || r.status == http.StatusGatewayTimeout {
+				return
+			}
+			select {
+			case <-time.After(r.retryAfter):
+			case <-ctx.Done():
+				return
+			}
+		default:
+			// 202: the wait ran out; or the run's context ended.
+			rec.outcome = "unfinished"
+			return
+		}
+	}
+}
+
+func tenantStats(t Tenant, recs []*qosRecord, d time.Duration) TenantStats {
+	ts := TenantStats{Tenant: t.Name, Offered: len(recs), Rejected: map[string]int{}}
+	var lat, first, second []float64
+	bins := int(math.Ceil(d.Seconds()))
+	ts.Completions = make([]int, bins)
+	perBin := make([][]float64, bins)
+	met := 0
+	for _, r := range recs {
+		ts.Attempts += r.attempts
+		ts.Retries += max(0, r.attempts-1)
+		switch {
+		case r.outcome == "completed":
+			ts.Completed++
+			l := ms(r.latency)
+			lat = append(lat, l)
+			if r.arrival < d/2 {
+				first = append(first, l)
+			} else {
+				second = append(second, l)
+			}
+			b := min(bins-1, int(r.arrival.Seconds()))
+			ts.Completions[b]++
+			perBin[b] = append(perBin[b], l)
+			if t.Deadline > 0 && r.latency <= t.Deadline {
+				met++
+			}
+		case r.outcome == "failed":
+			ts.FailedMidway++
+		case strings.HasPrefix(r.outcome, "rejected:"):
+			ts.Rejected[strings.TrimPrefix(r.outcome, "rejected:")]++
+		default:
+			ts.Unfinished++
+		}
+	}
+	p99 := func(v []float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		slices.Sort(v)
+		return Percentile(v, 99)
+	}
+	ts.P99FirstHalfMs, ts.P99SecondHalfMs = p99(first), p99(second)
+	ts.P99Ms = p99(lat)
+	if len(lat) > 0 {
+		ts.P50Ms = Percentile(lat, 50)
+	}
+	for _, v := range perBin {
+		ts.P99Series = append(ts.P99Series, p99(v))
+	}
+	if t.Deadline > 0 && len(recs) > 0 {
+		ts.DeadlineMet = float64(met) / float64(len(recs))
+	}
+	ts.Throughput = float64(ts.Completed) / d.Seconds()
+	return ts
+}
+
+// sampleMemory returns the largest resident set and Go heap (MB) seen
+// until stop.
+func sampleMemory(stop <-chan struct{}) [2]float64 {
+	var best [2]float64
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		metrics.Read(sample)
+		heap := 0.0
+		if sample[0].Value.Kind() == metrics.KindUint64 {
+			heap = float64(sample[0].Value.Uint64()) / (1 << 20)
+		}
+		best = [2]float64{max(best[0], rssMB()), max(best[1], heap)}
+		select {
+		case <-stop:
+			return best
+		case <-tick.C:
+		}
+	}
+}
+
+func rssMB() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batonflow/baton/qos"
+)
+
+func TestQoSFlags(t *testing.T) {
+	tests := []struct {
+		cfg     qosConfig
+		on      bool
+		check   func(qos.Options) bool
+		wantErr string
+	}{
+		{cfg: qosConfig{mode: "on", maxWait: time.Second}, on: true, check: func(o qos.Options) bool { return o.MaxWait == time.Second && !o.NoEDF }},
+		{cfg: qosConfig{mode: "off", maxWait: time.Second}, on: false},
+		{cfg: qosConfig{mode: "no-edf,no-admission", maxWait: time.Second}, on: true,
+			check: func(o qos.Options) bool { return o.NoEDF && o.NoAdmission && !o.NoContinuations }},
+		{cfg: qosConfig{mode: "on", seats: "wasm=3,http=64", backlog: 7, maxWait: time.Second}, on: true,
+			check: func(o qos.Options) bool {
+				return o.Seats[qos.PoolWasm] == 3 && o.Seats[qos.PoolHTTP] == 64 && o.BacklogTarget == 7
+			}},
+		{cfg: qosConfig{mode: "fast", maxWait: time.Second}, wantErr: "--qos"},
+		{cfg: qosConfig{mode: "on", seats: "gpu=2", maxWait: time.Second}, wantErr: "--qos-seats"},
+		{cfg: qosConfig{mode: "on", seats: "wasm=0", maxWait: time.Second}, wantErr: "--qos-seats"},
+		{cfg: qosConfig{mode: "on", backlog: -1, maxWait: time.Second}, wantErr: "--qos-backlog"},
+		{cfg: qosConfig{mode: "on"}, wantErr: "--qos-max-wait"},
+	}
+	for _, tt := range tests {
+		o, on, err := tt.cfg.options()
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%+v: error %v, want %q", tt.cfg, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || on != tt.on || (tt.check != nil && !tt.check(o)) {
+			t.Errorf("%+v: %+v on=%v err=%v", tt.cfg, o, on, err)
+		}
+	}
+}
+
+func TestQoSTable(t *testing.T) {
+	var b strings.Builder
+	if err := qosTable(&b, &qos.Status{}); err != nil || !strings.Contains(b.String(), "off") {
+		t.Fatalf("off: %q %v", b.String(), err)
+	}
+	b.Reset()
+	st := &qos.Status{Enabled: true, BacklogTarget: 4,
+		Admission: qos.GateStatus{Queued: []qos.FlowCount{{Class: "batch", Namespace: "b", Count: 12}}, Pending: 1},
+		Pools: []qos.PoolStatus{{Pool: "wasm", Seats: 3,
+			InUse:  []qos.FlowCount{{Class: "critical", Namespace: "h", Count: 1}},
+			Queued: []qos.FlowCount{{Class: "standard", Namespace: "s1", Count: 2}}}},
+		Rejected: []qos.RejectCount{{FlowCount: qos.FlowCount{Class: "batch", Namespace: "b", Count: 5}, Reason: qos.ReasonOverloaded}},
+	}
+	if err := qosTable(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"g1\t-\t-\tbatch\tb\t12", "g2\twasm\t3\tcritical\th\t0\t1", "g2\twasm\t3\tstandard\ts1\t2\t0", "overloaded\tbatch\tb\t5"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}

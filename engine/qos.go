@@ -1,0 +1,193 @@
+package engine
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/function"
+	"github.com/batonflow/baton/policy"
+	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/qos"
+)
+
+// The engine's side of QoS scheduling (package qos): admitQoS is gate G1,
+// in front of every start; seat is gate G2, around every call of a
+// function, HTTP endpoint or process. Without Options.QoS both do nothing:
+// starts and calls go in arrival order, as they always did.
+
+// TypeClassNotAllowed is the problem type of a start that asks for a
+// priority class it may not have (HTTP 403).
+const TypeClassNotAllowed = "https://batonflow.dev/problems/priority-class-not-allowed"
+
+// qosState is an invocation's classification, which its calls and
+// subflows inherit.
+type qosState struct {
+	class    qos.Class
+	flow     string
+	weight   float64
+	deadline time.Time
+	// ticket is its G1 admission, settled at its first call or its end.
+	ticket *qos.Ticket
+	// calls counts the calls it asked G2 for: the first begins its work,
+	// the others continue it.
+	calls atomic.Int64
+}
+
+// DefaultClass is the priority class a workflow document declares in its
+// metadata (`baton.priorityClass: critical`, or nested under `baton`), or
+// ok false when it declares none.
+func DefaultClass(def *dsl.Workflow) (qos.Class, bool) {
+	md := def.Document.Metadata
+	v, ok := md["baton.priorityClass"].(string)
+	if !ok {
+		if b, isMap := md["baton"].(map[string]any); isMap {
+			v, ok = b["priorityClass"].(string)
+		}
+	}
+	if !ok {
+		return 0, false
+	}
+	c, err := qos.ParseClass(v)
+	return c, err == nil
+}
+
+// admitQoS classifies a start and passes it through G1. A subflow
+// inherits its parent's classification and is not gated: it is part of a
+// workflow that was admitted already.
+func (e *Engine) admitQoS(ctx context.Context, def *dsl.Workflow, eff *policy.Effective, parent, namespace string) (*qosState, error) {
+	if e.opts.QoS == nil {
+		return nil, nil
+	}
+	if parent != "" {
+		e.mu.Lock()
+		p := e.live[parent]
+		e.mu.Unlock()
+		if p != nil && p.qos != nil {
+			return &qosState{class: p.qos.class, flow: p.qos.flow, weight: p.qos.weight, deadline: p.qos.deadline}, nil
+		}
+	}
+	q := eff.QoS
+	def0 := q.DefaultClass
+	if c, ok := DefaultClass(def); ok {
+		def0 = c
+	}
+	req, synchronous := qos.RequestFrom(ctx)
+	class, err := qos.Classify(def0, req, q.Classes)
+	if err != nil {
+		return nil, problem.Newf(TypeClassNotAllowed, http.StatusForbidden, "Priority Class Not Allowed", "%v", err)
+	}
+	now := time.Now()
+	deadline := req.Deadline
+	if def.Timeout != nil && !def.Timeout.After.IsExpr() && def.Timeout.After.D > 0 {
+		if t := now.Add(def.Timeout.After.D); deadline.IsZero() || t.Before(deadline) {
+			deadline = t
+		}
+	}
+	st := &qosState{class: class, flow: namespace, weight: q.Weight, deadline: deadline}
+	if parent != "" {
+		// A subflow whose parent is not live here (it runs elsewhere).
+		return st, nil
+	}
+	e.mu.Lock()
+	running := e.running[namespace]
+	e.mu.Unlock()
+	st.ticket, err = e.opts.QoS.Admit(ctx, qos.Start{
+		Class: class, Namespace: namespace, Weight: q.Weight, Deadline: deadline, Defer: !synchronous,
+		Rate: q.Rate, Burst: q.Burst, Running: running, RunningCap: eff.Limits.RunningInvocations,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// resumedQoS is the classification of an invocation resumed from its
+// history: its document's class; a client's deadline is not kept.
+func (e *Engine) resumedQoS(def *dsl.Workflow, eff *policy.Effective, namespace string) *qosState {
+	if e.opts.QoS == nil {
+		return nil
+	}
+	c := eff.QoS.DefaultClass
+	if d, ok := DefaultClass(def); ok {
+		c = d
+	}
+	return &qosState{class: c, flow: namespace, weight: eff.QoS.Weight}
+}
+
+func (s *qosState) settle() {
+	if s != nil {
+		s.ticket.Settle()
+	}
+}
+
+// seat passes a call through G2: it waits for a seat in the pool of the
+// call's runtime. Calls that wait for something else than a runtime
+// (subflows, events, timers) are not seated. release gives the seat back.
+func (e *Engine) seat(ctx context.Context, in *instance, c *core.Call) (release func(), p *problem.Problem) {
+	if e.opts.QoS == nil || in.qos == nil {
+		return func() {}, nil
+	}
+	pool := e.poolOf(ctx, in, c)
+	if pool == "" {
+		return func() {}, nil
+	}
+	q := in.qos
+	// The admission is settled as the call reaches G2: the workflow's
+	// work is counted there from then on.
+	release, err := e.opts.QoS.Acquire(ctx, qos.Call{
+		Pool: pool, Function: functionKey(in.inv.Namespace, c.Function), Class: q.class, Flow: q.flow, Weight: q.weight,
+		Deadline: q.deadline, Continuation: q.calls.Add(1) > 1, Admission: q.ticket,
+	})
+	if err != nil {
+		return nil, problem.Timeout("%s: waiting for a seat: %v", c.Name, err)
+	}
+	return release, nil
+}
+
+// poolOf is the G2 pool of a call, "" for calls that are not seated.
+func (e *Engine) poolOf(ctx context.Context, in *instance, c *core.Call) string {
+	switch c.Function {
+	case "http", FunctionOpenAPI, FunctionGRPC, FunctionFission:
+		return qos.PoolHTTP
+	case FunctionRunShell, FunctionRunScript, FunctionRunContainer:
+		return qos.PoolProcess
+	case FunctionEmit, FunctionRunWorkflow, FunctionListen:
+		return ""
+	}
+	if _, own := e.opts.Executors[c.Function]; own {
+		return ""
+	}
+	if e.opts.QoSPool != nil {
+		return e.opts.QoSPool(ctx, in.inv.Namespace, c.Function)
+	}
+	return qos.PoolWasm
+}
+
+// QoSStatus is the state of the QoS gates (Enabled false without them).
+func (e *Engine) QoSStatus() qos.Status {
+	if e.opts.QoS == nil {
+		return qos.Status{}
+	}
+	return e.opts.QoS.Status()
+}
+
+// liveReplicas is how many replicas share the namespaces' quotas: the
+// live ones at the last heartbeat (this one at least).
+func (e *Engine) liveReplicas() int {
+	if e.cluster == nil {
+		return 1
+	}
+	return max(1, int(e.cluster.live.Load()))
+}
+
+// functionKey names a called function as its statistics do (function
+// events, prewarm.Stats): qualified by namespace, without a version.
+func functionKey(namespace, fn string) string {
+	name, _, _ := strings.Cut(fn, "@")
+	return function.Qualify(namespace, name)
+}

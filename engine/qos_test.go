@@ -1,0 +1,303 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/policy"
+	"github.com/batonflow/baton/qos"
+)
+
+// gatedFunctions is a "*" executor whose calls block until released, and
+// which records the order calls began in.
+type gatedFunctions struct {
+	mu      sync.Mutex
+	order   []string
+	waiting map[string]chan struct{}
+}
+
+func newGatedFunctions() *gatedFunctions {
+	return &gatedFunctions{waiting: map[string]chan struct{}{}}
+}
+
+func (g *gatedFunctions) gate(label string) chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ch := g.waiting[label]
+	if ch == nil {
+		ch = make(chan struct{})
+		g.waiting[label] = ch
+	}
+	return ch
+}
+
+func (g *gatedFunctions) Execute(ctx context.Context, req *engine.CallRequest) (engine.CallResult, error) {
+	label := fmt.Sprint(req.Args["label"])
+	g.mu.Lock()
+	g.order = append(g.order, label)
+	g.mu.Unlock()
+	select {
+	case <-g.gate(label):
+	case <-ctx.Done():
+		return engine.CallResult{}, ctx.Err()
+	}
+	return engine.CallResult{Output: label}, nil
+}
+
+func (g *gatedFunctions) release(label string) { close(g.gate(label)) }
+
+func (g *gatedFunctions) began() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.order...)
+}
+
+func qosEngine(t *testing.T, fns *gatedFunctions, o qos.Options, pol engine.Policies) (*engine.Engine, *qos.Scheduler) {
+	t.Helper()
+	s := qos.New(o)
+	e := newEngine(t, openStore(t, t.TempDir()), func(opts *engine.Options) {
+		opts.QoS = s
+		opts.Executors = map[string]engine.Executor{"*": fns}
+		opts.Policies = pol
+	})
+	t.Cleanup(func() { e.Close() })
+	return e, s
+}
+
+// stepsDoc is a workflow of calls of fn, labelled prefix1, prefix2...
+func stepsDoc(name, metadata string, labels ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "document: {dsl: '1.0.0', namespace: default, name: %s, version: '1.0.0'%s}\ndo:\n", name, metadata)
+	for i, l := range labels {
+		fmt.Fprintf(&b, "  - s%d:\n      call: fn\n      with: {label: %s}\n", i, l)
+	}
+	return b.String()
+}
+
+func apply(t *testing.T, e *engine.Engine, doc string) {
+	t.Helper()
+	if _, err := e.ApplyWorkflow(context.Background(), "wf.yaml", []byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestQoSContinuationPriority: with one wasm seat taken, the second call
+// of a running workflow goes before the first call of a workflow that
+// started earlier, unless the ablation turns continuation priority off.
+// The running workflow's first call runs in another pool (http).
+func TestQoSContinuationPriority(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		off  bool
+		want string
+	}{
+		{"on", false, "[x1 a1 a2 b1]"},
+		{"ablated", true, "[x1 a1 b1 a2]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fns := newGatedFunctions()
+			s := qos.New(qos.Options{Seats: map[string]int{qos.PoolWasm: 1}, BacklogTarget: 5, NoContinuations: tt.off})
+			e := newEngine(t, openStore(t, t.TempDir()), func(opts *engine.Options) {
+				opts.QoS = s
+				opts.Executors = map[string]engine.Executor{"*": fns}
+				opts.QoSPool = func(_ context.Context, _, fn string) string {
+					if fn == "remote" {
+						return qos.PoolHTTP
+					}
+					return qos.PoolWasm
+				}
+			})
+			t.Cleanup(func() { e.Close() })
+			apply(t, e, stepsDoc("x", "", "x1"))
+			apply(t, e, stepsDoc("b", "", "b1"))
+			apply(t, e, strings.Replace(stepsDoc("a", "", "a1", "a2"), "call: fn", "call: remote", 1))
+			ctx := context.Background()
+			var ids []string
+			invoke := func(name string) {
+				inv, err := e.Invoke(ctx, "default", name, "", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, inv.ID)
+			}
+			invoke("x")
+			waitUntil(t, func() bool { return len(fns.began()) == 1 })
+			invoke("b")
+			waitUntil(t, func() bool { return queuedAtG2(s.Status()) == 1 })
+			invoke("a")
+			waitUntil(t, func() bool { return len(fns.began()) == 2 })
+			fns.release("a1")
+			waitUntil(t, func() bool { return queuedAtG2(s.Status()) == 2 })
+			fns.release("x1")
+			waitUntil(t, func() bool { return len(fns.began()) == 3 })
+			fns.release("a2")
+			fns.release("b1")
+			for _, id := range ids {
+				inv, err := e.Wait(ctx, id)
+				if err != nil || inv.Status != core.StatusCompleted {
+					t.Fatalf("%s: %v %v", id, inv.Status, err)
+				}
+			}
+			if got := fmt.Sprint(fns.began()); got != tt.want {
+				t.Errorf("calls began in order %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func queuedAtG2(s qos.Status) int {
+	n := 0
+	for _, p := range s.Pools {
+		for _, q := range p.Queued {
+			n += q.Count
+		}
+	}
+	return n
+}
+
+// TestQoSClassInheritance: a subflow's calls carry the class, namespace
+// and deadline of the workflow that started it; a request lowers the
+// document's class.
+func TestQoSClassInheritance(t *testing.T) {
+	fns := newGatedFunctions()
+	e, s := qosEngine(t, fns, qos.Options{}, nil)
+	apply(t, e, stepsDoc("child", "", "c1"))
+	apply(t, e, `
+document: {dsl: '1.0.0', namespace: default, name: parent, version: '1.0.0', metadata: {baton.priorityClass: critical}}
+do:
+  - sub:
+      run:
+        workflow: {namespace: default, name: child, version: latest}
+`)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		req  *qos.Request
+		want string
+	}{
+		{nil, "critical"},
+		{&qos.Request{Class: qos.Batch, HasClass: true}, "batch"},
+	} {
+		rctx := ctx
+		if tt.req != nil {
+			rctx = qos.WithRequest(ctx, *tt.req)
+		}
+		inv, err := e.Invoke(rctx, "default", "parent", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, func() bool {
+			for _, p := range s.Status().Pools {
+				for _, u := range p.InUse {
+					if u.Count == 1 {
+						return true
+					}
+				}
+			}
+			return false
+		})
+		var got []string
+		for _, p := range s.Status().Pools {
+			for _, u := range p.InUse {
+				got = append(got, p.Pool+"/"+u.Class+"/"+u.Namespace)
+			}
+		}
+		if fmt.Sprint(got) != "[wasm/"+tt.want+"/default]" {
+			t.Errorf("seats in use %v, want the subflow's call as wasm/%s/default", got, tt.want)
+		}
+		fns.release("c1")
+		if done, err := e.Wait(ctx, inv.ID); err != nil || done.Status != core.StatusCompleted {
+			t.Fatalf("parent: %v %v", done.Status, err)
+		}
+		fns.mu.Lock()
+		delete(fns.waiting, "c1")
+		fns.mu.Unlock()
+	}
+	// Raising above the document's class needs the right to.
+	_, err := e.Invoke(qos.WithRequest(ctx, qos.Request{Class: qos.Critical, HasClass: true}), "default", "child", "", nil)
+	if err == nil || !strings.Contains(err.Error(), "raising it needs") {
+		t.Fatalf("raising without the role: %v", err)
+	}
+}
+
+// staticPolicies gives every namespace the same policy.
+type staticPolicies struct{ eff *policy.Effective }
+
+func (p staticPolicies) Effective(context.Context, string) (*policy.Effective, error) {
+	return p.eff, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestQoSDefersAsynchronousStarts: over its rate quota, a start without a
+// client (an event, a schedule) waits for its turn, while a client's is
+// refused with quota_exceeded.
+func TestQoSDefersAsynchronousStarts(t *testing.T) {
+	srv := &policy.Server{Defaults: policy.Policy{QoS: policy.QoS{Rate: ptr(20.0), Burst: ptr(1)}}}
+	eff, err := srv.Resolve("default", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fns := newGatedFunctions()
+	e, _ := qosEngine(t, fns, qos.Options{}, staticPolicies{eff})
+	apply(t, e, stepsDoc("set", "")+"  - s:\n      set: {x: 1}\n")
+	ctx := context.Background()
+	client := qos.WithRequest(ctx, qos.Request{})
+	if _, err := e.Invoke(client, "default", "set", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Invoke(client, "default", "set", "", nil)
+	if r, ok := qos.AsRejection(err); !ok || r.Reason != qos.ReasonQuota || r.Status() != 429 {
+		t.Fatalf("a client's start over the quota: %v", err)
+	}
+	for range 3 {
+		inv, err := e.Invoke(ctx, "default", "set", "", nil)
+		if err != nil {
+			t.Fatalf("an asynchronous start over the quota was refused: %v", err)
+		}
+		if done, err := e.Wait(ctx, inv.ID); err != nil || done.Status != core.StatusCompleted {
+			t.Fatal(done.Status, err)
+		}
+	}
+	// Only the client's start was refused: the others waited for tokens.
+	if r := e.QoSStatus().Rejected; len(r) != 1 || r[0].Count != 1 || r[0].Reason != qos.ReasonQuota {
+		t.Errorf("rejections %+v, want the client's one", r)
+	}
+}
+
+// TestQoSDeadlineWhileQueued: a client's start still queued at G1 when its
+// deadline passes is refused with deadline_exceeded (504), and nothing of
+// it runs.
+func TestQoSDeadlineWhileQueued(t *testing.T) {
+	fns := newGatedFunctions()
+	e, _ := qosEngine(t, fns, qos.Options{Seats: map[string]int{qos.PoolWasm: 1}, BacklogTarget: 1}, nil)
+	apply(t, e, stepsDoc("a", "", "a1"))
+	apply(t, e, stepsDoc("b", "", "b1"))
+	apply(t, e, stepsDoc("c", "", "c1"))
+	ctx := context.Background()
+	a, _ := e.Invoke(ctx, "default", "a", "", nil)
+	waitUntil(t, func() bool { return len(fns.began()) == 1 })
+	b, _ := e.Invoke(ctx, "default", "b", "", nil)
+	// b1 waits at G2: the backlog holds c at G1 past its deadline.
+	req := qos.Request{Deadline: time.Now().Add(100 * time.Millisecond)}
+	_, err := e.Invoke(qos.WithRequest(ctx, req), "default", "c", "", nil)
+	r, ok := qos.AsRejection(err)
+	if !ok || r.Reason != qos.ReasonDeadline || r.Status() != 504 {
+		t.Fatalf("a start queued past its deadline: %v", err)
+	}
+	fns.release("a1")
+	fns.release("b1")
+	for _, inv := range []string{a.ID, b.ID} {
+		if done, err := e.Wait(ctx, inv); err != nil || done.Status != core.StatusCompleted {
+			t.Fatal(done.Status, err)
+		}
+	}
+	if got := fmt.Sprint(fns.began()); got != "[a1 b1]" {
+		t.Errorf("calls %s: the refused start ran", got)
+	}
+}

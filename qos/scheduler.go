@@ -1,0 +1,716 @@
+package qos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Pools of G2 seats. Registered functions are seated in the pool of their
+// runtime (wasm, process, http); `call: http` and the other network calls
+// in PoolHTTP; `run: shell/script/container` in PoolProcess.
+const (
+	PoolWasm    = "wasm"
+	PoolProcess = "process"
+	PoolHTTP    = "http"
+)
+
+// CostModel gives the expected duration of a call of a function: the
+// prewarm statistics (prewarm.Stats) are one.
+type CostModel interface {
+	ExecCost(fn string) (time.Duration, bool)
+}
+
+// Options configure a Scheduler. The zero value of each field is its
+// documented default.
+type Options struct {
+	// Seats is the number of G2 seats of each pool; pools not named get
+	// DefaultSeats.
+	Seats map[string]int
+	// Weights are the classes' shares of contended seats and of
+	// admissions; DefaultWeights when all zero.
+	Weights [numClasses]float64
+	// Reserve is the seats each class keeps for itself in every pool
+	// (DefaultReserve when all zero): critical lends nothing.
+	Reserve [numClasses]int
+	// QueueLimit bounds the starts queued at G1, FlowLimit those of one
+	// namespace, ClassLimit those of one class (defaults 4096, 1024 and
+	// DefaultClassLimit).
+	QueueLimit int
+	FlowLimit  int
+	ClassLimit [numClasses]int
+	// BacklogTarget is how many calls may wait at G2 (with the starts
+	// admitted but not yet at G2) before new starts of the same or a
+	// lower class wait at G1: the calls of running workflows go first.
+	// Default: twice the CPU count, at least 4.
+	BacklogTarget int
+	// MaxWait is the longest a synchronous start waits at G1 before it
+	// is refused as overloaded (default 2s): under overload a client
+	// learns at once to come back later, rather than holding a
+	// connection for long.
+	MaxWait time.Duration
+	// DefaultCost is the expected duration of a call never measured
+	// (default 10ms).
+	DefaultCost time.Duration
+	// Costs gives expected call durations; nil uses DefaultCost.
+	Costs CostModel
+	// Learn, when set, hears the duration of every seated call (to feed
+	// Costs when nothing else does).
+	Learn func(fn string, d time.Duration)
+	// Replicas is the number of live replicas sharing the namespaces'
+	// quotas (each takes its share); nil means one.
+	Replicas func() int
+
+	// Ablations, for experiments: NoEDF serves a flow in arrival order,
+	// NoContinuations lets new starts compete with running workflows'
+	// calls, NoAdmission never refuses a start (no quota, no bound, no
+	// infeasible deadline).
+	NoEDF, NoContinuations, NoAdmission bool
+
+	// Now and Random replace the clock and the jitter's source in tests.
+	Now    func() time.Time
+	Random func() float64
+}
+
+// Defaults of Options.
+var (
+	DefaultWeights    = [numClasses]float64{0, 50, 35, 15}
+	DefaultReserve    = [numClasses]int{0, 1, 0, 0}
+	DefaultClassLimit = [numClasses]int{0, 1024, 2048, 512}
+)
+
+// DefaultSeats is the G2 seats of a pool not configured: CPU-bound wasm
+// gets one per CPU plus critical's reserve, processes twice that, HTTP
+// (waiting on the network) many.
+func DefaultSeats(pool string) int {
+	n := runtime.GOMAXPROCS(0)
+	switch pool {
+	case PoolWasm:
+		return n + 1
+	case PoolProcess:
+		return 2*n + 1
+	}
+	return 256
+}
+
+func (o *Options) defaults() {
+	if o.Weights == [numClasses]float64{} {
+		o.Weights = DefaultWeights
+	}
+	if o.Reserve == [numClasses]int{} {
+		o.Reserve = DefaultReserve
+	}
+	if o.QueueLimit == 0 {
+		o.QueueLimit = 4096
+	}
+	if o.FlowLimit == 0 {
+		o.FlowLimit = 1024
+	}
+	if o.ClassLimit == [numClasses]int{} {
+		o.ClassLimit = DefaultClassLimit
+	}
+	if o.BacklogTarget == 0 {
+		o.BacklogTarget = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	if o.MaxWait == 0 {
+		o.MaxWait = 2 * time.Second
+	}
+	if o.DefaultCost == 0 {
+		o.DefaultCost = 10 * time.Millisecond
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Random == nil {
+		o.Random = rand.Float64
+	}
+	if o.Replicas == nil {
+		o.Replicas = func() int { return 1 }
+	}
+	if o.NoAdmission {
+		o.QueueLimit, o.FlowLimit, o.ClassLimit = 0, 0, [numClasses]int{}
+	}
+}
+
+// Scheduler is the two gates of one engine. It is safe for concurrent use.
+type Scheduler struct {
+	opts    Options
+	metrics *metrics
+
+	mu      sync.Mutex
+	g1      *Queue
+	pools   map[string]*Queue
+	pending [numClasses]int // admitted starts not yet at G2
+	buckets map[string]*bucket
+	// pace is the learned admissions per second, for the predicted wait
+	// of a newcomer; counted over windows of paceWindow, whose admissions
+	// are admitted, since windowStart.
+	pace        [numClasses]float64
+	paced       bool // a window has passed: pace is known
+	admitted    [numClasses]int
+	windowStart time.Time
+	seatsInUse  map[seatKey]int
+	rejections  map[rejectionKey]int64
+}
+
+type seatKey struct {
+	pool, flow string
+	class      Class
+}
+
+type rejectionKey struct {
+	flow   string
+	class  Class
+	reason Reason
+}
+
+// New returns a scheduler.
+func New(opts Options) *Scheduler {
+	opts.defaults()
+	return &Scheduler{
+		opts:       opts,
+		metrics:    newMetrics(),
+		g1:         NewQueue(opts.discipline(0)),
+		pools:      map[string]*Queue{},
+		buckets:    map[string]*bucket{},
+		seatsInUse: map[seatKey]int{},
+		rejections: map[rejectionKey]int64{},
+	}
+}
+
+func (o *Options) discipline(seats int) Discipline {
+	d := Discipline{
+		Seats: seats, Weights: o.Weights, EDF: !o.NoEDF, Continuations: !o.NoContinuations,
+	}
+	if seats == 0 {
+		// G1: bounded queues, no seats (held back by the G2 backlog).
+		d.Limit, d.FlowLimit, d.ClassLimit = o.QueueLimit, o.FlowLimit, o.ClassLimit
+	} else {
+		d.Reserve = o.Reserve
+	}
+	return d
+}
+
+// SetReplicas sets how the number of live replicas sharing the quotas is
+// found (the engine of a cluster replica sets it).
+func (s *Scheduler) SetReplicas(f func() int) {
+	s.mu.Lock()
+	s.opts.Replicas = f
+	s.mu.Unlock()
+}
+
+// Options returns the scheduler's settings, defaults applied.
+func (s *Scheduler) Options() Options { return s.opts }
+
+// Start is a workflow start asking G1 for admission.
+type Start struct {
+	Class     Class
+	Namespace string
+	// Weight is the namespace's share of its class (1 when zero).
+	Weight float64
+	// Deadline is when the workflow's result is of no use; zero for none.
+	Deadline time.Time
+	// Defer marks an asynchronous start (an event, a schedule, a
+	// trigger): it waits for its turn and its quota instead of being
+	// refused.
+	Defer bool
+	// Rate and Burst are the namespace's start quota per second across
+	// replicas: each live replica takes an equal share. Zero Rate is none.
+	Rate  float64
+	Burst int
+	// Running is the namespace's invocations running on this server now;
+	// RunningCap its cap per server (policy limits.runningInvocations; 0
+	// for none).
+	Running, RunningCap int
+}
+
+// Ticket is an admitted start. Settle it once the workflow's first call
+// reached G2, or the workflow ended: until then it counts as backlog that
+// holds back further starts.
+type Ticket struct {
+	s     *Scheduler
+	class Class
+	once  sync.Once
+}
+
+// Settle releases the ticket's backlog place; later calls do nothing.
+func (t *Ticket) Settle() {
+	if t == nil || t.s == nil {
+		return
+	}
+	t.once.Do(func() {
+		t.s.mu.Lock()
+		t.s.pending[t.class]--
+		t.s.pumpLocked()
+		t.s.mu.Unlock()
+	})
+}
+
+// settleLocked is Settle with the scheduler's lock held (by Acquire, so
+// that the work moves from pending to G2's queue in one step).
+func (t *Ticket) settleLocked(s *Scheduler) {
+	if t == nil || t.s != s {
+		return
+	}
+	t.once.Do(func() { s.pending[t.class]-- })
+}
+
+type waiter struct {
+	ready    chan struct{}
+	granted  bool
+	rejected *Rejection
+	since    time.Time
+}
+
+// Admit passes a start through G1: it returns at once when the start may
+// go, waits its turn when starts queue, or refuses it with a *Rejection.
+func (s *Scheduler) Admit(ctx context.Context, st Start) (*Ticket, error) {
+	if st.Class == System {
+		return &Ticket{}, nil
+	}
+	if err := s.quota(ctx, &st); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	now := s.opts.Now()
+	if !st.Defer && !s.opts.NoAdmission {
+		// Fail fast: a start predicted to miss its deadline, or to wait
+		// longer than any start waits, is refused now rather than later.
+		wait := s.predictLocked(st.Class)
+		switch {
+		case !st.Deadline.IsZero() && now.Add(wait).After(st.Deadline):
+			r := s.rejectLocked(st, ReasonInfeasible, wait,
+				fmt.Sprintf("the predicted wait of %s is longer than the %s left before the deadline", wait.Round(time.Millisecond), max(0, st.Deadline.Sub(now)).Round(time.Millisecond)))
+			s.mu.Unlock()
+			return nil, r
+		case wait > s.opts.MaxWait:
+			r := s.rejectLocked(st, ReasonOverloaded, wait,
+				fmt.Sprintf("the predicted wait of %s is longer than the %s a start may wait", wait.Round(time.Millisecond), s.opts.MaxWait))
+			s.mu.Unlock()
+			return nil, r
+		}
+	}
+	if ahead, _ := s.g1.Ahead(st.Class); ahead == 0 && s.allow(st.Class) {
+		// The fast path of a gate without contention: no queueing.
+		s.countAdmissionLocked(st.Class)
+		s.pending[st.Class]++
+		s.mu.Unlock()
+		s.metrics.wait.WithLabelValues("g1", st.Class.String(), st.Namespace).Observe(0)
+		return &Ticket{s: s, class: st.Class}, nil
+	}
+	w := &waiter{ready: make(chan struct{}, 1), since: now}
+	it := &Item{Class: st.Class, Flow: st.Namespace, FlowWeight: st.Weight, Deadline: st.Deadline,
+		Cost: s.opts.DefaultCost, Exempt: st.Defer, Value: w}
+	out, evicted := s.g1.Push(it)
+	if out == Refused {
+		r := s.rejectLocked(st, ReasonOverloaded, s.predictLocked(st.Class), "the admission queue is full")
+		s.mu.Unlock()
+		return nil, r
+	}
+	if evicted != nil {
+		ew := evicted.Value.(*waiter)
+		ew.rejected = s.rejectLocked(Start{Class: evicted.Class, Namespace: evicted.Flow}, ReasonOverloaded,
+			s.predictLocked(evicted.Class), "shed for work of a higher class")
+		ew.ready <- struct{}{}
+	}
+	s.pumpLocked()
+	s.mu.Unlock()
+
+	var deadline, maxWait <-chan time.Time
+	if !st.Defer {
+		if !st.Deadline.IsZero() {
+			t := time.NewTimer(st.Deadline.Sub(now))
+			defer t.Stop()
+			deadline = t.C
+		}
+		t := time.NewTimer(s.opts.MaxWait)
+		defer t.Stop()
+		maxWait = t.C
+	}
+	var gaveUp error
+	select {
+	case <-w.ready:
+	case <-ctx.Done():
+		gaveUp = ctx.Err()
+	case <-deadline:
+		gaveUp = &Rejection{Reason: ReasonDeadline, Detail: "the deadline passed while the start was queued"}
+	case <-maxWait:
+		gaveUp = &Rejection{Reason: ReasonOverloaded, Detail: fmt.Sprintf("the start waited %s, the longest a start waits", s.opts.MaxWait)}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gaveUp != nil && s.g1.Remove(it) {
+		if r, ok := gaveUp.(*Rejection); ok {
+			return nil, s.rejectLocked(st, r.Reason, s.predictLocked(st.Class), r.Detail)
+		}
+		return nil, gaveUp
+	}
+	if w.rejected != nil {
+		return nil, w.rejected
+	}
+	// Admitted (perhaps just as the caller gave up: the start goes on).
+	s.metrics.wait.WithLabelValues("g1", st.Class.String(), st.Namespace).Observe(s.opts.Now().Sub(w.since).Seconds())
+	return &Ticket{s: s, class: st.Class}, nil
+}
+
+// quota applies the namespace's rate and running quotas; a deferred start
+// waits for them instead.
+func (s *Scheduler) quota(ctx context.Context, st *Start) error {
+	if s.opts.NoAdmission {
+		return nil
+	}
+	for {
+		s.mu.Lock()
+		replicas := max(1, s.opts.Replicas())
+		var wait time.Duration
+		var detail string
+		if st.RunningCap > 0 && st.Running >= st.RunningCap {
+			wait = time.Second
+			detail = fmt.Sprintf("namespace %s has %d invocations running, its quota", st.Namespace, st.Running)
+		} else if st.Rate > 0 {
+			b := s.buckets[st.Namespace]
+			if b == nil {
+				b = &bucket{}
+				s.buckets[st.Namespace] = b
+			}
+			ok, w := b.take(s.opts.Now(), st.Rate/float64(replicas), max(1, st.Burst/replicas))
+			if ok {
+				s.mu.Unlock()
+				return nil
+			}
+			wait = w
+			detail = fmt.Sprintf("namespace %s starts more than its quota of %g per second", st.Namespace, st.Rate)
+		} else {
+			s.mu.Unlock()
+			return nil
+		}
+		if !st.Defer {
+			r := s.rejectLocked(*st, ReasonQuota, wait, detail)
+			s.mu.Unlock()
+			return r
+		}
+		s.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		if st.RunningCap > 0 {
+			// The count is the caller's: it is refreshed by asking again.
+			return nil
+		}
+	}
+}
+
+// paceWindow is the window over which admissions are counted: long
+// enough to smooth the bursts in which a drained backlog admits starts,
+// short enough to follow a change of load within seconds.
+const paceWindow = time.Second
+
+// countAdmissionLocked counts an admission of class k towards the pace.
+func (s *Scheduler) countAdmissionLocked(k Class) {
+	now := s.opts.Now()
+	if s.windowStart.IsZero() {
+		s.windowStart = now
+	}
+	s.admitted[k]++
+	if d := now.Sub(s.windowStart); d >= paceWindow {
+		for j := range s.pace {
+			rate := float64(s.admitted[j]) / d.Seconds()
+			if !s.paced {
+				s.pace[j] = rate
+			} else {
+				s.pace[j] += (rate - s.pace[j]) / 2
+			}
+			s.admitted[j] = 0
+		}
+		s.paced, s.windowStart = true, now
+	}
+}
+
+// allow holds back starts of class k while the calls of running workflows
+// of class k or higher wait at G2 (continuation priority).
+func (s *Scheduler) allow(k Class) bool {
+	if s.opts.NoContinuations {
+		return true
+	}
+	n := 0
+	for j := Class(0); j <= k; j++ {
+		n += s.pending[j]
+	}
+	for _, p := range s.pools {
+		c, _ := p.Ahead(k)
+		n += c
+	}
+	return n < s.opts.BacklogTarget
+}
+
+// predictLocked is the wait a start of class k would have: the starts
+// ahead of it at the pace of recent admissions, and the work queued at G2
+// ahead of its calls.
+func (s *Scheduler) predictLocked(k Class) time.Duration {
+	// The starts of its class queued ahead, at the pace its class was
+	// admitted lately: a class's pace includes its share of the gate, so
+	// batch behind a busy standard class is predicted to wait longer.
+	// A class admitted slowly because few of its starts came is not
+	// slow: its rate is at least its weight's share of all admissions.
+	var wait time.Duration
+	if n := s.g1.Len(k); n > 0 && s.paced {
+		total, weights := 0.0, 0.0
+		for j := Critical; j < numClasses; j++ {
+			total += s.pace[j]
+			weights += s.opts.Weights[j]
+		}
+		if rate := max(s.pace[k], total*s.opts.Weights[k]/weights); rate > 0 {
+			wait = time.Duration(float64(n) / rate * float64(time.Second))
+		}
+	}
+	for _, p := range s.pools {
+		_, cost := p.Ahead(k)
+		wait += cost / time.Duration(max(1, p.Discipline().Seats))
+	}
+	return wait
+}
+
+func (s *Scheduler) rejectLocked(st Start, reason Reason, wait time.Duration, detail string) *Rejection {
+	s.rejections[rejectionKey{st.Namespace, st.Class, reason}]++
+	s.metrics.rejections.WithLabelValues(st.Class.String(), st.Namespace, string(reason)).Inc()
+	return &Rejection{Reason: reason, Class: st.Class, Namespace: st.Namespace,
+		RetryAfter: jitter(wait, time.Second, s.opts.Random()), Detail: detail}
+}
+
+// pumpLocked admits queued starts while G2's backlog allows.
+func (s *Scheduler) pumpLocked() {
+	if s.g1.Total() == 0 {
+		return
+	}
+	for {
+		it := s.g1.Next(s.allow)
+		if it == nil {
+			return
+		}
+		s.g1.Done(it.Class)
+		s.countAdmissionLocked(it.Class)
+		s.pending[it.Class]++
+		w := it.Value.(*waiter)
+		w.granted = true
+		w.ready <- struct{}{}
+	}
+}
+
+// Call is a call asking G2 for a seat.
+type Call struct {
+	Pool     string
+	Function string
+	Class    Class
+	Flow     string
+	Weight   float64
+	Deadline time.Time
+	// Continuation marks a call of a workflow that made calls before.
+	Continuation bool
+	// Admission is the workflow's G1 ticket, settled as the call reaches
+	// G2 (nil for none).
+	Admission *Ticket
+}
+
+func (s *Scheduler) pool(name string) *Queue {
+	p := s.pools[name]
+	if p == nil {
+		seats, ok := s.opts.Seats[name]
+		if !ok || seats <= 0 {
+			seats = DefaultSeats(name)
+		}
+		p = NewQueue(s.opts.discipline(seats))
+		s.pools[name] = p
+	}
+	return p
+}
+
+// Acquire waits for a G2 seat for a call. It fails only with ctx's error
+// (the call was cancelled): a call of an admitted workflow is never
+// refused. release gives the seat back.
+func (s *Scheduler) Acquire(ctx context.Context, c Call) (release func(), err error) {
+	cost := s.opts.DefaultCost
+	if s.opts.Costs != nil {
+		if d, ok := s.opts.Costs.ExecCost(c.Function); ok && d > 0 {
+			cost = d
+		}
+	}
+	s.mu.Lock()
+	c.Admission.settleLocked(s)
+	p := s.pool(c.Pool)
+	now := s.opts.Now()
+	if p.TryTake(c.Class) {
+		s.seatedLocked(c, 1)
+		s.pumpLocked()
+		s.mu.Unlock()
+		s.metrics.wait.WithLabelValues("g2", c.Class.String(), c.Flow).Observe(0)
+		return s.releaser(p, c, now), nil
+	}
+	w := &waiter{ready: make(chan struct{}, 1), since: now}
+	it := &Item{Class: c.Class, Flow: c.Flow, FlowWeight: c.Weight, Deadline: c.Deadline, Cost: cost,
+		Continuation: c.Continuation, Exempt: true, Value: w}
+	p.Push(it)
+	s.pumpPoolLocked(c.Pool, p)
+	s.mu.Unlock()
+	select {
+	case <-w.ready:
+	case <-ctx.Done():
+		s.mu.Lock()
+		if p.Remove(it) {
+			s.pumpLocked()
+			s.mu.Unlock()
+			return nil, ctx.Err()
+		}
+		s.mu.Unlock()
+		<-w.ready // granted meanwhile: take it, the caller releases
+	}
+	started := s.opts.Now()
+	s.metrics.wait.WithLabelValues("g2", c.Class.String(), c.Flow).Observe(started.Sub(w.since).Seconds())
+	return s.releaser(p, c, started), nil
+}
+
+func (s *Scheduler) seatedLocked(c Call, n int) {
+	k := seatKey{c.Pool, c.Flow, c.Class}
+	if s.seatsInUse[k] += n; s.seatsInUse[k] == 0 {
+		delete(s.seatsInUse, k)
+	}
+}
+
+func (s *Scheduler) releaser(p *Queue, c Call, started time.Time) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if s.opts.Learn != nil {
+				s.opts.Learn(c.Function, s.opts.Now().Sub(started))
+			}
+			s.mu.Lock()
+			p.Done(c.Class)
+			s.seatedLocked(c, -1)
+			s.pumpPoolLocked(c.Pool, p)
+			s.mu.Unlock()
+		})
+	}
+}
+
+// pumpPoolLocked seats queued calls while seats are free, then lets G1
+// admit if the backlog went down.
+func (s *Scheduler) pumpPoolLocked(name string, p *Queue) {
+	for {
+		it := p.Next(nil)
+		if it == nil {
+			break
+		}
+		s.seatedLocked(Call{Pool: name, Flow: it.Flow, Class: it.Class}, 1)
+		it.Value.(*waiter).ready <- struct{}{}
+	}
+	s.pumpLocked()
+}
+
+// Status is the state of the gates, for GET /v1/qos and `baton qos status`.
+type Status struct {
+	Enabled   bool          `json:"enabled"`
+	Ablations []string      `json:"ablations,omitempty"`
+	Admission GateStatus    `json:"admission"`
+	Pools     []PoolStatus  `json:"pools"`
+	Rejected  []RejectCount `json:"rejections,omitempty"`
+	// BacklogTarget: see Options.
+	BacklogTarget int `json:"backlogTarget"`
+}
+
+// GateStatus is G1's queues.
+type GateStatus struct {
+	Queued  []FlowCount `json:"queued,omitempty"`
+	Pending int         `json:"pending"`
+}
+
+// PoolStatus is one G2 pool.
+type PoolStatus struct {
+	Pool   string      `json:"pool"`
+	Seats  int         `json:"seats"`
+	InUse  []FlowCount `json:"inUse,omitempty"`
+	Queued []FlowCount `json:"queued,omitempty"`
+}
+
+// FlowCount is a count for one class and namespace.
+type FlowCount struct {
+	Class     string `json:"class"`
+	Namespace string `json:"namespace"`
+	Count     int    `json:"count"`
+}
+
+// RejectCount counts the rejections of one class, namespace and reason.
+type RejectCount struct {
+	FlowCount
+	Reason Reason `json:"reason"`
+}
+
+// Status returns the gates' state now.
+func (s *Scheduler) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{Enabled: true, BacklogTarget: s.opts.BacklogTarget}
+	for name, on := range map[string]bool{"no-edf": s.opts.NoEDF, "no-continuations": s.opts.NoContinuations, "no-admission": s.opts.NoAdmission} {
+		if on {
+			st.Ablations = append(st.Ablations, name)
+		}
+	}
+	sort.Strings(st.Ablations)
+	st.Admission.Queued = depths(s.g1)
+	for _, n := range s.pending {
+		st.Admission.Pending += n
+	}
+	names := make([]string, 0, len(s.pools))
+	for name := range s.pools {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p := s.pools[name]
+		ps := PoolStatus{Pool: name, Seats: p.Discipline().Seats, Queued: depths(p)}
+		for k, n := range s.seatsInUse {
+			if k.pool == name {
+				ps.InUse = append(ps.InUse, FlowCount{k.class.String(), k.flow, n})
+			}
+		}
+		sortCounts(ps.InUse)
+		st.Pools = append(st.Pools, ps)
+	}
+	for k, n := range s.rejections {
+		st.Rejected = append(st.Rejected, RejectCount{FlowCount{k.class.String(), k.flow, int(n)}, k.reason})
+	}
+	sort.Slice(st.Rejected, func(i, j int) bool {
+		a, b := st.Rejected[i], st.Rejected[j]
+		if a.Class != b.Class || a.Namespace != b.Namespace {
+			return a.Class+"/"+a.Namespace < b.Class+"/"+b.Namespace
+		}
+		return a.Reason < b.Reason
+	})
+	return st
+}
+
+func depths(q *Queue) []FlowCount {
+	var out []FlowCount
+	for _, k := range Classes() {
+		for ns, n := range q.FlowDepths(k) {
+			out = append(out, FlowCount{k.String(), ns, n})
+		}
+	}
+	sortCounts(out)
+	return out
+}
+
+func sortCounts(c []FlowCount) {
+	sort.Slice(c, func(i, j int) bool {
+		if c[i].Class != c[j].Class {
+			return c[i].Class < c[j].Class
+		}
+		return c[i].Namespace < c[j].Namespace
+	})
+}
