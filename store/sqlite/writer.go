@@ -62,6 +62,10 @@ type writer struct {
 	queue    *writequeue.Queue[*request]
 	stopped  chan struct{}
 
+	// begin and commit are prepared like the rest: every batch runs them,
+	// at one invocation in flight every step.
+	begin       *sql.Stmt
+	commit      *sql.Stmt
 	loadState   *sql.Stmt
 	insertEvent *sql.Stmt
 	insertInv   *sql.Stmt
@@ -99,6 +103,8 @@ func newWriter(ctx context.Context, conn *sql.Conn, log *slog.Logger, maxBatch, 
 		dst   **sql.Stmt
 		query string
 	}{
+		{&w.begin, "BEGIN IMMEDIATE"},
+		{&w.commit, "COMMIT"},
 		{&w.loadState, sqlLoadState},
 		{&w.insertEvent, sqlInsertEvent},
 		{&w.insertInv, sqlInsertInv},
@@ -116,7 +122,7 @@ func newWriter(ctx context.Context, conn *sql.Conn, log *slog.Logger, maxBatch, 
 }
 
 func (w *writer) closeStatements() {
-	for _, s := range []*sql.Stmt{w.loadState, w.insertEvent, w.insertInv, w.finishInv, w.dataVersion} {
+	for _, s := range []*sql.Stmt{w.begin, w.commit, w.loadState, w.insertEvent, w.insertInv, w.finishInv, w.dataVersion} {
 		if s != nil {
 			_ = s.Close()
 		}
@@ -239,7 +245,7 @@ func (w *writer) commitBatch(batch []*request) {
 }
 
 func (w *writer) writeBatch(ctx context.Context, batch []*request) error {
-	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if _, err := w.begin.ExecContext(ctx); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	// Holding the write lock now, nobody can commit until we do: if someone
@@ -266,7 +272,7 @@ func (w *writer) writeBatch(ctx context.Context, batch []*request) error {
 			return err
 		}
 	}
-	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
+	if _, err := w.commit.ExecContext(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	w.commits.Add(1)
