@@ -122,6 +122,7 @@ func newBenchCommand() *cobra.Command {
 		}),
 		newTraceGenCommand(),
 		newColdstartCommand(f),
+		newRecoveryBenchCommand(),
 	)
 	return cmd
 }

@@ -155,6 +155,7 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 	defer beginShutdown()
 	stopSweeping := startRetentionSweeper(shuttingDown, eng, pcfg.sweepInterval, req.logger)
 	defer stopSweeping()
+	eng.functions.metrics.MustRegister(newRecoveryCollector(eng.RecoveryStatus))
 	if _, clustered := eng.ClusterStatus(); clustered {
 		eng.functions.metrics.MustRegister(newClusterCollector(eng.ClusterStatus))
 	}
