@@ -33,6 +33,7 @@ type recoveryBench struct {
 	wait        time.Duration
 	concurrency int
 	timeout     time.Duration
+	seedOnly    bool
 	out         io.Writer
 	progress    io.Writer
 }
@@ -54,6 +55,9 @@ func newRecoveryBenchCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			r.out, r.progress = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if r.dataDir == "" && r.seedOnly {
+				return errors.New("--seed-only needs --data: the seeded store would be removed")
+			}
 			if r.dataDir == "" {
 				dir, err := os.MkdirTemp("", "baton-bench-recovery-")
 				if err != nil {
@@ -70,6 +74,7 @@ func newRecoveryBenchCommand() *cobra.Command {
 	fl.IntVar(&r.invocations, "invocations", 100000, "running invocations to seed (0: seed nothing)")
 	fl.DurationVar(&r.wait, "wait", 2*time.Minute, "how long each seeded invocation sleeps (its timer is pending while the server resumes it)")
 	fl.IntVar(&r.concurrency, "concurrency", 64, "invocations started at once while seeding")
+	fl.BoolVar(&r.seedOnly, "seed-only", false, "seed --data and exit, leaving the invocations for a server (or a later run with --invocations 0)")
 	fl.DurationVar(&r.timeout, "timeout", 10*time.Minute, "give up when the server has not resumed everything by then")
 	return c
 }
@@ -88,6 +93,9 @@ func (r *recoveryBench) run(ctx context.Context) error {
 		if err := r.seed(ctx); err != nil {
 			return err
 		}
+	}
+	if r.seedOnly {
+		return nil
 	}
 	return r.serve(ctx)
 }
