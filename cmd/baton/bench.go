@@ -123,6 +123,7 @@ func newBenchCommand() *cobra.Command {
 		newTraceGenCommand(),
 		newColdstartCommand(f),
 		newRecoveryBenchCommand(),
+		newCPUHogCommand(),
 	)
 	return cmd
 }
