@@ -52,7 +52,12 @@ type recovery struct {
 	began   atomic.Int64 // unix nanoseconds of the first job
 	lastAt  atomic.Int64 // unix nanoseconds of the last job done
 	logged  atomic.Bool  // the backlog's end has been logged
+	// progressAt is when progress was last logged (unix nanoseconds).
+	progressAt atomic.Int64
 }
+
+// progressEvery is how often a long resumption logs how far it has come.
+const progressEvery = 5 * time.Second
 
 // resumeJob is one invocation to resume, under a fence on a replica.
 type resumeJob struct {
@@ -299,6 +304,11 @@ func (r *recovery) run(ctx context.Context, job *resumeJob) {
 	delete(r.active, job.inv.ID)
 	idle := len(r.queued) == 0 && len(r.active) == 0 && !r.listing
 	r.mu.Unlock()
+	now := time.Now().UnixNano()
+	if last := r.progressAt.Load(); !idle && now-max(last, r.began.Load()) >= int64(progressEvery) && r.progressAt.CompareAndSwap(last, now) {
+		s := r.e.RecoveryStatus()
+		r.e.log.Info("resuming running invocations", "resumed", s.Resumed, "queued", s.Queued, "perSecond", int(s.Rate))
+	}
 	if idle && ctx.Err() == nil && r.logged.CompareAndSwap(false, true) {
 		s := r.e.RecoveryStatus()
 		r.e.log.Info("resumed running invocations", "resumed", s.Resumed, "skipped", s.Skipped, "failed", s.Failed,
