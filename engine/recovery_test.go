@@ -7,8 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/store/postgres"
 )
 
 // gatedStore holds the listing of running invocations and the reading of
@@ -239,4 +243,87 @@ func (r *readOrder) History(ctx context.Context, id string) ([]core.Event, error
 
 func (r *readOrder) PendingTimers(ctx context.Context) (map[string]time.Time, error) {
 	return r.Store.(store.PendingTimers).PendingTimers(ctx)
+}
+
+// TestRecoveryDropsLostPartitions: a replica that loses its partitions
+// while their invocations wait to be resumed, or are being resumed, runs
+// none of them: the queued ones are dropped and those in flight are not
+// made live under a stale fence.
+func TestRecoveryDropsLostPartitions(t *testing.T) {
+	dsn := clusterSchema(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a := newReplica(t, dsn, "a")
+	waitFor(t, 10*time.Second, "a owns every partition", func() bool { return len(owned(a)) == 64 })
+	if _, err := a.ApplyWorkflow(ctx, "nap.yaml", []byte(fmt.Sprintf(napDoc, "nap", time.Hour.Milliseconds()))); err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	for range n {
+		if _, err := a.Invoke(ctx, "default", "nap", "", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lengths := func(st store.Store) map[string]int {
+		invs, err := st.RunningInvocations(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, inv := range invs {
+			hist, err := st.History(ctx, inv.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[inv.ID] = len(hist)
+		}
+		return out
+	}
+	before := lengths(a.st)
+	if len(before) != n {
+		t.Fatalf("%d running, want %d", len(before), n)
+	}
+	a.close()
+
+	st, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	g := &gatedStore{Store: st, listing: make(chan struct{}), open: map[string]bool{}, gate: make(chan struct{}), reads: map[string]int{}}
+	close(g.listing)
+	b := newEngine(t, g, func(o *engine.Options) {
+		o.Cluster = &engine.ClusterOptions{Coordinator: st, ReplicaID: "b", Config: fastLeases, Poll: 100 * time.Millisecond}
+	})
+	defer b.Close()
+	waitFor(t, 20*time.Second, "b queues every invocation", func() bool { return b.RecoveryStatus().Total >= n })
+	// The partitions pass to another replica, as from one that froze.
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `UPDATE partitions SET owner = 'z', epoch = epoch + 1, lease_until = now() + interval '1 hour'`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "b notices the loss", func() bool {
+		s, _ := b.ClusterStatus()
+		return len(s.Partitions) == 0
+	})
+	close(g.gate)
+	if err := b.AwaitRecovery(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.RecoveryStatus(); s.Resumed != 0 || s.Skipped != s.Total {
+		t.Errorf("after the loss: %+v, want nothing resumed", s)
+	}
+	after := lengths(st)
+	if len(after) != n {
+		t.Errorf("%d running after the loss, want %d", len(after), n)
+	}
+	for id, l := range after {
+		if l != before[id] {
+			t.Errorf("%s: history grew from %d to %d events after its partition was lost", id, before[id], l)
+		}
+	}
 }
