@@ -38,7 +38,7 @@ type recovery struct {
 	mu     sync.Mutex
 	queue  resumeQueue
 	queued map[string]*resumeJob
-	active map[string]chan struct{} // closed when the job is over
+	active map[string]*activeJob
 	// listing is open while the store's running invocations are being
 	// listed at Start: an invocation asked about meanwhile may be one of
 	// them, so the store is consulted.
@@ -58,6 +58,12 @@ type recovery struct {
 
 // progressEvery is how often a long resumption logs how far it has come.
 const progressEvery = 5 * time.Second
+
+// activeJob is a job being resumed; done is closed when it is over.
+type activeJob struct {
+	job  *resumeJob
+	done chan struct{}
+}
 
 // resumeJob is one invocation to resume, under a fence on a replica.
 type resumeJob struct {
@@ -128,7 +134,7 @@ func newRecovery(e *Engine) *recovery {
 		e:       e,
 		workers: min(8, max(2, 2*runtime.GOMAXPROCS(0))),
 		queued:  map[string]*resumeJob{},
-		active:  map[string]chan struct{}{},
+		active:  map[string]*activeJob{},
 		wake:    make(chan struct{}, 1),
 	}
 }
@@ -262,7 +268,7 @@ func (r *recovery) work() {
 		if r.queue.Len() > 0 && !r.e.drain.draining.Load() {
 			job = heap.Pop(&r.queue).(*resumeJob)
 			delete(r.queued, job.inv.ID)
-			r.active[job.inv.ID] = make(chan struct{})
+			r.active[job.inv.ID] = &activeJob{job: job, done: make(chan struct{})}
 		}
 		r.mu.Unlock()
 		if job == nil {
@@ -300,7 +306,7 @@ func (r *recovery) run(ctx context.Context, job *resumeJob) {
 	}
 	r.lastAt.Store(time.Now().UnixNano())
 	r.mu.Lock()
-	close(r.active[job.inv.ID])
+	close(r.active[job.inv.ID].done)
 	delete(r.active, job.inv.ID)
 	idle := len(r.queued) == 0 && len(r.active) == 0 && !r.listing
 	r.mu.Unlock()
@@ -316,6 +322,25 @@ func (r *recovery) run(ctx context.Context, job *resumeJob) {
 	}
 }
 
+// pendingChildren returns the invocations queued or being resumed whose
+// parent is parent.
+func (r *recovery) pendingChildren(parent string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for id, job := range r.queued {
+		if job.inv.Parent == parent {
+			out = append(out, id)
+		}
+	}
+	for id, a := range r.active {
+		if a.job.inv.Parent == parent {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // ensure makes sure that an invocation queued or being resumed is live
 // before the caller looks for it: a queued one is resumed now, in the
 // caller's goroutine. While the store's running invocations are still
@@ -327,15 +352,15 @@ func (r *recovery) ensure(ctx context.Context, id string) {
 		if job := r.queued[id]; job != nil {
 			heap.Remove(&r.queue, job.index)
 			delete(r.queued, id)
-			r.active[id] = make(chan struct{})
+			r.active[id] = &activeJob{job: job, done: make(chan struct{})}
 			r.mu.Unlock()
 			r.run(r.e.ctx, job)
 			return
 		}
-		if done := r.active[id]; done != nil {
+		if a := r.active[id]; a != nil {
 			r.mu.Unlock()
 			select {
-			case <-done:
+			case <-a.done:
 			case <-ctx.Done():
 			}
 			return

@@ -327,3 +327,77 @@ func TestRecoveryDropsLostPartitions(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoveryCancelReachesQueuedSubflows: cancelling a parent cancels its
+// subflow even when the subflow is still waiting to be resumed.
+func TestRecoveryCancelReachesQueuedSubflows(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	e := newEngine(t, st)
+	parentDoc := `
+document: {dsl: '1.0.0', namespace: default, name: parent, version: '1.0.0'}
+do:
+  - sub:
+      run:
+        workflow: {namespace: default, name: nap, version: '1.0.0'}
+`
+	for _, doc := range []string{fmt.Sprintf(napDoc, "nap", time.Hour.Milliseconds()), parentDoc} {
+		if _, err := e.ApplyWorkflow(ctx, "w.yaml", []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parent, err := e.Invoke(ctx, "default", "parent", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var child *store.Invocation
+	for child == nil {
+		invs, _, err := st.ListInvocations(ctx, store.InvocationFilter{Namespace: "default", Workflow: "nap"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(invs) == 1 {
+			hist, _ := st.History(ctx, invs[0].ID)
+			for _, ev := range hist {
+				if ev.Type == core.TimerScheduled {
+					child = invs[0]
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.Close()
+	st.Close()
+
+	st = openStore(t, dir)
+	defer st.Close()
+	g := &gatedStore{Store: st, listing: make(chan struct{}), open: map[string]bool{parent.ID: true}, gate: make(chan struct{}), reads: map[string]int{}}
+	close(g.listing)
+	e = newEngine(t, g)
+	defer e.Close()
+	// The child's history is gated: it is queued, or held by a worker
+	// that took it; either way the cancel must reach it.
+	for e.RecoveryStatus().Listing {
+		time.Sleep(time.Millisecond)
+	}
+	// The cancel waits for a resumption in progress: the gate opens
+	// meanwhile.
+	cancelled := make(chan error, 1)
+	go func() { cancelled <- e.CancelInvocation(ctx, parent.ID) }()
+	for e.RecoveryStatus().Resumed == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	close(g.gate)
+	if err := <-cancelled; err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{parent.ID, child.ID} {
+		got, err := e.Wait(ctx, id)
+		if err != nil || got.Status != core.StatusCancelled {
+			g.mu.Lock()
+			t.Fatalf("%s: %+v %v, want cancelled; recovery %+v, reads %v (parent %s)", id, got, err, e.RecoveryStatus(), g.reads, parent.ID)
+		}
+	}
+}
