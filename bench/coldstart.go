@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -69,6 +70,11 @@ type ColdstartOptions struct {
 	Logger     *slog.Logger
 	Progress   io.Writer
 	Command    string
+	// CPUHog runs this many processes of HogCommand alongside, each
+	// spinning a core, for a machine as busy as a shared server: prepares
+	// must then aim through slower and more scattered starts.
+	CPUHog     int
+	HogCommand []string
 }
 
 // ColdstartRow is one (workflow, policy) pair's measurements.
@@ -97,6 +103,11 @@ type ColdstartRow struct {
 	// starting. Both hold an instance's memory without serving a call.
 	IdleInstanceS     float64 `json:"idleInstanceSeconds"`
 	StartingInstanceS float64 `json:"startingInstanceSeconds"`
+	// HeldMBs is the memory the pair's instances held without serving a
+	// call (idle or starting) integrated over the measured rounds, in
+	// MB-seconds: what prewarming costs, and what on-demand pays on every
+	// call while its instances start.
+	HeldMBs float64 `json:"heldMBs"`
 	// InstanceStarts counts the instances created over the whole run.
 	InstanceStarts int `json:"instanceStarts"`
 }
@@ -112,6 +123,8 @@ type ColdstartResults struct {
 	Shapes   []string       `json:"shapes"`
 	Policies []string       `json:"policies"`
 	Rows     []ColdstartRow `json:"rows"`
+	// CPUHog is how many spinning processes ran alongside.
+	CPUHog int `json:"cpuHog,omitempty"`
 	// StartMs is how long instance starts took during the measured
 	// rounds, under every policy: the noise a prepare's timing must
 	// absorb, which sets how early a prepared instance has to be aimed.
@@ -350,6 +363,13 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 		return nil, fmt.Errorf("bench: precompiling: %w", err)
 	}
 
+	if opts.CPUHog > 0 {
+		stop, err := startHogs(opts.CPUHog, opts.HogCommand)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
 	// Identical arrivals: round r invokes every (shape, policy) pair once,
 	// the pairs staggered evenly across the interval in a fixed order, so
 	// each pair sees the same spacing; branch inputs are drawn per round
@@ -416,7 +436,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 	}
 
 	res := &ColdstartResults{Command: opts.Command, Started: start, Interval: opts.Interval, Rounds: opts.Rounds, Warmup: opts.Warmup, Work: opts.Work,
-		Shapes: opts.Shapes, Policies: opts.Policies}
+		Shapes: opts.Shapes, Policies: opts.Policies, CPUHog: opts.CPUHog}
 	for _, shape := range opts.Shapes {
 		for _, p := range opts.Policies {
 			row := ColdstartRow{Shape: shape, Policy: p}
@@ -463,6 +483,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 			fns := coldstartRefs(shape, p)
 			row.IdleInstanceS = idle.idleSeconds(fns, measuredFrom, end)
 			row.StartingInstanceS = idle.startSeconds(fns, measuredFrom, end)
+			row.HeldMBs = idle.heldMBs(fns, measuredFrom, end)
 			idle.mu.Lock()
 			for _, fn := range fns {
 				row.InstanceStarts += idle.created[fn]
@@ -473,4 +494,31 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 	}
 	res.StartMs = idle.startDurations(measuredFrom, end)
 	return res, nil
+}
+
+// startHogs starts n processes that spin a core each, and returns what
+// stops them. They are processes, not goroutines: goroutines would share
+// the engine's GOMAXPROCS and be scheduled by Go, not compete for the
+// cores as other programs on the machine do.
+func startHogs(n int, command []string) (stop func(), err error) {
+	if len(command) == 0 {
+		return nil, errors.New("bench: a CPU hog needs a command that spins")
+	}
+	var cmds []*exec.Cmd
+	stop = func() {
+		for _, c := range cmds {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}
+	for range n {
+		c := exec.Command(command[0], command[1:]...)
+		c.Env = append(os.Environ(), "GOMAXPROCS=1")
+		if err := c.Start(); err != nil {
+			stop()
+			return nil, fmt.Errorf("bench: starting a CPU hog: %w", err)
+		}
+		cmds = append(cmds, c)
+	}
+	return stop, nil
 }

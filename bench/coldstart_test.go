@@ -78,6 +78,13 @@ func TestRunColdstartComparesPolicies(t *testing.T) {
 	if r := rows["fixed"]; r.ColdStarts != 0 || r.ColdPathMs != 0 || r.InstanceStarts != 10 || r.IdleInstanceS <= 0 {
 		t.Errorf("fixed: %d cold starts, %.2f ms cold path, %d instances, %.3f idle s; want 0, 0, 10, > 0", r.ColdStarts, r.ColdPathMs, r.InstanceStarts, r.IdleInstanceS)
 	}
+	// Every policy holds memory without serving: on-demand while its
+	// instances start, fixed while they idle.
+	for _, p := range []string{"on-demand", "fixed"} {
+		if r := rows[p]; r.HeldMBs <= 0 {
+			t.Errorf("%s: held %.3f MB-s, want > 0 (instances report their linear memory)", p, r.HeldMBs)
+		}
+	}
 	// Baton's planner prepares each chain's next function ahead of its
 	// call, so fewer calls start their own instance than on demand, where
 	// every call does. (Its latency is not compared: on a loaded machine
@@ -99,4 +106,16 @@ func TestRunColdstartComparesPolicies(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
 	}
+}
+
+// TestStartHogsStops: the hogs run until stopped, and stopping reaps them.
+func TestStartHogsStops(t *testing.T) {
+	if _, err := startHogs(1, nil); err == nil {
+		t.Fatal("a hog without a command started")
+	}
+	stop, err := startHogs(2, []string{"/bin/sh", "-c", "while :; do :; done"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
 }

@@ -164,8 +164,8 @@ func TestColdstartPlotShowsWhatItsCaptionSays(t *testing.T) {
 		Command: "baton bench coldstart", Started: time.Unix(0, 0), Interval: 2 * time.Second, Rounds: 3, Warmup: 1,
 		Shapes: []string{"chain"}, Policies: []string{"on-demand", "baton"},
 		Rows: []ColdstartRow{
-			{Shape: "chain", Policy: "on-demand", Invocations: 2, ColdPathMeanMs: 40, IdleInstanceS: 0.5},
-			{Shape: "chain", Policy: "baton", Invocations: 2, ColdPathMeanMs: 2, IdleInstanceS: 1},
+			{Shape: "chain", Policy: "on-demand", Invocations: 2, ColdPathMeanMs: 40, HeldMBs: 0.5},
+			{Shape: "chain", Policy: "baton", Invocations: 2, ColdPathMeanMs: 2, HeldMBs: 1},
 		},
 	}
 	dir := t.TempDir()
@@ -176,11 +176,11 @@ func TestColdstartPlotShowsWhatItsCaptionSays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(md), "cold start on the critical path (left) and idle instance-seconds (right)") {
+	if !strings.Contains(string(md), "cold start on the critical path (left) and memory held idle or starting (right)") {
 		t.Errorf("report.md caption:\n%s", md)
 	}
 	cold := coldstartBars(r, "a", "b", func(row *ColdstartRow) float64 { return row.ColdPathMeanMs })
-	idle := coldstartBars(r, "a", "b", func(row *ColdstartRow) float64 { return row.IdleInstanceS })
+	idle := coldstartBars(r, "a", "b", func(row *ColdstartRow) float64 { return row.HeldMBs })
 	if cold.err != nil || idle.err != nil || cold.p.Y.Max < 40 || cold.p.Y.Max > 45 || idle.p.Y.Max < 1 || idle.p.Y.Max > 1.2 {
 		t.Fatalf("panels: cold %v (max %g), idle %v (max %g)", cold.err, cold.p.Y.Max, idle.err, idle.p.Y.Max)
 	}

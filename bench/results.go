@@ -319,12 +319,19 @@ type idleMeter struct {
 	spans     map[string][]span    // function -> closed idle spans
 	starts    map[string][]span    // function -> cold starts
 	created   map[string]int
+	memory    map[string]int64 // instance -> bytes held, as last reported
 }
 
-type span struct{ from, to time.Time }
+// span is a time an instance held memory without serving a call: idle,
+// or starting. bytes is the memory it held (zero when not reported).
+type span struct {
+	from, to time.Time
+	bytes    int64
+}
 
 func newIdleMeter() *idleMeter {
-	return &idleMeter{idleSince: map[string]time.Time{}, function: map[string]string{}, spans: map[string][]span{}, starts: map[string][]span{}, created: map[string]int{}}
+	return &idleMeter{idleSince: map[string]time.Time{}, function: map[string]string{}, spans: map[string][]span{},
+		starts: map[string][]span{}, created: map[string]int{}, memory: map[string]int64{}}
 }
 
 // Observe implements function.Observer; it runs on the call path and only
@@ -335,16 +342,25 @@ func (m *idleMeter) Observe(e function.Event) {
 	switch e.Kind {
 	case function.EventCreated:
 		m.created[e.Function]++
-		m.starts[e.Function] = append(m.starts[e.Function], span{e.Time.Add(-e.Phases.Total()), e.Time})
+		// A starting instance's memory grows to what it holds once
+		// started; counting all of it from the start overstates the
+		// cost of a start a little, for every policy alike.
+		m.starts[e.Function] = append(m.starts[e.Function], span{e.Time.Add(-e.Phases.Total()), e.Time, e.Memory})
 		m.function[e.Instance] = e.Function
 		m.idleSince[e.Instance] = e.Time
+		m.memory[e.Instance] = e.Memory
 	case function.EventIdle:
 		m.function[e.Instance] = e.Function
 		m.idleSince[e.Instance] = e.Time
+		m.memory[e.Instance] = e.Memory
 	case function.EventBusy, function.EventEvicted:
 		if since, ok := m.idleSince[e.Instance]; ok {
-			m.spans[e.Function] = append(m.spans[e.Function], span{since, e.Time})
+			m.spans[e.Function] = append(m.spans[e.Function], span{since, e.Time, m.memory[e.Instance]})
 			delete(m.idleSince, e.Instance)
+		}
+		if e.Kind == function.EventEvicted {
+			delete(m.memory, e.Instance)
+			delete(m.function, e.Instance)
 		}
 	}
 }
@@ -355,7 +371,7 @@ func (m *idleMeter) finish(at time.Time) {
 	defer m.mu.Unlock()
 	for inst, since := range m.idleSince {
 		fn := m.function[inst]
-		m.spans[fn] = append(m.spans[fn], span{since, at})
+		m.spans[fn] = append(m.spans[fn], span{since, at, m.memory[inst]})
 		delete(m.idleSince, inst)
 	}
 }
@@ -363,7 +379,16 @@ func (m *idleMeter) finish(at time.Time) {
 func (m *idleMeter) idleSeconds(functions []string, from, to time.Time) float64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return sumSpans(m.spans, functions, from, to)
+	return sumSpans(m.spans, functions, from, to, false)
+}
+
+// heldMBs is the memory the functions' instances held without serving a
+// call, idle or starting, integrated over time within [from, to]: in
+// MB-seconds.
+func (m *idleMeter) heldMBs(functions []string, from, to time.Time) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return sumSpans(m.spans, functions, from, to, true) + sumSpans(m.starts, functions, from, to, true)
 }
 
 // startSeconds is the time the functions' instances spent starting: memory
@@ -371,7 +396,7 @@ func (m *idleMeter) idleSeconds(functions []string, from, to time.Time) float64 
 func (m *idleMeter) startSeconds(functions []string, from, to time.Time) float64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return sumSpans(m.starts, functions, from, to)
+	return sumSpans(m.starts, functions, from, to, false)
 }
 
 // startDurations summarises the starts that began within [from, to], of
@@ -390,8 +415,9 @@ func (m *idleMeter) startDurations(from, to time.Time) Dist {
 	return Summarize(ms)
 }
 
-// sumSpans adds up the parts of the functions' spans within [from, to].
-func sumSpans(spans map[string][]span, functions []string, from, to time.Time) float64 {
+// sumSpans adds up the parts of the functions' spans within [from, to],
+// in seconds, or in MB-seconds of the memory they held when byMemory.
+func sumSpans(spans map[string][]span, functions []string, from, to time.Time, byMemory bool) float64 {
 	total := 0.0
 	for _, fn := range functions {
 		for _, s := range spans[fn] {
@@ -402,7 +428,12 @@ func sumSpans(spans map[string][]span, functions []string, from, to time.Time) f
 			if b.After(to) {
 				b = to
 			}
-			if b.After(a) {
+			if !b.After(a) {
+				continue
+			}
+			if byMemory {
+				total += b.Sub(a).Seconds() * float64(s.bytes) / (1 << 20)
+			} else {
 				total += b.Sub(a).Seconds()
 			}
 		}

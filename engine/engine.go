@@ -141,6 +141,9 @@ type Engine struct {
 	// watch hands recorded history events to FollowHistory readers.
 	watch *watchHub
 
+	// recovery resumes the invocations left running (see recovery).
+	recovery *recovery
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	calls  sync.WaitGroup // in-flight calls and appends
@@ -199,6 +202,7 @@ func New(opts Options) (*Engine, error) {
 		e.publisher = newPublisher(opts.Events, opts.Logger)
 	}
 	e.sched = newScheduler(e, opts.SchedulePoll)
+	e.recovery = newRecovery(e)
 	if opts.EventLog != nil {
 		e.starter = newEventStarter(e)
 	}
@@ -225,78 +229,36 @@ func New(opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// Start resumes every running invocation found in the store: each history
-// is replayed into a fresh machine, whose pending calls are executed again
-// (with their original idempotency keys) and whose timers keep their
-// recorded deadlines.
+// Start sets the engine running: every invocation left running in the
+// store is resumed in the background (see recovery), its history replayed
+// into a fresh machine, whose pending calls are executed again (with
+// their original idempotency keys) and whose timers keep their recorded
+// deadlines. Start returns at once; RecoveryStatus tells the progress.
 func (e *Engine) Start(ctx context.Context) error {
-	if e.cluster != nil {
-		// A replica resumes the invocations of the partitions it acquires.
-		return e.startCluster()
-	}
-	running, err := e.store.RunningInvocations(ctx)
-	if err != nil {
-		return fmt.Errorf("engine: listing running invocations: %w", err)
-	}
-	for _, inv := range running {
-		if err := e.resume(ctx, inv, nil); err != nil {
-			// One broken invocation must not keep the others down.
-			e.log.Error("cannot resume invocation", "invocation", inv.ID, "err", err)
-		}
-	}
-	if len(running) > 0 {
-		e.log.Info("resumed running invocations", "count", len(running))
-	}
 	e.mu.Lock()
-	startScheduler := !e.scheduling
+	starting := !e.scheduling
 	e.scheduling = true
 	e.mu.Unlock()
-	if startScheduler {
-		go e.sched.run(e.ctx)
-		if e.starter != nil {
-			go e.starter.run(e.ctx)
-		}
-	}
-	return nil
-}
-
-func (e *Engine) resume(ctx context.Context, inv *store.Invocation, fence *store.Fence) error {
-	def, err := e.definition(ctx, inv.Namespace, inv.Workflow, inv.Version)
-	if err != nil {
-		return err
-	}
-	history, err := e.store.History(ctx, inv.ID)
-	if err != nil {
-		return err
-	}
-	secrets, err := e.loadSecrets(ctx, def, false)
-	if err != nil {
-		return err
-	}
-	eff, err := e.policyFor(ctx, inv.Namespace)
-	if err != nil {
-		return err
-	}
-	var startInfo map[string]any
-	if len(history) > 0 && history[0].Type == core.InvocationStarted {
-		startInfo = history[0].Info
-	}
-	in := e.newInstance(inv, def, secrets, eff.Limits, startInfo)
-	in.fence = fence
-	in.qos = e.resumedQoS(def, eff, inv.Namespace)
-	e.mu.Lock()
-	if fence != nil && e.live[inv.ID] != nil {
-		// Resumed meanwhile by another scan of its partition.
-		e.mu.Unlock()
+	if !starting {
 		return nil
 	}
-	e.live[inv.ID] = in
-	e.running[inv.Namespace]++
-	e.mu.Unlock()
-	if err := in.replay(history); err != nil {
-		in.stop()
-		in.forget()
-		return err
+	e.recovery.start()
+	if e.cluster != nil {
+		// A replica resumes the invocations of the partitions it acquires.
+		e.startCluster()
+		return nil
+	}
+	e.recovery.mu.Lock()
+	e.recovery.listing = true
+	e.recovery.mu.Unlock()
+	e.calls.Add(1)
+	go func() {
+		defer e.calls.Done()
+		e.recovery.listRunning(e.ctx)
+	}()
+	go e.sched.run(e.ctx)
+	if e.starter != nil {
+		go e.starter.run(e.ctx)
 	}
 	return nil
 }
@@ -670,6 +632,7 @@ func Durable(def *dsl.Workflow) bool {
 // Wait blocks until the invocation ends or ctx is done; in the latter case
 // it returns the invocation as it stands and ctx's error.
 func (e *Engine) Wait(ctx context.Context, id string) (*store.Invocation, error) {
+	e.recovery.ensure(ctx, id)
 	e.mu.Lock()
 	in := e.live[id]
 	e.mu.Unlock()
@@ -706,6 +669,7 @@ func (e *Engine) Wait(ctx context.Context, id string) (*store.Invocation, error)
 // GetInvocation returns an invocation; live ones are answered from memory,
 // which is ahead of the store for non-durable invocations.
 func (e *Engine) GetInvocation(ctx context.Context, id string) (*store.Invocation, error) {
+	// One not resumed yet is as its row says: nothing runs it.
 	e.mu.Lock()
 	in := e.live[id]
 	e.mu.Unlock()
@@ -722,6 +686,7 @@ func (e *Engine) ListInvocations(ctx context.Context, f store.InvocationFilter) 
 // CancelInvocation asks a running invocation to stop. Cancelling one that
 // has ended fails with store.ErrConflict.
 func (e *Engine) CancelInvocation(ctx context.Context, id string) error {
+	e.recovery.ensure(ctx, id)
 	e.mu.Lock()
 	in := e.live[id]
 	e.mu.Unlock()

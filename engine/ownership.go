@@ -86,8 +86,7 @@ type clusterState struct {
 	mu   sync.Mutex
 	node *cluster.Node
 	// pending are partitions to scan, gathered from notifications.
-	pending  map[int]bool
-	resuming map[string]bool
+	pending map[int]bool
 	// toNotify are partitions with new work to announce, debounced.
 	toNotify map[int]bool
 	notifyAt *time.Timer
@@ -150,7 +149,6 @@ func newClusterState(e *Engine, opts ClusterOptions) (*clusterState, error) {
 		e: e, co: opts.Coordinator, id: id, cfg: cfg, grace: grace, poll: poll,
 		node:     cluster.NewNode(id, cfg),
 		pending:  map[int]bool{},
-		resuming: map[string]bool{},
 		toNotify: map[int]bool{},
 		sources:  map[string][]string{},
 		left:     make(chan struct{}),
@@ -162,14 +160,7 @@ func newClusterState(e *Engine, opts ClusterOptions) (*clusterState, error) {
 	}, nil
 }
 
-func (e *Engine) startCluster() error {
-	e.mu.Lock()
-	startScheduler := !e.scheduling
-	e.scheduling = true
-	e.mu.Unlock()
-	if !startScheduler {
-		return nil
-	}
+func (e *Engine) startCluster() {
 	go e.cluster.run(e.ctx)
 	go e.sched.run(e.ctx)
 	if e.starter != nil {
@@ -177,7 +168,6 @@ func (e *Engine) startCluster() error {
 	}
 	e.log.Info("cluster replica started", "replica", e.cluster.id, "partitions", e.cluster.cfg.Partitions,
 		"leaseTTL", e.cluster.cfg.LeaseTTL, "renewEvery", e.cluster.cfg.RenewEvery)
-	return nil
 }
 
 // ClusterStatus reports the replica's partitions and counters; ok is false
@@ -390,10 +380,11 @@ func (c *clusterState) checkLeft() {
 	}
 }
 
-// scan resumes the running invocations of owned partitions that are not
-// live here (new starts from other replicas, or everything after an
-// acquisition) and applies the cancellations requested for them. Resumes
-// run off the loop, which must keep renewing the leases.
+// scan queues for resumption the running invocations of owned partitions
+// that are not live here (new starts from other replicas, or everything
+// after an acquisition, a takeover included) and applies the cancellations
+// requested for them. Resumes run off the loop, which must keep renewing
+// the leases, on the engine's one resume path (see recovery).
 func (c *clusterState) scan(ctx context.Context, parts []int) {
 	if len(parts) == 0 {
 		return
@@ -405,48 +396,48 @@ func (c *clusterState) scan(ctx context.Context, parts []int) {
 		}
 		return
 	}
-	var todo []resumeJob
+	var todo []*resumeJob
 	c.mu.Lock()
 	for _, inv := range invs {
 		p := cluster.PartitionOf(inv.ID, c.cfg.Partitions)
-		epoch, _ := c.node.Fence(p)
-		if !c.node.Accepting(p) || c.resuming[inv.ID] || c.e.isLive(inv.ID) {
+		if !c.node.Accepting(p) {
 			continue
 		}
-		c.resuming[inv.ID] = true
-		todo = append(todo, resumeJob{inv: inv, fence: store.Fence{Partition: p, Epoch: epoch, Owner: c.id}})
+		epoch, _ := c.node.Fence(p)
+		todo = append(todo, &resumeJob{inv: inv, fence: &store.Fence{Partition: p, Epoch: epoch, Owner: c.id}})
 	}
 	c.mu.Unlock()
+	if n := c.e.recovery.add(todo); n > 100 {
+		c.e.log.Info("cluster: resuming the partitions' invocations in the background", "replica", c.id, "count", n)
+	}
 	cancels, err := c.co.CancelRequests(ctx, parts)
 	if err != nil && ctx.Err() == nil {
 		c.e.log.Warn("cluster: cannot read cancel requests", "replica", c.id, "err", err)
 	}
-	if len(todo) == 0 && len(cancels) == 0 {
+	if len(cancels) == 0 {
 		return
 	}
 	c.e.calls.Add(1)
 	go func() {
 		defer c.e.calls.Done()
-		for _, job := range todo {
-			if err := c.e.resume(ctx, job.inv, &job.fence); err != nil && ctx.Err() == nil {
-				c.e.log.Error("cannot resume invocation", "invocation", job.inv.ID, "err", err)
-			}
-			c.mu.Lock()
-			delete(c.resuming, job.inv.ID)
-			c.mu.Unlock()
-		}
 		for _, id := range cancels {
 			c.applyCancel(ctx, id)
 		}
 	}()
 }
 
-type resumeJob struct {
-	inv   *store.Invocation
-	fence store.Fence
+// current reports whether a fence is still this replica's hold on its
+// partition: owned under the same epoch and accepting work.
+func (c *clusterState) current(f store.Fence) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	epoch, owned := c.node.Fence(f.Partition)
+	return owned && epoch == f.Epoch && c.node.Accepting(f.Partition)
 }
 
 func (c *clusterState) applyCancel(ctx context.Context, id string) {
+	// One waiting in the queue is resumed now, to take the request in.
+	c.e.recovery.ensure(ctx, id)
 	c.e.mu.Lock()
 	in := c.e.live[id]
 	c.e.mu.Unlock()
@@ -617,6 +608,7 @@ func (e *Engine) partitionInstances(p int) []*instance {
 // stopPartition stops a partition's instances without writing anything:
 // their history is durable, and the next owner replays it.
 func (e *Engine) stopPartition(p int) {
+	e.recovery.dropPartition(p)
 	for _, in := range e.partitionInstances(p) {
 		in.stop()
 		in.forget()

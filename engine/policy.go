@@ -127,6 +127,11 @@ func (e *Engine) runningLimitLocked(eff *policy.Effective, namespace string) err
 // so that cancelling a root stops everything it started (detached
 // subflows included) without waiting for each level to notice.
 func (e *Engine) cancelSubtree(id string) {
+	// Children still waiting to be resumed are resumed now (or their
+	// resumption awaited), to be cancelled with the others.
+	for _, child := range e.recovery.pendingChildren(id) {
+		e.recovery.ensure(e.ctx, child)
+	}
 	e.mu.Lock()
 	var children []*instance
 	for _, in := range e.live {

@@ -92,10 +92,12 @@ func (e *Engine) RedriveInvocation(ctx context.Context, id, reason string) (*sto
 
 func (e *Engine) resumeRedriven(ctx context.Context, inv *store.Invocation) error {
 	if e.cluster == nil {
-		return e.resume(ctx, inv, nil)
+		_, err := e.resume(ctx, inv, nil)
+		return err
 	}
 	if fence, here := e.cluster.fenceFor(inv.ID); here {
-		return e.resume(ctx, inv, fence)
+		_, err := e.resume(ctx, inv, fence)
+		return err
 	}
 	e.cluster.announce(cluster.PartitionOf(inv.ID, e.cluster.cfg.Partitions))
 	return nil

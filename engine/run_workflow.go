@@ -26,6 +26,10 @@ func childID(seed string) string {
 // one an earlier execution of the same call started.
 func (e *Engine) invokeChild(ctx context.Context, parentID, seed, namespace, name, version string, input any) (*store.Invocation, error) {
 	id := childID(seed)
+	// A child started before a restart and not resumed yet is resumed
+	// first: the start below would otherwise hold its id live for a
+	// moment, and its resumption would take it for live and skip it.
+	e.recovery.ensure(ctx, id)
 	inv, err := e.start(ctx, id, parentID, namespace, name, version, input)
 	if err == nil {
 		return inv, nil

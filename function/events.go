@@ -45,6 +45,9 @@ type Event struct {
 	// Waited is, on a busy event, how long the call waited for the
 	// instance to finish starting (Result.StartWait).
 	Waited time.Duration `json:"waited,omitempty"`
+	// Memory is, on created and idle events, the bytes the instance holds
+	// when its runtime can tell (see MemoryReporter); zero otherwise.
+	Memory int64 `json:"memory,omitempty"`
 	// Reason explains an eviction.
 	Reason string `json:"reason,omitempty"`
 	// Err is why a start failed, or what made an instance unhealthy.

@@ -79,7 +79,13 @@ func newPool(m *Manager, spec *Spec, rt Runtime, log *eventLog) *pool {
 }
 
 func (p *pool) event(kind EventKind, mb *member) Event {
-	return Event{Kind: kind, Time: p.m.now(), Function: p.spec.key(), Version: p.spec.Version, Instance: mb.id}
+	e := Event{Kind: kind, Time: p.m.now(), Function: p.spec.key(), Version: p.spec.Version, Instance: mb.id}
+	if kind == EventCreated || kind == EventIdle {
+		if r, ok := mb.inst.(MemoryReporter); ok {
+			e.Memory = r.MemoryBytes()
+		}
+	}
+	return e
 }
 
 func (p *pool) invoke(ctx context.Context, input json.RawMessage, begin time.Time) (Result, error) {

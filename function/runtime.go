@@ -38,6 +38,13 @@ type Instance interface {
 	Close(ctx context.Context) error
 }
 
+// MemoryReporter is implemented by instances that can tell how much memory
+// they hold (a wasm instance's linear memory); the Manager reports it in
+// the created and idle events, for measuring what keeping instances costs.
+type MemoryReporter interface {
+	MemoryBytes() int64
+}
+
 // Phases splits a cold start into its parts. A phase a runtime does not
 // have stays zero.
 type Phases struct {

@@ -112,6 +112,14 @@ type Schedule struct {
 	CreatedAt      time.Time
 }
 
+// PendingTimers is implemented by stores that can tell the earliest
+// pending timer (scheduled, not fired) of each running durable invocation
+// without reading whole histories. A restarted engine resumes those whose
+// timers are due first.
+type PendingTimers interface {
+	PendingTimers(ctx context.Context) (map[string]time.Time, error)
+}
+
 // Store is Baton's persistent state. All methods are safe for concurrent
 // use. Appends from concurrent callers share one transaction and one fsync
 // (group commit).

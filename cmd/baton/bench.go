@@ -125,6 +125,8 @@ func newBenchCommand() *cobra.Command {
 		newTraceGenCommand(),
 		newColdstartCommand(f),
 		newBenchQoSCommand(f),
+		newRecoveryBenchCommand(),
+		newCPUHogCommand(),
 	)
 	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -27,6 +28,7 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 		factor   float64
 		shapes   []string
 		policies []string
+		hog      int
 	)
 	c := &cobra.Command{
 		Use:   "coldstart",
@@ -57,6 +59,7 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 				CacheDir: cache, WasmSource: f.wasmSource, DataDir: f.data, Seed: f.seed,
 				Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 				Progress: stderr, Command: "baton " + strings.Join(os.Args[1:], " "),
+				CPUHog: hog, HogCommand: hogCommand(),
 			})
 			if err != nil {
 				return err
@@ -84,6 +87,43 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 	fl.DurationVar(&fixed, "fixed-keep-alive", 10*time.Minute, "keep-alive of the fixed policy and of the hybrid policy's fallback")
 	fl.Float64Var(&idleCost, "idle-cost", 0, "prepare rule: price of an idle instance-second in seconds of latency (default 0.2)")
 	fl.DurationVar(&margin, "margin", 0, "prepare rule: how early a prepared instance should be ready (default 2ms)")
+	fl.IntVar(&hog, "cpu-hog", 0, "run this many processes alongside, each spinning a core (a busy machine)")
 	fl.Float64Var(&factor, "keep-factor", 0, "keep an idle instance for a predicted call within this many times its cold start (default 1)")
 	return c
+}
+
+// hogCommand is how the coldstart bench starts a CPU hog: this binary's
+// hidden `bench cpu-hog`.
+func hogCommand() []string {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	return []string{exe, "bench", "cpu-hog"}
+}
+
+// newCPUHogCommand spins one core until killed, for --cpu-hog.
+func newCPUHogCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "cpu-hog",
+		Short:  "Spin one core until killed (for bench coldstart --cpu-hog)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			spin(cmd.Context())
+			return nil
+		}),
+	}
+}
+
+// spin burns CPU until ctx ends; the counter keeps the loop from being
+// optimised away.
+func spin(ctx context.Context) uint64 {
+	var n uint64
+	for ctx.Err() == nil {
+		for range 1 << 20 {
+			n = n*6364136223846793005 + 1442695040888963407
+		}
+	}
+	return n
 }

@@ -159,6 +159,7 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 	if eng.qos != nil {
 		eng.functions.metrics.MustRegister(eng.qos)
 	}
+	eng.functions.metrics.MustRegister(newRecoveryCollector(eng.RecoveryStatus))
 	if _, clustered := eng.ClusterStatus(); clustered {
 		eng.functions.metrics.MustRegister(newClusterCollector(eng.ClusterStatus))
 	}

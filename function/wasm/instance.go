@@ -125,6 +125,15 @@ func (i *reactorInstance) fail(err error) error {
 	return callFailure(i.spec, err, i.stderr.Suffix("stderr"))
 }
 
+// MemoryBytes implements function.MemoryReporter: the linear memory, which
+// is nearly all an instance holds (its compiled code is shared).
+func (i *reactorInstance) MemoryBytes() int64 {
+	if m := i.inst.Memory(); m != nil {
+		return int64(m.Size())
+	}
+	return 0
+}
+
 func (i *reactorInstance) Healthy() bool { return !i.broken && !i.inst.IsClosed() }
 
 func (i *reactorInstance) Close(ctx context.Context) error {

@@ -24,6 +24,10 @@ import (
 var buildDir, cacheDir string
 
 func TestMain(m *testing.M) {
+	if v := os.Getenv(freshStartEnv); v != "" {
+		// A child of BenchmarkColdStartFreshProcess.
+		os.Exit(runFreshStart(v))
+	}
 	dir, err := os.MkdirTemp("", "baton-wasm-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

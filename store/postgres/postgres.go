@@ -514,3 +514,31 @@ func (s *Store) DeleteFunction(ctx context.Context, namespace, name, version str
 	tag, err := s.pool.Exec(ctx, `DELETE FROM functions WHERE namespace = $1 AND name = $2 AND version = $3`, ns, name, version)
 	return deleted(tag, err, what)
 }
+
+// PendingTimers implements store.PendingTimers. With several replicas it
+// covers the running invocations of all of them.
+func (s *Store) PendingTimers(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := s.pool.Query(ctx, `SELECT h.invocation_id, h.event->>'type', coalesce(h.event->>'timer', ''),
+			coalesce(h.event->>'fireAt', '')
+		FROM invocations i JOIN history h ON h.invocation_id = i.id
+		WHERE i.status = $1 AND i.durable AND h.event->>'type' IN ($2, $3)
+		ORDER BY h.invocation_id, h.seq`,
+		string(core.StatusRunning), string(core.TimerScheduled), string(core.TimerFired))
+	if err != nil {
+		return nil, fmt.Errorf("pending timers: %w", err)
+	}
+	defer rows.Close()
+	var fold rowcodec.PendingTimers
+	for rows.Next() {
+		var id, typ, timer, fireAt string
+		if err := rows.Scan(&id, &typ, &timer, &fireAt); err != nil {
+			return nil, fmt.Errorf("pending timers: %w", err)
+		}
+		at, _ := time.Parse(time.RFC3339Nano, fireAt)
+		fold.Add(id, core.EventType(typ), timer, at)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pending timers: %w", err)
+	}
+	return fold.Earliest(), nil
+}

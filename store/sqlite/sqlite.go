@@ -578,3 +578,35 @@ func execChanging(ctx context.Context, conn *sql.Conn, op, subject string, none 
 	}
 	return nil
 }
+
+// PendingTimers implements store.PendingTimers. The history is JSON text
+// stored as a BLOB, which SQLite's JSON functions would take for JSONB
+// without the cast.
+func (s *Store) PendingTimers(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := s.readDB.QueryContext(ctx, `SELECT h.invocation_id,
+			json_extract(CAST(h.event AS TEXT), '$.type'),
+			coalesce(json_extract(CAST(h.event AS TEXT), '$.timer'), ''),
+			coalesce(json_extract(CAST(h.event AS TEXT), '$.fireAt'), '')
+		FROM invocations i JOIN history h ON h.invocation_id = i.id
+		WHERE i.status = ? AND i.durable
+			AND json_extract(CAST(h.event AS TEXT), '$.type') IN (?, ?)
+		ORDER BY h.invocation_id, h.seq`,
+		string(core.StatusRunning), string(core.TimerScheduled), string(core.TimerFired))
+	if err != nil {
+		return nil, fmt.Errorf("pending timers: %w", err)
+	}
+	defer rows.Close()
+	var fold rowcodec.PendingTimers
+	for rows.Next() {
+		var id, typ, timer, fireAt string
+		if err := rows.Scan(&id, &typ, &timer, &fireAt); err != nil {
+			return nil, fmt.Errorf("pending timers: %w", err)
+		}
+		at, _ := time.Parse(time.RFC3339Nano, fireAt)
+		fold.Add(id, core.EventType(typ), timer, at)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pending timers: %w", err)
+	}
+	return fold.Earliest(), nil
+}

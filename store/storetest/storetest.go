@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListInvocations", testListInvocations},
 		{"ListLimits", testListLimits},
 		{"RunningInvocations", testRunningInvocations},
+		{"PendingTimers", testPendingTimers},
 		{"Functions", testFunctions},
 		{"FunctionNamespaces", testFunctionNamespaces},
 		{"Secrets", testSecrets},
@@ -963,4 +964,39 @@ func testReopen(t *testing.T, open func(t *testing.T) store.Store) {
 	// The history goes on where it stopped.
 	must(t, second.Append(ctx, inv.ID, events[5:], true), "Append after reopen")
 	assertHistory(t, second, inv.ID, withSeqs(events, 1))
+}
+
+// testPendingTimers: a store that tells pending timers gives each running
+// invocation's earliest timer not fired, and nothing of ended ones.
+func testPendingTimers(t *testing.T, open func(t *testing.T) store.Store) {
+	s, ctx, p := openStore(t, open), ctxOf(t), prefix(t)
+	ts, ok := s.(store.PendingTimers)
+	if !ok {
+		t.Skip("the store does not tell pending timers")
+	}
+	waiting := newInvocation(p+"waiting", p+"ns", "flow", at(0))
+	done := newInvocation(p+"done", p+"ns", "flow", at(0))
+	none := newInvocation(p+"none", p+"ns", "flow", at(0))
+	timers := []core.Event{
+		startEvent(nil, at(0)),
+		{Type: core.TimerScheduled, Timer: "late", FireAt: at(time.Hour), Time: at(0)},
+		{Type: core.TimerScheduled, Timer: "soon", FireAt: at(time.Minute), Time: at(0)},
+		{Type: core.TimerScheduled, Timer: "later", FireAt: at(2 * time.Hour), Time: at(0)},
+		{Type: core.TimerFired, Timer: "soon", Time: at(time.Minute)},
+	}
+	must(t, s.CreateInvocation(ctx, waiting, timers, true), "CreateInvocation waiting")
+	must(t, s.CreateInvocation(ctx, done, timers[:3], true), "CreateInvocation done")
+	must(t, s.Append(ctx, done.ID, []core.Event{{Type: core.InvocationCompleted, Time: at(time.Second)}}, true), "complete")
+	must(t, s.CreateInvocation(ctx, none, []core.Event{startEvent(nil, at(0))}, true), "CreateInvocation none")
+
+	got, err := ts.PendingTimers(ctx)
+	must(t, err, "PendingTimers")
+	if at, ok := got[waiting.ID]; !ok || !at.Equal(timers[1].FireAt) {
+		t.Errorf("pending timer of %s: %v %v, want %v (the soon one fired)", waiting.ID, at, ok, timers[1].FireAt)
+	}
+	for _, id := range []string{done.ID, none.ID} {
+		if at, ok := got[id]; ok {
+			t.Errorf("pending timer of %s: %v, want none", id, at)
+		}
+	}
 }
