@@ -10,6 +10,7 @@ import (
 
 	"github.com/batonflow/baton/events"
 	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/telemetry"
 )
 
 // EventPublisher delivers the CloudEvents that `emit` tasks produce. The
@@ -49,6 +50,8 @@ func (x *emitExecutor) Execute(ctx context.Context, req *CallRequest) (CallResul
 	if err != nil {
 		return CallResult{}, err
 	}
+	// Runs the event starts join the emitting workflow's trace.
+	telemetry.ToEvent(ctx, event)
 	if x.log != nil {
 		if _, err := x.log.Ingest(ctx, []events.Event{event}); err != nil {
 			var p *problem.Problem

@@ -17,6 +17,7 @@ import (
 	"github.com/batonflow/baton/events"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/telemetry"
 )
 
 // TriggerSource subscribes triggers to a message source (NATS, MQTT).
@@ -488,7 +489,12 @@ func (s *eventStarter) consume(ctx context.Context, def *dsl.Workflow) error {
 					input[i] = ev
 				}
 				id := eventStartID(key, consumed)
-				if _, err := s.e.start(ctx, id, "", d.Namespace, d.Name, d.Version, input); err != nil && !errors.Is(err, store.ErrConflict) {
+				startCtx := ctx
+				if s.e.opts.Tracer != nil {
+					// The run joins the trace of the event that completed it.
+					startCtx = telemetry.FromEvent(ctx, consumed[len(consumed)-1])
+				}
+				if _, err := s.e.start(startCtx, id, "", d.Namespace, d.Name, d.Version, input); err != nil && !errors.Is(err, store.ErrConflict) {
 					return fmt.Errorf("starting the run of event %v: %w", consumed[len(consumed)-1]["id"], err)
 				}
 				c = newConsumption()

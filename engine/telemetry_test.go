@@ -16,6 +16,7 @@ import (
 	"github.com/batonflow/baton/api"
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/events"
 	"github.com/batonflow/baton/function"
 	"github.com/batonflow/baton/store"
 	"github.com/batonflow/baton/telemetry"
@@ -286,5 +287,58 @@ do:
 	wantChild(t, after, "task after", "workflow default/pause")
 	if attr(after["task nap"], "baton.resumed") != "true" {
 		t.Error("the wait cut by the stop is not marked resumed")
+	}
+}
+
+// TestEmittedEventCarriesTheTrace: an `emit` task puts its call span's
+// context into the event (the CloudEvents Distributed Tracing extension),
+// and the run the event starts through schedule.on joins that trace under
+// the emitting call.
+func TestEmittedEventCarriesTheTrace(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	rec := tracetest.NewSpanRecorder()
+	e := newEngine(t, st, func(o *engine.Options) {
+		o.Tracer = telemetry.New(sdktrace.WithSpanProcessor(rec))
+		o.EventLog = events.NewLog(st.(store.EventLog), nil, nil)
+	})
+	defer e.Close()
+	producer := `
+document: {dsl: '1.0.0', namespace: shop, name: producer, version: '1.0.0'}
+do:
+  - announce:
+      emit:
+        event:
+          with: {source: /shop, type: order.placed, data: {orderId: "7"}}
+`
+	for _, doc := range []string{producer, onDoc} {
+		if _, err := e.ApplyWorkflow(ctx, "doc.yaml", []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inv, err := e.Invoke(ctx, "shop", "producer", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, e, inv.ID)
+	starts := waitStarts(t, st, 1)
+	if len(starts) != 1 {
+		t.Fatalf("schedule.on started %d runs", len(starts))
+	}
+	for id := range starts {
+		waitEnded(t, e, id)
+	}
+	spans := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range rec.Ended() {
+		spans[s.Name()] = s
+	}
+	emit, consumer := spans["call emit"], spans["workflow shop/onorder"]
+	if emit == nil || consumer == nil {
+		t.Fatalf("spans %v", names(spans))
+	}
+	if consumer.SpanContext().TraceID() != emit.SpanContext().TraceID() || consumer.Parent().SpanID() != emit.SpanContext().SpanID() {
+		t.Errorf("the started run is in trace %s under %s, want the emitting call's %s/%s",
+			consumer.SpanContext().TraceID(), consumer.Parent().SpanID(), emit.SpanContext().TraceID(), emit.SpanContext().SpanID())
 	}
 }

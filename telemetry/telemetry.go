@@ -177,6 +177,36 @@ func Extract(ctx context.Context, h http.Header) context.Context {
 	return propagator.Extract(ctx, propagation.HeaderCarrier(h))
 }
 
+// FromEvent returns ctx carrying the trace context a CloudEvent carries in
+// the Distributed Tracing extension (its traceparent and tracestate
+// attributes), when it has a valid one: a run the event starts joins the
+// trace of whoever produced it.
+func FromEvent(ctx context.Context, event map[string]any) context.Context {
+	tp, _ := event["traceparent"].(string)
+	if tp == "" {
+		return ctx
+	}
+	c := propagation.MapCarrier{"traceparent": tp}
+	if ts, _ := event["tracestate"].(string); ts != "" {
+		c["tracestate"] = ts
+	}
+	return propagator.Extract(ctx, c)
+}
+
+// ToEvent sets a CloudEvent's Distributed Tracing extension from ctx's
+// span, unless the event has a traceparent already; without a span (tracing
+// off) it changes nothing.
+func ToEvent(ctx context.Context, event map[string]any) {
+	if _, set := event["traceparent"]; set || !trace.SpanContextFromContext(ctx).IsValid() {
+		return
+	}
+	c := propagation.MapCarrier{}
+	propagator.Inject(ctx, c)
+	for k, v := range c {
+		event[k] = v
+	}
+}
+
 // idGenerator draws random ids, except for the ids a context asks for:
 // those of a resumed invocation's span, recorded when it first started.
 type idGenerator struct{}

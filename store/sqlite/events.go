@@ -109,7 +109,12 @@ func (s *Store) EventCursor(ctx context.Context, name string, initial int64) (in
 		}
 		return nil
 	})
-	return pos, err
+	if err != nil {
+		// A caller that stopped waiting must not read what the op may
+		// still write.
+		return 0, err
+	}
+	return pos, nil
 }
 
 // AdvanceEventCursor implements store.EventLog.
@@ -127,7 +132,12 @@ func (s *Store) AdvanceEventCursor(ctx context.Context, name string, from, to in
 		moved = n == 1
 		return nil
 	})
-	return moved, err
+	if err != nil {
+		// A caller that stopped waiting must not read what the op may
+		// still write.
+		return false, err
+	}
+	return moved, nil
 }
 
 // DeleteEventCursors implements store.EventLog.
@@ -211,5 +221,10 @@ func (s *Store) AdvanceTrigger(ctx context.Context, t *store.Trigger, from time.
 		moved = n == 1
 		return nil
 	})
-	return moved, err
+	if err != nil {
+		// A caller that stopped waiting must not read what the op may
+		// still write.
+		return false, err
+	}
+	return moved, nil
 }

@@ -68,7 +68,12 @@ func (s *Store) DeleteEnded(ctx context.Context, f store.EndedFilter) (int, erro
 		n = len(ids)
 		return deleteInvocations(ctx, conn, ids)
 	})
-	return n, err
+	if err != nil {
+		// A caller that stopped waiting must not read what the op may
+		// still write.
+		return 0, err
+	}
+	return n, nil
 }
 
 func deleteInvocations(ctx context.Context, conn *sql.Conn, ids []string) error {
