@@ -19,9 +19,11 @@ build:
 # The container image, assembled in Go from the static binary and the CA
 # certificates (no registry, no container runtime): dist/baton-image.tar for
 # `podman load -i`, dist/oci for skopeo or crane. See docs/deploy.md.
+# GOARCH=arm64 make image builds for another architecture; the builder
+# itself runs on this machine's.
 image:
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags '-s -w' -o dist/baton-linux-$(GOARCH) ./cmd/baton
-	cd deploy && $(GO) run ./cmd/baton-image --binary ../dist/baton-linux-$(GOARCH) --tag $(IMAGE) --version $(VERSION) \
+	cd deploy && GOOS= GOARCH= $(GO) run ./cmd/baton-image --binary ../dist/baton-linux-$(GOARCH) --tag $(IMAGE) --version $(VERSION) \
 		--archive ../dist/baton-image.tar --oci-layout ../dist/oci
 
 bench:
