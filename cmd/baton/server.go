@@ -35,10 +35,16 @@ func newServerCommand() *cobra.Command {
 			"REST API. Once it listens it prints\n" +
 			"`listening on http://ADDR` on stdout. SIGINT or SIGTERM drain it: new starts are\n" +
 			"refused (503), calls in flight may return for --drain-timeout and are recorded, then\n" +
-			"it stops; a second signal stops it at once. Running invocations resume on the next start.",
+			"it stops; a second signal stops it at once. Running invocations resume on the next start.\n\n" +
+			"Every flag may also come from the environment as BATON_ and its name in capitals with\n" +
+			"underscores (--drain-timeout: BATON_DRAIN_TIMEOUT; lists comma-separated); the command\n" +
+			"line wins.",
 		Example: "  baton server\n  baton server --addr 0.0.0.0:8780 --data /var/lib/baton --log-level debug\n" +
 			"  BATON_SECRET_KEY=... baton server --store postgres://baton@db:5432/baton",
 		Args: cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			return setFlagsFromEnv(cmd.Flags(), os.LookupEnv)
+		},
 	}
 	data := addDataFlag(cmd)
 	storeFlag := addStoreFlag(cmd)
