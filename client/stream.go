@@ -101,7 +101,8 @@ func (c *Client) followOnce(ctx context.Context, id string, after *int64, each f
 	var name string
 	var data bytes.Buffer
 	// last is the last status received: the server closes the stream
-	// after a terminal one.
+	// after the terminal one (a history may hold earlier ones, each
+	// followed by a retry).
 	var last core.Status
 	for sc.Scan() {
 		line := sc.Bytes()
@@ -129,9 +130,6 @@ func (c *Client) followOnce(ctx context.Context, id string, after *int64, each f
 			}
 			if err := each(*ev); err != nil {
 				return true, got, err
-			}
-			if ev.Status != nil && ev.Status.Status != core.StatusRunning && ev.Status.Seq > 0 {
-				return true, got, nil
 			}
 		case line[0] == ':':
 		case bytes.HasPrefix(line, []byte("event: ")):
