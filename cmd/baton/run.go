@@ -148,7 +148,8 @@ func showRunProgress(ctx context.Context, eng *localEngine, id string, req runRe
 			}
 		}
 		mu.Lock()
-		if stopping {
+		if stopping && !following {
+			// Ended within quietRun: nothing to show.
 			mu.Unlock()
 			return
 		}
