@@ -96,51 +96,35 @@ func (c *Client) followOnce(ctx context.Context, id string, after *int64, each f
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return false, false, decodeProblem(resp, data)
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
-	var name string
-	var data bytes.Buffer
 	// last is the last status received: the server closes the stream
-	// after a terminal one.
+	// after the terminal one (a history may hold earlier ones, each
+	// followed by a retry).
 	var last core.Status
-	for sc.Scan() {
-		line := sc.Bytes()
-		switch {
-		case len(line) == 0:
-			if data.Len() == 0 {
-				name = ""
-				continue
-			}
-			ev, err := decodeStreamEvent(name, data.Bytes())
-			name = ""
-			data.Reset()
-			if err != nil {
-				return false, got, err
-			}
-			if ev == nil {
-				continue
-			}
-			got = true
-			if ev.History != nil {
-				*after = ev.History.Seq
-			}
-			if ev.Status != nil {
-				last = ev.Status.Status
-			}
-			if err := each(*ev); err != nil {
-				return true, got, err
-			}
-			if ev.Status != nil && ev.Status.Status != core.StatusRunning && ev.Status.Seq > 0 {
-				return true, got, nil
-			}
-		case line[0] == ':':
-		case bytes.HasPrefix(line, []byte("event: ")):
-			name = string(line[len("event: "):])
-		case bytes.HasPrefix(line, []byte("data: ")):
-			data.Write(line[len("data: "):])
+	err = scanEvents(resp.Body, func(name string, data []byte) error {
+		ev, err := decodeStreamEvent(name, data)
+		if err != nil || ev == nil {
+			return err
 		}
+		got = true
+		if ev.History != nil {
+			*after = ev.History.Seq
+		}
+		if ev.Status != nil {
+			last = ev.Status.Status
+		}
+		if err := each(*ev); err != nil {
+			return callerError{err}
+		}
+		return nil
+	})
+	var ce callerError
+	if errors.As(err, &ce) {
+		return true, got, ce.err
 	}
-	if err := sc.Err(); err != nil && ctx.Err() == nil {
+	if err != nil && ctx.Err() == nil {
+		if errors.Is(err, errBadEvent) {
+			return false, got, err
+		}
 		return false, got, streamBreak{err}
 	}
 	if ctx.Err() != nil {
@@ -152,6 +136,46 @@ func (c *Client) followOnce(ctx context.Context, id string, after *int64, each f
 	return false, got, streamBreak{io.ErrUnexpectedEOF}
 }
 
+// callerError carries the error of FollowInvocation's caller out of a scan.
+type callerError struct{ err error }
+
+func (c callerError) Error() string { return c.err.Error() }
+
+// errBadEvent marks an event the server sent that does not decode.
+var errBadEvent = errors.New("the server sent an event that does not decode")
+
+// scanEvents reads server-sent events from r and calls fn with each one's
+// name and data (data lines joined), until r ends or fn fails. Comments
+// and fields other than event and data are skipped.
+func scanEvents(r io.Reader, fn func(name string, data []byte) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
+	var name string
+	var data bytes.Buffer
+	for sc.Scan() {
+		line := sc.Bytes()
+		switch {
+		case len(line) == 0:
+			if data.Len() > 0 {
+				if err := fn(name, data.Bytes()); err != nil {
+					return err
+				}
+			}
+			name = ""
+			data.Reset()
+		case line[0] == ':':
+		case bytes.HasPrefix(line, []byte("event:")):
+			name = string(bytes.TrimPrefix(bytes.TrimPrefix(line, []byte("event:")), []byte(" ")))
+		case bytes.HasPrefix(line, []byte("data:")):
+			if data.Len() > 0 {
+				data.WriteByte('\n')
+			}
+			data.Write(bytes.TrimPrefix(bytes.TrimPrefix(line, []byte("data:")), []byte(" ")))
+		}
+	}
+	return sc.Err()
+}
+
 // decodeStreamEvent decodes one event; nil for kinds this client does not
 // know (and for the server's note that it dropped the reader).
 func decodeStreamEvent(name string, data []byte) (*StreamEvent, error) {
@@ -159,13 +183,13 @@ func decodeStreamEvent(name string, data []byte) (*StreamEvent, error) {
 	case "history":
 		var ev core.Event
 		if err := json.Unmarshal(data, &ev); err != nil {
-			return nil, fmt.Errorf("decoding a history event: %w", err)
+			return nil, fmt.Errorf("%w: history: %w", errBadEvent, err)
 		}
 		return &StreamEvent{History: &ev}, nil
 	case "status":
 		var st api.StreamStatus
 		if err := json.Unmarshal(data, &st); err != nil {
-			return nil, fmt.Errorf("decoding a status event: %w", err)
+			return nil, fmt.Errorf("%w: status: %w", errBadEvent, err)
 		}
 		return &StreamEvent{Status: &st}, nil
 	}

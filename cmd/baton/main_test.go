@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -51,7 +52,13 @@ func TestMain(m *testing.M) {
 type result struct {
 	stdout, stderr string
 	code           int
+	// invocation is the id `baton run` printed first on stderr, taken
+	// off stderr so that tests compare what follows.
+	invocation string
 }
+
+// runIDLine is the line `baton run` starts stderr with.
+var runIDLine = regexp.MustCompile(`^invocation ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\n`)
 
 // baton runs the binary with a clean environment: no BATON_* variables
 // leak in from the developer's shell, and times print in UTC.
@@ -70,6 +77,11 @@ func baton(t *testing.T, env []string, args ...string) result {
 		t.Fatalf("running baton %v: %v", args, err)
 	}
 	res := result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+	if len(args) > 0 && args[0] == "run" {
+		if m := runIDLine.FindStringSubmatch(res.stderr); m != nil {
+			res.invocation, res.stderr = m[1], res.stderr[len(m[0]):]
+		}
+	}
 	for _, forbidden := range []string{"goroutine ", "panic:", "Usage:"} {
 		if strings.Contains(res.stderr, forbidden) {
 			t.Fatalf("baton %v printed %q on stderr:\n%s", args, forbidden, res.stderr)

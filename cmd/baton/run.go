@@ -136,7 +136,8 @@ func showRunProgress(ctx context.Context, eng *localEngine, id string, req runRe
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	var mu sync.Mutex
-	following, stopping := false, false
+	// With --watch the whole history is shown however fast the run ends.
+	following, stopping := req.watch, false
 	go func() {
 		defer close(done)
 		if !req.watch {
@@ -147,7 +148,8 @@ func showRunProgress(ctx context.Context, eng *localEngine, id string, req runRe
 			}
 		}
 		mu.Lock()
-		if stopping {
+		if stopping && !following {
+			// Ended within quietRun: nothing to show.
 			mu.Unlock()
 			return
 		}
