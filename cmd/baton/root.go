@@ -73,6 +73,7 @@ func newRootCommand() *cobra.Command {
 		newValidateCommand(),
 		newRunCommand(),
 		newServerCommand(),
+		newConsoleCommand(),
 		newWorkflowCommand(),
 		newInvokeCommand(),
 		newInvocationCommand(),
