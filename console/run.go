@@ -435,15 +435,15 @@ type activationRow struct {
 }
 
 type callRow struct {
-	Key                         string
-	Attempt                     int
-	Start, Duration             string
-	QueueWait, ColdStart        string
-	Input, Output, Info         string
-	Error                       *problem.Problem
-	Running                     bool
-	InputLarge, OutputLarge     bool
-	InputBytes, OutputBytes     int
+	Key                     string
+	Attempt                 int
+	Start, Duration         string
+	QueueWait, ColdStart    string
+	Input, Output, Info     string
+	Error                   *problem.Problem
+	Running                 bool
+	InputLarge, OutputLarge bool
+	InputBytes, OutputBytes int
 }
 
 // taskPanel renders what a click on a task of the graph shows.

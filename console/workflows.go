@@ -200,10 +200,10 @@ func (c *Console) functionsPage(w http.ResponseWriter, r *http.Request) {
 func formatPercent(p float64) string { return strconv.FormatFloat(p*100, 'f', 0, 64) + "%" }
 
 type eventRow struct {
-	Seq                  int64
-	ID, Source, Type     string
-	Time                 string
-	Data                 string
+	Seq              int64
+	ID, Source, Type string
+	Time             string
+	Data             string
 }
 
 // eventsPage shows the newest events of the log, the triggers, and a form

@@ -571,7 +571,9 @@ func testListInvocations(t *testing.T, open func(t *testing.T) store.Store) {
 			}},
 		{"nothing matches", store.InvocationFilter{Namespace: nsB, Workflow: "gamma"}, func(*store.Invocation) bool { return false }},
 		{"version", store.InvocationFilter{Namespace: nsA, Workflow: "alpha", Version: "2.0.0"},
-			func(i *store.Invocation) bool { return i.Namespace == nsA && i.Workflow == "alpha" && i.Version == "2.0.0" }},
+			func(i *store.Invocation) bool {
+				return i.Namespace == nsA && i.Workflow == "alpha" && i.Version == "2.0.0"
+			}},
 		{"id prefix", store.InvocationFilter{Namespace: nsA, IDPrefix: p + "inv-1"},
 			func(i *store.Invocation) bool { return i.Namespace == nsA && strings.HasPrefix(i.ID, p+"inv-1") }},
 		{"time range", store.InvocationFilter{Namespace: nsA, StartedAfter: at(3 * time.Second), StartedBefore: at(9 * time.Second)},
