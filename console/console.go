@@ -192,6 +192,7 @@ func (c *Console) routes() []route {
 		{http.MethodGet, "/live/runs/{id}", signedIn, c.liveRun},
 		{http.MethodGet, "/workflows", signedIn, c.workflowsPage},
 		{http.MethodGet, "/workflows/{namespace}/{name}", signedIn, c.workflowPage},
+		{http.MethodPost, "/workflows/{namespace}/{name}/input-check", signedIn, c.checkInput},
 		{http.MethodGet, "/functions", signedIn, c.functionsPage},
 		{http.MethodGet, "/events", signedIn, c.eventsPage},
 		{http.MethodGet, "/login", public, c.loginPage},
@@ -241,6 +242,9 @@ func (c *Console) guard(rt route) http.Handler {
 				http.Error(w, "send Authorization: Bearer TOKEN", http.StatusUnauthorized)
 				return
 			}
+		}
+		if isStateChanging(r.Method) {
+			r.Body = http.MaxBytesReader(w, r.Body, maxInputBytes)
 		}
 		rt.handler(w, r)
 	})

@@ -2,6 +2,8 @@ package console
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"html/template"
 	"net/http"
 	"sort"
@@ -263,4 +265,71 @@ func (c *Console) recentEvents(ctx context.Context) []eventRow {
 			Time: formatTime(ev.ReceivedAt), Data: prettyJSON(ev.Event["data"])})
 	}
 	return rows
+}
+
+// maxInputBytes caps an input the start form asks to check.
+const maxInputBytes = 4 << 20
+
+// inputCheck is the answer of POST /workflows/{namespace}/{name}/input-check.
+type inputCheck struct {
+	Valid   bool   `json:"valid"`
+	Problem string `json:"problem,omitempty"`
+}
+
+// checkInput checks an input against a workflow version's input schema,
+// so that the start form says what is wrong before a run starts (a run
+// with such an input would fault at once). The answer is 200 either way:
+// a refused input is the form's business, not a failed request.
+func (c *Console) checkInput(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ns, name, version := r.PathValue("namespace"), r.PathValue("name"), r.URL.Query().Get("version")
+	if !canSee(r, ns) {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	answer := func(v inputCheck) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	var input any
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxInputBytes))
+	if err := dec.Decode(&input); err != nil {
+		answer(inputCheck{Problem: "the input is not JSON: " + err.Error()})
+		return
+	}
+	if version == "" {
+		all, err := c.engine.ListWorkflows(ctx)
+		if err != nil {
+			c.fail(w, r, err, "workflows")
+			return
+		}
+		var newest *store.Workflow
+		for _, wf := range all {
+			if wf.Namespace == ns && wf.Name == name && (newest == nil || !wf.CreatedAt.Before(newest.CreatedAt)) {
+				newest = wf
+			}
+		}
+		if newest == nil {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		version = newest.Version
+	}
+	pd, err := c.definition(ctx, ns, name, version)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		c.fail(w, r, err, "workflow "+ns+"/"+name)
+		return
+	}
+	if in := pd.def.Input; in != nil && in.Schema != nil {
+		if err := in.Schema.Validate(input); err != nil {
+			answer(inputCheck{Problem: "the input does not match the workflow's input schema: " + err.Error()})
+			return
+		}
+	}
+	answer(inputCheck{Valid: true})
 }

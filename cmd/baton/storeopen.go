@@ -29,6 +29,7 @@ type engineStore interface {
 	store.IdempotentStarts
 	store.TokenStore
 	store.AuditStore
+	store.InvocationCounter
 }
 
 // openedStore is an engine's store and what was taken to open it.

@@ -166,6 +166,8 @@ document.addEventListener("submit", async ev => {
     try {
       const input = form.elements.input.value;
       JSON.parse(input);
+      const check = await api("POST", form.dataset.check, input);
+      if (!check.valid) throw new Error(check.problem);
       const res = await api("POST", form.dataset.start, input);
       location.href = `/runs/${encodeURIComponent(res.id)}`;
     } catch (err) { problem.textContent = err.message; problem.hidden = false; }
