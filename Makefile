@@ -2,7 +2,7 @@
 # hung test from eating CI's budget.
 GO ?= go
 
-.PHONY: test build bench fuzz
+.PHONY: test build bench fuzz console-screenshots
 
 test:
 	$(GO) test -race -timeout 15m ./...
@@ -15,3 +15,7 @@ bench:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./dsl
+
+# The screenshots of docs/console.md, taken by the console's browser test.
+console-screenshots:
+	BATON_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/images $(GO) test -count=1 -run TestConsoleBrowser ./cmd/baton
