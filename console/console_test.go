@@ -19,6 +19,7 @@ import (
 	"github.com/batonflow/baton/console"
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/lang"
 	"github.com/batonflow/baton/store/sqlite"
 )
 
@@ -524,4 +525,75 @@ func BenchmarkRunPage1000Tasks(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "ms/page")
+}
+
+// TestFissionGraph draws a Fission Workflows document as its DAG, each
+// node coloured by its state after a run.
+func TestFissionGraph(t *testing.T) {
+	f := newFixture(t)
+	doc := `
+apiVersion: 1
+output: Join
+tasks:
+  Left:
+    run: compose
+    inputs: "left"
+  Right:
+    run: compose
+    inputs: "right"
+  Join:
+    run: compose
+    inputs: "{ output('Left') + output('Right') }"
+    requires: [Left, Right]
+`
+	if _, err := f.engine.ApplyDocument(context.Background(), "join.wf.yaml", []byte(doc), lang.Options{Namespace: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	wfs, err := f.engine.ListWorkflows(context.Background())
+	if err != nil || len(wfs) != 1 {
+		t.Fatalf("workflows: %v %v", wfs, err)
+	}
+	c := f.client(t)
+	f.login(t, c, "viewer")
+	_, page := get(t, c, f.server.URL+"/workflows/default/"+wfs[0].Name)
+	if strings.Count(page, `<line class="edge"`) != 2 || !strings.Contains(page, `data-state="pending"`) {
+		t.Errorf("the preview lacks the DAG's two edges or its pending nodes")
+	}
+	inv := f.run(t, wfs[0].Name, nil)
+	if inv.Status != core.StatusCompleted {
+		t.Fatalf("the run ended %s", inv.Status)
+	}
+	_, body := get(t, c, f.server.URL+"/runs/"+inv.ID)
+	for _, node := range []string{"Left", "Right", "Join"} {
+		if !regexp.MustCompile(`data-ref="[^"]*/` + node + `" data-state="completed"`).MatchString(body) {
+			t.Errorf("node %s is not drawn completed", node)
+		}
+	}
+}
+
+// TestForgedCredentials sends made-up cookies and login codes: none
+// logs anyone in, and no request fails the server.
+func TestForgedCredentials(t *testing.T) {
+	fx := newFixture(t)
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, forged := range []string{"abc", "", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "x%00", "admin"} {
+		req, _ := http.NewRequest(http.MethodGet, fx.server.URL+"/runs", nil)
+		req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: url.QueryEscape(forged)})
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Errorf("a forged cookie %q got %d, want the login", forged, resp.StatusCode)
+		}
+		resp, err = c.Get(fx.server.URL + "/login?code=" + url.QueryEscape(forged))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusSeeOther || resp.StatusCode >= 500 {
+			t.Errorf("a made-up code %q got %d", forged, resp.StatusCode)
+		}
+	}
 }
