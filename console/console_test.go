@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -596,4 +597,35 @@ func TestForgedCredentials(t *testing.T) {
 			t.Errorf("a made-up code %q got %d", forged, resp.StatusCode)
 		}
 	}
+}
+
+// TestLiveRunsList follows the runs list's stream: a new run is a change.
+func TestLiveRunsList(t *testing.T) {
+	f := newFixture(t)
+	f.apply(t, greet)
+	c := f.client(t)
+	f.login(t, c, "viewer")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.server.URL+"/live/runs?workflow=greet", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("Content-Type %q", resp.Header.Get("Content-Type"))
+	}
+	lines := bufio.NewScanner(resp.Body)
+	// The stream opens with a comment; only then is the run started, so
+	// the change cannot be the first state.
+	for lines.Scan() && !strings.HasPrefix(lines.Text(), ": live") {
+	}
+	f.run(t, "greet", nil)
+	for lines.Scan() {
+		if lines.Text() == "event: change" {
+			return
+		}
+	}
+	t.Fatalf("the stream ended without a change: %v", lines.Err())
 }

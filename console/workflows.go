@@ -213,10 +213,14 @@ type eventRow struct {
 func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	v := struct {
-		Events   []eventRow
-		Triggers []*store.Trigger
-		CanSend  bool
-	}{CanSend: canOperate(r, "default")}
+		Events       []eventRow
+		Triggers     []*store.Trigger
+		CanSend      bool
+		Type, Source string
+	}{CanSend: canOperate(r, "default"), Type: r.URL.Query().Get("type"), Source: r.URL.Query().Get("source")}
+	if v.Source == "" {
+		v.Source = "/console"
+	}
 	if canSee(r, "default") {
 		v.Events = c.recentEvents(ctx)
 	}
