@@ -20,7 +20,9 @@ import (
 	"github.com/batonflow/baton/console"
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/function"
 	"github.com/batonflow/baton/lang"
+	"github.com/batonflow/baton/prewarm"
 	"github.com/batonflow/baton/store/sqlite"
 )
 
@@ -628,4 +630,50 @@ func TestLiveRunsList(t *testing.T) {
 		}
 	}
 	t.Fatalf("the stream ended without a change: %v", lines.Err())
+}
+
+type fakeFunctions struct{}
+
+func (fakeFunctions) List(context.Context, string) ([]*function.Spec, error) {
+	return []*function.Spec{
+		{Namespace: "default", Name: "resize", Version: "1", Runtime: "wasm"},
+		{Namespace: "default", Name: "resize", Version: "2", Runtime: "wasm"},
+		{Namespace: "team-b", Name: "secret", Version: "1", Runtime: "wasm"},
+	}, nil
+}
+
+func (fakeFunctions) Instances(ref string) []function.InstanceInfo {
+	if ref != "resize" {
+		return nil
+	}
+	return []function.InstanceInfo{{ID: "i-1", Version: "2", State: "busy", Calls: 7}, {ID: "i-2", Version: "2", State: "idle", Calls: 3}}
+}
+
+func (fakeFunctions) Events(ref string) []function.Event {
+	if ref != "resize" {
+		return nil
+	}
+	return []function.Event{{Kind: function.EventCreated, Function: ref, Instance: "i-1", Phases: function.Phases{Compile: 40 * time.Millisecond}}}
+}
+
+type fakePredictor struct{}
+
+func (fakePredictor) NextCall(fn string, now time.Time) (prewarm.PredictedCall, bool) {
+	return prewarm.PredictedCall{At: now.Add(time.Second), Until: now.Add(time.Minute), Prob: 0.8, Prepared: true}, fn == "resize"
+}
+func (fakePredictor) ColdStart(string) time.Duration { return 45 * time.Millisecond }
+
+func TestFunctionsPage(t *testing.T) {
+	f := newFixture(t, console.WithFunctions(fakeFunctions{}), console.WithPredictor(fakePredictor{}))
+	c := f.client(t)
+	f.login(t, c, "viewer")
+	_, body := get(t, c, f.server.URL+"/functions")
+	for _, want := range []string{"default/resize", "1, 2", "1 busy, 1 idle", "i-1", "last 40ms", "expected 45ms", "(80%), instance prepared"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the functions page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "secret") {
+		t.Error("a viewer of default sees team-b's function")
+	}
 }
