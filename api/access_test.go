@@ -100,7 +100,10 @@ var wantAccess = map[string]string{
 	"GET /v1/invocations":              "viewer list",
 	"GET /v1/invocations/{id}":         "viewer ns",
 	"GET /v1/invocations/{id}/history": "viewer ns",
+	"GET /v1/invocations/{id}/stream":  "viewer ns",
 	"POST /v1/invocations/{id}/cancel": "operator ns",
+	"POST /v1/invocations/{id}/retry":  "operator ns",
+	"POST /v1/invocations/{id}/rerun":  "operator ns",
 	"GET /v1/invocations/{id}/events":  "viewer ns",
 	"DELETE /v1/invocations/{id}":      "developer ns",
 

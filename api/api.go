@@ -70,6 +70,8 @@ type config struct {
 	allowedOrigins []string
 	// console is set by WithConsole.
 	console http.Handler
+	// streamHeartbeat is the idle interval of invocation streams.
+	streamHeartbeat time.Duration
 }
 
 // Option configures NewHandler.
@@ -156,7 +158,10 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/v1/invocations", s.listInvocations},
 		{http.MethodGet, "/v1/invocations/{id}", s.getInvocation},
 		{http.MethodGet, "/v1/invocations/{id}/history", s.history},
+		{http.MethodGet, "/v1/invocations/{id}/stream", s.streamInvocation},
 		{http.MethodPost, "/v1/invocations/{id}/cancel", s.cancelInvocation},
+		{http.MethodPost, "/v1/invocations/{id}/retry", s.retryInvocation},
+		{http.MethodPost, "/v1/invocations/{id}/rerun", s.rerunInvocation},
 		{http.MethodGet, "/v1/invocations/{id}/events", s.lifecycleEvents},
 		{http.MethodDelete, "/v1/invocations/{id}", s.deleteInvocation},
 

@@ -83,7 +83,10 @@ var accessRules = map[string]access{
 	"GET /v1/invocations":              {auth.Viewer, nsList, false},
 	"GET /v1/invocations/{id}":         {auth.Viewer, nsInvocation, false},
 	"GET /v1/invocations/{id}/history": {auth.Viewer, nsInvocation, false},
+	"GET /v1/invocations/{id}/stream":  {auth.Viewer, nsInvocation, false},
 	"POST /v1/invocations/{id}/cancel": {auth.Operator, nsInvocation, false},
+	"POST /v1/invocations/{id}/retry":  {auth.Operator, nsInvocation, false},
+	"POST /v1/invocations/{id}/rerun":  {auth.Operator, nsInvocation, false},
 	"GET /v1/invocations/{id}/events":  {auth.Viewer, nsInvocation, false},
 	"DELETE /v1/invocations/{id}":      {auth.Developer, nsInvocation, true},
 

@@ -337,6 +337,52 @@ func (c *Client) History(ctx context.Context, id string) ([]core.Event, error) {
 	return h.Items, nil
 }
 
+// RetryInvocation continues a faulted or cancelled invocation as itself from
+// the task that ended it (a redrive); reason is recorded with it. When it
+// ended within wait the whole invocation is returned; otherwise only its ID
+// is set and its Status is running.
+func (c *Client) RetryInvocation(ctx context.Context, id, reason string, wait time.Duration) (*api.Invocation, error) {
+	body, err := json.Marshal(api.RetryRequest{Reason: reason})
+	if err != nil {
+		return nil, err
+	}
+	return c.startedBy(ctx, "retry", id, body, wait)
+}
+
+// RerunInvocation starts a new invocation of the workflow version id ran,
+// with its input, or with input when it is not nil. The result is as
+// RetryInvocation's, for the new invocation.
+func (c *Client) RerunInvocation(ctx context.Context, id string, input json.RawMessage, wait time.Duration) (*api.Invocation, error) {
+	body, err := json.Marshal(api.RerunRequest{Input: input})
+	if err != nil {
+		return nil, err
+	}
+	return c.startedBy(ctx, "rerun", id, body, wait)
+}
+
+func (c *Client) startedBy(ctx context.Context, action, id string, body []byte, wait time.Duration) (*api.Invocation, error) {
+	query := url.Values{}
+	if wait > 0 {
+		query.Set("wait", wait.String())
+	}
+	var raw json.RawMessage
+	status, err := c.do(ctx, request{
+		method: http.MethodPost, segments: []string{"v1", "invocations", id, action},
+		query: query, body: body, contentType: "application/json",
+	}, &raw)
+	if err != nil {
+		return nil, err
+	}
+	var inv api.Invocation
+	if err := json.Unmarshal(raw, &inv); err != nil {
+		return nil, fmt.Errorf("decoding the invocation: %w", err)
+	}
+	if status == http.StatusAccepted {
+		inv = api.Invocation{ID: inv.ID, Status: core.StatusRunning}
+	}
+	return &inv, nil
+}
+
 // CancelInvocation asks a running invocation to stop. Cancelling one that
 // has ended fails with a 409 problem.
 func (c *Client) CancelInvocation(ctx context.Context, id string) error {

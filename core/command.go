@@ -34,6 +34,11 @@ type Call struct {
 	// The machine enforces timeouts with timers; this lets the driver stop
 	// the call's I/O at the same moment.
 	Timeout time.Duration
+	// Redrive counts the redrives of the invocation when the call went
+	// out again after one (see InvocationRedriven), 0 before any. A call
+	// redone by a redrive is a new execution: its idempotency key differs
+	// from the failed one's, which a receiver may have remembered.
+	Redrive int
 }
 
 // CancelCall tells the driver that the result of a call is no longer wanted

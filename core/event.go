@@ -22,6 +22,13 @@ const (
 	TaskCompleted EventType = "TaskCompleted"
 	// TaskFailed carries a call's error in Error.
 	TaskFailed EventType = "TaskFailed"
+	// TaskEnded records that a task which made no call of its own (set,
+	// switch, for, fork, do, try, wait, raise...) ended, so that every
+	// task the machine ran appears in the history. Error is set when it
+	// faulted; Info["startedAt"] is its start when that came earlier.
+	// Like TaskStarted it is informational: the machine ignores it, and
+	// the engine writes it with the next record it makes anyway.
+	TaskEnded EventType = "TaskEnded"
 	// TimerScheduled fixes a timer's absolute deadline (Timer, FireAt), so
 	// that a restart keeps it.
 	TimerScheduled EventType = "TimerScheduled"
@@ -34,6 +41,11 @@ const (
 	InvocationCompleted EventType = "InvocationCompleted"
 	InvocationFaulted   EventType = "InvocationFaulted"
 	InvocationCancelled EventType = "InvocationCancelled"
+	// InvocationRedriven reopens a faulted or cancelled history (see
+	// Redrive): the invocation goes on from where it stopped, as the same
+	// invocation. It follows the terminal event it undoes; Effective
+	// turns a history holding such events into the one the machine steps.
+	InvocationRedriven EventType = "InvocationRedriven"
 )
 
 // Event is one entry of an invocation's history. Which fields are set
@@ -62,4 +74,10 @@ func (e *Event) Terminal() bool {
 		return true
 	}
 	return false
+}
+
+// Informational reports whether the machine ignores the event: it records
+// what the engine did, not something the workflow reacts to.
+func (e *Event) Informational() bool {
+	return e.Type == TaskStarted || e.Type == TaskEnded
 }

@@ -25,3 +25,24 @@ func IdempotencyKey(invocation, task string, attempt int) string {
 func CallIDSeed(invocation, task string, attempt int) string {
 	return invocation + "/" + task + "/" + strconv.Itoa(attempt)
 }
+
+// IdempotencyKey is the call's key (see the function of that name). A call
+// sent out again by a redrive is a new execution of a call that failed or
+// was cut short: its key gains "/redrive-N", so that a receiver that
+// remembered the failed execution's outcome runs it afresh.
+func (c *Call) IdempotencyKey(invocation string) string {
+	return IdempotencyKey(invocation, c.Task, c.Attempt) + c.redriveSuffix()
+}
+
+// IDSeed is the call's CallIDSeed, marked the same way after a redrive, so
+// that a subflow it starts again, or an event it emits again, is a new one.
+func (c *Call) IDSeed(invocation string) string {
+	return CallIDSeed(invocation, c.Task, c.Attempt) + c.redriveSuffix()
+}
+
+func (c *Call) redriveSuffix() string {
+	if c.Redrive == 0 {
+		return ""
+	}
+	return "/redrive-" + strconv.Itoa(c.Redrive)
+}

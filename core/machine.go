@@ -76,6 +76,9 @@ type Machine struct {
 
 	queue []func()
 	steps int
+
+	// redrives counts the InvocationRedriven events stepped.
+	redrives int
 }
 
 type pendingCall struct {
@@ -168,7 +171,16 @@ func (m *Machine) Step(ev Event) error {
 			err = problem.New(problem.TypeCancelled, 499, "Cancelled", "the invocation was cancelled")
 		}
 		m.end(&Finish{Status: StatusCancelled, Error: err})
-	case TaskStarted, InvocationCompleted, InvocationFaulted, InvocationCancelled:
+	case InvocationRedriven:
+		// Effective has removed what ended the machine, so the calls it
+		// ended are pending again: they go out as new executions.
+		m.redrives++
+		for _, c := range m.outbox {
+			if call, ok := c.(*Call); ok {
+				call.Redrive = m.redrives
+			}
+		}
+	case TaskStarted, TaskEnded, InvocationCompleted, InvocationFaulted, InvocationCancelled:
 		// Written by the driver for its own bookkeeping; the state they
 		// describe follows from the other events.
 	default:

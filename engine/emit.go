@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/events"
 	"github.com/batonflow/baton/problem"
 )
@@ -44,7 +43,7 @@ func (x *emitExecutor) Execute(ctx context.Context, req *CallRequest) (CallResul
 	// its key, so ids stay those of events emitted before the key changed.
 	seed := ""
 	if req.IdempotencyKey != "" {
-		seed = core.CallIDSeed(req.Invocation, req.Task, req.Attempt)
+		seed = req.Call.IDSeed(req.Invocation)
 	}
 	event, err := buildCloudEvent(req.Args, seed, x.clock())
 	if err != nil {

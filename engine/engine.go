@@ -88,6 +88,9 @@ type Options struct {
 	// Cluster makes the engine one of several replicas sharing a store
 	// (see ClusterOptions); nil runs every invocation here.
 	Cluster *ClusterOptions
+	// WatchBuffer is how many history events a FollowHistory reader may
+	// have waiting before it is dropped (DefaultWatchBuffer when zero).
+	WatchBuffer int
 }
 
 // TaskObserver hears task lifecycle transitions of every invocation.
@@ -114,6 +117,8 @@ type Engine struct {
 	// cluster is the replica's side of partition ownership; nil when the
 	// engine runs alone.
 	cluster *clusterState
+	// watch hands recorded history events to FollowHistory readers.
+	watch *watchHub
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -153,6 +158,7 @@ func New(opts Options) (*Engine, error) {
 		latest: make(map[string]latestVersion),
 
 		running: make(map[string]int),
+		watch:   newWatchHub(opts.WatchBuffer),
 	}
 	if opts.HTTPClient == nil {
 		// Calls connect under the egress policy of their namespace.
@@ -243,7 +249,11 @@ func (e *Engine) resume(ctx context.Context, inv *store.Invocation, fence *store
 	e.live[inv.ID] = in
 	e.running[inv.Namespace]++
 	e.mu.Unlock()
-	in.replay(history)
+	if err := in.replay(history); err != nil {
+		in.stop()
+		in.forget()
+		return err
+	}
 	return nil
 }
 
@@ -443,14 +453,16 @@ func (e *Engine) Invoke(ctx context.Context, namespace, name, version string, in
 // that is taken (live here or stored) fails with store.ErrConflict and
 // leaves the existing invocation alone.
 func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version string, input any) (*store.Invocation, error) {
-	inv, _, err := e.startOnce(ctx, id, parent, namespace, name, version, input, nil)
+	inv, _, err := e.startOnce(ctx, id, parent, namespace, name, version, input, nil, nil)
 	return inv, err
 }
 
 // startOnce is start under an idempotency key when once is not nil: if the
 // key is taken, nothing starts and the record holding it is returned.
+// info, when set, is recorded on the InvocationStarted event (a rerun's
+// origin).
 func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, version string, input any,
-	once *store.IdempotencyRecord) (*store.Invocation, *store.IdempotencyRecord, error) {
+	once *store.IdempotencyRecord, info map[string]any) (*store.Invocation, *store.IdempotencyRecord, error) {
 	if version == "" {
 		v, err := e.latestVersion(ctx, namespace, name)
 		if err != nil {
@@ -485,7 +497,7 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 		Durable:   Durable(def),
 		Parent:    parent,
 	}
-	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input}
+	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input, Info: info}
 	var fence *store.Fence
 	if e.cluster != nil && inv.Durable {
 		var here bool

@@ -108,7 +108,9 @@ func TestInvokeAndWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hist) != 2 || hist[0].Type != core.InvocationStarted || hist[1].Type != core.InvocationCompleted {
+	// The set task made no call: its TaskEnded record shows it ran.
+	if len(hist) != 3 || hist[0].Type != core.InvocationStarted || hist[2].Type != core.InvocationCompleted ||
+		hist[1].Type != core.TaskEnded || hist[1].Ref != "/do/0/greet" || hist[1].Error != nil {
 		t.Fatalf("history %+v", hist)
 	}
 }

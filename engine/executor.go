@@ -68,7 +68,7 @@ func (e *Engine) execute(ctx context.Context, in *instance, c *core.Call) (CallR
 }
 
 func (e *Engine) executeAllowed(ctx context.Context, in *instance, c *core.Call) (CallResult, *problem.Problem) {
-	key := core.IdempotencyKey(in.inv.ID, c.Task, c.Attempt)
+	key := c.IdempotencyKey(in.inv.ID)
 	if c.Function == "http" {
 		var auths map[string]any
 		if in.def.Use != nil {

@@ -71,7 +71,7 @@ func (e *Engine) InvokeOnce(ctx context.Context, key, namespace, name, version s
 		return nil, false, fmt.Errorf("engine: invocation id: %w", err)
 	}
 	inv, held, err := e.startOnce(ctx, id.String(), "", namespace, name, version, input,
-		&store.IdempotencyRecord{Key: key, RequestHash: hash})
+		&store.IdempotencyRecord{Key: key, RequestHash: hash}, nil)
 	if err != nil {
 		return nil, false, err
 	}

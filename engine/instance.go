@@ -23,6 +23,8 @@ type instance struct {
 	e   *Engine
 	def *dsl.Workflow
 	m   *core.Machine
+	// mopts are the machine's options, for rebuilding it (see redrive).
+	mopts core.Options
 	// secrets are the values of the workflow's use.secrets, loaded when
 	// the instance was created; redact masks them in Baton's records.
 	secrets map[string]any
@@ -57,29 +59,37 @@ type instance struct {
 	// parking is set while its partition is handed over: calls the
 	// machine asks for are left to the next owner.
 	parking bool
+	// replaying is set while a stored history is stepped again: the
+	// tasks it re-runs were recorded when they first ran.
+	replaying bool
+	// callKeys are the calls handed out and not ended yet: their tasks
+	// have their own records (TaskStarted, TaskCompleted...).
+	callKeys map[string]struct{}
 }
 
 func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets map[string]any, limits policy.EffectiveLimits) *instance {
 	in := &instance{
-		e:       e,
-		limits:  limits,
-		def:     def,
-		secrets: secrets,
-		redact:  newRedactor(secrets),
-		inv:     *inv,
-		calls:   make(map[string]context.CancelFunc),
-		timers:  make(map[string]*time.Timer),
-		done:    make(chan struct{}),
-		halted:  make(chan struct{}),
+		e:        e,
+		limits:   limits,
+		def:      def,
+		secrets:  secrets,
+		redact:   newRedactor(secrets),
+		inv:      *inv,
+		calls:    make(map[string]context.CancelFunc),
+		timers:   make(map[string]*time.Timer),
+		done:     make(chan struct{}),
+		callKeys: make(map[string]struct{}),
+		halted:   make(chan struct{}),
 	}
-	in.m = core.New(def, core.Options{
+	in.mopts = core.Options{
 		ID:        inv.ID,
 		Secrets:   secrets,
 		Runtime:   runtimeDescriptor(),
 		Evaluator: e.evaluatorFor(limits),
 		JS:        e.js,
 		Observer:  e.instanceObserver(in),
-	})
+	}
+	in.m = core.New(def, in.mopts)
 	e.invocationStarted(inv.ID, def, inv.StartedAt)
 	return in
 }
@@ -113,22 +123,31 @@ func (in *instance) begin(started core.Event) {
 }
 
 // replay rebuilds the machine from a stored history and carries on from
-// where it stood: pending calls go out again, timers are set again.
-func (in *instance) replay(history []core.Event) {
+// where it stood: pending calls go out again, timers are set again. A
+// history that was redriven is stepped as core.Effective makes it.
+func (in *instance) replay(history []core.Event) error {
+	effective, err := core.Effective(in.def, in.mopts, history)
+	if err != nil {
+		return err
+	}
 	in.mu.Lock()
 	in.draining = true
 	if n := len(history); n > 0 {
 		in.seq = history[n-1].Seq
 	}
+	in.replaying = true
 	in.mu.Unlock()
 	// What the history holds was published when it happened.
 	in.lifecycle.replaying(func() {
 		if in.lifecycle != nil && len(history) > 0 && history[0].Type == core.InvocationStarted {
 			in.lifecycle.workflowStarted(history[0].Time)
 		}
-		in.apply(history)
+		in.apply(effective)
 	})
+	// Only the drain that replays reads it; the next ones run after this.
+	in.replaying = false
 	in.drain()
+	return nil
 }
 
 // push adds an event to the inbox and drains it unless another goroutine
@@ -139,7 +158,14 @@ func (in *instance) push(ev core.Event) {
 		in.mu.Unlock()
 		return
 	}
-	if max := int64(in.limits.HistoryEvents); max > 0 && in.seq+1 >= max && !ev.Terminal() {
+	max := int64(in.limits.HistoryEvents)
+	if ev.Type == core.TaskEnded && max > 0 && in.seq+1 >= max/2 {
+		// Records of tasks without I/O take at most the first half of
+		// the history, so that what the workflow waits on keeps room.
+		in.mu.Unlock()
+		return
+	}
+	if max > 0 && in.seq+1 >= max && !ev.Terminal() {
 		// The last place in the history is kept for the fault.
 		ev = core.Event{Type: core.InvocationFaulted, Error: in.historyLimit()}
 	}
@@ -189,16 +215,20 @@ func (in *instance) persist(batch []core.Event) bool {
 		in.mu.Lock()
 		in.memory = append(in.memory, batch...)
 		in.mu.Unlock()
+		in.e.watch.publish(in.inv.ID, batch)
 		return true
 	}
 	wait := false
 	for i := range batch {
-		if batch[i].Type != core.TaskStarted {
+		if !batch[i].Informational() {
 			wait = true
 			break
 		}
 	}
 	err := in.e.appendHistory(in, batch, wait)
+	if err == nil || errors.Is(err, store.ErrUnwaitedWriteFailed) {
+		in.e.watch.publish(in.inv.ID, batch)
+	}
 	if err == nil {
 		return true
 	}
@@ -252,6 +282,7 @@ func (in *instance) execute(cmds []core.Command) {
 	for _, c := range cmds {
 		switch c := c.(type) {
 		case *core.Call:
+			in.callKeys[c.Task] = struct{}{}
 			in.startCall(c)
 		case *core.CancelCall:
 			in.mu.Lock()

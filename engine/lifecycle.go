@@ -208,7 +208,7 @@ func (c compactingLifecycle) TaskEnded(key, ref, name string, at time.Time, err 
 // engine's TaskObserver and, when the engine publishes events, the
 // instance's lifecycle.
 func (e *Engine) instanceObserver(in *instance) core.Observer {
-	var list observers
+	list := observers{&taskRecorder{in: in}}
 	if e.opts.Observer != nil {
 		list = append(list, taskObserver{id: in.inv.ID, o: e.opts.Observer})
 	}
@@ -216,13 +216,49 @@ func (e *Engine) instanceObserver(in *instance) core.Observer {
 		in.lifecycle = newLifecycle(&in.inv, e.publisher.enqueue)
 		list = append(list, compactingLifecycle{in.lifecycle})
 	}
-	switch len(list) {
-	case 0:
-		return nil
-	case 1:
+	if len(list) == 1 {
 		return list[0]
 	}
 	return list
+}
+
+// taskRecorder writes a TaskEnded record for each task that ends without
+// records of its own (set, switch, for, fork, do, try, wait, raise...), so
+// that the history shows every task the machine ran. The record joins the
+// inbox and so the batch of whatever the step records next (the next
+// call's dispatch, a timer, the end): it never costs a commit of its own.
+type taskRecorder struct {
+	in *instance
+	// started holds when running tasks started, to record the start of
+	// those that end later.
+	started map[string]time.Time
+}
+
+func (r *taskRecorder) TaskStarted(key, _, _ string, at time.Time) {
+	if r.in.replaying {
+		return
+	}
+	if r.started == nil {
+		r.started = make(map[string]time.Time)
+	}
+	r.started[key] = at
+}
+
+func (r *taskRecorder) TaskEnded(key, ref, _ string, at time.Time, err *problem.Problem) {
+	started, ok := r.started[key]
+	delete(r.started, key)
+	if _, call := r.in.callKeys[key]; call {
+		delete(r.in.callKeys, key)
+		return
+	}
+	if r.in.replaying {
+		return
+	}
+	ev := core.Event{Type: core.TaskEnded, Task: key, Ref: ref, Time: at, Error: err}
+	if ok && started.Before(at) {
+		ev.Info = map[string]any{"startedAt": started.UTC().Format(time.RFC3339Nano)}
+	}
+	r.in.push(ev)
 }
 
 // replaying runs fn (the replay of a history that was published before)
@@ -284,13 +320,17 @@ func (e *Engine) LifecycleEvents(ctx context.Context, id string) ([]map[string]a
 	if err != nil {
 		return nil, fmt.Errorf("rebuilding lifecycle events of %s: %w", id, err)
 	}
-	m := core.New(def, core.Options{
+	opts := core.Options{
 		ID:        inv.ID,
 		Secrets:   secrets,
 		Runtime:   runtimeDescriptor(),
 		Evaluator: e.evaluatorFor(eff.Limits),
 		Observer:  lc,
-	})
+	}
+	m := core.New(def, opts)
+	if history, err = core.Effective(def, opts, history); err != nil {
+		return nil, fmt.Errorf("rebuilding lifecycle events of %s: %w", id, err)
+	}
 	for i := range history {
 		ev := history[i]
 		if ev.Type == core.InvocationStarted {

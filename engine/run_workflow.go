@@ -85,7 +85,7 @@ func (x *subflowExecutor) Execute(ctx context.Context, req *CallRequest) (CallRe
 	if version != "" {
 		target += "@" + version
 	}
-	child, err := e.invokeChild(ctx, req.Invocation, core.CallIDSeed(req.Invocation, req.Task, req.Attempt), namespace, name, version, input)
+	child, err := e.invokeChild(ctx, req.Invocation, req.Call.IDSeed(req.Invocation), namespace, name, version, input)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return CallResult{}, problem.Configuration("run.workflow: workflow %s is not stored", target)

@@ -96,7 +96,8 @@ func TestRunWorkflowSubflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hist) != 2 || hist[0].Type != core.InvocationStarted ||
+	// The child's two set tasks show as TaskEnded records.
+	if len(hist) != 4 || hist[0].Type != core.InvocationStarted || hist[3].Type != core.InvocationCompleted ||
 		!reflect.DeepEqual(hist[0].Input, map[string]any{"name": "Ada", "fail": false, "sleep": false}) {
 		t.Fatalf("child history %+v", hist)
 	}

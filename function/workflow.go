@@ -41,7 +41,7 @@ func (m *Manager) Call(ctx context.Context, namespace, invocation string, c *cor
 		defer cancel()
 	}
 	ctx = WithCallInfo(ctx, CallInfo{
-		IdempotencyKey: core.IdempotencyKey(invocation, c.Task, c.Attempt),
+		IdempotencyKey: c.IdempotencyKey(invocation),
 		Invocation:     invocation,
 	})
 	return m.Invoke(ctx, Qualify(namespace, c.Function), input)

@@ -150,7 +150,10 @@ type Store interface {
 	CreateInvocation(ctx context.Context, inv *Invocation, events []core.Event, wait bool) error
 	// Append adds events to an invocation's history. A terminal event also
 	// updates the invocation's row (status, output, error, endedAt) in the
-	// same transaction. When wait is true it returns once the events are
+	// same transaction. An InvocationRedriven event, appended alone to a
+	// faulted or cancelled invocation, sets its row running again (output,
+	// error and endedAt cleared); appended to a running one it fails with
+	// ErrConflict. When wait is true it returns once the events are
 	// durable; otherwise they are written with the next commit.
 	Append(ctx context.Context, id string, events []core.Event, wait bool) error
 	// History returns an invocation's events in order.

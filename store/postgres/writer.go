@@ -278,8 +278,10 @@ func (p *plan) add(r *request, st *invState, partitions int) error {
 		return fmt.Errorf("invocation %s already exists: %w", r.id, store.ErrConflict)
 	case !r.create && !st.exists:
 		return fmt.Errorf("invocation %s: %w", r.id, store.ErrNotFound)
-	case !r.create && st.closed && len(r.events) > 0:
+	case !r.create && st.closed && len(r.events) > 0 && (r.terminal == nil || !r.terminal.Reopen):
 		return fmt.Errorf("invocation %s has ended, its history is closed: %w", r.id, store.ErrConflict)
+	case r.terminal != nil && r.terminal.Reopen && !st.closed:
+		return fmt.Errorf("invocation %s has not ended; only an ended invocation is redriven: %w", r.id, store.ErrConflict)
 	}
 	if err := rowcodec.CheckSeqs(r.id, st.lastSeq, r.events); err != nil {
 		return err
@@ -313,7 +315,7 @@ func (p *plan) add(r *request, st *invState, partitions int) error {
 		p.finOutput = append(p.finOutput, t.Output)
 		p.finErr = append(p.finErr, t.Error)
 		p.finEnded = append(p.finEnded, optionalTime(t.EndedAt))
-		st.closed = true
+		st.closed = t.Status != core.StatusRunning
 	}
 	for i, ev := range r.events {
 		p.histID = append(p.histID, r.id)

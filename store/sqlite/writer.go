@@ -324,11 +324,14 @@ func (w *writer) appendEvents(ctx context.Context, r *request) (reqErr, dbErr er
 	if err != nil {
 		return nil, err
 	}
+	reopen := r.terminal != nil && r.terminal.Reopen
 	switch {
 	case !st.exists:
 		return fmt.Errorf("invocation %s: %w", r.id, store.ErrNotFound), nil
-	case st.closed && len(r.events) > 0:
+	case st.closed && len(r.events) > 0 && !reopen:
 		return fmt.Errorf("invocation %s has ended, its history is closed: %w", r.id, store.ErrConflict), nil
+	case reopen && !st.closed:
+		return fmt.Errorf("invocation %s has not ended; only an ended invocation is redriven: %w", r.id, store.ErrConflict), nil
 	}
 	if err := rowcodec.CheckSeqs(r.id, st.lastSeq, r.events); err != nil {
 		return err, nil

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ExplicitSeq", testExplicitSeq},
 		{"TerminalEvents", testTerminalEvents},
 		{"TerminalInCreate", testTerminalInCreate},
+		{"Redriven", testRedriven},
 		{"ListInvocations", testListInvocations},
 		{"ListLimits", testListLimits},
 		{"RunningInvocations", testRunningInvocations},
@@ -494,6 +495,49 @@ func testTerminalEvents(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		assertHistory(t, s, inv.ID, withSeqs([]core.Event{startEvent(nil, at(0))}, 1))
 	})
+}
+
+// testRedriven: an InvocationRedriven event reopens a faulted invocation's
+// row and history, once; it is refused on a running invocation, in a batch
+// with other events, and in a creation.
+func testRedriven(t *testing.T, open func(t *testing.T) store.Store) {
+	s, ctx, p := openStore(t, open), ctxOf(t), prefix(t)
+	inv := newInvocation(p+"inv-redriven", p+"ns", "flow", at(0))
+	start := startEvent(nil, at(0))
+	boom := problem.New("https://example.com/boom", 500, "Boom", "")
+	must(t, s.CreateInvocation(ctx, inv, []core.Event{start}, true), "CreateInvocation")
+	redrive := core.Event{Seq: 3, Type: core.InvocationRedriven, Time: at(2 * time.Hour)}
+	wantErr(t, s.Append(ctx, inv.ID, []core.Event{{Seq: 2, Type: core.InvocationRedriven, Time: at(time.Hour)}}, true),
+		store.ErrConflict, "redrive of a running invocation")
+	faulted := core.Event{Type: core.InvocationFaulted, Time: at(time.Hour), Error: boom}
+	must(t, s.Append(ctx, inv.ID, []core.Event{faulted}, true), "Append the fault")
+	wantErr(t, s.Append(ctx, inv.ID, []core.Event{redrive, {Type: core.TaskStarted, Time: at(2 * time.Hour), Task: "a"}}, true),
+		store.ErrConflict, "redrive with another event")
+	must(t, s.Append(ctx, inv.ID, []core.Event{redrive}, true), "Append the redrive")
+	got, err := s.GetInvocation(ctx, inv.ID)
+	must(t, err, "GetInvocation")
+	assertInvocation(t, got, inv)
+	running, err := s.RunningInvocations(ctx)
+	must(t, err, "RunningInvocations")
+	found := false
+	for _, r := range running {
+		found = found || r.ID == inv.ID
+	}
+	if !found {
+		t.Errorf("the redriven invocation is not among the running ones")
+	}
+	wantErr(t, s.Append(ctx, inv.ID, []core.Event{{Seq: 3, Type: core.InvocationRedriven, Time: at(3 * time.Hour)}}, true),
+		store.ErrConflict, "a second redrive of the same fault")
+	done := core.Event{Type: core.InvocationCompleted, Time: at(3 * time.Hour), Output: 1.0}
+	must(t, s.Append(ctx, inv.ID, []core.Event{done}, true), "Append the end")
+	want := *inv
+	want.Status, want.Output, want.EndedAt = core.StatusCompleted, 1.0, done.Time
+	got, err = s.GetInvocation(ctx, inv.ID)
+	must(t, err, "GetInvocation")
+	assertInvocation(t, got, &want)
+	assertHistory(t, s, inv.ID, withSeqs([]core.Event{start, faulted, redrive, done}, 1))
+	wantErr(t, s.CreateInvocation(ctx, newInvocation(p+"inv-born-redriven", p+"ns", "flow", at(0)),
+		[]core.Event{{Type: core.InvocationRedriven, Time: at(0)}}, true), store.ErrConflict, "a creation with a redrive")
 }
 
 func testTerminalInCreate(t *testing.T, open func(t *testing.T) store.Store) {

@@ -24,6 +24,10 @@ type Terminal struct {
 	Output  []byte
 	Error   []byte
 	EndedAt time.Time
+	// Reopen marks the InvocationRedriven event of a redrive, which sets
+	// a faulted or cancelled invocation running again (its outcome
+	// cleared); it is appended alone and only to an ended invocation.
+	Reopen bool
 }
 
 // EncodeEvents turns events into JSON in the caller's goroutine and picks
@@ -39,6 +43,12 @@ func EncodeEvents(id string, events []core.Event) ([]EncodedEvent, *Terminal, er
 		ev := &events[i]
 		if term != nil {
 			return nil, nil, fmt.Errorf("invocation %s: event %s follows the terminal event: %w", id, ev.Type, store.ErrConflict)
+		}
+		if ev.Type == core.InvocationRedriven {
+			if len(events) != 1 {
+				return nil, nil, fmt.Errorf("invocation %s: an %s event is appended alone: %w", id, ev.Type, store.ErrConflict)
+			}
+			term = &Terminal{Status: core.StatusRunning, Reopen: true}
 		}
 		data, err := EncodeJSON(ev)
 		if err != nil {
@@ -80,6 +90,9 @@ func EncodeCreation(inv *store.Invocation, events []core.Event) (*InvocationRow,
 	enc, term, err := EncodeEvents(inv.ID, events)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if term != nil && term.Reopen {
+		return nil, nil, nil, fmt.Errorf("invocation %s: a new invocation cannot be redriven: %w", inv.ID, store.ErrConflict)
 	}
 	input, err := EncodeJSON(inv.Input)
 	if err != nil {
