@@ -69,12 +69,24 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request, probe func(ctx 
 	}
 }
 
+// historyFollower is an engine that hands over a run's history events as
+// they are recorded (*engine.Engine's FollowHistory).
+type historyFollower interface {
+	FollowHistory(ctx context.Context, id string, after int64, each func(core.Event) error) error
+}
+
 // liveRun streams a run's changes: its status and how much history it has.
+// With an engine that follows histories, each recorded event is a change
+// at once; otherwise the store is polled.
 func (c *Console) liveRun(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	inv, err := c.invocation(r.Context(), r, id)
 	if err != nil || inv == nil {
 		http.Error(w, "run not found", http.StatusNotFound)
+		return
+	}
+	if follower, ok := c.engine.(historyFollower); ok {
+		c.follow(w, r, follower, id)
 		return
 	}
 	c.stream(w, r, func(ctx context.Context) (string, bool, error) {
@@ -123,4 +135,47 @@ func (c *Console) liveRuns(w http.ResponseWriter, r *http.Request) {
 		}
 		return fmt.Sprintf(`{"version":%q}`, hex.EncodeToString(h.Sum(nil))[:16]), false, nil
 	})
+}
+
+// follow streams a run's changes as its history events are recorded. The
+// events already recorded are the page's state and not sent; a burst of
+// events is sent as it comes, and the page fetches its fragment again
+// once per burst.
+func (c *Console) follow(w http.ResponseWriter, r *http.Request, f historyFollower, id string) {
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, "retry: 1000\n: live\n\n")
+	_ = rc.Flush()
+	ctx, cancel := context.WithTimeout(r.Context(), maxLive)
+	defer cancel()
+	history, err := c.engine.History(ctx, id)
+	if err != nil {
+		fmt.Fprintf(w, "event: failed\ndata: %q\n\n", err.Error())
+		return
+	}
+	var after int64
+	if n := len(history); n > 0 {
+		after = history[n-1].Seq
+		if history[n-1].Terminal() {
+			fmt.Fprint(w, "event: final\ndata: {}\n\n")
+			_ = rc.Flush()
+			return
+		}
+	}
+	err = f.FollowHistory(ctx, id, after, func(ev core.Event) error {
+		fmt.Fprintf(w, "event: change\ndata: {\"seq\":%d,\"type\":%q}\n\n", ev.Seq, ev.Type)
+		return rc.Flush()
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			fmt.Fprintf(w, "event: failed\ndata: %q\n\n", err.Error())
+			_ = rc.Flush()
+		}
+		return
+	}
+	fmt.Fprint(w, "event: final\ndata: {}\n\n")
+	_ = rc.Flush()
 }

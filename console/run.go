@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -282,7 +283,11 @@ type runView struct {
 	Running    bool
 	CanOperate bool
 	CanRetry   bool
-	Live       string
+	// RerunURL starts the run again: the API's rerun (which records
+	// what the new run reruns) when the server offers redrive, else a
+	// plain start of the same version.
+	RerunURL string
+	Live     string
 	Counts     map[string]int
 }
 
@@ -341,6 +346,10 @@ func (c *Console) runView(ctx context.Context, r *http.Request, id string) (*run
 		Inv: inv, Status: string(inv.Status), Duration: runDuration(inv, now), Started: formatTime(inv.StartedAt),
 		Input: prettyJSON(inv.Input), Error: inv.Error, Running: inv.Status == core.StatusRunning,
 		CanOperate: canOperate(r, inv.Namespace), Live: "/live/runs/" + inv.ID, Counts: map[string]int{},
+	}
+	v.RerunURL = "/v1/workflows/" + url.PathEscape(inv.Namespace) + "/" + url.PathEscape(inv.Workflow) + "/invocations?version=" + url.QueryEscape(inv.Version)
+	if c.redrive {
+		v.RerunURL = "/v1/invocations/" + url.PathEscape(inv.ID) + "/rerun"
 	}
 	v.CanRetry = c.redrive && v.CanOperate && (inv.Status == core.StatusFaulted || inv.Status == core.StatusCancelled)
 	if !inv.EndedAt.IsZero() {

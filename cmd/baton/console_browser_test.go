@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,6 +110,22 @@ func (b *browser) do(t *testing.T, what string, steps ...chromedp.Action[chromed
 	}
 }
 
+// waitLocation waits until the page's URL satisfies ok, and returns it.
+func (b *browser) waitLocation(t *testing.T, ok func(string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		loc, err := chromedp.Run(b.ctx, chromedp.Location())
+		if err == nil && ok(loc) {
+			return loc
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page stayed at %s (%v)", loc, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (b *browser) text(t *testing.T, sel string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
@@ -165,6 +183,14 @@ do:
   - hold:
       listen: {to: {one: {with: {type: com.example.never}}}}
 `
+	consoleFlaky = `
+document: {dsl: '1.0.0', namespace: default, name: flaky, version: '1.0.0'}
+do:
+  - fetch:
+      call: http
+      with: {method: post, endpoint: '%s'}
+  - done: {set: {ok: true}}
+`
 	consoleFailing = `
 document: {dsl: '1.0.0', namespace: default, name: kettle, version: '1.0.0'}
 do:
@@ -190,8 +216,20 @@ func TestConsoleBrowser(t *testing.T) {
 	data := t.TempDir()
 	srv := startServer(t, data)
 	defer srv.stop()
+	// The flaky endpoint fails its first call and answers the next.
+	var flakyCalls atomic.Int32
+	flakyEndpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if flakyCalls.Add(1) == 1 {
+			http.Error(w, "not yet", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok": true}`)
+	}))
+	defer flakyEndpoint.Close()
 	dir := t.TempDir()
-	for name, doc := range map[string]string{"waiter.yaml": consoleWaiter, "blocker.yaml": consoleBlocker, "kettle.yaml": consoleFailing} {
+	for name, doc := range map[string]string{"waiter.yaml": consoleWaiter, "blocker.yaml": consoleBlocker, "kettle.yaml": consoleFailing,
+		"flaky.yaml": fmt.Sprintf(consoleFlaky, flakyEndpoint.URL)} {
 		if res := baton(t, srv.env(), "workflow", "apply", writeFile(t, dir, name, doc)); res.code != 0 {
 			t.Fatalf("applying %s: %s", name, res.stderr)
 		}
@@ -206,6 +244,7 @@ func TestConsoleBrowser(t *testing.T) {
 		return out.ID
 	}
 	faulted := invoke("kettle", `{}`)
+	flaky := invoke("flaky", `{}`)
 	waiter := invoke("waiter", `{"order": 42}`)
 	sqlitetest.WaitListenStarted(t, data, waiter, "")
 
@@ -217,8 +256,8 @@ func TestConsoleBrowser(t *testing.T) {
 	b.do(t, "log in with the link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(`[data-testid=runs]`)))
 	b.do(t, "the link works once", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(`[data-testid=login-problem]`)))
 	b.do(t, "the session holds", chromedp.Navigate(srv.url+"/runs"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=chips]`)))
-	if got := b.text(t, `[data-testid=chip-faulted] b`); got != "1" {
-		t.Errorf("the faulted chip counts %q, want 1", got)
+	if got := b.text(t, `[data-testid=chip-faulted] b`); got != "2" {
+		t.Errorf("the faulted chip counts %q, want 2 (the kettle and the flaky run)", got)
 	}
 	b.screenshot(t, "console-runs")
 
@@ -308,7 +347,7 @@ func TestConsoleBrowser(t *testing.T) {
 	})
 
 	t.Run("retry", func(t *testing.T) {
-		b.do(t, "open the faulted run", chromedp.Navigate(srv.url+"/runs/"+faulted),
+		b.do(t, "open the faulted run", chromedp.Navigate(srv.url+"/runs/"+flaky),
 			chromedp.WaitVisible(chromedp.CSS(`[data-testid=run-live][data-status=faulted]`)))
 		nodes, err := chromedp.Run(b.ctx, chromedp.Nodes(chromedp.CSS(`[data-testid=action-retry]`), chromedp.AtLeast(0)))
 		if err != nil {
@@ -319,11 +358,38 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 		b.do(t, "retry from the failed task",
 			chromedp.Click(chromedp.CSS(`[data-testid=action-retry]`)),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid=confirm-reason]`)),
+			chromedp.SendKeys(chromedp.CSS(`[data-testid=confirm-reason]`), "the endpoint is back"),
 			chromedp.Click(chromedp.CSS(`[data-testid=confirm-ok]`)),
-			// The kettle fails again at the same task: the same run,
-			// faulted again, with its history grown.
-			chromedp.WaitVisible(chromedp.CSS(`[data-testid=run-live][data-status=faulted]`)),
+			// The same run goes on from the failed call, which now
+			// answers, and completes.
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid=run-live][data-status=completed]`)),
 		)
+		loc, err := chromedp.Run(b.ctx, chromedp.Location())
+		if err != nil || !strings.HasSuffix(loc, "/runs/"+flaky) {
+			t.Errorf("after the retry the page is %s (%v), want the same run", loc, err)
+		}
+		if n := flakyCalls.Load(); n != 2 {
+			t.Errorf("the endpoint was called %d times, want 2", n)
+		}
+		b.screenshot(t, "console-run-retried")
+	})
+
+	t.Run("run again", func(t *testing.T) {
+		b.do(t, "run the kettle again with another input",
+			chromedp.Navigate(srv.url+"/runs/"+faulted),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid=action-rerun]`)),
+			chromedp.Click(chromedp.CSS(`[data-testid=action-rerun]`)),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid=confirm-input]`)),
+			chromedp.SetValue(chromedp.CSS(`[data-testid=confirm-input]`), `{"again": true}`),
+			chromedp.Click(chromedp.CSS(`[data-testid=confirm-ok]`)),
+		)
+		loc := b.waitLocation(t, func(loc string) bool { return strings.Contains(loc, "/runs/") && !strings.HasSuffix(loc, "/runs/"+faulted) })
+		b.do(t, "the new run's page", chromedp.WaitVisible(chromedp.CSS(`[data-testid=run-input]`)))
+		t.Logf("run again opened %s", loc)
+		if got := b.text(t, `[data-testid=run-input]`); !strings.Contains(got, `"again": true`) {
+			t.Errorf("the new run's input is %s", got)
+		}
 	})
 
 	t.Run("filters survive a reload", func(t *testing.T) {

@@ -159,7 +159,7 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 	if _, clustered := eng.ClusterStatus(); clustered {
 		eng.functions.metrics.MustRegister(newClusterCollector(eng.ClusterStatus))
 	}
-	consoleOpts := []console.Option{console.WithLogger(req.logger), console.WithFunctions(eng.functions)}
+	consoleOpts := []console.Option{console.WithLogger(req.logger), console.WithFunctions(eng.functions), console.WithRedrive(true)}
 	if pw := eng.functions.prewarm; pw != nil {
 		consoleOpts = append(consoleOpts, console.WithPredictor(pw.planner))
 	}

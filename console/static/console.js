@@ -144,10 +144,14 @@ async function confirmAction(btn) {
     if (d.action === "cancel") {
       await api("POST", d.url, answer.reason ? { reason: answer.reason } : {});
     } else if (d.action === "retry") {
-      await api("POST", d.url, {});
+      await api("POST", d.url, answer.reason ? { reason: answer.reason } : {});
     } else if (d.action === "rerun") {
-      JSON.parse(answer.input); // say so here when it is not JSON
-      const res = await api("POST", d.url, answer.input);
+      const input = JSON.parse(answer.input); // say so here when it is not JSON
+      const check = await api("POST", d.check, answer.input);
+      if (!check.valid) throw new Error(check.problem);
+      // The API's rerun takes {"input": ...}; a plain start takes the input.
+      const body = d.url.endsWith("/rerun") ? { input } : answer.input;
+      const res = await api("POST", d.url, body);
       if (res?.id) { location.href = `/runs/${encodeURIComponent(res.id)}`; return; }
     }
     location.reload();
