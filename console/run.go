@@ -288,7 +288,7 @@ type runView struct {
 	// plain start of the same version.
 	RerunURL string
 	Live     string
-	Counts     map[string]int
+	Counts   map[string]int
 }
 
 func (c *Console) runPage(w http.ResponseWriter, r *http.Request) {

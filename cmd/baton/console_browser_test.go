@@ -384,7 +384,9 @@ func TestConsoleBrowser(t *testing.T) {
 			chromedp.SetValue(chromedp.CSS(`[data-testid=confirm-input]`), `{"again": true}`),
 			chromedp.Click(chromedp.CSS(`[data-testid=confirm-ok]`)),
 		)
-		loc := b.waitLocation(t, func(loc string) bool { return strings.Contains(loc, "/runs/") && !strings.HasSuffix(loc, "/runs/"+faulted) })
+		loc := b.waitLocation(t, func(loc string) bool {
+			return strings.Contains(loc, "/runs/") && !strings.HasSuffix(loc, "/runs/"+faulted)
+		})
 		b.do(t, "the new run's page", chromedp.WaitVisible(chromedp.CSS(`[data-testid=run-input]`)))
 		t.Logf("run again opened %s", loc)
 		if got := b.text(t, `[data-testid=run-input]`); !strings.Contains(got, `"again": true`) {
