@@ -75,18 +75,19 @@ type Predictor interface {
 
 // Console is the web console's handler.
 type Console struct {
-	engine    Engine
-	sessions  *Sessions
-	authn     auth.Authenticator
-	functions Functions
-	predictor Predictor
-	logger    *slog.Logger
-	poll      time.Duration
-	pages     map[string]*template.Template
-	defs      definitions
-	mux       *http.ServeMux
-	static    http.Handler
-	redrive   bool
+	engine     Engine
+	sessions   *Sessions
+	authn      auth.Authenticator
+	functions  Functions
+	predictor  Predictor
+	logger     *slog.Logger
+	poll       time.Duration
+	pages      map[string]*template.Template
+	defs       definitions
+	lifecycles lifecycles
+	mux        *http.ServeMux
+	static     http.Handler
+	redrive    bool
 }
 
 // Option configures New.
@@ -187,6 +188,7 @@ func (c *Console) routes() []route {
 		{http.MethodGet, "/runs", signedIn, c.runsPage},
 		{http.MethodGet, "/runs/{id}", signedIn, c.runPage},
 		{http.MethodGet, "/runs/{id}/task", signedIn, c.taskPanel},
+		{http.MethodGet, "/runs/{id}/history", signedIn, c.historyPanel},
 		{http.MethodGet, "/runs/{id}/history.json", signedIn, c.historyExport},
 		{http.MethodGet, "/live/runs", signedIn, c.liveRuns},
 		{http.MethodGet, "/live/runs/{id}", signedIn, c.liveRun},

@@ -250,6 +250,51 @@ func (c *Console) definition(ctx context.Context, ns, name, version string) (*pa
 	return pd, nil
 }
 
+// lifecycles caches the lifecycle events of runs by their history's
+// length: rebuilding them replays the whole history through a machine,
+// and a page of a long run is asked for again and again (live updates,
+// task panels) while most of it no longer changes.
+type lifecycles struct {
+	mu      sync.Mutex
+	entries map[string]lifecycleEntry
+}
+
+type lifecycleEntry struct {
+	events  int
+	last    int64
+	records []map[string]any
+}
+
+const lifecycleCacheSize = 64
+
+func (c *Console) lifecycleOf(ctx context.Context, id string, history []core.Event) []map[string]any {
+	var last int64
+	if n := len(history); n > 0 {
+		last = history[n-1].Seq
+	}
+	c.lifecycles.mu.Lock()
+	e, ok := c.lifecycles.entries[id]
+	c.lifecycles.mu.Unlock()
+	if ok && e.events == len(history) && e.last == last {
+		return e.records
+	}
+	records, err := c.engine.LifecycleEvents(ctx, id)
+	if err != nil {
+		// A run whose definition is gone still shows its history.
+		c.logger.Warn("console: no lifecycle events", "invocation", id, "error", err)
+		return nil
+	}
+	c.lifecycles.mu.Lock()
+	if c.lifecycles.entries == nil || len(c.lifecycles.entries) >= lifecycleCacheSize {
+		c.lifecycles.entries = map[string]lifecycleEntry{}
+	}
+	// The records were rebuilt from a history read after this one; they
+	// are filed under the older length, so a newer read rebuilds again.
+	c.lifecycles.entries[id] = lifecycleEntry{events: len(history), last: last, records: records}
+	c.lifecycles.mu.Unlock()
+	return records
+}
+
 type historyRow struct {
 	Seq     int64
 	Type    string
@@ -279,7 +324,6 @@ type runView struct {
 	GraphError string
 	Timeline   template.HTML
 	Compact    []compactRow
-	History    []historyRow
 	Running    bool
 	CanOperate bool
 	CanRetry   bool
@@ -334,12 +378,7 @@ func (c *Console) runView(ctx context.Context, r *http.Request, id string) (*run
 	if err != nil {
 		return nil, err
 	}
-	lifecycle, err := c.engine.LifecycleEvents(ctx, id)
-	if err != nil {
-		// A run whose definition is gone still shows its history.
-		c.logger.Warn("console: no lifecycle events", "invocation", id, "error", err)
-		lifecycle = nil
-	}
+	lifecycle := c.lifecycleOf(ctx, id, history)
 	now := time.Now()
 	facts := gatherFacts(inv, history, lifecycle)
 	v := &runView{
@@ -383,6 +422,12 @@ func (c *Console) runView(ctx context.Context, r *http.Request, id string) (*run
 		}
 		v.Compact = append(v.Compact, row)
 	}
+	return v, nil
+}
+
+// historyRows is the full history as the page's table shows it.
+func historyRows(inv *store.Invocation, history []core.Event) []historyRow {
+	var rows []historyRow
 	for i := range history {
 		if i >= maxShownHistory {
 			break
@@ -402,9 +447,35 @@ func (c *Console) runView(ctx context.Context, r *http.Request, id string) (*run
 				row.JSON = fmt.Sprintf("(%d bytes: see the JSON export)", len(raw))
 			}
 		}
-		v.History = append(v.History, row)
+		rows = append(rows, row)
 	}
-	return v, nil
+	return rows
+}
+
+// historyPanel is the full history of a run, which the page fetches when
+// its Full tab is opened: a long run's page stays light.
+func (c *Console) historyPanel(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	inv, err := c.invocation(ctx, r, id)
+	if err != nil || inv == nil {
+		if err == nil {
+			err = store.ErrNotFound
+		}
+		c.fail(w, r, err, "run "+id)
+		return
+	}
+	history, err := c.engine.History(ctx, id)
+	if err != nil {
+		c.fail(w, r, err, "run "+id)
+		return
+	}
+	c.renderFragment(w, r, "history", struct {
+		ID      string
+		Rows    []historyRow
+		Total   int
+		Clipped bool
+	}{inv.ID, historyRows(inv, history), len(history), len(history) > maxShownHistory})
 }
 
 func formatTime(t time.Time) string {
@@ -472,8 +543,7 @@ func (c *Console) taskPanel(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err, "run "+id)
 		return
 	}
-	lifecycle, _ := c.engine.LifecycleEvents(ctx, id)
-	facts := gatherFacts(inv, history, lifecycle)
+	facts := gatherFacts(inv, history, c.lifecycleOf(ctx, id, history))
 	v := taskView{Ref: ref, Name: lastToken(ref), State: facts.states[ref]}
 	if v.State == "" {
 		v.State = facts.states[""]

@@ -8,7 +8,7 @@ import (
 
 // pageNames are the pages, each a template file under templates/ drawn
 // inside layout.html.
-var pageNames = []string{"runs", "run", "task", "workflows", "workflow", "functions", "events", "login", "error"}
+var pageNames = []string{"runs", "run", "task", "history", "workflows", "workflow", "functions", "events", "login", "error"}
 
 var templateFuncs = template.FuncMap{
 	"time": formatTime,

@@ -289,6 +289,13 @@ func TestConsoleBrowser(t *testing.T) {
 			t.Errorf("the task panel shows %q, want the error's title and status", got)
 		}
 		b.screenshot(t, "console-run-faulted")
+		b.do(t, "the full history",
+			chromedp.Click(chromedp.CSS(`[data-testid=tab-full]`)),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid=history-table]`)),
+		)
+		if got := b.text(t, `[data-testid=history-table]`); !strings.Contains(got, "InvocationFaulted") {
+			t.Errorf("the full history shows %.200q", got)
+		}
 	})
 
 	t.Run("a status changes live", func(t *testing.T) {

@@ -101,7 +101,14 @@ document.addEventListener("keydown", ev => {
 
 function selectTab(scope, name) {
   scope.querySelectorAll("[data-tab]").forEach(b => b.setAttribute("aria-selected", String(b.dataset.tab === name)));
-  scope.querySelectorAll("[data-tab-panel]").forEach(p => { p.hidden = p.dataset.tabPanel !== name; });
+  scope.querySelectorAll("[data-tab-panel]").forEach(p => {
+    p.hidden = p.dataset.tabPanel !== name;
+    // A panel with a source is fetched when first shown.
+    if (!p.hidden && p.dataset.src && !p.dataset.loaded) {
+      p.dataset.loaded = "true";
+      fetch(p.dataset.src, { credentials: "same-origin" }).then(r => r.text()).then(html => { p.innerHTML = html; });
+    }
+  });
 }
 
 // Actions ask first, in a dialog that takes a reason or an input where
