@@ -101,8 +101,12 @@ func renderTimeline(start, end time.Time, f *runFacts) template.HTML {
 	// The axis: the run's start, middle and end.
 	for i := 0; i <= 4; i++ {
 		ax := timelineLabel + float64(i)*timelineWidth/4
-		fmt.Fprintf(&sb, `<line class="tick" x1="%.0f" y1="0" x2="%.0f" y2="%.0f"/><text class="axis" x="%.0f" y="12">+%s</text>`,
-			ax, ax, height, ax+2, formatDuration(span*time.Duration(i)/4))
+		anchor, tx := "start", ax+2
+		if i == 4 {
+			anchor, tx = "end", ax-2 // the last label ends at its tick, inside the drawing
+		}
+		fmt.Fprintf(&sb, `<line class="tick" x1="%.0f" y1="0" x2="%.0f" y2="%.0f"/><text class="axis" x="%.0f" y="12" text-anchor="%s">+%s</text>`,
+			ax, ax, height, tx, anchor, formatDuration(span*time.Duration(i)/4))
 	}
 	for i, r := range rows {
 		y := float64(20 + i*timelineRow)
