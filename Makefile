@@ -7,7 +7,7 @@ GOARCH ?= $(shell $(GO) env GOARCH)
 VERSION ?= $(shell sed -n 's/^var Version = "\(.*\)"/\1/p' engine/engine.go)
 IMAGE ?= baton:$(VERSION)
 
-.PHONY: test build bench fuzz image
+.PHONY: test build bench fuzz image console-screenshots
 
 test:
 	$(GO) test -race -timeout 15m ./...
@@ -31,3 +31,7 @@ bench:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./dsl
+
+# The screenshots of docs/console.md, taken by the console's browser test.
+console-screenshots:
+	BATON_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/images $(GO) test -count=1 -run TestConsoleBrowser ./cmd/baton

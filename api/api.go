@@ -68,6 +68,8 @@ type config struct {
 	tokens         TokenIssuer
 	allowedHosts   []string
 	allowedOrigins []string
+	// console is set by WithConsole.
+	console http.Handler
 	// streamHeartbeat is the idle interval of invocation streams.
 	streamHeartbeat time.Duration
 }
@@ -114,6 +116,15 @@ func WithShutdown(ctx context.Context) Option {
 			c.shutdown = ctx
 		}
 	}
+}
+
+// WithConsole serves h (the web console, package console) for every
+// request outside the API's own paths (/v1/..., /healthz, /readyz,
+// /metrics), behind the same host and origin checks and authentication:
+// h finds the caller's principal in the request's context, nil when
+// anonymous, and applies its own access rules.
+func WithConsole(h http.Handler) Option {
+	return func(c *config) { c.console = h }
 }
 
 type server struct {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/batonflow/baton/telemetry"
@@ -121,6 +122,10 @@ func (s *server) problemsForUnrouted(next http.Handler, mux *http.ServeMux) http
 			next.ServeHTTP(w, r)
 			return
 		}
+		if s.console != nil && consolePath(r.URL.Path) {
+			s.console.ServeHTTP(w, r)
+			return
+		}
 		h.ServeHTTP(&unroutedWriter{ResponseWriter: w, server: s, request: r}, r)
 	})
 }
@@ -154,4 +159,15 @@ func (u *unroutedWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return u.ResponseWriter.Write(p)
+}
+
+// consolePath reports whether a path the API does not serve belongs to the
+// console: everything but the API's own prefixes, which keep answering
+// problem documents.
+func consolePath(path string) bool {
+	switch {
+	case strings.HasPrefix(path, "/v1/"), path == "/v1", path == "/healthz", path == "/readyz", path == "/metrics":
+		return false
+	}
+	return true
 }

@@ -389,3 +389,16 @@ func (c *Client) CancelInvocation(ctx context.Context, id string) error {
 	_, err := c.do(ctx, request{method: http.MethodPost, segments: []string{"v1", "invocations", id, "cancel"}}, nil)
 	return err
 }
+
+// ConsoleLoginLink asks the server for a one-time link that logs its
+// opener into the web console with the client's token (what `baton
+// console` prints). The link works once, within two minutes.
+func (c *Client) ConsoleLoginLink(ctx context.Context) (string, error) {
+	var out struct {
+		Path string `json:"path"`
+	}
+	if _, err := c.do(ctx, request{method: http.MethodPost, segments: []string{"login", "code"}}, &out); err != nil {
+		return "", err
+	}
+	return c.base.String() + out.Path, nil
+}

@@ -683,6 +683,16 @@ func (e *Engine) ListInvocations(ctx context.Context, f store.InvocationFilter) 
 	return e.store.ListInvocations(ctx, f)
 }
 
+// CountInvocations counts the invocations f selects by status; the error
+// wraps errors.ErrUnsupported when the store cannot count.
+func (e *Engine) CountInvocations(ctx context.Context, f store.InvocationFilter) (map[core.Status]int, error) {
+	counter, ok := e.store.(store.InvocationCounter)
+	if !ok {
+		return nil, fmt.Errorf("the store %T counts no invocations: %w", e.store, errors.ErrUnsupported)
+	}
+	return counter.CountInvocations(ctx, f)
+}
+
 // CancelInvocation asks a running invocation to stop. Cancelling one that
 // has ended fails with store.ErrConflict.
 func (e *Engine) CancelInvocation(ctx context.Context, id string) error {

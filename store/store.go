@@ -63,13 +63,28 @@ type Invocation struct {
 type InvocationFilter struct {
 	Namespace string
 	Workflow  string
-	Status    core.Status
+	// Version narrows Workflow to one version.
+	Version string
+	Status  core.Status
+	// IDPrefix keeps invocations whose id starts with it, so a shortened
+	// id copied from a log finds its invocation.
+	IDPrefix string
+	// StartedAfter and StartedBefore bound the start time: inclusive,
+	// exclusive; zero leaves that side open.
+	StartedAfter, StartedBefore time.Time
 	// Limit caps the page size; implementations apply a default of 100 and
 	// a maximum of 1000.
 	Limit int
 	// Cursor continues a listing where the previous page ended; it is
 	// opaque to callers.
 	Cursor string
+}
+
+// InvocationCounter is implemented by stores that count invocations by
+// status under a filter (Limit and Cursor ignored, Status too: every
+// status is counted), for the console's status chips.
+type InvocationCounter interface {
+	CountInvocations(ctx context.Context, f InvocationFilter) (map[core.Status]int, error)
 }
 
 // Function is a registered function version. Spec is the function layer's

@@ -77,6 +77,7 @@ var notChecked = []struct{ prefix, reason string }{
 	{"baton bench", "measures timings, which differ per run"},
 	{"baton sim", "prints tables of a long simulation (sim tests)"},
 	{"baton version", "prints the build's commit and Go version"},
+	{"baton console", "needs a server; the login link is random (TestConsoleBrowser opens one)"},
 	{"curl ", "talks to a running server (api tests)"},
 	{"baton token ", "needs a server; tokens are random (TestSecurityAttacks, TestTokenCommands)"},
 	{"baton audit ", "needs a server; times differ per run (TestSecurityAttacks)"},

@@ -71,6 +71,7 @@ func newRootCommand() *cobra.Command {
 		newValidateCommand(),
 		newRunCommand(),
 		newServerCommand(),
+		newConsoleCommand(),
 		newWorkflowCommand(),
 		newInvokeCommand(),
 		newInvocationCommand(),

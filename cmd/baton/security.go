@@ -18,6 +18,7 @@ import (
 
 	"github.com/batonflow/baton/api"
 	"github.com/batonflow/baton/auth"
+	"github.com/batonflow/baton/console"
 	"github.com/batonflow/baton/store"
 )
 
@@ -163,6 +164,11 @@ func ensureLocalAdmin(ctx context.Context, dir string, tokens *auth.Tokens, logg
 type securedAPI struct {
 	options []api.Option
 	tls     *tls.Config
+	// sessions are the console's login cookies, which the API accepts as
+	// well; authn checks the tokens they carry (the API's credentials
+	// without the cookie).
+	sessions *console.Sessions
+	authn    auth.Authenticator
 }
 
 // setup prepares the credentials and the TLS configuration; serve has
@@ -193,8 +199,16 @@ func (c *securityConfig) setup(ctx context.Context, dir string, st store.Store, 
 		}
 		chain = append(chain, v)
 	}
+	key, err := consoleKey(dir)
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := console.NewSessions(key)
+	if err != nil {
+		return nil, err
+	}
 	opts := []api.Option{
-		api.WithAuth(chain),
+		api.WithAuth(sessions.Authenticator(chain)),
 		api.WithTokens(tokens),
 		api.WithAllowedHosts(append(append([]string(nil), c.allowedHosts...), certificateNames(tlsCfg)...)...),
 		api.WithAllowedOrigins(c.allowedOrigins...),
@@ -202,5 +216,38 @@ func (c *securityConfig) setup(ctx context.Context, dir string, st store.Store, 
 	if audit, ok := st.(store.AuditStore); ok {
 		opts = append(opts, api.WithAudit(audit))
 	}
-	return &securedAPI{options: opts, tls: tlsCfg}, nil
+	return &securedAPI{options: opts, tls: tlsCfg, sessions: sessions, authn: chain}, nil
+}
+
+// consoleKeyFile seals the console's session cookies; kept in the data
+// directory so that a restart does not log everyone out.
+const consoleKeyFile = "console.key"
+
+// consoleKey reads the console key of dir, creating it the first time.
+func consoleKey(dir string) ([]byte, error) {
+	path := filepath.Join(dir, consoleKeyFile)
+	key, err := os.ReadFile(path)
+	if err == nil && len(key) == console.KeySize {
+		return key, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading the console key: %w", err)
+	}
+	key = console.NewKey()
+	tmp, err := os.CreateTemp(dir, ".console-key-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating the console key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(key); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("writing the console key: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("writing the console key: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return nil, fmt.Errorf("writing the console key: %w", err)
+	}
+	return key, nil
 }

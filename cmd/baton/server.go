@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/batonflow/baton/api"
+	"github.com/batonflow/baton/console"
 )
 
 const (
@@ -169,8 +170,17 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 	if _, clustered := eng.ClusterStatus(); clustered {
 		eng.functions.metrics.MustRegister(newClusterCollector(eng.ClusterStatus))
 	}
+	consoleOpts := []console.Option{console.WithLogger(req.logger), console.WithFunctions(eng.functions), console.WithRedrive(true)}
+	if pw := eng.functions.prewarm; pw != nil {
+		consoleOpts = append(consoleOpts, console.WithPredictor(pw.planner))
+	}
+	web, err := console.New(eng, secured.sessions, secured.authn, consoleOpts...)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler: api.NewHandler(eng, append([]api.Option{
+			api.WithConsole(web),
 			api.WithLogger(req.logger),
 			api.WithShutdown(shuttingDown),
 			api.WithSecrets(eng.secrets),

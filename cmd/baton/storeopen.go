@@ -30,6 +30,7 @@ type engineStore interface {
 	store.TokenStore
 	store.AuditStore
 	store.CommitObserver
+	store.InvocationCounter
 }
 
 // openedStore is an engine's store and what was taken to open it.

@@ -254,12 +254,7 @@ func (s *Store) ListInvocations(ctx context.Context, f store.InvocationFilter) (
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	if f.Namespace != "" {
-		where = append(where, "namespace = "+arg(f.Namespace))
-	}
-	if f.Workflow != "" {
-		where = append(where, "workflow = "+arg(f.Workflow))
-	}
+	where = invocationWhere(f, arg)
 	if f.Status != "" {
 		where = append(where, "status = "+arg(string(f.Status)))
 	}
@@ -291,6 +286,63 @@ func (s *Store) ListInvocations(ctx context.Context, f store.InvocationFilter) (
 		next = rowcodec.EncodeCursor(last.StartedAt.UnixMicro(), last.ID)
 	}
 	return invs, next, nil
+}
+
+// invocationWhere holds the conditions of f that listing and counting
+// share: all but Status and Cursor. arg binds a value and names its
+// placeholder.
+func invocationWhere(f store.InvocationFilter, arg func(any) string) (where []string) {
+	if f.Namespace != "" {
+		where = append(where, "namespace = "+arg(f.Namespace))
+	}
+	if f.Workflow != "" {
+		where = append(where, "workflow = "+arg(f.Workflow))
+	}
+	if f.Version != "" {
+		where = append(where, "version = "+arg(f.Version))
+	}
+	if f.IDPrefix != "" {
+		// starts_with rather than LIKE: an id may hold % or _.
+		where = append(where, "starts_with(id, "+arg(f.IDPrefix)+")")
+	}
+	if !f.StartedAfter.IsZero() {
+		where = append(where, "started_at >= "+arg(f.StartedAfter.UTC()))
+	}
+	if !f.StartedBefore.IsZero() {
+		where = append(where, "started_at < "+arg(f.StartedBefore.UTC()))
+	}
+	return where
+}
+
+// CountInvocations implements store.InvocationCounter.
+func (s *Store) CountInvocations(ctx context.Context, f store.InvocationFilter) (map[core.Status]int, error) {
+	var args []any
+	where := invocationWhere(f, func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	})
+	query := `SELECT status, count(*) FROM invocations`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	rows, err := s.pool.Query(ctx, query+` GROUP BY status`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("count invocations: %w", err)
+	}
+	defer rows.Close()
+	counts := map[core.Status]int{}
+	for rows.Next() {
+		var status string
+		var n int64
+		if err := rows.Scan(&status, &n); err != nil {
+			return nil, fmt.Errorf("count invocations: %w", err)
+		}
+		counts[core.Status(status)] = int(n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count invocations: %w", err)
+	}
+	return counts, nil
 }
 
 // RunningInvocations implements store.Store. With several replicas it

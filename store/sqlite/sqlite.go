@@ -301,12 +301,7 @@ func (s *Store) ListInvocations(ctx context.Context, f store.InvocationFilter) (
 		where []string
 		args  []any
 	)
-	if f.Namespace != "" {
-		where, args = append(where, "namespace = ?"), append(args, f.Namespace)
-	}
-	if f.Workflow != "" {
-		where, args = append(where, "workflow = ?"), append(args, f.Workflow)
-	}
+	where, args = invocationWhere(f)
 	if f.Status != "" {
 		where, args = append(where, "status = ?"), append(args, string(f.Status))
 	}
@@ -337,6 +332,58 @@ func (s *Store) ListInvocations(ctx context.Context, f store.InvocationFilter) (
 		next = rowcodec.EncodeCursor(rowcodec.Nanos(last.StartedAt), last.ID)
 	}
 	return invs, next, nil
+}
+
+// invocationWhere holds the conditions of f that listing and counting
+// share: all but Status and Cursor.
+func invocationWhere(f store.InvocationFilter) (where []string, args []any) {
+	if f.Namespace != "" {
+		where, args = append(where, "namespace = ?"), append(args, f.Namespace)
+	}
+	if f.Workflow != "" {
+		where, args = append(where, "workflow = ?"), append(args, f.Workflow)
+	}
+	if f.Version != "" {
+		where, args = append(where, "version = ?"), append(args, f.Version)
+	}
+	if f.IDPrefix != "" {
+		// substr rather than LIKE: an id may hold % or _.
+		where, args = append(where, "substr(id, 1, ?) = ?"), append(args, len(f.IDPrefix), f.IDPrefix)
+	}
+	if !f.StartedAfter.IsZero() {
+		where, args = append(where, "started_at >= ?"), append(args, rowcodec.Nanos(f.StartedAfter))
+	}
+	if !f.StartedBefore.IsZero() {
+		where, args = append(where, "started_at < ?"), append(args, rowcodec.Nanos(f.StartedBefore))
+	}
+	return where, args
+}
+
+// CountInvocations implements store.InvocationCounter.
+func (s *Store) CountInvocations(ctx context.Context, f store.InvocationFilter) (map[core.Status]int, error) {
+	where, args := invocationWhere(f)
+	query := `SELECT status, count(*) FROM invocations`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	rows, err := s.readDB.QueryContext(ctx, query+` GROUP BY status`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("count invocations: %w", err)
+	}
+	defer rows.Close()
+	counts := map[core.Status]int{}
+	for rows.Next() {
+		var status string
+		var n int
+		if err := rows.Scan(&status, &n); err != nil {
+			return nil, fmt.Errorf("count invocations: %w", err)
+		}
+		counts[core.Status(status)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count invocations: %w", err)
+	}
+	return counts, nil
 }
 
 func (s *Store) queryInvocations(ctx context.Context, query string, args ...any) ([]*store.Invocation, error) {

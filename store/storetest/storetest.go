@@ -580,6 +580,9 @@ func testListInvocations(t *testing.T, open func(t *testing.T) store.Store) {
 		// Pairs share a start time, so the id must break ties.
 		started := at(time.Duration(i/2) * time.Second)
 		inv := newInvocation(fmt.Sprintf("%sinv-%02d", p, i), ns, wf, started)
+		if i%7 == 0 {
+			inv.Version = "2.0.0"
+		}
 		must(t, s.CreateInvocation(ctx, inv, []core.Event{startEvent(nil, started)}, false), "CreateInvocation")
 		status := statuses[i%len(statuses)]
 		if status != core.StatusRunning {
@@ -612,6 +615,16 @@ func testListInvocations(t *testing.T, open func(t *testing.T) store.Store) {
 				return i.Namespace == nsB && i.Workflow == "alpha" && i.Status == core.StatusRunning
 			}},
 		{"nothing matches", store.InvocationFilter{Namespace: nsB, Workflow: "gamma"}, func(*store.Invocation) bool { return false }},
+		{"version", store.InvocationFilter{Namespace: nsA, Workflow: "alpha", Version: "2.0.0"},
+			func(i *store.Invocation) bool {
+				return i.Namespace == nsA && i.Workflow == "alpha" && i.Version == "2.0.0"
+			}},
+		{"id prefix", store.InvocationFilter{Namespace: nsA, IDPrefix: p + "inv-1"},
+			func(i *store.Invocation) bool { return i.Namespace == nsA && strings.HasPrefix(i.ID, p+"inv-1") }},
+		{"time range", store.InvocationFilter{Namespace: nsA, StartedAfter: at(3 * time.Second), StartedBefore: at(9 * time.Second)},
+			func(i *store.Invocation) bool {
+				return i.Namespace == nsA && !i.StartedAt.Before(at(3*time.Second)) && i.StartedAt.Before(at(9*time.Second))
+			}},
 	}
 	for _, fc := range filters {
 		for _, pageSize := range []int{1, 4, 7, 1000} {
@@ -654,6 +667,25 @@ func testListInvocations(t *testing.T, open func(t *testing.T) store.Store) {
 			})
 		}
 	}
+
+	t.Run("counts by status", func(t *testing.T) {
+		counter, ok := s.(store.InvocationCounter)
+		if !ok {
+			t.Skip("the store counts no invocations")
+		}
+		f := store.InvocationFilter{Namespace: nsA, Workflow: "alpha", Status: core.StatusRunning, Limit: 1}
+		got, err := counter.CountInvocations(ctx, f)
+		must(t, err, "CountInvocations")
+		want := map[core.Status]int{}
+		for _, inv := range all {
+			if inv.Namespace == nsA && inv.Workflow == "alpha" {
+				want[inv.Status]++
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("counted %v, want %v (status, limit and cursor are not filters of a count)", got, want)
+		}
+	})
 
 	t.Run("rows are complete", func(t *testing.T) {
 		page, _, err := s.ListInvocations(ctx, store.InvocationFilter{Namespace: nsA, Status: core.StatusCompleted, Limit: 1})
