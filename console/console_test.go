@@ -686,3 +686,17 @@ func TestFunctionsPage(t *testing.T) {
 		t.Error("a viewer of default sees team-b's function")
 	}
 }
+
+// TestLiveRunCatchesUp: events recorded between a page's rendering and
+// its stream's start are a change too.
+func TestLiveRunCatchesUp(t *testing.T) {
+	f := newFixture(t)
+	f.apply(t, greet)
+	inv := f.run(t, "greet", nil)
+	c := f.client(t)
+	f.login(t, c, "viewer")
+	_, body := get(t, c, f.server.URL+"/live/runs/"+inv.ID+"?after=1")
+	if !strings.Contains(body, "event: change") || !strings.Contains(body, "event: final") {
+		t.Fatalf("a page behind the history got no change: %q", body)
+	}
+}

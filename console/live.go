@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/batonflow/baton/core"
@@ -30,9 +31,8 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request, probe func(ctx 
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	// Retry soon after the stream ends; a comment opens it at once.
-	fmt.Fprint(w, "retry: 1000\n: live\n\n")
-	_ = rc.Flush()
+	// Retry soon after the stream ends.
+	fmt.Fprint(w, "retry: 1000\n")
 	ctx, cancel := context.WithTimeout(r.Context(), maxLive)
 	defer cancel()
 	last := ""
@@ -46,6 +46,12 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request, probe func(ctx 
 				_ = rc.Flush()
 			}
 			return
+		}
+		if first {
+			// The stream opens once the state it compares with is read:
+			// whatever happens after this comment is a change.
+			fmt.Fprint(w, ": live\n\n")
+			_ = rc.Flush()
 		}
 		if fp != last {
 			if !first {
@@ -156,14 +162,20 @@ func (c *Console) follow(w http.ResponseWriter, r *http.Request, f historyFollow
 		fmt.Fprintf(w, "event: failed\ndata: %q\n\n", err.Error())
 		return
 	}
+	// The page says which events it shows (?after=SEQ): those recorded
+	// between its rendering and this stream are changes too.
 	var after int64
 	if n := len(history); n > 0 {
 		after = history[n-1].Seq
-		if history[n-1].Terminal() {
-			fmt.Fprint(w, "event: final\ndata: {}\n\n")
-			_ = rc.Flush()
-			return
-		}
+	}
+	if shown, err := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64); err == nil && shown >= 0 && shown < after {
+		fmt.Fprintf(w, "event: change\ndata: {\"seq\":%d}\n\n", after)
+		_ = rc.Flush()
+	}
+	if n := len(history); n > 0 && history[n-1].Terminal() {
+		fmt.Fprint(w, "event: final\ndata: {}\n\n")
+		_ = rc.Flush()
+		return
 	}
 	err = f.FollowHistory(ctx, id, after, func(ev core.Event) error {
 		fmt.Fprintf(w, "event: change\ndata: {\"seq\":%d,\"type\":%q}\n\n", ev.Seq, ev.Type)

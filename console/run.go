@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -384,7 +385,10 @@ func (c *Console) runView(ctx context.Context, r *http.Request, id string) (*run
 	v := &runView{
 		Inv: inv, Status: string(inv.Status), Duration: runDuration(inv, now), Started: formatTime(inv.StartedAt),
 		Input: prettyJSON(inv.Input), Error: inv.Error, Running: inv.Status == core.StatusRunning,
-		CanOperate: canOperate(r, inv.Namespace), Live: "/live/runs/" + inv.ID, Counts: map[string]int{},
+		CanOperate: canOperate(r, inv.Namespace), Live: "/live/runs/" + url.PathEscape(inv.ID), Counts: map[string]int{},
+	}
+	if n := len(history); n > 0 {
+		v.Live += "?after=" + strconv.FormatInt(history[n-1].Seq, 10)
 	}
 	v.RerunURL = "/v1/workflows/" + url.PathEscape(inv.Namespace) + "/" + url.PathEscape(inv.Workflow) + "/invocations?version=" + url.QueryEscape(inv.Version)
 	if c.redrive {
