@@ -46,9 +46,11 @@ func addQoSFlags(cmd *cobra.Command, cfg *engineConfig) {
 func (q qosConfig) options() (qos.Options, bool, error) {
 	var o qos.Options
 	switch strings.TrimSpace(q.mode) {
-	case "off":
+	case "", "off":
+		// The zero config is a local `baton run`: the user's own work,
+		// in arrival order.
 		return o, false, nil
-	case "", "on":
+	case "on":
 	default:
 		for _, a := range strings.Split(q.mode, ",") {
 			switch strings.TrimSpace(a) {

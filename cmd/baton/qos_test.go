@@ -17,6 +17,7 @@ func TestQoSFlags(t *testing.T) {
 	}{
 		{cfg: qosConfig{mode: "on", maxWait: time.Second}, on: true, check: func(o qos.Options) bool { return o.MaxWait == time.Second && !o.NoEDF }},
 		{cfg: qosConfig{mode: "off", maxWait: time.Second}, on: false},
+		{cfg: qosConfig{}, on: false}, // baton run
 		{cfg: qosConfig{mode: "no-edf,no-admission", maxWait: time.Second}, on: true,
 			check: func(o qos.Options) bool { return o.NoEDF && o.NoAdmission && !o.NoContinuations }},
 		{cfg: qosConfig{mode: "on", seats: "wasm=3,http=64", backlog: 7, maxWait: time.Second}, on: true,
