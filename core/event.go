@@ -77,14 +77,14 @@ func CancelRequest(reason string) Event {
 	ev := Event{Type: CancelRequested}
 	if reason != "" {
 		ev.Info = map[string]any{"reason": reason}
-		ev.Error = cancelledError(reason)
+		ev.Error = CancelledError(reason)
 	}
 	return ev
 }
 
-// cancelledError is the error of an invocation cancelled for reason (none
+// CancelledError is the error of an invocation cancelled for reason (none
 // when empty).
-func cancelledError(reason string) *problem.Problem {
+func CancelledError(reason string) *problem.Problem {
 	detail := "the invocation was cancelled"
 	if reason != "" {
 		detail += ": " + reason

@@ -200,7 +200,7 @@ do:
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond)
-	if err := e.CancelInvocation(ctx, inv.ID); err != nil {
+	if err := e.CancelInvocation(ctx, inv.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.Wait(ctx, inv.ID); err != nil {
