@@ -29,7 +29,8 @@ type Engine interface {
 	Wait(ctx context.Context, id string) (*store.Invocation, error)
 	GetInvocation(ctx context.Context, id string) (*store.Invocation, error)
 	ListInvocations(ctx context.Context, f store.InvocationFilter) ([]*store.Invocation, string, error)
-	CancelInvocation(ctx context.Context, id string) error
+	// CancelInvocation records reason (may be empty) on the cancellation.
+	CancelInvocation(ctx context.Context, id, reason string) error
 	History(ctx context.Context, id string) ([]core.Event, error)
 }
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/batonflow/baton/auth"
 	"github.com/batonflow/baton/core"
@@ -361,9 +362,30 @@ func (s *server) history(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, History{Items: events})
 }
 
+// CancelRequest is the optional body of POST /v1/invocations/{id}/cancel.
+type CancelRequest struct {
+	// Reason is recorded on the CancelRequested event and in the error the
+	// invocation ends with; at most MaxCancelReason characters.
+	Reason string `json:"reason,omitempty"`
+}
+
+// MaxCancelReason bounds the reason of a cancellation, in characters: it
+// is copied into the history and the invocation's error, and a note for
+// people, not a document.
+const MaxCancelReason = 1000
+
 func (s *server) cancelInvocation(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	err := s.engine.CancelInvocation(r.Context(), id)
+	var req CancelRequest
+	if prob := decodeOptionalBody(r.Body, &req); prob != nil {
+		s.writeProblem(w, r, prob)
+		return
+	}
+	if n := utf8.RuneCountInString(req.Reason); n > MaxCancelReason {
+		s.writeProblem(w, r, badRequest("reason: %d characters, more than the %d allowed", n, MaxCancelReason))
+		return
+	}
+	err := s.engine.CancelInvocation(r.Context(), id, req.Reason)
 	if errors.Is(err, store.ErrConflict) {
 		s.writeProblem(w, r, conflict("invocation %s has already ended", id))
 		return

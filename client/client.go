@@ -383,10 +383,19 @@ func (c *Client) startedBy(ctx context.Context, action, id string, body []byte, 
 	return &inv, nil
 }
 
-// CancelInvocation asks a running invocation to stop. Cancelling one that
-// has ended fails with a 409 problem.
-func (c *Client) CancelInvocation(ctx context.Context, id string) error {
-	_, err := c.do(ctx, request{method: http.MethodPost, segments: []string{"v1", "invocations", id, "cancel"}}, nil)
+// CancelInvocation asks a running invocation to stop, for reason (may be
+// empty), which its history and error record. Cancelling one that has
+// ended fails with a 409 problem.
+func (c *Client) CancelInvocation(ctx context.Context, id, reason string) error {
+	req := request{method: http.MethodPost, segments: []string{"v1", "invocations", id, "cancel"}}
+	if reason != "" {
+		body, err := json.Marshal(api.CancelRequest{Reason: reason})
+		if err != nil {
+			return err
+		}
+		req.body, req.contentType = body, "application/json"
+	}
+	_, err := c.do(ctx, req, nil)
 	return err
 }
 

@@ -160,10 +160,10 @@ func TestInvocations(t *testing.T) {
 	_, err = c.ListInvocations(ctx, client.ListInvocationsOptions{Status: "asleep"})
 	asProblem(t, err, 400)
 
-	if err := c.CancelInvocation(ctx, running.ID); err != nil {
+	if err := c.CancelInvocation(ctx, running.ID, "no longer needed"); err != nil {
 		t.Fatal(err)
 	}
-	if p := asProblem(t, c.CancelInvocation(ctx, running.ID), 409); p.Type != problem.TypeConflict {
+	if p := asProblem(t, c.CancelInvocation(ctx, running.ID, ""), 409); p.Type != problem.TypeConflict {
 		t.Fatalf("second cancel = %+v", p)
 	}
 	got, err = c.GetInvocation(ctx, running.ID)
@@ -173,6 +173,9 @@ func TestInvocations(t *testing.T) {
 	events, err := c.History(ctx, running.ID)
 	if err != nil || len(events) != 3 || events[2].Type != core.InvocationCancelled {
 		t.Fatalf("history = %+v, %v", events, err)
+	}
+	if events[1].Type != core.CancelRequested || events[1].Info["reason"] != "no longer needed" {
+		t.Errorf("the cancellation = %+v, want the reason recorded", events[1])
 	}
 
 	_, err = c.Invoke(ctx, "team-a", "nope", nil, client.InvokeOptions{})

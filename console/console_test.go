@@ -412,6 +412,40 @@ func TestRunPage(t *testing.T) {
 	}
 }
 
+// TestCancelledRunShowsReason: the reason a run was cancelled for is in
+// its error card and its history.
+func TestCancelledRunShowsReason(t *testing.T) {
+	f := newFixture(t)
+	f.apply(t, `document: {dsl: '1.0.0', namespace: default, name: sleepy, version: '1.0.0'}
+do:
+  - nap:
+      wait: {hours: 1}
+`)
+	ctx := context.Background()
+	inv, err := f.engine.Invoke(ctx, "default", "sleepy", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.engine.CancelInvocation(ctx, inv.ID, "stuck <on> a dead endpoint"); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := f.engine.Wait(ctx, inv.ID); err != nil || done.Status != core.StatusCancelled {
+		t.Fatalf("%+v %v", done, err)
+	}
+	c := f.client(t)
+	f.login(t, c, "viewer")
+	_, body := get(t, c, f.server.URL+"/runs/"+inv.ID)
+	card := body[strings.Index(body, `data-testid="run-error"`):]
+	card = card[:strings.Index(card, "</section>")]
+	if !strings.Contains(card, "the invocation was cancelled: stuck &lt;on&gt; a dead endpoint") {
+		t.Errorf("the error card lacks the reason: %s", card)
+	}
+	_, full := get(t, c, f.server.URL+"/runs/"+inv.ID+"/history")
+	if !strings.Contains(full, "Cancelled: the invocation was cancelled: stuck &lt;on&gt; a dead endpoint") {
+		t.Errorf("the full history lacks the reason: %.2000s", full)
+	}
+}
+
 func TestRunsFilters(t *testing.T) {
 	f := newFixture(t)
 	f.apply(t, greet)

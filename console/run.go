@@ -443,6 +443,9 @@ func historyRows(inv *store.Invocation, history []core.Event) []historyRow {
 			row.Summary = ev.Error.Title + ": " + ev.Error.Detail
 		case ev.Timer != "":
 			row.Summary = "timer " + ev.Timer
+		case ev.Info["reason"] != nil:
+			// Who cancelled or retried the run said why.
+			row.Summary = fmt.Sprint("reason: ", ev.Info["reason"])
 		}
 		if raw, err := json.MarshalIndent(ev, "", "  "); err == nil {
 			if len(raw) <= maxInlineJSON {

@@ -34,7 +34,9 @@ const (
 	TimerScheduled EventType = "TimerScheduled"
 	// TimerFired says that the deadline of Timer has passed.
 	TimerFired EventType = "TimerFired"
-	// CancelRequested asks the invocation to stop; Error may say why.
+	// CancelRequested asks the invocation to stop; Error may say why, and
+	// Info["reason"] holds the reason given by whoever cancelled it (see
+	// CancelRequest).
 	CancelRequested EventType = "CancelRequested"
 	// InvocationCompleted, InvocationFaulted and InvocationCancelled close a
 	// history. The engine appends them when the machine finishes.
@@ -65,6 +67,29 @@ type Event struct {
 	// Info holds facts about how a call ran that the workflow never sees
 	// but benchmarks and prewarming learn from (cold start, durations).
 	Info map[string]any `json:"info,omitempty"`
+}
+
+// CancelRequest is the CancelRequested event that stops an invocation for
+// reason, which may be empty. A reason is kept in Info["reason"] and in
+// the detail of the error the invocation ends with, so that its record
+// says why without its history.
+func CancelRequest(reason string) Event {
+	ev := Event{Type: CancelRequested}
+	if reason != "" {
+		ev.Info = map[string]any{"reason": reason}
+		ev.Error = CancelledError(reason)
+	}
+	return ev
+}
+
+// CancelledError is the error of an invocation cancelled for reason (none
+// when empty).
+func CancelledError(reason string) *problem.Problem {
+	detail := "the invocation was cancelled"
+	if reason != "" {
+		detail += ": " + reason
+	}
+	return problem.New(problem.TypeCancelled, 499, "Cancelled", detail)
 }
 
 // Terminal reports whether the event closes a history.

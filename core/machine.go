@@ -168,7 +168,7 @@ func (m *Machine) Step(ev Event) error {
 	case CancelRequested:
 		err := ev.Error
 		if err == nil {
-			err = problem.New(problem.TypeCancelled, 499, "Cancelled", "the invocation was cancelled")
+			err = CancelledError("")
 		}
 		m.end(&Finish{Status: StatusCancelled, Error: err})
 	case InvocationRedriven:

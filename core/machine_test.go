@@ -821,6 +821,31 @@ do:
 	}
 }
 
+// TestCancelRequestReason: the reason given for a cancellation is on the
+// event and in the error the invocation ends with.
+func TestCancelRequestReason(t *testing.T) {
+	s := newSim(t, wf(`
+do:
+  - slow:
+      call: http
+      with: {method: get, endpoint: 'http://x/slow'}`), map[string]handler{"http": func(*core.Call) (any, *problem.Problem) { return nil, hold }})
+	s.run(nil)
+	ev := core.CancelRequest("stuck on a dead endpoint")
+	if ev.Type != core.CancelRequested || ev.Info["reason"] != "stuck on a dead endpoint" {
+		t.Fatalf("event %+v", ev)
+	}
+	s.step(ev)
+	if s.finish == nil || s.finish.Status != core.StatusCancelled {
+		t.Fatalf("want cancelled, got %+v", s.finish)
+	}
+	if s.finish.Error == nil || s.finish.Error.Detail != "the invocation was cancelled: stuck on a dead endpoint" {
+		t.Errorf("error %+v", s.finish.Error)
+	}
+	if plain := core.CancelRequest(""); plain.Info != nil || plain.Error != nil {
+		t.Errorf("a cancellation without a reason carries %+v", plain)
+	}
+}
+
 // TestDeterministic runs the same workflow twice and compares the command
 // streams: nothing in the machine may depend on map order or the clock.
 func TestDeterministic(t *testing.T) {

@@ -693,9 +693,11 @@ func (e *Engine) CountInvocations(ctx context.Context, f store.InvocationFilter)
 	return counter.CountInvocations(ctx, f)
 }
 
-// CancelInvocation asks a running invocation to stop. Cancelling one that
-// has ended fails with store.ErrConflict.
-func (e *Engine) CancelInvocation(ctx context.Context, id string) error {
+// CancelInvocation asks a running invocation to stop; reason (may be
+// empty) is recorded on its CancelRequested event and in the error it ends
+// with. Its child invocations are cancelled too, for a reason naming it.
+// Cancelling one that has ended fails with store.ErrConflict.
+func (e *Engine) CancelInvocation(ctx context.Context, id, reason string) error {
 	e.recovery.ensure(ctx, id)
 	e.mu.Lock()
 	in := e.live[id]
@@ -703,7 +705,7 @@ func (e *Engine) CancelInvocation(ctx context.Context, id string) error {
 	if in == nil {
 		if e.cluster != nil {
 			// Its owner applies the request.
-			return e.cluster.requestCancel(ctx, id)
+			return e.cluster.requestCancel(ctx, id, reason)
 		}
 		inv, err := e.store.GetInvocation(ctx, id)
 		if err != nil {
@@ -714,7 +716,7 @@ func (e *Engine) CancelInvocation(ctx context.Context, id string) error {
 		}
 		return fmt.Errorf("invocation %s is not running on this engine: %w", id, store.ErrConflict)
 	}
-	if !in.cancel() {
+	if !in.cancel(reason) {
 		return fmt.Errorf("invocation %s has already ended: %w", id, store.ErrConflict)
 	}
 	e.cancelSubtree(id)

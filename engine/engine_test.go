@@ -250,15 +250,38 @@ do:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.CancelInvocation(ctx, inv.ID); err != nil {
+	if err := e.CancelInvocation(ctx, inv.ID, "no longer needed"); err != nil {
 		t.Fatal(err)
 	}
 	done, err := e.Wait(ctx, inv.ID)
 	if err != nil || done.Status != core.StatusCancelled {
 		t.Fatalf("%+v %v", done, err)
 	}
-	if err := e.CancelInvocation(ctx, inv.ID); !errors.Is(err, store.ErrConflict) {
+	if done.Error == nil || done.Error.Detail != "the invocation was cancelled: no longer needed" {
+		t.Errorf("the cancelled invocation's error: %+v", done.Error)
+	}
+	wantCancelReason(t, e, inv.ID, "no longer needed")
+	if err := e.CancelInvocation(ctx, inv.ID, ""); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("second cancel: %v", err)
+	}
+}
+
+// wantCancelReason checks that the history of id records one cancellation,
+// for reason.
+func wantCancelReason(t *testing.T, e *engine.Engine, id, reason string) {
+	t.Helper()
+	h, err := e.History(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []any
+	for _, ev := range h {
+		if ev.Type == core.CancelRequested {
+			got = append(got, ev.Info["reason"])
+		}
+	}
+	if len(got) != 1 || got[0] != reason {
+		t.Errorf("the reasons of the cancellations of %s: %v, want [%q]", id, got, reason)
 	}
 }
 

@@ -606,15 +606,16 @@ func (in *instance) forget() {
 	in.e.mu.Unlock()
 }
 
-// cancel asks the invocation to stop; false when it has ended.
-func (in *instance) cancel() bool {
+// cancel asks the invocation to stop for reason (may be empty); false
+// when it has ended.
+func (in *instance) cancel(reason string) bool {
 	in.mu.Lock()
 	over := in.ended || in.stopped
 	in.mu.Unlock()
 	if over {
 		return false
 	}
-	in.push(core.Event{Type: core.CancelRequested})
+	in.push(core.CancelRequest(reason))
 	return true
 }
 

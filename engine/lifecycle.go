@@ -141,7 +141,12 @@ func (l *lifecycle) workflowEnded(ev *core.Event) {
 		}
 		l.event(EventWorkflowCompleted, at, "", data)
 	case core.InvocationCancelled:
-		l.event(EventWorkflowCancelled, at, "", map[string]any{"name": l.qualifiedName(), "cancelledAt": stamp(at)})
+		data := map[string]any{"name": l.qualifiedName(), "cancelledAt": stamp(at)}
+		if ev.Error != nil {
+			// Beyond the spec's fields: its detail holds the reason given.
+			data["error"] = problemData(ev.Error)
+		}
+		l.event(EventWorkflowCancelled, at, "", data)
 	default:
 		data := map[string]any{"name": l.qualifiedName(), "faultedAt": stamp(at)}
 		if ev.Error != nil {

@@ -200,7 +200,7 @@ do:
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond)
-	if err := e.CancelInvocation(ctx, inv.ID); err != nil {
+	if err := e.CancelInvocation(ctx, inv.ID, "too slow"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.Wait(ctx, inv.ID); err != nil {
@@ -218,6 +218,11 @@ do:
 	}
 	if got := steps(events); !reflect.DeepEqual(got, want) {
 		t.Fatalf("cancelled lifecycle:\n got  %v\n want %v", got, want)
+	}
+	// The reason given is in workflow.cancelled's error.
+	errData, _ = events[3]["data"].(map[string]any)["error"].(map[string]any)
+	if errData["detail"] != "the invocation was cancelled: too slow" {
+		t.Fatalf("workflow.cancelled error = %v", errData)
 	}
 	if _, err := e.LifecycleEvents(ctx, "no-such-invocation"); err == nil {
 		t.Fatal("LifecycleEvents of an unknown invocation succeeded")

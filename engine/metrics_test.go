@@ -122,7 +122,7 @@ func TestEngineMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := e.CancelInvocation(ctx, blocked.ID); err != nil {
+	if err := e.CancelInvocation(ctx, blocked.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	if done, err := e.Wait(ctx, blocked.ID); err != nil || done.Status != core.StatusCancelled {

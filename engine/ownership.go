@@ -420,8 +420,8 @@ func (c *clusterState) scan(ctx context.Context, parts []int) {
 	c.e.calls.Add(1)
 	go func() {
 		defer c.e.calls.Done()
-		for _, id := range cancels {
-			c.applyCancel(ctx, id)
+		for _, req := range cancels {
+			c.applyCancel(ctx, req)
 		}
 	}()
 }
@@ -435,7 +435,8 @@ func (c *clusterState) current(f store.Fence) bool {
 	return owned && epoch == f.Epoch && c.node.Accepting(f.Partition)
 }
 
-func (c *clusterState) applyCancel(ctx context.Context, id string) {
+func (c *clusterState) applyCancel(ctx context.Context, req store.CancelRequest) {
+	id := req.Invocation
 	// One waiting in the queue is resumed now, to take the request in.
 	c.e.recovery.ensure(ctx, id)
 	c.e.mu.Lock()
@@ -446,7 +447,10 @@ func (c *clusterState) applyCancel(ctx context.Context, id string) {
 		if err != nil || inv.Status == core.StatusRunning {
 			return // not resumed yet: the next scan applies it
 		}
-	} else if !in.cancel() {
+	} else if in.cancel(req.Reason) {
+		// As a local cancel does, the subflows running here stop too.
+		c.e.cancelSubtree(id)
+	} else {
 		return
 	}
 	if err := c.co.DoneCancel(ctx, id); err != nil && ctx.Err() == nil {
@@ -501,8 +505,8 @@ func (c *clusterState) startOnceElsewhere(ctx context.Context, inv *store.Invoca
 	return &snapshot, nil, nil
 }
 
-func (c *clusterState) requestCancel(ctx context.Context, id string) error {
-	if err := c.co.RequestCancel(ctx, id); err != nil {
+func (c *clusterState) requestCancel(ctx context.Context, id, reason string) error {
+	if err := c.co.RequestCancel(ctx, id, reason); err != nil {
 		return err
 	}
 	c.announce(cluster.PartitionOf(id, c.cfg.Partitions))

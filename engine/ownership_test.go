@@ -183,12 +183,13 @@ do:
 	if slices.Contains(owned(b), cluster.PartitionOf(inv.ID, 64)) {
 		other = a
 	}
-	if err := other.CancelInvocation(ctx, inv.ID); err != nil {
+	if err := other.CancelInvocation(ctx, inv.ID, "asked of the other replica"); err != nil {
 		t.Fatalf("cancel through the other replica: %v", err)
 	}
 	if done, err := other.Wait(ctx, inv.ID); err != nil || done.Status != core.StatusCancelled {
 		t.Fatalf("after a remote cancel: %+v, %v", done, err)
 	}
+	wantCancelReason(t, other.Engine, inv.ID, "asked of the other replica")
 
 	// b leaves gracefully: a takes every partition, and b still serves
 	// starts, which a runs.

@@ -141,7 +141,7 @@ func (e *Engine) cancelSubtree(id string) {
 	}
 	e.mu.Unlock()
 	for _, child := range children {
-		child.cancel()
+		child.cancel(parentCancelled(id))
 		e.cancelSubtree(child.inv.ID)
 	}
 }
@@ -201,4 +201,10 @@ func (in *instance) outputLimit(output any) *problem.Problem {
 func (in *instance) historyLimit() *problem.Problem {
 	return policy.LimitProblem(http.StatusInsufficientStorage, "limits.historyEvents",
 		"the invocation's history reached %d events, the most namespace %s allows", in.limits.HistoryEvents, in.inv.Namespace)
+}
+
+// parentCancelled is the reason a child invocation is cancelled with when
+// its parent is.
+func parentCancelled(parent string) string {
+	return "parent " + parent + " cancelled"
 }

@@ -184,7 +184,7 @@ do:
 		}
 		return leaf != nil
 	})
-	if err := e.CancelInvocation(ctx, root.ID); err != nil {
+	if err := e.CancelInvocation(ctx, root.ID, "tree felled"); err != nil {
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -193,6 +193,9 @@ do:
 	if err != nil || done.Status != core.StatusCancelled {
 		t.Fatalf("the detached subflow after its root was cancelled: %+v %v", done, err)
 	}
+	// The subflow says why it stopped: its parent was cancelled.
+	wantCancelReason(t, e, root.ID, "tree felled")
+	wantCancelReason(t, e, leaf.ID, "parent "+root.ID+" cancelled")
 }
 
 // TestHistoryEventsLimit: an invocation whose history reaches the limit
@@ -249,7 +252,7 @@ do:
 	if _, err := e.Invoke(ctx, "big", "nap", "", nil); err != nil {
 		t.Fatalf("another namespace: %v", err)
 	}
-	if err := e.CancelInvocation(ctx, first.ID); err != nil {
+	if err := e.CancelInvocation(ctx, first.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.Wait(ctx, first.ID); err != nil {

@@ -124,7 +124,7 @@ func TestRecoveryResumesLazily(t *testing.T) {
 	}
 	cancelled := func(id string) {
 		t.Helper()
-		if err := e.CancelInvocation(ctx, id); err != nil {
+		if err := e.CancelInvocation(ctx, id, ""); err != nil {
 			t.Fatalf("cancel %s: %v", id, err)
 		}
 		got, err := e.Wait(ctx, id)
@@ -385,7 +385,7 @@ do:
 	// The cancel waits for a resumption in progress: the gate opens
 	// meanwhile.
 	cancelled := make(chan error, 1)
-	go func() { cancelled <- e.CancelInvocation(ctx, parent.ID) }()
+	go func() { cancelled <- e.CancelInvocation(ctx, parent.ID, "") }()
 	for e.RecoveryStatus().Resumed == 0 {
 		time.Sleep(time.Millisecond)
 	}

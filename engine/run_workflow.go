@@ -114,7 +114,8 @@ func (x *subflowExecutor) Execute(ctx context.Context, req *CallRequest) (CallRe
 		// lost a race): the subflow stops too. When the engine itself is
 		// closing, the subflow stays running and resumes with its parent.
 		if e.ctx.Err() == nil {
-			if cancelErr := e.CancelInvocation(context.WithoutCancel(ctx), child.ID); cancelErr != nil && !errors.Is(cancelErr, store.ErrConflict) {
+			reason := fmt.Sprintf("parent %s stopped waiting for it: %v", req.Invocation, context.Cause(ctx))
+			if cancelErr := e.CancelInvocation(context.WithoutCancel(ctx), child.ID, reason); cancelErr != nil && !errors.Is(cancelErr, store.ErrConflict) {
 				e.log.Warn("cannot cancel subflow", "invocation", child.ID, "parent", req.Invocation, "err", cancelErr)
 			}
 		}

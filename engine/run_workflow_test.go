@@ -171,11 +171,31 @@ func TestRunWorkflowCancellingParentCancelsChild(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := e.CancelInvocation(ctx, inv.ID); err != nil {
+	if err := e.CancelInvocation(ctx, inv.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	waitStatus(t, e, inv.ID, core.StatusCancelled)
 	waitStatus(t, e, child.ID, core.StatusCancelled)
+	wantChildCancelled(t, e, child.ID, inv.ID)
+}
+
+// wantChildCancelled checks that a subflow's cancellation names its parent
+// in its reason.
+func wantChildCancelled(t *testing.T, e *engine.Engine, child, parent string) {
+	t.Helper()
+	h, err := e.History(context.Background(), child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range h {
+		if ev.Type == core.CancelRequested {
+			if reason, _ := ev.Info["reason"].(string); !strings.HasPrefix(reason, "parent "+parent+" ") {
+				t.Errorf("the subflow's cancellation says %q, want it to name parent %s", reason, parent)
+			}
+			return
+		}
+	}
+	t.Errorf("no CancelRequested in the history of %s", child)
 }
 
 func TestRunWorkflowTimeoutCancelsChild(t *testing.T) {
@@ -187,7 +207,9 @@ func TestRunWorkflowTimeoutCancelsChild(t *testing.T) {
 	}
 	inv := runDoc(t, e, parentDoc("impatient", "      timeout: {after: {milliseconds: 300}}\n"), map[string]any{"who": "Ada", "sleep": true})
 	mustFault(t, inv, problem.TypeTimeout)
-	waitStatus(t, e, childOf(t, e, inv.ID).ID, core.StatusCancelled)
+	child := childOf(t, e, inv.ID).ID
+	waitStatus(t, e, child, core.StatusCancelled)
+	wantChildCancelled(t, e, child, inv.ID)
 }
 
 func TestRunWorkflowDetached(t *testing.T) {

@@ -24,6 +24,13 @@ type Fence struct {
 	Owner     string
 }
 
+// CancelRequest is a cancellation asked of the replica that runs an
+// invocation.
+type CancelRequest struct {
+	Invocation string
+	Reason     string
+}
+
 // Coordinator is implemented by stores that several engine replicas share
 // (store/postgres). It keeps the partitions, their leases and the
 // replicas' heartbeats, on the database's clock; package cluster decides
@@ -57,12 +64,14 @@ type Coordinator interface {
 	RunningInPartitions(ctx context.Context, partitions []int) ([]*Invocation, error)
 
 	// RequestCancel records that a running invocation should be
-	// cancelled, for its owner to apply; ErrNotFound when there is no
-	// such invocation, ErrConflict when it has ended.
-	RequestCancel(ctx context.Context, id string) error
+	// cancelled for reason (may be empty), for its owner to apply;
+	// ErrNotFound when there is no such invocation, ErrConflict when it
+	// has ended. A second request for the same invocation keeps the first.
+	RequestCancel(ctx context.Context, id, reason string) error
 	// CancelRequests lists the requested cancellations of invocations in
-	// the given partitions; DoneCancel forgets one once it is applied.
-	CancelRequests(ctx context.Context, partitions []int) ([]string, error)
+	// the given partitions, oldest first; DoneCancel forgets one once it
+	// is applied.
+	CancelRequests(ctx context.Context, partitions []int) ([]CancelRequest, error)
 	DoneCancel(ctx context.Context, id string) error
 
 	// NotifyPartitions tells the owners of the partitions that new work

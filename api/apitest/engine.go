@@ -310,8 +310,9 @@ func (e *Engine) ListInvocations(ctx context.Context, f store.InvocationFilter) 
 	return matched[offset:end], next, nil
 }
 
-// CancelInvocation cancels a running invocation at once.
-func (e *Engine) CancelInvocation(ctx context.Context, id string) error {
+// CancelInvocation cancels a running invocation at once, for reason (may
+// be empty), as the engine records it.
+func (e *Engine) CancelInvocation(ctx context.Context, id, reason string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	inv := e.findInvocation(id)
@@ -321,11 +322,10 @@ func (e *Engine) CancelInvocation(ctx context.Context, id string) error {
 	if inv.Status != core.StatusRunning {
 		return fmt.Errorf("invocation %s has ended: %w", id, store.ErrConflict)
 	}
-	e.appendLocked(id, core.Event{Type: core.CancelRequested, Time: e.now()})
-	e.finishLocked(inv, Outcome{
-		Status: core.StatusCancelled,
-		Error:  problem.New(problem.TypeCancelled, 499, "Cancelled", "the invocation was cancelled"),
-	})
+	req := core.CancelRequest(reason)
+	req.Time = e.now()
+	e.appendLocked(id, req)
+	e.finishLocked(inv, Outcome{Status: core.StatusCancelled, Error: core.CancelledError(reason)})
 	return nil
 }
 

@@ -351,6 +351,12 @@ func TestConsoleBrowser(t *testing.T) {
 			chromedp.Click(chromedp.CSS(`[data-testid=confirm-ok]`)),
 			chromedp.WaitVisible(chromedp.CSS(`[data-testid=run-live][data-status=cancelled]`)),
 		)
+		// The reason typed in the dialog is what the run's error says.
+		b.do(t, "open the cancelled run", chromedp.Navigate(srv.url+"/runs/"+blocked),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid=run-error]`)))
+		if card := b.text(t, `[data-testid=run-error]`); !strings.Contains(card, "the invocation was cancelled: stuck in a test") {
+			t.Errorf("the cancelled run's error card: %q", card)
+		}
 	})
 
 	t.Run("retry", func(t *testing.T) {

@@ -94,12 +94,14 @@ func newInvocationCancelCommand(r *remote) *cobra.Command {
 		Use:   "cancel ID",
 		Short: "Ask a running invocation to stop",
 		Long: "Cancel asks a running invocation to stop; it then ends with status cancelled.\n" +
+			"A --reason is recorded in its history and its error; its subflows are cancelled too.\n" +
 			"Cancelling an invocation that has already ended fails.",
-		Example: "  baton invocation cancel 0193c6e4-…",
+		Example: "  baton invocation cancel 0193c6e4-… --reason 'stuck on a dead endpoint'",
 		Args:    cobra.ExactArgs(1),
 	}
+	reason := cmd.Flags().String("reason", "", fmt.Sprintf("why it is cancelled (at most %d characters)", api.MaxCancelReason))
 	r.run(cmd, nil, func(ctx context.Context, c *client.Client, args []string) error {
-		if err := c.CancelInvocation(ctx, args[0]); err != nil {
+		if err := c.CancelInvocation(ctx, args[0], *reason); err != nil {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "cancellation of invocation %s requested\n", args[0])

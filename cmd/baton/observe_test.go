@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -157,5 +158,46 @@ do:
 		if res := baton(t, nil, "completion", shell); res.code != 0 || !strings.Contains(res.stdout, "baton") {
 			t.Errorf("completion %s: exit %d, %d bytes", shell, res.code, len(res.stdout))
 		}
+	}
+}
+
+// TestInvocationCancelWithReason drives a real server: invocation cancel
+// --reason records why, and history, get and watch show it; too long a
+// reason is refused in one line and cancels nothing.
+func TestInvocationCancelWithReason(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	defer srv.stop()
+	env := srv.env()
+	doc := writeFile(t, t.TempDir(), "sleepy.yaml", `document: {dsl: '1.0.0', namespace: default, name: sleepy, version: '1.0.0'}
+do:
+  - nap:
+      wait: {hours: 1}
+`)
+	if res := baton(t, env, "workflow", "apply", doc); res.code != 0 {
+		t.Fatalf("apply: %+v", res)
+	}
+	started := baton(t, env, "invoke", "default/sleepy", "-o", "json")
+	var inv struct{ ID string }
+	if started.code != 0 || json.Unmarshal([]byte(started.stdout), &inv) != nil || inv.ID == "" {
+		t.Fatalf("invoke: %+v", started)
+	}
+	tooLong := baton(t, env, "invocation", "cancel", inv.ID, "--reason", strings.Repeat("x", 1001))
+	if tooLong.code != 1 || tooLong.stderr != "baton: reason: 1001 characters, more than the 1000 allowed\n" {
+		t.Fatalf("cancel with too long a reason: %+v", tooLong)
+	}
+	baton(t, env, "invocation", "cancel", inv.ID, "--reason", "stuck on a dead endpoint").
+		expect(t, 0, "cancellation of invocation "+inv.ID+" requested\n", "")
+	watched := baton(t, env, "invocation", "watch", inv.ID)
+	if watched.code == 0 || !strings.Contains(watched.stdout, "cancellation requested: stuck on a dead endpoint\n") {
+		t.Fatalf("watch of the cancelled invocation: %+v", watched)
+	}
+	history := baton(t, env, "invocation", "history", inv.ID)
+	if history.code != 0 || !regexp.MustCompile(`CancelRequested .*Cancelled \(499\): the invocation was cancelled: stuck on a dead endpoint`).MatchString(history.stdout) {
+		t.Fatalf("history: %+v", history)
+	}
+	got := baton(t, env, "invocation", "get", inv.ID)
+	if got.code != 0 || !strings.Contains(got.stdout, "STATUS     cancelled\n") ||
+		!strings.Contains(got.stdout, "ERROR      Cancelled (499): the invocation was cancelled: stuck on a dead endpoint\n") {
+		t.Fatalf("get: %+v", got)
 	}
 }

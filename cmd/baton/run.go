@@ -236,7 +236,7 @@ func runningInvocationsOf(ctx context.Context, eng *localEngine, namespace, name
 func interruptRun(eng *localEngine, id string, logger *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cancelGrace)
 	defer cancel()
-	if err := eng.CancelInvocation(ctx, id); err != nil && !errors.Is(err, store.ErrConflict) {
+	if err := eng.CancelInvocation(ctx, id, "the run was interrupted"); err != nil && !errors.Is(err, store.ErrConflict) {
 		logger.Warn("cancelling the interrupted invocation failed", "invocation", id, "error", err)
 	} else if _, err := eng.Wait(ctx, id); err != nil {
 		logger.Warn("the interrupted invocation did not stop in time", "invocation", id, "error", err)

@@ -72,6 +72,9 @@ func progressLine(ev *core.Event) string {
 	case core.TimerFired:
 		return "timer      " + ev.Timer + " fired"
 	case core.CancelRequested:
+		if reason, ok := ev.Info["reason"].(string); ok && reason != "" {
+			return "cancellation requested: " + reason
+		}
 		return "cancellation requested"
 	case core.InvocationRedriven:
 		if reason, ok := ev.Info["reason"].(string); ok && reason != "" {

@@ -292,13 +292,13 @@ func (s *Store) RunningInPartitions(ctx context.Context, partitions []int) ([]*s
 }
 
 // RequestCancel implements store.Coordinator.
-func (s *Store) RequestCancel(ctx context.Context, id string) error {
+func (s *Store) RequestCancel(ctx context.Context, id, reason string) error {
 	var status string
 	err := s.pool.QueryRow(ctx, `WITH inv AS (SELECT id, status FROM invocations WHERE id = $1),
-		req AS (INSERT INTO cancel_requests (invocation_id, partition)
-			SELECT id, $3 FROM inv WHERE status = $2
+		req AS (INSERT INTO cancel_requests (invocation_id, partition, reason)
+			SELECT id, $3, $4 FROM inv WHERE status = $2
 			ON CONFLICT (invocation_id) DO NOTHING)
-		SELECT status FROM inv`, id, string(core.StatusRunning), int32(cluster.PartitionOf(id, s.partitions))).Scan(&status)
+		SELECT status FROM inv`, id, string(core.StatusRunning), int32(cluster.PartitionOf(id, s.partitions)), reason).Scan(&status)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("invocation %s: %w", id, store.ErrNotFound)
 	}
@@ -312,16 +312,21 @@ func (s *Store) RequestCancel(ctx context.Context, id string) error {
 }
 
 // CancelRequests implements store.Coordinator.
-func (s *Store) CancelRequests(ctx context.Context, partitions []int) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT invocation_id FROM cancel_requests WHERE partition = ANY($1) ORDER BY requested_at`, int32s(partitions))
+func (s *Store) CancelRequests(ctx context.Context, partitions []int) ([]store.CancelRequest, error) {
+	rows, err := s.pool.Query(ctx, `SELECT invocation_id, reason FROM cancel_requests
+		WHERE partition = ANY($1) ORDER BY requested_at, invocation_id`, int32s(partitions))
 	if err != nil {
 		return nil, fmt.Errorf("cancel requests: %w", err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	reqs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.CancelRequest, error) {
+		var r store.CancelRequest
+		err := row.Scan(&r.Invocation, &r.Reason)
+		return r, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cancel requests: %w", err)
 	}
-	return ids, nil
+	return reqs, nil
 }
 
 // DoneCancel implements store.Coordinator.

@@ -197,21 +197,28 @@ func TestCancelRequestsAndNotifications(t *testing.T) {
 	if err := s.CreateInvocation(ctx, inv, []core.Event{{Seq: 1, Type: core.InvocationStarted, Time: time.Now().UTC()}}, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RequestCancel(ctx, id); err != nil {
+	if err := s.RequestCancel(ctx, id, "stuck on a dead endpoint"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RequestCancel(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+	// A second request keeps the first one's reason.
+	if err := s.RequestCancel(ctx, id, "again"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RequestCancel(ctx, "nope", ""); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("cancel of an unknown invocation: %v", err)
 	}
-	ids, err := s.CancelRequests(ctx, []int{7})
-	if err != nil || !slices.Equal(ids, []string{id}) {
-		t.Fatalf("cancel requests: %v, %v", ids, err)
+	reqs, err := s.CancelRequests(ctx, []int{7})
+	if want := []store.CancelRequest{{Invocation: id, Reason: "stuck on a dead endpoint"}}; err != nil || !slices.Equal(reqs, want) {
+		t.Fatalf("cancel requests: %v, %v; want %v", reqs, err, want)
+	}
+	if reqs, err := s.CancelRequests(ctx, []int{8}); err != nil || len(reqs) != 0 {
+		t.Fatalf("cancel requests of another partition: %v, %v", reqs, err)
 	}
 	if err := s.DoneCancel(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if ids, _ := s.CancelRequests(ctx, []int{7}); len(ids) != 0 {
-		t.Fatalf("cancel requests after done: %v", ids)
+	if reqs, _ := s.CancelRequests(ctx, []int{7}); len(reqs) != 0 {
+		t.Fatalf("cancel requests after done: %v", reqs)
 	}
 
 	// The listener may still be connecting: notify until it hears.

@@ -118,6 +118,9 @@ CREATE INDEX idempotency_keys_by_invocation ON idempotency_keys (invocation_id);
 	// 9: functions belong to a namespace; the same name in two namespaces
 	// is two functions.
 	functionNamespacesSchema,
+	// 10: the reason a cancellation was asked for travels to the replica
+	// that applies it.
+	`ALTER TABLE cancel_requests ADD COLUMN reason text NOT NULL DEFAULT '';`,
 }
 
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
