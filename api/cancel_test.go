@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,7 +11,6 @@ import (
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/problem"
-	"github.com/batonflow/baton/store/sqlite"
 )
 
 // TestCancelWithReason drives the real engine through the API: a cancel
@@ -22,21 +19,7 @@ import (
 // CancelRequested event and in the error the invocation ends with.
 func TestCancelWithReason(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	eng, err := engine.New(engine.Options{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	srv := httptest.NewServer(api.NewHandler(eng))
-	defer srv.Close()
+	eng, srv := startRealEngine(t, engine.Options{})
 	if _, err := eng.ApplyWorkflow(ctx, "sleepy.yaml", []byte(`document: {dsl: '1.0.0', namespace: default, name: sleepy, version: '1.0.0'}
 do:
   - nap:

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,7 +13,6 @@ import (
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/qos"
-	"github.com/batonflow/baton/store/sqlite"
 )
 
 const qosCallDoc = `
@@ -31,11 +28,6 @@ do:
 // Retry-After and a problem document naming reason, class and namespace.
 func TestQoSRejectionsOverHTTP(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	pols := policy.NewService(&policy.Server{}, &memStates{})
 	rate := 0.001
 	if err := pols.Put(ctx, "limited", &policy.Policy{QoS: policy.QoS{Rate: &rate}}); err != nil {
@@ -51,17 +43,7 @@ func TestQoSRejectionsOverHTTP(t *testing.T) {
 		return engine.CallResult{Output: "done"}, nil
 	})
 	sched := qos.New(qos.Options{Seats: map[string]int{qos.PoolWasm: 1}, BacklogTarget: 1})
-	eng, err := engine.New(engine.Options{Store: st, Policies: pols, QoS: sched,
-		Executors: map[string]engine.Executor{"*": blocked}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	srv := httptest.NewServer(api.NewHandler(eng, api.WithPolicies(pols)))
-	defer srv.Close()
+	eng, srv := startRealEngine(t, engine.Options{Policies: pols, QoS: sched, Executors: map[string]engine.Executor{"*": blocked}}, api.WithPolicies(pols))
 	for _, ns := range []string{"default", "limited"} {
 		doc := strings.NewReplacer("NS", ns, "NAME", "work").Replace(qosCallDoc)
 		if _, err := eng.ApplyWorkflow(ctx, "w.yaml", []byte(doc)); err != nil {

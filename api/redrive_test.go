@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
 	"github.com/batonflow/baton/api"
 	"github.com/batonflow/baton/engine"
-	"github.com/batonflow/baton/store/sqlite"
 )
 
 // TestRetryAndRerunRoutes: POST .../retry continues a faulted invocation
@@ -19,11 +17,6 @@ import (
 // .../rerun starts a new one with the same or an edited input.
 func TestRetryAndRerunRoutes(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	var calls atomic.Int32
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
@@ -34,16 +27,7 @@ func TestRetryAndRerunRoutes(t *testing.T) {
 		w.Write([]byte(`{"ok": true}`))
 	}))
 	defer backend.Close()
-	eng, err := engine.New(engine.Options{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	srv := httptest.NewServer(api.NewHandler(eng))
-	defer srv.Close()
+	eng, srv := startRealEngine(t, engine.Options{})
 	doc := `document: {dsl: '1.0.0', namespace: default, name: flaky, version: '1.0.0'}
 do:
   - fetch:

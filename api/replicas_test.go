@@ -5,15 +5,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/batonflow/baton/api"
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/problem"
-	"github.com/batonflow/baton/store/sqlite"
 )
 
 type reply struct {
@@ -45,21 +42,7 @@ func post(t *testing.T, url, key, body string) reply {
 // and Retry-After.
 func TestIdempotentStartAndDrainOverHTTP(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	eng, err := engine.New(engine.Options{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	srv := httptest.NewServer(api.NewHandler(eng))
-	defer srv.Close()
+	eng, srv := startRealEngine(t, engine.Options{})
 	if _, err := eng.ApplyWorkflow(ctx, "hello.yaml", []byte(helloDoc("1.0.0", "Hello"))); err != nil {
 		t.Fatal(err)
 	}

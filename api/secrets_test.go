@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -90,22 +89,7 @@ func TestSecretRoutes(t *testing.T) {
 }
 
 func TestLifecycleEventsRoute(t *testing.T) {
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	e, err := engine.New(engine.Options{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	srv := httptest.NewServer(api.NewHandler(e))
-	defer srv.Close()
+	_, srv := startRealEngine(t, engine.Options{})
 	f := &fixture{t: t, srv: srv}
 	f.apply(helloDoc("1.0.0", "Hello"))
 	inv := decode[api.Invocation](t, f.do(http.MethodPost, "/v1/workflows/default/hello/invocations?wait=5s", `{"name": "Ada"}`), http.StatusOK)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"github.com/batonflow/baton/api"
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/engine"
-	"github.com/batonflow/baton/store/sqlite"
 )
 
 // sseEvent is one server-sent event as a client sees it.
@@ -77,11 +75,6 @@ func openStream(t *testing.T, url, lastID string) (*http.Response, *sseReader) {
 // reconnection with Last-Event-ID gets only what came after.
 func TestInvocationStream(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	release := make(chan struct{})
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -92,16 +85,7 @@ func TestInvocationStream(t *testing.T) {
 		io.WriteString(w, `{"ok": true}`)
 	}))
 	defer backend.Close()
-	eng, err := engine.New(engine.Options{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	srv := httptest.NewServer(api.NewHandler(eng, api.WithStreamHeartbeat(20*time.Millisecond)))
-	defer srv.Close()
+	eng, srv := startRealEngine(t, engine.Options{}, api.WithStreamHeartbeat(20*time.Millisecond))
 	doc := `document: {dsl: '1.0.0', namespace: default, name: blocked, version: '1.0.0'}
 do:
   - before:
