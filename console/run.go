@@ -459,22 +459,33 @@ func historyRows(inv *store.Invocation, history []core.Event) []historyRow {
 	return rows
 }
 
-// historyPanel is the full history of a run, which the page fetches when
-// its Full tab is opened: a long run's page stays light.
-func (c *Console) historyPanel(w http.ResponseWriter, r *http.Request) {
+// runRecord reads a run the request may see and its history; when it
+// cannot, it answers the request (not found, or the failure) and reports
+// false.
+func (c *Console) runRecord(w http.ResponseWriter, r *http.Request, id string) (*store.Invocation, []core.Event, bool) {
 	ctx := r.Context()
-	id := r.PathValue("id")
 	inv, err := c.invocation(ctx, r, id)
-	if err != nil || inv == nil {
-		if err == nil {
-			err = store.ErrNotFound
-		}
+	if err == nil && inv == nil {
+		err = store.ErrNotFound
+	}
+	if err != nil {
 		c.fail(w, r, err, "run "+id)
-		return
+		return nil, nil, false
 	}
 	history, err := c.engine.History(ctx, id)
 	if err != nil {
 		c.fail(w, r, err, "run "+id)
+		return nil, nil, false
+	}
+	return inv, history, true
+}
+
+// historyPanel is the full history of a run, which the page fetches when
+// its Full tab is opened: a long run's page stays light.
+func (c *Console) historyPanel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	inv, history, ok := c.runRecord(w, r, id)
+	if !ok {
 		return
 	}
 	c.renderFragment(w, r, "history", struct {
@@ -537,17 +548,8 @@ type callRow struct {
 func (c *Console) taskPanel(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id, ref := r.PathValue("id"), r.URL.Query().Get("ref")
-	inv, err := c.invocation(ctx, r, id)
-	if err != nil || inv == nil {
-		if err == nil {
-			err = store.ErrNotFound
-		}
-		c.fail(w, r, err, "run "+id)
-		return
-	}
-	history, err := c.engine.History(ctx, id)
-	if err != nil {
-		c.fail(w, r, err, "run "+id)
+	inv, history, ok := c.runRecord(w, r, id)
+	if !ok {
 		return
 	}
 	facts := gatherFacts(inv, history, c.lifecycleOf(ctx, id, history))
@@ -607,17 +609,8 @@ func (c *Console) renderFragment(w http.ResponseWriter, r *http.Request, page st
 func (c *Console) historyExport(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	inv, err := c.invocation(ctx, r, id)
-	if err != nil || inv == nil {
-		if err == nil {
-			err = store.ErrNotFound
-		}
-		c.fail(w, r, err, "run "+id)
-		return
-	}
-	history, err := c.engine.History(ctx, id)
-	if err != nil {
-		c.fail(w, r, err, "run "+id)
+	inv, history, ok := c.runRecord(w, r, id)
+	if !ok {
 		return
 	}
 	lifecycle, _ := c.engine.LifecycleEvents(ctx, id)
