@@ -149,11 +149,7 @@ func runBench(cmd *cobra.Command, f *benchFlags, w bench.Workload) error {
 		Command: "baton " + strings.Join(os.Args[1:], " "),
 	}
 	if opts.CacheDir == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			dir = os.TempDir()
-		}
-		opts.CacheDir = filepath.Join(dir, "baton", "bench")
+		opts.CacheDir = defaultBenchCacheDir()
 	}
 	if f.cpuProfile != "" {
 		file, err := os.Create(f.cpuProfile)
@@ -315,4 +311,14 @@ func isTerminal(w io.Writer) bool {
 	}
 	info, err := file.Stat()
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// defaultBenchCacheDir is where benchmarks keep compiled wasm between runs
+// when --cache-dir is not given.
+func defaultBenchCacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "baton", "bench")
 }

@@ -46,11 +46,7 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 			stderr := cmd.ErrOrStderr()
 			cache := f.cacheDir
 			if cache == "" {
-				dir, err := os.UserCacheDir()
-				if err != nil {
-					dir = os.TempDir()
-				}
-				cache = filepath.Join(dir, "baton", "bench")
+				cache = defaultBenchCacheDir()
 			}
 			res, err := bench.RunColdstart(cmd.Context(), bench.ColdstartOptions{
 				Shapes: shapes, Policies: policies,

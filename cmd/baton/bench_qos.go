@@ -59,11 +59,7 @@ func newBenchQoSCommand(f *benchFlags) *cobra.Command {
 			stderr := cmd.ErrOrStderr()
 			cache := f.cacheDir
 			if cache == "" {
-				dir, err := os.UserCacheDir()
-				if err != nil {
-					dir = os.TempDir()
-				}
-				cache = filepath.Join(dir, "baton", "bench")
+				cache = defaultBenchCacheDir()
 			}
 			res, err := bench.RunQoS(cmd.Context(), bench.QoSOptions{
 				Duration: duration, Drain: drain, MuDuration: muDuration, Mu: mu, Load: load, Work: work, Deadline: deadline,

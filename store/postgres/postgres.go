@@ -580,17 +580,5 @@ func (s *Store) PendingTimers(ctx context.Context) (map[string]time.Time, error)
 		return nil, fmt.Errorf("pending timers: %w", err)
 	}
 	defer rows.Close()
-	var fold rowcodec.PendingTimers
-	for rows.Next() {
-		var id, typ, timer, fireAt string
-		if err := rows.Scan(&id, &typ, &timer, &fireAt); err != nil {
-			return nil, fmt.Errorf("pending timers: %w", err)
-		}
-		at, _ := time.Parse(time.RFC3339Nano, fireAt)
-		fold.Add(id, core.EventType(typ), timer, at)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pending timers: %w", err)
-	}
-	return fold.Earliest(), nil
+	return rowcodec.ReadPendingTimers(rows)
 }

@@ -1,6 +1,7 @@
 package rowcodec
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/batonflow/baton/core"
@@ -41,4 +42,22 @@ func (p *PendingTimers) Earliest() map[string]time.Time {
 		}
 	}
 	return out
+}
+
+// ReadPendingTimers folds rows of (invocation, event type, timer, fireAt)
+// into each invocation's earliest pending deadline.
+func ReadPendingTimers(rows Rows) (map[string]time.Time, error) {
+	var fold PendingTimers
+	for rows.Next() {
+		var id, typ, timer, fireAt string
+		if err := rows.Scan(&id, &typ, &timer, &fireAt); err != nil {
+			return nil, fmt.Errorf("pending timers: %w", err)
+		}
+		at, _ := time.Parse(time.RFC3339Nano, fireAt)
+		fold.Add(id, core.EventType(typ), timer, at)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pending timers: %w", err)
+	}
+	return fold.Earliest(), nil
 }
