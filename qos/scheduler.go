@@ -43,15 +43,18 @@ type Options struct {
 	QueueLimit int
 	FlowLimit  int
 	ClassLimit [numClasses]int
-	// BacklogTarget is how many calls may wait at G2 (with the starts
-	// admitted but not yet at G2) before new starts of the same or a
-	// lower class wait at G1: the calls of running workflows go first.
+	// BacklogTarget is how many calls may wait at G2 before new starts
+	// of the same or a lower class wait at G1: the calls of running
+	// workflows go first. Starts admitted but not yet at G2 count too,
+	// less the idle seats they will take: admission keeps G2's seats
+	// busy while the way from G1 to G2 is slow.
 	// Default: twice the CPU count, at least 4.
 	BacklogTarget int
-	// MaxWait is the longest a synchronous start waits at G1 before it
-	// is refused as overloaded (default 2s): under overload a client
-	// learns at once to come back later, rather than holding a
-	// connection for long.
+	// MaxWait bounds the predicted wait at G1 of a synchronous start: a
+	// start predicted to wait longer is refused at arrival as overloaded
+	// (default 2s), so that under overload a client learns at once to
+	// come back later. A start once queued is never refused later; only
+	// its own deadline ends its wait.
 	MaxWait time.Duration
 	// DefaultCost is the expected duration of a call never measured
 	// (default 10ms).
@@ -155,6 +158,10 @@ type Scheduler struct {
 	windowStart time.Time
 	seatsInUse  map[seatKey]int
 	rejections  map[rejectionKey]int64
+	// callCost is the measured mean seat-time of a call by pool (an
+	// exponential average of seated calls' durations), for the
+	// predicted wait.
+	callCost map[string]time.Duration
 }
 
 type seatKey struct {
@@ -179,6 +186,7 @@ func New(opts Options) *Scheduler {
 		buckets:    map[string]*bucket{},
 		seatsInUse: map[seatKey]int{},
 		rejections: map[rejectionKey]int64{},
+		callCost:   map[string]time.Duration{},
 	}
 }
 
@@ -320,16 +328,15 @@ func (s *Scheduler) Admit(ctx context.Context, st Start) (*Ticket, error) {
 	s.pumpLocked()
 	s.mu.Unlock()
 
-	var deadline, maxWait <-chan time.Time
-	if !st.Defer {
-		if !st.Deadline.IsZero() {
-			t := time.NewTimer(st.Deadline.Sub(now))
-			defer t.Stop()
-			deadline = t.C
-		}
-		t := time.NewTimer(s.opts.MaxWait)
+	// Queued with the intent to admit: the decision to refuse was taken
+	// above, at arrival. Only the start's own deadline (a deadline
+	// error, not a refusal), its caller leaving, or an eviction by a
+	// start of a higher class (answered at once) end the wait.
+	var deadline <-chan time.Time
+	if !st.Defer && !st.Deadline.IsZero() {
+		t := time.NewTimer(st.Deadline.Sub(now))
 		defer t.Stop()
-		maxWait = t.C
+		deadline = t.C
 	}
 	var gaveUp error
 	select {
@@ -338,8 +345,6 @@ func (s *Scheduler) Admit(ctx context.Context, st Start) (*Ticket, error) {
 		gaveUp = ctx.Err()
 	case <-deadline:
 		gaveUp = &Rejection{Reason: ReasonDeadline, Detail: "the deadline passed while the start was queued"}
-	case <-maxWait:
-		gaveUp = &Rejection{Reason: ReasonOverloaded, Detail: fmt.Sprintf("the start waited %s, the longest a start waits", s.opts.MaxWait)}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -444,10 +449,17 @@ func (s *Scheduler) allow(k Class) bool {
 	for j := Class(0); j <= k; j++ {
 		n += s.pending[j]
 	}
+	// Admitted starts on their way to G2 first take its idle seats: only
+	// those beyond are backlog, with the calls waiting there. Counting
+	// them all throttled admission to the pace of that way (slow on a
+	// loaded machine), leaving seats idle under overload.
+	queued, idle := 0, 0
 	for _, p := range s.pools {
 		c, _ := p.Ahead(k)
-		n += c
+		queued += c
+		idle += max(0, p.Discipline().Seats-p.Used())
 	}
+	n = queued + max(0, n-idle)
 	return n < s.opts.BacklogTarget
 }
 
@@ -471,11 +483,45 @@ func (s *Scheduler) predictLocked(k Class) time.Duration {
 			wait = time.Duration(float64(n) / rate * float64(time.Second))
 		}
 	}
+	// The pace alone was too optimistic on a loaded machine (a burst of
+	// admissions from a drained backlog looks fast): the starts queued
+	// ahead also need at least a call's measured seat-time each, spread
+	// over the seats of the busiest pool.
+	if n, _ := s.g1.Ahead(k); n > 0 {
+		pool, seats := s.busyPoolLocked()
+		wait = max(wait, time.Duration(n)*s.callCostLocked(pool)/time.Duration(seats))
+	}
 	for _, p := range s.pools {
 		_, cost := p.Ahead(k)
 		wait += cost / time.Duration(max(1, p.Discipline().Seats))
 	}
 	return wait
+}
+
+// callCostLocked is the measured mean seat-time of a call in a pool.
+func (s *Scheduler) callCostLocked(pool string) time.Duration {
+	if d := s.callCost[pool]; d > 0 {
+		return d
+	}
+	return s.opts.DefaultCost
+}
+
+// busyPoolLocked is the pool with the most calls seated or waiting, the
+// one the workload is bound by (wasm when none ran yet), and its seats.
+func (s *Scheduler) busyPoolLocked() (string, int) {
+	name, load := PoolWasm, -1
+	for n, p := range s.pools {
+		if l := p.Used() + p.Total(); l > load || (l == load && n < name) {
+			name, load = n, l
+		}
+	}
+	if p := s.pools[name]; p != nil {
+		return name, max(1, p.Discipline().Seats)
+	}
+	if seats := s.opts.Seats[name]; seats > 0 {
+		return name, seats
+	}
+	return name, DefaultSeats(name)
 }
 
 func (s *Scheduler) rejectLocked(st Start, reason Reason, wait time.Duration, detail string) *Rejection {
@@ -587,10 +633,16 @@ func (s *Scheduler) releaser(p *Queue, c Call, started time.Time) func() {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			took := s.opts.Now().Sub(started)
 			if s.opts.Learn != nil {
-				s.opts.Learn(c.Function, s.opts.Now().Sub(started))
+				s.opts.Learn(c.Function, took)
 			}
 			s.mu.Lock()
+			if cur := s.callCost[c.Pool]; cur == 0 {
+				s.callCost[c.Pool] = took
+			} else {
+				s.callCost[c.Pool] = cur + (took-cur)/16
+			}
 			p.Done(c.Class)
 			s.seatedLocked(c, -1)
 			s.pumpPoolLocked(c.Pool, p)

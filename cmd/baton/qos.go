@@ -38,7 +38,7 @@ func addQoSFlags(cmd *cobra.Command, cfg *engineConfig) {
 	cmd.Flags().IntVar(&q.backlog, "qos-backlog", 0,
 		"calls waiting at G2 that hold back new starts of the same or lower class (default 2×CPUs, at least 4)")
 	cmd.Flags().DurationVar(&q.maxWait, "qos-max-wait", 2*time.Second,
-		"longest a synchronous start waits for admission before it is refused (503)")
+		"longest predicted wait for admission of a synchronous start; a start predicted to wait longer is refused at arrival (503)")
 }
 
 // options turns the flags into scheduler options; ok false when QoS is
