@@ -78,13 +78,17 @@ type Options struct {
 	// Command is the command line, recorded in the results.
 	Command string
 	// CPUProfile, when set, receives a pprof CPU profile of the load
-	// phase alone: from the first arrival until the last invocation has
-	// ended, before histories are read back.
+	// phase: from the first arrival until the last invocation has ended
+	// and its figures are taken (reading its history included).
 	CPUProfile io.Writer
+	// KeepSamples keeps every invocation's sample for results.json, so
+	// that the harness's memory grows with the run; without it the run
+	// keeps only streaming histograms and fixed time series.
+	KeepSamples bool
 }
 
-// record is what the load generator keeps of one invocation; it is
-// written by one goroutine and read after the run.
+// record is what the load generator knows of one invocation until the
+// analyzer has taken its figures.
 type record struct {
 	config, stream int
 	input          int
@@ -93,7 +97,6 @@ type record struct {
 	returned       time.Duration
 	out            outcome
 	err            error
-	done           bool
 }
 
 type runner struct {
@@ -107,6 +110,7 @@ type runner struct {
 	inFlight  atomic.Int64
 	dropped   atomic.Int64
 	idle      *idleMeter
+	an        *analyzer
 	log       *slog.Logger
 	// settled is when, after the load, the embedded engine had written
 	// the rows of every ended invocation (see engine.Settle).
@@ -232,13 +236,14 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 			return nil, fmt.Errorf("bench: CPU profile: %w", err)
 		}
 	}
-	var records []record
+	r.an = r.startAnalyzer(runCtx)
 	if opts.Arrivals.Kind == Closed {
-		records = r.closedLoop(runCtx)
+		r.closedLoop(runCtx)
 	} else {
-		records = r.openLoop(runCtx, schedule)
+		r.openLoop(runCtx, schedule)
 	}
 	elapsed := time.Since(r.start)
+	analyzed := r.an.finish()
 	if r.em != nil {
 		if err := r.em.eng.Settle(runCtx); err != nil {
 			return nil, err
@@ -255,7 +260,10 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return r.results(ctx, records, elapsed, m.res)
+	if analyzed != nil {
+		return nil, analyzed
+	}
+	return r.results(elapsed, m.res), nil
 }
 
 func (o *Options) check() error {
@@ -297,76 +305,64 @@ func sanitizeName(s string) string {
 	return string(b)
 }
 
-// one runs one invocation and fills its record. It allocates nothing of
-// its own: the input was generated before the run.
-func (r *runner) one(ctx context.Context, rec *record) {
+// one runs one invocation, fills its record and hands it to the analyzer.
+// It allocates nothing of its own: the input was generated before the run.
+func (r *runner) one(ctx context.Context, rec record) {
 	wf := r.wfs[rec.config][rec.stream]
 	r.inFlight.Add(1)
 	rec.submitted = time.Since(r.start)
 	rec.out, rec.err = r.tgt.invoke(ctx, wf, rec.input)
 	rec.returned = time.Since(r.start)
 	r.inFlight.Add(-1)
-	rec.done = true
 	if rec.err != nil || rec.out.Status != core.StatusCompleted {
 		r.failed.Add(1)
 	} else {
 		r.completed.Add(1)
 	}
+	r.an.queue <- rec
 }
 
 // closedLoop runs C clients; client w's j-th invocation goes to
 // configuration (w+j) mod K, so configurations interleave.
-func (r *runner) closedLoop(ctx context.Context) []record {
+func (r *runner) closedLoop(ctx context.Context) {
 	var (
 		issued atomic.Int64
 		wg     sync.WaitGroup
-		mu     sync.Mutex
-		all    []record
 	)
 	k := len(r.opts.Configs)
 	for w := range r.opts.Arrivals.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			recs := make([]record, 0, 1024)
 			for j := 0; ; j++ {
 				if ctx.Err() != nil || (r.opts.Duration > 0 && time.Since(r.start) >= r.opts.Duration) {
-					break
+					return
 				}
 				n := issued.Add(1)
 				if r.opts.Invocations > 0 && n > int64(r.opts.Invocations) {
-					break
+					return
 				}
-				recs = append(recs, record{config: (w + j) % k, input: int(n)})
-				r.one(ctx, &recs[len(recs)-1])
+				r.one(ctx, record{config: (w + j) % k, input: int(n)})
 			}
-			mu.Lock()
-			all = append(all, recs...)
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return all
 }
 
 // openLoop fires the schedule's arrivals at their times, whether or not
 // earlier ones have ended; arrival i goes to configuration i mod K.
-func (r *runner) openLoop(ctx context.Context, schedule []Arrival) []record {
-	recs := make([]record, len(schedule))
+func (r *runner) openLoop(ctx context.Context, schedule []Arrival) {
 	k := len(r.opts.Configs)
-	for i, a := range schedule {
-		recs[i] = record{config: i % k, stream: a.Stream, input: i, scheduled: a.At}
-	}
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for i := range recs {
-		if wait := recs[i].scheduled - time.Since(r.start); wait > 0 {
+	for i, a := range schedule {
+		if wait := a.At - time.Since(r.start); wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
-				wg.Wait()
-				return recs
+				return
 			case <-timer.C:
 			}
 		}
@@ -375,13 +371,11 @@ func (r *runner) openLoop(ctx context.Context, schedule []Arrival) []record {
 			continue
 		}
 		wg.Add(1)
-		go func(rec *record) {
+		go func(rec record) {
 			defer wg.Done()
 			r.one(ctx, rec)
-		}(&recs[i])
+		}(record{config: i % k, stream: a.Stream, input: i, scheduled: a.At})
 	}
-	wg.Wait()
-	return recs
 }
 
 // progress shows the run's progress until stop is called.
@@ -476,46 +470,75 @@ func repeat(c byte, n int) string {
 	return string(b)
 }
 
-// histories fetches and reads the histories of the run's invocations, a
-// few at a time, after the load has stopped so that it does not compete
-// with the measured work.
-func (r *runner) samples(ctx context.Context, records []record) ([]Sample, error) {
-	out := make([]Sample, len(records))
-	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		errMu sync.Mutex
-		first error
-	)
-	workers := min(runtime.GOMAXPROCS(0)*2, 8)
-	for range workers {
-		wg.Add(1)
+// analyzer takes each invocation's figures as it ends, on a few
+// goroutines of its own so that clients go on submitting, folds them into
+// its configuration's streaming statistics and drops the record and the
+// history: the harness keeps no per-invocation state past this point
+// unless KeepSamples asks for it. Its queue is bounded; when the history
+// reads fall behind, clients wait for room rather than the queue growing.
+type analyzer struct {
+	r     *runner
+	queue chan record
+	wg    sync.WaitGroup
+	tasks atomic.Int64
+
+	mu    sync.Mutex
+	stats []*configStats
+	lag   Histogram
+	// err is the first failure to read a history, failures how many.
+	err      error
+	failures int
+}
+
+// analyzerQueue bounds the ended invocations waiting for their figures;
+// a non-durable one's calls wait in the tap meanwhile.
+const analyzerQueue = 256
+
+func (r *runner) startAnalyzer(ctx context.Context) *analyzer {
+	a := &analyzer{r: r, queue: make(chan record, analyzerQueue)}
+	for range r.opts.Configs {
+		a.stats = append(a.stats, newConfigStats(r.opts.Warmup.Seconds(), r.opts.KeepSamples))
+	}
+	for range min(runtime.GOMAXPROCS(0)*2, 8) {
+		a.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(records) {
-					return
-				}
-				s, err := r.sample(ctx, &records[i])
-				if err != nil {
-					errMu.Lock()
-					first = errors.Join(first, err)
-					errMu.Unlock()
-				}
-				out[i] = s
+			defer a.wg.Done()
+			for rec := range a.queue {
+				a.take(ctx, &rec)
 			}
 		}()
 	}
-	wg.Wait()
-	return out, first
+	return a
+}
+
+// finish waits for the figures of every invocation sent so far.
+func (a *analyzer) finish() error {
+	close(a.queue)
+	a.wg.Wait()
+	if a.failures > 1 {
+		return fmt.Errorf("%w (and %d more histories could not be read)", a.err, a.failures-1)
+	}
+	return a.err
+}
+
+func (a *analyzer) take(ctx context.Context, rec *record) {
+	s, err := a.r.sample(ctx, rec)
+	a.tasks.Add(int64(len(s.Tasks)))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		if a.err == nil {
+			a.err = err
+		}
+		a.failures++
+	}
+	if a.r.opts.Arrivals.Kind != Closed {
+		a.lag.Add(ms(rec.submitted - rec.scheduled))
+	}
+	a.stats[rec.config].add(&s)
 }
 
 func (r *runner) sample(ctx context.Context, rec *record) (Sample, error) {
-	if !rec.done {
-		// Dropped or never sent: not part of any configuration.
-		return Sample{Config: -1}, nil
-	}
 	wf := r.wfs[rec.config][rec.stream]
 	s := Sample{
 		Config: rec.config, Stream: rec.stream, ID: rec.out.ID,
@@ -524,6 +547,10 @@ func (r *runner) sample(ctx context.Context, rec *record) (Sample, error) {
 		Warmup: rec.submitted < r.opts.Warmup,
 	}
 	if rec.err != nil {
+		if r.em != nil && rec.out.ID != "" {
+			// Its calls, if any ran, are not read: let them go.
+			r.em.tap.forget(rec.out.ID)
+		}
 		s.Error = rec.err.Error()
 		s.Status = "error"
 		return s, nil
