@@ -1,6 +1,9 @@
 package bench
 
-import "math"
+import (
+	"math"
+	"unsafe"
+)
 
 // Histogram is a streaming log-linear histogram of float64 values (the
 // harness's milliseconds): each power of two is split into histSub equal
@@ -196,4 +199,18 @@ func (h *Histogram) CDF() []CDFPoint {
 	})
 	out[len(out)-1].Value = h.max
 	return out
+}
+
+// bytes is the memory the histogram holds.
+func (h *Histogram) bytes() int {
+	n := int(unsafe.Sizeof(*h))
+	for e := range histExps {
+		if h.pos[e] != nil {
+			n += int(unsafe.Sizeof(*h.pos[e]))
+		}
+		if h.neg[e] != nil {
+			n += int(unsafe.Sizeof(*h.neg[e]))
+		}
+	}
+	return n
 }

@@ -47,7 +47,14 @@ func resourceLines(res *Results) []string {
 		lines = append(lines, line)
 	}
 	if rs.EngineRSSMB > 0 {
-		lines = append(lines, fmt.Sprintf("engine RSS: peak %.0f MB, %s; harness heap at the end %.0f MB", rs.EngineRSSMB, rs.EngineRSSSource, rs.HarnessHeapMB))
+		// Embedded, the engine's heap is this process's too; the
+		// harness's own share is what it keeps of the invocations.
+		heap := "harness heap"
+		if strings.HasPrefix(rs.EngineRSSSource, "this process") {
+			heap = "Go heap (engine and harness)"
+		}
+		lines = append(lines, fmt.Sprintf("engine RSS: peak %.0f MB, %s; %s at the end %.0f MB, of which the harness's statistics %.0f KB",
+			rs.EngineRSSMB, rs.EngineRSSSource, heap, rs.HarnessHeapMB, rs.HarnessStatsKB))
 	}
 	if rs.DiskCommitMs > 0 {
 		var ratios []string

@@ -50,6 +50,10 @@ type Resources struct {
 	// HarnessHeapMB is the harness process's Go heap in use at the end of
 	// the load (embedded runs: the engine's heap is in it too).
 	HarnessHeapMB float64 `json:"harnessHeapMB,omitempty"`
+	// HarnessStatsKB is what the harness keeps of the invocations at the
+	// end: its histograms and time series, whose size does not grow with
+	// the run's length (and the samples, with --samples).
+	HarnessStatsKB float64 `json:"harnessStatsKB,omitempty"`
 }
 
 // probeCommits is how many commits the disk probe times; it stops early

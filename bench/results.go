@@ -115,6 +115,7 @@ type FunctionIdle struct {
 func (r *runner) results(elapsed time.Duration, resources Resources) *Results {
 	an := r.an
 	resources.perTask(an.tasks.Load())
+	resources.HarnessStatsKB = float64(an.heldBytes()) / 1024
 	res := &Results{Meta: Meta{
 		Command: r.opts.Command, Workload: r.opts.Workload.Label(), Arrivals: r.opts.Arrivals.Label(),
 		Target: "embedded engine (SQLite)", Started: r.start.UTC(), ElapsedS: elapsed.Seconds(),

@@ -521,6 +521,17 @@ func (a *analyzer) finish() error {
 	return a.err
 }
 
+// heldBytes is the memory the analyzer's statistics hold.
+func (a *analyzer) heldBytes() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.lag.bytes()
+	for _, st := range a.stats {
+		n += st.heldBytes()
+	}
+	return n
+}
+
 func (a *analyzer) take(ctx context.Context, rec *record) {
 	s, err := a.r.sample(ctx, rec)
 	a.tasks.Add(int64(len(s.Tasks)))

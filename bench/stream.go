@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 	"time"
+	"unsafe"
 )
 
 // configStats folds one configuration's invocations into fixed-memory
@@ -220,4 +221,20 @@ func (t *tickSeries) series(width time.Duration) (Series, time.Duration) {
 		out.ColdStarts = append(out.ColdStarts, bin.colds)
 	}
 	return out, t.width
+}
+
+// heldBytes is the memory the statistics hold: fixed by the values' range
+// and the bins' count, plus the samples when they are kept.
+func (c *configStats) heldBytes() int {
+	n := int(unsafe.Sizeof(*c))
+	for _, h := range []*Histogram{&c.lat, &c.span, &c.over, &c.overTask, &c.queue, &c.fn, &c.cp, &c.cold, &c.coldLat, &c.warmLat} {
+		n += h.bytes() - int(unsafe.Sizeof(*h))
+	}
+	for i := range c.series.bins {
+		n += int(unsafe.Sizeof(c.series.bins[i])) + c.series.bins[i].lat.bytes() - int(unsafe.Sizeof(c.series.bins[i].lat))
+	}
+	for i := range c.samples {
+		n += int(unsafe.Sizeof(c.samples[i])) + len(c.samples[i].Tasks)*int(unsafe.Sizeof(TaskSample{})) + len(c.samples[i].ID) + len(c.samples[i].Error)
+	}
+	return n
 }
