@@ -230,11 +230,18 @@ func (c *configStats) heldBytes() int {
 	for _, h := range []*Histogram{&c.lat, &c.span, &c.over, &c.overTask, &c.queue, &c.fn, &c.cp, &c.cold, &c.coldLat, &c.warmLat} {
 		n += h.bytes() - int(unsafe.Sizeof(*h))
 	}
-	for i := range c.series.bins {
-		n += int(unsafe.Sizeof(c.series.bins[i])) + c.series.bins[i].lat.bytes() - int(unsafe.Sizeof(c.series.bins[i].lat))
-	}
+	n += c.series.bytes()
 	for i := range c.samples {
 		n += int(unsafe.Sizeof(c.samples[i])) + len(c.samples[i].Tasks)*int(unsafe.Sizeof(TaskSample{})) + len(c.samples[i].ID) + len(c.samples[i].Error)
+	}
+	return n
+}
+
+// bytes is the memory the series' bins hold: at most maxTickBins of them.
+func (t *tickSeries) bytes() int {
+	n := 0
+	for i := range t.bins {
+		n += int(unsafe.Sizeof(t.bins[i])) + t.bins[i].lat.bytes() - int(unsafe.Sizeof(t.bins[i].lat))
 	}
 	return n
 }
