@@ -205,6 +205,6 @@ func writeMarkdown(w io.Writer, res *Results, plots []plotFile) error {
 			fmt.Fprintf(w, "### %s\n\n![%s](%s)\n\n", p.title, p.title, p.name)
 		}
 	}
-	fmt.Fprintf(w, "Definitions of every metric: docs/benchmarking.md. Raw samples: results.json.\n")
+	fmt.Fprintf(w, "Definitions of every metric: docs/benchmarking.md. Distributions and series: results.json (every invocation's sample too with --samples).\n")
 	return nil
 }
