@@ -243,12 +243,16 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		r.openLoop(runCtx, schedule)
 	}
 	elapsed := time.Since(r.start)
-	analyzed := r.an.finish()
+	// The engine's writes settle while the analyzer takes the last
+	// figures: the window of throughput ends with the former.
+	var settleErr error
 	if r.em != nil {
-		if err := r.em.eng.Settle(runCtx); err != nil {
-			return nil, err
-		}
+		settleErr = r.em.eng.Settle(runCtx)
 		r.settled = time.Since(r.start)
+	}
+	analyzed := r.an.finish()
+	if settleErr != nil {
+		return nil, settleErr
 	}
 	if opts.CPUProfile != nil {
 		pprof.StopCPUProfile()
