@@ -171,10 +171,10 @@ func writeMarkdown(w io.Writer, res *Results, plots []plotFile) error {
 		{"History span", func(s *Summary) Dist { return s.Span }, "InvocationStarted to the terminal event"},
 	}
 	for _, mt := range metrics {
-		fmt.Fprintf(w, "## %s\n\n%s.\n\n| config | count | mean | p50 | p90 | p99 | max |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n", mt.title, mt.note)
+		fmt.Fprintf(w, "## %s\n\n%s.\n\n| config | count | mean | p50 | p90 | p99 | p99.9 | max |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n", mt.title, mt.note)
 		for _, c := range res.Configs {
 			d := mt.get(&c.Summary)
-			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s |\n", c.Config.Label, d.Count, fmtMs(d.Mean), fmtMs(d.P50), fmtMs(d.P90), fmtMs(d.P99), fmtMs(d.Max))
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", c.Config.Label, d.Count, fmtMs(d.Mean), fmtMs(d.P50), fmtMs(d.P90), fmtMs(d.P99), fmtMs(d.P999), fmtMs(d.Max))
 		}
 		fmt.Fprintln(w)
 	}
