@@ -250,14 +250,23 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		settleErr = r.em.eng.Settle(runCtx)
 		r.settled = time.Since(r.start)
 	}
-	analyzed := r.an.finish()
+	var analyzed error
+	if opts.Server == "" {
+		// Embedded, the analyzer's CPU time is measured and taken
+		// out of the engine's.
+		analyzed = r.an.finish()
+	}
 	if settleErr != nil {
 		return nil, settleErr
 	}
 	if opts.CPUProfile != nil {
 		pprof.StopCPUProfile()
 	}
-	m.finish(runCtx)
+	m.finish(runCtx, r.an.cpu.Load())
+	if opts.Server != "" {
+		// A server's histories are read once its CPU and memory are.
+		analyzed = r.an.finish()
+	}
 	stopProgress()
 	<-progressDone
 	r.idle.finish(time.Now())
@@ -323,7 +332,7 @@ func (r *runner) one(ctx context.Context, rec record) {
 	} else {
 		r.completed.Add(1)
 	}
-	r.an.queue <- rec
+	r.an.add(rec)
 }
 
 // closedLoop runs C clients; client w's j-th invocation goes to
@@ -485,6 +494,16 @@ type analyzer struct {
 	queue chan record
 	wg    sync.WaitGroup
 	tasks atomic.Int64
+	// cpu is the CPU time the analyzer's goroutines spent, each on an
+	// OS thread of its own, so that the engine's CPU can be told from
+	// the harness's reading of histories (-1 where threads' CPU time is
+	// not measured).
+	cpu atomic.Int64
+	// deferred holds the records of a server's invocations, whose
+	// histories are read after the load: reading them during it would
+	// add to the server's CPU, which is what --server measures.
+	deferMu  sync.Mutex
+	deferred []record
 
 	mu    sync.Mutex
 	stats []*configStats
@@ -507,16 +526,44 @@ func (r *runner) startAnalyzer(ctx context.Context) *analyzer {
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			cpu0, ok := threadCPU()
 			for rec := range a.queue {
 				a.take(ctx, &rec)
+			}
+			if cpu1, ok1 := threadCPU(); ok && ok1 {
+				a.cpu.Add(int64(cpu1 - cpu0))
+			} else {
+				a.cpu.Store(-1 << 62)
 			}
 		}()
 	}
 	return a
 }
 
-// finish waits for the figures of every invocation sent so far.
+// add hands an ended invocation to the analyzer; with a server, it is
+// kept for after the load.
+func (a *analyzer) add(rec record) {
+	if a.r.opts.Server != "" {
+		a.deferMu.Lock()
+		a.deferred = append(a.deferred, rec)
+		a.deferMu.Unlock()
+		return
+	}
+	a.queue <- rec
+}
+
+// finish reads the deferred histories, if any, and waits for the figures
+// of every invocation sent so far.
 func (a *analyzer) finish() error {
+	a.deferMu.Lock()
+	deferred := a.deferred
+	a.deferred = nil
+	a.deferMu.Unlock()
+	for _, rec := range deferred {
+		a.queue <- rec
+	}
 	close(a.queue)
 	a.wg.Wait()
 	if a.failures > 1 {
