@@ -250,23 +250,19 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		settleErr = r.em.eng.Settle(runCtx)
 		r.settled = time.Since(r.start)
 	}
-	var analyzed error
-	if opts.Server == "" {
-		// Embedded, the analyzer's CPU time is measured and taken
-		// out of the engine's.
-		analyzed = r.an.finish()
-	}
+	// The analyzer's CPU time during the load is measured and taken
+	// out of the engine's; the deferred histories are read once the
+	// engine's CPU and memory are taken.
+	r.an.finishLive()
 	if settleErr != nil {
+		r.an.finish(runCtx)
 		return nil, settleErr
 	}
 	if opts.CPUProfile != nil {
 		pprof.StopCPUProfile()
 	}
 	m.finish(runCtx, r.an.cpu.Load())
-	if opts.Server != "" {
-		// A server's histories are read once its CPU and memory are.
-		analyzed = r.an.finish()
-	}
+	analyzed := r.an.finish(runCtx)
 	stopProgress()
 	<-progressDone
 	r.idle.finish(time.Now())
@@ -499,9 +495,11 @@ type analyzer struct {
 	// the harness's reading of histories (-1 where threads' CPU time is
 	// not measured).
 	cpu atomic.Int64
-	// deferred holds the records of a server's invocations, whose
-	// histories are read after the load: reading them during it would
-	// add to the server's CPU, which is what --server measures.
+	// deferred holds the records of invocations whose histories are in
+	// a store, read after the load: reading them during it would add to
+	// the work of the engine measured (a server's CPU, the embedded
+	// SQLite store's reads beside its writer). A record is small, but
+	// there is one per such invocation until the end.
 	deferMu  sync.Mutex
 	deferred []record
 
@@ -542,10 +540,10 @@ func (r *runner) startAnalyzer(ctx context.Context) *analyzer {
 	return a
 }
 
-// add hands an ended invocation to the analyzer; with a server, it is
-// kept for after the load.
+// add hands an ended invocation to the analyzer, or keeps it for after
+// the load when its history is in a store.
 func (a *analyzer) add(rec record) {
-	if a.r.opts.Server != "" {
+	if a.r.opts.Server != "" || rec.err == nil && engine.Durable(a.r.wfs[rec.config][rec.stream].Def) {
 		a.deferMu.Lock()
 		a.deferred = append(a.deferred, rec)
 		a.deferMu.Unlock()
@@ -554,18 +552,39 @@ func (a *analyzer) add(rec record) {
 	a.queue <- rec
 }
 
-// finish reads the deferred histories, if any, and waits for the figures
-// of every invocation sent so far.
-func (a *analyzer) finish() error {
+// finishLive waits for the figures of the invocations analysed as they
+// ended.
+func (a *analyzer) finishLive() {
+	close(a.queue)
+	a.wg.Wait()
+}
+
+// finish reads the deferred histories, a few at a time, and returns the
+// first failure to read one.
+func (a *analyzer) finish(ctx context.Context) error {
 	a.deferMu.Lock()
 	deferred := a.deferred
 	a.deferred = nil
 	a.deferMu.Unlock()
-	for _, rec := range deferred {
-		a.queue <- rec
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(runtime.GOMAXPROCS(0)*2, 8) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(deferred) {
+					return
+				}
+				a.take(ctx, &deferred[i])
+				deferred[i] = record{}
+			}
+		}()
 	}
-	close(a.queue)
-	a.wg.Wait()
+	wg.Wait()
 	if a.failures > 1 {
 		return fmt.Errorf("%w (and %d more histories could not be read)", a.err, a.failures-1)
 	}

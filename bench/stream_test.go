@@ -59,7 +59,8 @@ func fakeRun(t *testing.T, n int, keep bool) *analyzer {
 	ctx := context.Background()
 	r.an = r.startAnalyzer(ctx)
 	r.closedLoop(ctx)
-	if err := r.an.finish(); err != nil {
+	r.an.finishLive()
+	if err := r.an.finish(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got := 0
