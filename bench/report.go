@@ -41,7 +41,7 @@ func resourceLines(res *Results) []string {
 	var lines []string
 	if rs.Tasks > 0 && rs.CPUS > 0 {
 		line := fmt.Sprintf("engine CPU: %.1fµs per task (%.2fs over %d tasks, warm-up included)", rs.CPUPerTaskUs, rs.CPUS, rs.Tasks)
-		if rs.HarnessCPUS > 0 {
+		if rs.HarnessCPUS >= 0.005 {
 			line += fmt.Sprintf(", the harness's history reads (%.2fs) taken out", rs.HarnessCPUS)
 		}
 		if rs.Commits > 0 {
