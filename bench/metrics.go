@@ -235,6 +235,7 @@ type Dist struct {
 	P50   float64 `json:"p50"`
 	P90   float64 `json:"p90"`
 	P99   float64 `json:"p99"`
+	P999  float64 `json:"p999"`
 	Max   float64 `json:"max"`
 }
 
@@ -256,6 +257,7 @@ func Summarize(values []float64) Dist {
 		P50:   Percentile(values, 50),
 		P90:   Percentile(values, 90),
 		P99:   Percentile(values, 99),
+		P999:  Percentile(values, 99.9),
 		Max:   values[len(values)-1],
 	}
 }

@@ -160,9 +160,9 @@ func TestSummarize(t *testing.T) {
 		values []float64
 		want   Dist
 	}{
-		{"one to a hundred", seq(100), Dist{Count: 100, Mean: 50.5, P50: 50, P90: 90, P99: 99, Max: 100}},
-		{"ten values", seq(10), Dist{Count: 10, Mean: 5.5, P50: 5, P90: 9, P99: 10, Max: 10}},
-		{"one value", []float64{7}, Dist{Count: 1, Mean: 7, P50: 7, P90: 7, P99: 7, Max: 7}},
+		{"one to a hundred", seq(100), Dist{Count: 100, Mean: 50.5, P50: 50, P90: 90, P99: 99, P999: 100, Max: 100}},
+		{"ten values", seq(10), Dist{Count: 10, Mean: 5.5, P50: 5, P90: 9, P99: 10, P999: 10, Max: 10}},
+		{"one value", []float64{7}, Dist{Count: 1, Mean: 7, P50: 7, P90: 7, P99: 7, P999: 7, Max: 7}},
 		{"none", nil, Dist{}},
 	}
 	for _, tt := range tests {

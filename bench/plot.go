@@ -5,16 +5,12 @@ import (
 	"image/color"
 	"math"
 	"path/filepath"
-	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 )
-
-// cdfPoints caps the points of a CDF line; more add nothing visible.
-const cdfPoints = 2000
 
 type plotFile struct {
 	name, title string
@@ -28,14 +24,10 @@ func WritePlots(dir string, res *Results) ([]plotFile, error) {
 	}
 	builds := []build{
 		{"latency-cdf.png", "End-to-end latency CDF", func() (*plot.Plot, error) {
-			return cdfPlot(res, "End-to-end latency CDF", "latency (ms, log scale)", func(s *Sample) (float64, bool) {
-				return s.LatencyMs, s.Status == "completed"
-			})
+			return cdfPlot(res, "End-to-end latency CDF", "latency (ms, log scale)", func(c *ConfigResult) []CDFPoint { return c.LatencyCDF })
 		}},
 		{"overhead-cdf.png", "Engine overhead per task CDF", func() (*plot.Plot, error) {
-			return cdfPlot(res, "Engine overhead per task CDF", "overhead per task (ms, log scale)", func(s *Sample) (float64, bool) {
-				return s.OverheadTaskMs, s.Status == "completed" && s.Traced && s.CriticalCalls > 0
-			})
+			return cdfPlot(res, "Engine overhead per task CDF", "overhead per task (ms, log scale)", func(c *ConfigResult) []CDFPoint { return c.OverheadTaskCDF })
 		}},
 		{"throughput.png", "Throughput over time", func() (*plot.Plot, error) {
 			return seriesPlot(res, "Throughput over time", "completed invocations/s", false, func(s *Series) ([]float64, []float64) { return s.TimeS, s.Throughput }, nil)
@@ -78,7 +70,7 @@ func WritePlots(dir string, res *Results) ([]plotFile, error) {
 // logFloor keeps values plottable on a log axis.
 const logFloor = 1e-3
 
-func cdfPlot(res *Results, title, xLabel string, value func(*Sample) (float64, bool)) (*plot.Plot, error) {
+func cdfPlot(res *Results, title, xLabel string, cdf func(*ConfigResult) []CDFPoint) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = xLabel
@@ -89,22 +81,14 @@ func cdfPlot(res *Results, title, xLabel string, value func(*Sample) (float64, b
 	p.Y.Tick.Marker = niceTicks{n: 5}
 	any := false
 	for i, c := range res.Configs {
-		var vs []float64
-		for j := range c.Samples {
-			if v, ok := value(&c.Samples[j]); ok && !math.IsNaN(v) {
-				vs = append(vs, math.Max(v, logFloor))
-			}
-		}
-		if len(vs) == 0 {
+		points := cdf(&res.Configs[i])
+		if len(points) == 0 {
 			continue
 		}
-		slices.Sort(vs)
-		step := max(1, len(vs)/cdfPoints)
-		var xys plotter.XYs
-		for k := 0; k < len(vs); k += step {
-			xys = append(xys, plotter.XY{X: vs[k], Y: float64(k+1) / float64(len(vs))})
+		xys := make(plotter.XYs, len(points))
+		for k, p := range points {
+			xys[k] = plotter.XY{X: math.Max(p.Value, logFloor), Y: p.Fraction}
 		}
-		xys = append(xys, plotter.XY{X: vs[len(vs)-1], Y: 1})
 		l, err := plotter.NewLine(xys)
 		if err != nil {
 			return nil, err

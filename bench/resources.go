@@ -37,6 +37,9 @@ type Resources struct {
 	Tasks int64 `json:"tasks,omitempty"`
 	// CPUPerTaskUs is CPUS ÷ Tasks, in microseconds.
 	CPUPerTaskUs float64 `json:"cpuPerTaskUs,omitempty"`
+	// HarnessCPUS is, embedded, the CPU time the harness spent reading
+	// the invocations' histories as they ended, taken out of CPUS.
+	HarnessCPUS float64 `json:"harnessCpuS,omitempty"`
 	// Commits are the store's transactions over the load phase (embedded
 	// SQLite only), each one fsync.
 	Commits        int64   `json:"commits,omitempty"`
@@ -50,6 +53,10 @@ type Resources struct {
 	// HarnessHeapMB is the harness process's Go heap in use at the end of
 	// the load (embedded runs: the engine's heap is in it too).
 	HarnessHeapMB float64 `json:"harnessHeapMB,omitempty"`
+	// HarnessStatsKB is what the harness keeps of the invocations at the
+	// end: its histograms and time series, whose size does not grow with
+	// the run's length (and the samples, with --samples).
+	HarnessStatsKB float64 `json:"harnessStatsKB,omitempty"`
 }
 
 // probeCommits is how many commits the disk probe times; it stops early
@@ -203,8 +210,10 @@ func (m *meter) sample(ctx context.Context) {
 	}
 }
 
-// finish ends the sampling and takes the final counts.
-func (m *meter) finish(ctx context.Context) {
+// finish ends the sampling and takes the final counts. harnessCPU is the
+// CPU time the analyzer spent reading histories in this process, taken
+// out of an embedded engine's (negative: not measured).
+func (m *meter) finish(ctx context.Context, harnessCPU int64) {
 	close(m.stop)
 	<-m.done
 	if rem, ok := m.r.tgt.(*remote); ok {
@@ -214,6 +223,10 @@ func (m *meter) finish(ctx context.Context) {
 		}
 	} else {
 		m.res.CPUS = (processCPU() - m.cpu0).Seconds()
+		if harnessCPU >= 0 {
+			m.res.HarnessCPUS = time.Duration(harnessCPU).Seconds()
+			m.res.CPUS -= m.res.HarnessCPUS
+		}
 		m.res.Commits = m.r.em.st.Stats().Commits - m.commits0
 		m.res.EngineRSSMB = max(m.res.EngineRSSMB, processRSS()/(1<<20))
 	}

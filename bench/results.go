@@ -1,10 +1,7 @@
 package bench
 
 import (
-	"context"
-	"math"
 	"runtime"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -13,7 +10,8 @@ import (
 	"github.com/batonflow/baton/function"
 )
 
-// Results are a run's raw samples and summaries: what results.json holds.
+// Results are a run's summaries, distributions and time series (and its
+// samples with KeepSamples): what results.json holds.
 type Results struct {
 	Meta     Meta           `json:"meta"`
 	Configs  []ConfigResult `json:"configs"`
@@ -49,10 +47,17 @@ type Meta struct {
 
 // ConfigResult is one configuration's outcome.
 type ConfigResult struct {
-	Config  Config   `json:"config"`
-	Summary Summary  `json:"summary"`
-	Series  Series   `json:"series"`
-	Samples []Sample `json:"samples"`
+	Config  Config  `json:"config"`
+	Summary Summary `json:"summary"`
+	Series  Series  `json:"series"`
+	// LatencyCDF and OverheadTaskCDF are the measured invocations'
+	// distributions of latency and overhead per task, from the
+	// histograms: one point per bucket.
+	LatencyCDF      []CDFPoint `json:"latencyCdf,omitempty"`
+	OverheadTaskCDF []CDFPoint `json:"overheadPerTaskCdf,omitempty"`
+	// Samples are every invocation's, only with KeepSamples (--samples):
+	// they grow with the run.
+	Samples []Sample `json:"samples,omitempty"`
 }
 
 // Summary is what the table and report show. Durations are in
@@ -107,18 +112,10 @@ type FunctionIdle struct {
 	IdleS     float64 `json:"idleInstanceS"`
 }
 
-func (r *runner) results(ctx context.Context, records []record, elapsed time.Duration, resources Resources) (*Results, error) {
-	samples, err := r.samples(ctx, records)
-	if err != nil {
-		return nil, err
-	}
-	var tasks int64
-	for i := range samples {
-		if samples[i].Config >= 0 {
-			tasks += int64(len(samples[i].Tasks))
-		}
-	}
-	resources.perTask(tasks)
+func (r *runner) results(elapsed time.Duration, resources Resources) *Results {
+	an := r.an
+	resources.perTask(an.tasks.Load())
+	resources.HarnessStatsKB = float64(an.heldBytes()) / 1024
 	res := &Results{Meta: Meta{
 		Command: r.opts.Command, Workload: r.opts.Workload.Label(), Arrivals: r.opts.Arrivals.Label(),
 		Target: "embedded engine (SQLite)", Started: r.start.UTC(), ElapsedS: elapsed.Seconds(),
@@ -130,155 +127,34 @@ func (r *runner) results(ctx context.Context, records []record, elapsed time.Dur
 		res.Meta.Target = "server " + r.opts.Server
 	}
 	if r.opts.Arrivals.Kind != Closed {
-		var lag []float64
-		for i := range records {
-			if records[i].done {
-				lag = append(lag, ms(records[i].submitted-records[i].scheduled))
-			}
-		}
-		res.Meta.LagMs = Summarize(lag)
+		res.Meta.LagMs = an.lag.Dist()
 	}
-	warmup := r.opts.Warmup.Seconds()
+	// Every configuration's series shares one bin width: the widest any
+	// of them had to take.
 	bin := binWidth(elapsed - r.opts.Warmup)
+	for _, st := range an.stats {
+		bin = max(bin, st.series.width)
+	}
 	res.Meta.BinS = bin.Seconds()
 	windowEnd := r.start.Add(elapsed)
 	streams := r.opts.Arrivals.Streams()
 	for ci, c := range r.opts.Configs {
-		var mine []Sample
-		for i := range samples {
-			if samples[i].Config == ci {
-				mine = append(mine, samples[i])
-			}
-		}
-		sort.Slice(mine, func(i, j int) bool { return mine[i].SubmittedS < mine[j].SubmittedS })
+		st := an.stats[ci]
 		var fns []string
 		for s := range streams {
 			// The idle meter knows functions by their references.
 			fns = append(fns, function.Qualify(Namespace, functionName(c.Functions, s, streams)))
 		}
-		sum := summarize(mine, warmup, r.settled.Seconds())
+		sum := st.summary(r.settled.Seconds())
 		sum.IdleInstanceS = r.idle.idleSeconds(fns, r.start.Add(r.opts.Warmup), windowEnd)
+		ser, _ := st.series.series(bin)
 		res.Configs = append(res.Configs, ConfigResult{
-			Config: c, Summary: sum, Series: series(mine, warmup, bin), Samples: mine,
+			Config: c, Summary: sum, Series: ser, Samples: st.kept(),
+			LatencyCDF: st.lat.CDF(), OverheadTaskCDF: st.overTask.CDF(),
 		})
 	}
 	res.Function = r.idle.usage(r.start.Add(r.opts.Warmup), windowEnd)
-	return res, nil
-}
-
-// binWidth picks the time series' bin: about fifty bins, at least 100ms.
-func binWidth(window time.Duration) time.Duration {
-	steps := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond,
-		time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute}
-	for _, s := range steps {
-		if window/s <= 60 {
-			return s
-		}
-	}
-	return 5 * time.Minute
-}
-
-// summarize computes a configuration's summary. settledS, when not zero,
-// is when the engine had written every ended invocation's row: throughput
-// counts invocations whose writes are done, so the window lasts until then.
-func summarize(samples []Sample, warmupS, settledS float64) Summary {
-	var (
-		s                                              Summary
-		lat, span, over, overTask, queue, fn, cp, cold []float64
-		coldLat, warmLat                               []float64
-		first, last                                    = math.Inf(1), 0.0
-		calls                                          int
-	)
-	for i := range samples {
-		x := &samples[i]
-		if x.Warmup {
-			continue
-		}
-		s.Invocations++
-		if x.Status != "completed" {
-			s.Failed++
-			if s.FirstError == "" {
-				s.FirstError = x.failure()
-			}
-			continue
-		}
-		first = math.Min(first, x.SubmittedS)
-		last = math.Max(last, x.SubmittedS+x.LatencyMs/1000)
-		lat = append(lat, x.LatencyMs)
-		span = append(span, x.SpanMs)
-		if !x.Traced {
-			s.Untraced++
-			continue
-		}
-		over = append(over, x.OverheadMs)
-		if x.CriticalCalls > 0 {
-			overTask = append(overTask, x.OverheadTaskMs)
-		}
-		cp = append(cp, x.CriticalPathMs)
-		calls += len(x.Tasks)
-		for _, t := range x.Tasks {
-			if t.QueueMs >= 0 {
-				queue = append(queue, t.QueueMs)
-			}
-			fn = append(fn, t.FunctionMs)
-			if t.Cold {
-				s.ColdStarts++
-				cold = append(cold, t.ColdStartMs)
-			}
-		}
-		if x.ColdStarts > 0 {
-			coldLat = append(coldLat, x.LatencyMs)
-		} else {
-			warmLat = append(warmLat, x.LatencyMs)
-		}
-	}
-	start := math.Max(warmupS, math.Min(first, last))
-	if len(lat) > 0 {
-		last = math.Max(last, settledS)
-	}
-	s.WindowS = last - start
-	if s.WindowS > 0 {
-		s.Throughput = float64(len(lat)) / s.WindowS
-		s.TasksPerSecond = float64(calls) / s.WindowS
-	}
-	s.Latency, s.Span, s.Overhead, s.OverheadTask = Summarize(lat), Summarize(span), Summarize(over), Summarize(overTask)
-	s.Queue, s.Function, s.CriticalPath, s.ColdStart = Summarize(queue), Summarize(fn), Summarize(cp), Summarize(cold)
-	if len(coldLat) > 0 && len(warmLat) > 0 {
-		s.ColdPenaltyMs = Summarize(coldLat).P50 - Summarize(warmLat).P50
-	}
-	return s
-}
-
-func series(samples []Sample, warmupS float64, bin time.Duration) Series {
-	width := bin.Seconds()
-	var out Series
-	buckets := map[int][]float64{}
-	colds := map[int]int{}
-	maxBin := -1
-	for i := range samples {
-		x := &samples[i]
-		if x.Status != "completed" {
-			continue
-		}
-		b := int((x.SubmittedS + x.LatencyMs/1000) / width)
-		buckets[b] = append(buckets[b], x.LatencyMs)
-		colds[b] += x.ColdStarts
-		maxBin = max(maxBin, b)
-	}
-	for b := 0; b <= maxBin; b++ {
-		v := buckets[b]
-		slices.Sort(v)
-		out.TimeS = append(out.TimeS, (float64(b)+0.5)*width)
-		out.Throughput = append(out.Throughput, float64(len(v))/width)
-		p50, p99 := noData, noData
-		if len(v) > 0 {
-			p50, p99 = Percentile(v, 50), Percentile(v, 99)
-		}
-		out.P50Ms = append(out.P50Ms, p50)
-		out.P99Ms = append(out.P99Ms, p99)
-		out.ColdStarts = append(out.ColdStarts, colds[b])
-	}
-	return out
+	return res
 }
 
 // hasCalls reports whether a task list contains anything that makes a

@@ -78,13 +78,17 @@ type Options struct {
 	// Command is the command line, recorded in the results.
 	Command string
 	// CPUProfile, when set, receives a pprof CPU profile of the load
-	// phase alone: from the first arrival until the last invocation has
-	// ended, before histories are read back.
+	// phase: from the first arrival until the last invocation has ended
+	// and its figures are taken (reading its history included).
 	CPUProfile io.Writer
+	// KeepSamples keeps every invocation's sample for results.json, so
+	// that the harness's memory grows with the run; without it the run
+	// keeps only streaming histograms and fixed time series.
+	KeepSamples bool
 }
 
-// record is what the load generator keeps of one invocation; it is
-// written by one goroutine and read after the run.
+// record is what the load generator knows of one invocation until the
+// analyzer has taken its figures.
 type record struct {
 	config, stream int
 	input          int
@@ -93,7 +97,6 @@ type record struct {
 	returned       time.Duration
 	out            outcome
 	err            error
-	done           bool
 }
 
 type runner struct {
@@ -107,6 +110,7 @@ type runner struct {
 	inFlight  atomic.Int64
 	dropped   atomic.Int64
 	idle      *idleMeter
+	an        *analyzer
 	log       *slog.Logger
 	// settled is when, after the load, the embedded engine had written
 	// the rows of every ended invocation (see engine.Settle).
@@ -232,30 +236,43 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 			return nil, fmt.Errorf("bench: CPU profile: %w", err)
 		}
 	}
-	var records []record
+	r.an = r.startAnalyzer(runCtx)
 	if opts.Arrivals.Kind == Closed {
-		records = r.closedLoop(runCtx)
+		r.closedLoop(runCtx)
 	} else {
-		records = r.openLoop(runCtx, schedule)
+		r.openLoop(runCtx, schedule)
 	}
 	elapsed := time.Since(r.start)
+	// The engine's writes settle while the analyzer takes the last
+	// figures: the window of throughput ends with the former.
+	var settleErr error
 	if r.em != nil {
-		if err := r.em.eng.Settle(runCtx); err != nil {
-			return nil, err
-		}
+		settleErr = r.em.eng.Settle(runCtx)
 		r.settled = time.Since(r.start)
+	}
+	// The analyzer's CPU time during the load is measured and taken
+	// out of the engine's; the deferred histories are read once the
+	// engine's CPU and memory are taken.
+	r.an.finishLive()
+	if settleErr != nil {
+		r.an.finish(runCtx)
+		return nil, settleErr
 	}
 	if opts.CPUProfile != nil {
 		pprof.StopCPUProfile()
 	}
-	m.finish(runCtx)
+	m.finish(runCtx, r.an.cpu.Load())
+	analyzed := r.an.finish(runCtx)
 	stopProgress()
 	<-progressDone
 	r.idle.finish(time.Now())
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return r.results(ctx, records, elapsed, m.res)
+	if analyzed != nil {
+		return nil, analyzed
+	}
+	return r.results(elapsed, m.res), nil
 }
 
 func (o *Options) check() error {
@@ -297,76 +314,64 @@ func sanitizeName(s string) string {
 	return string(b)
 }
 
-// one runs one invocation and fills its record. It allocates nothing of
-// its own: the input was generated before the run.
-func (r *runner) one(ctx context.Context, rec *record) {
+// one runs one invocation, fills its record and hands it to the analyzer.
+// It allocates nothing of its own: the input was generated before the run.
+func (r *runner) one(ctx context.Context, rec record) {
 	wf := r.wfs[rec.config][rec.stream]
 	r.inFlight.Add(1)
 	rec.submitted = time.Since(r.start)
 	rec.out, rec.err = r.tgt.invoke(ctx, wf, rec.input)
 	rec.returned = time.Since(r.start)
 	r.inFlight.Add(-1)
-	rec.done = true
 	if rec.err != nil || rec.out.Status != core.StatusCompleted {
 		r.failed.Add(1)
 	} else {
 		r.completed.Add(1)
 	}
+	r.an.add(rec)
 }
 
 // closedLoop runs C clients; client w's j-th invocation goes to
 // configuration (w+j) mod K, so configurations interleave.
-func (r *runner) closedLoop(ctx context.Context) []record {
+func (r *runner) closedLoop(ctx context.Context) {
 	var (
 		issued atomic.Int64
 		wg     sync.WaitGroup
-		mu     sync.Mutex
-		all    []record
 	)
 	k := len(r.opts.Configs)
 	for w := range r.opts.Arrivals.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			recs := make([]record, 0, 1024)
 			for j := 0; ; j++ {
 				if ctx.Err() != nil || (r.opts.Duration > 0 && time.Since(r.start) >= r.opts.Duration) {
-					break
+					return
 				}
 				n := issued.Add(1)
 				if r.opts.Invocations > 0 && n > int64(r.opts.Invocations) {
-					break
+					return
 				}
-				recs = append(recs, record{config: (w + j) % k, input: int(n)})
-				r.one(ctx, &recs[len(recs)-1])
+				r.one(ctx, record{config: (w + j) % k, input: int(n)})
 			}
-			mu.Lock()
-			all = append(all, recs...)
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return all
 }
 
 // openLoop fires the schedule's arrivals at their times, whether or not
 // earlier ones have ended; arrival i goes to configuration i mod K.
-func (r *runner) openLoop(ctx context.Context, schedule []Arrival) []record {
-	recs := make([]record, len(schedule))
+func (r *runner) openLoop(ctx context.Context, schedule []Arrival) {
 	k := len(r.opts.Configs)
-	for i, a := range schedule {
-		recs[i] = record{config: i % k, stream: a.Stream, input: i, scheduled: a.At}
-	}
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for i := range recs {
-		if wait := recs[i].scheduled - time.Since(r.start); wait > 0 {
+	for i, a := range schedule {
+		if wait := a.At - time.Since(r.start); wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
-				wg.Wait()
-				return recs
+				return
 			case <-timer.C:
 			}
 		}
@@ -375,13 +380,11 @@ func (r *runner) openLoop(ctx context.Context, schedule []Arrival) []record {
 			continue
 		}
 		wg.Add(1)
-		go func(rec *record) {
+		go func(rec record) {
 			defer wg.Done()
 			r.one(ctx, rec)
-		}(&recs[i])
+		}(record{config: i % k, stream: a.Stream, input: i, scheduled: a.At})
 	}
-	wg.Wait()
-	return recs
 }
 
 // progress shows the run's progress until stop is called.
@@ -476,46 +479,147 @@ func repeat(c byte, n int) string {
 	return string(b)
 }
 
-// histories fetches and reads the histories of the run's invocations, a
-// few at a time, after the load has stopped so that it does not compete
-// with the measured work.
-func (r *runner) samples(ctx context.Context, records []record) ([]Sample, error) {
-	out := make([]Sample, len(records))
+// analyzer takes each invocation's figures as it ends, on a few
+// goroutines of its own so that clients go on submitting, folds them into
+// its configuration's streaming statistics and drops the record and the
+// history: the harness keeps no per-invocation state past this point
+// unless KeepSamples asks for it. Its queue is bounded; when the history
+// reads fall behind, clients wait for room rather than the queue growing.
+type analyzer struct {
+	r     *runner
+	queue chan record
+	wg    sync.WaitGroup
+	tasks atomic.Int64
+	// cpu is the CPU time the analyzer's goroutines spent, each on an
+	// OS thread of its own, so that the engine's CPU can be told from
+	// the harness's reading of histories (-1 where threads' CPU time is
+	// not measured).
+	cpu atomic.Int64
+	// deferred holds the records of invocations whose histories are in
+	// a store, read after the load: reading them during it would add to
+	// the work of the engine measured (a server's CPU, the embedded
+	// SQLite store's reads beside its writer). A record is small, but
+	// there is one per such invocation until the end.
+	deferMu  sync.Mutex
+	deferred []record
+
+	mu    sync.Mutex
+	stats []*configStats
+	lag   Histogram
+	// err is the first failure to read a history, failures how many.
+	err      error
+	failures int
+}
+
+// analyzerQueue bounds the ended invocations waiting for their figures;
+// a non-durable one's calls wait in the tap meanwhile.
+const analyzerQueue = 256
+
+func (r *runner) startAnalyzer(ctx context.Context) *analyzer {
+	a := &analyzer{r: r, queue: make(chan record, analyzerQueue)}
+	for range r.opts.Configs {
+		a.stats = append(a.stats, newConfigStats(r.opts.Warmup.Seconds(), r.opts.KeepSamples))
+	}
+	for range min(runtime.GOMAXPROCS(0)*2, 8) {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			cpu0, ok := threadCPU()
+			for rec := range a.queue {
+				a.take(ctx, &rec)
+			}
+			if cpu1, ok1 := threadCPU(); ok && ok1 {
+				a.cpu.Add(int64(cpu1 - cpu0))
+			} else {
+				a.cpu.Store(-1 << 62)
+			}
+		}()
+	}
+	return a
+}
+
+// add hands an ended invocation to the analyzer, or keeps it for after
+// the load when its history is in a store.
+func (a *analyzer) add(rec record) {
+	if a.r.opts.Server != "" || rec.err == nil && engine.Durable(a.r.wfs[rec.config][rec.stream].Def) {
+		a.deferMu.Lock()
+		a.deferred = append(a.deferred, rec)
+		a.deferMu.Unlock()
+		return
+	}
+	a.queue <- rec
+}
+
+// finishLive waits for the figures of the invocations analysed as they
+// ended.
+func (a *analyzer) finishLive() {
+	close(a.queue)
+	a.wg.Wait()
+}
+
+// finish reads the deferred histories, a few at a time, and returns the
+// first failure to read one.
+func (a *analyzer) finish(ctx context.Context) error {
+	a.deferMu.Lock()
+	deferred := a.deferred
+	a.deferred = nil
+	a.deferMu.Unlock()
 	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		errMu sync.Mutex
-		first error
+		next atomic.Int64
+		wg   sync.WaitGroup
 	)
-	workers := min(runtime.GOMAXPROCS(0)*2, 8)
-	for range workers {
+	for range min(runtime.GOMAXPROCS(0)*2, 8) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(records) {
+				if i >= len(deferred) {
 					return
 				}
-				s, err := r.sample(ctx, &records[i])
-				if err != nil {
-					errMu.Lock()
-					first = errors.Join(first, err)
-					errMu.Unlock()
-				}
-				out[i] = s
+				a.take(ctx, &deferred[i])
+				deferred[i] = record{}
 			}
 		}()
 	}
 	wg.Wait()
-	return out, first
+	if a.failures > 1 {
+		return fmt.Errorf("%w (and %d more histories could not be read)", a.err, a.failures-1)
+	}
+	return a.err
+}
+
+// heldBytes is the memory the analyzer's statistics hold.
+func (a *analyzer) heldBytes() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.lag.bytes()
+	for _, st := range a.stats {
+		n += st.heldBytes()
+	}
+	return n
+}
+
+func (a *analyzer) take(ctx context.Context, rec *record) {
+	s, err := a.r.sample(ctx, rec)
+	a.tasks.Add(int64(len(s.Tasks)))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		if a.err == nil {
+			a.err = err
+		}
+		a.failures++
+	}
+	if a.r.opts.Arrivals.Kind != Closed {
+		a.lag.Add(ms(rec.submitted - rec.scheduled))
+	}
+	a.stats[rec.config].add(&s)
 }
 
 func (r *runner) sample(ctx context.Context, rec *record) (Sample, error) {
-	if !rec.done {
-		// Dropped or never sent: not part of any configuration.
-		return Sample{Config: -1}, nil
-	}
 	wf := r.wfs[rec.config][rec.stream]
 	s := Sample{
 		Config: rec.config, Stream: rec.stream, ID: rec.out.ID,
@@ -524,6 +628,10 @@ func (r *runner) sample(ctx context.Context, rec *record) (Sample, error) {
 		Warmup: rec.submitted < r.opts.Warmup,
 	}
 	if rec.err != nil {
+		if r.em != nil && rec.out.ID != "" {
+			// Its calls, if any ran, are not read: let them go.
+			r.em.tap.forget(rec.out.ID)
+		}
 		s.Error = rec.err.Error()
 		s.Status = "error"
 		return s, nil

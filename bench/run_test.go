@@ -58,7 +58,7 @@ do:
 			res, err := Run(context.Background(), Options{
 				Workload: tt.workload, Configs: compared,
 				Arrivals:    Arrivals{Kind: Closed, Concurrency: 2},
-				Invocations: 12, Seed: 5,
+				Invocations: 12, Seed: 5, KeepSamples: true,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -143,8 +143,10 @@ func TestReportFromATimedCompareRun(t *testing.T) {
 	if err := json.Unmarshal(raw, &back); err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Configs) != 2 || len(back.Configs[0].Samples) == 0 {
-		t.Errorf("results.json has %d configurations", len(back.Configs))
+	// Without --samples the distributions are the histograms', not the
+	// invocations' records.
+	if len(back.Configs) != 2 || len(back.Configs[0].LatencyCDF) == 0 || len(back.Configs[0].Samples) != 0 {
+		t.Errorf("results.json has %d configurations: %+v", len(back.Configs), back.Configs)
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
 	if err != nil {

@@ -199,6 +199,14 @@ func (t *tap) wrap(ex engine.Executor) engine.Executor {
 	})
 }
 
+// forget drops the recorded calls of an invocation whose history will
+// not be read.
+func (t *tap) forget(id string) {
+	t.mu.Lock()
+	delete(t.calls, id)
+	t.mu.Unlock()
+}
+
 // history takes the recorded calls of an invocation out of the tap and
 // frames them with its start and end.
 func (t *tap) history(o outcome) []core.Event {

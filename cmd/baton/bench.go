@@ -43,6 +43,7 @@ type benchFlags struct {
 	wasmSource     string
 	logLevel       string
 	cpuProfile     string
+	samples        bool
 }
 
 func newBenchCommand() *cobra.Command {
@@ -85,6 +86,7 @@ func newBenchCommand() *cobra.Command {
 	pf.IntVar(&f.maxInFlight, "max-inflight", 10000, "open loop: arrivals beyond this many outstanding invocations are dropped")
 	pf.StringVar(&f.cacheDir, "cache", "", "where built functions are cached (default: the user cache directory)")
 	pf.StringVar(&f.wasmSource, "wasm-source", filepath.Join("examples", "functions", "hello-go"), "Go SDK function built for --functions wasm")
+	pf.BoolVar(&f.samples, "samples", false, "keep every invocation's sample (its calls included) for results.json; the harness's memory then grows with the run")
 	pf.StringVar(&f.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the load phase (embedded engine and harness) to this file")
 	pf.StringVar(&f.logLevel, "log-level", "error", "log level on stderr: debug, info, warn or error")
 
@@ -151,6 +153,7 @@ func runBench(cmd *cobra.Command, f *benchFlags, w bench.Workload) error {
 	if opts.CacheDir == "" {
 		opts.CacheDir = defaultBenchCacheDir()
 	}
+	opts.KeepSamples = f.samples
 	if f.cpuProfile != "" {
 		file, err := os.Create(f.cpuProfile)
 		if err != nil {
