@@ -74,13 +74,7 @@ func (s *Store) ListBlobs(ctx context.Context) ([]string, error) {
 // DeleteBlob implements store.Blobs.
 func (s *Store) DeleteBlob(ctx context.Context, digest string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM blobs WHERE digest = $1`, digest)
-	if err != nil {
-		return fmt.Errorf("delete blob %s: %w", digest, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("blob %s: %w", digest, store.ErrNotFound)
-	}
-	return nil
+	return deleted(tag, err, "blob "+digest)
 }
 
 // CreateInvocationOnce implements store.IdempotentStarts in a transaction

@@ -140,13 +140,7 @@ func (s *Store) CreateTrigger(ctx context.Context, t *store.Trigger) error {
 	tag, err := s.pool.Exec(ctx, `INSERT INTO triggers (name, namespace, workflow, kind, spec, next_run, last_run, last_invocation, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
 		t.Name, t.Namespace, t.Workflow, t.Kind, t.Spec, rowcodec.Nanos(t.NextRun), rowcodec.Nanos(t.LastRun), t.LastInvocation, rowcodec.Nanos(created))
-	if err != nil {
-		return fmt.Errorf("create trigger %s: %w", t.Name, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("trigger %s exists: %w", t.Name, store.ErrConflict)
-	}
-	return nil
+	return inserted(tag, err, "trigger "+t.Name)
 }
 
 // GetTrigger implements store.EventLog.
@@ -180,13 +174,7 @@ func (s *Store) ListTriggers(ctx context.Context) ([]*store.Trigger, error) {
 // DeleteTrigger implements store.EventLog.
 func (s *Store) DeleteTrigger(ctx context.Context, name string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM triggers WHERE name = $1`, name)
-	if err != nil {
-		return fmt.Errorf("delete trigger %s: %w", name, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("trigger %s: %w", name, store.ErrNotFound)
-	}
-	return nil
+	return deleted(tag, err, "trigger "+name)
 }
 
 // AdvanceTrigger implements store.EventLog.

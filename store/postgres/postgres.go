@@ -439,6 +439,18 @@ func (s *Store) ListWorkflows(ctx context.Context) ([]*store.Workflow, error) {
 	return wfs, nil
 }
 
+// inserted is the outcome of an INSERT ... ON CONFLICT DO NOTHING of one
+// row: a row already there under its key is store.ErrConflict.
+func inserted(tag pgconn.CommandTag, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("create %s: %w", what, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s exists: %w", what, store.ErrConflict)
+	}
+	return nil
+}
+
 func deleted(tag pgconn.CommandTag, err error, what string) error {
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", what, err)

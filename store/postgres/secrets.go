@@ -89,13 +89,7 @@ func (s *Store) CreateSchedule(ctx context.Context, sc *store.Schedule) error {
 	tag, err := s.pool.Exec(ctx, `INSERT INTO schedules (namespace, name, version, next_run, last_run, last_invocation, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
 		sc.Namespace, sc.Name, sc.Version, rowcodec.Nanos(sc.NextRun), rowcodec.Nanos(sc.LastRun), sc.LastInvocation, created)
-	if err != nil {
-		return fmt.Errorf("create schedule %s/%s@%s: %w", sc.Namespace, sc.Name, sc.Version, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("schedule %s/%s@%s exists: %w", sc.Namespace, sc.Name, sc.Version, store.ErrConflict)
-	}
-	return nil
+	return inserted(tag, err, fmt.Sprintf("schedule %s/%s@%s", sc.Namespace, sc.Name, sc.Version))
 }
 
 // ListSchedules implements store.Store.

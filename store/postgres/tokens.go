@@ -65,13 +65,7 @@ func (s *Store) PutToken(ctx context.Context, t *store.Token) error {
 	}
 	tag, err := s.pool.Exec(ctx, `INSERT INTO tokens (`+tokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 		t.ID, t.Name, t.Namespace, t.Role, t.Hash, t.CreatedBy, rowcodec.Nanos(created), rowcodec.Nanos(t.ExpiresAt))
-	if err != nil {
-		return fmt.Errorf("put token %s: %w", t.ID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("token %s exists: %w", t.ID, store.ErrConflict)
-	}
-	return nil
+	return inserted(tag, err, "token "+t.ID)
 }
 
 // GetToken implements store.TokenStore.
@@ -105,13 +99,7 @@ func (s *Store) ListTokens(ctx context.Context) ([]*store.Token, error) {
 // DeleteToken implements store.TokenStore.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM tokens WHERE id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("delete token %s: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("token %s: %w", id, store.ErrNotFound)
-	}
-	return nil
+	return deleted(tag, err, "token "+id)
 }
 
 // AppendAudit implements store.AuditStore.
