@@ -184,13 +184,7 @@ func runBench(cmd *cobra.Command, f *benchFlags, w bench.Workload) error {
 				c.Config.Label, c.Summary.Failed, c.Summary.Invocations, c.Summary.FirstError)
 		}
 	}
-	if f.out != "" {
-		if err := bench.WriteReport(f.out, res); err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "report: %s\n", filepath.Join(f.out, "report.md"))
-	}
-	return nil
+	return writeReport(stderr, f.out, func(dir string) error { return bench.WriteReport(dir, res) })
 }
 
 // benchConfigs turns --functions and --compare into configurations. A
@@ -324,4 +318,17 @@ func defaultBenchCacheDir() string {
 		dir = os.TempDir()
 	}
 	return filepath.Join(dir, "baton", "bench")
+}
+
+// writeReport has write fill the report directory dir (--out) and names
+// its report.md on stderr; no directory, no report.
+func writeReport(stderr io.Writer, dir string, write func(dir string) error) error {
+	if dir == "" {
+		return nil
+	}
+	if err := write(dir); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "report: %s\n", filepath.Join(dir, "report.md"))
+	return nil
 }

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -63,13 +61,7 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 			if err := bench.WriteColdstartTable(cmd.OutOrStdout(), res); err != nil {
 				return err
 			}
-			if f.out != "" {
-				if err := bench.WriteColdstartReport(f.out, res); err != nil {
-					return err
-				}
-				fmt.Fprintf(stderr, "report: %s\n", filepath.Join(f.out, "report.md"))
-			}
-			return nil
+			return writeReport(stderr, f.out, func(dir string) error { return bench.WriteColdstartReport(dir, res) })
 		}),
 	}
 	fl := c.Flags()

@@ -73,13 +73,7 @@ func newBenchQoSCommand(f *benchFlags) *cobra.Command {
 			if err := bench.WriteQoSTable(cmd.OutOrStdout(), res); err != nil {
 				return err
 			}
-			if f.out != "" {
-				if err := bench.WriteQoSReport(f.out, res); err != nil {
-					return err
-				}
-				fmt.Fprintf(stderr, "report: %s\n", filepath.Join(f.out, "report.md"))
-			}
-			return nil
+			return writeReport(stderr, f.out, func(dir string) error { return bench.WriteQoSReport(dir, res) })
 		}),
 	}
 	fl := c.Flags()

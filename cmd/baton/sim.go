@@ -88,11 +88,10 @@ func newSimCommand() *cobra.Command {
 			if err := sim.WriteTable(cmd.OutOrStdout(), res); err != nil {
 				return err
 			}
-			if out != "" {
-				if err := sim.WriteReport(out, "baton "+strings.Join(os.Args[1:], " "), res); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "report: %s\n", filepath.Join(out, "report.md"))
+			if err := writeReport(cmd.ErrOrStderr(), out, func(dir string) error {
+				return sim.WriteReport(dir, "baton "+strings.Join(os.Args[1:], " "), res)
+			}); err != nil {
+				return err
 			}
 			return nil
 		}),
