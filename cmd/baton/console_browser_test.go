@@ -414,6 +414,12 @@ func TestConsoleBrowser(t *testing.T) {
 			chromedp.SendKeys(chromedp.CSS(`[data-testid=filter-workflow]`), "waiter"),
 			chromedp.SetValue(chromedp.CSS(`[data-testid=filter-status]`), "completed"),
 			chromedp.Click(chromedp.CSS(`[data-testid=filter-apply]`)),
+		)
+		// The unfiltered list shows the row too: wait for the filtered
+		// page's address, or the reload races the form's navigation.
+		b.waitLocation(t, func(loc string) bool { return strings.Contains(loc, "status=completed") })
+		b.do(t, "reload the filtered runs",
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid=chip-completed].active`)),
 			chromedp.WaitVisible(chromedp.CSS(`tr[data-id="`+waiter+`"]`)),
 			chromedp.Reload(),
 			chromedp.WaitVisible(chromedp.CSS(`tr[data-id="`+waiter+`"]`)),
