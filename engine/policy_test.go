@@ -193,6 +193,12 @@ do:
 	if err != nil || done.Status != core.StatusCancelled {
 		t.Fatalf("the detached subflow after its root was cancelled: %+v %v", done, err)
 	}
+	// The cancellation reaches the subflow through the root's own act of
+	// cancelling, which is recorded in the root's history; the subflow can
+	// end before that record is read back, so the root is waited for too.
+	if done, err := e.Wait(wctx, root.ID); err != nil || done.Status != core.StatusCancelled {
+		t.Fatalf("the root after its cancellation: %+v %v", done, err)
+	}
 	// The subflow says why it stopped: its parent was cancelled.
 	wantCancelReason(t, e, root.ID, "tree felled")
 	wantCancelReason(t, e, leaf.ID, "parent "+root.ID+" cancelled")
