@@ -138,7 +138,7 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 		}
 	}()
 
-	eng.functions.precompileDeployed(ctx)
+	eng.functions.preloadDeployed(ctx)
 
 	// The admin credential lives in the data directory; a server on
 	// PostgreSQL without one keeps it in the user's default directory,

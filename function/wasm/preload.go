@@ -120,7 +120,7 @@ func (r *Runtime) preloadOne(ctx context.Context, spec *function.Spec, placed in
 		return false, false, problem.Configuration("function %s: %v", spec.Ref(), err)
 	}
 	key := moduleKey{digest: digest, pages: pages}
-	fn, ref := function.Qualify(spec.Namespace, spec.Name), spec.Ref()
+	fn, ref := function.Qualify(spec.Namespace, spec.Name), versionKey(spec)
 
 	r.mu.Lock()
 	m := r.modules[key]
@@ -234,8 +234,9 @@ func (r *Runtime) unholdLocked(drop func(*hold) bool) []*module {
 	return freed
 }
 
-// Preloaded returns the versions whose modules Preload holds, the most
-// wanted first.
+// Preloaded returns the versions whose modules Preload holds
+// ("NAMESPACE/NAME@VERSION", the default namespace's without its name),
+// the most wanted first.
 func (r *Runtime) Preloaded() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -211,7 +211,7 @@ func (r *Runtime) Start(ctx context.Context, spec *function.Spec) (function.Inst
 // Retire implements function.Runtime: the version's modules are closed
 // once no instance and no other version or preload needs them.
 func (r *Runtime) Retire(spec *function.Spec) {
-	ref := spec.Ref()
+	ref := versionKey(spec)
 	r.mu.Lock()
 	var touched []*module
 	for _, m := range r.modules {
@@ -343,7 +343,7 @@ func (r *Runtime) acquire(ctx context.Context, eng *engine, spec *function.Spec,
 			m = &module{ready: make(chan struct{}), eng: eng, users: map[string]bool{}}
 			r.modules[key] = m
 			if user {
-				m.users[spec.Ref()] = true
+				m.users[versionKey(spec)] = true
 			}
 			m.instances++
 			r.mu.Unlock()
@@ -361,7 +361,7 @@ func (r *Runtime) acquire(ctx context.Context, eng *engine, spec *function.Spec,
 			return m, nil
 		}
 		if user {
-			m.users[spec.Ref()] = true
+			m.users[versionKey(spec)] = true
 		}
 		m.instances++
 		r.mu.Unlock()
@@ -446,6 +446,11 @@ func (r *Runtime) Precompile(ctx context.Context, spec *function.Spec) error {
 	}
 	r.release(m)
 	return nil
+}
+
+// versionKey names a function version across namespaces.
+func versionKey(spec *function.Spec) string {
+	return function.Qualify(spec.Namespace, spec.Name) + "@" + spec.Version
 }
 
 // release counts one instance of m less.
