@@ -37,7 +37,8 @@ type prewarmConfig struct {
 	keepAlive string
 	prewarm   bool
 	fixedIdle time.Duration
-	preload   preloadConfig
+	// preload is the server's (addPreloadFlags).
+	preload preloadConfig
 }
 
 func addPrewarmFlags(cmd *cobra.Command, cfg *prewarmConfig) {
@@ -47,7 +48,6 @@ func addPrewarmFlags(cmd *cobra.Command, cfg *prewarmConfig) {
 		"prepare function instances just in time for the calls workflows are predicted to make")
 	cmd.Flags().DurationVar(&cfg.fixedIdle, "keep-alive-idle", time.Duration(function.DefaultKeepAlive),
 		"idle timeout of the fixed policy, and of the hybrid policies while a function's arrivals are unpredictable")
-	addPreloadFlags(cmd, &cfg.preload)
 }
 
 // preparerBinding lets the planner and policies, made before the Manager

@@ -50,6 +50,7 @@ func newServerCommand() *cobra.Command {
 	data := addDataFlag(cmd)
 	storeFlag := addStoreFlag(cmd)
 	engineCfg := addEngineFlags(cmd)
+	addPreloadFlags(cmd, &engineCfg.prewarm.preload)
 	addEventFlags(cmd, engineCfg)
 	engineCfg.policy = addPolicyFlags(cmd)
 	security := addSecurityFlags(cmd)

@@ -11,11 +11,11 @@ import (
 
 // Defaults of PreloadLimits.
 const (
-	DefaultPreloadModules = 32
+	DefaultPreloadModules = 16
 	// DefaultPreloadBytes counts WebAssembly binaries: a loaded module
-	// holds its machine code and wazero's decoded form besides, a few
-	// times its binary (docs/functions.md gives a measure).
-	DefaultPreloadBytes = 256 << 20
+	// holds its machine code and wazero's decoded form, about twice its
+	// binary (docs/functions.md gives the measure).
+	DefaultPreloadBytes = 64 << 20
 )
 
 // PreloadLimits bound what Preload keeps loaded ahead of calls.
