@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -209,5 +210,62 @@ func TestPreloadOfNewVersionReplacesTheOld(t *testing.T) {
 	}
 	if got := rt.moduleCount(); got != 1 {
 		t.Fatalf("%d modules in memory, want 1", got)
+	}
+}
+
+// A start that joined a preload's load which was then stopped (the server
+// closing, say) loads the module itself under its own context.
+func TestStartOutlivesAStoppedPreload(t *testing.T) {
+	rt := newPreloadRuntime(t, PreloadLimits{})
+	spec := preloadSpec(t, "noop", "1", 64)
+	preloadCtx, stopPreload := context.WithCancel(context.Background())
+	loading, proceed := make(chan struct{}), make(chan struct{})
+	first := true
+	rt.beforeLoad = func(*function.Spec) {
+		if first { // only the preload's load waits; the start's goes on
+			first = false
+			close(loading)
+			<-proceed
+		}
+	}
+	preloaded := make(chan []PreloadOutcome)
+	go func() { preloaded <- rt.Preload(preloadCtx, []*function.Spec{spec}) }()
+	<-loading
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	started := make(chan error, 1)
+	go func() {
+		inst, _, err := rt.Start(ctx, spec)
+		if err == nil {
+			err = inst.Close(ctx)
+		}
+		started <- err
+	}()
+	for {
+		rt.mu.Lock()
+		var joined bool
+		for _, m := range rt.modules {
+			joined = joined || m.instances == 2
+		}
+		rt.mu.Unlock()
+		if joined {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stopPreload()
+	close(proceed)
+	out := <-preloaded
+	if len(out) != 1 || out[0].Held || !errors.Is(out[0].Err, context.Canceled) {
+		t.Fatalf("preload outcome %+v, want stopped", out)
+	}
+	if err := <-started; err != nil {
+		t.Fatalf("the start that joined a stopped preload: %v", err)
+	}
+	if got := rt.loads.Load(); got != 2 {
+		t.Fatalf("%d loads, want the stopped one and the start's own", got)
+	}
+	if held := rt.Preloaded(); len(held) != 0 {
+		t.Fatalf("held %v after a stopped preload", held)
 	}
 }

@@ -374,12 +374,18 @@ func (r *Runtime) acquire(ctx context.Context, eng *engine, spec *function.Spec,
 		if m.err == nil {
 			return m, nil
 		}
-		r.release(m)
 		// The load this start joined was stopped by its own context (a
 		// preload cut short): this start's context still allows one.
 		if (errors.Is(m.err, context.Canceled) || errors.Is(m.err, context.DeadlineExceeded)) && ctx.Err() == nil {
+			r.mu.Lock()
+			m.instances--
+			if r.modules[key] == m {
+				delete(r.modules, key)
+			}
+			r.mu.Unlock()
 			continue
 		}
+		r.release(m)
 		return nil, m.err
 	}
 }
@@ -391,6 +397,10 @@ func (r *Runtime) load(ctx context.Context, spec *function.Spec, m *module, bin 
 	r.loads.Add(1)
 	if r.beforeLoad != nil {
 		r.beforeLoad(spec)
+	}
+	if err := ctx.Err(); err != nil { // a preload stopped before its turn
+		m.err = err
+		return
 	}
 	if bin == nil {
 		var err error
