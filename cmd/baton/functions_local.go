@@ -201,6 +201,26 @@ func (h *functionHost) Deploy(ctx context.Context, spec function.Spec) (*functio
 	return deployed, nil
 }
 
+// Delete deletes through the registry, then lets go of the deleted wasm
+// versions' preloaded modules: a version never called has no pool whose
+// retirement would. It shadows Registry.Delete.
+func (h *functionHost) Delete(ctx context.Context, namespace, name, version string) error {
+	all, err := h.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	if err := h.Registry.Delete(ctx, namespace, name, version); err != nil {
+		return err
+	}
+	fn := function.Qualify(namespace, name)
+	for _, s := range all {
+		if s.Runtime == function.KindWasm && function.Qualify(s.Namespace, s.Name) == fn && (version == "" || s.Version == version) {
+			h.wasm.Retire(s)
+		}
+	}
+	return nil
+}
+
 // inBackground runs fn in a goroutine that Close waits for, once
 // preloadDeployed enabled background work and until Close.
 func (h *functionHost) inBackground(fn func(ctx context.Context)) {

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -108,5 +111,78 @@ func TestPreloadFlags(t *testing.T) {
 		if got := tc.cfg.limits(); got != tc.want {
 			t.Errorf("%+v: limits %+v, want %+v", tc.cfg, got, tc.want)
 		}
+	}
+}
+
+// A server's function layer preloads a deployed wasm version in the
+// background, a new version in the old one's place; deleting a version
+// lets its module go; the calls it served are saved for the next boot.
+func TestServerPreloadsDeployedModules(t *testing.T) {
+	// The smallest WASI command: an empty _start, which answers null. A
+	// Go module would spend most of the test in compiling under -race.
+	module := filepath.Join(t.TempDir(), "empty.wasm")
+	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"+
+		"\x01\x04\x01\x60\x00\x00"+ // type 0: () -> ()
+		"\x03\x02\x01\x00"+ // function 0 of type 0
+		"\x07\x0a\x01\x06_start\x00\x00"+ // exported as _start
+		"\x0a\x04\x01\x02\x00\x0b"), 0o644); err != nil { // an empty body
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := openStore(ctx, storeTarget{dataDir: t.TempDir()}, "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	host, err := openFunctionHost(ctx, st, nil, slog.New(slog.DiscardHandler), prewarmConfig{preload: preloadConfig{set: true, modules: 4, mib: 64}}, functionSecurity{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			host.Close()
+		}
+	}()
+	host.preloadDeployed(ctx)
+	waitHeld := func(want ...string) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for !slices.Equal(host.wasm.Preloaded(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("preloaded %v, want %v", host.wasm.Preloaded(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	deploy := func(memory int64) {
+		t.Helper()
+		if _, err := host.Deploy(ctx, function.Spec{Name: "hello", Runtime: function.KindWasm, Artifact: module, Limits: function.Limits{Memory: memory}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deploy(64 << 20)
+	waitHeld("hello@1")
+	deploy(96 << 20)
+	waitHeld("hello@2")
+
+	if res, err := host.Invoke(ctx, "hello", map[string]string{"name": "Ada"}); err != nil || string(res.Raw) != "null" {
+		t.Fatalf("call: %+v, %v", res, err)
+	}
+	if err := host.Delete(ctx, "", "hello", "2"); err != nil {
+		t.Fatal(err)
+	}
+	waitHeld()
+
+	closed = true
+	if err := host.Close(); err != nil {
+		t.Fatal(err)
+	}
+	use := newFunctionUse(st)
+	if err := use.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if use.last["hello"].IsZero() {
+		t.Fatalf("last use %v: want hello's call saved", use.last)
 	}
 }
