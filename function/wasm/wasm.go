@@ -445,10 +445,9 @@ func (r *Runtime) identify(artifact string) (string, []byte, error) {
 }
 
 // Precompile compiles a wasm function's module ahead of its first call, so
-// that the cold starts that follow only instantiate it. A server calls it
-// for every deployed wasm function when it starts: with the disk cache,
-// compiling a large module still costs tens of milliseconds (wazero
-// validates it), which is better spent before traffic arrives.
+// that the cold starts that follow only instantiate it, and keeps it until
+// the version is retired, whatever Options.Preload allows: for a caller
+// that knows what it will call (a benchmark). A server uses Preload.
 func (r *Runtime) Precompile(ctx context.Context, spec *function.Spec) error {
 	m, err := r.module(ctx, spec, uint32(spec.EffectiveMemory()/pageSize))
 	if err != nil {
