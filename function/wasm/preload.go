@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"time"
 
@@ -167,13 +168,20 @@ func (r *Runtime) preloadOne(ctx context.Context, spec *function.Spec, placed in
 	}
 	loaded = r.loads.Load() != loadsBefore
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	m.instances--
 	if r.closed {
+		r.mu.Unlock()
 		return false, loaded, errClosed
 	}
 	m.held++
 	r.held = slices.Insert(r.held, min(placed, len(r.held)), &hold{fn: fn, ref: ref, mod: m})
+	r.mu.Unlock()
+	if m.style == styleReactor {
+		// The first instances' memories too, off the first calls' path:
+		// one per core, as many first calls as can start at once, with
+		// room for the guest to grow as it initialises.
+		r.memory.warm(2*m.memory, runtime.GOMAXPROCS(0))
+	}
 	return true, loaded, nil
 }
 

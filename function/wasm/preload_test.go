@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -267,5 +268,26 @@ func TestStartOutlivesAStoppedPreload(t *testing.T) {
 	}
 	if held := rt.Preloaded(); len(held) != 0 {
 		t.Fatalf("held %v after a stopped preload", held)
+	}
+}
+
+// Preloading a reactor also readies the memories of its first instances.
+func TestPreloadWarmsFirstMemories(t *testing.T) {
+	rt := newPreloadRuntime(t, PreloadLimits{})
+	spec := preloadSpec(t, "noop", "1", 64)
+	preload(t, rt, spec)
+	m := rt.held[0].mod
+	want := int64(runtime.GOMAXPROCS(0)) * int64(2*m.memory)
+	if m.memory == 0 || rt.memory.heldBytes() != want {
+		t.Fatalf("initial memory %d; pool holds %d bytes, want %d", m.memory, rt.memory.heldBytes(), want)
+	}
+	ctx := context.Background()
+	inst, _, err := rt.Start(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	if got := rt.memory.heldBytes(); got != want-int64(2*m.memory) {
+		t.Fatalf("pool holds %d bytes after a start, want one warm memory taken", got)
 	}
 }

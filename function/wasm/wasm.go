@@ -146,6 +146,8 @@ type module struct {
 	held      int
 	// size is the binary's length, what Preload's budget counts.
 	size int64
+	// memory is the initial size of its linear memory, in bytes.
+	memory uint64
 }
 
 func (m *module) unusedLocked() bool {
@@ -411,6 +413,11 @@ func (r *Runtime) load(ctx context.Context, spec *function.Spec, m *module, bin 
 	}
 	m.size = int64(len(bin))
 	m.compiled, m.style, m.err = compile(ctx, m.eng.rt, spec, bin)
+	if m.err == nil {
+		for _, mem := range m.compiled.ExportedMemories() {
+			m.memory = max(m.memory, uint64(mem.Min())*pageSize)
+		}
+	}
 }
 
 // identify returns an artifact's content address without reading it when
