@@ -39,6 +39,11 @@ func (l PreloadLimits) withDefaults() PreloadLimits {
 	return l
 }
 
+// warmMemories is how many resident memories Preload readies for first
+// instances: as many as can start at once (one per core), but at most
+// four, which on a large machine would otherwise hold much memory idle.
+func warmMemories() int { return min(runtime.GOMAXPROCS(0), 4) }
+
 // hold is Preload keeping a function version's module loaded.
 type hold struct {
 	fn  string // namespace-qualified name: one hold per function
@@ -177,10 +182,9 @@ func (r *Runtime) preloadOne(ctx context.Context, spec *function.Spec, placed in
 	r.held = slices.Insert(r.held, min(placed, len(r.held)), &hold{fn: fn, ref: ref, mod: m})
 	r.mu.Unlock()
 	if m.style == styleReactor {
-		// The first instances' memories too, off the first calls' path:
-		// one per core, as many first calls as can start at once, with
-		// room for the guest to grow as it initialises.
-		r.memory.warm(2*m.memory, runtime.GOMAXPROCS(0))
+		// The first instances' memories too, off the first calls' path,
+		// with room for the guest to grow as it initialises.
+		r.memory.warm(2*m.memory, warmMemories())
 	}
 	return true, loaded, nil
 }

@@ -3,7 +3,6 @@ package wasm
 import (
 	"context"
 	"errors"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -277,7 +276,7 @@ func TestPreloadWarmsFirstMemories(t *testing.T) {
 	spec := preloadSpec(t, "noop", "1", 64)
 	preload(t, rt, spec)
 	m := rt.held[0].mod
-	want := int64(runtime.GOMAXPROCS(0)) * int64(2*m.memory)
+	want := int64(warmMemories()) * int64(2*m.memory)
 	if m.memory == 0 || rt.memory.heldBytes() != want {
 		t.Fatalf("initial memory %d; pool holds %d bytes, want %d", m.memory, rt.memory.heldBytes(), want)
 	}
