@@ -261,6 +261,9 @@ func (h *functionHost) preload(ctx context.Context, specs []*function.Spec) {
 
 // saveUse saves the functions' last use, keeping only deployed functions.
 func (h *functionHost) saveUse(ctx context.Context) error {
+	if !h.use.changed() { // nothing called since the last save: no listing either
+		return nil
+	}
 	specs, err := h.List(ctx, "")
 	if err != nil {
 		return err

@@ -113,14 +113,18 @@ func (u *functionUse) saved(ctx context.Context) (map[string]time.Time, error) {
 	return saved, nil
 }
 
+// changed reports whether a call was recorded since the last save.
+func (u *functionUse) changed() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.dirty
+}
+
 // save writes the record when it changed, merged with what servers
 // sharing the store saved, and keeps only deployed functions (known
 // nil: all).
 func (u *functionUse) save(ctx context.Context, known map[string]bool) error {
-	u.mu.Lock()
-	dirty := u.dirty
-	u.mu.Unlock()
-	if !dirty {
+	if !u.changed() {
 		return nil
 	}
 	saved, err := u.saved(ctx)
