@@ -162,7 +162,7 @@ func (h *functionHost) preloadDeployed(ctx context.Context) {
 	h.backgroundMu.Unlock()
 	h.inBackground(func(ctx context.Context) {
 		if err := h.use.load(ctx); err != nil {
-			h.log.Warn("preloading in deployment order", "error", err)
+			h.log.Warn("the functions' last use could not be loaded; preloading the newest deployments first", "error", err)
 		}
 		specs, err := h.List(ctx, "")
 		if err != nil {
