@@ -163,8 +163,8 @@ func TestFunctions(t *testing.T) {
 		if !first.Cold || first.ColdStart == nil || second.Cold || second.ColdStart != nil || second.Instance != first.Instance {
 			t.Fatalf("calls on a server: %+v then %+v: want cold then warm on the same instance", first, second)
 		}
-		// The server precompiles deployed modules at boot; this call may
-		// come before that ends, and then waits for it.
+		// The server preloads deployed modules at boot; this call may
+		// come before that ends, and then joins the load.
 		t.Logf("server: first call cold start %+v, %.3fms in all; second call warm, %.3fms",
 			*first.ColdStart, first.DurationMs, second.DurationMs)
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,14 +49,16 @@ type functionHost struct {
 	// prewarm is the keep-alive policy and prewarm planner; nil for the
 	// function layer's defaults.
 	prewarm *prewarming
+	// use records when functions were called, the order of preloading.
+	use *functionUse
 
-	// Background compilations (see precompileDeployed) run under
-	// precompileCtx; Close cancels and waits for them before closing the
-	// runtimes. precompileCtx is nil until a server asks for them.
-	precompileMu   sync.Mutex
-	precompileCtx  context.Context
-	stopPrecompile context.CancelFunc
-	precompiling   sync.WaitGroup
+	// Background work (see preloadDeployed) runs under backgroundCtx;
+	// Close cancels and waits for it before closing the runtimes.
+	// backgroundCtx is nil until a server asks for it.
+	backgroundMu   sync.Mutex
+	backgroundCtx  context.Context
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup
 }
 
 // openFunctionHost builds the function layer over st: modules in st (those
@@ -87,6 +90,7 @@ func openFunctionHost(ctx context.Context, st *openedStore, secrets *secret.Stor
 		CacheDir: filepath.Join(dir, filepath.FromSlash(functionCacheDir)),
 		Blobs:    blobs,
 		Logger:   logger,
+		Preload:  pcfg.preload.limits(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("function runtime: %w", err)
@@ -108,6 +112,8 @@ func openFunctionHost(ctx context.Context, st *openedStore, secrets *secret.Stor
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	fopts.Metrics = metrics
+	use := newFunctionUse(st)
+	fopts.Observers = append(slices.Clip(fopts.Observers), use)
 	reg := function.NewRegistry(st, blobs)
 	mgr, err := function.NewManager(reg, map[function.Kind]function.Runtime{
 		function.KindWasm:    wasmRT,
@@ -122,6 +128,7 @@ func openFunctionHost(ctx context.Context, st *openedStore, secrets *secret.Stor
 	}
 	return &functionHost{
 		prewarm:  pw,
+		use:      use,
 		Registry: reg,
 		Manager:  mgr,
 		wasm:     wasmRT,
@@ -140,92 +147,150 @@ func (h *functionHost) metricsHandler() http.Handler {
 	})
 }
 
-// precompileDeployed compiles the module of each wasm function's newest
-// version in the background, and from then on the module of each wasm
-// version deployed through h, so that a server's first calls only
-// instantiate: even from the disk cache, wazero spends tens of
-// milliseconds validating a large module, and compiling a new one takes
-// seconds. A failure is logged, not fatal: the first call reports it
-// again.
-func (h *functionHost) precompileDeployed(ctx context.Context) {
-	h.precompileMu.Lock()
-	h.precompileCtx, h.stopPrecompile = context.WithCancel(ctx)
-	h.precompileMu.Unlock()
+// preloadDeployed loads the modules of the wasm functions' newest
+// versions in the background, most recently called first and within
+// --wasm-preload, and from then on the module of each wasm version
+// deployed through h, so that a server's first calls only instantiate:
+// even from the disk cache, wazero spends tens of milliseconds decoding
+// and validating a Go module, and compiling a new one takes seconds. A
+// call that arrives during the load joins it. A failure is logged, not
+// fatal: the first call reports it again. It also starts saving the
+// functions' last use, which orders the next server's preloading.
+func (h *functionHost) preloadDeployed(ctx context.Context) {
+	h.backgroundMu.Lock()
+	h.backgroundCtx, h.stopBackground = context.WithCancel(ctx)
+	h.backgroundMu.Unlock()
 	h.inBackground(func(ctx context.Context) {
+		if err := h.use.load(ctx); err != nil {
+			h.log.Warn("the functions' last use could not be loaded; preloading the newest deployments first", "error", err)
+		}
 		specs, err := h.List(ctx, "")
 		if err != nil {
-			h.log.Warn("listing functions to precompile failed", "error", err)
+			h.log.Warn("listing functions to preload failed", "error", err)
 			return
 		}
-		newest := map[string]*function.Spec{}
-		var order []string
-		for _, s := range specs { // oldest first: the last one of a function wins
-			ref := function.Qualify(s.Namespace, s.Name)
-			if _, seen := newest[ref]; !seen {
-				order = append(order, ref)
-			}
-			newest[ref] = s
-		}
-		for _, ref := range order {
-			if ctx.Err() != nil {
+		h.preload(ctx, h.use.preloadOrder(specs))
+	})
+	h.inBackground(func(ctx context.Context) {
+		tick := time.NewTicker(functionUseSaveEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
 				return
+			case <-tick.C:
+				if err := h.saveUse(ctx); err != nil && ctx.Err() == nil {
+					h.log.Warn("saving the functions' last use failed", "error", err)
+				}
 			}
-			h.precompile(ctx, newest[ref])
 		}
 	})
 }
 
-// Deploy deploys through the registry, then compiles a new wasm version in
-// the background when a server asked for it. It shadows Registry.Deploy.
+// Deploy deploys through the registry, then preloads a new wasm version
+// in the background when a server asked for it: it replaces the version
+// preloaded before. It shadows Registry.Deploy.
 func (h *functionHost) Deploy(ctx context.Context, spec function.Spec) (*function.Spec, error) {
 	deployed, err := h.Registry.Deploy(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
-	h.inBackground(func(ctx context.Context) { h.precompile(ctx, deployed) })
+	if deployed.Runtime == function.KindWasm {
+		h.inBackground(func(ctx context.Context) { h.preload(ctx, []*function.Spec{deployed}) })
+	}
 	return deployed, nil
 }
 
-// inBackground runs fn in a goroutine that Close waits for, once
-// precompileDeployed enabled background work and until Close.
-func (h *functionHost) inBackground(fn func(ctx context.Context)) {
-	h.precompileMu.Lock()
-	defer h.precompileMu.Unlock()
-	if h.precompileCtx == nil || h.precompileCtx.Err() != nil {
-		return
+// Delete deletes through the registry, then lets go of the deleted wasm
+// versions' preloaded modules: a version never called has no pool whose
+// retirement would. It shadows Registry.Delete.
+func (h *functionHost) Delete(ctx context.Context, namespace, name, version string) error {
+	all, err := h.List(ctx, "")
+	if err != nil {
+		return err
 	}
-	ctx := h.precompileCtx
-	h.precompiling.Add(1)
-	go func() {
-		defer h.precompiling.Done()
-		fn(ctx)
-	}()
+	if err := h.Registry.Delete(ctx, namespace, name, version); err != nil {
+		return err
+	}
+	fn := function.Qualify(namespace, name)
+	for _, s := range all {
+		if s.Runtime == function.KindWasm && function.Qualify(s.Namespace, s.Name) == fn && (version == "" || s.Version == version) {
+			h.wasm.Retire(s)
+		}
+	}
+	return nil
 }
 
-func (h *functionHost) precompile(ctx context.Context, spec *function.Spec) {
-	if spec.Runtime != function.KindWasm {
+// inBackground runs fn in a goroutine that Close waits for, once
+// preloadDeployed enabled background work and until Close.
+func (h *functionHost) inBackground(fn func(ctx context.Context)) {
+	h.backgroundMu.Lock()
+	defer h.backgroundMu.Unlock()
+	if h.backgroundCtx == nil || h.backgroundCtx.Err() != nil {
 		return
 	}
+	ctx := h.backgroundCtx
+	h.background.Go(func() { fn(ctx) })
+}
+
+func (h *functionHost) preload(ctx context.Context, specs []*function.Spec) {
 	begin := time.Now()
-	if err := h.wasm.Precompile(ctx, spec); err != nil {
-		if ctx.Err() == nil {
-			h.log.Warn("precompiling a function failed", "function", spec.Ref(), "error", err)
+	held, skipped := 0, 0
+	for _, o := range h.wasm.Preload(ctx, specs) {
+		switch {
+		case o.Err != nil:
+			if ctx.Err() == nil {
+				h.log.Warn("preloading a function failed", "function", o.Spec.Ref(), "error", o.Err)
+			}
+		case !o.Held:
+			skipped++
+			h.log.Debug("function not preloaded: beyond --wasm-preload or --wasm-preload-memory", "function", o.Spec.Ref())
+		default:
+			held++
+			if o.Loaded {
+				h.log.Debug("function preloaded", "function", o.Spec.Ref(), "duration", o.Duration)
+			}
 		}
-		return
 	}
-	h.log.Info("function precompiled", "function", spec.Ref(), "duration", time.Since(begin))
+	if len(specs) > 1 || skipped > 0 {
+		h.log.Info("wasm functions preloaded", "preloaded", held, "beyond the budget", skipped, "duration", time.Since(begin))
+	} else if held == 1 {
+		h.log.Info("function preloaded", "function", specs[0].Ref(), "duration", time.Since(begin))
+	}
+}
+
+// saveUse saves the functions' last use, keeping only deployed functions.
+func (h *functionHost) saveUse(ctx context.Context) error {
+	if !h.use.changed() { // nothing called since the last save: no listing either
+		return nil
+	}
+	specs, err := h.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	known := make(map[string]bool, len(specs))
+	for _, s := range specs {
+		known[function.Qualify(s.Namespace, s.Name)] = true
+	}
+	return h.use.save(ctx, known)
 }
 
 // Close stops every instance (waiting a while for calls in flight) and
 // then the runtimes. It shadows Manager.Close.
 func (h *functionHost) Close() error {
-	h.precompileMu.Lock()
-	if h.stopPrecompile != nil {
-		h.stopPrecompile()
+	h.backgroundMu.Lock()
+	preloading := h.stopBackground != nil
+	if preloading {
+		h.stopBackground()
 	}
-	h.precompileMu.Unlock()
-	h.precompiling.Wait()
+	h.backgroundMu.Unlock()
+	h.background.Wait()
 	var errs []error
+	if preloading {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, h.saveUse(ctx))
+		cancel()
+	}
 	if h.prewarm != nil {
 		if err := h.prewarm.stop(); err != nil {
 			errs = append(errs, err)

@@ -37,6 +37,8 @@ type prewarmConfig struct {
 	keepAlive string
 	prewarm   bool
 	fixedIdle time.Duration
+	// preload is the server's (addPreloadFlags).
+	preload preloadConfig
 }
 
 func addPrewarmFlags(cmd *cobra.Command, cfg *prewarmConfig) {

@@ -50,6 +50,7 @@ func newServerCommand() *cobra.Command {
 	data := addDataFlag(cmd)
 	storeFlag := addStoreFlag(cmd)
 	engineCfg := addEngineFlags(cmd)
+	addPreloadFlags(cmd, &engineCfg.prewarm.preload)
 	addEventFlags(cmd, engineCfg)
 	engineCfg.policy = addPolicyFlags(cmd)
 	security := addSecurityFlags(cmd)
@@ -138,7 +139,7 @@ func serve(ctx context.Context, req serveRequest) (err error) {
 		}
 	}()
 
-	eng.functions.precompileDeployed(ctx)
+	eng.functions.preloadDeployed(ctx)
 
 	// The admin credential lives in the data directory; a server on
 	// PostgreSQL without one keeps it in the user's default directory,

@@ -142,3 +142,43 @@ func (p *memoryPool) heldBytes() int64 {
 	defer p.mu.Unlock()
 	return p.held
 }
+
+func TestMemoryPoolWarm(t *testing.T) {
+	p := newMemoryPool(64 << 20)
+	p.warm(1<<20, 2)
+	if got := p.heldBytes(); got != 2<<20 {
+		t.Fatalf("held %d bytes after warming two 1 MiB memories", got)
+	}
+	p.warm(1<<20, 2) // enough already
+	p.warm(512<<10, 2)
+	if got := p.heldBytes(); got != 2<<20 {
+		t.Fatalf("held %d bytes after warming what the pool had", got)
+	}
+	// A start takes a warm memory, zeroed and large enough to grow in.
+	l := allocate(p, 512<<10, 512<<10)
+	buf := l.Reallocate(1 << 20)
+	if cap(buf) != 1<<20 || p.heldBytes() != 1<<20 {
+		t.Fatalf("the start got cap %d, pool holds %d", cap(buf), p.heldBytes())
+	}
+	for i, b := range buf {
+		if b != 0 {
+			t.Fatalf("byte %d of a warm memory is %#x", i, b)
+		}
+	}
+
+	small := newMemoryPool(3 << 19) // 1.5 MiB: room for one
+	small.warm(1<<20, 2)
+	if got := small.heldBytes(); got != 1<<20 {
+		t.Fatalf("held %d bytes with a 1.5 MiB budget", got)
+	}
+	for _, budget := range []int64{-1, 64 << 20} {
+		none := newMemoryPool(budget)
+		if budget > 0 {
+			none.close()
+		}
+		none.warm(1<<20, 2)
+		if got := none.heldBytes(); got != 0 {
+			t.Fatalf("budget %d: held %d bytes, want none", budget, got)
+		}
+	}
+}

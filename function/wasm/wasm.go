@@ -29,6 +29,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/batonflow/baton/function"
@@ -72,6 +73,8 @@ type Options struct {
 	// kept, cleared, for new instances (see memoryPool). Default:
 	// DefaultRecycledMemory; negative keeps none.
 	RecycledMemory int64
+	// Preload bounds what Preload keeps loaded ahead of calls.
+	Preload PreloadLimits
 }
 
 // Runtime is the wasm function.Runtime.
@@ -86,6 +89,15 @@ type Runtime struct {
 	engines map[uint32]*engine // by memory limit in pages
 	modules map[moduleKey]*module
 	files   map[string]fileID // artifacts given as paths, by path
+	// held are the modules Preload keeps loaded, the most wanted first;
+	// preloading serialises batches so that the budget is counted once.
+	held       []*hold
+	preloading sync.Mutex
+	// loads counts the modules loaded (compiled or read from the disk
+	// cache), so that tests can tell a load from a lookup.
+	loads atomic.Int64
+	// beforeLoad, when tests set it, runs as a load begins.
+	beforeLoad func(*function.Spec)
 }
 
 // fileID recognises a file hashed before.
@@ -126,10 +138,20 @@ type module struct {
 	style    style
 	eng      *engine
 	// users are the function versions that may start instances of it;
-	// instances counts those running. The compiled code is released when
-	// both are gone.
+	// instances counts those running (and the loads waiting for it);
+	// held counts Preload's holds. The compiled code is released when all
+	// are gone.
 	users     map[string]bool
 	instances int
+	held      int
+	// size is the binary's length, what Preload's budget counts.
+	size int64
+	// memory is the initial size of its linear memory, in bytes.
+	memory uint64
+}
+
+func (m *module) unusedLocked() bool {
+	return m.instances == 0 && len(m.users) == 0 && m.held == 0
 }
 
 // New returns a wasm runtime.
@@ -188,22 +210,46 @@ func (r *Runtime) Start(ctx context.Context, spec *function.Spec) (function.Inst
 	return inst, phases, nil
 }
 
-// Retire implements function.Runtime.
+// Retire implements function.Runtime: the version's modules are closed
+// once no instance and no other version or preload needs them.
 func (r *Runtime) Retire(spec *function.Spec) {
+	ref := versionKey(spec)
 	r.mu.Lock()
-	var unused []*module
-	for key, m := range r.modules {
-		if !m.users[spec.Ref()] {
-			continue
-		}
-		delete(m.users, spec.Ref())
-		if len(m.users) == 0 && m.instances == 0 {
-			delete(r.modules, key)
-			unused = append(unused, m)
+	var touched []*module
+	for _, m := range r.modules {
+		if m.users[ref] {
+			delete(m.users, ref)
+			touched = append(touched, m)
 		}
 	}
+	touched = append(touched, r.unholdLocked(func(h *hold) bool { return h.ref == ref })...)
+	unused := r.dropUnusedLocked(touched)
 	r.mu.Unlock()
-	for _, m := range unused {
+	closeModules(unused)
+}
+
+// dropUnusedLocked forgets the modules of ms that nothing needs any more
+// and returns them, to be closed outside the lock.
+func (r *Runtime) dropUnusedLocked(ms []*module) []*module {
+	var unused []*module
+	for _, m := range ms {
+		if !m.unusedLocked() {
+			continue
+		}
+		for k, x := range r.modules {
+			if x == m {
+				delete(r.modules, k)
+				unused = append(unused, m)
+			}
+		}
+	}
+	return unused
+}
+
+// closeModules releases the compiled code of modules no longer in the
+// runtime's map, once their load has ended.
+func closeModules(ms []*module) {
+	for _, m := range ms {
 		<-m.ready
 		if m.compiled != nil {
 			_ = m.compiled.Close(context.Background())
@@ -224,6 +270,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	engines := r.engines
 	r.engines = map[uint32]*engine{}
 	r.modules = map[moduleKey]*module{}
+	r.held = nil
 	r.mu.Unlock()
 	var errs []error
 	for _, e := range engines {
@@ -266,7 +313,7 @@ func (r *Runtime) engine(ctx context.Context, pages uint32) (*engine, error) {
 	return e, e.err
 }
 
-// module returns the compiled module of spec's artifact, compiling it on
+// module returns the compiled module of spec's artifact, loading it on
 // first use, and counts one more instance of it.
 func (r *Runtime) module(ctx context.Context, spec *function.Spec, pages uint32) (*module, error) {
 	eng, err := r.engine(ctx, pages)
@@ -277,55 +324,100 @@ func (r *Runtime) module(ctx context.Context, spec *function.Spec, pages uint32)
 	if err != nil {
 		return nil, problem.Configuration("function %s: %v", spec.Ref(), err)
 	}
-	key := moduleKey{digest: digest, pages: pages}
+	return r.acquire(ctx, eng, spec, moduleKey{digest: digest, pages: pages}, bin, true)
+}
 
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil, errClosed
-	}
-	m := r.modules[key]
-	if m == nil {
-		m = &module{ready: make(chan struct{}), eng: eng, users: map[string]bool{}}
-		r.modules[key] = m
-		m.users[spec.Ref()] = true
+// acquire returns the module for key and counts one more instance of it.
+// Unless it is loaded or being loaded, it is loaded from bin (read from
+// spec's artifact when nil); a start that finds it being loaded, by
+// another start or by Preload, waits for that load instead of doing the
+// same work twice. user records spec's version as one that may start
+// instances of it.
+func (r *Runtime) acquire(ctx context.Context, eng *engine, spec *function.Spec, key moduleKey, bin []byte, user bool) (*module, error) {
+	for {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return nil, errClosed
+		}
+		m := r.modules[key]
+		if m == nil {
+			m = &module{ready: make(chan struct{}), eng: eng, users: map[string]bool{}}
+			r.modules[key] = m
+			if user {
+				m.users[versionKey(spec)] = true
+			}
+			m.instances++
+			r.mu.Unlock()
+			r.load(ctx, spec, m, bin)
+			if m.err != nil {
+				r.mu.Lock()
+				// A failed load is not kept: the next start tries again,
+				// which matters when the failure was the context.
+				if r.modules[key] == m {
+					delete(r.modules, key)
+				}
+				r.mu.Unlock()
+				return nil, m.err
+			}
+			return m, nil
+		}
+		if user {
+			m.users[versionKey(spec)] = true
+		}
 		m.instances++
 		r.mu.Unlock()
-		if bin == nil {
-			bin, _, err = r.opts.Blobs.Read(spec.Artifact)
+		select {
+		case <-m.ready:
+		case <-ctx.Done():
+			r.release(m)
+			return nil, ctx.Err()
 		}
-		if err != nil {
-			m.err = problem.Configuration("function %s: %v", spec.Ref(), err)
-		} else {
-			m.compiled, m.style, m.err = compile(ctx, eng.rt, spec, bin)
+		if m.err == nil {
+			return m, nil
 		}
-		close(m.ready)
-		if m.err != nil {
+		// The load this start joined was stopped by its own context (a
+		// preload cut short): this start's context still allows one.
+		if (errors.Is(m.err, context.Canceled) || errors.Is(m.err, context.DeadlineExceeded)) && ctx.Err() == nil {
 			r.mu.Lock()
-			// A failed compilation is not cached: the next start tries
-			// again, which matters when the failure was the context.
+			m.instances--
 			if r.modules[key] == m {
 				delete(r.modules, key)
 			}
 			r.mu.Unlock()
-			return nil, m.err
+			continue
 		}
-		return m, nil
-	}
-	m.users[spec.Ref()] = true
-	m.instances++
-	r.mu.Unlock()
-	select {
-	case <-m.ready:
-	case <-ctx.Done():
-		r.release(m)
-		return nil, ctx.Err()
-	}
-	if m.err != nil {
 		r.release(m)
 		return nil, m.err
 	}
-	return m, nil
+}
+
+// load compiles m from bin, or from spec's artifact when bin is nil; with
+// the disk cache, compiling is reading the machine code back.
+func (r *Runtime) load(ctx context.Context, spec *function.Spec, m *module, bin []byte) {
+	defer close(m.ready)
+	r.loads.Add(1)
+	if r.beforeLoad != nil {
+		r.beforeLoad(spec)
+	}
+	if err := ctx.Err(); err != nil { // a preload stopped before its turn
+		m.err = err
+		return
+	}
+	if bin == nil {
+		var err error
+		if bin, _, err = r.opts.Blobs.Read(spec.Artifact); err != nil {
+			m.err = problem.Configuration("function %s: %v", spec.Ref(), err)
+			return
+		}
+	}
+	m.size = int64(len(bin))
+	m.compiled, m.style, m.err = compile(ctx, m.eng.rt, spec, bin)
+	if m.err == nil {
+		for _, mem := range m.compiled.ExportedMemories() {
+			m.memory = max(m.memory, uint64(mem.Min())*pageSize)
+		}
+	}
 }
 
 // identify returns an artifact's content address without reading it when
@@ -360,10 +452,9 @@ func (r *Runtime) identify(artifact string) (string, []byte, error) {
 }
 
 // Precompile compiles a wasm function's module ahead of its first call, so
-// that the cold starts that follow only instantiate it. A server calls it
-// for every deployed wasm function when it starts: with the disk cache,
-// compiling a large module still costs tens of milliseconds (wazero
-// validates it), which is better spent before traffic arrives.
+// that the cold starts that follow only instantiate it, and keeps it until
+// the version is retired, whatever Options.Preload allows: for a caller
+// that knows what it will call (a benchmark). A server uses Preload.
 func (r *Runtime) Precompile(ctx context.Context, spec *function.Spec) error {
 	m, err := r.module(ctx, spec, uint32(spec.EffectiveMemory()/pageSize))
 	if err != nil {
@@ -373,22 +464,18 @@ func (r *Runtime) Precompile(ctx context.Context, spec *function.Spec) error {
 	return nil
 }
 
+// versionKey names a function version across namespaces.
+func versionKey(spec *function.Spec) string {
+	return function.Qualify(spec.Namespace, spec.Name) + "@" + spec.Version
+}
+
 // release counts one instance of m less.
 func (r *Runtime) release(m *module) {
 	r.mu.Lock()
 	m.instances--
-	unused := m.instances == 0 && len(m.users) == 0
-	if unused {
-		for k, x := range r.modules {
-			if x == m {
-				delete(r.modules, k)
-			}
-		}
-	}
+	unused := r.dropUnusedLocked([]*module{m})
 	r.mu.Unlock()
-	if unused && m.compiled != nil {
-		_ = m.compiled.Close(context.Background())
-	}
+	closeModules(unused)
 }
 
 func compile(ctx context.Context, rt wazero.Runtime, spec *function.Spec, bin []byte) (wazero.CompiledModule, style, error) {
