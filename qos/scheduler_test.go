@@ -295,7 +295,7 @@ func TestMetricsExposition(t *testing.T) {
 	if got := m["baton_qos_seats_in_use"]; len(got) != 1 || got[0] != `class=critical,namespace=ns,pool=http 1` {
 		t.Errorf("seats in use %v", got)
 	}
-	if got := m["baton_qos_seats"]; len(got) != 1 || got[0] != `pool=http 256` {
+	if got := m["baton_qos_seats"]; len(got) != 1 || got[0] != `pool=http +Inf` {
 		t.Errorf("seats %v", got)
 	}
 }
