@@ -144,7 +144,9 @@ func TestRefuseWithoutTheGatesLock(t *testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	done := make(chan *Rejection, 1)
-	go func() { done <- s.Refuse(Start{Class: Batch, Namespace: "b", Rate: 1, Burst: 1, Running: 1, RunningCap: 1}) }()
+	go func() {
+		done <- s.Refuse(Start{Class: Batch, Namespace: "b", Rate: 1, Burst: 1, Running: 1, RunningCap: 1})
+	}()
 	select {
 	case r := <-done:
 		if r == nil || r.Reason != ReasonQuota {
