@@ -2,7 +2,6 @@ package qos
 
 import (
 	"fmt"
-	"math"
 	"sync/atomic"
 	"time"
 )
@@ -125,16 +124,4 @@ func runningDetail(st *Start) string {
 
 func rateDetail(st *Start) string {
 	return fmt.Sprintf("namespace %s starts more than its quota of %g per second", st.Namespace, st.Rate)
-}
-
-// wholeSeconds rounds d to whole seconds, up with the probability of its
-// fraction (u uniform in [0,1)), so that the mean stays d: Retry-After
-// carries whole seconds, and always rounding up would send a crowd refused
-// with jittered waits in [1s, 1.5s) back all after 2s.
-func wholeSeconds(d time.Duration, u float64) time.Duration {
-	whole, frac := math.Modf(d.Seconds())
-	if u < frac {
-		whole++
-	}
-	return time.Duration(max(1, whole)) * time.Second
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"testing"
 	"time"
 )
@@ -237,36 +236,30 @@ func TestHTTPPoolUnlimited(t *testing.T) {
 	}
 }
 
-// TestWholeSeconds: Retry-After's whole seconds keep the jittered mean and
-// spread a crowd over neighbouring seconds instead of rounding all up.
-func TestWholeSeconds(t *testing.T) {
+// TestJitterWholeSeconds: Retry-After's whole seconds are never below
+// the wait and spread a crowd refused together over neighbouring seconds.
+func TestJitterWholeSeconds(t *testing.T) {
 	for _, tt := range []struct {
 		d    time.Duration
 		u    float64
 		want time.Duration
 	}{
-		{1200 * time.Millisecond, 0.1, 2 * time.Second},
-		{1200 * time.Millisecond, 0.3, time.Second},
-		{2 * time.Second, 0.99, 2 * time.Second},
-		{300 * time.Millisecond, 0.9, time.Second}, // never below a second
+		{300 * time.Millisecond, 0, time.Second}, // never below a second
+		{time.Second, 0.49, time.Second},
+		{time.Second, 0.5, 2 * time.Second},
+		{1200 * time.Millisecond, 0, 2 * time.Second}, // never below the wait
+		{4 * time.Second, 0.99, 6 * time.Second},
 	} {
-		if got := wholeSeconds(tt.d, tt.u); got != tt.want {
-			t.Errorf("wholeSeconds(%s, %g) = %s, want %s", tt.d, tt.u, got, tt.want)
+		if got := jitter(tt.d, time.Second, tt.u); got != tt.want {
+			t.Errorf("jitter(%s, %g) = %s, want %s", tt.d, tt.u, got, tt.want)
 		}
 	}
-	// Refused together, with waits jittered over [1s, 1.5s): both 1 and 2
-	// seconds are answered, with a mean near 1.25s.
-	const n = 1000
-	counts := map[int]int{}
-	sum := 0
-	for i := range n {
-		u := (float64(i) + 0.5) / n
-		s := int(wholeSeconds(jitter(time.Second, time.Second, u), math.Mod(u*7919, 1)).Seconds())
-		counts[s]++
-		sum += s
+	counts := map[time.Duration]int{}
+	for i := range 1000 {
+		counts[jitter(time.Second, time.Second, (float64(i)+0.5)/1000)]++
 	}
-	if mean := float64(sum) / n; counts[1] == 0 || counts[2] == 0 || math.Abs(mean-1.25) > 0.05 {
-		t.Fatalf("Retry-After seconds %v, mean %.3f: want 1s and 2s, mean 1.25s", counts, float64(sum)/n)
+	if len(counts) != 2 || counts[time.Second] != 500 || counts[2*time.Second] != 500 {
+		t.Fatalf("a crowd refused with a wait of 1s is told %v, want 1s and 2s alike", counts)
 	}
 }
 

@@ -530,7 +530,7 @@ func (s *Scheduler) rejectLocked(st Start, reason Reason, wait time.Duration, de
 	s.rmu.Unlock()
 	s.metrics.rejections.WithLabelValues(st.Class.String(), st.Namespace, string(reason)).Inc()
 	return &Rejection{Reason: reason, Class: st.Class, Namespace: st.Namespace,
-		RetryAfter: wholeSeconds(jitter(wait, time.Second, s.opts.Random()), s.opts.Random()), Detail: detail}
+		RetryAfter: jitter(wait, time.Second, s.opts.Random()), Detail: detail}
 }
 
 // pumpLocked admits queued starts while G2's backlog allows. Every change

@@ -412,8 +412,8 @@ func TestJitter(t *testing.T) {
 	if got := jitter(0, time.Second, 0); got != time.Second {
 		t.Errorf("floor: %s", got)
 	}
-	if got := jitter(2*time.Second, time.Second, 0.999); got < 2*time.Second || got >= 3*time.Second {
-		t.Errorf("jitter(2s) = %s, want in [2s,3s)", got)
+	if got := jitter(2*time.Second, time.Second, 0.999); got < 2*time.Second || got > 3*time.Second {
+		t.Errorf("jitter(2s) = %s, want in [2s,3s]", got)
 	}
 }
 
