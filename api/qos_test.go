@@ -3,11 +3,14 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -245,28 +248,53 @@ func TestQoSRefusalBeforeTheBody(t *testing.T) {
 type hideRefuseEarly struct{ api.Engine }
 
 // BenchmarkQoSRefusal is the server's time to refuse a start it cannot
-// serve in time, through the HTTP handler chain: early (before the body
-// and the workflow, without the gates' lock) and the ordinary way.
+// serve in time, through the HTTP handler chain, from parallel clients
+// while the gates are busy seating calls: early (before the body and the
+// workflow, without the gates' lock) and the ordinary way. It reports the
+// p50 and p99 of the refusals besides their mean.
 func BenchmarkQoSRefusal(b *testing.B) {
-	eng, h, _, stop := refusingEngine(b)
+	eng, h, sched, stop := refusingEngine(b)
 	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for range 2 {
+		go func() {
+			for ctx.Err() == nil {
+				if release, err := sched.Acquire(ctx, qos.Call{Pool: qos.PoolHTTP, Class: qos.Critical, Flow: "h"}); err == nil {
+					release()
+				}
+			}
+		}()
+	}
 	for _, bc := range []struct {
 		name string
 		h    http.Handler
 	}{{"early", h}, {"ordinary", api.NewHandler(hideRefuseEarly{eng})}} {
 		b.Run(bc.name, func(b *testing.B) {
-			handler := bc.h
+			var mu sync.Mutex
+			var took []time.Duration
 			b.ReportAllocs()
-			for b.Loop() {
-				req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/v1/workflows/default/work/invocations?version=1.0.0", strings.NewReader("{}"))
-				req.Header.Set(qos.HeaderTimeout, "200ms")
-				req.Header.Set("Content-Type", "application/json")
-				rec := httptest.NewRecorder()
-				handler.ServeHTTP(rec, req)
-				if rec.Code != http.StatusServiceUnavailable {
-					b.Fatalf("status %d: %s", rec.Code, rec.Body)
+			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				for pb.Next() {
+					req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/v1/workflows/default/work/invocations?version=1.0.0", strings.NewReader("{}"))
+					req.Header.Set(qos.HeaderTimeout, "200ms")
+					req.Header.Set("Content-Type", "application/json")
+					rec := httptest.NewRecorder()
+					began := time.Now()
+					bc.h.ServeHTTP(rec, req)
+					mine = append(mine, time.Since(began))
+					if rec.Code != http.StatusServiceUnavailable {
+						panic(fmt.Sprintf("status %d: %s", rec.Code, rec.Body))
+					}
 				}
-			}
+				mu.Lock()
+				took = append(took, mine...)
+				mu.Unlock()
+			})
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
 		})
 	}
 }
