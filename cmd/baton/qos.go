@@ -31,8 +31,8 @@ type qosConfig struct {
 
 func addQoSFlags(cmd *cobra.Command, cfg *engineConfig) {
 	q := &cfg.qos
-	cmd.Flags().StringVar(&q.mode, "qos", "off",
-		"QoS scheduling (docs/qos.md): on, off (arrival order, the default until its latency targets hold), or ablations: no-edf, no-continuations, no-admission (comma-separated)")
+	cmd.Flags().StringVar(&q.mode, "qos", "on",
+		"QoS scheduling (docs/qos.md): on, off (arrival order), or ablations: no-edf, no-continuations, no-admission (comma-separated)")
 	cmd.Flags().StringVar(&q.seats, "qos-seats", "",
 		"G2 seats per runtime pool, e.g. wasm=3,process=5,http=256; 0 is no limit for process and http (default: CPUs+1, 2×CPUs+1, no limit)")
 	cmd.Flags().IntVar(&q.backlog, "qos-backlog", 0,
