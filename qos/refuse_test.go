@@ -305,3 +305,30 @@ func BenchmarkRefuse(b *testing.B) {
 		}
 	})
 }
+
+// TestAdmitIdleSeatsOfAnotherPool: the idle seats of one pool do not
+// admit starts while another pool is full, since the starts' calls may be
+// bound for the full one.
+func TestAdmitIdleSeatsOfAnotherPool(t *testing.T) {
+	s := newTestScheduler(Options{BacklogTarget: 1, Seats: map[string]int{PoolWasm: 1, PoolProcess: 5}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := s.Acquire(ctx, Call{Pool: PoolProcess, Class: Standard, Flow: "ns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r() // the process pool exists, all five seats idle
+	seat, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "ns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seat()
+	tk, err := s.Admit(ctx, Start{Class: Standard, Namespace: "ns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tk.Settle()
+	if _, err := s.Admit(cancelled(), Start{Class: Standard, Namespace: "ns"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a start in transit and the wasm pool full: %v, want the next start queued", err)
+	}
+}

@@ -445,13 +445,21 @@ func (s *Scheduler) allow(k Class) bool {
 	// those beyond are backlog, with the calls waiting there. Counting
 	// them all throttled admission to the pace of that way (slow on a
 	// loaded machine), leaving seats idle under overload.
-	queued, idle := 0, 0
+	// Which pool a start's calls will take is not known: only the idle
+	// seats that every pool with a limit has are sure to take it. (Their
+	// sum let an idle process pool admit starts bound for a full wasm
+	// pool; a pool without a limit never makes a call wait.)
+	queued, idle := 0, -1
 	for _, p := range s.pools {
 		c, _ := p.Ahead(k)
 		queued += c
-		idle += max(0, p.Discipline().Seats-p.Used())
+		if seats := p.Discipline().Seats; seats > 0 {
+			if free := max(0, seats-p.Used()); idle < 0 || free < idle {
+				idle = free
+			}
+		}
 	}
-	n = queued + max(0, n-idle)
+	n = queued + max(0, n-max(0, idle))
 	return n < s.opts.BacklogTarget
 }
 
