@@ -117,10 +117,11 @@ func classifyStart(ctx context.Context, def *dsl.Workflow, eff *policy.Effective
 
 // RefuseEarly answers, before a client's start is read, whether G1 would
 // refuse it at once: the API asks before it reads the request's body, so
-// that an overloaded server refuses in microseconds, without reading the
-// store, writing anything or waiting for the gates' lock. It judges only
-// from what is at hand (the workflow's definition and newest version as
-// cached by earlier starts, the namespace's policy); when something is
+// that an overloaded server refuses in microseconds, writing nothing and
+// never waiting for the gates' lock. It judges only from what is at hand
+// (the workflow's definition and newest version as cached by earlier
+// starts; the namespace's policy, which the policy service caches and
+// reads from the store only when its cache expired); when something is
 // missing, or the start may go, it returns nil and the start takes the
 // ordinary way, where G1 decides. A refusal is a *qos.Rejection.
 func (e *Engine) RefuseEarly(ctx context.Context, namespace, name, version string) error {
