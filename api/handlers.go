@@ -146,6 +146,19 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, prob)
 		return
 	}
+	r, ok := s.withQoSRequest(w, r, namespace)
+	if !ok {
+		return
+	}
+	// An overloaded server's most frequent answer is a refusal: it is
+	// decided before the body is read. A keyed start goes the ordinary
+	// way, which may answer it with the invocation the key already holds.
+	if er, ok := s.engine.(earlyRefuser); ok && r.Header.Get(IdempotencyKeyHeader) == "" {
+		if err := er.RefuseEarly(r.Context(), namespace, name, version); err != nil {
+			s.fail(w, r, err, workflowSubject(namespace, name, version))
+			return
+		}
+	}
 	input, err := readInput(r.Body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -154,10 +167,6 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.writeProblem(w, r, badRequest("the request body is not valid JSON: %v", err))
-		return
-	}
-	r, ok := s.withQoSRequest(w, r, namespace)
-	if !ok {
 		return
 	}
 	inv, created, err := s.start(r, namespace, name, version, input)

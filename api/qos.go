@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -13,6 +14,13 @@ import (
 // qosEngine is implemented by engines that schedule by QoS.
 type qosEngine interface {
 	QoSStatus() qos.Status
+}
+
+// earlyRefuser is implemented by engines that can refuse a start from
+// its route and headers alone (engine.Engine.RefuseEarly): nil means it
+// may go on, or that only the ordinary way can tell.
+type earlyRefuser interface {
+	RefuseEarly(ctx context.Context, namespace, name, version string) error
 }
 
 // Problem types of QoS rejections.

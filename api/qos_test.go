@@ -3,9 +3,14 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,4 +146,155 @@ func queuedCalls(s qos.Status) int {
 		}
 	}
 	return n
+}
+
+// failingBody fails the test that reads it: a refusal must be decided
+// before the request's body is read.
+type failingBody struct{ t testing.TB }
+
+func (b failingBody) Read([]byte) (int, error) {
+	b.t.Error("the body of a refused start was read")
+	return 0, io.ErrUnexpectedEOF
+}
+
+func (failingBody) Close() error { return nil }
+
+// refusingEngine is a real engine with QoS whose one wasm seat is held and
+// whose queue is long, so that a start with a 200ms deadline is infeasible.
+func refusingEngine(tb testing.TB) (*engine.Engine, http.Handler, *qos.Scheduler, func()) {
+	ctx := context.Background()
+	release := make(chan struct{})
+	blocked := engine.ExecutorFunc(func(ctx context.Context, req *engine.CallRequest) (engine.CallResult, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return engine.CallResult{Output: "done"}, nil
+	})
+	sched := qos.New(qos.Options{Seats: map[string]int{qos.PoolWasm: 1}, BacklogTarget: 1, DefaultCost: 100 * time.Millisecond})
+	eng, srv := startRealEngine(tb, engine.Options{QoS: sched, Executors: map[string]engine.Executor{"*": blocked}})
+	doc := strings.NewReplacer("NS", "default", "NAME", "work").Replace(qosCallDoc)
+	if _, err := eng.ApplyWorkflow(ctx, "w.yaml", []byte(doc)); err != nil {
+		tb.Fatal(err)
+	}
+	// One start holds the seat, one waits for a seat at G2; the next ones
+	// queue at G1 behind it.
+	for range 2 {
+		if _, err := eng.Invoke(ctx, "default", "work", "1.0.0", nil); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for range 3 {
+		go func() {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			go func() { <-release; cancel() }()
+			_, _ = eng.Invoke(qos.WithRequest(ctx, qos.Request{}), "default", "work", "1.0.0", nil)
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if st := sched.Status(); len(st.Admission.Queued) > 0 && st.Admission.Queued[0].Count == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the starts did not queue: %+v", sched.Status())
+		}
+	}
+	return eng, srv.Config.Handler, sched, func() { close(release) }
+}
+
+// TestQoSRefusalBeforeTheBody: a start the server would refuse at once is
+// refused before its body is read, with the same problem document and
+// Retry-After as any refusal; a keyed start goes the ordinary way.
+func TestQoSRefusalBeforeTheBody(t *testing.T) {
+	_, h, sched, stop := refusingEngine(t)
+	defer stop()
+	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/v1/workflows/default/work/invocations?version=1.0.0", nil)
+	req.Body = failingBody{t}
+	req.Header.Set(qos.HeaderTimeout, "200ms")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	var p api.RejectionProblem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	secs, err := strconv.Atoi(rec.Header().Get("Retry-After"))
+	if err != nil || secs < 1 || p.RetryAfter != secs || p.Reason != qos.ReasonInfeasible || p.Class != "standard" ||
+		p.Namespace != "default" || p.Type != api.TypeOverloaded || rec.Header().Get(qos.HeaderFlow) != "default" {
+		t.Errorf("refusal %v %+v", rec.Header(), p)
+	}
+	if st := sched.Status(); len(st.Rejected) != 1 || st.Rejected[0].Count != 1 || st.Rejected[0].Reason != qos.ReasonInfeasible {
+		t.Errorf("rejections counted %+v", st.Rejected)
+	}
+
+	// A keyed start may be a retry the key answers: it is read and goes
+	// through the engine (which refuses it there, the key being new).
+	req = httptest.NewRequest(http.MethodPost, "http://127.0.0.1/v1/workflows/default/work/invocations?version=1.0.0", strings.NewReader("{}"))
+	req.Header.Set(qos.HeaderTimeout, "200ms")
+	req.Header.Set(api.IdempotencyKeyHeader, "k1")
+	req.Header.Set("Content-Type", "application/json")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), string(qos.ReasonInfeasible)) {
+		t.Fatalf("keyed start: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// hideRefuseEarly hides the engine's RefuseEarly: every start takes the
+// ordinary way (body, workflow, policy, G1 under its lock).
+type hideRefuseEarly struct{ api.Engine }
+
+// BenchmarkQoSRefusal is the server's time to refuse a start it cannot
+// serve in time, through the HTTP handler chain, from parallel clients
+// while the gates are busy seating calls: early (before the body and the
+// workflow, without the gates' lock) and the ordinary way. It reports the
+// p50 and p99 of the refusals besides their mean.
+func BenchmarkQoSRefusal(b *testing.B) {
+	eng, h, sched, stop := refusingEngine(b)
+	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for range 2 {
+		go func() {
+			for ctx.Err() == nil {
+				if release, err := sched.Acquire(ctx, qos.Call{Pool: qos.PoolHTTP, Class: qos.Critical, Flow: "h"}); err == nil {
+					release()
+				}
+			}
+		}()
+	}
+	for _, bc := range []struct {
+		name string
+		h    http.Handler
+	}{{"early", h}, {"ordinary", api.NewHandler(hideRefuseEarly{eng})}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var mu sync.Mutex
+			var took []time.Duration
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				for pb.Next() {
+					req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/v1/workflows/default/work/invocations?version=1.0.0", strings.NewReader("{}"))
+					req.Header.Set(qos.HeaderTimeout, "200ms")
+					req.Header.Set("Content-Type", "application/json")
+					rec := httptest.NewRecorder()
+					began := time.Now()
+					bc.h.ServeHTTP(rec, req)
+					mine = append(mine, time.Since(began))
+					if rec.Code != http.StatusServiceUnavailable {
+						panic(fmt.Sprintf("status %d: %s", rec.Code, rec.Body))
+					}
+				}
+				mu.Lock()
+				took = append(took, mine...)
+				mu.Unlock()
+			})
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+		})
+	}
 }

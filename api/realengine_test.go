@@ -15,7 +15,7 @@ import (
 // temporary directory, for tests that need what a fake engine does not do
 // (history, streams, redrive, QoS). opts.Store is set here. The server,
 // the engine and the store close when the test ends.
-func startRealEngine(t *testing.T, opts engine.Options, apiOpts ...api.Option) (*engine.Engine, *httptest.Server) {
+func startRealEngine(t testing.TB, opts engine.Options, apiOpts ...api.Option) (*engine.Engine, *httptest.Server) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))

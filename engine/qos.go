@@ -71,6 +71,28 @@ func (e *Engine) admitQoS(ctx context.Context, def *dsl.Workflow, eff *policy.Ef
 			return &qosState{class: p.qos.class, flow: p.qos.flow, weight: p.qos.weight, deadline: p.qos.deadline}, nil
 		}
 	}
+	start, err := classifyStart(ctx, def, eff, namespace)
+	if err != nil {
+		return nil, err
+	}
+	st := &qosState{class: start.Class, flow: namespace, weight: start.Weight, deadline: start.Deadline}
+	if parent != "" {
+		// A subflow whose parent is not live here (it runs elsewhere).
+		return st, nil
+	}
+	e.mu.Lock()
+	start.Running = e.running[namespace]
+	e.mu.Unlock()
+	st.ticket, err = e.opts.QoS.Admit(ctx, start)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// classifyStart is the class, flow, deadline and quotas of a start of def
+// in namespace, as the client in ctx asked (Running left to the caller).
+func classifyStart(ctx context.Context, def *dsl.Workflow, eff *policy.Effective, namespace string) (qos.Start, error) {
 	q := eff.QoS
 	def0 := q.DefaultClass
 	if c, ok := DefaultClass(def); ok {
@@ -79,31 +101,64 @@ func (e *Engine) admitQoS(ctx context.Context, def *dsl.Workflow, eff *policy.Ef
 	req, synchronous := qos.RequestFrom(ctx)
 	class, err := qos.Classify(def0, req, q.Classes)
 	if err != nil {
-		return nil, problem.Newf(TypeClassNotAllowed, http.StatusForbidden, "Priority Class Not Allowed", "%v", err)
+		return qos.Start{}, problem.Newf(TypeClassNotAllowed, http.StatusForbidden, "Priority Class Not Allowed", "%v", err)
 	}
-	now := time.Now()
 	deadline := req.Deadline
 	if def.Timeout != nil && !def.Timeout.After.IsExpr() && def.Timeout.After.D > 0 {
-		if t := now.Add(def.Timeout.After.D); deadline.IsZero() || t.Before(deadline) {
+		if t := time.Now().Add(def.Timeout.After.D); deadline.IsZero() || t.Before(deadline) {
 			deadline = t
 		}
 	}
-	st := &qosState{class: class, flow: namespace, weight: q.Weight, deadline: deadline}
-	if parent != "" {
-		// A subflow whose parent is not live here (it runs elsewhere).
-		return st, nil
+	return qos.Start{
+		Class: class, Namespace: namespace, Weight: q.Weight, Deadline: deadline, Defer: !synchronous,
+		Rate: q.Rate, Burst: q.Burst, RunningCap: eff.Limits.RunningInvocations,
+	}, nil
+}
+
+// RefuseEarly answers, before a client's start is read, whether G1 would
+// refuse it at once: the API asks before it reads the request's body, so
+// that an overloaded server refuses in microseconds, writing nothing and
+// never waiting for the gates' lock. It judges only from what is at hand
+// (the workflow's definition and newest version as cached by earlier
+// starts; the namespace's policy, which the policy service caches and
+// reads from the store only when its cache expired); when something is
+// missing, or the start may go, it returns nil and the start takes the
+// ordinary way, where G1 decides. A refusal is a *qos.Rejection.
+func (e *Engine) RefuseEarly(ctx context.Context, namespace, name, version string) error {
+	if e.opts.QoS == nil {
+		return nil
+	}
+	if _, synchronous := qos.RequestFrom(ctx); !synchronous {
+		return nil
 	}
 	e.mu.Lock()
+	if version == "" {
+		l, ok := e.latest[namespace+"/"+name]
+		if !ok || time.Since(l.at) >= latestTTL {
+			e.mu.Unlock()
+			return nil
+		}
+		version = l.version
+	}
+	def := e.defs[defKey(namespace, name, version)]
 	running := e.running[namespace]
 	e.mu.Unlock()
-	st.ticket, err = e.opts.QoS.Admit(ctx, qos.Start{
-		Class: class, Namespace: namespace, Weight: q.Weight, Deadline: deadline, Defer: !synchronous,
-		Rate: q.Rate, Burst: q.Burst, Running: running, RunningCap: eff.Limits.RunningInvocations,
-	})
-	if err != nil {
-		return nil, err
+	if def == nil {
+		return nil
 	}
-	return st, nil
+	eff, err := e.policyFor(ctx, namespace)
+	if err != nil {
+		return nil
+	}
+	start, err := classifyStart(ctx, def, eff, namespace)
+	if err != nil {
+		return nil // the ordinary way answers it
+	}
+	start.Running = running
+	if r := e.opts.QoS.Refuse(start); r != nil {
+		return r
+	}
+	return nil
 }
 
 // resumedQoS is the classification of an invocation resumed from its

@@ -120,9 +120,13 @@ func AsRejection(err error) (*Rejection, bool) {
 	return r, ok
 }
 
-// jitter spreads d over [d, 1.5d) with u uniform in [0,1), and keeps it
-// at least min: a crowd refused at once then comes back spread out.
+// jitter spreads d (at least floor) over the whole seconds from d rounded
+// up to 1.5d rounded up, with u uniform in [0,1): a crowd refused at once
+// then comes back spread out, none of it before d. Whole seconds, because
+// that is what Retry-After carries: spreading over [d, 1.5d) and rounding
+// up after would answer a wait of 1s with 2s every time.
 func jitter(d, floor time.Duration, u float64) time.Duration {
 	d = max(d, floor)
-	return d + time.Duration(u*float64(d)/2)
+	lo, hi := math.Ceil(d.Seconds()), math.Ceil(1.5*d.Seconds())
+	return time.Duration(lo+math.Floor(u*(hi-lo+1))) * time.Second
 }

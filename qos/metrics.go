@@ -1,6 +1,10 @@
 package qos
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"math"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the scheduler's Prometheus series. Queue depths and seats
 // are read from the gates at each scrape; waits and rejections are
@@ -31,7 +35,7 @@ func newMetrics() *metrics {
 			"G2 seats held by calls, by pool, class and namespace.",
 			[]string{"pool", "class", "namespace"}, nil),
 		seatsTotal: prometheus.NewDesc("baton_qos_seats",
-			"G2 seats of each pool.", []string{"pool"}, nil),
+			"G2 seats of each pool (+Inf: no limit).", []string{"pool"}, nil),
 	}
 }
 
@@ -54,7 +58,11 @@ func (s *Scheduler) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.depth, prometheus.GaugeValue, float64(q.Count), "g1", "", q.Class, q.Namespace)
 	}
 	for _, p := range st.Pools {
-		ch <- prometheus.MustNewConstMetric(m.seatsTotal, prometheus.GaugeValue, float64(p.Seats), p.Pool)
+		seats := float64(p.Seats)
+		if p.Seats == 0 {
+			seats = math.Inf(1) // no limit
+		}
+		ch <- prometheus.MustNewConstMetric(m.seatsTotal, prometheus.GaugeValue, seats, p.Pool)
 		for _, q := range p.Queued {
 			ch <- prometheus.MustNewConstMetric(m.depth, prometheus.GaugeValue, float64(q.Count), "g2", p.Pool, q.Class, q.Namespace)
 		}

@@ -2,7 +2,6 @@ package qos
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"sort"
@@ -28,8 +27,8 @@ type CostModel interface {
 // Options configure a Scheduler. The zero value of each field is its
 // documented default.
 type Options struct {
-	// Seats is the number of G2 seats of each pool; pools not named get
-	// DefaultSeats.
+	// Seats is the number of G2 seats of each pool, 0 for no limit (its
+	// calls never queue); pools not named get DefaultSeats.
 	Seats map[string]int
 	// Weights are the classes' shares of contended seats and of
 	// admissions; DefaultWeights when all zero.
@@ -87,8 +86,11 @@ var (
 )
 
 // DefaultSeats is the G2 seats of a pool not configured: CPU-bound wasm
-// gets one per CPU plus critical's reserve, processes twice that, HTTP
-// (waiting on the network) many.
+// gets one per CPU plus critical's reserve, processes twice that. HTTP
+// gets 0, no limit: its calls wait on the network, not on this server's
+// CPUs, so seating them would only hold back starts (and, through G1's
+// continuation priority, starts of every other pool too) while nothing
+// here is busy.
 func DefaultSeats(pool string) int {
 	n := runtime.GOMAXPROCS(0)
 	switch pool {
@@ -97,7 +99,7 @@ func DefaultSeats(pool string) int {
 	case PoolProcess:
 		return 2*n + 1
 	}
-	return 256
+	return 0
 }
 
 func (o *Options) defaults() {
@@ -162,6 +164,15 @@ type Scheduler struct {
 	// exponential average of seated calls' durations), for the
 	// predicted wait.
 	callCost map[string]time.Duration
+
+	// view is the admission state as of the last change under mu, read
+	// without it by Refuse.
+	view admissionView
+	// qmu guards buckets and opts.Replicas: quotas are decided without
+	// mu, so a refusal never waits for the gates.
+	qmu sync.Mutex
+	// rmu guards rejections, counted by refusals with or without mu.
+	rmu sync.Mutex
 }
 
 type seatKey struct {
@@ -206,9 +217,9 @@ func (o *Options) discipline(seats int) Discipline {
 // SetReplicas sets how the number of live replicas sharing the quotas is
 // found (the engine of a cluster replica sets it).
 func (s *Scheduler) SetReplicas(f func() int) {
-	s.mu.Lock()
+	s.qmu.Lock()
 	s.opts.Replicas = f
-	s.mu.Unlock()
+	s.qmu.Unlock()
 }
 
 // Options returns the scheduler's settings, defaults applied.
@@ -288,16 +299,7 @@ func (s *Scheduler) Admit(ctx context.Context, st Start) (*Ticket, error) {
 	if !st.Defer && !s.opts.NoAdmission {
 		// Fail fast: a start predicted to miss its deadline, or to wait
 		// longer than any start waits, is refused now rather than later.
-		wait := s.predictLocked(st.Class)
-		switch {
-		case !st.Deadline.IsZero() && now.Add(wait).After(st.Deadline):
-			r := s.rejectLocked(st, ReasonInfeasible, wait,
-				fmt.Sprintf("the predicted wait of %s is longer than the %s left before the deadline", wait.Round(time.Millisecond), max(0, st.Deadline.Sub(now)).Round(time.Millisecond)))
-			s.mu.Unlock()
-			return nil, r
-		case wait > s.opts.MaxWait:
-			r := s.rejectLocked(st, ReasonOverloaded, wait,
-				fmt.Sprintf("the predicted wait of %s is longer than the %s a start may wait", wait.Round(time.Millisecond), s.opts.MaxWait))
+		if r := s.failFast(st, now, s.predictLocked(st.Class)); r != nil {
 			s.mu.Unlock()
 			return nil, r
 		}
@@ -306,6 +308,7 @@ func (s *Scheduler) Admit(ctx context.Context, st Start) (*Ticket, error) {
 		// The fast path of a gate without contention: no queueing.
 		s.countAdmissionLocked(st.Class)
 		s.pending[st.Class]++
+		s.publishLocked()
 		s.mu.Unlock()
 		s.metrics.wait.WithLabelValues("g1", st.Class.String(), st.Namespace).Observe(0)
 		return &Ticket{s: s, class: st.Class}, nil
@@ -349,6 +352,7 @@ func (s *Scheduler) Admit(ctx context.Context, st Start) (*Ticket, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if gaveUp != nil && s.g1.Remove(it) {
+		s.publishLocked()
 		if r, ok := gaveUp.(*Rejection); ok {
 			return nil, s.rejectLocked(st, r.Reason, s.predictLocked(st.Class), r.Detail)
 		}
@@ -369,36 +373,24 @@ func (s *Scheduler) quota(ctx context.Context, st *Start) error {
 		return nil
 	}
 	for {
-		s.mu.Lock()
-		replicas := max(1, s.opts.Replicas())
 		var wait time.Duration
 		var detail string
 		if st.RunningCap > 0 && st.Running >= st.RunningCap {
 			wait = time.Second
-			detail = fmt.Sprintf("namespace %s has %d invocations running, its quota", st.Namespace, st.Running)
+			detail = runningDetail(st)
 		} else if st.Rate > 0 {
-			b := s.buckets[st.Namespace]
-			if b == nil {
-				b = &bucket{}
-				s.buckets[st.Namespace] = b
-			}
-			ok, w := b.take(s.opts.Now(), st.Rate/float64(replicas), max(1, st.Burst/replicas))
+			ok, w := s.bucketTake(st, true)
 			if ok {
-				s.mu.Unlock()
 				return nil
 			}
 			wait = w
-			detail = fmt.Sprintf("namespace %s starts more than its quota of %g per second", st.Namespace, st.Rate)
+			detail = rateDetail(st)
 		} else {
-			s.mu.Unlock()
 			return nil
 		}
 		if !st.Defer {
-			r := s.rejectLocked(*st, ReasonQuota, wait, detail)
-			s.mu.Unlock()
-			return r
+			return s.rejectLocked(*st, ReasonQuota, wait, detail)
 		}
-		s.mu.Unlock()
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -453,13 +445,21 @@ func (s *Scheduler) allow(k Class) bool {
 	// those beyond are backlog, with the calls waiting there. Counting
 	// them all throttled admission to the pace of that way (slow on a
 	// loaded machine), leaving seats idle under overload.
-	queued, idle := 0, 0
+	// Which pool a start's calls will take is not known: only the idle
+	// seats that every pool with a limit has are sure to take it. (Their
+	// sum let an idle process pool admit starts bound for a full wasm
+	// pool; a pool without a limit never makes a call wait.)
+	queued, idle := 0, -1
 	for _, p := range s.pools {
 		c, _ := p.Ahead(k)
 		queued += c
-		idle += max(0, p.Discipline().Seats-p.Used())
+		if seats := p.Discipline().Seats; seats > 0 {
+			if free := max(0, seats-p.Used()); idle < 0 || free < idle {
+				idle = free
+			}
+		}
 	}
-	n = queued + max(0, n-idle)
+	n = queued + max(0, n-max(0, idle))
 	return n < s.opts.BacklogTarget
 }
 
@@ -506,11 +506,16 @@ func (s *Scheduler) callCostLocked(pool string) time.Duration {
 	return s.opts.DefaultCost
 }
 
-// busyPoolLocked is the pool with the most calls seated or waiting, the
-// one the workload is bound by (wasm when none ran yet), and its seats.
+// busyPoolLocked is the pool of limited seats with the most calls seated
+// or waiting, the one the workload is bound by (wasm when none ran yet),
+// and its seats. Pools without a limit bind nothing: their calls never
+// wait for a seat.
 func (s *Scheduler) busyPoolLocked() (string, int) {
 	name, load := PoolWasm, -1
 	for n, p := range s.pools {
+		if p.Discipline().Seats <= 0 {
+			continue
+		}
 		if l := p.Used() + p.Total(); l > load || (l == load && n < name) {
 			name, load = n, l
 		}
@@ -521,18 +526,26 @@ func (s *Scheduler) busyPoolLocked() (string, int) {
 	if seats := s.opts.Seats[name]; seats > 0 {
 		return name, seats
 	}
-	return name, DefaultSeats(name)
+	return name, max(1, DefaultSeats(name))
 }
 
+// rejectLocked counts a refusal and makes its Rejection. It takes no lock
+// of the gates (its counts have their own), so a refusal decided without
+// mu (Refuse, quota) calls it too.
 func (s *Scheduler) rejectLocked(st Start, reason Reason, wait time.Duration, detail string) *Rejection {
+	s.rmu.Lock()
 	s.rejections[rejectionKey{st.Namespace, st.Class, reason}]++
+	s.rmu.Unlock()
 	s.metrics.rejections.WithLabelValues(st.Class.String(), st.Namespace, string(reason)).Inc()
 	return &Rejection{Reason: reason, Class: st.Class, Namespace: st.Namespace,
 		RetryAfter: jitter(wait, time.Second, s.opts.Random()), Detail: detail}
 }
 
-// pumpLocked admits queued starts while G2's backlog allows.
+// pumpLocked admits queued starts while G2's backlog allows. Every change
+// of the gates' state ends here (or publishes itself), so this is where the
+// view Refuse reads is refreshed.
 func (s *Scheduler) pumpLocked() {
+	defer s.publishLocked()
 	if s.g1.Total() == 0 {
 		return
 	}
@@ -569,7 +582,7 @@ func (s *Scheduler) pool(name string) *Queue {
 	p := s.pools[name]
 	if p == nil {
 		seats, ok := s.opts.Seats[name]
-		if !ok || seats <= 0 {
+		if !ok || seats < 0 {
 			seats = DefaultSeats(name)
 		}
 		p = NewQueue(s.opts.discipline(seats))
@@ -734,9 +747,11 @@ func (s *Scheduler) Status() Status {
 		sortCounts(ps.InUse)
 		st.Pools = append(st.Pools, ps)
 	}
+	s.rmu.Lock()
 	for k, n := range s.rejections {
 		st.Rejected = append(st.Rejected, RejectCount{FlowCount{k.class.String(), k.flow, int(n)}, k.reason})
 	}
+	s.rmu.Unlock()
 	sort.Slice(st.Rejected, func(i, j int) bool {
 		a, b := st.Rejected[i], st.Rejected[j]
 		if a.Class != b.Class || a.Namespace != b.Namespace {

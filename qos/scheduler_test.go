@@ -295,7 +295,7 @@ func TestMetricsExposition(t *testing.T) {
 	if got := m["baton_qos_seats_in_use"]; len(got) != 1 || got[0] != `class=critical,namespace=ns,pool=http 1` {
 		t.Errorf("seats in use %v", got)
 	}
-	if got := m["baton_qos_seats"]; len(got) != 1 || got[0] != `pool=http 256` {
+	if got := m["baton_qos_seats"]; len(got) != 1 || got[0] != `pool=http +Inf` {
 		t.Errorf("seats %v", got)
 	}
 }
@@ -412,8 +412,8 @@ func TestJitter(t *testing.T) {
 	if got := jitter(0, time.Second, 0); got != time.Second {
 		t.Errorf("floor: %s", got)
 	}
-	if got := jitter(2*time.Second, time.Second, 0.999); got < 2*time.Second || got >= 3*time.Second {
-		t.Errorf("jitter(2s) = %s, want in [2s,3s)", got)
+	if got := jitter(2*time.Second, time.Second, 0.999); got < 2*time.Second || got > 3*time.Second {
+		t.Errorf("jitter(2s) = %s, want in [2s,3s]", got)
 	}
 }
 

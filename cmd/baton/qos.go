@@ -31,10 +31,10 @@ type qosConfig struct {
 
 func addQoSFlags(cmd *cobra.Command, cfg *engineConfig) {
 	q := &cfg.qos
-	cmd.Flags().StringVar(&q.mode, "qos", "off",
-		"QoS scheduling (docs/qos.md): on, off (arrival order, the default until its latency targets hold), or ablations: no-edf, no-continuations, no-admission (comma-separated)")
+	cmd.Flags().StringVar(&q.mode, "qos", "on",
+		"QoS scheduling (docs/qos.md): on, off (arrival order), or ablations: no-edf, no-continuations, no-admission (comma-separated)")
 	cmd.Flags().StringVar(&q.seats, "qos-seats", "",
-		"G2 seats per runtime pool, e.g. wasm=3,process=5,http=256 (default: CPUs+1, 2×CPUs+1, 256)")
+		"G2 seats per runtime pool, e.g. wasm=3,process=5,http=256; 0 is no limit for process and http (default: CPUs+1, 2×CPUs+1, no limit)")
 	cmd.Flags().IntVar(&q.backlog, "qos-backlog", 0,
 		"calls waiting at G2 that hold back new starts of the same or lower class (default 2×CPUs, at least 4)")
 	cmd.Flags().DurationVar(&q.maxWait, "qos-max-wait", 2*time.Second,
@@ -70,8 +70,12 @@ func (q qosConfig) options() (qos.Options, bool, error) {
 		for _, kv := range strings.Split(q.seats, ",") {
 			pool, n, ok := strings.Cut(strings.TrimSpace(kv), "=")
 			seats, err := strconv.Atoi(n)
-			if !ok || err != nil || seats <= 0 || (pool != qos.PoolWasm && pool != qos.PoolProcess && pool != qos.PoolHTTP) {
-				return o, false, fmt.Errorf("--qos-seats %q: want POOL=N pairs, POOL one of wasm, process, http and N positive", kv)
+			// Compiled wasm computes on this server's CPUs: without seats
+			// it would crowd out the engine. Processes and HTTP calls may
+			// wait on something else, so they may go unlimited.
+			if !ok || err != nil || seats < 0 || (seats == 0 && pool == qos.PoolWasm) ||
+				(pool != qos.PoolWasm && pool != qos.PoolProcess && pool != qos.PoolHTTP) {
+				return o, false, fmt.Errorf("--qos-seats %q: want POOL=N pairs, POOL one of wasm, process, http and N positive (or 0, no limit, for process and http)", kv)
 			}
 			o.Seats[pool] = seats
 		}
@@ -179,11 +183,15 @@ func qosTable(w io.Writer, s *qos.Status) error {
 			r[1] = q.Count
 			rows[[2]string{q.Class, q.Namespace}] = r
 		}
+		seats := strconv.Itoa(p.Seats)
+		if p.Seats == 0 {
+			seats = "unlimited"
+		}
 		if len(rows) == 0 {
-			fmt.Fprintf(w, "g2\t%s\t%d\t-\t-\t0\t0\n", p.Pool, p.Seats)
+			fmt.Fprintf(w, "g2\t%s\t%s\t-\t-\t0\t0\n", p.Pool, seats)
 		}
 		for _, k := range sortedKeys(rows) {
-			fmt.Fprintf(w, "g2\t%s\t%d\t%s\t%s\t%d\t%d\n", p.Pool, p.Seats, k[0], k[1], rows[k][0], rows[k][1])
+			fmt.Fprintf(w, "g2\t%s\t%s\t%s\t%s\t%d\t%d\n", p.Pool, seats, k[0], k[1], rows[k][0], rows[k][1])
 		}
 	}
 	if len(s.Rejected) > 0 {

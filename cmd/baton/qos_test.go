@@ -27,6 +27,12 @@ func TestQoSFlags(t *testing.T) {
 		{cfg: qosConfig{mode: "fast", maxWait: time.Second}, wantErr: "--qos"},
 		{cfg: qosConfig{mode: "on", seats: "gpu=2", maxWait: time.Second}, wantErr: "--qos-seats"},
 		{cfg: qosConfig{mode: "on", seats: "wasm=0", maxWait: time.Second}, wantErr: "--qos-seats"},
+		{cfg: qosConfig{mode: "on", seats: "http=0,process=0", maxWait: time.Second}, on: true,
+			check: func(o qos.Options) bool {
+				s, ok := o.Seats[qos.PoolHTTP]
+				return ok && s == 0 && o.Seats[qos.PoolProcess] == 0
+			}},
+		{cfg: qosConfig{mode: "on", seats: "http=-1", maxWait: time.Second}, wantErr: "--qos-seats"},
 		{cfg: qosConfig{mode: "on", backlog: -1, maxWait: time.Second}, wantErr: "--qos-backlog"},
 		{cfg: qosConfig{mode: "on"}, wantErr: "--qos-max-wait"},
 	}
@@ -54,13 +60,14 @@ func TestQoSTable(t *testing.T) {
 		Admission: qos.GateStatus{Queued: []qos.FlowCount{{Class: "batch", Namespace: "b", Count: 12}}, Pending: 1},
 		Pools: []qos.PoolStatus{{Pool: "wasm", Seats: 3,
 			InUse:  []qos.FlowCount{{Class: "critical", Namespace: "h", Count: 1}},
-			Queued: []qos.FlowCount{{Class: "standard", Namespace: "s1", Count: 2}}}},
+			Queued: []qos.FlowCount{{Class: "standard", Namespace: "s1", Count: 2}}},
+			{Pool: "http", InUse: []qos.FlowCount{{Class: "standard", Namespace: "s1", Count: 300}}}},
 		Rejected: []qos.RejectCount{{FlowCount: qos.FlowCount{Class: "batch", Namespace: "b", Count: 5}, Reason: qos.ReasonOverloaded}},
 	}
 	if err := qosTable(&b, st); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"g1\t-\t-\tbatch\tb\t12", "g2\twasm\t3\tcritical\th\t0\t1", "g2\twasm\t3\tstandard\ts1\t2\t0", "overloaded\tbatch\tb\t5"} {
+	for _, want := range []string{"g1\t-\t-\tbatch\tb\t12", "g2\twasm\t3\tcritical\th\t0\t1", "g2\twasm\t3\tstandard\ts1\t2\t0", "g2\thttp\tunlimited\tstandard\ts1\t0\t300", "overloaded\tbatch\tb\t5"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
