@@ -533,7 +533,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 	inv.lastSeen = at
 	enabled := inv.enabled
 	p.mu.Unlock()
-	if !enabled || t == nil {
+	if !enabled || t == nil || m.callsNothing() {
 		return
 	}
 	preds := m.Predict(ref, strings.TrimPrefix(key, ref), p.stats, p.opts.Defaults, p.opts.Lookahead, p.opts.MinProbability)
