@@ -378,7 +378,7 @@ func (p *Planner) InvocationStarted(id string, def *dsl.Workflow, arrived time.T
 	ap.observe(arrived)
 	next, spread, regular := ap.predict(p.opts.ArrivalTolerance)
 	p.mu.Unlock()
-	if regular && inv.enabled && next.Sub(now) <= p.opts.Lookahead {
+	if regular && inv.enabled && !m.callsNothing() && next.Sub(now) <= p.opts.Lookahead {
 		// The window covers the schedule's jitter; a tick that does not
 		// come releases what was prepared for it after the rule's grace.
 		p.expect(m, next, now, 3*spread, "")
