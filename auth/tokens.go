@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/batonflow/baton/store"
@@ -30,7 +31,34 @@ type Tokens struct {
 	Store store.TokenStore
 	// Now is the clock for expiry; nil means time.Now.
 	Now func() time.Time
+	// CacheTTL, when positive, lets Verify check a token against the row
+	// it read less than CacheTTL ago instead of reading it again: a
+	// server verifies a token on every request, and the read would
+	// otherwise be a store query per call. The presented token is still
+	// hashed and compared, and its expiry checked, every time; Revoke
+	// drops the row at once, so only a revocation made through another
+	// Tokens on the same store (another replica of a cluster) takes up to
+	// CacheTTL to be seen. Zero reads the store every time.
+	CacheTTL time.Duration
+
+	cacheMu sync.Mutex
+	cache   map[string]cachedToken
+	// revocations counts Revoke calls, so that a Verify that read a row
+	// before a revocation does not cache it after.
+	revocations uint64
 }
+
+// cachedToken is a token row read from the store, and when.
+type cachedToken struct {
+	row  *store.Token
+	role Role
+	read time.Time
+}
+
+// maxCachedTokens bounds the cache. Only rows of tokens that verified
+// are cached, so it holds at most the tokens in use; past the bound the
+// cache starts over rather than grow.
+const maxCachedTokens = 4096
 
 // NewTokenRequest describes a token to issue.
 type NewTokenRequest struct {
@@ -120,28 +148,82 @@ func (t *Tokens) Verify(ctx context.Context, token string) (*Principal, error) {
 	if !ok {
 		return nil, ErrNoCredentials
 	}
-	row, err := t.Store.GetToken(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: unknown or revoked token", ErrInvalidCredentials)
+	now := t.now()
+	c, cached, revocations := t.cached(id, now)
+	if !cached {
+		row, err := t.Store.GetToken(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: unknown or revoked token", ErrInvalidCredentials)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("checking a token: %w", err)
+		}
+		c = cachedToken{row: row, read: now}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("checking a token: %w", err)
-	}
+	row := c.row
 	if subtle.ConstantTimeCompare(hashToken(token), row.Hash) != 1 {
 		return nil, fmt.Errorf("%w: unknown or revoked token", ErrInvalidCredentials)
 	}
-	if !row.ExpiresAt.IsZero() && !t.now().Before(row.ExpiresAt) {
+	if !row.ExpiresAt.IsZero() && !now.Before(row.ExpiresAt) {
 		return nil, fmt.Errorf("%w: the token expired at %s", ErrInvalidCredentials, row.ExpiresAt.Format(time.RFC3339))
 	}
-	role, err := ParseRole(row.Role)
-	if err != nil {
-		return nil, fmt.Errorf("%w: token %s: %v", ErrInvalidCredentials, id, err)
+	if !cached {
+		role, err := ParseRole(row.Role)
+		if err != nil {
+			return nil, fmt.Errorf("%w: token %s: %v", ErrInvalidCredentials, id, err)
+		}
+		c.role = role
+		t.remember(id, c, revocations)
 	}
 	return &Principal{
 		Subject: TokenSubject(row),
 		TokenID: row.ID,
-		Grants:  []Grant{{Namespace: row.Namespace, Role: role}},
+		Grants:  []Grant{{Namespace: row.Namespace, Role: c.role}},
 	}, nil
+}
+
+// cached returns the row of token id read less than CacheTTL before now,
+// and the count of revocations so far.
+func (t *Tokens) cached(id string, now time.Time) (c cachedToken, ok bool, revocations uint64) {
+	if t.CacheTTL <= 0 {
+		return cachedToken{}, false, 0
+	}
+	t.cacheMu.Lock()
+	defer t.cacheMu.Unlock()
+	c, ok = t.cache[id]
+	if !ok {
+		return cachedToken{}, false, t.revocations
+	}
+	if age := now.Sub(c.read); age < 0 || age >= t.CacheTTL {
+		delete(t.cache, id)
+		return cachedToken{}, false, t.revocations
+	}
+	return c, true, t.revocations
+}
+
+// remember caches the row of a token that verified, unless a token was
+// revoked since the row was read (revocations is the count before).
+func (t *Tokens) remember(id string, c cachedToken, revocations uint64) {
+	if t.CacheTTL <= 0 {
+		return
+	}
+	t.cacheMu.Lock()
+	defer t.cacheMu.Unlock()
+	if t.revocations != revocations {
+		return
+	}
+	if t.cache == nil || len(t.cache) >= maxCachedTokens {
+		t.cache = map[string]cachedToken{}
+	}
+	t.cache[id] = c
+}
+
+// forget drops token id's cached row and counts a revocation.
+func (t *Tokens) forget(id string) {
+	t.cacheMu.Lock()
+	defer t.cacheMu.Unlock()
+	delete(t.cache, id)
+	t.revocations++
 }
 
 // TokenSubject names a token's holder in the audit log.
@@ -162,8 +244,17 @@ func (t *Tokens) Authenticate(r *http.Request) (*Principal, error) {
 	return t.Verify(r.Context(), bearer)
 }
 
-// Revoke deletes a token; store.ErrNotFound when there is none.
-func (t *Tokens) Revoke(ctx context.Context, id string) error { return t.Store.DeleteToken(ctx, id) }
+// Revoke deletes a token; store.ErrNotFound when there is none. The
+// token stops verifying here at once, whatever CacheTTL says.
+func (t *Tokens) Revoke(ctx context.Context, id string) error {
+	// Forgotten before the delete, so that no request after this one
+	// starts from the cached row, and after it, so that a Verify that
+	// read the row before the delete does not cache it.
+	t.forget(id)
+	err := t.Store.DeleteToken(ctx, id)
+	t.forget(id)
+	return err
+}
 
 // List returns every token's row (hashes included: callers show only the
 // other fields).

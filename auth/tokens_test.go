@@ -136,3 +136,165 @@ func TestRolesAndGrants(t *testing.T) {
 		t.Error("a nil principal can")
 	}
 }
+
+// countingTokens counts the store's token reads.
+type countingTokens struct {
+	memoryTokens
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countingTokens) GetToken(ctx context.Context, id string) (*store.Token, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.memoryTokens.GetToken(ctx, id)
+}
+
+func (c *countingTokens) readCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads
+}
+
+// TestTokensCache checks that a cached token row spares the store's read
+// for CacheTTL and nothing else: the secret is compared and the expiry
+// checked every time, and a revocation takes effect at once.
+func TestTokensCache(t *testing.T) {
+	ctx := context.Background()
+	mem := &countingTokens{}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tokens := &Tokens{Store: mem, Now: func() time.Time { return now }, CacheTTL: time.Second}
+	secret, row, err := tokens.Create(ctx, NewTokenRequest{Namespace: "team-a", Role: Developer, TTL: 90 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := func() error {
+		t.Helper()
+		p, err := tokens.Verify(ctx, secret)
+		if err == nil && (p.TokenID != row.ID || !p.Can(Developer, "team-a") || p.Can(Admin, "team-a")) {
+			t.Fatalf("principal %+v", p)
+		}
+		return err
+	}
+	for range 3 {
+		if err := verify(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := mem.readCount(); n != 1 {
+		t.Fatalf("%d store reads for three verifications within the TTL, want 1", n)
+	}
+	// The cached row does not vouch for another secret of the same id.
+	forged := secret[:len(secret)-1] + string(secret[len(secret)-1]^1)
+	if _, err := tokens.Verify(ctx, forged); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("a forged secret of a cached token: %v", err)
+	}
+	// Past the TTL the row is read again.
+	now = now.Add(time.Second)
+	if err := verify(); err != nil {
+		t.Fatal(err)
+	}
+	if n := mem.readCount(); n != 2 {
+		t.Fatalf("%d store reads after the TTL, want 2", n)
+	}
+	// The token's own expiry (at t0+90s) is checked against the cached
+	// row: read at t0+89.5s, it is still cached at t0+90.2s.
+	now = now.Add(88*time.Second + 500*time.Millisecond)
+	if err := verify(); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(700 * time.Millisecond)
+	if err := verify(); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("an expired token: %v", err)
+	}
+	if n := mem.readCount(); n != 3 {
+		t.Fatalf("%d store reads, want 3: the expired token checked from the cache", n)
+	}
+
+	// Revoking ends a cached token at once.
+	secret, row, err = tokens.Create(ctx, NewTokenRequest{Namespace: "team-a", Role: Developer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := verify(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tokens.Revoke(ctx, row.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := verify(); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("a revoked token: %v", err)
+	}
+	// A token that does not verify is not cached: each attempt reads
+	// the store.
+	if n, _ := mem.readCount(), verify(); mem.readCount() != n+1 {
+		t.Fatal("a revoked token was answered from the cache")
+	}
+}
+
+// TestTokensCacheOff checks that without CacheTTL every verification
+// reads the store.
+func TestTokensCacheOff(t *testing.T) {
+	ctx := context.Background()
+	mem := &countingTokens{}
+	tokens := &Tokens{Store: mem}
+	secret, _, err := tokens.Create(ctx, NewTokenRequest{Namespace: "team-a", Role: Viewer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := tokens.Verify(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := mem.readCount(); n != 3 {
+		t.Fatalf("%d store reads, want 3", n)
+	}
+}
+
+// stallingTokens holds a read of the token row, already taken, until
+// release is closed, to let a revocation happen in between.
+type stallingTokens struct {
+	memoryTokens
+	read    chan struct{}
+	release chan struct{}
+}
+
+func (s *stallingTokens) GetToken(ctx context.Context, id string) (*store.Token, error) {
+	row, err := s.memoryTokens.GetToken(ctx, id)
+	close(s.read)
+	<-s.release
+	return row, err
+}
+
+// TestTokensRevokeDuringVerify revokes a token while a verification
+// holds the row it read before the revocation: that verification may
+// succeed (it began first), but it must not cache the row, so that no
+// verification after Revoke returned succeeds.
+func TestTokensRevokeDuringVerify(t *testing.T) {
+	ctx := context.Background()
+	st := &stallingTokens{read: make(chan struct{}), release: make(chan struct{})}
+	tokens := &Tokens{Store: st, CacheTTL: time.Hour}
+	secret, row, err := tokens.Create(ctx, NewTokenRequest{Namespace: "team-a", Role: Viewer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inFlight := make(chan error, 1)
+	go func() {
+		_, err := tokens.Verify(ctx, secret)
+		inFlight <- err
+	}()
+	<-st.read
+	if err := tokens.Revoke(ctx, row.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(st.release)
+	if err := <-inFlight; err != nil {
+		t.Fatalf("the verification begun before the revocation: %v", err)
+	}
+	st.read = make(chan struct{})
+	if _, err := tokens.Verify(ctx, secret); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("a verification after Revoke returned: %v", err)
+	}
+}

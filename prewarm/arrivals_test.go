@@ -133,3 +133,34 @@ func TestPlannerPreparesRegularArrivals(t *testing.T) {
 		t.Fatalf("join prepared %d times: %+v", n, prep.calls)
 	}
 }
+
+// TestPlannerExpectsNothingOfAWorkflowCallingNothing checks that regular
+// arrivals of a workflow that calls no Baton function (only the engine's
+// own baton.noop) leave no expected arrival behind: there would be
+// nothing to prepare for it.
+func TestPlannerExpectsNothingOfAWorkflowCallingNothing(t *testing.T) {
+	def := parse(t, "do:\n  - a: {call: baton.noop}\n  - b: {call: baton.noop}\n")
+	p, clock, prep := newTestPlanner(Options{})
+	const period = 2 * time.Second
+	for k := range 6 {
+		at := t0.Add(time.Duration(k) * period)
+		clock.Advance(at)
+		id := "i" + string(rune('0'+k))
+		p.InvocationStarted(id, def, at)
+		p.TaskStarted(id, "/do/0/a", "/do/0/a", "a", at)
+		p.TaskEnded(id, "/do/0/a", "/do/0/a", "a", at.Add(time.Millisecond), nil)
+		p.TaskStarted(id, "/do/1/b", "/do/1/b", "b", at.Add(time.Millisecond))
+		p.TaskEnded(id, "/do/1/b", "/do/1/b", "b", at.Add(2*time.Millisecond), nil)
+		p.InvocationEnded(id)
+	}
+	p.mu.Lock()
+	pending, live := len(p.pending), len(p.invocations)
+	p.mu.Unlock()
+	if pending != 0 || live != 0 {
+		t.Fatalf("%d expected arrivals and %d invocations left for a workflow calling nothing", pending, live)
+	}
+	clock.Advance(t0.Add(20 * period))
+	if len(prep.calls) != 0 {
+		t.Fatalf("prepares: %+v", prep.calls)
+	}
+}

@@ -7,12 +7,19 @@ import (
 	"time"
 
 	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/function"
 )
 
-// builtinCalls are the call types of the DSL itself; any other name that
-// is not one of the document's use.functions is a Baton function.
-var builtinCalls = map[string]bool{"http": true, "grpc": true, "openapi": true, "asyncapi": true, "a2a": true, "mcp": true}
+// builtinCalls are the call types of the DSL itself and the functions
+// the engine answers itself (no instance serves them, so there is nothing
+// to prepare, and a prepare would only look the name up in the function
+// registry in vain); any other name that is not one of the document's
+// use.functions is a Baton function.
+var builtinCalls = map[string]bool{
+	"http": true, "grpc": true, "openapi": true, "asyncapi": true, "a2a": true, "mcp": true,
+	engine.FunctionNoop: true,
+}
 
 // Subflows resolves the workflow a `run: workflow` task starts, so that
 // predictions can follow it; nil leaves subflows opaque (their observed
@@ -35,7 +42,16 @@ type Model struct {
 	entries map[string]bool
 	// functions are every Baton function the workflow calls.
 	functions map[string]bool
+	// opaque: the workflow has tasks whose calls the index does not list
+	// (a subflow's, a graph's nodes'), which a walk may still predict.
+	opaque bool
 }
+
+// callsNothing reports whether no walk of the workflow can predict a
+// call: it calls no Baton function, directly or through a subflow or
+// graph. The planner then skips predicting after each of its tasks,
+// which would cost a walk of the rest of the workflow for nothing.
+func (m *Model) callsNothing() bool { return len(m.functions) == 0 && !m.opaque }
 
 type frame struct {
 	list  dsl.TaskList
@@ -70,6 +86,8 @@ func (m *Model) index(l dsl.TaskList, owner *dsl.Task) {
 			m.functions[fn] = true
 		}
 		switch t.Kind {
+		case dsl.KindRun, dsl.KindGraph:
+			m.opaque = true
 		case dsl.KindDo:
 			m.index(t.Do, t)
 		case dsl.KindFor:
@@ -168,6 +186,9 @@ func (m *Model) Predict(ref, inst string, stats *Stats, def Defaults, lookahead 
 // predict runs the walk; with fromStart it starts at the top of the
 // workflow and reports only the first calls (the entries).
 func (m *Model) predict(stats *Stats, ref, inst string, def Defaults, lim predictLimits, fromStart bool) []Prediction {
+	if m.callsNothing() {
+		return nil
+	}
 	if stats == nil {
 		stats = NewStats()
 	}

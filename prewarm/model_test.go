@@ -189,3 +189,51 @@ do:
 		t.Fatal("team-a/fa is not the workflow's entry function")
 	}
 }
+
+// TestModelLeavesTheEnginesOwnFunctionsOut checks that a call the engine
+// answers itself (baton.noop) is neither a function to prepare nor an
+// entry, while the Baton function after it is both predicted and, as the
+// first function called, the entry.
+func TestModelLeavesTheEnginesOwnFunctionsOut(t *testing.T) {
+	def := parse(t, `do:
+  - a: {call: baton.noop}
+  - b: {call: fb}
+`)
+	m := Compile(def, nil)
+	if fn, ok := m.Function("/do/0/a"); ok {
+		t.Fatalf("baton.noop is a Baton function to prepare: %q", fn)
+	}
+	if m.IsEntry("default/baton.noop") || m.IsEntry("baton.noop") || !m.IsEntry("fb") {
+		t.Fatalf("entries: %v", m.entries)
+	}
+	got := byFunction(m.Predict("/do/0/a", "", NewStats(), Defaults{}, time.Minute, 0.01))
+	if len(got) != 1 || got["fb"].Prob != 1 {
+		t.Fatalf("predictions after baton.noop: %v", got)
+	}
+}
+
+// TestModelCallsNothing checks which workflows the planner may skip
+// predicting for: those calling no Baton function, directly or through a
+// subflow it cannot see into from the index.
+func TestModelCallsNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		nothing   bool
+	}{
+		{"engine's own calls and sets", "do:\n  - a: {call: baton.noop}\n  - b: {set: {x: 1}}\n  - c: {call: http, with: {method: get, endpoint: 'http://x'}}\n", true},
+		{"a function in a try", "do:\n  - a: {call: baton.noop}\n  - t:\n      try:\n        - f: {call: fb}\n      catch: {errors: {with: {type: x}}}\n", false},
+		{"a subflow", "do:\n  - a: {run: {workflow: {namespace: default, name: child, version: '1.0.0'}}}\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := Compile(parse(t, tc.src), nil)
+			if got := m.callsNothing(); got != tc.nothing {
+				t.Fatalf("callsNothing = %v, want %v", got, tc.nothing)
+			}
+			if tc.nothing {
+				if got := m.Predict("/do/0/a", "", NewStats(), Defaults{}, time.Minute, 0.01); len(got) != 0 {
+					t.Fatalf("predictions: %v", got)
+				}
+			}
+		})
+	}
+}

@@ -378,7 +378,7 @@ func (p *Planner) InvocationStarted(id string, def *dsl.Workflow, arrived time.T
 	ap.observe(arrived)
 	next, spread, regular := ap.predict(p.opts.ArrivalTolerance)
 	p.mu.Unlock()
-	if regular && inv.enabled && next.Sub(now) <= p.opts.Lookahead {
+	if regular && inv.enabled && !m.callsNothing() && next.Sub(now) <= p.opts.Lookahead {
 		// The window covers the schedule's jitter; a tick that does not
 		// come releases what was prepared for it after the rule's grace.
 		p.expect(m, next, now, 3*spread, "")
@@ -533,7 +533,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 	inv.lastSeen = at
 	enabled := inv.enabled
 	p.mu.Unlock()
-	if !enabled || t == nil {
+	if !enabled || t == nil || m.callsNothing() {
 		return
 	}
 	preds := m.Predict(ref, strings.TrimPrefix(key, ref), p.stats, p.opts.Defaults, p.opts.Lookahead, p.opts.MinProbability)

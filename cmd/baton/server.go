@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,7 +27,7 @@ const (
 )
 
 func newServerCommand() *cobra.Command {
-	var addr, logLevel, logFormat string
+	var addr, logLevel, logFormat, cpuProfile string
 	var drainTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -61,14 +62,41 @@ func newServerCommand() *cobra.Command {
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
 	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", defaultDrainTimeout,
 		"on SIGTERM or SIGINT, how long to let calls in flight return before stopping (0 stops at once)")
-	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the server, from its start until it stops, to this file")
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) (err error) {
 		logger, err := newLogger(cmd.ErrOrStderr(), logLevel, logFormat)
 		if err != nil {
 			return err
 		}
+		if cpuProfile != "" {
+			stop, err := startCPUProfile(cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer func() { err = errors.Join(err, stop()) }()
+		}
 		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, store: *storeFlag, drainTimeout: drainTimeout, engine: *engineCfg, security: *security, logger: logger, stdout: cmd.OutOrStdout()})
 	})
 	return cmd
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(fmt.Errorf("--cpuprofile: %w", err), f.Close())
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
