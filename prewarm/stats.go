@@ -96,8 +96,17 @@ type Stats struct {
 	functions map[string]*FunctionStats
 	tasks     map[string]*TaskStats // workflow id + ref
 	// gap is the engine's own time from a task becoming ready to its
-	// dispatch, added per call on a predicted path.
+	// dispatch, added per task on a predicted path.
 	gap Estimate
+	// dispatch is the time from a call task's start to its call reaching
+	// the function layer (the engine records the task, resolves the
+	// function, queues the call): the instance is needed that much after
+	// the task starts. Learned across functions: it is the engine's.
+	dispatch Estimate
+	// readiness pools every function's readiness errors: the machine's
+	// current timing noise (how scattered starts and calls are now),
+	// which a function with few errors of its own aims by.
+	readiness Estimate
 }
 
 // NewStats returns empty statistics: every estimate starts from the
@@ -148,6 +157,15 @@ func (s *Stats) ObserveCold(fn string, d time.Duration) {
 func (s *Stats) ObserveReadiness(fn string, d time.Duration) {
 	s.mu.Lock()
 	s.function(fn).Readiness.AddSigned(d)
+	s.readiness.AddSigned(d)
+	s.mu.Unlock()
+}
+
+// ObserveDispatch records how long after its task started a call reached
+// the function layer.
+func (s *Stats) ObserveDispatch(d time.Duration) {
+	s.mu.Lock()
+	s.dispatch.Add(d)
 	s.mu.Unlock()
 }
 
@@ -217,13 +235,15 @@ type view struct {
 	def      Defaults
 }
 
-// callDuration is the expected time a call task takes when its function
-// is warm: its own observed median when known (its cold runs are outliers
-// the median ignores), else the function's warm execution plus the
-// engine's dispatch gap.
+// callDuration is the expected time from a call task's start to the
+// start of what follows it when its function is warm: its own observed
+// median when known (its cold runs are outliers the median ignores),
+// else the function's warm execution; either way plus the engine's gap
+// between one task's end and the next one's start, which on a loaded
+// machine is milliseconds per task and adds up along a chain.
 func (v view) callDuration(ref, fn string) time.Duration {
 	if t := v.s.tasks[taskKey(v.workflow, ref)]; t != nil && t.Duration.Known() {
-		return t.Duration.Median()
+		return t.Duration.Median() + v.s.gap.Median()
 	}
 	if f := v.s.functions[fn]; f != nil && f.Exec.Known() {
 		return f.Exec.Median() + v.s.gap.Median()
@@ -233,10 +253,14 @@ func (v view) callDuration(ref, fn string) time.Duration {
 
 func (v view) taskDuration(ref string) time.Duration {
 	if t := v.s.tasks[taskKey(v.workflow, ref)]; t != nil && t.Duration.Known() {
-		return t.Duration.Median()
+		return t.Duration.Median() + v.s.gap.Median()
 	}
 	return v.def.Task
 }
+
+// dispatchDelay is the expected time from a call task's start to its call
+// reaching the function layer, when its instance must be ready.
+func (v view) dispatchDelay() time.Duration { return v.s.dispatch.Median() }
 
 // minReadinessSamples is how many readiness errors a function needs
 // before they replace the rule's fixed margin.
@@ -247,15 +271,21 @@ const minReadinessSamples = 8
 // balances the two ways of missing: an instance ready early idles (each
 // second costs IdleCost seconds of latency), one ready late makes the
 // call wait. The best margin lets the call wait with probability
-// IdleCost / (1 + IdleCost): the newsvendor's quantile. It stays within
-// a cold start either way.
+// IdleCost / (1 + IdleCost): the newsvendor's quantile. A function with
+// too few errors of its own takes the quantile of every function's
+// recent ones: the noise is mostly the machine's (how long starts take
+// now, how late the engine dispatches), and a chain of ten learns it ten
+// times as fast pooled. It stays within a cold start either way.
 func (v view) margin(fn string, r Rule) time.Duration {
-	f := v.s.functions[fn]
-	if f == nil || f.Readiness.Samples < minReadinessSamples {
+	errs := &v.s.readiness
+	if f := v.s.functions[fn]; f != nil && f.Readiness.Samples >= minReadinessSamples {
+		errs = &f.Readiness
+	}
+	if errs.Samples < minReadinessSamples {
 		return r.Margin
 	}
 	cold := v.coldStart(fn)
-	m := -f.Readiness.Quantile(r.IdleCost / (1 + r.IdleCost))
+	m := -errs.Quantile(r.IdleCost / (1 + r.IdleCost))
 	return min(max(m, -cold), cold)
 }
 
@@ -326,6 +356,8 @@ type snapshot struct {
 	Functions map[string]*FunctionStats `json:"functions"`
 	Tasks     map[string]*TaskStats     `json:"tasks"`
 	Gap       Estimate                  `json:"gap"`
+	Dispatch  Estimate                  `json:"dispatch,omitzero"`
+	Readiness Estimate                  `json:"readiness,omitzero"`
 }
 
 const snapshotVersion = 1
@@ -334,7 +366,8 @@ const snapshotVersion = 1
 func (s *Stats) MarshalJSON() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return json.Marshal(snapshot{Version: snapshotVersion, Functions: s.functions, Tasks: s.tasks, Gap: s.gap})
+	return json.Marshal(snapshot{Version: snapshotVersion, Functions: s.functions, Tasks: s.tasks, Gap: s.gap,
+		Dispatch: s.dispatch, Readiness: s.readiness})
 }
 
 // UnmarshalJSON replaces the statistics with decoded ones.
@@ -354,7 +387,7 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.functions, s.tasks, s.gap = snap.Functions, snap.Tasks, snap.Gap
+	s.functions, s.tasks, s.gap, s.dispatch, s.readiness = snap.Functions, snap.Tasks, snap.Gap, snap.Dispatch, snap.Readiness
 	return nil
 }
 
