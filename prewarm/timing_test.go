@@ -159,3 +159,26 @@ func TestArrivalsArePredictedWhenTheirSpreadPays(t *testing.T) {
 		})
 	}
 }
+
+// Arrivals frequent enough that waiting for the next one costs less than
+// starting an instance for it: the entry's instance is kept, not evicted
+// and prepared again.
+func TestEntryKeptWhenArrivalsComeWithinAStart(t *testing.T) {
+	def := parse(t, chainDoc)
+	p, clock, _ := newTestPlanner(Options{})
+	p.Stats().ObserveCold("fa", 10*time.Millisecond)
+	k := NewPredictive(p, OnDemand{})
+	at := t0
+	for i := range 10 {
+		at = t0.Add(time.Duration(i) * 8 * time.Millisecond)
+		clock.Advance(at)
+		id := string(rune('a' + i))
+		p.InvocationStarted(id, def, at)
+		p.TaskStarted(id, "/do/0/a", "/do/0/a", "a", at)
+		p.InvocationEnded(id)
+	}
+	d := k.Decide(function.IdleState{Function: "fa", IdleSince: at, Now: at.Add(time.Millisecond)})
+	if d.Evict || d.RecheckAt.Before(at.Add(8*time.Millisecond)) {
+		t.Fatalf("entry with arrivals every 8ms and a 10ms start: %+v, want kept past the next arrival", d)
+	}
+}
