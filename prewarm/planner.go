@@ -226,6 +226,9 @@ type plannedCall struct {
 	// lead is, once sent, how long before the predicted call the
 	// instance was aimed to be ready.
 	lead time.Duration
+	// abandon cancels the prepare's context: a prepare still waiting for
+	// a prepare slot when its call's task starts gives up its turn.
+	abandon context.CancelFunc
 }
 
 // dispatchingCall is a call whose task started that has not taken an
@@ -538,6 +541,14 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 		call := dispatchingCall{invocation: id, key: key, since: at}
 		switch c := p.upcoming[fn][id]; {
 		case c != nil && c.sent:
+			// A prepare still queued for a prepare slot cannot start, let
+			// alone finish, before the call, which starts an instance of
+			// its own without waiting for a slot; left queued, it would
+			// start a second instance nobody waits for. One already
+			// starting is not affected.
+			if c.abandon != nil {
+				c.abandon()
+			}
 			call.holdUntil, call.lead = c.until, c.lead
 			if grace := at.Add(p.rule.Grace); call.holdUntil.Before(grace) {
 				call.holdUntil = grace
@@ -768,11 +779,14 @@ func (p *Planner) schedulePrepare(fn string, pc *plannedCall, readyBy, startAt, 
 		pc.sent = true
 		pc.lead = pc.at.Sub(pc.readyBy)
 		by := pc.readyBy
+		ctx, abandon := context.WithCancel(context.Background())
+		defer abandon()
+		pc.abandon = abandon
 		p.mu.Unlock()
-		if err := p.opts.Preparer.Prepare(context.Background(), fn, by); err != nil {
+		if err := p.opts.Preparer.Prepare(ctx, fn, by); err != nil {
 			var prob *problem.Problem
 			level := slog.LevelWarn
-			if errors.As(err, &prob) && prob.Status == 404 {
+			if errors.As(err, &prob) && prob.Status == 404 || errors.Is(err, context.Canceled) {
 				level = slog.LevelDebug
 			}
 			p.log.Log(context.Background(), level, "prewarming failed", "function", fn, "error", err)

@@ -1,6 +1,8 @@
 package prewarm
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -180,5 +182,69 @@ func TestEntryKeptWhenArrivalsComeWithinAStart(t *testing.T) {
 	d := k.Decide(function.IdleState{Function: "fa", IdleSince: at, Now: at.Add(time.Millisecond)})
 	if d.Evict || d.RecheckAt.Before(at.Add(8*time.Millisecond)) {
 		t.Fatalf("entry with arrivals every 8ms and a 10ms start: %+v, want kept past the next arrival", d)
+	}
+}
+
+// blockingPreparer holds each Prepare, as the Manager does while the
+// prepare waits for a prepare slot, until it is released or its context
+// ends.
+type blockingPreparer struct {
+	started chan context.Context
+	release chan struct{}
+	done    chan error
+}
+
+func (b *blockingPreparer) Prepare(ctx context.Context, _ string, _ time.Time) error {
+	b.started <- ctx
+	var err error
+	select {
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-b.release:
+	}
+	b.done <- err
+	return err
+}
+
+// A prepare still queued when its call's task starts gives up its turn:
+// the call starts an instance of its own, and the prepare would only
+// start a second one. A prepare that got going is left alone.
+func TestPlannerAbandonsAPrepareStillQueuedWhenItsCallStarts(t *testing.T) {
+	def := parse(t, chainDoc)
+	for _, tc := range []struct {
+		name    string
+		queued  bool // still waiting for its slot when b's task starts
+		wantErr error
+	}{
+		{"queued", true, context.Canceled},
+		{"started before the call", false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := NewVirtualClock(t0)
+			prep := &blockingPreparer{started: make(chan context.Context, 1), release: make(chan struct{}), done: make(chan error, 1)}
+			p := NewPlanner(Options{Preparer: prep, Clock: clock, Rule: Rule{Margin: 5 * time.Millisecond}})
+			learnChain(p, def, 200*time.Millisecond, map[string]time.Duration{"fb": 30 * time.Millisecond, "fc": 30 * time.Millisecond})
+			p.InvocationStarted("i", def, t0)
+			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+			advanced := make(chan struct{})
+			go func() { clock.Advance(t0.Add(80 * time.Millisecond)); close(advanced) }() // fb's prepare is sent at 65ms
+			<-prep.started
+			if !tc.queued {
+				close(prep.release)
+				<-advanced
+			}
+			p.TaskEnded("i", "/do/0/a", "/do/0/a", "a", t0.Add(100*time.Millisecond), nil)
+			p.TaskStarted("i", "/do/1/b", "/do/1/b", "b", t0.Add(100*time.Millisecond))
+			select {
+			case err := <-prep.done:
+				if !errors.Is(err, tc.wantErr) && err != tc.wantErr {
+					t.Fatalf("prepare ended with %v, want %v", err, tc.wantErr)
+				}
+			case <-time.After(5 * time.Second):
+				close(prep.release)
+				t.Fatal("the prepare still waits for its turn after its call's task started")
+			}
+			<-advanced
+		})
 	}
 }
