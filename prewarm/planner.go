@@ -599,6 +599,7 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 	// The model predicts when call tasks start; their instances are
 	// needed when the calls reach the function layer, a dispatch later.
 	dispatch := v.dispatchDelay()
+	spread := v.runSpread()
 	p.stats.mu.Unlock()
 	preds = slices.Clone(preds)
 	for i := range preds {
@@ -619,7 +620,7 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 			}
 		}
 	}
-	startAts := p.staggerLocked(id, at, preds, cold, margin)
+	startAts := p.staggerLocked(id, at, preds, cold, margin, spread)
 	for i, pr := range preds {
 		callAt := at.Add(pr.After)
 		calls := p.upcoming[pr.Function]
@@ -714,7 +715,7 @@ type planScope struct {
 // slow-start excess once per queued prepare, and a chain of ten would be
 // ready tens of milliseconds early.) Prepares already sent are left out
 // (their instances are on their way). p.mu is held.
-func (p *Planner) staggerLocked(id string, at time.Time, preds []Prediction, cold, margin []time.Duration) []time.Time {
+func (p *Planner) staggerLocked(id string, at time.Time, preds []Prediction, cold, margin []time.Duration, spread float64) []time.Time {
 	starts := make([]time.Time, len(preds))
 	free := make([]slotUse, p.opts.PrepareSlots) // zero: free from now on
 	for i := len(preds) - 1; i >= 0; i-- {
@@ -730,7 +731,7 @@ func (p *Planner) staggerLocked(id string, at time.Time, preds []Prediction, col
 			}
 		}
 		var use slotUse
-		use.from, use.run = stagger(at.Add(pr.After), margin[i], cold[i], free[latest])
+		use.from, use.run = stagger(at.Add(pr.After), margin[i], cold[i], spread, free[latest])
 		starts[i] = use.from
 		free[latest] = use
 	}
@@ -750,17 +751,20 @@ type slotUse struct {
 // joins. A prepare that has the slot to itself is sent the cold start and
 // its margin before its call. One that must be done before the next
 // prepare on its slot is sent is placed just before it: overruns add up
-// along a run of prepares back to back, but as independent errors do, so
-// the run's margin grows with the square root of its length rather than
-// once per prepare, which would leave the head of a chain of ten ready
-// ten margins early.
-func stagger(call time.Time, margin, cold time.Duration, next slotUse) (time.Time, int) {
+// along a run of prepares back to back, but as errors that are not all
+// alike do, so the run's margin grows with the square root of its
+// length, times spread (runSpread: more when consecutive starts are
+// slow together), rather than once per prepare, which left the head of
+// a chain of ten ready ten margins early. It never grows by more than a
+// margin per prepare.
+func stagger(call time.Time, margin, cold time.Duration, spread float64, next slotUse) (time.Time, int) {
 	ready := call.Add(-margin)
 	if next.from.IsZero() || !next.from.Before(ready) {
 		return ready.Add(-cold), 0
 	}
 	run := next.run + 1
-	step := time.Duration(float64(max(margin, 0)) * (math.Sqrt(float64(run+1)) - math.Sqrt(float64(run))))
+	total := func(k int) float64 { return min(spread*math.Sqrt(float64(k)), float64(k)) }
+	step := time.Duration(float64(max(margin, 0)) * (total(run+1) - total(run)))
 	return next.from.Add(-step - cold), run
 }
 

@@ -3,6 +3,7 @@ package prewarm
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -107,6 +108,56 @@ type Stats struct {
 	// current timing noise (how scattered starts and calls are now),
 	// which a function with few errors of its own aims by.
 	readiness Estimate
+	// starts follows how consecutive cold starts, of any function,
+	// deviate from their function's median together.
+	starts startCorrelation
+}
+
+// startCorrelation estimates the correlation between the deviations of
+// consecutive cold starts (each the log of the start over its function's
+// median): on a loaded machine slow starts come in spells, and the
+// overruns of prepares run back to back then add up faster than
+// independent ones would. Exponentially weighted, so that it follows the
+// machine's current state; not persisted, the machine's state being
+// what it is now.
+type startCorrelation struct {
+	n                     int
+	prev                  float64
+	mean, variance, covar float64
+}
+
+// startCorrelationWeight is the weight of a new pair of consecutive
+// starts: the estimate spans the last hundred or so.
+const startCorrelationWeight = 0.02
+
+// minCorrelatedStarts is how many starts are seen before the correlation
+// is trusted.
+const minCorrelatedStarts = 20
+
+func (c *startCorrelation) add(x float64) {
+	c.n++
+	if c.n == 1 {
+		c.mean, c.prev = x, x
+		return
+	}
+	w := startCorrelationWeight
+	if c.n < minCorrelatedStarts {
+		w = 1 / float64(c.n) // a plain mean until enough are seen
+	}
+	c.mean += w * (x - c.mean)
+	c.variance += w * ((x-c.mean)*(x-c.mean) - c.variance)
+	c.covar += w * ((x-c.mean)*(c.prev-c.mean) - c.covar)
+	c.prev = x
+}
+
+// rho is the lag-one correlation, zero until trusted, within [0, 0.8]:
+// negative correlation (a fast start after a slow one) is not relied on,
+// and beyond 0.8 the run margin grows no further.
+func (c *startCorrelation) rho() float64 {
+	if c.n < minCorrelatedStarts || c.variance <= 0 {
+		return 0
+	}
+	return min(max(c.covar/c.variance, 0), 0.8)
 }
 
 // NewStats returns empty statistics: every estimate starts from the
@@ -148,7 +199,11 @@ func (s *Stats) ObserveExec(fn string, d time.Duration) {
 // ObserveCold records a cold start of a function.
 func (s *Stats) ObserveCold(fn string, d time.Duration) {
 	s.mu.Lock()
-	s.function(fn).Cold.Add(d)
+	f := s.function(fn)
+	if med := f.Cold.Median(); med > 0 && d > 0 {
+		s.starts.add(math.Log(float64(d) / float64(med)))
+	}
+	f.Cold.Add(d)
 	s.mu.Unlock()
 }
 
@@ -256,6 +311,15 @@ func (v view) taskDuration(ref string) time.Duration {
 		return t.Duration.Median() + v.s.gap.Median()
 	}
 	return v.def.Task
+}
+
+// runSpread is how much faster than one prepare's own the margin of a run
+// of prepares back to back grows: by the square root of the run for
+// independent overruns, times sqrt((1+ρ)/(1−ρ)) when consecutive starts
+// correlate by ρ (the long-run variance of a correlated sum).
+func (v view) runSpread() float64 {
+	rho := v.s.starts.rho()
+	return math.Sqrt((1 + rho) / (1 - rho))
 }
 
 // dispatchDelay is the expected time from a call task's start to its call
