@@ -110,6 +110,28 @@ type ColdstartRow struct {
 	HeldMBs float64 `json:"heldMBs"`
 	// InstanceStarts counts the instances created over the whole run.
 	InstanceStarts int `json:"instanceStarts"`
+	// Functions break the memory down by function and Tasks the waits by
+	// call task (results.json only): where a policy idles or waits.
+	Functions []ColdstartFunction `json:"functions,omitempty"`
+	Tasks     []ColdstartTask     `json:"tasks,omitempty"`
+}
+
+// ColdstartFunction is one function's share of a row's held memory over
+// the measured rounds.
+type ColdstartFunction struct {
+	Function          string  `json:"function"`
+	IdleInstanceS     float64 `json:"idleInstanceSeconds"`
+	StartingInstanceS float64 `json:"startingInstanceSeconds"`
+	HeldMBs           float64 `json:"heldMBs"`
+}
+
+// ColdstartTask is one call task's waits for starting instances over the
+// measured invocations.
+type ColdstartTask struct {
+	Task        string  `json:"task"`
+	ColdStarts  int     `json:"coldStarts"`
+	LateStarts  int     `json:"lateStarts"`
+	StartWaitMs float64 `json:"startWaitMs"`
 }
 
 // ColdstartResults is the scenario's outcome.
@@ -464,10 +486,18 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 				// rest of a prepared instance's start when it came early.
 				waits := slices.Clone(facts.Tasks)
 				for i := range waits {
+					ti := slices.IndexFunc(row.Tasks, func(t ColdstartTask) bool { return t.Task == waits[i].Key })
+					if ti < 0 {
+						row.Tasks = append(row.Tasks, ColdstartTask{Task: waits[i].Key})
+						ti = len(row.Tasks) - 1
+					}
+					row.Tasks[ti].StartWaitMs += waits[i].StartWaitMs
 					if waits[i].Cold {
 						row.ColdStarts++
+						row.Tasks[ti].ColdStarts++
 					} else if waits[i].StartWaitMs > 0 {
 						row.LateStarts++
+						row.Tasks[ti].LateStarts++
 					}
 					waits[i].FunctionMs = waits[i].StartWaitMs
 				}
@@ -484,6 +514,12 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 			row.IdleInstanceS = idle.idleSeconds(fns, measuredFrom, end)
 			row.StartingInstanceS = idle.startSeconds(fns, measuredFrom, end)
 			row.HeldMBs = idle.heldMBs(fns, measuredFrom, end)
+			for _, fn := range fns {
+				one := []string{fn}
+				row.Functions = append(row.Functions, ColdstartFunction{Function: fn,
+					IdleInstanceS: idle.idleSeconds(one, measuredFrom, end), StartingInstanceS: idle.startSeconds(one, measuredFrom, end),
+					HeldMBs: idle.heldMBs(one, measuredFrom, end)})
+			}
 			idle.mu.Lock()
 			for _, fn := range fns {
 				row.InstanceStarts += idle.created[fn]

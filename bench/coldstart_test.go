@@ -56,11 +56,12 @@ func TestRunColdstartComparesPolicies(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a wasm module")
 	}
+	const interval = 2 * time.Second
 	res, err := RunColdstart(context.Background(), ColdstartOptions{
 		Shapes: []string{"chain"}, Policies: []string{"on-demand", "fixed", "baton"},
 		// Long enough apart that a chain of ten cold starts, slow under
 		// the race detector, ends before the next round.
-		Rounds: 3, Warmup: 1, Interval: 2 * time.Second,
+		Rounds: 3, Warmup: 1, Interval: interval,
 		CacheDir: t.TempDir(), WasmSource: "../examples/functions/hello-go", Seed: 1,
 	})
 	if err != nil {
@@ -72,6 +73,17 @@ func TestRunColdstartComparesPolicies(t *testing.T) {
 		if r.Invocations != 2 || r.Failed != 0 {
 			t.Errorf("%s: %d measured invocations, %d failed; want 2 and 0", r.Policy, r.Invocations, r.Failed)
 		}
+	}
+	// The counts below hold when each round's chains end before the next
+	// round starts. On a machine so loaded that a chain of cold starts
+	// takes most of the interval (the warm-up round of a keep-alive
+	// policy runs cold too), invocations of one workflow overlap and hand
+	// instances to each other: the counts then say nothing about the
+	// policies.
+	if od := rows["on-demand"]; od.P99Ms > float64(interval.Milliseconds())/2 {
+		t.Logf("on-demand's chain took up to %.0f ms of the %v interval: rounds may overlap, instance counts not checked", od.P99Ms, interval)
+		checkColdstartTable(t, res)
+		return
 	}
 	if r := rows["on-demand"]; r.ColdStarts != 20 || r.ColdPathMs <= 0 || r.InstanceStarts != 30 {
 		t.Errorf("on-demand: %d cold starts, %.2f ms cold path, %d instances; want 20, > 0, 30", r.ColdStarts, r.ColdPathMs, r.InstanceStarts)
@@ -105,6 +117,13 @@ func TestRunColdstartComparesPolicies(t *testing.T) {
 	if res.StartMs.Count < 20 || res.StartMs.P50 <= 0 {
 		t.Errorf("start durations %+v, want on-demand's 20 starts at least", res.StartMs)
 	}
+	checkColdstartTable(t, res)
+}
+
+// checkColdstartTable checks that the report compares Baton with
+// on-demand.
+func checkColdstartTable(t *testing.T, res *ColdstartResults) {
+	t.Helper()
 	var table strings.Builder
 	if err := WriteColdstartTable(&table, res); err != nil {
 		t.Fatal(err)

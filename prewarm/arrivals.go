@@ -42,11 +42,12 @@ func (a *arrivalPattern) observe(at time.Time) {
 }
 
 // predict returns the next arrival and its spread (the median absolute
-// deviation of the gaps) when the arrivals are regular: the spread is at
-// most tolerance times the median gap. Median and MAD ignore the odd
-// outlier (a missed or doubled tick) that would throw a mean off.
+// deviation of the gaps) once enough gaps were seen, and when tolerance
+// is positive only if the spread is at most tolerance times the median
+// gap; a negative tolerance predicts nothing. Median and MAD ignore the
+// odd outlier (a missed or doubled tick) that would throw a mean off.
 func (a *arrivalPattern) predict(tolerance float64) (next time.Time, spread time.Duration, ok bool) {
-	if a.n < minArrivalGaps || tolerance <= 0 {
+	if a.n < minArrivalGaps || tolerance < 0 {
 		return time.Time{}, 0, false
 	}
 	gaps := slices.Clone(a.gaps[:a.n])
@@ -57,7 +58,7 @@ func (a *arrivalPattern) predict(tolerance float64) (next time.Time, spread time
 	}
 	slices.Sort(gaps)
 	spread = gaps[len(gaps)/2]
-	if median <= 0 || float64(spread) > tolerance*float64(median) {
+	if median <= 0 || tolerance > 0 && float64(spread) > tolerance*float64(median) {
 		return time.Time{}, 0, false
 	}
 	return a.last.Add(median), spread, true

@@ -307,11 +307,12 @@ func keepUntil(s function.IdleState, deadline time.Time) function.Decision {
 // the break-even time (Rule.Keep: the idle time it costs against the cold
 // start it saves) or was already prepared for, and evicted otherwise: a
 // later call gets an instance prepared for it again. Functions only
-// called inside workflows and predicted early enough are the planner's to
-// serve; the others (a workflow's entry function, whose calls only the
-// arrival process predicts, and functions predicted with less lead than
-// their cold start) are left to the fallback: OnDemand, or a hybrid
-// histogram policy (NewBatonHybrid) when arrivals are regular enough.
+// called inside workflows and predicted early enough, and entry functions
+// of workflows whose arrivals the planner predicts, are the planner's to
+// serve (Planner.Inner); the others (entry functions of workflows invoked
+// at random, and functions predicted with less lead than their cold
+// start) are left to the fallback: OnDemand, or a hybrid histogram policy
+// (NewBatonHybrid).
 type Predictive struct {
 	Planner  *Planner
 	Fallback function.KeepAlive

@@ -162,13 +162,15 @@ func TestPredictiveEvictsAfterUse(t *testing.T) {
 	}
 	// The call is made: with no further call predicted, the instance is
 	// evicted as soon as it is idle again.
+	p.TaskEnded("i", "/do/1/b", "/do/1/b", "b", t0.Add(200*time.Millisecond), nil)
 	p.TaskStarted("i", "/do/2/c", "/do/2/c", "c", t0.Add(200*time.Millisecond))
 	p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(201 * time.Millisecond), Function: "fc", Instance: "fc/1"})
 	p.Observe(function.Event{Kind: function.EventIdle, Time: t0.Add(205 * time.Millisecond), Function: "fc", Instance: "fc/1"})
 	if d := k.Decide(function.IdleState{Function: "fc", IdleSince: t0.Add(205 * time.Millisecond), Now: t0.Add(205 * time.Millisecond)}); !d.Evict {
 		t.Fatalf("inner function kept after its call with nothing predicted: %+v", d)
 	}
-	// Another invocation predicting fc soon keeps it instead.
+	// Another invocation predicting fc soon (at 251ms: the call reaches
+	// the function layer 1ms after its task starts) keeps it instead.
 	p.InvocationStarted("j", def, t0)
 	p.TaskStarted("j", "/do/1/b", "/do/1/b", "b", t0.Add(150*time.Millisecond))
 	if d := k.Decide(function.IdleState{Function: "fc", IdleSince: t0.Add(205 * time.Millisecond), Now: t0.Add(205 * time.Millisecond)}); d.Evict {
@@ -206,6 +208,7 @@ func TestPredictiveHoldsPreparedInstanceUntilTheCallTakesOne(t *testing.T) {
 	p.InvocationStarted("i", def, t0)
 	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
 	clock.Advance(t0.Add(150 * time.Millisecond)) // fc's prepare is sent at 148ms
+	p.TaskEnded("i", "/do/1/b", "/do/1/b", "b", t0.Add(200*time.Millisecond), nil)
 	p.TaskStarted("i", "/do/2/c", "/do/2/c", "c", t0.Add(200*time.Millisecond))
 	// The prepared instance is ready at 230ms, before the call reaches
 	// the function layer: evicting it would make the call start cold.
@@ -225,10 +228,12 @@ func TestPredictiveHoldsPreparedInstanceUntilTheCallTakesOne(t *testing.T) {
 	}
 
 	// A call that never reaches the function layer holds the instance
-	// only until its prediction lapses, and not past its invocation.
+	// only until its prediction lapses, and not past its invocation. Its
+	// prepare is sent at 2188ms: the planner learned that calls reach
+	// the function layer 40ms after their task starts.
 	p.InvocationStarted("j", def, t0)
 	p.TaskStarted("j", "/do/0/a", "/do/0/a", "a", t0.Add(2*time.Second))
-	clock.Advance(t0.Add(2150 * time.Millisecond))
+	clock.Advance(t0.Add(2190 * time.Millisecond))
 	p.TaskStarted("j", "/do/2/c", "/do/2/c", "c", t0.Add(2200*time.Millisecond))
 	if _, ok := p.NextCall("fc", t0.Add(2300*time.Millisecond)); !ok {
 		t.Fatal("call being dispatched not held")

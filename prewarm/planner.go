@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -142,12 +143,15 @@ type Options struct {
 	PrepareSlots int
 	// Subflows resolves `run: workflow` children; nil leaves them opaque.
 	Subflows Subflows
-	// ArrivalTolerance is the largest spread of a workflow's
-	// inter-arrival times (their median absolute deviation), as a
-	// fraction of their median, for which its next invocation is
-	// predicted and its functions, the entry ones included, are prepared
-	// just in time for it. Default 0.05; negative turns arrival
-	// prediction off.
+	// ArrivalTolerance bounds the spread of a workflow's inter-arrival
+	// times (their median absolute deviation), as a fraction of their
+	// median, for which its next invocation is predicted and its
+	// functions, the entry ones included, are prepared just in time for
+	// it. Zero (the default) sets no such bound: what decides is the cost
+	// of the spread, whatever the period — the next arrival is predicted
+	// when an entry instance ready for it, idling half its window (three
+	// deviations either way) at the rule's IdleCost, costs less than the
+	// cold start it saves. Negative turns arrival prediction off.
 	ArrivalTolerance float64
 	// Enabled selects the workflows to prewarm for (all when nil). A
 	// workflow whose document.metadata has `baton.prewarm: false` is
@@ -197,9 +201,11 @@ type Planner struct {
 	fresh   map[string]bool
 	readyAt map[string]time.Time
 	// arrivals learns each workflow's arrival pattern, pending holds the
-	// arrival each workflow is expected next (both by model id).
+	// arrival each workflow is expected next, and regular says whether
+	// the planner predicts its arrivals (all by model id).
 	arrivals map[string]*arrivalPattern
 	pending  map[string]*expectation
+	regular  map[string]bool
 }
 
 type plannedCall struct {
@@ -220,6 +226,9 @@ type plannedCall struct {
 	// lead is, once sent, how long before the predicted call the
 	// instance was aimed to be ready.
 	lead time.Duration
+	// abandon cancels the prepare's context: a prepare still waiting for
+	// a prepare slot when its call's task starts gives up its turn.
+	abandon context.CancelFunc
 }
 
 // dispatchingCall is a call whose task started that has not taken an
@@ -287,14 +296,12 @@ func NewPlanner(opts Options) *Planner {
 	if opts.PrepareSlots <= 0 {
 		opts.PrepareSlots = function.DefaultMaxPreparing()
 	}
-	if opts.ArrivalTolerance == 0 {
-		opts.ArrivalTolerance = 0.05
-	}
 	return &Planner{
 		opts: opts, rule: opts.Rule.withDefaults(), clock: opts.Clock, log: opts.Logger, stats: NewStats(),
 		models: map[string]*Model{}, invocations: map[string]*invocation{},
 		upcoming: map[string]map[string]*plannedCall{}, dispatching: map[string][]dispatchingCall{}, entries: map[string]bool{}, inner: map[string]bool{}, late: map[string]bool{},
 		busySince: map[string]time.Time{}, fresh: map[string]bool{}, readyAt: map[string]time.Time{}, arrivals: map[string]*arrivalPattern{}, pending: map[string]*expectation{},
+		regular: map[string]bool{},
 	}
 }
 
@@ -377,12 +384,33 @@ func (p *Planner) InvocationStarted(id string, def *dsl.Workflow, arrived time.T
 	}
 	ap.observe(arrived)
 	next, spread, regular := ap.predict(p.opts.ArrivalTolerance)
+	regular = regular && inv.enabled && p.arrivalPaysLocked(m, spread)
+	p.regular[m.ID] = regular
 	p.mu.Unlock()
-	if regular && inv.enabled && !m.callsNothing() && next.Sub(now) <= p.opts.Lookahead {
+	if regular && !m.callsNothing() && next.Sub(now) <= p.opts.Lookahead {
 		// The window covers the schedule's jitter; a tick that does not
 		// come releases what was prepared for it after the rule's grace.
 		p.expect(m, next, now, 3*spread, "")
 	}
+}
+
+// arrivalPaysLocked reports whether preparing m's entry functions for an
+// arrival predicted give or take 3 × spread pays: each instance, ready
+// for the early edge of the window, idles half of it on average, which
+// at the rule's IdleCost must cost less than the cold start it saves.
+// The bound is on the spread itself, not on its ratio to the period: a
+// timer every hour jittering by 5ms is as predictable as one every
+// second. p.mu is held.
+func (p *Planner) arrivalPaysLocked(m *Model, spread time.Duration) bool {
+	p.stats.mu.Lock()
+	defer p.stats.mu.Unlock()
+	v := view{s: p.stats, workflow: m.ID, def: p.opts.Defaults}
+	for fn := range m.entries {
+		if v.coldStart(fn).Seconds() < p.rule.IdleCost*(3*spread/2).Seconds() {
+			return false
+		}
+	}
+	return true
 }
 
 func newInvocation(m *Model, enabled bool) *invocation {
@@ -513,6 +541,14 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 		call := dispatchingCall{invocation: id, key: key, since: at}
 		switch c := p.upcoming[fn][id]; {
 		case c != nil && c.sent:
+			// A prepare still queued for a prepare slot cannot start, let
+			// alone finish, before the call, which starts an instance of
+			// its own without waiting for a slot; left queued, it would
+			// start a second instance nobody waits for. One already
+			// starting is not affected.
+			if c.abandon != nil {
+				c.abandon()
+			}
 			call.holdUntil, call.lead = c.until, c.lead
 			if grace := at.Add(p.rule.Grace); call.holdUntil.Before(grace) {
 				call.holdUntil = grace
@@ -521,8 +557,10 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 			// Too early for its prepare: the call starts cold. That is a
 			// readiness error too (the call came that much before the
 			// prediction); leaving it out would teach the margin only
-			// from the calls that came late enough.
-			p.stats.ObserveReadiness(fn, at.Sub(c.at))
+			// from the calls that came late enough. Predictions are of
+			// when the call reaches the function layer, its dispatch
+			// after the task starts.
+			p.stats.ObserveReadiness(fn, at.Add(p.dispatchDelay()).Sub(c.at))
 		}
 		p.dispatching[fn] = append(p.dispatching[fn], call)
 		p.forgetLocked(fn, id)
@@ -558,7 +596,15 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 		cold[i] = v.coldStart(pr.Function)
 		margin[i] = v.margin(pr.Function, p.rule)
 	}
+	// The model predicts when call tasks start; their instances are
+	// needed when the calls reach the function layer, a dispatch later.
+	dispatch := v.dispatchDelay()
+	spread := v.runSpread()
 	p.stats.mu.Unlock()
+	preds = slices.Clone(preds)
+	for i := range preds {
+		preds[i].After += dispatch
+	}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -574,7 +620,7 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 			}
 		}
 	}
-	startAts := p.staggerLocked(id, at, preds, cold, margin)
+	startAts := p.staggerLocked(id, at, preds, cold, margin, spread)
 	for i, pr := range preds {
 		callAt := at.Add(pr.After)
 		calls := p.upcoming[pr.Function]
@@ -669,29 +715,57 @@ type planScope struct {
 // slow-start excess once per queued prepare, and a chain of ten would be
 // ready tens of milliseconds early.) Prepares already sent are left out
 // (their instances are on their way). p.mu is held.
-func (p *Planner) staggerLocked(id string, at time.Time, preds []Prediction, cold, margin []time.Duration) []time.Time {
+func (p *Planner) staggerLocked(id string, at time.Time, preds []Prediction, cold, margin []time.Duration, spread float64) []time.Time {
 	starts := make([]time.Time, len(preds))
-	free := make([]time.Time, p.opts.PrepareSlots) // zero: free from now on
+	free := make([]slotUse, p.opts.PrepareSlots) // zero: free from now on
 	for i := len(preds) - 1; i >= 0; i-- {
 		pr := preds[i]
-		deadline := at.Add(pr.After)
 		if pc := p.upcoming[pr.Function][id]; (pc != nil && pc.sent) || !p.rule.Worth(pr.Prob, cold[i]) {
-			starts[i] = deadline.Add(-margin[i] - cold[i])
+			starts[i] = at.Add(pr.After - margin[i] - cold[i])
 			continue
 		}
 		latest := 0 // the slot free the latest; a zero time is latest of all
-		for j := 1; j < len(free) && !free[latest].IsZero(); j++ {
-			if free[j].IsZero() || free[j].After(free[latest]) {
+		for j := 1; j < len(free) && !free[latest].from.IsZero(); j++ {
+			if free[j].from.IsZero() || free[j].from.After(free[latest].from) {
 				latest = j
 			}
 		}
-		if f := free[latest]; !f.IsZero() && f.Before(deadline) {
-			deadline = f
-		}
-		starts[i] = deadline.Add(-margin[i] - cold[i])
-		free[latest] = starts[i]
+		var use slotUse
+		use.from, use.run = stagger(at.Add(pr.After), margin[i], cold[i], spread, free[latest])
+		starts[i] = use.from
+		free[latest] = use
 	}
 	return starts
+}
+
+// slotUse is when a prepare slot is taken from on, by a run of run
+// prepares placed back to back after the first (the one whose own call
+// bounds the run).
+type slotUse struct {
+	from time.Time
+	run  int
+}
+
+// stagger places one prepare on a slot taken from next.from on (zero:
+// free): it returns when to send the prepare and the length of the run it
+// joins. A prepare that has the slot to itself is sent the cold start and
+// its margin before its call. One that must be done before the next
+// prepare on its slot is sent is placed just before it: overruns add up
+// along a run of prepares back to back, but as errors that are not all
+// alike do, so the run's margin grows with the square root of its
+// length, times spread (runSpread: more when consecutive starts are
+// slow together), rather than once per prepare, which left the head of
+// a chain of ten ready ten margins early. It never grows by more than a
+// margin per prepare.
+func stagger(call time.Time, margin, cold time.Duration, spread float64, next slotUse) (time.Time, int) {
+	ready := call.Add(-margin)
+	if next.from.IsZero() || !next.from.Before(ready) {
+		return ready.Add(-cold), 0
+	}
+	run := next.run + 1
+	total := func(k int) float64 { return min(spread*math.Sqrt(float64(k)), float64(k)) }
+	step := time.Duration(float64(max(margin, 0)) * (total(run+1) - total(run)))
+	return next.from.Add(-step - cold), run
 }
 
 // schedulePrepare sets pc's prepare to be sent at startAt; p.mu is held.
@@ -709,11 +783,14 @@ func (p *Planner) schedulePrepare(fn string, pc *plannedCall, readyBy, startAt, 
 		pc.sent = true
 		pc.lead = pc.at.Sub(pc.readyBy)
 		by := pc.readyBy
+		ctx, abandon := context.WithCancel(context.Background())
+		defer abandon()
+		pc.abandon = abandon
 		p.mu.Unlock()
-		if err := p.opts.Preparer.Prepare(context.Background(), fn, by); err != nil {
+		if err := p.opts.Preparer.Prepare(ctx, fn, by); err != nil {
 			var prob *problem.Problem
 			level := slog.LevelWarn
-			if errors.As(err, &prob) && prob.Status == 404 {
+			if errors.As(err, &prob) && prob.Status == 404 || errors.Is(err, context.Canceled) {
 				level = slog.LevelDebug
 			}
 			p.log.Log(context.Background(), level, "prewarming failed", "function", fn, "error", err)
@@ -914,6 +991,9 @@ func (p *Planner) callDispatched(e function.Event) {
 		if inv := p.invocations[c.invocation]; inv != nil && e.Waited > 0 {
 			inv.waited[c.key] = e.Waited
 		}
+		// The call reached the function layer when it began to wait for
+		// an instance (or took an idle one).
+		p.stats.ObserveDispatch(e.Time.Add(-e.Waited).Sub(c.since))
 		if !c.holdUntil.IsZero() {
 			if e.Waited > 0 {
 				p.stats.ObserveReadiness(fn, -e.Waited-c.lead)
@@ -938,6 +1018,14 @@ type PredictedCall struct {
 	Prob      float64
 	// Prepared is set once an instance was asked to be ready for it.
 	Prepared bool
+}
+
+// dispatchDelay is the learned time from a call task's start to its call
+// reaching the function layer.
+func (p *Planner) dispatchDelay() time.Duration {
+	p.stats.mu.Lock()
+	defer p.stats.mu.Unlock()
+	return view{s: p.stats}.dispatchDelay()
 }
 
 // NextCall returns the soonest call of fn that is predicted and whose
@@ -975,12 +1063,25 @@ func (p *Planner) ColdStart(fn string) time.Duration {
 	return view{s: p.stats, def: p.opts.Defaults}.coldStart(fn)
 }
 
-// Inner reports whether fn is only ever called after other tasks of a
-// workflow, never first, and is predicted early enough to be prepared in
-// time: its calls are the planner's to serve, and an idle instance of it
-// with no predicted call near is waste.
+// Inner reports whether every call of fn is one the planner predicts
+// and prepares for in time: fn is called after other tasks of a
+// workflow and predicted early enough, or first, by workflows whose
+// arrivals the planner predicts (regular ones). Its calls are the
+// planner's to serve, and an idle instance of it with no predicted call
+// near is waste; an entry function of a workflow invoked at random is
+// left to the keep-alive policy's fallback.
 func (p *Planner) Inner(fn string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.inner[fn] && !p.entries[fn] && !p.late[fn]
+	if p.late[fn] || !p.inner[fn] && !p.entries[fn] {
+		return false
+	}
+	if p.entries[fn] {
+		for _, m := range p.models {
+			if m.entries[fn] && !p.regular[m.ID] {
+				return false
+			}
+		}
+	}
+	return true
 }

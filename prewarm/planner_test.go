@@ -356,6 +356,7 @@ func TestPlannerLearnsHowEarlyPreparedInstancesAre(t *testing.T) {
 	}
 	p.Observe(function.Event{Kind: function.EventCreated, Time: clock.Now(), Function: "fb", Instance: "fb/1", Phases: function.Phases{Instantiate: 30 * time.Millisecond}})
 	p.Observe(function.Event{Kind: function.EventIdle, Time: clock.Now(), Function: "fb", Instance: "fb/1"})
+	p.TaskEnded("i", "/do/0/a", "/do/0/a", "a", t0.Add(100*time.Millisecond), nil)
 	p.TaskStarted("i", "/do/1/b", "/do/1/b", "b", t0.Add(100*time.Millisecond))
 	p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(101 * time.Millisecond), Function: "fb", Instance: "fb/1"})
 	st, _ := p.Stats().Function("fb")
@@ -365,10 +366,12 @@ func TestPlannerLearnsHowEarlyPreparedInstancesAre(t *testing.T) {
 	p.InvocationEnded("i")
 
 	// A prepared call that waited 4ms for its instance was 6ms later than
-	// aimed.
+	// aimed. (The call above reached the function layer 1ms after its
+	// task started: fc is predicted at 281ms, aimed ready at 279ms.)
 	p.InvocationStarted("j", def, t0)
 	p.TaskStarted("j", "/do/1/b", "/do/1/b", "b", clock.Now())
 	clock.Advance(t0.Add(300 * time.Millisecond))
+	p.TaskEnded("j", "/do/1/b", "/do/1/b", "b", clock.Now(), nil)
 	p.TaskStarted("j", "/do/2/c", "/do/2/c", "c", clock.Now())
 	p.Observe(function.Event{Kind: function.EventBusy, Time: clock.Now(), Function: "fc", Instance: "fc/1", Waited: 4 * time.Millisecond})
 	if st, _ := p.Stats().Function("fc"); st.Readiness.Samples != 1 || st.Readiness.Recent[0] != -6*time.Millisecond {
@@ -393,8 +396,7 @@ func TestPlannerLearnsHowEarlyPreparedInstancesAre(t *testing.T) {
 }
 
 // With one prepare slot, prepares whose starts would overlap are placed
-// one after another, the earlier one ready (with its margin) before the
-// later one is sent; prepares that do not overlap stay just in time, even
+// one after another, the earlier one ready before the later one is sent; prepares that do not overlap stay just in time, even
 // when the odd start was slow.
 func TestPlannerStaggersPreparesOverSlots(t *testing.T) {
 	def := parse(t, chainDoc)
@@ -406,8 +408,9 @@ func TestPlannerStaggersPreparesOverSlots(t *testing.T) {
 		readyFb, readyFc time.Duration
 	}{
 		// fb is due at 100ms, fc at 120ms, each starts in 30ms: on one
-		// slot fb must be ready 5ms before fc's prepare is sent at 85ms.
-		{"overlapping, one slot", 1, 20 * time.Millisecond, 50 * time.Millisecond, 85 * time.Millisecond, 80 * time.Millisecond, 115 * time.Millisecond},
+		// slot fb must be ready before fc's prepare is sent at 85ms, by
+		// the run's margin (5ms × √2) less fc's own (5ms): 2.07ms.
+		{"overlapping, one slot", 1, 20 * time.Millisecond, 85*time.Millisecond - 2071067 - 30*time.Millisecond, 85 * time.Millisecond, 85*time.Millisecond - 2071067, 115 * time.Millisecond},
 		{"overlapping, two slots", 2, 20 * time.Millisecond, 65 * time.Millisecond, 85 * time.Millisecond, 95 * time.Millisecond, 115 * time.Millisecond},
 		// fc is due at 140ms; its prepare is sent at 105ms, after fb's
 		// is done.

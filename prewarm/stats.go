@@ -3,6 +3,7 @@ package prewarm
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -96,8 +97,67 @@ type Stats struct {
 	functions map[string]*FunctionStats
 	tasks     map[string]*TaskStats // workflow id + ref
 	// gap is the engine's own time from a task becoming ready to its
-	// dispatch, added per call on a predicted path.
+	// dispatch, added per task on a predicted path.
 	gap Estimate
+	// dispatch is the time from a call task's start to its call reaching
+	// the function layer (the engine records the task, resolves the
+	// function, queues the call): the instance is needed that much after
+	// the task starts. Learned across functions: it is the engine's.
+	dispatch Estimate
+	// readiness pools every function's readiness errors: the machine's
+	// current timing noise (how scattered starts and calls are now),
+	// which a function with few errors of its own aims by.
+	readiness Estimate
+	// starts follows how consecutive cold starts, of any function,
+	// deviate from their function's median together.
+	starts startCorrelation
+}
+
+// startCorrelation estimates the correlation between the deviations of
+// consecutive cold starts (each the log of the start over its function's
+// median): on a loaded machine slow starts come in spells, and the
+// overruns of prepares run back to back then add up faster than
+// independent ones would. Exponentially weighted, so that it follows the
+// machine's current state; not persisted, the machine's state being
+// what it is now.
+type startCorrelation struct {
+	n                     int
+	prev                  float64
+	mean, variance, covar float64
+}
+
+// startCorrelationWeight is the weight of a new pair of consecutive
+// starts: the estimate spans the last hundred or so.
+const startCorrelationWeight = 0.02
+
+// minCorrelatedStarts is how many starts are seen before the correlation
+// is trusted.
+const minCorrelatedStarts = 20
+
+func (c *startCorrelation) add(x float64) {
+	c.n++
+	if c.n == 1 {
+		c.mean, c.prev = x, x
+		return
+	}
+	w := startCorrelationWeight
+	if c.n < minCorrelatedStarts {
+		w = 1 / float64(c.n) // a plain mean until enough are seen
+	}
+	c.mean += w * (x - c.mean)
+	c.variance += w * ((x-c.mean)*(x-c.mean) - c.variance)
+	c.covar += w * ((x-c.mean)*(c.prev-c.mean) - c.covar)
+	c.prev = x
+}
+
+// rho is the lag-one correlation, zero until trusted, within [0, 0.8]:
+// negative correlation (a fast start after a slow one) is not relied on,
+// and beyond 0.8 the run margin grows no further.
+func (c *startCorrelation) rho() float64 {
+	if c.n < minCorrelatedStarts || c.variance <= 0 {
+		return 0
+	}
+	return min(max(c.covar/c.variance, 0), 0.8)
 }
 
 // NewStats returns empty statistics: every estimate starts from the
@@ -139,7 +199,11 @@ func (s *Stats) ObserveExec(fn string, d time.Duration) {
 // ObserveCold records a cold start of a function.
 func (s *Stats) ObserveCold(fn string, d time.Duration) {
 	s.mu.Lock()
-	s.function(fn).Cold.Add(d)
+	f := s.function(fn)
+	if med := f.Cold.Median(); med > 0 && d > 0 {
+		s.starts.add(math.Log(float64(d) / float64(med)))
+	}
+	f.Cold.Add(d)
 	s.mu.Unlock()
 }
 
@@ -148,6 +212,15 @@ func (s *Stats) ObserveCold(fn string, d time.Duration) {
 func (s *Stats) ObserveReadiness(fn string, d time.Duration) {
 	s.mu.Lock()
 	s.function(fn).Readiness.AddSigned(d)
+	s.readiness.AddSigned(d)
+	s.mu.Unlock()
+}
+
+// ObserveDispatch records how long after its task started a call reached
+// the function layer.
+func (s *Stats) ObserveDispatch(d time.Duration) {
+	s.mu.Lock()
+	s.dispatch.Add(d)
 	s.mu.Unlock()
 }
 
@@ -217,13 +290,15 @@ type view struct {
 	def      Defaults
 }
 
-// callDuration is the expected time a call task takes when its function
-// is warm: its own observed median when known (its cold runs are outliers
-// the median ignores), else the function's warm execution plus the
-// engine's dispatch gap.
+// callDuration is the expected time from a call task's start to the
+// start of what follows it when its function is warm: its own observed
+// median when known (its cold runs are outliers the median ignores),
+// else the function's warm execution; either way plus the engine's gap
+// between one task's end and the next one's start, which on a loaded
+// machine is milliseconds per task and adds up along a chain.
 func (v view) callDuration(ref, fn string) time.Duration {
 	if t := v.s.tasks[taskKey(v.workflow, ref)]; t != nil && t.Duration.Known() {
-		return t.Duration.Median()
+		return t.Duration.Median() + v.s.gap.Median()
 	}
 	if f := v.s.functions[fn]; f != nil && f.Exec.Known() {
 		return f.Exec.Median() + v.s.gap.Median()
@@ -233,10 +308,23 @@ func (v view) callDuration(ref, fn string) time.Duration {
 
 func (v view) taskDuration(ref string) time.Duration {
 	if t := v.s.tasks[taskKey(v.workflow, ref)]; t != nil && t.Duration.Known() {
-		return t.Duration.Median()
+		return t.Duration.Median() + v.s.gap.Median()
 	}
 	return v.def.Task
 }
+
+// runSpread is how much faster than one prepare's own the margin of a run
+// of prepares back to back grows: by the square root of the run for
+// independent overruns, times sqrt((1+ρ)/(1−ρ)) when consecutive starts
+// correlate by ρ (the long-run variance of a correlated sum).
+func (v view) runSpread() float64 {
+	rho := v.s.starts.rho()
+	return math.Sqrt((1 + rho) / (1 - rho))
+}
+
+// dispatchDelay is the expected time from a call task's start to its call
+// reaching the function layer, when its instance must be ready.
+func (v view) dispatchDelay() time.Duration { return v.s.dispatch.Median() }
 
 // minReadinessSamples is how many readiness errors a function needs
 // before they replace the rule's fixed margin.
@@ -247,15 +335,21 @@ const minReadinessSamples = 8
 // balances the two ways of missing: an instance ready early idles (each
 // second costs IdleCost seconds of latency), one ready late makes the
 // call wait. The best margin lets the call wait with probability
-// IdleCost / (1 + IdleCost): the newsvendor's quantile. It stays within
-// a cold start either way.
+// IdleCost / (1 + IdleCost): the newsvendor's quantile. A function with
+// too few errors of its own takes the quantile of every function's
+// recent ones: the noise is mostly the machine's (how long starts take
+// now, how late the engine dispatches), and a chain of ten learns it ten
+// times as fast pooled. It stays within a cold start either way.
 func (v view) margin(fn string, r Rule) time.Duration {
-	f := v.s.functions[fn]
-	if f == nil || f.Readiness.Samples < minReadinessSamples {
+	errs := &v.s.readiness
+	if f := v.s.functions[fn]; f != nil && f.Readiness.Samples >= minReadinessSamples {
+		errs = &f.Readiness
+	}
+	if errs.Samples < minReadinessSamples {
 		return r.Margin
 	}
 	cold := v.coldStart(fn)
-	m := -f.Readiness.Quantile(r.IdleCost / (1 + r.IdleCost))
+	m := -errs.Quantile(r.IdleCost / (1 + r.IdleCost))
 	return min(max(m, -cold), cold)
 }
 
@@ -326,6 +420,8 @@ type snapshot struct {
 	Functions map[string]*FunctionStats `json:"functions"`
 	Tasks     map[string]*TaskStats     `json:"tasks"`
 	Gap       Estimate                  `json:"gap"`
+	Dispatch  Estimate                  `json:"dispatch,omitzero"`
+	Readiness Estimate                  `json:"readiness,omitzero"`
 }
 
 const snapshotVersion = 1
@@ -334,7 +430,8 @@ const snapshotVersion = 1
 func (s *Stats) MarshalJSON() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return json.Marshal(snapshot{Version: snapshotVersion, Functions: s.functions, Tasks: s.tasks, Gap: s.gap})
+	return json.Marshal(snapshot{Version: snapshotVersion, Functions: s.functions, Tasks: s.tasks, Gap: s.gap,
+		Dispatch: s.dispatch, Readiness: s.readiness})
 }
 
 // UnmarshalJSON replaces the statistics with decoded ones.
@@ -354,7 +451,7 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.functions, s.tasks, s.gap = snap.Functions, snap.Tasks, snap.Gap
+	s.functions, s.tasks, s.gap, s.dispatch, s.readiness = snap.Functions, snap.Tasks, snap.Gap, snap.Dispatch, snap.Readiness
 	return nil
 }
 

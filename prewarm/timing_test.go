@@ -1,0 +1,250 @@
+package prewarm
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/batonflow/baton/function"
+)
+
+// The planner aims a prepared instance at when its call reaches the
+// function layer, not when its task starts: the engine's gap after the
+// task before and its dispatch of the call, both learned, add up along a
+// chain. The prepares move by exactly what was learned.
+func TestPlannerAimsAtTheCallsDispatch(t *testing.T) {
+	def := parse(t, chainDoc)
+	for _, tc := range []struct {
+		name           string
+		gap, dispatch  time.Duration // learned
+		wantFb, wantFc time.Duration // prepares sent, after the task a starts
+	}{
+		// fb due 100ms after a starts, fc 300ms; cold 30ms, margin 5ms.
+		{"nothing learned", 0, 0, 65 * time.Millisecond, 265 * time.Millisecond},
+		{"dispatch 4ms", 0, 4 * time.Millisecond, 69 * time.Millisecond, 269 * time.Millisecond},
+		// Each task before a call is followed by the gap: fb is one task
+		// (a) away, fc two.
+		{"gap 3ms and dispatch 4ms", 3 * time.Millisecond, 4 * time.Millisecond, 72 * time.Millisecond, 275 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: 5 * time.Millisecond}})
+			learnChain(p, def, 200*time.Millisecond, map[string]time.Duration{"fb": 30 * time.Millisecond, "fc": 30 * time.Millisecond})
+			if tc.gap > 0 {
+				p.Stats().ObserveGap(tc.gap)
+			}
+			if tc.dispatch > 0 {
+				p.Stats().ObserveDispatch(tc.dispatch)
+			}
+			p.InvocationStarted("i", def, t0)
+			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+			clock.Advance(t0.Add(time.Second))
+			if len(prep.calls) != 2 || !prep.calls[0].at.Equal(t0.Add(tc.wantFb)) || !prep.calls[1].at.Equal(t0.Add(tc.wantFc)) {
+				t.Fatalf("prepares %+v, want fb at %v and fc at %v", prep.calls, tc.wantFb, tc.wantFc)
+			}
+		})
+	}
+}
+
+// The dispatch delay is learned from the calls themselves: from the task's
+// start to the call reaching the function layer (its busy event, less the
+// time it then waited for an instance to start).
+func TestPlannerLearnsTheDispatchDelay(t *testing.T) {
+	def := parse(t, chainDoc)
+	p, _, _ := newTestPlanner(Options{})
+	p.InvocationStarted("i", def, t0)
+	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+	p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(9 * time.Millisecond), Function: "fa", Instance: "fa/1", Waited: 6 * time.Millisecond})
+	p.Stats().mu.Lock()
+	got := view{s: p.Stats()}.dispatchDelay()
+	p.Stats().mu.Unlock()
+	if got != 3*time.Millisecond {
+		t.Fatalf("dispatch delay %v, want 3ms", got)
+	}
+}
+
+// A function with few readiness errors of its own is aimed by every
+// function's: the margin is the quantile of the machine's recent timing
+// errors, until the function has enough of its own.
+func TestMarginFallsBackToThePooledReadiness(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	rule := Rule{IdleCost: 0.2, Margin: ms(2)}.withDefaults()
+	for _, tc := range []struct {
+		name        string
+		own, others []time.Duration // readiness errors of fn, and of other functions
+		want        time.Duration
+	}{
+		{"nothing learned: the rule's margin", nil, nil, ms(2)},
+		{"too few anywhere", []time.Duration{ms(-4)}, []time.Duration{ms(-4), ms(-4)}, ms(2)},
+		// Twelve errors, -6..+5ms, fn's own among them: the 1/6-quantile
+		// (IdleCost 0.2) is -5ms, so instances aim 5ms early.
+		{"pooled", []time.Duration{ms(-6)}, []time.Duration{ms(-5), ms(-4), ms(-3), ms(-2), ms(-1), 0, ms(1), ms(2), ms(3), ms(4), ms(5)}, ms(5)},
+		{"its own once it has enough", []time.Duration{ms(3), ms(3), ms(3), ms(3), ms(3), ms(3), ms(3), ms(3)},
+			[]time.Duration{ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9)}, ms(-3)},
+		// Within a cold start (10ms) either way.
+		{"bounded by the cold start", nil, []time.Duration{ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50)}, ms(10)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewStats()
+			s.ObserveCold("fn", ms(10))
+			for _, d := range tc.own {
+				s.ObserveReadiness("fn", d)
+			}
+			for _, d := range tc.others {
+				s.ObserveReadiness("other", d)
+			}
+			s.mu.Lock()
+			got := view{s: s}.margin("fn", rule)
+			s.mu.Unlock()
+			if got != tc.want {
+				t.Fatalf("margin %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// Whether a workflow's arrivals are predicted depends on what their
+// spread costs against the entry's cold start, not on a fixed fraction of
+// the period; an entry whose arrivals are predicted is the planner's to
+// serve, so the workflow-aware policy evicts it after its call rather
+// than leave it to the fallback's keep-alive.
+func TestArrivalsArePredictedWhenTheirSpreadPays(t *testing.T) {
+	def := parse(t, chainDoc)
+	for _, tc := range []struct {
+		name    string
+		period  time.Duration
+		jitter  time.Duration // gaps cycle through period - jitter, period, period + jitter
+		cold    time.Duration // fa's cold start
+		predict bool
+	}{
+		// Spread 2ms: an instance idles 3ms on average for a 10ms start.
+		{"steady 1s timer", time.Second, 2 * time.Millisecond, 10 * time.Millisecond, true},
+		// Within 5% of an hour's period, but 60s of spread is worth far
+		// more idle time than a 10ms start.
+		{"hourly, jittering by a minute", time.Hour, time.Minute, 10 * time.Millisecond, false},
+		// The same 40ms spread pays for a 500ms start, not for a 10ms one.
+		{"jittery, cheap start", time.Second, 40 * time.Millisecond, 10 * time.Millisecond, false},
+		{"jittery, slow start", time.Second, 40 * time.Millisecond, 500 * time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, clock, prep := newTestPlanner(Options{})
+			m := Compile(def, nil)
+			p.Stats().ObserveCold("fa", tc.cold)
+			p.Stats().ObserveTask(m.ID, "/do/0/a", time.Millisecond)
+			k := NewPredictive(p, Fixed(time.Minute))
+			at := t0
+			for i := range 10 {
+				if i > 0 {
+					at = at.Add(tc.period + time.Duration(i%3-1)*tc.jitter)
+				}
+				clock.Advance(at)
+				id := string(rune('a' + i))
+				p.InvocationStarted(id, def, at)
+				p.TaskStarted(id, "/do/0/a", "/do/0/a", "a", at)
+				p.InvocationEnded(id)
+			}
+			// Its call done, the entry's instance is idle: evicted when
+			// the planner will prepare one for the next arrival.
+			d := k.Decide(function.IdleState{Function: "fa", IdleSince: at, Now: at})
+			if d.Evict != tc.predict {
+				t.Fatalf("entry evicted after its call: %v, want %v (%+v)", d.Evict, tc.predict, d)
+			}
+			prep.calls = nil
+			clock.Advance(at.Add(tc.period + tc.jitter))
+			prepared := false
+			for _, c := range prep.calls {
+				prepared = prepared || c.fn == "fa"
+			}
+			if prepared != tc.predict {
+				t.Fatalf("entry prepared for the next arrival: %v, want %v (%+v)", prepared, tc.predict, prep.calls)
+			}
+		})
+	}
+}
+
+// Arrivals frequent enough that waiting for the next one costs less than
+// starting an instance for it: the entry's instance is kept, not evicted
+// and prepared again.
+func TestEntryKeptWhenArrivalsComeWithinAStart(t *testing.T) {
+	def := parse(t, chainDoc)
+	p, clock, _ := newTestPlanner(Options{})
+	p.Stats().ObserveCold("fa", 10*time.Millisecond)
+	k := NewPredictive(p, OnDemand{})
+	at := t0
+	for i := range 10 {
+		at = t0.Add(time.Duration(i) * 8 * time.Millisecond)
+		clock.Advance(at)
+		id := string(rune('a' + i))
+		p.InvocationStarted(id, def, at)
+		p.TaskStarted(id, "/do/0/a", "/do/0/a", "a", at)
+		p.InvocationEnded(id)
+	}
+	d := k.Decide(function.IdleState{Function: "fa", IdleSince: at, Now: at.Add(time.Millisecond)})
+	if d.Evict || d.RecheckAt.Before(at.Add(8*time.Millisecond)) {
+		t.Fatalf("entry with arrivals every 8ms and a 10ms start: %+v, want kept past the next arrival", d)
+	}
+}
+
+// blockingPreparer holds each Prepare, as the Manager does while the
+// prepare waits for a prepare slot, until it is released or its context
+// ends.
+type blockingPreparer struct {
+	started chan context.Context
+	release chan struct{}
+	done    chan error
+}
+
+func (b *blockingPreparer) Prepare(ctx context.Context, _ string, _ time.Time) error {
+	b.started <- ctx
+	var err error
+	select {
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-b.release:
+	}
+	b.done <- err
+	return err
+}
+
+// A prepare still queued when its call's task starts gives up its turn:
+// the call starts an instance of its own, and the prepare would only
+// start a second one. A prepare that got going is left alone.
+func TestPlannerAbandonsAPrepareStillQueuedWhenItsCallStarts(t *testing.T) {
+	def := parse(t, chainDoc)
+	for _, tc := range []struct {
+		name    string
+		queued  bool // still waiting for its slot when b's task starts
+		wantErr error
+	}{
+		{"queued", true, context.Canceled},
+		{"started before the call", false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := NewVirtualClock(t0)
+			prep := &blockingPreparer{started: make(chan context.Context, 1), release: make(chan struct{}), done: make(chan error, 1)}
+			p := NewPlanner(Options{Preparer: prep, Clock: clock, Rule: Rule{Margin: 5 * time.Millisecond}})
+			learnChain(p, def, 200*time.Millisecond, map[string]time.Duration{"fb": 30 * time.Millisecond, "fc": 30 * time.Millisecond})
+			p.InvocationStarted("i", def, t0)
+			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+			advanced := make(chan struct{})
+			go func() { clock.Advance(t0.Add(80 * time.Millisecond)); close(advanced) }() // fb's prepare is sent at 65ms
+			<-prep.started
+			if !tc.queued {
+				close(prep.release)
+				<-advanced
+			}
+			p.TaskEnded("i", "/do/0/a", "/do/0/a", "a", t0.Add(100*time.Millisecond), nil)
+			p.TaskStarted("i", "/do/1/b", "/do/1/b", "b", t0.Add(100*time.Millisecond))
+			select {
+			case err := <-prep.done:
+				if !errors.Is(err, tc.wantErr) && err != tc.wantErr {
+					t.Fatalf("prepare ended with %v, want %v", err, tc.wantErr)
+				}
+			case <-time.After(5 * time.Second):
+				close(prep.release)
+				t.Fatal("the prepare still waits for its turn after its call's task started")
+			}
+			<-advanced
+		})
+	}
+}
