@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -240,5 +241,88 @@ func TestCloseSyncsUnwaitedWrites(t *testing.T) {
 	defer s.Close()
 	if events, err := s.History(ctx, "inv-1"); err != nil || len(events) != 1 {
 		t.Fatalf("history after reopening: %d events (%v), want 1", len(events), err)
+	}
+}
+
+// History rows wait in the writer to go in several at a time; whatever the
+// transaction reads finds them all the same, and every history comes out
+// whole and in order.
+func TestQueuedHistoryRowsAreWrittenInOrder(t *testing.T) {
+	ctx := context.Background()
+	s, held := openHeld(t, filepath.Join(t.TempDir(), "baton.db"))
+	const invs = 23
+	for i := range invs {
+		created := make(chan error, 1)
+		go func() { created <- s.CreateInvocation(ctx, testInvocation(fmt.Sprintf("inv-%d", i)), started(), true) }()
+		<-held.entered
+		held.release <- nil
+		if err := <-created; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Hold a sync so that everything below shares one transaction: 1 + i%3
+	// rows for each invocation, more than the largest chunk, and an op
+	// after them that counts what is in the table.
+	first := make(chan error, 1)
+	go func() {
+		first <- s.Append(ctx, "inv-0", []core.Event{{Type: core.TaskStarted, Time: time.Now(), Task: "/do/0"}}, true)
+	}()
+	<-held.entered
+	// Unwaited appends are queued when Append returns, so the op below
+	// comes after all of them in the same transaction.
+	for i := range invs {
+		var evs []core.Event
+		for k := range 1 + i%3 {
+			evs = append(evs, core.Event{Type: core.TaskCompleted, Time: time.Now(), Task: fmt.Sprintf("/do/%d", k)})
+		}
+		if err := s.Append(ctx, fmt.Sprintf("inv-%d", i), evs, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counted := make(chan int, 1)
+	opDone := make(chan error, 1)
+	go func() {
+		opDone <- s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
+			var n int
+			err := conn.QueryRowContext(ctx, `SELECT count(*) FROM history`).Scan(&n)
+			counted <- n
+			return err
+		})
+	}()
+	held.release <- nil
+	<-held.entered
+	held.release <- nil
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-opDone; err != nil {
+		t.Fatal(err)
+	}
+	// The starts, inv-0's first append, then 1 + i%3 rows each.
+	want := invs + 1
+	for i := range invs {
+		want += 1 + i%3
+	}
+	if n := <-counted; n != want {
+		t.Errorf("the op counted %d history rows, want %d", n, want)
+	}
+	for i := range invs {
+		events, err := s.History(ctx, fmt.Sprintf("inv-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 2 + i%3
+		if i == 0 {
+			want++
+		}
+		if len(events) != want {
+			t.Fatalf("inv-%d: %d events, want %d", i, len(events), want)
+		}
+		for k, ev := range events {
+			if ev.Seq != int64(k+1) {
+				t.Fatalf("inv-%d: event %d has seq %d", i, k, ev.Seq)
+			}
+		}
 	}
 }
