@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
 )
 
@@ -22,6 +23,20 @@ type heldSync struct {
 	// quit lets every sync through, so that a failed test can close its
 	// store.
 	quit chan struct{}
+}
+
+// answerSyncsUntil lets the held syncs through until done delivers, and
+// returns what it delivered. A batch that fails is not synced, so waiting
+// for a sync alone could wait forever.
+func answerSyncsUntil[T any](h *heldSync, done <-chan T) T {
+	for {
+		select {
+		case <-h.entered:
+			h.release <- nil
+		case v := <-done:
+			return v
+		}
+	}
 }
 
 func newHeldSync() *heldSync {
@@ -291,12 +306,10 @@ func TestQueuedHistoryRowsAreWrittenInOrder(t *testing.T) {
 		})
 	}()
 	held.release <- nil
-	<-held.entered
-	held.release <- nil
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	if err := <-opDone; err != nil {
+	if err := answerSyncsUntil(held, opDone); err != nil {
 		t.Fatal(err)
 	}
 	// The starts, inv-0's first append, then 1 + i%3 rows each.
@@ -324,5 +337,55 @@ func TestQueuedHistoryRowsAreWrittenInOrder(t *testing.T) {
 				t.Fatalf("inv-%d: event %d has seq %d", i, k, ev.Seq)
 			}
 		}
+	}
+}
+
+// An invocation that ends and is redriven within one transaction is looked
+// up again after its end (the writer forgets ended invocations); the
+// lookup must find the rows still queued for it.
+func TestRedriveInTheBatchOfTheEnd(t *testing.T) {
+	ctx := context.Background()
+	s, held := openHeld(t, filepath.Join(t.TempDir(), "baton.db"))
+	created := make(chan error, 1)
+	go func() { created <- s.CreateInvocation(ctx, testInvocation("inv"), started(), true) }()
+	<-held.entered // the rest shares the next transaction
+	for _, ev := range []core.Event{
+		{Type: core.TaskStarted, Time: time.Now(), Task: "/do/0"},
+		{Type: core.InvocationFaulted, Time: time.Now(), Error: problem.New("https://example.com/boom", 500, "Boom", "")},
+		{Type: core.InvocationRedriven, Time: time.Now()},
+	} {
+		if err := s.Append(ctx, "inv", []core.Event{ev}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := make(chan error, 1)
+	go func() {
+		last <- s.Append(ctx, "inv", []core.Event{{Type: core.TaskStarted, Time: time.Now(), Task: "/do/0", Attempt: 2}}, true)
+	}()
+	held.release <- nil
+	if err := <-created; err != nil {
+		t.Fatal(err)
+	}
+	if err := answerSyncsUntil(held, last); err != nil {
+		t.Fatal(err)
+	}
+	events, err := s.History(ctx, "inv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []core.EventType
+	for i, ev := range events {
+		if ev.Seq != int64(i+1) {
+			t.Fatalf("event %d has seq %d", i, ev.Seq)
+		}
+		types = append(types, ev.Type)
+	}
+	want := []core.EventType{core.InvocationStarted, core.TaskStarted, core.InvocationFaulted, core.InvocationRedriven, core.TaskStarted}
+	if fmt.Sprint(types) != fmt.Sprint(want) {
+		t.Fatalf("history %v, want %v", types, want)
+	}
+	inv, err := s.GetInvocation(ctx, "inv")
+	if err != nil || inv.Status != core.StatusRunning {
+		t.Fatalf("invocation after the redrive: %+v (%v), want it running", inv, err)
 	}
 }

@@ -444,8 +444,16 @@ func (w *writer) state(ctx context.Context, id string) (*invState, error) {
 	if st, ok := w.known[id]; ok {
 		return st, nil
 	}
-	if err := w.flushRows(ctx); err != nil {
-		return nil, err
+	// The lookup reads the history's last seq: rows of this invocation
+	// still queued (it ended earlier in the batch, and its state was
+	// dropped) must be in the table first.
+	for _, row := range w.rows {
+		if row.id == id {
+			if err := w.flushRows(ctx); err != nil {
+				return nil, err
+			}
+			break
+		}
 	}
 	st := &invState{}
 	var status string
@@ -549,8 +557,9 @@ func (w *writer) writeEvents(ctx context.Context, id string, lastSeq int64, even
 }
 
 // flushRows inserts the queued history rows. It runs before the commit and
-// before anything in the transaction reads the history (loading a state,
-// an op), so that they find every row the batch wrote.
+// before anything in the transaction reads the history (an op, loading
+// the state of an invocation with queued rows), so that they find every
+// row the batch wrote.
 func (w *writer) flushRows(ctx context.Context) error {
 	rows := w.rows
 	for i, n := range rowChunks {
