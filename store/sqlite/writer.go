@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -92,29 +91,27 @@ type writer struct {
 
 	// begin and commit are prepared like the rest: every batch runs them,
 	// at one invocation in flight every step.
-	beginStmt *sql.Stmt
-	commit    *sql.Stmt
-	loadState *sql.Stmt
-	// insertEvents[i] inserts rowChunks[i] history rows.
-	insertEvents [len(rowChunks)]*sql.Stmt
-	rows         []historyRow
-	rowArgs      []any
-	insertInv    *sql.Stmt
-	finishInv    *sql.Stmt
-	dataVersion  *sql.Stmt
-	known        map[string]*invState
-	lastVersion  int64
-	linger       *time.Timer
-	commits      atomic.Int64
-	writes       atomic.Int64
-	unwaited     writequeue.Unwaited
-	committed    writequeue.CommitHook
+	beginStmt   *sql.Stmt
+	commit      *sql.Stmt
+	loadState   *sql.Stmt
+	insertEvent *sql.Stmt
+	insertInv   *sql.Stmt
+	finishInv   *sql.Stmt
+	dataVersion *sql.Stmt
+	known       map[string]*invState
+	lastVersion int64
+	linger      *time.Timer
+	commits     atomic.Int64
+	writes      atomic.Int64
+	unwaited    writequeue.Unwaited
+	committed   writequeue.CommitHook
 }
 
 const (
 	sqlLoadState = `SELECT status, coalesce((SELECT max(seq) FROM history WHERE invocation_id = ?1), 0)
 		FROM invocations WHERE id = ?1`
-	sqlInsertInv = `INSERT INTO invocations
+	sqlInsertEvent = `INSERT INTO history (invocation_id, seq, event) VALUES (?, ?, ?)`
+	sqlInsertInv   = `INSERT INTO invocations
 		(id, namespace, workflow, version, status, input, output, error, started_at, ended_at, durable, parent)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlFinishInv = `UPDATE invocations SET status = ?, output = ?, error = ?, ended_at = ? WHERE id = ?`
@@ -148,6 +145,7 @@ func newWriter(ctx context.Context, conn *sql.Conn, log *slog.Logger, maxBatch, 
 		{&w.beginStmt, "BEGIN IMMEDIATE"},
 		{&w.commit, "COMMIT"},
 		{&w.loadState, sqlLoadState},
+		{&w.insertEvent, sqlInsertEvent},
 		{&w.insertInv, sqlInsertInv},
 		{&w.finishInv, sqlFinishInv},
 		{&w.dataVersion, "PRAGMA data_version"},
@@ -159,20 +157,11 @@ func newWriter(ctx context.Context, conn *sql.Conn, log *slog.Logger, maxBatch, 
 		}
 		*p.dst = stmt
 	}
-	for i, n := range rowChunks {
-		query := "INSERT INTO history (invocation_id, seq, event) VALUES (?, ?, ?)" + strings.Repeat(", (?, ?, ?)", n-1)
-		stmt, err := conn.PrepareContext(ctx, query)
-		if err != nil {
-			w.closeStatements()
-			return nil, fmt.Errorf("prepare the insert of %d history rows: %w", n, err)
-		}
-		w.insertEvents[i] = stmt
-	}
 	return w, nil
 }
 
 func (w *writer) closeStatements() {
-	for _, s := range append([]*sql.Stmt{w.beginStmt, w.commit, w.loadState, w.insertInv, w.finishInv, w.dataVersion}, w.insertEvents[:]...) {
+	for _, s := range []*sql.Stmt{w.beginStmt, w.commit, w.loadState, w.insertEvent, w.insertInv, w.finishInv, w.dataVersion} {
 		if s != nil {
 			_ = s.Close()
 		}
@@ -351,20 +340,13 @@ func (w *writer) fail(b *batch, err error) {
 		w.log.Error("sqlite store: rollback failed", "error", rbErr)
 	}
 	b.err = err
-	// The batch changed states that the rollback undid, and its queued
-	// rows are gone with it.
+	// The batch changed states that the rollback undid.
 	clear(w.known)
-	clear(w.rows)
-	w.rows = w.rows[:0]
 }
 
 // commitBatch commits the open transaction without waiting for its fsync.
 func (w *writer) commitBatch(b *batch) {
 	if b.err != nil {
-		return
-	}
-	if err := w.flushRows(writeCtx); err != nil {
-		w.fail(b, err)
 		return
 	}
 	// From here on readers may see the batch.
@@ -444,17 +426,6 @@ func (w *writer) state(ctx context.Context, id string) (*invState, error) {
 	if st, ok := w.known[id]; ok {
 		return st, nil
 	}
-	// The lookup reads the history's last seq: rows of this invocation
-	// still queued (it ended earlier in the batch, and its state was
-	// dropped) must be in the table first.
-	for _, row := range w.rows {
-		if row.id == id {
-			if err := w.flushRows(ctx); err != nil {
-				return nil, err
-			}
-			break
-		}
-	}
 	st := &invState{}
 	var status string
 	err := w.loadState.QueryRowContext(ctx, id).Scan(&status, &st.lastSeq)
@@ -531,60 +502,17 @@ func (w *writer) appendEvents(ctx context.Context, r *request) (reqErr, dbErr er
 	return nil, nil
 }
 
-// historyRow is a history row waiting to be inserted together with others.
-type historyRow struct {
-	id   string
-	seq  int64
-	data []byte
-}
-
-// rowChunks are the row counts of the prepared multi-row history inserts,
-// largest first. Rows wait in the writer until a full chunk is there (or
-// until something needs them in the table) and go in with one statement:
-// a statement's own cost (binding through database/sql, stepping, opening
-// and closing its cursors) was half of inserting a row one at a time.
-var rowChunks = [...]int{32, 16, 8, 4, 2, 1}
-
-// writeEvents queues an append's history rows.
 func (w *writer) writeEvents(ctx context.Context, id string, lastSeq int64, events []rowcodec.EncodedEvent) error {
 	for i, ev := range events {
-		w.rows = append(w.rows, historyRow{id: id, seq: lastSeq + int64(i) + 1, data: ev.Data})
-	}
-	if len(w.rows) >= rowChunks[0] {
-		return w.flushRows(ctx)
-	}
-	return nil
-}
-
-// flushRows inserts the queued history rows. It runs before the commit and
-// before anything in the transaction reads the history (an op, loading
-// the state of an invocation with queued rows), so that they find every
-// row the batch wrote.
-func (w *writer) flushRows(ctx context.Context) error {
-	rows := w.rows
-	for i, n := range rowChunks {
-		for len(rows) >= n {
-			args := w.rowArgs[:0]
-			for _, r := range rows[:n] {
-				args = append(args, r.id, r.seq, r.data)
-			}
-			if _, err := w.insertEvents[i].ExecContext(ctx, args...); err != nil {
-				return fmt.Errorf("insert history rows (%s %d…): %w", rows[0].id, rows[0].seq, err)
-			}
-			clear(args)
-			w.rowArgs = args
-			rows = rows[n:]
+		seq := lastSeq + int64(i) + 1
+		if _, err := w.insertEvent.ExecContext(ctx, id, seq, ev.Data); err != nil {
+			return fmt.Errorf("insert event %d of %s: %w", seq, id, err)
 		}
 	}
-	clear(w.rows)
-	w.rows = w.rows[:0]
 	return nil
 }
 
 func (w *writer) runOp(ctx context.Context, r *request) (reqErr, dbErr error) {
-	if err := w.flushRows(ctx); err != nil {
-		return nil, err
-	}
 	if _, err := w.conn.ExecContext(ctx, "SAVEPOINT op"); err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}
