@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
 )
 
@@ -21,6 +23,20 @@ type heldSync struct {
 	// quit lets every sync through, so that a failed test can close its
 	// store.
 	quit chan struct{}
+}
+
+// answerSyncsUntil lets the held syncs through until done delivers, and
+// returns what it delivered. A batch that fails is not synced, so waiting
+// for a sync alone could wait forever.
+func answerSyncsUntil[T any](h *heldSync, done <-chan T) T {
+	for {
+		select {
+		case <-h.entered:
+			h.release <- nil
+		case v := <-done:
+			return v
+		}
+	}
 }
 
 func newHeldSync() *heldSync {
@@ -240,5 +256,136 @@ func TestCloseSyncsUnwaitedWrites(t *testing.T) {
 	defer s.Close()
 	if events, err := s.History(ctx, "inv-1"); err != nil || len(events) != 1 {
 		t.Fatalf("history after reopening: %d events (%v), want 1", len(events), err)
+	}
+}
+
+// Many appends and an op share one transaction (written while the previous
+// batch's fsync is held): the op finds every row written before it, and
+// every history comes out whole and in order.
+func TestQueuedHistoryRowsAreWrittenInOrder(t *testing.T) {
+	ctx := context.Background()
+	s, held := openHeld(t, filepath.Join(t.TempDir(), "baton.db"))
+	const invs = 23
+	for i := range invs {
+		created := make(chan error, 1)
+		go func() { created <- s.CreateInvocation(ctx, testInvocation(fmt.Sprintf("inv-%d", i)), started(), true) }()
+		<-held.entered
+		held.release <- nil
+		if err := <-created; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Hold a sync so that everything below shares one transaction: 1 + i%3
+	// rows for each invocation, and an op after them that counts what is
+	// in the table.
+	first := make(chan error, 1)
+	go func() {
+		first <- s.Append(ctx, "inv-0", []core.Event{{Type: core.TaskStarted, Time: time.Now(), Task: "/do/0"}}, true)
+	}()
+	<-held.entered
+	// Unwaited appends are queued when Append returns, so the op below
+	// comes after all of them in the same transaction.
+	for i := range invs {
+		var evs []core.Event
+		for k := range 1 + i%3 {
+			evs = append(evs, core.Event{Type: core.TaskCompleted, Time: time.Now(), Task: fmt.Sprintf("/do/%d", k)})
+		}
+		if err := s.Append(ctx, fmt.Sprintf("inv-%d", i), evs, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counted := make(chan int, 1)
+	opDone := make(chan error, 1)
+	go func() {
+		opDone <- s.exec(ctx, func(ctx context.Context, conn *sql.Conn) error {
+			var n int
+			err := conn.QueryRowContext(ctx, `SELECT count(*) FROM history`).Scan(&n)
+			counted <- n
+			return err
+		})
+	}()
+	held.release <- nil
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := answerSyncsUntil(held, opDone); err != nil {
+		t.Fatal(err)
+	}
+	// The starts, inv-0's first append, then 1 + i%3 rows each.
+	want := invs + 1
+	for i := range invs {
+		want += 1 + i%3
+	}
+	if n := <-counted; n != want {
+		t.Errorf("the op counted %d history rows, want %d", n, want)
+	}
+	for i := range invs {
+		events, err := s.History(ctx, fmt.Sprintf("inv-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 2 + i%3
+		if i == 0 {
+			want++
+		}
+		if len(events) != want {
+			t.Fatalf("inv-%d: %d events, want %d", i, len(events), want)
+		}
+		for k, ev := range events {
+			if ev.Seq != int64(k+1) {
+				t.Fatalf("inv-%d: event %d has seq %d", i, k, ev.Seq)
+			}
+		}
+	}
+}
+
+// An invocation that ends and is redriven within one transaction is looked
+// up again after its end (the writer forgets ended invocations); the
+// lookup must find the rows the batch wrote for it.
+func TestRedriveInTheBatchOfTheEnd(t *testing.T) {
+	ctx := context.Background()
+	s, held := openHeld(t, filepath.Join(t.TempDir(), "baton.db"))
+	created := make(chan error, 1)
+	go func() { created <- s.CreateInvocation(ctx, testInvocation("inv"), started(), true) }()
+	<-held.entered // the rest shares the next transaction
+	for _, ev := range []core.Event{
+		{Type: core.TaskStarted, Time: time.Now(), Task: "/do/0"},
+		{Type: core.InvocationFaulted, Time: time.Now(), Error: problem.New("https://example.com/boom", 500, "Boom", "")},
+		{Type: core.InvocationRedriven, Time: time.Now()},
+	} {
+		if err := s.Append(ctx, "inv", []core.Event{ev}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := make(chan error, 1)
+	go func() {
+		last <- s.Append(ctx, "inv", []core.Event{{Type: core.TaskStarted, Time: time.Now(), Task: "/do/0", Attempt: 2}}, true)
+	}()
+	held.release <- nil
+	if err := <-created; err != nil {
+		t.Fatal(err)
+	}
+	if err := answerSyncsUntil(held, last); err != nil {
+		t.Fatal(err)
+	}
+	events, err := s.History(ctx, "inv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []core.EventType
+	for i, ev := range events {
+		if ev.Seq != int64(i+1) {
+			t.Fatalf("event %d has seq %d", i, ev.Seq)
+		}
+		types = append(types, ev.Type)
+	}
+	want := []core.EventType{core.InvocationStarted, core.TaskStarted, core.InvocationFaulted, core.InvocationRedriven, core.TaskStarted}
+	if fmt.Sprint(types) != fmt.Sprint(want) {
+		t.Fatalf("history %v, want %v", types, want)
+	}
+	inv, err := s.GetInvocation(ctx, "inv")
+	if err != nil || inv.Status != core.StatusRunning {
+		t.Fatalf("invocation after the redrive: %+v (%v), want it running", inv, err)
 	}
 }

@@ -216,6 +216,8 @@ func (w *writer) run() {
 				}
 			}
 			w.add(open, r)
+			// Whatever else is queued goes in on the same wake-up.
+			requests = w.fillNow(open, requests)
 		case <-w.syncedNote:
 		case <-lingerC:
 			lingered = true
