@@ -28,12 +28,8 @@ type durability struct {
 	// err is the fsync failure that stopped the store, if any.
 	err error
 	// advanced is closed, and replaced, whenever synced grows or err is
-	// set.
+	// set; the writer makes the first.
 	advanced chan struct{}
-}
-
-func newDurability() durability {
-	return durability{advanced: make(chan struct{})}
 }
 
 // publish numbers the transaction about to commit.

@@ -76,6 +76,10 @@ type writer struct {
 	maxBatch int
 	queue    *writequeue.Queue[*request]
 	stopped  chan struct{}
+	// ctx is what the writer's statements run under: not the callers'
+	// contexts, because writes must complete whatever happens to those (a
+	// waiter that gives up does not withdraw its write).
+	ctx context.Context
 
 	// syncWAL makes every WAL frame written so far durable.
 	syncWAL func() error
@@ -133,11 +137,12 @@ func newWriter(ctx context.Context, conn *sql.Conn, log *slog.Logger, maxBatch, 
 		toSync:     make(chan *batch, syncDepth),
 		syncedNote: make(chan struct{}, 1),
 		syncerDone: make(chan struct{}),
-		durable:    newDurability(),
+		ctx:        context.WithoutCancel(ctx),
 		known:      make(map[string]*invState),
 		linger:     time.NewTimer(time.Hour),
 	}
 	w.linger.Stop()
+	w.durable.advanced = make(chan struct{})
 	for _, p := range []struct {
 		dst   **sql.Stmt
 		query string
@@ -276,11 +281,6 @@ type batch struct {
 	began   time.Time
 }
 
-// Writes must complete whatever happens to the callers' contexts: a waiter
-// that gives up does not withdraw its write. The writer's statements run
-// under this context.
-var writeCtx = context.Background()
-
 // begin opens a transaction for a new batch.
 func (w *writer) begin() *batch {
 	b := &batch{began: time.Now()}
@@ -289,7 +289,7 @@ func (w *writer) begin() *batch {
 	if b.err = w.durable.failed(); b.err != nil {
 		return b
 	}
-	if _, err := w.beginStmt.ExecContext(writeCtx); err != nil {
+	if _, err := w.beginStmt.ExecContext(w.ctx); err != nil {
 		// No transaction to roll back.
 		b.err = fmt.Errorf("begin: %w", err)
 		return b
@@ -297,7 +297,7 @@ func (w *writer) begin() *batch {
 	// Holding the write lock now, nobody can commit until we do: if someone
 	// did since our last look, what we know may be stale.
 	var version int64
-	if err := w.dataVersion.QueryRowContext(writeCtx).Scan(&version); err != nil {
+	if err := w.dataVersion.QueryRowContext(w.ctx).Scan(&version); err != nil {
 		w.fail(b, fmt.Errorf("read data_version: %w", err))
 		return b
 	}
@@ -324,11 +324,11 @@ func (w *writer) add(b *batch, r *request) {
 	var reqErr, err error
 	switch r.kind {
 	case kindCreate:
-		reqErr, err = w.create(writeCtx, r)
+		reqErr, err = w.create(w.ctx, r)
 	case kindAppend:
-		reqErr, err = w.appendEvents(writeCtx, r)
+		reqErr, err = w.appendEvents(w.ctx, r)
 	case kindOp:
-		reqErr, err = w.runOp(writeCtx, r)
+		reqErr, err = w.runOp(w.ctx, r)
 	}
 	b.results[len(b.results)-1] = reqErr
 	if err != nil {
@@ -338,7 +338,7 @@ func (w *writer) add(b *batch, r *request) {
 
 // fail rolls back the batch's transaction.
 func (w *writer) fail(b *batch, err error) {
-	if _, rbErr := w.conn.ExecContext(writeCtx, "ROLLBACK"); rbErr != nil {
+	if _, rbErr := w.conn.ExecContext(w.ctx, "ROLLBACK"); rbErr != nil {
 		w.log.Error("sqlite store: rollback failed", "error", rbErr)
 	}
 	b.err = err
@@ -353,7 +353,7 @@ func (w *writer) commitBatch(b *batch) {
 	}
 	// From here on readers may see the batch.
 	b.visible = w.durable.publish()
-	if _, err := w.commit.ExecContext(writeCtx); err != nil {
+	if _, err := w.commit.ExecContext(w.ctx); err != nil {
 		w.fail(b, fmt.Errorf("commit: %w", err))
 		return
 	}
