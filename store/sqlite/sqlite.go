@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 	"github.com/batonflow/baton/store/internal/rowcodec"
 	"github.com/batonflow/baton/store/internal/writequeue"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	moderncsqlite "modernc.org/sqlite" // also registers the "sqlite" driver
 )
 
 // ErrClosed is returned by calls made after Close.
@@ -31,6 +32,8 @@ type config struct {
 	maxBatch    int
 	queueSize   int
 	readConns   int
+	// syncWAL replaces the fsync of the WAL file, for tests.
+	syncWAL func(wal *os.File) error
 }
 
 // Option adjusts Open.
@@ -56,12 +59,18 @@ func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
 // WithReadConns sets the size of the read connection pool (default 4).
 func WithReadConns(n int) Option { return func(c *config) { c.readConns = n } }
 
+// withWALSync replaces the writer's fsync of the WAL file, so that tests
+// can hold it back or fail it.
+func withWALSync(f func(wal *os.File) error) Option { return func(c *config) { c.syncWAL = f } }
+
 // Store is a store.Store kept in one SQLite database file.
 type Store struct {
 	log     *slog.Logger
 	writeDB *sql.DB
 	readDB  *sql.DB
 	w       *writer
+	// wal is the WAL file, open for the syncer's fsyncs.
+	wal *os.File
 }
 
 var _ store.Store = (*Store)(nil)
@@ -99,9 +108,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 
 	writeParams := url.Values{"_txlock": {"immediate"}}
 	writeParams.Add("_pragma", "journal_mode(WAL)")
-	// FULL makes every commit fsync the WAL: an acknowledged append
-	// survives power loss, which is what the engine's replay relies on.
-	writeParams.Add("_pragma", "synchronous(FULL)")
+	// NORMAL commits without an fsync; the writer's syncer fsyncs the WAL
+	// before any caller hears of the commit (see writer), so an
+	// acknowledged append survives power loss, which is what the engine's
+	// replay relies on, while the next batch is written meanwhile. NORMAL
+	// still syncs around checkpoints and when the WAL is reused.
+	writeParams.Add("_pragma", "synchronous(NORMAL)")
 	for _, v := range common["_pragma"] {
 		writeParams.Add("_pragma", v)
 	}
@@ -140,20 +152,34 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := migrate(ctx, conn); err != nil {
 		return fail(err)
 	}
-	w, err := newWriter(ctx, conn, cfg.log, cfg.maxBatch, cfg.queueSize)
+	// The WAL exists by now (the migration read and wrote through it) and
+	// stays while the write connection is open: SQLite deletes it only
+	// when the last connection closes.
+	wal, err := os.OpenFile(path+"-wal", os.O_RDWR, 0)
 	if err != nil {
+		return fail(fmt.Errorf("open the WAL to sync it: %w", err))
+	}
+	syncWAL := wal.Sync
+	if cfg.syncWAL != nil {
+		syncWAL = func() error { return cfg.syncWAL(wal) }
+	}
+	w, err := newWriter(ctx, conn, cfg.log, cfg.maxBatch, cfg.queueSize, syncWAL)
+	if err != nil {
+		_ = wal.Close()
 		return fail(err)
 	}
 
-	readDB, err := sql.Open("sqlite", path+"?"+readParams.Encode())
+	readConnector, err := moderncsqlite.NewConnector(path + "?" + readParams.Encode())
 	if err != nil {
 		w.closeStatements()
+		_ = wal.Close()
 		return fail(err)
 	}
+	readDB := sql.OpenDB(barrierConnector{Connector: readConnector, durable: &w.durable})
 	readDB.SetMaxOpenConns(cfg.readConns)
 	readDB.SetMaxIdleConns(cfg.readConns)
 
-	s := &Store{log: cfg.log, writeDB: writeDB, readDB: readDB, w: w}
+	s := &Store{log: cfg.log, writeDB: writeDB, readDB: readDB, w: w, wal: wal}
 	go w.run()
 	return s, nil
 }
@@ -185,7 +211,7 @@ func (s *Store) Close() error {
 	<-s.w.stopped
 	errs := []error{s.w.unwaited.Take()}
 	s.w.closeStatements()
-	errs = append(errs, s.w.conn.Close(), s.writeDB.Close(), s.readDB.Close())
+	errs = append(errs, s.w.conn.Close(), s.writeDB.Close(), s.readDB.Close(), s.wal.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite store: close: %w", err)
 	}

@@ -70,7 +70,9 @@ func TestPragmas(t *testing.T) {
 		pragma string
 		want   int64
 	}{
-		{"synchronous", 2}, // FULL
+		// NORMAL: the commit itself does not fsync; the syncer does before
+		// anyone hears of it (TestAnswersWaitForTheWALSync).
+		{"synchronous", 1},
 		{"foreign_keys", 1},
 		{"busy_timeout", 5000},
 	}

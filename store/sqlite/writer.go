@@ -52,19 +52,50 @@ type invState struct {
 	lastSeq int64
 }
 
-// writer owns the only write connection. It takes everything queued,
-// writes it in one transaction and commits once, so concurrent appends share
-// a single fsync (group commit).
+// writer owns the only write connection. It writes queued requests into
+// one transaction and commits once, so concurrent appends share a single
+// fsync (group commit).
+//
+// The fsync runs beside the writer. The write connection commits with
+// synchronous=NORMAL, which writes the transaction to the WAL without
+// syncing it, and hands the batch to the syncer goroutine, which fsyncs
+// the WAL and only then answers the batch's callers. While the syncer
+// waits for the disk, the writer opens the next transaction and inserts
+// into it whatever arrives, and commits it as soon as the fsync is done:
+// one fsync at a time, as before, but the rows of the next batch are
+// written during it instead of after it. SQLite's WAL keeps a committed
+// prefix of transactions whatever a crash cuts off (frames carry
+// cumulative checksums), and an fsync covers every frame written before
+// it, so an answered write survives any crash, as with synchronous=FULL.
+// Readers could see a transaction before its fsync; the read pool's
+// connections therefore hold back every result until what they may have
+// seen is on disk (see durability).
 type writer struct {
 	conn     *sql.Conn
 	log      *slog.Logger
 	maxBatch int
 	queue    *writequeue.Queue[*request]
 	stopped  chan struct{}
+	// ctx is what the writer's statements run under: not the callers'
+	// contexts, because writes must complete whatever happens to those (a
+	// waiter that gives up does not withdraw its write).
+	ctx context.Context
+
+	// syncWAL makes every WAL frame written so far durable.
+	syncWAL func() error
+	// toSync carries finished batches, in commit order, to the syncer;
+	// sent counts them and synced counts those the syncer is done with,
+	// signalling each step on syncedNote.
+	toSync     chan *batch
+	sent       int64
+	synced     atomic.Int64
+	syncedNote chan struct{}
+	syncerDone chan struct{}
+	durable    durability
 
 	// begin and commit are prepared like the rest: every batch runs them,
 	// at one invocation in flight every step.
-	begin       *sql.Stmt
+	beginStmt   *sql.Stmt
 	commit      *sql.Stmt
 	loadState   *sql.Stmt
 	insertEvent *sql.Stmt
@@ -73,7 +104,7 @@ type writer struct {
 	dataVersion *sql.Stmt
 	known       map[string]*invState
 	lastVersion int64
-	results     []error
+	linger      *time.Timer
 	commits     atomic.Int64
 	writes      atomic.Int64
 	unwaited    writequeue.Unwaited
@@ -90,20 +121,33 @@ const (
 	sqlFinishInv = `UPDATE invocations SET status = ?, output = ?, error = ?, ended_at = ? WHERE id = ?`
 )
 
-func newWriter(ctx context.Context, conn *sql.Conn, log *slog.Logger, maxBatch, queueSize int) (*writer, error) {
+// syncDepth bounds the finished batches waiting for the syncer. One
+// committed batch at a time is with it; the others are batches that
+// failed, which need no fsync but are answered in order.
+const syncDepth = 64
+
+func newWriter(ctx context.Context, conn *sql.Conn, log *slog.Logger, maxBatch, queueSize int, syncWAL func() error) (*writer, error) {
 	w := &writer{
-		conn:     conn,
-		log:      log,
-		maxBatch: maxBatch,
-		queue:    writequeue.New[*request](queueSize, ErrClosed),
-		stopped:  make(chan struct{}),
-		known:    make(map[string]*invState),
+		conn:       conn,
+		log:        log,
+		maxBatch:   maxBatch,
+		queue:      writequeue.New[*request](queueSize, ErrClosed),
+		stopped:    make(chan struct{}),
+		syncWAL:    syncWAL,
+		toSync:     make(chan *batch, syncDepth),
+		syncedNote: make(chan struct{}, 1),
+		syncerDone: make(chan struct{}),
+		ctx:        context.WithoutCancel(ctx),
+		known:      make(map[string]*invState),
+		linger:     time.NewTimer(time.Hour),
 	}
+	w.linger.Stop()
+	w.durable.advanced = make(chan struct{})
 	for _, p := range []struct {
 		dst   **sql.Stmt
 		query string
 	}{
-		{&w.begin, "BEGIN IMMEDIATE"},
+		{&w.beginStmt, "BEGIN IMMEDIATE"},
 		{&w.commit, "COMMIT"},
 		{&w.loadState, sqlLoadState},
 		{&w.insertEvent, sqlInsertEvent},
@@ -122,7 +166,7 @@ func newWriter(ctx context.Context, conn *sql.Conn, log *slog.Logger, maxBatch, 
 }
 
 func (w *writer) closeStatements() {
-	for _, s := range []*sql.Stmt{w.begin, w.commit, w.loadState, w.insertEvent, w.insertInv, w.finishInv, w.dataVersion} {
+	for _, s := range []*sql.Stmt{w.beginStmt, w.commit, w.loadState, w.insertEvent, w.insertInv, w.finishInv, w.dataVersion} {
 		if s != nil {
 			_ = s.Close()
 		}
@@ -130,18 +174,62 @@ func (w *writer) closeStatements() {
 }
 
 // run is the writer goroutine. It returns once the queue is closed and
-// drained.
+// drained and the syncer has answered everything.
 func (w *writer) run() {
 	defer close(w.stopped)
-	batch := make([]*request, 0, w.maxBatch)
-	for first := range w.queue.Requests() {
-		batch = w.fillNow(append(batch[:0], first))
-		if !anyWaiter(batch) {
-			batch = w.linger(batch)
+	go w.syncer()
+	requests := w.queue.Requests()
+	var (
+		open     *batch // the transaction being filled
+		lingered bool   // open holds only unwaited writes and has waited for more long enough
+	)
+	for requests != nil || open != nil || w.sent > w.synced.Load() {
+		if open != nil && open.err != nil {
+			// A failed transaction needs no fsync: answer it now.
+			w.ship(open)
+			open, lingered = nil, false
+			w.linger.Stop()
+			continue
 		}
-		w.commitBatch(batch)
-		clear(batch)
+		idle := w.sent == w.synced.Load()
+		if open != nil && idle && (open.waited || lingered || requests == nil || len(open.reqs) >= w.maxBatch) {
+			requests = w.fillNow(open, requests)
+			w.commitBatch(open)
+			w.ship(open)
+			open, lingered = nil, false
+			w.linger.Stop()
+			continue
+		}
+		in := requests
+		if open != nil && len(open.reqs) >= w.maxBatch {
+			in = nil // full: wait for the syncer
+		}
+		var lingerC <-chan time.Time
+		if open != nil && !open.waited && !lingered {
+			lingerC = w.linger.C
+		}
+		select {
+		case r, ok := <-in:
+			if !ok {
+				requests = nil
+				continue
+			}
+			if open == nil {
+				open = w.begin()
+				if r.done == nil {
+					w.linger.Reset(unwaitedLinger)
+				}
+			}
+			w.add(open, r)
+			// Whatever else is queued goes in on the same wake-up.
+			requests = w.fillNow(open, requests)
+		case <-w.syncedNote:
+		case <-lingerC:
+			lingered = true
+		}
 	}
+	close(w.toSync)
+	<-w.syncerDone
 }
 
 // unwaitedLinger is how long a batch of unwaited writes alone waits for a
@@ -151,85 +239,175 @@ func (w *writer) run() {
 // and then pay its own.
 const unwaitedLinger = 2 * time.Millisecond
 
-func anyWaiter(batch []*request) bool {
-	for _, r := range batch {
-		if r.done != nil {
-			return true
-		}
-	}
-	return false
-}
-
-// linger adds to a batch of unwaited writes what arrives within
-// unwaitedLinger, stopping early at the first waited write.
-func (w *writer) linger(batch []*request) []*request {
-	timer := time.NewTimer(unwaitedLinger)
-	defer timer.Stop()
-	for len(batch) < w.maxBatch {
+// fillNow adds to the open batch whatever is queued already, without
+// waiting; it returns nil once the queue is closed and drained.
+func (w *writer) fillNow(open *batch, requests <-chan *request) <-chan *request {
+	for len(open.reqs) < w.maxBatch && open.err == nil {
 		select {
-		case r, ok := <-w.queue.Requests():
+		case r, ok := <-requests:
 			if !ok {
-				return batch
+				return nil
 			}
-			batch = append(batch, r)
-			if r.done != nil {
-				return w.fillNow(batch)
-			}
-		case <-timer.C:
-			return batch
-		}
-	}
-	return batch
-}
-
-// fillNow adds whatever is queued already, without waiting.
-func (w *writer) fillNow(batch []*request) []*request {
-	for len(batch) < w.maxBatch {
-		select {
-		case r, ok := <-w.queue.Requests():
-			if !ok {
-				return batch
-			}
-			batch = append(batch, r)
+			w.add(open, r)
 		default:
-			return batch
+			return requests
 		}
 	}
-	return batch
+	return requests
 }
 
-// commitBatch writes a batch in one transaction and reports to its callers.
-// Errors that concern one request (unknown invocation, conflicting seq) are
-// detected before that request writes anything, so they fail only that
-// request; an error from SQLite itself fails the whole batch.
-func (w *writer) commitBatch(batch []*request) {
-	// Writes must complete whatever happens to the callers' contexts: a
-	// waiter that gives up does not withdraw its write.
-	ctx := context.Background()
-	w.results = w.results[:0]
-	for range batch {
-		w.results = append(w.results, nil)
-	}
-	began := time.Now()
-	err := w.writeBatch(ctx, batch)
-	w.committed.Committed(len(batch), began)
-	if err != nil {
-		if _, rbErr := w.conn.ExecContext(ctx, "ROLLBACK"); rbErr != nil {
-			w.log.Error("sqlite store: rollback failed", "error", rbErr)
-		}
-		err = fmt.Errorf("sqlite store: write batch: %w", err)
-		for i := range w.results {
-			w.results[i] = err
-		}
-		// The batch changed states that the rollback undid.
-		clear(w.known)
-	}
+// ship hands a finished batch to the syncer.
+func (w *writer) ship(b *batch) {
 	if len(w.known) > maxKnownInvocations {
 		clear(w.known)
 	}
+	w.sent++
+	w.toSync <- b
+}
 
-	for i, r := range batch {
-		err := w.results[i]
+// batch is one transaction's requests and their outcomes.
+type batch struct {
+	reqs    []*request
+	results []error
+	// err failed the transaction as a whole: it was rolled back (or never
+	// began) and every request in it fails.
+	err error
+	// committed is set once COMMIT succeeded: the syncer must fsync.
+	committed bool
+	// waited is set when a caller waits for the batch.
+	waited bool
+	// visible is the batch's number in durability.visible.
+	visible uint64
+	began   time.Time
+}
+
+// begin opens a transaction for a new batch.
+func (w *writer) begin() *batch {
+	b := &batch{began: time.Now()}
+	// After a failed fsync nothing more is written: it could not be
+	// promised durable.
+	if b.err = w.durable.failed(); b.err != nil {
+		return b
+	}
+	if _, err := w.beginStmt.ExecContext(w.ctx); err != nil {
+		// No transaction to roll back.
+		b.err = fmt.Errorf("begin: %w", err)
+		return b
+	}
+	// Holding the write lock now, nobody can commit until we do: if someone
+	// did since our last look, what we know may be stale.
+	var version int64
+	if err := w.dataVersion.QueryRowContext(w.ctx).Scan(&version); err != nil {
+		w.fail(b, fmt.Errorf("read data_version: %w", err))
+		return b
+	}
+	if version != w.lastVersion {
+		clear(w.known)
+		w.lastVersion = version
+	}
+	return b
+}
+
+// add writes one request into the open transaction. Errors that concern
+// the request alone (unknown invocation, conflicting seq) are detected
+// before it writes anything, so they fail only it; an error from SQLite
+// itself fails the whole batch.
+func (w *writer) add(b *batch, r *request) {
+	b.reqs = append(b.reqs, r)
+	b.results = append(b.results, nil)
+	if r.done != nil {
+		b.waited = true
+	}
+	if b.err != nil {
+		return
+	}
+	var reqErr, err error
+	switch r.kind {
+	case kindCreate:
+		reqErr, err = w.create(w.ctx, r)
+	case kindAppend:
+		reqErr, err = w.appendEvents(w.ctx, r)
+	case kindOp:
+		reqErr, err = w.runOp(w.ctx, r)
+	}
+	b.results[len(b.results)-1] = reqErr
+	if err != nil {
+		w.fail(b, err)
+	}
+}
+
+// fail rolls back the batch's transaction.
+func (w *writer) fail(b *batch, err error) {
+	if _, rbErr := w.conn.ExecContext(w.ctx, "ROLLBACK"); rbErr != nil {
+		w.log.Error("sqlite store: rollback failed", "error", rbErr)
+	}
+	b.err = err
+	// The batch changed states that the rollback undid.
+	clear(w.known)
+}
+
+// commitBatch commits the open transaction without waiting for its fsync.
+func (w *writer) commitBatch(b *batch) {
+	if b.err != nil {
+		return
+	}
+	// From here on readers may see the batch.
+	b.visible = w.durable.publish()
+	if _, err := w.commit.ExecContext(w.ctx); err != nil {
+		w.fail(b, fmt.Errorf("commit: %w", err))
+		return
+	}
+	b.committed = true
+	w.commits.Add(1)
+	w.writes.Add(int64(len(b.reqs)))
+}
+
+// syncer is the goroutine that makes finished batches durable and answers
+// their callers, in order.
+func (w *writer) syncer() {
+	defer close(w.syncerDone)
+	for b := range w.toSync {
+		var syncErr error
+		if b.committed {
+			syncErr = w.durable.failed()
+			if syncErr == nil {
+				if err := w.syncWAL(); err != nil {
+					// What the failed fsync covered may or may not be on
+					// disk, and the kernel may have dropped the pages it
+					// could not write: nothing committed from now on can
+					// be promised durable.
+					syncErr = fmt.Errorf("%w: %w", errSyncFailed, err)
+					w.log.Error("sqlite store: WAL fsync failed; the store refuses writes from now on", "error", err)
+				}
+			}
+		}
+		w.durable.advance(b.visible, syncErr)
+		// Let the writer commit the next batch before the callers of
+		// this one are woken.
+		w.synced.Add(1)
+		select {
+		case w.syncedNote <- struct{}{}:
+		default:
+		}
+		w.answer(b, syncErr)
+	}
+}
+
+// answer reports a batch's outcome to its callers.
+func (w *writer) answer(b *batch, syncErr error) {
+	w.committed.Committed(len(b.reqs), b.began)
+	batchErr := b.err
+	if batchErr == nil && syncErr != nil {
+		batchErr = syncErr
+	}
+	if batchErr != nil {
+		batchErr = fmt.Errorf("sqlite store: write batch: %w", batchErr)
+	}
+	for i, r := range b.reqs {
+		err := b.results[i]
+		if batchErr != nil {
+			err = batchErr
+		}
 		if r.done == nil {
 			if err != nil {
 				w.log.Error("sqlite store: unwaited write failed", "invocation", r.id, "error", err)
@@ -242,42 +420,6 @@ func (w *writer) commitBatch(batch []*request) {
 		}
 		r.done <- err
 	}
-}
-
-func (w *writer) writeBatch(ctx context.Context, batch []*request) error {
-	if _, err := w.begin.ExecContext(ctx); err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	// Holding the write lock now, nobody can commit until we do: if someone
-	// did since our last look, what we know may be stale.
-	var version int64
-	if err := w.dataVersion.QueryRowContext(ctx).Scan(&version); err != nil {
-		return fmt.Errorf("read data_version: %w", err)
-	}
-	if version != w.lastVersion {
-		clear(w.known)
-		w.lastVersion = version
-	}
-	for i, r := range batch {
-		var err error
-		switch r.kind {
-		case kindCreate:
-			w.results[i], err = w.create(ctx, r)
-		case kindAppend:
-			w.results[i], err = w.appendEvents(ctx, r)
-		case kindOp:
-			w.results[i], err = w.runOp(ctx, r)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if _, err := w.commit.ExecContext(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	w.commits.Add(1)
-	w.writes.Add(int64(len(batch)))
-	return nil
 }
 
 // state returns what the writer knows of an invocation, asking SQLite the
