@@ -94,7 +94,9 @@ func TestHarnessMemoryDoesNotGrowWithInvocations(t *testing.T) {
 	largeHeap := liveHeap() - min(base, liveHeap())
 	// The time series has more bins in a longer run, up to maxTickBins;
 	// the histograms grow only by the binades a wider spread of latencies
-	// reaches (1 KB each), never by invocation.
+	// reaches (1 KB each), never by invocation. On a loaded machine the
+	// longer run meets a wider spread, so the bound allows those binades
+	// (up to 4×) and still fails on growth with the invocations (10×).
 	withoutSeries := func(a *analyzer) int {
 		b := a.heldBytes()
 		for _, st := range a.stats {
@@ -102,7 +104,7 @@ func TestHarnessMemoryDoesNotGrowWithInvocations(t *testing.T) {
 		}
 		return b
 	}
-	if s, l := withoutSeries(small), withoutSeries(large); l > 2*s || l > 512<<10 {
+	if s, l := withoutSeries(small), withoutSeries(large); l > 4*s || l > 512<<10 {
 		t.Errorf("statistics of %d invocations hold %d bytes, of %d: %d", 10*n, l, n, s)
 	}
 	for _, st := range large.stats {
