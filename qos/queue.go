@@ -16,8 +16,17 @@ type Discipline struct {
 	Weights [numClasses]float64
 	// Reserve is how many seats each class keeps for itself: other
 	// classes never borrow them, even when they stand idle. By default
-	// only critical reserves.
+	// only critical reserves. The reserved seats are the pool's last: the
+	// other classes fill at most the seats not reserved, the reserving
+	// class's own calls included, so a reserving class's call finds a
+	// seat at once and, in a CPU-bound pool, shares the CPUs with fewer
+	// calls once those running end (it does not add to them).
 	Reserve [numClasses]int
+	// Nominal is the seats a class is served first up to: while class k
+	// holds fewer than Nominal[k] seats, its queued items go before the
+	// stride between classes (the most urgent class first). The
+	// scheduler gives critical its weight's share of the pool.
+	Nominal [numClasses]int
 	// FlowLimit bounds the items one flow may have queued, ClassLimit the
 	// items one class may have queued, Limit all queued items; 0 is no
 	// bound. Continuations are never refused and not counted against the
@@ -229,7 +238,10 @@ func (q *Queue) unqueued(it *Item) {
 }
 
 // canTake reports whether class k may take a free seat now: one is free
-// beyond what the other classes reserve and do not use.
+// beyond the seats the other classes reserve. The reserved seats are not
+// lessened by the reserving class's calls: those count against the
+// unreserved seats first, so that a critical call in a full CPU-bound
+// pool runs beside fewer calls, not one more.
 func (q *Queue) canTake(k Class) bool {
 	if q.d.Seats <= 0 || k == System {
 		return true
@@ -241,7 +253,7 @@ func (q *Queue) canTake(k Class) bool {
 	held := 0
 	for j := range q.d.Reserve {
 		if Class(j) != k {
-			held += max(0, q.d.Reserve[j]-q.inUse[j])
+			held += q.d.Reserve[j]
 		}
 	}
 	// Reserves never take every seat: a pool of one seat reserves none.
@@ -250,9 +262,10 @@ func (q *Queue) canTake(k Class) bool {
 
 // Next dispatches the next item, taking a seat for it, or returns nil
 // when no item may go now. allow, when not nil, may hold a class back.
-// Classes are chosen by stride scheduling over their weights among those
-// with queued work that may take a seat; flows of the class likewise over
-// their weights; within the flow the heap's order decides.
+// A class below its nominal seats goes first; otherwise classes are
+// chosen by stride scheduling over their weights among those with queued
+// work that may take a seat; flows of the class likewise over their
+// weights; within the flow the heap's order decides.
 func (q *Queue) Next(allow func(Class) bool) *Item {
 	best := -1
 	for k := range q.classes {
@@ -260,7 +273,7 @@ func (q *Queue) Next(allow func(Class) bool) *Item {
 		if c.queued == 0 || !q.canTake(Class(k)) || (allow != nil && !allow(Class(k))) {
 			continue
 		}
-		if k == int(System) {
+		if k == int(System) || q.inUse[k] < q.d.Nominal[k] {
 			best = k
 			break
 		}
@@ -299,6 +312,22 @@ func (q *Queue) Next(allow func(Class) bool) *Item {
 	}
 	q.take(it.Class)
 	return it
+}
+
+// Charge accounts a seat used by an item that did not pass through Next:
+// a seat handed from a workflow's call to its next one. The item's class
+// and flow pay for it in the stride as if Next had dispatched it, so a
+// chain of calls gets no more than its share; the seat itself stays
+// taken.
+func (q *Queue) Charge(it *Item) {
+	cost := it.cost().Seconds()
+	c := &q.classes[it.Class]
+	if it.Class != System {
+		c.pass += cost / q.weight(it.Class)
+	}
+	if f := c.flows[it.Flow]; f != nil && f.weight > 0 {
+		f.pass += cost / f.weight
+	}
 }
 
 func (q *Queue) weight(k Class) float64 {

@@ -194,8 +194,16 @@ func TestQueueBorrowing(t *testing.T) {
 	if it := q.Next(nil); it == nil || it.Value != "c" {
 		t.Fatalf("critical did not get its reserved seat: %v", it)
 	}
-	// A seat freed by batch goes to standard before batch by stride.
+	// Critical's call counts against the unreserved seats: a seat freed
+	// by batch while it runs stays free, so that the pool never runs more
+	// than three calls beside it.
 	q.Done(Batch)
+	if it := q.Next(nil); it != nil {
+		t.Fatalf("freed seat went to %v while critical ran", it.Value)
+	}
+	// Once critical's call ended, a freed seat goes to standard before
+	// batch by stride.
+	q.Done(Critical)
 	if it := q.Next(nil); it == nil || it.Class != Standard {
 		t.Fatalf("freed seat went to %v, want standard", it)
 	}
@@ -468,4 +476,49 @@ func FuzzQueue(f *testing.F) {
 			q.Done(it.Class)
 		}
 	})
+}
+
+// TestQueueNominalFirst: a class below its nominal seats goes before the
+// stride between classes, however far its pass ran ahead; at its nominal
+// seats it competes by stride again.
+func TestQueueNominalFirst(t *testing.T) {
+	d := disc(3)
+	d.Reserve = [numClasses]int{}
+	d.Nominal = [numClasses]int{0, 2, 0, 0}
+	q := NewQueue(d)
+	// Critical's pass runs far ahead: alone, it is served many times.
+	for i := range 20 {
+		q.Push(item(Critical, "h", fmt.Sprint("h", i)))
+		it := q.Next(nil)
+		q.Done(it.Class)
+	}
+	q.Push(item(Batch, "b", "b1"))
+	q.Push(item(Standard, "s", "s1"))
+	q.Push(item(Critical, "h", "h-a"))
+	q.Push(item(Critical, "h", "h-b"))
+	q.Push(item(Critical, "h", "h-c"))
+	var got []string
+	for range 3 {
+		got = append(got, q.Next(nil).Value.(string))
+	}
+	// Two critical items within its nominal seats, then the stride, in
+	// which critical's pass is far behind the others'.
+	if got[0] != "h-a" || got[1] != "h-b" || got[2] != "s1" {
+		t.Fatalf("dispatch order %v, want h-a, h-b (nominal), then s1 by stride", got)
+	}
+}
+
+// TestQueueCharge: a handed-off seat is paid for in the stride: a class
+// charged for seats it got without Next yields the next ones to a class
+// that got none.
+func TestQueueCharge(t *testing.T) {
+	q := NewQueue(Discipline{Seats: 1, Weights: [numClasses]float64{0, 50, 50, 50}})
+	q.Push(item(Standard, "s", "s"))
+	q.Push(item(Batch, "b", "b"))
+	for range 3 {
+		q.Charge(item(Standard, "s", "handed"))
+	}
+	if it := q.Next(nil); it == nil || it.Value != "b" {
+		t.Fatalf("next after standard's charged seats: %v, want batch", it)
+	}
 }
