@@ -183,6 +183,8 @@ type TenantStats struct {
 	// Series: completions and p99 latency per bin of arrival time.
 	Completions []int     `json:"completions"`
 	P99Series   []float64 `json:"p99Series"`
+	// Phases is where the completed starts' time went (tenant h only).
+	Phases *PhaseStats `json:"phases,omitempty"`
 }
 
 // qosTenants are the issue's four tenants.
@@ -258,6 +260,8 @@ type qosServer struct {
 	srv   *http.Server
 	url   string
 	sched *qos.Scheduler
+	// calls records the calls of tenant h, for where its time goes.
+	calls *callRecorder
 }
 
 func startQoSServer(ctx context.Context, opts QoSOptions, wasmPath string, iterations uint64, mode string, tenants []Tenant) (*qosServer, error) {
@@ -269,8 +273,9 @@ func startQoSServer(ctx context.Context, opts QoSOptions, wasmPath string, itera
 		}
 		return map[function.Kind]function.Runtime{function.KindWasm: rt}, nil
 	}
-	qs := &qosServer{}
+	qs := &qosServer{calls: newCallRecorder("h")}
 	configure := func(o *engine.Options) {
+		o.Executors["*"] = qs.calls.wrap(o.Executors["*"])
 		qo, on := qosMode(mode)
 		if !on {
 			return
@@ -440,6 +445,9 @@ type startResult struct {
 	retryAfter time.Duration
 	reason     string
 	took       time.Duration
+	// id, startedAt and endedAt are the invocation's, from the answer.
+	id                 string
+	startedAt, endedAt time.Time
 }
 
 func (c *qosClient) start(ctx context.Context, base string, t Tenant, steps int, wait time.Duration) startResult {
@@ -459,13 +467,20 @@ func (c *qosClient) start(ctx context.Context, base string, t Tenant, steps int,
 	defer resp.Body.Close()
 	r := startResult{status: resp.StatusCode}
 	var body struct {
-		Status string `json:"status"`
-		Reason string `json:"reason"`
+		ID        string     `json:"id"`
+		Status    string     `json:"status"`
+		Reason    string     `json:"reason"`
+		StartedAt time.Time  `json:"startedAt"`
+		EndedAt   *time.Time `json:"endedAt"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&body)
 	r.took = time.Since(began)
 	r.completed = body.Status == "completed"
 	r.reason = body.Reason
+	r.id, r.startedAt = body.ID, body.StartedAt
+	if body.EndedAt != nil {
+		r.endedAt = *body.EndedAt
+	}
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 		r.retryAfter = time.Duration(s) * time.Second
 	}
@@ -479,7 +494,8 @@ type qosRecord struct {
 	outcome  string        // completed, failed, rejected:<reason>, unfinished
 	attempts int
 	rejectMs []float64
-	noRetry  bool // a rejection without Retry-After
+	noRetry  bool       // a rejection without Retry-After
+	path     *startPath // a completed start's instants, for tenant h
 }
 
 func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath, name string) (*QoSRun, error) {
@@ -561,7 +577,7 @@ func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath,
 				inFlight.Add(1)
 				wg.Go(func() {
 					defer inFlight.Add(-1)
-					offer(runCtx, c, qs.url, t, steps, rec, began, opts.Duration+opts.Drain)
+					offer(runCtx, c, qs, t, steps, rec, began, opts.Duration+opts.Drain)
 				})
 			}
 		})
@@ -598,15 +614,27 @@ const maxAttempts = 3
 
 // offer makes one start: retried after Retry-After while the tenant has no
 // deadline (a retry after a second cannot meet 200ms).
-func offer(ctx context.Context, c *qosClient, base string, t Tenant, steps int, rec *qosRecord, began time.Time, wait time.Duration) {
+func offer(ctx context.Context, c *qosClient, qs *qosServer, t Tenant, steps int, rec *qosRecord, began time.Time, wait time.Duration) {
 	arrived := began.Add(rec.arrival)
+	sent := time.Now()
 	for {
 		rec.attempts++
-		r := c.start(ctx, base, t, steps, wait)
-		rec.latency = time.Since(arrived)
+		r := c.start(ctx, qs.url, t, steps, wait)
+		answered := time.Now()
+		rec.latency = answered.Sub(arrived)
+		var calls []callSpan
+		if r.id != "" {
+			// The bench reads no history: what the harness's tap kept of
+			// the invocation's calls is dropped at once.
+			qs.em.tap.forget(r.id)
+			calls = qs.calls.take(r.id)
+		}
 		switch {
 		case r.status == http.StatusOK && r.completed:
 			rec.outcome = "completed"
+			if qs.calls.namespaces[t.Name] {
+				rec.path = &startPath{arrival: arrived, sent: sent, started: r.startedAt, ended: r.endedAt, answered: answered, calls: calls}
+			}
 			return
 		case r.status == http.StatusOK:
 			rec.outcome = "failed"
@@ -694,6 +722,13 @@ func tenantStats(t Tenant, recs []*qosRecord, d time.Duration) TenantStats {
 		ts.DeadlineMet = float64(met) / float64(len(recs))
 	}
 	ts.Throughput = float64(ts.Completed) / d.Seconds()
+	var paths []*startPath
+	for _, r := range recs {
+		if r.outcome == "completed" && r.path != nil {
+			paths = append(paths, r.path)
+		}
+	}
+	ts.Phases = phaseStats(paths)
 	return ts
 }
 

@@ -36,11 +36,34 @@ func WriteQoSTable(w io.Writer, res *QoSResults) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := writePhases(w, res); err != nil {
+		return err
+	}
 	fmt.Fprintln(w)
 	for _, line := range qosTargets(res) {
 		fmt.Fprintln(w, line)
 	}
 	return nil
+}
+
+// writePhases prints where tenant h's time went in each run: each phase's
+// median, then its mean over the slowest 5% of h's starts.
+func writePhases(w io.Writer, res *QoSResults) error {
+	fmt.Fprint(w, "\nwhere h's time goes, ms (median / mean over the slowest 5%; see docs/qos.md):\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tSTARTS\tCLIENT\tADMIT\tFIRST CALL\tRUN\tCPU\tBETWEEN\tFINISH\tREPLY\tTOTAL")
+	for _, r := range res.Runs {
+		h := r.tenant("h")
+		if h == nil || h.Phases == nil {
+			continue
+		}
+		m, s := h.Phases.Median, h.Phases.Slow
+		pair := func(a, b float64) string { return fmt.Sprintf("%.1f / %.1f", a, b) }
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, h.Phases.Count,
+			pair(m.Client, s.Client), pair(m.Admit, s.Admit), pair(m.First, s.First), pair(m.Run, s.Run), pair(m.CPU, s.CPU),
+			pair(m.Between, s.Between), pair(m.Finish, s.Finish), pair(m.Reply, s.Reply), pair(m.Total, s.Total))
+	}
+	return tw.Flush()
 }
 
 func rejectedText(m map[string]int) string {
