@@ -172,10 +172,11 @@ type TenantStats struct {
 	Unfinished int     `json:"unfinished"`
 	P50Ms      float64 `json:"p50Ms"`
 	P99Ms      float64 `json:"p99Ms"`
-	// P99FirstHalfMs and P99SecondHalfMs split the run by arrival time,
-	// showing whether latency grows with the run's length.
-	P99FirstHalfMs  float64 `json:"p99FirstHalfMs"`
-	P99SecondHalfMs float64 `json:"p99SecondHalfMs"`
+	// P99EarlyMs and P99LateMs are the p99 latency seen in the first and
+	// the last quarter of the arrivals (SeenP99Series): whether latency
+	// grows with the run's length.
+	P99EarlyMs float64 `json:"p99EarlyMs"`
+	P99LateMs  float64 `json:"p99LateMs"`
 	// DeadlineMet is the share of offered starts that completed within
 	// the tenant's deadline (tenants with one).
 	DeadlineMet float64 `json:"deadlineMet,omitempty"`
@@ -183,6 +184,14 @@ type TenantStats struct {
 	// Series: completions and p99 latency per bin of arrival time.
 	Completions []int     `json:"completions"`
 	P99Series   []float64 `json:"p99Series"`
+	// SeenP99Series is, per bin of the run's time, the p99 latency a
+	// client sees then: the latencies of the starts answered in the bin
+	// and the ages, at the bin's end, of those still open (a lower bound
+	// of their latency; refused starts are left out). By arrival time
+	// the latency cannot show a growing backlog: the starts that arrived
+	// last are not overtaken by later ones, and those still open when the
+	// run ends have no latency at all.
+	SeenP99Series []float64 `json:"seenP99Series"`
 	// Phases is where the completed starts' time went (tenant h only).
 	Phases *PhaseStats `json:"phases,omitempty"`
 }
@@ -671,7 +680,7 @@ func offer(ctx context.Context, c *qosClient, qs *qosServer, t Tenant, steps int
 
 func tenantStats(t Tenant, recs []*qosRecord, d time.Duration) TenantStats {
 	ts := TenantStats{Tenant: t.Name, Offered: len(recs), Rejected: map[string]int{}}
-	var lat, first, second []float64
+	var lat []float64
 	bins := int(math.Ceil(d.Seconds()))
 	ts.Completions = make([]int, bins)
 	perBin := make([][]float64, bins)
@@ -684,11 +693,6 @@ func tenantStats(t Tenant, recs []*qosRecord, d time.Duration) TenantStats {
 			ts.Completed++
 			l := ms(r.latency)
 			lat = append(lat, l)
-			if r.arrival < d/2 {
-				first = append(first, l)
-			} else {
-				second = append(second, l)
-			}
 			b := min(bins-1, int(r.arrival.Seconds()))
 			ts.Completions[b]++
 			perBin[b] = append(perBin[b], l)
@@ -710,7 +714,6 @@ func tenantStats(t Tenant, recs []*qosRecord, d time.Duration) TenantStats {
 		slices.Sort(v)
 		return Percentile(v, 99)
 	}
-	ts.P99FirstHalfMs, ts.P99SecondHalfMs = p99(first), p99(second)
 	ts.P99Ms = p99(lat)
 	if len(lat) > 0 {
 		ts.P50Ms = Percentile(lat, 50)
@@ -718,6 +721,18 @@ func tenantStats(t Tenant, recs []*qosRecord, d time.Duration) TenantStats {
 	for _, v := range perBin {
 		ts.P99Series = append(ts.P99Series, p99(v))
 	}
+	seen := seenLatencies(recs, bins)
+	var early, late []float64
+	for b, v := range seen {
+		switch {
+		case b < max(1, bins/4):
+			early = append(early, v...)
+		case b >= bins-max(1, bins/4):
+			late = append(late, v...)
+		}
+		ts.SeenP99Series = append(ts.SeenP99Series, p99(v))
+	}
+	ts.P99EarlyMs, ts.P99LateMs = p99(early), p99(late)
 	if t.Deadline > 0 && len(recs) > 0 {
 		ts.DeadlineMet = float64(met) / float64(len(recs))
 	}
@@ -730,6 +745,29 @@ func tenantStats(t Tenant, recs []*qosRecord, d time.Duration) TenantStats {
 	}
 	ts.Phases = phaseStats(paths)
 	return ts
+}
+
+// seenLatencies are, per bin of a second, the latencies (ms) a client sees
+// then: of the starts answered in the bin, and the ages at the bin's end
+// of those still open. Refused starts are left out.
+func seenLatencies(recs []*qosRecord, bins int) [][]float64 {
+	seen := make([][]float64, bins)
+	for _, r := range recs {
+		answered := r.outcome == "completed" || r.outcome == "failed"
+		if !answered && r.outcome != "unfinished" {
+			continue
+		}
+		at := r.arrival + r.latency
+		for b := int(r.arrival / time.Second); b < bins; b++ {
+			end := time.Duration(b+1) * time.Second
+			if answered && at < end {
+				seen[b] = append(seen[b], ms(r.latency))
+				break
+			}
+			seen[b] = append(seen[b], ms(end-r.arrival))
+		}
+	}
+	return seen
 }
 
 // sampleMemory returns the largest resident set and Go heap (MB) seen
