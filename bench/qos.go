@@ -149,6 +149,12 @@ type QoSRun struct {
 	RSSMaxMB float64 `json:"rssMaxMB"`
 	// HeapMaxMB is the largest Go heap of live objects during the run.
 	HeapMaxMB float64 `json:"heapMaxMB"`
+	// CPUs is the CPU time this process (engine, server and clients) got
+	// during the run over the run's wall time: on a shared machine, how
+	// much of the cores the run had. CPUPerStartMs is that CPU time per
+	// completed start.
+	CPUs          float64 `json:"cpus"`
+	CPUPerStartMs float64 `json:"cpuPerStartMs"`
 	// RejectP99Ms is the client-observed time of rejected starts.
 	RejectP99Ms  float64 `json:"rejectP99Ms"`
 	RetryAfterOK bool    `json:"retryAfterOnEveryRejection"`
@@ -544,6 +550,7 @@ func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath,
 	runCtx, cancel := context.WithTimeout(ctx, opts.Duration+opts.Drain)
 	defer cancel()
 	began := time.Now()
+	cpu0 := processCPU()
 	var inFlight atomic.Int64
 	records := make([][]*qosRecord, len(tenants))
 	var mu sync.Mutex
@@ -592,6 +599,7 @@ func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath,
 		})
 	}
 	wg.Wait()
+	cpu, wall := processCPU()-cpu0, time.Since(began)
 	close(stopRSS)
 	mem := <-rssDone
 	run.RSSMaxMB, run.HeapMaxMB = mem[0], mem[1]
@@ -613,6 +621,14 @@ func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath,
 		run.RejectP99Ms = Percentile(rejects, 99)
 	}
 	run.Goodput = float64(goodput) / opts.Duration.Seconds()
+	run.CPUs = cpu.Seconds() / wall.Seconds()
+	completed := 0
+	for _, t := range run.Tenants {
+		completed += t.Completed
+	}
+	if completed > 0 {
+		run.CPUPerStartMs = ms(cpu) / float64(completed)
+	}
 	fmt.Fprintf(opts.Progress, "qos: run %s: goodput %.1f/s, RSS max %.0f MB, heap max %.0f MB\n", name, run.Goodput, run.RSSMaxMB, run.HeapMaxMB)
 	return run, nil
 }
