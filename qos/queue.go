@@ -24,8 +24,9 @@ type Discipline struct {
 	Reserve [numClasses]int
 	// Nominal is the seats a class is served first up to: while class k
 	// holds fewer than Nominal[k] seats, its queued items go before the
-	// stride between classes (the most urgent class first). The
-	// scheduler gives critical its weight's share of the pool.
+	// stride between classes (the most urgent class first), and may take
+	// the reserved seats. The scheduler gives critical its weight's share
+	// of the pool, rounded down, at least its reserve.
 	Nominal [numClasses]int
 	// FlowLimit bounds the items one flow may have queued, ClassLimit the
 	// items one class may have queued, Limit all queued items; 0 is no
@@ -237,27 +238,30 @@ func (q *Queue) unqueued(it *Item) {
 	}
 }
 
-// canTake reports whether class k may take a free seat now: one is free
-// beyond the seats the other classes reserve. The reserved seats are not
-// lessened by the reserving class's calls: those count against the
-// unreserved seats first, so that a critical call in a full CPU-bound
-// pool runs beside fewer calls, not one more.
+// canTake reports whether class k may take a free seat now. Every class
+// may while fewer calls run than the seats not reserved, whoever runs
+// them; the reserved seats beyond are only for a class below its nominal
+// seats (at least its reserve). So a critical call in a full CPU-bound
+// pool takes a seat at once and, as the calls beside it end and are not
+// replaced, shares the CPUs with fewer calls, not one more; and beyond
+// its nominal seats critical competes for the unreserved ones by weight
+// like the other classes.
 func (q *Queue) canTake(k Class) bool {
 	if q.d.Seats <= 0 || k == System {
 		return true
 	}
-	free := q.d.Seats - q.used
-	if free <= 0 {
+	if q.used >= q.d.Seats {
 		return false
 	}
-	held := 0
-	for j := range q.d.Reserve {
-		if Class(j) != k {
-			held += q.d.Reserve[j]
-		}
+	reserved := 0
+	for _, r := range q.d.Reserve {
+		reserved += r
 	}
 	// Reserves never take every seat: a pool of one seat reserves none.
-	return free > min(held, q.d.Seats-1)
+	if q.used < q.d.Seats-min(reserved, q.d.Seats-1) {
+		return true
+	}
+	return q.inUse[k] < max(q.d.Reserve[k], q.d.Nominal[k])
 }
 
 // Next dispatches the next item, taking a seat for it, or returns nil

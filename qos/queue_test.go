@@ -522,3 +522,37 @@ func TestQueueCharge(t *testing.T) {
 		t.Fatalf("next after standard's charged seats: %v, want batch", it)
 	}
 }
+
+// TestQueueCriticalFloodLeavesShares: a flood of critical calls gets its
+// nominal seat first and competes for the unreserved seats by weight:
+// standard keeps its share of a three-seat pool, and no more than the
+// unreserved seats run beside critical's nominal one.
+func TestQueueCriticalFloodLeavesShares(t *testing.T) {
+	d := disc(3)
+	d.Nominal = [numClasses]int{0, 1, 0, 0}
+	q := NewQueue(d)
+	for i := range 200 {
+		q.Push(item(Critical, "h", fmt.Sprint("h", i)))
+		q.Push(item(Standard, "s", fmt.Sprint("s", i)))
+	}
+	var running []*Item
+	got := map[Class]int{}
+	for range 100 {
+		for it := q.Next(nil); it != nil; it = q.Next(nil) {
+			running = append(running, it)
+			got[it.Class]++
+		}
+		if q.Used() > 3 || q.InUse(Standard) > 2 {
+			t.Fatalf("%d seats used, %d by standard", q.Used(), q.InUse(Standard))
+		}
+		// The oldest call ends.
+		q.Done(running[0].Class)
+		running = running[1:]
+	}
+	t.Logf("seats dispatched: %v", got)
+	// Stride between critical (50) and standard (35) on the unreserved
+	// seats gives standard about 35/85 of them.
+	if share := float64(got[Standard]) / float64(got[Standard]+got[Critical]); share < 0.25 {
+		t.Errorf("standard got %d of %d seats under a critical flood: %v", got[Standard], got[Standard]+got[Critical], got)
+	}
+}

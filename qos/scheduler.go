@@ -214,13 +214,15 @@ func (o *Options) discipline(seats int) Discipline {
 	// A class that reserves seats (critical) lends nothing and waits
 	// behind no other class within its weight's share of the pool: up
 	// to that share it goes first, beyond it by stride like the others.
+	// Rounded down, so that a small CPU-bound pool's unreserved seats
+	// (two of three on two CPUs) are never all critical's by right.
 	total := 0.0
 	for k := Critical; k < numClasses; k++ {
 		total += o.Weights[k]
 	}
 	for k := Critical; k < numClasses; k++ {
 		if o.Reserve[k] > 0 && total > 0 {
-			d.Nominal[k] = max(o.Reserve[k], int(math.Ceil(float64(seats)*o.Weights[k]/total)))
+			d.Nominal[k] = max(o.Reserve[k], int(math.Floor(float64(seats)*o.Weights[k]/total)))
 		}
 	}
 	return d

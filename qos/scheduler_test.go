@@ -521,11 +521,11 @@ func TestSeatHandOff(t *testing.T) {
 }
 
 // TestNominalSeats: critical goes first up to its weight's share of a
-// pool, at least its reserve.
+// pool, rounded down, at least its reserve.
 func TestNominalSeats(t *testing.T) {
 	o := Options{}
 	o.defaults()
-	for seats, want := range map[int]int{1: 1, 2: 1, 3: 2, 4: 2, 10: 5} {
+	for seats, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 5: 2, 10: 5} {
 		if got := o.discipline(seats).Nominal[Critical]; got != want {
 			t.Errorf("%d seats: critical's nominal seats %d, want %d", seats, got, want)
 		}
