@@ -24,9 +24,10 @@ type Discipline struct {
 	Reserve [numClasses]int
 	// Nominal is the seats a class is served first up to: while class k
 	// holds fewer than Nominal[k] seats, its queued items go before the
-	// stride between classes (the most urgent class first), and may take
-	// the reserved seats. The scheduler gives critical its weight's share
-	// of the pool, rounded down, at least its reserve.
+	// stride between classes (the most urgent class first). They are
+	// shared seats: the class's reserve comes on top (see canTake). The
+	// scheduler gives critical its weight's share of the pool, rounded
+	// down, but never every shared seat.
 	Nominal [numClasses]int
 	// FlowLimit bounds the items one flow may have queued, ClassLimit the
 	// items one class may have queued, Limit all queued items; 0 is no
@@ -238,14 +239,17 @@ func (q *Queue) unqueued(it *Item) {
 	}
 }
 
-// canTake reports whether class k may take a free seat now. Every class
-// may while fewer calls run than the seats not reserved, whoever runs
-// them; the reserved seats beyond are only for a class below its nominal
-// seats (at least its reserve). So a critical call in a full CPU-bound
-// pool takes a seat at once and, as the calls beside it end and are not
-// replaced, shares the CPUs with fewer calls, not one more; and beyond
-// its nominal seats critical competes for the unreserved ones by weight
-// like the other classes.
+// canTake reports whether class k may take a free seat now. The seats
+// not reserved are shared: every class may take one while they are not
+// all in use. A class's first nominal calls count among the shared seats
+// (up to its share it goes first, see Next), its next calls up to its
+// reserve among its reserved seats, any further ones among the shared
+// seats again. So a critical call in a full CPU-bound pool takes a seat
+// at once, and the calls beside it are not replaced as they end until
+// it shares the CPUs with no more calls than there are shared seats; and
+// a flood of critical calls holds its nominal and reserved seats and
+// competes for the other shared seats by weight, leaving the other
+// classes their share.
 func (q *Queue) canTake(k Class) bool {
 	if q.d.Seats <= 0 || k == System {
 		return true
@@ -253,15 +257,22 @@ func (q *Queue) canTake(k Class) bool {
 	if q.used >= q.d.Seats {
 		return false
 	}
-	reserved := 0
-	for _, r := range q.d.Reserve {
-		reserved += r
+	reserved, shared := 0, 0
+	for j := Critical; j < numClasses; j++ {
+		reserved += q.d.Reserve[j]
+		shared += q.inUse[j] - q.inReserve(j)
 	}
 	// Reserves never take every seat: a pool of one seat reserves none.
-	if q.used < q.d.Seats-min(reserved, q.d.Seats-1) {
+	if shared < q.d.Seats-min(reserved, q.d.Seats-1) {
 		return true
 	}
-	return q.inUse[k] < max(q.d.Reserve[k], q.d.Nominal[k])
+	return q.inReserve(k) < q.d.Reserve[k]
+}
+
+// inReserve is how many of class k's calls hold its reserved seats: those
+// beyond its nominal seats, up to its reserve.
+func (q *Queue) inReserve(k Class) int {
+	return min(q.d.Reserve[k], max(0, q.inUse[k]-q.d.Nominal[k]))
 }
 
 // Next dispatches the next item, taking a seat for it, or returns nil

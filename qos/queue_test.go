@@ -194,16 +194,8 @@ func TestQueueBorrowing(t *testing.T) {
 	if it := q.Next(nil); it == nil || it.Value != "c" {
 		t.Fatalf("critical did not get its reserved seat: %v", it)
 	}
-	// Critical's call counts against the unreserved seats: a seat freed
-	// by batch while it runs stays free, so that the pool never runs more
-	// than three calls beside it.
+	// A seat freed by batch goes to standard before batch by stride.
 	q.Done(Batch)
-	if it := q.Next(nil); it != nil {
-		t.Fatalf("freed seat went to %v while critical ran", it.Value)
-	}
-	// Once critical's call ended, a freed seat goes to standard before
-	// batch by stride.
-	q.Done(Critical)
 	if it := q.Next(nil); it == nil || it.Class != Standard {
 		t.Fatalf("freed seat went to %v, want standard", it)
 	}
@@ -555,4 +547,52 @@ func TestQueueCriticalFloodLeavesShares(t *testing.T) {
 	if share := float64(got[Standard]) / float64(got[Standard]+got[Critical]); share < 0.25 {
 		t.Errorf("standard got %d of %d seats under a critical flood: %v", got[Standard], got[Standard]+got[Critical], got)
 	}
+}
+
+// TestQueueCriticalSharesCPUs: in a pool of three seats (two CPUs and
+// critical's reserve), critical's first call counts among the two shared
+// seats, so a seat freed beside it is not refilled; its second call takes
+// the reserve; a third waits.
+func TestQueueCriticalSharesCPUs(t *testing.T) {
+	d := disc(3)
+	d.Nominal = [numClasses]int{0, 1, 0, 0}
+	q := NewQueue(d)
+	for i := range 5 {
+		q.Push(item(Batch, "b", fmt.Sprint("b", i)))
+	}
+	if got := drain2(q); got != 2 {
+		t.Fatalf("batch took %d seats, want the 2 shared ones", got)
+	}
+	q.Push(item(Critical, "h", "c1"))
+	if it := q.Next(nil); it == nil || it.Value != "c1" {
+		t.Fatalf("critical's call did not get a seat at once: %v", it)
+	}
+	q.Done(Batch)
+	if it := q.Next(nil); it != nil {
+		t.Fatalf("%v refilled a seat beside critical's call: three CPU-bound calls on two CPUs", it.Value)
+	}
+	q.Push(item(Critical, "h", "c2"))
+	if it := q.Next(nil); it == nil || it.Value != "c2" {
+		t.Fatalf("critical's second call did not take the reserve: %v", it)
+	}
+	q.Push(item(Critical, "h", "c3"))
+	if it := q.Next(nil); it != nil {
+		t.Fatalf("%v got a fourth seat", it.Value)
+	}
+	// Both critical calls end: batch has its two shared seats again.
+	q.Done(Critical)
+	q.Done(Critical)
+	q.Done(Batch)
+	if q.Used() != 0 {
+		t.Fatalf("%d seats still used", q.Used())
+	}
+}
+
+// drain2 dispatches until nothing may go, holding the seats.
+func drain2(q *Queue) int {
+	n := 0
+	for it := q.Next(nil); it != nil; it = q.Next(nil) {
+		n++
+	}
+	return n
 }

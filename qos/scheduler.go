@@ -214,15 +214,18 @@ func (o *Options) discipline(seats int) Discipline {
 	// A class that reserves seats (critical) lends nothing and waits
 	// behind no other class within its weight's share of the pool: up
 	// to that share it goes first, beyond it by stride like the others.
-	// Rounded down, so that a small CPU-bound pool's unreserved seats
-	// (two of three on two CPUs) are never all critical's by right.
-	total := 0.0
+	// Rounded down and short of every shared seat, so that a small
+	// CPU-bound pool's shared seats (two of three on two CPUs) are never
+	// all critical's by right.
+	total, reserved := 0.0, 0
 	for k := Critical; k < numClasses; k++ {
 		total += o.Weights[k]
+		reserved += o.Reserve[k]
 	}
+	shared := seats - min(reserved, seats-1)
 	for k := Critical; k < numClasses; k++ {
 		if o.Reserve[k] > 0 && total > 0 {
-			d.Nominal[k] = max(o.Reserve[k], int(math.Floor(float64(seats)*o.Weights[k]/total)))
+			d.Nominal[k] = min(int(math.Floor(float64(seats)*o.Weights[k]/total)), shared-1)
 		}
 	}
 	return d
