@@ -17,10 +17,8 @@ type Discipline struct {
 	// Reserve is how many seats each class keeps for itself: other
 	// classes never borrow them, even when they stand idle. By default
 	// only critical reserves. The reserved seats are the pool's last: the
-	// other classes fill at most the seats not reserved, the reserving
-	// class's own calls included, so a reserving class's call finds a
-	// seat at once and, in a CPU-bound pool, shares the CPUs with fewer
-	// calls once those running end (it does not add to them).
+	// other classes fill at most the shared (unreserved) seats, the
+	// reserving class's nominal calls counted among them (see canTake).
 	Reserve [numClasses]int
 	// Nominal is the seats a class is served first up to: while class k
 	// holds fewer than Nominal[k] seats, its queued items go before the
