@@ -614,6 +614,11 @@ func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath,
 				goodput++
 			}
 		}
+		if ts.Phases != nil && qs.sched != nil {
+			if ts.Phases.Waits, err = gateWaits(qs.sched, t.Class, t.Name); err != nil {
+				return nil, err
+			}
+		}
 		run.Tenants = append(run.Tenants, ts)
 	}
 	slices.Sort(rejects)

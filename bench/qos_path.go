@@ -2,12 +2,17 @@ package bench
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/qos"
 )
 
 // Where tenant h's time goes: the client records when it sent a start and
@@ -118,6 +123,8 @@ type PhaseStats struct {
 	// at or above the 95th percentile of Total): where the tail's time
 	// goes.
 	Slow Phases `json:"slow"`
+	// Waits are the waits at the gates (QoS on only).
+	Waits *GateWaits `json:"waits,omitempty"`
 }
 
 func (p *startPath) phases() Phases {
@@ -183,4 +190,66 @@ func cmpFloat(a, b float64) int {
 		return 1
 	}
 	return 0
+}
+
+// GateWaits are a tenant's waits at the scheduler's gates, read from its
+// histogram (baton_qos_wait_seconds): each figure is the upper bound of
+// the bucket the quantile fell in, in milliseconds (+Inf beyond the
+// last).
+type GateWaits struct {
+	G1P50Ms float64 `json:"g1P50Ms"`
+	G1P99Ms float64 `json:"g1P99Ms"`
+	// G2 waits are per call; a call handed its workflow's seat waits 0.
+	G2P50Ms float64 `json:"g2P50Ms"`
+	G2P99Ms float64 `json:"g2P99Ms"`
+}
+
+// gateWaits reads the waits of class and namespace ns at both gates; nil
+// when the scheduler recorded none.
+func gateWaits(s *qos.Scheduler, class, ns string) (*GateWaits, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(s); err != nil {
+		return nil, fmt.Errorf("bench: reading the QoS waits: %w", err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		return nil, fmt.Errorf("bench: reading the QoS waits: %w", err)
+	}
+	var w GateWaits
+	found := false
+	for _, f := range families {
+		if f.GetName() != "baton_qos_wait_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["class"] != class || labels["namespace"] != ns {
+				continue
+			}
+			h := m.GetHistogram()
+			quantile := func(q float64) float64 {
+				rank := q * float64(h.GetSampleCount())
+				for _, b := range h.GetBucket() {
+					if float64(b.GetCumulativeCount()) >= rank {
+						return b.GetUpperBound() * 1000
+					}
+				}
+				return math.Inf(1)
+			}
+			switch labels["gate"] {
+			case "g1":
+				w.G1P50Ms, w.G1P99Ms = quantile(0.5), quantile(0.99)
+			case "g2":
+				w.G2P50Ms, w.G2P99Ms = quantile(0.5), quantile(0.99)
+			}
+			found = true
+		}
+	}
+	if !found {
+		return nil, nil
+	}
+	return &w, nil
 }

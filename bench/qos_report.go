@@ -49,9 +49,9 @@ func WriteQoSTable(w io.Writer, res *QoSResults) error {
 // writePhases prints where tenant h's time went in each run: each phase's
 // median, then its mean over the slowest 5% of h's starts.
 func writePhases(w io.Writer, res *QoSResults) error {
-	fmt.Fprint(w, "\nwhere h's time goes, ms (median / mean over the slowest 5%; see docs/qos.md):\n")
+	fmt.Fprint(w, "\nwhere h's time goes, ms (median / mean over the slowest 5%; gate waits: histogram bucket bounds; see docs/qos.md):\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTARTS\tCLIENT\tADMIT\tFIRST CALL\tRUN\tCPU\tBETWEEN\tFINISH\tREPLY\tTOTAL")
+	fmt.Fprintln(tw, "RUN\tSTARTS\tCLIENT\tADMIT\tFIRST CALL\tRUN\tCPU\tBETWEEN\tFINISH\tREPLY\tTOTAL\tG1 WAIT P50/P99\tG2 WAIT P50/P99")
 	for _, r := range res.Runs {
 		h := r.tenant("h")
 		if h == nil || h.Phases == nil {
@@ -59,9 +59,13 @@ func writePhases(w io.Writer, res *QoSResults) error {
 		}
 		m, s := h.Phases.Median, h.Phases.Slow
 		pair := func(a, b float64) string { return fmt.Sprintf("%.1f / %.1f", a, b) }
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, h.Phases.Count,
+		g1, g2 := "-", "-"
+		if w := h.Phases.Waits; w != nil {
+			g1, g2 = fmt.Sprintf("≤%g / ≤%g", w.G1P50Ms, w.G1P99Ms), fmt.Sprintf("≤%g / ≤%g", w.G2P50Ms, w.G2P99Ms)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, h.Phases.Count,
 			pair(m.Client, s.Client), pair(m.Admit, s.Admit), pair(m.First, s.First), pair(m.Run, s.Run), pair(m.CPU, s.CPU),
-			pair(m.Between, s.Between), pair(m.Finish, s.Finish), pair(m.Reply, s.Reply), pair(m.Total, s.Total))
+			pair(m.Between, s.Between), pair(m.Finish, s.Finish), pair(m.Reply, s.Reply), pair(m.Total, s.Total), g1, g2)
 	}
 	return tw.Flush()
 }

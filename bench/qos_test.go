@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/lang"
+	"github.com/batonflow/baton/qos"
 )
 
 func TestSpinWorkflowParses(t *testing.T) {
@@ -103,5 +105,33 @@ func TestQoSTargets(t *testing.T) {
 	res.Runs[1].Tenants[0].P99Ms = 200
 	if !strings.Contains(strings.Join(qosTargets(res), "\n"), "MISS  H p99") {
 		t.Error("a p99 over 1.25 × L0 passed")
+	}
+}
+
+func TestGateWaits(t *testing.T) {
+	s := qos.New(qos.Options{})
+	ctx := context.Background()
+	if w, err := gateWaits(s, "critical", "h"); err != nil || w != nil {
+		t.Fatalf("waits before any: %+v %v", w, err)
+	}
+	tk, err := s.Admit(ctx, qos.Start{Class: qos.Critical, Namespace: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := s.Acquire(ctx, qos.Call{Pool: qos.PoolWasm, Class: qos.Critical, Flow: "h", Admission: tk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	w, err := gateWaits(s, "critical", "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No wait at either gate: the first bucket, 0.5 ms.
+	if w == nil || w.G1P50Ms != 0.5 || w.G1P99Ms != 0.5 || w.G2P50Ms != 0.5 || w.G2P99Ms != 0.5 {
+		t.Errorf("waits %+v, want every quantile in the first bucket", w)
+	}
+	if w, _ := gateWaits(s, "standard", "s1"); w != nil {
+		t.Errorf("waits of a tenant that made no start: %+v", w)
 	}
 }

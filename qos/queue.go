@@ -328,17 +328,23 @@ func (q *Queue) Next(allow func(Class) bool) *Item {
 }
 
 // Charge accounts a seat used by an item that did not pass through Next:
-// a seat handed from a workflow's call to its next one. The item's class
-// and flow pay for it in the stride as if Next had dispatched it, so a
-// chain of calls gets no more than its share; the seat itself stays
-// taken.
+// a seat handed from a workflow's call to its next one. While its class
+// (its flow) has work queued, it pays for it in the stride as if Next had
+// dispatched it, so that a chain of calls gets no more than its share of
+// a contended gate; a class with nothing queued pays nothing, as a call
+// seated at once by TryTake does not: it would otherwise come back to
+// contention with a debt and wait behind classes it is entitled to go
+// before. The seat itself stays taken.
 func (q *Queue) Charge(it *Item) {
 	cost := it.cost().Seconds()
 	c := &q.classes[it.Class]
+	if c.queued == 0 {
+		return
+	}
 	if it.Class != System {
 		c.pass += cost / q.weight(it.Class)
 	}
-	if f := c.flows[it.Flow]; f != nil && f.weight > 0 {
+	if f := c.flows[it.Flow]; f != nil && len(f.items) > 0 && f.weight > 0 {
 		f.pass += cost / f.weight
 	}
 }

@@ -596,3 +596,20 @@ func drain2(q *Queue) int {
 	}
 	return n
 }
+
+// TestQueueChargeIdleFree: seats handed off while a class has nothing
+// queued cost it nothing, like seats taken at once: it comes back to
+// contention without a debt and goes before a class of lower weight.
+func TestQueueChargeIdleFree(t *testing.T) {
+	q := NewQueue(Discipline{Seats: 1, Weights: DefaultWeights})
+	q.Push(item(Standard, "s", "s0"))
+	q.Done(q.Next(nil).Class)
+	for range 100 {
+		q.Charge(item(Critical, "h", "handed"))
+	}
+	q.Push(item(Standard, "s", "s1"))
+	q.Push(item(Critical, "h", "h1"))
+	if it := q.Next(nil); it == nil || it.Value != "h1" {
+		t.Fatalf("next %v, want critical's call: its idle hand-offs left it a debt", it)
+	}
+}
