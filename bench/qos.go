@@ -149,6 +149,12 @@ type QoSRun struct {
 	RSSMaxMB float64 `json:"rssMaxMB"`
 	// HeapMaxMB is the largest Go heap of live objects during the run.
 	HeapMaxMB float64 `json:"heapMaxMB"`
+	// CPUs is the CPU time this process (engine, server and clients) got
+	// during the run over the run's wall time: on a shared machine, how
+	// much of the cores the run had. CPUPerStartMs is that CPU time per
+	// completed start.
+	CPUs          float64 `json:"cpus"`
+	CPUPerStartMs float64 `json:"cpuPerStartMs"`
 	// RejectP99Ms is the client-observed time of rejected starts.
 	RejectP99Ms  float64 `json:"rejectP99Ms"`
 	RetryAfterOK bool    `json:"retryAfterOnEveryRejection"`
@@ -172,10 +178,11 @@ type TenantStats struct {
 	Unfinished int     `json:"unfinished"`
 	P50Ms      float64 `json:"p50Ms"`
 	P99Ms      float64 `json:"p99Ms"`
-	// P99FirstHalfMs and P99SecondHalfMs split the run by arrival time,
-	// showing whether latency grows with the run's length.
-	P99FirstHalfMs  float64 `json:"p99FirstHalfMs"`
-	P99SecondHalfMs float64 `json:"p99SecondHalfMs"`
+	// P99EarlyMs and P99LateMs are the p99 latency seen in the first and
+	// the last quarter of the arrivals (SeenP99Series): whether latency
+	// grows with the run's length.
+	P99EarlyMs float64 `json:"p99EarlyMs"`
+	P99LateMs  float64 `json:"p99LateMs"`
 	// DeadlineMet is the share of offered starts that completed within
 	// the tenant's deadline (tenants with one).
 	DeadlineMet float64 `json:"deadlineMet,omitempty"`
@@ -183,6 +190,16 @@ type TenantStats struct {
 	// Series: completions and p99 latency per bin of arrival time.
 	Completions []int     `json:"completions"`
 	P99Series   []float64 `json:"p99Series"`
+	// SeenP99Series is, per bin of the run's time, the p99 latency a
+	// client sees then: the latencies of the starts answered in the bin
+	// and the ages, at the bin's end, of those still open (a lower bound
+	// of their latency; refused starts are left out). By arrival time
+	// the latency cannot show a growing backlog: the starts that arrived
+	// last are not overtaken by later ones, and those still open when the
+	// run ends have no latency at all.
+	SeenP99Series []float64 `json:"seenP99Series"`
+	// Phases is where the completed starts' time went (tenant h only).
+	Phases *PhaseStats `json:"phases,omitempty"`
 }
 
 // qosTenants are the issue's four tenants.
@@ -258,6 +275,8 @@ type qosServer struct {
 	srv   *http.Server
 	url   string
 	sched *qos.Scheduler
+	// calls records the calls of tenant h, for where its time goes.
+	calls *callRecorder
 }
 
 func startQoSServer(ctx context.Context, opts QoSOptions, wasmPath string, iterations uint64, mode string, tenants []Tenant) (*qosServer, error) {
@@ -269,8 +288,9 @@ func startQoSServer(ctx context.Context, opts QoSOptions, wasmPath string, itera
 		}
 		return map[function.Kind]function.Runtime{function.KindWasm: rt}, nil
 	}
-	qs := &qosServer{}
+	qs := &qosServer{calls: newCallRecorder("h")}
 	configure := func(o *engine.Options) {
+		o.Executors["*"] = qs.calls.wrap(o.Executors["*"])
 		qo, on := qosMode(mode)
 		if !on {
 			return
@@ -440,6 +460,9 @@ type startResult struct {
 	retryAfter time.Duration
 	reason     string
 	took       time.Duration
+	// id, startedAt and endedAt are the invocation's, from the answer.
+	id                 string
+	startedAt, endedAt time.Time
 }
 
 func (c *qosClient) start(ctx context.Context, base string, t Tenant, steps int, wait time.Duration) startResult {
@@ -459,13 +482,20 @@ func (c *qosClient) start(ctx context.Context, base string, t Tenant, steps int,
 	defer resp.Body.Close()
 	r := startResult{status: resp.StatusCode}
 	var body struct {
-		Status string `json:"status"`
-		Reason string `json:"reason"`
+		ID        string     `json:"id"`
+		Status    string     `json:"status"`
+		Reason    string     `json:"reason"`
+		StartedAt time.Time  `json:"startedAt"`
+		EndedAt   *time.Time `json:"endedAt"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&body)
 	r.took = time.Since(began)
 	r.completed = body.Status == "completed"
 	r.reason = body.Reason
+	r.id, r.startedAt = body.ID, body.StartedAt
+	if body.EndedAt != nil {
+		r.endedAt = *body.EndedAt
+	}
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 		r.retryAfter = time.Duration(s) * time.Second
 	}
@@ -479,7 +509,8 @@ type qosRecord struct {
 	outcome  string        // completed, failed, rejected:<reason>, unfinished
 	attempts int
 	rejectMs []float64
-	noRetry  bool // a rejection without Retry-After
+	noRetry  bool       // a rejection without Retry-After
+	path     *startPath // a completed start's instants, for tenant h
 }
 
 func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath, name string) (*QoSRun, error) {
@@ -519,6 +550,7 @@ func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath,
 	runCtx, cancel := context.WithTimeout(ctx, opts.Duration+opts.Drain)
 	defer cancel()
 	began := time.Now()
+	cpu0 := processCPU()
 	var inFlight atomic.Int64
 	records := make([][]*qosRecord, len(tenants))
 	var mu sync.Mutex
@@ -561,12 +593,13 @@ func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath,
 				inFlight.Add(1)
 				wg.Go(func() {
 					defer inFlight.Add(-1)
-					offer(runCtx, c, qs.url, t, steps, rec, began, opts.Duration+opts.Drain)
+					offer(runCtx, c, qs, t, steps, rec, began, opts.Duration+opts.Drain)
 				})
 			}
 		})
 	}
 	wg.Wait()
+	cpu, wall := processCPU()-cpu0, time.Since(began)
 	close(stopRSS)
 	mem := <-rssDone
 	run.RSSMaxMB, run.HeapMaxMB = mem[0], mem[1]
@@ -581,6 +614,11 @@ func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath,
 				goodput++
 			}
 		}
+		if ts.Phases != nil && qs.sched != nil {
+			if ts.Phases.Waits, err = gateWaits(qs.sched, t.Class, t.Name); err != nil {
+				return nil, err
+			}
+		}
 		run.Tenants = append(run.Tenants, ts)
 	}
 	slices.Sort(rejects)
@@ -588,6 +626,14 @@ func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath,
 		run.RejectP99Ms = Percentile(rejects, 99)
 	}
 	run.Goodput = float64(goodput) / opts.Duration.Seconds()
+	run.CPUs = cpu.Seconds() / wall.Seconds()
+	completed := 0
+	for _, t := range run.Tenants {
+		completed += t.Completed
+	}
+	if completed > 0 {
+		run.CPUPerStartMs = ms(cpu) / float64(completed)
+	}
 	fmt.Fprintf(opts.Progress, "qos: run %s: goodput %.1f/s, RSS max %.0f MB, heap max %.0f MB\n", name, run.Goodput, run.RSSMaxMB, run.HeapMaxMB)
 	return run, nil
 }
@@ -598,15 +644,27 @@ const maxAttempts = 3
 
 // offer makes one start: retried after Retry-After while the tenant has no
 // deadline (a retry after a second cannot meet 200ms).
-func offer(ctx context.Context, c *qosClient, base string, t Tenant, steps int, rec *qosRecord, began time.Time, wait time.Duration) {
+func offer(ctx context.Context, c *qosClient, qs *qosServer, t Tenant, steps int, rec *qosRecord, began time.Time, wait time.Duration) {
 	arrived := began.Add(rec.arrival)
+	sent := time.Now()
 	for {
 		rec.attempts++
-		r := c.start(ctx, base, t, steps, wait)
-		rec.latency = time.Since(arrived)
+		r := c.start(ctx, qs.url, t, steps, wait)
+		answered := time.Now()
+		rec.latency = answered.Sub(arrived)
+		var calls []callSpan
+		if r.id != "" {
+			// The bench reads no history: what the harness's tap kept of
+			// the invocation's calls is dropped at once.
+			qs.em.tap.forget(r.id)
+			calls = qs.calls.take(r.id)
+		}
 		switch {
 		case r.status == http.StatusOK && r.completed:
 			rec.outcome = "completed"
+			if qs.calls.namespaces[t.Name] {
+				rec.path = &startPath{arrival: arrived, sent: sent, started: r.startedAt, ended: r.endedAt, answered: answered, calls: calls}
+			}
 			return
 		case r.status == http.StatusOK:
 			rec.outcome = "failed"
@@ -643,7 +701,7 @@ func offer(ctx context.Context, c *qosClient, base string, t Tenant, steps int, 
 
 func tenantStats(t Tenant, recs []*qosRecord, d time.Duration) TenantStats {
 	ts := TenantStats{Tenant: t.Name, Offered: len(recs), Rejected: map[string]int{}}
-	var lat, first, second []float64
+	var lat []float64
 	bins := int(math.Ceil(d.Seconds()))
 	ts.Completions = make([]int, bins)
 	perBin := make([][]float64, bins)
@@ -656,11 +714,6 @@ func tenantStats(t Tenant, recs []*qosRecord, d time.Duration) TenantStats {
 			ts.Completed++
 			l := ms(r.latency)
 			lat = append(lat, l)
-			if r.arrival < d/2 {
-				first = append(first, l)
-			} else {
-				second = append(second, l)
-			}
 			b := min(bins-1, int(r.arrival.Seconds()))
 			ts.Completions[b]++
 			perBin[b] = append(perBin[b], l)
@@ -682,7 +735,6 @@ func tenantStats(t Tenant, recs []*qosRecord, d time.Duration) TenantStats {
 		slices.Sort(v)
 		return Percentile(v, 99)
 	}
-	ts.P99FirstHalfMs, ts.P99SecondHalfMs = p99(first), p99(second)
 	ts.P99Ms = p99(lat)
 	if len(lat) > 0 {
 		ts.P50Ms = Percentile(lat, 50)
@@ -690,11 +742,53 @@ func tenantStats(t Tenant, recs []*qosRecord, d time.Duration) TenantStats {
 	for _, v := range perBin {
 		ts.P99Series = append(ts.P99Series, p99(v))
 	}
+	seen := seenLatencies(recs, bins)
+	var early, late []float64
+	for b, v := range seen {
+		switch {
+		case b < max(1, bins/4):
+			early = append(early, v...)
+		case b >= bins-max(1, bins/4):
+			late = append(late, v...)
+		}
+		ts.SeenP99Series = append(ts.SeenP99Series, p99(v))
+	}
+	ts.P99EarlyMs, ts.P99LateMs = p99(early), p99(late)
 	if t.Deadline > 0 && len(recs) > 0 {
 		ts.DeadlineMet = float64(met) / float64(len(recs))
 	}
 	ts.Throughput = float64(ts.Completed) / d.Seconds()
+	var paths []*startPath
+	for _, r := range recs {
+		if r.outcome == "completed" && r.path != nil {
+			paths = append(paths, r.path)
+		}
+	}
+	ts.Phases = phaseStats(paths)
 	return ts
+}
+
+// seenLatencies are, per bin of a second, the latencies (ms) a client sees
+// then: of the starts answered in the bin, and the ages at the bin's end
+// of those still open. Refused starts are left out.
+func seenLatencies(recs []*qosRecord, bins int) [][]float64 {
+	seen := make([][]float64, bins)
+	for _, r := range recs {
+		answered := r.outcome == "completed" || r.outcome == "failed"
+		if !answered && r.outcome != "unfinished" {
+			continue
+		}
+		at := r.arrival + r.latency
+		for b := int(r.arrival / time.Second); b < bins; b++ {
+			end := time.Duration(b+1) * time.Second
+			if answered && at < end {
+				seen[b] = append(seen[b], ms(r.latency))
+				break
+			}
+			seen[b] = append(seen[b], ms(end-r.arrival))
+		}
+	}
+	return seen
 }
 
 // sampleMemory returns the largest resident set and Go heap (MB) seen

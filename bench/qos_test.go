@@ -1,12 +1,15 @@
 package bench
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/lang"
+	"github.com/batonflow/baton/qos"
 )
 
 func TestSpinWorkflowParses(t *testing.T) {
@@ -36,8 +39,56 @@ func TestTenantStats(t *testing.T) {
 		ts.Rejected["deadline_infeasible"] != 1 {
 		t.Fatalf("%+v", ts)
 	}
-	if ts.DeadlineMet != 0.2 || ts.P99FirstHalfMs != 50 || ts.P99SecondHalfMs != 300 || ts.Completions[0] != 1 || ts.Completions[1] != 1 {
+	if ts.DeadlineMet != 0.2 || ts.Completions[0] != 1 || ts.Completions[1] != 1 {
 		t.Errorf("%+v", ts)
+	}
+	// Seen in the first second: the first start's 50 ms; in the second:
+	// the second's 300 ms and the unfinished one's age at 2 s, 200 ms.
+	if want := []float64{50, 300}; !slices.Equal(ts.SeenP99Series, want) || ts.P99EarlyMs != 50 || ts.P99LateMs != 300 {
+		t.Errorf("seen p99 %v (early %v, late %v), want %v", ts.SeenP99Series, ts.P99EarlyMs, ts.P99LateMs, want)
+	}
+}
+
+// TestSeenLatencyGrows: a backlog that keeps growing shows in the latency
+// seen over the run's time, although by arrival time the latencies fall
+// (the last starts to arrive are served as the run drains) and the
+// starts never answered have none.
+func TestSeenLatencyGrows(t *testing.T) {
+	h := Tenant{Name: "h"}
+	var recs []*qosRecord
+	const run = 20 * time.Second
+	for i := range 200 {
+		arrival := time.Duration(i) * 100 * time.Millisecond
+		r := &qosRecord{arrival: arrival, attempts: 1, outcome: "completed"}
+		switch {
+		case arrival < 10*time.Second:
+			// Waited as long as the run had run: the backlog's age.
+			r.latency = arrival + 100*time.Millisecond
+		case i%2 == 0:
+			// Answered quickly once arrivals stopped: by arrival time the
+			// second half looks better than the first.
+			r.latency = 200 * time.Millisecond
+		default:
+			r.outcome = "unfinished"
+		}
+		recs = append(recs, r)
+	}
+	ts := tenantStats(h, recs, run)
+	if ts.P99LateMs < 2*ts.P99EarlyMs {
+		t.Errorf("seen p99 early %v ms, late %v ms: the growth does not show (%v)", ts.P99EarlyMs, ts.P99LateMs, ts.SeenP99Series)
+	}
+	res := &QoSResults{Runs: []QoSRun{{Name: "FIFO", Tenants: []TenantStats{ts}}}}
+	if lines := strings.Join(qosTargets(res), "\n"); !strings.Contains(lines, "PASS  under FIFO, H p99 grows") {
+		t.Errorf("targets:\n%s", lines)
+	}
+	// A steady tenant's latency does not grow.
+	for _, r := range recs {
+		r.outcome, r.latency = "completed", 50*time.Millisecond
+	}
+	ts = tenantStats(h, recs, run)
+	res.Runs[0].Tenants[0] = ts
+	if lines := strings.Join(qosTargets(res), "\n"); !strings.Contains(lines, "MISS  under FIFO, H p99 grows") {
+		t.Errorf("a steady latency passed as growing: %v\n%s", ts.SeenP99Series, lines)
 	}
 }
 
@@ -54,5 +105,33 @@ func TestQoSTargets(t *testing.T) {
 	res.Runs[1].Tenants[0].P99Ms = 200
 	if !strings.Contains(strings.Join(qosTargets(res), "\n"), "MISS  H p99") {
 		t.Error("a p99 over 1.25 × L0 passed")
+	}
+}
+
+func TestGateWaits(t *testing.T) {
+	s := qos.New(qos.Options{})
+	ctx := context.Background()
+	if w, err := gateWaits(s, "critical", "h"); err != nil || w != nil {
+		t.Fatalf("waits before any: %+v %v", w, err)
+	}
+	tk, err := s.Admit(ctx, qos.Start{Class: qos.Critical, Namespace: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := s.Acquire(ctx, qos.Call{Pool: qos.PoolWasm, Class: qos.Critical, Flow: "h", Admission: tk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	w, err := gateWaits(s, "critical", "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No wait at either gate: the first bucket, 0.5 ms.
+	if w == nil || w.G1P50Ms != 0.5 || w.G1P99Ms != 0.5 || w.G2P50Ms != 0.5 || w.G2P99Ms != 0.5 {
+		t.Errorf("waits %+v, want every quantile in the first bucket", w)
+	}
+	if w, _ := gateWaits(s, "standard", "s1"); w != nil {
+		t.Errorf("waits of a tenant that made no start: %+v", w)
 	}
 }

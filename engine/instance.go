@@ -562,6 +562,9 @@ func (in *instance) end(ev *core.Event) {
 	in.inbox = nil
 	durable := in.inv.Durable
 	in.mu.Unlock()
+	// The seat kept for a next call goes back before the end's row is
+	// written: other workflows' calls need not wait for the store.
+	in.qos.endCalls(in.e.opts.QoS)
 	if !durable {
 		// The end is reported once its row write holds one of the bounded
 		// slots: when the store falls behind, invocations wait here

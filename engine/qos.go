@@ -36,6 +36,8 @@ type qosState struct {
 	// calls counts the calls it asked G2 for: the first begins its work,
 	// the others continue it.
 	calls atomic.Int64
+	// chain hands the seat of one of its calls to the next.
+	chain qos.Chain
 }
 
 // DefaultClass is the priority class a workflow document declares in its
@@ -68,6 +70,7 @@ func (e *Engine) admitQoS(ctx context.Context, def *dsl.Workflow, eff *policy.Ef
 		p := e.live[parent]
 		e.mu.Unlock()
 		if p != nil && p.qos != nil {
+			// Its own chain: its calls run beside its parent's.
 			return &qosState{class: p.qos.class, flow: p.qos.flow, weight: p.qos.weight, deadline: p.qos.deadline}, nil
 		}
 	}
@@ -180,6 +183,14 @@ func (s *qosState) settle() {
 	}
 }
 
+// endCalls gives back the seat kept for the invocation's next call: it
+// has ended and makes none.
+func (s *qosState) endCalls(sched *qos.Scheduler) {
+	if s != nil && sched != nil {
+		sched.EndChain(&s.chain)
+	}
+}
+
 // seat passes a call through G2: it waits for a seat in the pool of the
 // call's runtime. Calls that wait for something else than a runtime
 // (subflows, events, timers) are not seated. release gives the seat back.
@@ -196,7 +207,7 @@ func (e *Engine) seat(ctx context.Context, in *instance, c *core.Call) (release 
 	// work is counted there from then on.
 	release, err := e.opts.QoS.Acquire(ctx, qos.Call{
 		Pool: pool, Function: functionKey(in.inv.Namespace, c.Function), Class: q.class, Flow: q.flow, Weight: q.weight,
-		Deadline: q.deadline, Continuation: q.calls.Add(1) > 1, Admission: q.ticket,
+		Deadline: q.deadline, Continuation: q.calls.Add(1) > 1, Admission: q.ticket, Chain: &q.chain,
 	})
 	if err != nil {
 		return nil, problem.Timeout("%s: waiting for a seat: %v", c.Name, err)

@@ -151,6 +151,61 @@ func TestQoSContinuationPriority(t *testing.T) {
 	}
 }
 
+// TestQoSSeatHandOff: with one wasm seat, a running workflow's seat goes
+// from each of its calls to the next although another workflow's call
+// waits, and comes back when the workflow ends; the ablation turns the
+// hand-off off.
+func TestQoSSeatHandOff(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		off  bool
+		want string
+	}{
+		{"on", false, "[a1 a2 a3 b1]"},
+		{"ablated", true, "[a1 b1 a2 a3]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fns := newGatedFunctions()
+			// A kept seat waits for the workflow's next call or its end,
+			// never for the clock.
+			e, s := qosEngine(t, fns, qos.Options{Seats: map[string]int{qos.PoolWasm: 1}, BacklogTarget: 5,
+				HandOff: time.Hour, NoContinuations: tt.off}, nil)
+			apply(t, e, stepsDoc("a", "", "a1", "a2", "a3"))
+			apply(t, e, stepsDoc("b", "", "b1"))
+			ctx := context.Background()
+			a, err := e.Invoke(ctx, "default", "a", "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, func() bool { return len(fns.began()) == 1 })
+			b, err := e.Invoke(ctx, "default", "b", "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, func() bool { return queuedAtG2(s.Status()) == 1 })
+			// Each call is released once it began: the order is the
+			// scheduler's.
+			for i := range 4 {
+				waitUntil(t, func() bool { return len(fns.began()) > i })
+				fns.release(fns.began()[i])
+			}
+			for _, id := range []string{a.ID, b.ID} {
+				inv, err := e.Wait(ctx, id)
+				if err != nil || inv.Status != core.StatusCompleted {
+					t.Fatalf("%s: %v %v", id, inv.Status, err)
+				}
+			}
+			if got := fmt.Sprint(fns.began()); got != tt.want {
+				t.Errorf("calls began in order %s, want %s", got, tt.want)
+			}
+			waitUntil(t, func() bool {
+				st := s.Status()
+				return len(st.Pools) == 1 && len(st.Pools[0].InUse) == 0
+			})
+		})
+	}
+}
+
 func queuedAtG2(s qos.Status) int {
 	n := 0
 	for _, p := range s.Pools {

@@ -16,8 +16,17 @@ type Discipline struct {
 	Weights [numClasses]float64
 	// Reserve is how many seats each class keeps for itself: other
 	// classes never borrow them, even when they stand idle. By default
-	// only critical reserves.
+	// only critical reserves. The reserved seats are the pool's last: the
+	// other classes fill at most the shared (unreserved) seats, the
+	// reserving class's nominal calls counted among them (see canTake).
 	Reserve [numClasses]int
+	// Nominal is the seats a class is served first up to: while class k
+	// holds fewer than Nominal[k] seats, its queued items go before the
+	// stride between classes (the most urgent class first). They are
+	// shared seats: the class's reserve comes on top (see canTake). The
+	// scheduler gives critical its weight's share of the pool, rounded
+	// down, but never every shared seat.
+	Nominal [numClasses]int
 	// FlowLimit bounds the items one flow may have queued, ClassLimit the
 	// items one class may have queued, Limit all queued items; 0 is no
 	// bound. Continuations are never refused and not counted against the
@@ -228,31 +237,48 @@ func (q *Queue) unqueued(it *Item) {
 	}
 }
 
-// canTake reports whether class k may take a free seat now: one is free
-// beyond what the other classes reserve and do not use.
+// canTake reports whether class k may take a free seat now. The seats
+// not reserved are shared: every class may take one while they are not
+// all in use. A class's first nominal calls count among the shared seats
+// (up to its share it goes first, see Next), its next calls up to its
+// reserve among its reserved seats, any further ones among the shared
+// seats again. So a critical call in a full CPU-bound pool takes a seat
+// at once, and the calls beside it are not replaced as they end until
+// it shares the CPUs with no more calls than there are shared seats; and
+// a flood of critical calls holds its nominal and reserved seats and
+// competes for the other shared seats by weight, leaving the other
+// classes their share.
 func (q *Queue) canTake(k Class) bool {
 	if q.d.Seats <= 0 || k == System {
 		return true
 	}
-	free := q.d.Seats - q.used
-	if free <= 0 {
+	if q.used >= q.d.Seats {
 		return false
 	}
-	held := 0
-	for j := range q.d.Reserve {
-		if Class(j) != k {
-			held += max(0, q.d.Reserve[j]-q.inUse[j])
-		}
+	reserved, shared := 0, 0
+	for j := Critical; j < numClasses; j++ {
+		reserved += q.d.Reserve[j]
+		shared += q.inUse[j] - q.inReserve(j)
 	}
 	// Reserves never take every seat: a pool of one seat reserves none.
-	return free > min(held, q.d.Seats-1)
+	if shared < q.d.Seats-min(reserved, q.d.Seats-1) {
+		return true
+	}
+	return q.inReserve(k) < q.d.Reserve[k]
+}
+
+// inReserve is how many of class k's calls hold its reserved seats: those
+// beyond its nominal seats, up to its reserve.
+func (q *Queue) inReserve(k Class) int {
+	return min(q.d.Reserve[k], max(0, q.inUse[k]-q.d.Nominal[k]))
 }
 
 // Next dispatches the next item, taking a seat for it, or returns nil
 // when no item may go now. allow, when not nil, may hold a class back.
-// Classes are chosen by stride scheduling over their weights among those
-// with queued work that may take a seat; flows of the class likewise over
-// their weights; within the flow the heap's order decides.
+// A class below its nominal seats goes first; otherwise classes are
+// chosen by stride scheduling over their weights among those with queued
+// work that may take a seat; flows of the class likewise over their
+// weights; within the flow the heap's order decides.
 func (q *Queue) Next(allow func(Class) bool) *Item {
 	best := -1
 	for k := range q.classes {
@@ -260,7 +286,7 @@ func (q *Queue) Next(allow func(Class) bool) *Item {
 		if c.queued == 0 || !q.canTake(Class(k)) || (allow != nil && !allow(Class(k))) {
 			continue
 		}
-		if k == int(System) {
+		if k == int(System) || q.inUse[k] < q.d.Nominal[k] {
 			best = k
 			break
 		}
@@ -299,6 +325,28 @@ func (q *Queue) Next(allow func(Class) bool) *Item {
 	}
 	q.take(it.Class)
 	return it
+}
+
+// Charge accounts a seat used by an item that did not pass through Next:
+// a seat handed from a workflow's call to its next one. While its class
+// (its flow) has work queued, it pays for it in the stride as if Next had
+// dispatched it, so that a chain of calls gets no more than its share of
+// a contended gate; a class with nothing queued pays nothing, as a call
+// seated at once by TryTake does not: it would otherwise come back to
+// contention with a debt and wait behind classes it is entitled to go
+// before. The seat itself stays taken.
+func (q *Queue) Charge(it *Item) {
+	cost := it.cost().Seconds()
+	c := &q.classes[it.Class]
+	if c.queued == 0 {
+		return
+	}
+	if it.Class != System {
+		c.pass += cost / q.weight(it.Class)
+	}
+	if f := c.flows[it.Flow]; f != nil && len(f.items) > 0 && f.weight > 0 {
+		f.pass += cost / f.weight
+	}
 }
 
 func (q *Queue) weight(k Class) float64 {

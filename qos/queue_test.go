@@ -469,3 +469,147 @@ func FuzzQueue(f *testing.F) {
 		}
 	})
 }
+
+// TestQueueNominalFirst: a class below its nominal seats goes before the
+// stride between classes, however far its pass ran ahead; at its nominal
+// seats it competes by stride again.
+func TestQueueNominalFirst(t *testing.T) {
+	d := disc(3)
+	d.Reserve = [numClasses]int{}
+	d.Nominal = [numClasses]int{0, 2, 0, 0}
+	q := NewQueue(d)
+	// Critical's pass runs far ahead: alone, it is served many times.
+	for i := range 20 {
+		q.Push(item(Critical, "h", fmt.Sprint("h", i)))
+		it := q.Next(nil)
+		q.Done(it.Class)
+	}
+	q.Push(item(Batch, "b", "b1"))
+	q.Push(item(Standard, "s", "s1"))
+	q.Push(item(Critical, "h", "h-a"))
+	q.Push(item(Critical, "h", "h-b"))
+	q.Push(item(Critical, "h", "h-c"))
+	var got []string
+	for range 3 {
+		got = append(got, q.Next(nil).Value.(string))
+	}
+	// Two critical items within its nominal seats, then the stride, in
+	// which critical's pass is far behind the others'.
+	if got[0] != "h-a" || got[1] != "h-b" || got[2] != "s1" {
+		t.Fatalf("dispatch order %v, want h-a, h-b (nominal), then s1 by stride", got)
+	}
+}
+
+// TestQueueCharge: a handed-off seat is paid for in the stride: a class
+// charged for seats it got without Next yields the next ones to a class
+// that got none.
+func TestQueueCharge(t *testing.T) {
+	q := NewQueue(Discipline{Seats: 1, Weights: [numClasses]float64{0, 50, 50, 50}})
+	q.Push(item(Standard, "s", "s"))
+	q.Push(item(Batch, "b", "b"))
+	for range 3 {
+		q.Charge(item(Standard, "s", "handed"))
+	}
+	if it := q.Next(nil); it == nil || it.Value != "b" {
+		t.Fatalf("next after standard's charged seats: %v, want batch", it)
+	}
+}
+
+// TestQueueCriticalFloodLeavesShares: a flood of critical calls gets its
+// nominal seat first and competes for the unreserved seats by weight:
+// standard keeps its share of a three-seat pool, and no more than the
+// unreserved seats run beside critical's nominal one.
+func TestQueueCriticalFloodLeavesShares(t *testing.T) {
+	d := disc(3)
+	d.Nominal = [numClasses]int{0, 1, 0, 0}
+	q := NewQueue(d)
+	for i := range 200 {
+		q.Push(item(Critical, "h", fmt.Sprint("h", i)))
+		q.Push(item(Standard, "s", fmt.Sprint("s", i)))
+	}
+	var running []*Item
+	got := map[Class]int{}
+	for range 100 {
+		for it := q.Next(nil); it != nil; it = q.Next(nil) {
+			running = append(running, it)
+			got[it.Class]++
+		}
+		if q.Used() > 3 || q.InUse(Standard) > 2 {
+			t.Fatalf("%d seats used, %d by standard", q.Used(), q.InUse(Standard))
+		}
+		// The oldest call ends.
+		q.Done(running[0].Class)
+		running = running[1:]
+	}
+	t.Logf("seats dispatched: %v", got)
+	// Stride between critical (50) and standard (35) on the unreserved
+	// seats gives standard about 35/85 of them.
+	if share := float64(got[Standard]) / float64(got[Standard]+got[Critical]); share < 0.25 {
+		t.Errorf("standard got %d of %d seats under a critical flood: %v", got[Standard], got[Standard]+got[Critical], got)
+	}
+}
+
+// TestQueueCriticalSharesCPUs: in a pool of three seats (two CPUs and
+// critical's reserve), critical's first call counts among the two shared
+// seats, so a seat freed beside it is not refilled; its second call takes
+// the reserve; a third waits.
+func TestQueueCriticalSharesCPUs(t *testing.T) {
+	d := disc(3)
+	d.Nominal = [numClasses]int{0, 1, 0, 0}
+	q := NewQueue(d)
+	for i := range 5 {
+		q.Push(item(Batch, "b", fmt.Sprint("b", i)))
+	}
+	if got := drain2(q); got != 2 {
+		t.Fatalf("batch took %d seats, want the 2 shared ones", got)
+	}
+	q.Push(item(Critical, "h", "c1"))
+	if it := q.Next(nil); it == nil || it.Value != "c1" {
+		t.Fatalf("critical's call did not get a seat at once: %v", it)
+	}
+	q.Done(Batch)
+	if it := q.Next(nil); it != nil {
+		t.Fatalf("%v refilled a seat beside critical's call: three CPU-bound calls on two CPUs", it.Value)
+	}
+	q.Push(item(Critical, "h", "c2"))
+	if it := q.Next(nil); it == nil || it.Value != "c2" {
+		t.Fatalf("critical's second call did not take the reserve: %v", it)
+	}
+	q.Push(item(Critical, "h", "c3"))
+	if it := q.Next(nil); it != nil {
+		t.Fatalf("%v got a fourth seat", it.Value)
+	}
+	// Both critical calls end: batch has its two shared seats again.
+	q.Done(Critical)
+	q.Done(Critical)
+	q.Done(Batch)
+	if q.Used() != 0 {
+		t.Fatalf("%d seats still used", q.Used())
+	}
+}
+
+// drain2 dispatches until nothing may go, holding the seats.
+func drain2(q *Queue) int {
+	n := 0
+	for it := q.Next(nil); it != nil; it = q.Next(nil) {
+		n++
+	}
+	return n
+}
+
+// TestQueueChargeIdleFree: seats handed off while a class has nothing
+// queued cost it nothing, like seats taken at once: it comes back to
+// contention without a debt and goes before a class of lower weight.
+func TestQueueChargeIdleFree(t *testing.T) {
+	q := NewQueue(Discipline{Seats: 1, Weights: DefaultWeights})
+	q.Push(item(Standard, "s", "s0"))
+	q.Done(q.Next(nil).Class)
+	for range 100 {
+		q.Charge(item(Critical, "h", "handed"))
+	}
+	q.Push(item(Standard, "s", "s1"))
+	q.Push(item(Critical, "h", "h1"))
+	if it := q.Next(nil); it == nil || it.Value != "h1" {
+		t.Fatalf("next %v, want critical's call: its idle hand-offs left it a debt", it)
+	}
+}

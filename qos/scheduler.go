@@ -2,6 +2,7 @@ package qos
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"sort"
@@ -63,13 +64,20 @@ type Options struct {
 	// Learn, when set, hears the duration of every seated call (to feed
 	// Costs when nothing else does).
 	Learn func(fn string, d time.Duration)
+	// HandOff is how long the seat of a workflow's call is kept for the
+	// workflow's next call (default 5ms): a running workflow goes on
+	// without queueing again, and in a CPU-bound pool without another
+	// call taking the CPU between its steps. The seat is given back at
+	// once when the workflow ends.
+	HandOff time.Duration
 	// Replicas is the number of live replicas sharing the namespaces'
 	// quotas (each takes its share); nil means one.
 	Replicas func() int
 
 	// Ablations, for experiments: NoEDF serves a flow in arrival order,
 	// NoContinuations lets new starts compete with running workflows'
-	// calls, NoAdmission never refuses a start (no quota, no bound, no
+	// calls (no continuation priority at G1 or G2, no seat hand-off),
+	// NoAdmission never refuses a start (no quota, no bound, no
 	// infeasible deadline).
 	NoEDF, NoContinuations, NoAdmission bool
 
@@ -126,6 +134,9 @@ func (o *Options) defaults() {
 	}
 	if o.DefaultCost == 0 {
 		o.DefaultCost = 10 * time.Millisecond
+	}
+	if o.HandOff == 0 {
+		o.HandOff = 5 * time.Millisecond
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -208,8 +219,25 @@ func (o *Options) discipline(seats int) Discipline {
 	if seats == 0 {
 		// G1: bounded queues, no seats (held back by the G2 backlog).
 		d.Limit, d.FlowLimit, d.ClassLimit = o.QueueLimit, o.FlowLimit, o.ClassLimit
-	} else {
-		d.Reserve = o.Reserve
+		return d
+	}
+	d.Reserve = o.Reserve
+	// A class that reserves seats (critical) lends nothing and waits
+	// behind no other class within its weight's share of the pool: up
+	// to that share it goes first, beyond it by stride like the others.
+	// Rounded down and short of every shared seat, so that a small
+	// CPU-bound pool's shared seats (two of three on two CPUs) are never
+	// all critical's by right.
+	total, reserved := 0.0, 0
+	for k := Critical; k < numClasses; k++ {
+		total += o.Weights[k]
+		reserved += o.Reserve[k]
+	}
+	shared := seats - min(reserved, seats-1)
+	for k := Critical; k < numClasses; k++ {
+		if o.Reserve[k] > 0 && total > 0 {
+			d.Nominal[k] = min(int(math.Floor(float64(seats)*o.Weights[k]/total)), shared-1)
+		}
 	}
 	return d
 }
@@ -576,6 +604,50 @@ type Call struct {
 	// Admission is the workflow's G1 ticket, settled as the call reaches
 	// G2 (nil for none).
 	Admission *Ticket
+	// Chain is the workflow's calls, whose seats are handed from one to
+	// the next (nil for none).
+	Chain *Chain
+}
+
+// Chain is the calls of one workflow, for seat hand-off: the seat one of
+// its calls gives back is kept for its next call for Options.HandOff,
+// so that a workflow already running goes on at once (continuation
+// priority at G2). End it when the workflow ends. Its zero value is
+// ready; it belongs to one scheduler, whose lock guards it.
+type Chain struct {
+	parked *parkedSeat
+	ended  bool
+}
+
+// parkedSeat is a seat kept for a chain's next call: still taken in its
+// pool's queue, held by nobody.
+type parkedSeat struct {
+	pool  *Queue
+	call  Call
+	timer *time.Timer
+}
+
+// EndChain gives back the seat a chain keeps, if any: its workflow makes
+// no more calls.
+func (s *Scheduler) EndChain(ch *Chain) {
+	if ch == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch.ended = true
+	s.unparkLocked(ch)
+}
+
+// unparkLocked gives back the seat a chain keeps.
+func (s *Scheduler) unparkLocked(ch *Chain) {
+	pk := ch.parked
+	if pk == nil {
+		return
+	}
+	ch.parked = nil
+	pk.timer.Stop()
+	s.freeSeatLocked(pk.pool, pk.call)
 }
 
 func (s *Scheduler) pool(name string) *Queue {
@@ -605,6 +677,22 @@ func (s *Scheduler) Acquire(ctx context.Context, c Call) (release func(), err er
 	c.Admission.settleLocked(s)
 	p := s.pool(c.Pool)
 	now := s.opts.Now()
+	if ch := c.Chain; ch != nil && ch.parked != nil {
+		if pk := ch.parked; pk.pool == p && pk.call.Class == c.Class && pk.call.Flow == c.Flow {
+			// The seat of the workflow's last call, kept for this one: it
+			// is charged to the class and flow as a dispatch would be.
+			ch.parked = nil
+			pk.timer.Stop()
+			p.Charge(&Item{Class: c.Class, Flow: c.Flow, FlowWeight: c.Weight, Cost: cost})
+			// settleLocked may have moved the start out of G2's backlog:
+			// the view Refuse reads must see it.
+			s.publishLocked()
+			s.mu.Unlock()
+			s.metrics.wait.WithLabelValues("g2", c.Class.String(), c.Flow).Observe(0)
+			return s.releaser(p, c, now), nil
+		}
+		s.unparkLocked(ch)
+	}
 	if p.TryTake(c.Class) {
 		s.seatedLocked(c, 1)
 		s.pumpLocked()
@@ -651,17 +739,35 @@ func (s *Scheduler) releaser(p *Queue, c Call, started time.Time) func() {
 				s.opts.Learn(c.Function, took)
 			}
 			s.mu.Lock()
+			defer s.mu.Unlock()
 			if cur := s.callCost[c.Pool]; cur == 0 {
 				s.callCost[c.Pool] = took
 			} else {
 				s.callCost[c.Pool] = cur + (took-cur)/16
 			}
-			p.Done(c.Class)
-			s.seatedLocked(c, -1)
-			s.pumpPoolLocked(c.Pool, p)
-			s.mu.Unlock()
+			if ch := c.Chain; ch != nil && !ch.ended && ch.parked == nil && !s.opts.NoContinuations {
+				pk := &parkedSeat{pool: p, call: c}
+				pk.timer = time.AfterFunc(s.opts.HandOff, func() {
+					s.mu.Lock()
+					defer s.mu.Unlock()
+					if ch.parked == pk {
+						s.unparkLocked(ch)
+					}
+				})
+				ch.parked = pk
+				return
+			}
+			s.freeSeatLocked(p, c)
 		})
 	}
+}
+
+// freeSeatLocked gives a seat back to its pool, which seats the next
+// queued call.
+func (s *Scheduler) freeSeatLocked(p *Queue, c Call) {
+	p.Done(c.Class)
+	s.seatedLocked(c, -1)
+	s.pumpPoolLocked(c.Pool, p)
 }
 
 // pumpPoolLocked seats queued calls while seats are free, then lets G1

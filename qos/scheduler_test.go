@@ -427,3 +427,104 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestSeatHandOff: the seat a workflow's call gives back is kept for the
+// same workflow's next call, which takes it although another call waits;
+// the workflow's end gives it back; without continuation priority there
+// is no hand-off.
+func TestSeatHandOff(t *testing.T) {
+	ctx := context.Background()
+	acquire := func(s *Scheduler, c Call) <-chan func() {
+		got := make(chan func(), 1)
+		go func() {
+			if r, err := s.Acquire(ctx, c); err == nil {
+				got <- r
+			}
+		}()
+		return got
+	}
+	t.Run("hand-off", func(t *testing.T) {
+		s := newTestScheduler(Options{Seats: map[string]int{PoolWasm: 1}, HandOff: time.Hour})
+		var chain Chain
+		w := Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &chain}
+		r, err := s.Acquire(ctx, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := acquire(s, Call{Pool: PoolWasm, Class: Standard, Flow: "b"})
+		waitFor(t, func() bool { return lenOf(s, PoolWasm) == 1 })
+		r()
+		if n := lenOf(s, PoolWasm); n != 1 {
+			t.Fatalf("%d queued after the chain's call ended, want the other call still waiting", n)
+		}
+		// The next call of the chain takes the kept seat at once.
+		w.Continuation = true
+		r2, err := s.Acquire(ctx, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2()
+		s.EndChain(&chain)
+		(<-other)()
+		// An ended chain keeps no seat.
+		r3, err := s.Acquire(ctx, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r3()
+		if st := s.Status(); len(st.Pools[0].InUse) != 0 {
+			t.Fatalf("seats held after the chain ended: %+v", st.Pools[0].InUse)
+		}
+	})
+	t.Run("another chain waits", func(t *testing.T) {
+		s := newTestScheduler(Options{Seats: map[string]int{PoolWasm: 1}, HandOff: time.Hour})
+		var a, b Chain
+		r, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &a})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r()
+		got := acquire(s, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &b})
+		waitFor(t, func() bool { return lenOf(s, PoolWasm) == 1 })
+		s.EndChain(&a)
+		(<-got)()
+	})
+	t.Run("kept no longer than HandOff", func(t *testing.T) {
+		s := newTestScheduler(Options{Seats: map[string]int{PoolWasm: 1}, HandOff: time.Millisecond})
+		var chain Chain
+		r, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &chain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r()
+		// The chain never calls again nor ends: the seat comes back.
+		(<-acquire(s, Call{Pool: PoolWasm, Class: Standard, Flow: "b"}))()
+	})
+	t.Run("no-continuations", func(t *testing.T) {
+		s := newTestScheduler(Options{Seats: map[string]int{PoolWasm: 1}, HandOff: time.Hour, NoContinuations: true})
+		var chain Chain
+		r, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &chain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := acquire(s, Call{Pool: PoolWasm, Class: Standard, Flow: "b"})
+		waitFor(t, func() bool { return lenOf(s, PoolWasm) == 1 })
+		r()
+		(<-other)()
+	})
+}
+
+// TestNominalSeats: critical goes first up to its weight's share of a
+// pool, rounded down, short of every shared seat.
+func TestNominalSeats(t *testing.T) {
+	o := Options{}
+	o.defaults()
+	for seats, want := range map[int]int{1: 0, 2: 0, 3: 1, 4: 2, 5: 2, 10: 5} {
+		if got := o.discipline(seats).Nominal[Critical]; got != want {
+			t.Errorf("%d seats: critical's nominal seats %d, want %d", seats, got, want)
+		}
+		if d := o.discipline(seats); d.Nominal[Standard] != 0 || d.Nominal[Batch] != 0 {
+			t.Errorf("%d seats: nominal seats of classes that reserve none: %v", seats, d.Nominal)
+		}
+	}
+}
