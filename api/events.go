@@ -11,6 +11,7 @@ import (
 
 	"github.com/batonflow/baton/events"
 	"github.com/batonflow/baton/problem"
+	"github.com/batonflow/baton/qos"
 	"github.com/batonflow/baton/store"
 )
 
@@ -261,6 +262,15 @@ func (s *server) fireHook(w http.ResponseWriter, r *http.Request) {
 	r, ok := s.withQoSRequest(w, r, "")
 	if !ok {
 		return
+	}
+	// A hook hands over an event and wants no result: its start is
+	// deferred at G1 like a trigger's rather than refused for overload,
+	// whose 503 a webhook sender may never retry. Only its namespace's
+	// quota refuses it (429 with Retry-After), which the sender can
+	// retry and which an overload of other namespaces never causes.
+	if req, ok := qos.RequestFrom(r.Context()); ok {
+		req.Deferred = true
+		r = r.WithContext(qos.WithRequest(r.Context(), req))
 	}
 	inv, err := te.FireHook(r.Context(), path, input, r.Header.Get("Idempotency-Key"))
 	if errors.Is(err, store.ErrConflict) && inv != nil {

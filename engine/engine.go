@@ -519,7 +519,15 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 	if err := e.admitStart(ctx, eff, parent, namespace, input); err != nil {
 		return nil, nil, err
 	}
+	arrived := time.Now().UTC()
 	qs, err := e.admitQoS(ctx, def, eff, parent, namespace)
+	if missed := (*deferredDeadline)(nil); errors.As(err, &missed) && once == nil {
+		inv := &store.Invocation{ID: id, Namespace: namespace, Workflow: name, Version: version,
+			Input: input, StartedAt: arrived, Durable: Durable(def), Parent: parent}
+		started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: arrived, Input: input, Info: info}
+		inv, err = e.recordDeadlineMissed(ctx, inv, started, missed)
+		return inv, nil, err
+	}
 	if err != nil {
 		return nil, nil, err
 	}

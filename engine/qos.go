@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/qos"
+	"github.com/batonflow/baton/store"
 )
 
 // The engine's side of QoS scheduling (package qos): admitQoS is gate G1,
@@ -87,10 +89,47 @@ func (e *Engine) admitQoS(ctx context.Context, def *dsl.Workflow, eff *policy.Ef
 	start.Running = e.running[namespace]
 	e.mu.Unlock()
 	st.ticket, err = e.opts.QoS.Admit(ctx, start)
+	if r, ok := qos.AsRejection(err); ok && start.Defer && r.Reason == qos.ReasonDeadline {
+		return nil, &deferredDeadline{r}
+	}
 	if err != nil {
 		return nil, err
 	}
 	return st, nil
+}
+
+// TypeDeadlineExceeded is the problem type of a start whose deadline
+// passed before G1 admitted it: the API's answer to a synchronous start
+// (504), and the error an asynchronous one is recorded with.
+const TypeDeadlineExceeded = "https://batonflow.dev/problems/deadline-exceeded"
+
+// deferredDeadline is an asynchronous start whose deadline passed while it
+// was deferred at G1. It has no client to answer, so the start is recorded
+// as an invocation that failed with a deadline error (see
+// recordDeadlineMissed) rather than vanishing with a log line.
+type deferredDeadline struct{ rejection *qos.Rejection }
+
+func (d *deferredDeadline) Error() string { return d.rejection.Error() }
+func (d *deferredDeadline) Unwrap() error { return d.rejection }
+
+// recordDeadlineMissed records inv, a deferred start of which nothing ran,
+// as faulted with a deadline error: its history is its start, at its
+// arrival, and its end now. An id taken already fails with
+// store.ErrConflict, as a start would.
+func (e *Engine) recordDeadlineMissed(ctx context.Context, inv *store.Invocation, started core.Event, missed *deferredDeadline) (*store.Invocation, error) {
+	r := missed.rejection
+	p := problem.Newf(TypeDeadlineExceeded, http.StatusGatewayTimeout, "Deadline Exceeded",
+		"%s (class %s, namespace %s): the deferred start never ran", r.Detail, r.Class, r.Namespace)
+	now := time.Now().UTC()
+	inv.Status, inv.Error, inv.EndedAt = core.StatusFaulted, p, now
+	failed := core.Event{Seq: 2, Type: core.InvocationFaulted, Time: now, Error: p}
+	// Waited for even without a history: this row is all there is of it.
+	if err := e.store.CreateInvocation(ctx, inv, []core.Event{started, failed}, true); err != nil {
+		return nil, fmt.Errorf("recording the start of %s/%s whose deadline passed: %w", inv.Namespace, inv.Workflow, err)
+	}
+	e.log.Warn("an asynchronous start's deadline passed while it was deferred; recorded as faulted",
+		"invocation", inv.ID, "workflow", inv.Namespace+"/"+inv.Workflow, "class", r.Class.String())
+	return inv, nil
 }
 
 // classifyStart is the class, flow, deadline and quotas of a start of def
@@ -113,7 +152,8 @@ func classifyStart(ctx context.Context, def *dsl.Workflow, eff *policy.Effective
 		}
 	}
 	return qos.Start{
-		Class: class, Namespace: namespace, Weight: q.Weight, Deadline: deadline, Defer: !synchronous,
+		Class: class, Namespace: namespace, Weight: q.Weight, Deadline: deadline,
+		Defer: !synchronous || req.Deferred, RefuseOverQuota: synchronous && req.Deferred,
 		Rate: q.Rate, Burst: q.Burst, RunningCap: eff.Limits.RunningInvocations,
 	}, nil
 }
@@ -131,7 +171,7 @@ func (e *Engine) RefuseEarly(ctx context.Context, namespace, name, version strin
 	if e.opts.QoS == nil {
 		return nil
 	}
-	if _, synchronous := qos.RequestFrom(ctx); !synchronous {
+	if req, synchronous := qos.RequestFrom(ctx); !synchronous || req.Deferred {
 		return nil
 	}
 	e.mu.Lock()

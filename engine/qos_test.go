@@ -12,6 +12,7 @@ import (
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/qos"
+	"github.com/batonflow/baton/store"
 )
 
 // gatedFunctions is a "*" executor whose calls block until released, and
@@ -354,5 +355,98 @@ func TestQoSDeadlineWhileQueued(t *testing.T) {
 	}
 	if got := fmt.Sprint(fns.began()); got != "[a1 b1]" {
 		t.Errorf("calls %s: the refused start ran", got)
+	}
+}
+
+// TestQoSDeferredStartDeadline: an asynchronous start deferred at G1 past
+// its workflow's deadline ends as an invocation faulted with a deadline
+// error, recorded with its history and counted as deadline_exceeded; a
+// deferred start without a deadline waits as long as it takes and runs.
+func TestQoSDeferredStartDeadline(t *testing.T) {
+	fns := newGatedFunctions()
+	e, _ := qosEngine(t, fns, qos.Options{Seats: map[string]int{qos.PoolWasm: 1}, BacklogTarget: 1}, nil)
+	apply(t, e, stepsDoc("a", "", "a1"))
+	apply(t, e, stepsDoc("b", "", "b1"))
+	apply(t, e, strings.Replace(stepsDoc("c", "", "c1"), "do:\n", "timeout: {after: {milliseconds: 150}}\ndo:\n", 1))
+	apply(t, e, stepsDoc("d", "", "d1"))
+	ctx := context.Background()
+	a, _ := e.Invoke(ctx, "default", "a", "", nil)
+	waitUntil(t, func() bool { return len(fns.began()) == 1 })
+	b, _ := e.Invoke(ctx, "default", "b", "", nil)
+	// b1 waits at G2; the backlog holds the asynchronous starts at G1.
+	d := make(chan error, 1)
+	go func() {
+		inv, err := e.Invoke(ctx, "default", "d", "", nil)
+		if err == nil {
+			inv, err = e.Wait(ctx, inv.ID)
+		}
+		if err == nil && inv.Status != core.StatusCompleted {
+			err = fmt.Errorf("d %s: %v", inv.Status, inv.Error)
+		}
+		d <- err
+	}()
+	began := time.Now()
+	type started struct {
+		inv *store.Invocation
+		err error
+	}
+	cs := make(chan started, 1)
+	go func() {
+		inv, err := e.Invoke(ctx, "default", "c", "", nil)
+		cs <- started{inv, err}
+	}()
+	var c *store.Invocation
+	select {
+	case got := <-cs:
+		if got.err != nil {
+			t.Fatalf("a deferred start past its deadline: %v, want it recorded as faulted", got.err)
+		}
+		c = got.inv
+	case <-time.After(5 * time.Second):
+		fns.release("a1")
+		fns.release("b1")
+		fns.release("d1")
+		t.Fatal("c still waits at G1 5s after its deadline passed")
+	}
+	if waited := time.Since(began); waited < 150*time.Millisecond {
+		t.Errorf("c ended after %s, before its deadline", waited)
+	}
+	stored, err := e.GetInvocation(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Status != core.StatusFaulted || stored.Error == nil || stored.Error.Type != engine.TypeDeadlineExceeded ||
+		stored.Error.Status != 504 || !strings.Contains(stored.Error.Detail, "class standard, namespace default") {
+		t.Fatalf("c stored as %s with %+v, want faulted with a deadline error naming its class and namespace", stored.Status, stored.Error)
+	}
+	history, err := e.History(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(history) != 2 || history[0].Type != core.InvocationStarted || history[1].Type != core.InvocationFaulted ||
+		history[1].Error == nil || history[1].Error.Type != engine.TypeDeadlineExceeded {
+		t.Fatalf("c's history %+v, want its start and its deadline error", history)
+	}
+	if r := e.QoSStatus().Rejected; len(r) != 1 || r[0].Reason != qos.ReasonDeadline || r[0].Count != 1 {
+		t.Errorf("rejections %+v, want c's deadline", r)
+	}
+	select {
+	case err := <-d:
+		t.Fatalf("d, which has no deadline, ended while the gates were held: %v", err)
+	default:
+	}
+	fns.release("a1")
+	fns.release("b1")
+	fns.release("d1")
+	for _, inv := range []string{a.ID, b.ID} {
+		if done, err := e.Wait(ctx, inv); err != nil || done.Status != core.StatusCompleted {
+			t.Fatal(done.Status, err)
+		}
+	}
+	if err := <-d; err != nil {
+		t.Fatalf("the deferred start without a deadline: %v", err)
+	}
+	if got := fmt.Sprint(fns.began()); strings.Contains(got, "c1") {
+		t.Errorf("calls %s: the start whose deadline passed ran", got)
 	}
 }

@@ -37,6 +37,11 @@ type Request struct {
 	// MayRaise says the caller may ask for a class above the workflow's
 	// default.
 	MayRaise bool
+	// Deferred marks a client's start that is asynchronous all the same
+	// (a hook: its caller hands over an event and wants no result). It is
+	// deferred rather than refused for overload, and refused (429) only
+	// over its namespace's quota, which its caller can retry.
+	Deferred bool
 }
 
 type requestKey struct{}

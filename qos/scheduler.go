@@ -263,8 +263,13 @@ type Start struct {
 	Deadline time.Time
 	// Defer marks an asynchronous start (an event, a schedule, a
 	// trigger): it waits for its turn and its quota instead of being
-	// refused.
+	// refused. Its deadline still ends the wait, with ReasonDeadline.
 	Defer bool
+	// RefuseOverQuota refuses a deferred start over its namespace's quota
+	// (429) rather than holding it: a hook's caller is still connected,
+	// can retry after Retry-After, and must not hold its connection for
+	// as long as the quota takes to refill.
+	RefuseOverQuota bool
 	// Rate and Burst are the namespace's start quota per second across
 	// replicas: each live replica takes an equal share. Zero Rate is none.
 	Rate  float64
@@ -361,10 +366,11 @@ func (s *Scheduler) Admit(ctx context.Context, st Start) (*Ticket, error) {
 
 	// Queued with the intent to admit: the decision to refuse was taken
 	// above, at arrival. Only the start's own deadline (a deadline
-	// error, not a refusal), its caller leaving, or an eviction by a
-	// start of a higher class (answered at once) end the wait.
+	// error, not a refusal; deferred starts too, whose result would be of
+	// no use), its caller leaving, or an eviction by a start of a higher
+	// class (answered at once) end the wait.
 	var deadline <-chan time.Time
-	if !st.Defer && !st.Deadline.IsZero() {
+	if !st.Deadline.IsZero() {
 		t := time.NewTimer(st.Deadline.Sub(now))
 		defer t.Stop()
 		deadline = t.C
@@ -403,6 +409,7 @@ func (s *Scheduler) quota(ctx context.Context, st *Start) error {
 	for {
 		var wait time.Duration
 		var detail string
+		expired := false
 		if st.RunningCap > 0 && st.Running >= st.RunningCap {
 			wait = time.Second
 			detail = runningDetail(st)
@@ -416,8 +423,14 @@ func (s *Scheduler) quota(ctx context.Context, st *Start) error {
 		} else {
 			return nil
 		}
-		if !st.Defer {
+		if !st.Defer || st.RefuseOverQuota {
 			return s.rejectLocked(*st, ReasonQuota, wait, detail)
+		}
+		if !st.Deadline.IsZero() {
+			if left := st.Deadline.Sub(s.opts.Now()); left < wait {
+				wait = max(0, left)
+				expired = true
+			}
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -425,6 +438,9 @@ func (s *Scheduler) quota(ctx context.Context, st *Start) error {
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
+		}
+		if expired {
+			return s.rejectLocked(*st, ReasonDeadline, 0, "the deadline passed while the start waited for its namespace's quota")
 		}
 		if st.RunningCap > 0 {
 			// The count is the caller's: it is refreshed by asking again.
