@@ -384,10 +384,14 @@ func (in *instance) apply(batch []core.Event) {
 }
 
 func (in *instance) execute(cmds []core.Command) {
+	toG2 := false
 	for _, c := range cmds {
 		switch c := c.(type) {
 		case *core.Call:
 			in.callKeys[c.Task] = struct{}{}
+			if in.qos != nil && !toG2 {
+				toG2 = in.e.poolOf(in.e.ctx, in, c) != ""
+			}
 			in.startCall(c)
 		case *core.CancelCall:
 			in.mu.Lock()
@@ -409,6 +413,7 @@ func (in *instance) execute(cmds []core.Command) {
 			in.push(in.finishEvent(c))
 		}
 	}
+	in.qos.stepped(toG2)
 }
 
 // finishEvent is the terminal event of the machine's Finish.

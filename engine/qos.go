@@ -33,8 +33,13 @@ type qosState struct {
 	flow     string
 	weight   float64
 	deadline time.Time
-	// ticket is its G1 admission, settled at its first call or its end.
+	// ticket is its G1 admission, settled when its first call reaches G2,
+	// when a step of its sends nothing there before that, or at its end.
 	ticket *qos.Ticket
+	// sentToG2 is whether a step has sent a call toward G2 (then that
+	// call's Acquire settles the ticket). Only the instance's drain
+	// touches it.
+	sentToG2 bool
 	// calls counts the calls it asked G2 for: the first begins its work,
 	// the others continue it.
 	calls atomic.Int64
@@ -219,6 +224,25 @@ func (e *Engine) resumedQoS(def *dsl.Workflow, eff *policy.Effective, namespace 
 
 func (s *qosState) settle() {
 	if s != nil {
+		s.ticket.Settle()
+	}
+}
+
+// stepped settles the admission after a step that sends no call to G2
+// while none sent before is on its way there. An admitted start is
+// backlog only as work about to reach G2: a workflow that first waits (a
+// timer, an event, a subflow) or runs only calls that take no seat
+// (built-in functions, set tasks) must not hold the gate shut while it
+// does, or a few sleeping workflows would stop every new start.
+func (s *qosState) stepped(toG2 bool) {
+	if s == nil {
+		return
+	}
+	if toG2 {
+		s.sentToG2 = true
+		return
+	}
+	if !s.sentToG2 {
 		s.ticket.Settle()
 	}
 }

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -449,4 +450,35 @@ func TestQoSDeferredStartDeadline(t *testing.T) {
 	if got := fmt.Sprint(fns.began()); strings.Contains(got, "c1") {
 		t.Errorf("calls %s: the start whose deadline passed ran", got)
 	}
+}
+
+// TestQoSWaitingWorkflowsDoNotHoldTheGate: admitted workflows whose first
+// step waits on a timer send nothing to G2, so they are no backlog there;
+// however many sleep, a new start is admitted and its call runs.
+func TestQoSWaitingWorkflowsDoNotHoldTheGate(t *testing.T) {
+	fns := newGatedFunctions()
+	e, s := qosEngine(t, fns, qos.Options{Seats: map[string]int{qos.PoolWasm: 1}, BacklogTarget: 1}, nil)
+	apply(t, e, `document: {dsl: '1.0.0', namespace: default, name: sleeper, version: '1.0.0'}
+do:
+  - nap:
+      wait: {hours: 1}
+  - late:
+      call: fn
+      with: {label: late}
+`)
+	apply(t, e, stepsDoc("a", "", "a1"))
+	// Bounded, so that a start held at G1 fails the test instead of
+	// hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 5 {
+		if _, err := e.Invoke(ctx, "default", "sleeper", "", nil); err != nil {
+			t.Fatalf("sleeper %d: %v (gates %+v)", i, err, s.Status())
+		}
+	}
+	if _, err := e.Invoke(ctx, "default", "a", "", nil); err != nil {
+		t.Fatalf("a start behind five sleeping workflows: %v (gates %+v)", err, s.Status())
+	}
+	waitUntil(t, func() bool { return slices.Contains(fns.began(), "a1") })
+	fns.release("a1")
 }
