@@ -91,34 +91,7 @@ func TestStartDuringPreloadJoinsIt(t *testing.T) {
 	go func() { preloaded <- rt.Preload(context.Background(), []*function.Spec{spec}) }()
 	<-loading
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	started := make(chan error, 1)
-	go func() {
-		inst, _, err := rt.Start(ctx, spec)
-		if err == nil {
-			err = inst.Close(ctx)
-		}
-		started <- err
-	}()
-	// The start has joined when it counts as the module's second user of
-	// the load in progress.
-	for {
-		rt.mu.Lock()
-		var joined bool
-		for _, m := range rt.modules {
-			joined = joined || m.instances == 2
-		}
-		rt.mu.Unlock()
-		if joined {
-			break
-		}
-		select {
-		case err := <-started:
-			t.Fatalf("the start returned (%v) before the preload's load ended", err)
-		case <-time.After(time.Millisecond):
-		}
-	}
+	started := startJoiningLoad(t, rt, spec)
 	close(proceed)
 	if err := <-started; err != nil {
 		t.Fatal(err)
@@ -231,28 +204,7 @@ func TestStartOutlivesAStoppedPreload(t *testing.T) {
 	preloaded := make(chan []PreloadOutcome)
 	go func() { preloaded <- rt.Preload(preloadCtx, []*function.Spec{spec}) }()
 	<-loading
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	started := make(chan error, 1)
-	go func() {
-		inst, _, err := rt.Start(ctx, spec)
-		if err == nil {
-			err = inst.Close(ctx)
-		}
-		started <- err
-	}()
-	for {
-		rt.mu.Lock()
-		var joined bool
-		for _, m := range rt.modules {
-			joined = joined || m.instances == 2
-		}
-		rt.mu.Unlock()
-		if joined {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	started := startJoiningLoad(t, rt, spec)
 	stopPreload()
 	close(proceed)
 	out := <-preloaded
@@ -288,5 +240,39 @@ func TestPreloadWarmsFirstMemories(t *testing.T) {
 	defer inst.Close(ctx)
 	if got := rt.memory.heldBytes(); got != want-int64(2*m.memory) {
 		t.Fatalf("pool holds %d bytes after a start, want one warm memory taken", got)
+	}
+}
+
+// startJoiningLoad starts an instance of spec while a preload is loading
+// its module, and returns once the start has joined that load (it counts
+// as the module's second user); the start's outcome arrives on the
+// channel once the load ends.
+func startJoiningLoad(t *testing.T, rt *Runtime, spec *function.Spec) <-chan error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	started := make(chan error, 1)
+	go func() {
+		inst, _, err := rt.Start(ctx, spec)
+		if err == nil {
+			err = inst.Close(ctx)
+		}
+		started <- err
+	}()
+	for {
+		rt.mu.Lock()
+		var joined bool
+		for _, m := range rt.modules {
+			joined = joined || m.instances == 2
+		}
+		rt.mu.Unlock()
+		if joined {
+			return started
+		}
+		select {
+		case err := <-started:
+			t.Fatalf("the start returned (%v) before the preload's load ended", err)
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
