@@ -19,19 +19,7 @@ import (
 // them and every invocation is awaited to its end.
 func TestServerListSpreadsStarts(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	eng, err := engine.New(engine.Options{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
+	eng := startedEngine(t)
 	var starts [2]atomic.Int64
 	var urls []string
 	for i := range starts {
@@ -73,19 +61,7 @@ func TestServerListSpreadsStarts(t *testing.T) {
 // with the same workflows as the embedded engine's.
 func TestServerRunsNoopAndSetWorkloads(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	eng, err := engine.New(engine.Options{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
+	eng := startedEngine(t)
 	srv := httptest.NewServer(api.NewHandler(eng))
 	defer srv.Close()
 	res, err := Run(ctx, Options{
@@ -111,4 +87,25 @@ func TestServerRunsNoopAndSetWorkloads(t *testing.T) {
 		t.Errorf("noop: %d calls, %d per-task overheads; set: %d calls, %d per-task overheads",
 			noop.Function.Count, noop.OverheadTask.Count, set.Function.Count, set.OverheadTask.Count)
 	}
+}
+
+// startedEngine is an engine over a fresh SQLite store, started, and
+// closed with the test.
+func startedEngine(t *testing.T) *engine.Engine {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	eng, err := engine.New(engine.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return eng
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/internal/metricstest"
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -234,33 +235,14 @@ func TestInvokeColdThenWarm(t *testing.T) {
 // metricValue reads a counter or gauge, or a histogram's sample count.
 func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
+	v, ok, err := metricstest.Value(reg, name, labels)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
-					continue metrics
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				return float64(m.GetHistogram().GetSampleCount())
-			}
-		}
+	if !ok {
+		t.Fatalf("metric %s%v not found", name, labels)
 	}
-	t.Fatalf("metric %s%v not found", name, labels)
-	return 0
+	return v
 }
 
 func kindsToStrings(ks []EventKind) []string {
