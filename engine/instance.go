@@ -389,7 +389,7 @@ func (in *instance) execute(cmds []core.Command) {
 		switch c := c.(type) {
 		case *core.Call:
 			in.callKeys[c.Task] = struct{}{}
-			if in.qos != nil && !toG2 {
+			if !toG2 && in.qos.admissionOpen() {
 				toG2 = in.e.poolOf(in.e.ctx, in, c) != ""
 			}
 			in.startCall(c)

@@ -37,9 +37,9 @@ type qosState struct {
 	// when a step of its sends nothing there before that, or at its end.
 	ticket *qos.Ticket
 	// sentToG2 is whether a step has sent a call toward G2 (then that
-	// call's Acquire settles the ticket). Only the instance's drain
-	// touches it.
-	sentToG2 bool
+	// call's Acquire settles the ticket), settledByStep whether a step
+	// that sent none settled it. Only the instance's drain touches them.
+	sentToG2, settledByStep bool
 	// calls counts the calls it asked G2 for: the first begins its work,
 	// the others continue it.
 	calls atomic.Int64
@@ -242,9 +242,17 @@ func (s *qosState) stepped(toG2 bool) {
 		s.sentToG2 = true
 		return
 	}
-	if !s.sentToG2 {
+	if !s.sentToG2 && !s.settledByStep {
+		s.settledByStep = true
 		s.ticket.Settle()
 	}
+}
+
+// admissionOpen says whether the admission is still to be settled by a
+// step, so that the step must find out whether its calls go to G2: past
+// the first steps a call's pool is looked up only once, as it is seated.
+func (s *qosState) admissionOpen() bool {
+	return s != nil && !s.sentToG2 && !s.settledByStep
 }
 
 // endCalls gives back the seat kept for the invocation's next call: it
