@@ -491,6 +491,19 @@ func (e *Engine) start(ctx context.Context, id, parent, namespace, name, version
 	return inv, err
 }
 
+// traceInfo is info with the trace identity of a new invocation started
+// in ctx, when the engine traces. The identity is recorded with the start,
+// so that whoever runs the invocation, now or after a restart, traces it
+// alike.
+func (e *Engine) traceInfo(ctx context.Context, info map[string]any) map[string]any {
+	if e.opts.Tracer == nil {
+		return info
+	}
+	traced := e.opts.Tracer.Plan(ctx)
+	maps.Copy(traced, info)
+	return traced
+}
+
 // startOnce is start under an idempotency key when once is not nil: if the
 // key is taken, nothing starts and the record holding it is returned.
 // info, when set, is recorded on the InvocationStarted event (a rerun's
@@ -524,7 +537,7 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 	if missed := (*deferredDeadline)(nil); errors.As(err, &missed) && once == nil {
 		inv := &store.Invocation{ID: id, Namespace: namespace, Workflow: name, Version: version,
 			Input: input, StartedAt: arrived, Durable: Durable(def), Parent: parent}
-		started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: arrived, Input: input, Info: info}
+		started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: arrived, Input: input, Info: e.traceInfo(ctx, info)}
 		inv, err = e.recordDeadlineMissed(ctx, inv, started, missed)
 		return inv, nil, err
 	}
@@ -551,14 +564,7 @@ func (e *Engine) startOnce(ctx context.Context, id, parent, namespace, name, ver
 		Durable:   Durable(def),
 		Parent:    parent,
 	}
-	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input, Info: info}
-	if e.opts.Tracer != nil {
-		// The trace identity is recorded with the start, so that whoever
-		// runs the invocation, now or after a restart, traces it alike.
-		traced := e.opts.Tracer.Plan(ctx)
-		maps.Copy(traced, info)
-		started.Info = traced
-	}
+	started := core.Event{Seq: 1, Type: core.InvocationStarted, Time: now, Input: input, Info: e.traceInfo(ctx, info)}
 	var fence *store.Fence
 	if e.cluster != nil && inv.Durable {
 		var here bool

@@ -285,12 +285,22 @@ func (l *lifecycle) replaying(fn func()) {
 	fn()
 }
 
+// neverRan reports whether history is that of a deferred start whose
+// deadline passed before it was admitted (see recordDeadlineMissed): its
+// machine never ran, so it has workflow events only, where replaying it
+// would have the machine start its first task.
+func neverRan(history []core.Event) bool {
+	return len(history) == 2 && history[1].Type == core.InvocationFaulted &&
+		history[1].Error != nil && history[1].Error.Type == TypeDeadlineExceeded
+}
+
 // LifecycleEvents rebuilds the DSL lifecycle CloudEvents of an invocation
 // from its history: the history is replayed through a fresh machine whose
 // observer reports every task transition, in the order and with the times
 // they had when the invocation ran. The events' ids are those that were
 // published live. A non-durable invocation keeps only its first and last
-// events, so only its workflow events can be rebuilt.
+// events, so only its workflow events can be rebuilt; a start that never
+// ran has only those.
 func (e *Engine) LifecycleEvents(ctx context.Context, id string) ([]map[string]any, error) {
 	inv, err := e.GetInvocation(ctx, id)
 	if err != nil {
@@ -305,7 +315,7 @@ func (e *Engine) LifecycleEvents(ctx context.Context, id string) ([]map[string]a
 	if len(history) == 0 {
 		return events, nil
 	}
-	if !inv.Durable {
+	if !inv.Durable || neverRan(history) {
 		for i := range history {
 			switch ev := &history[i]; {
 			case ev.Type == core.InvocationStarted:

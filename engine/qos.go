@@ -15,6 +15,7 @@ import (
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/qos"
 	"github.com/batonflow/baton/store"
+	"github.com/batonflow/baton/telemetry"
 )
 
 // The engine's side of QoS scheduling (package qos): admitQoS is gate G1,
@@ -134,7 +135,30 @@ func (e *Engine) recordDeadlineMissed(ctx context.Context, inv *store.Invocation
 	}
 	e.log.Warn("an asynchronous start's deadline passed while it was deferred; recorded as faulted",
 		"invocation", inv.ID, "workflow", inv.Namespace+"/"+inv.Workflow, "class", r.Class.String())
+	e.announceEnded(inv, started, failed)
 	return inv, nil
+}
+
+// announceEnded publishes what a live instance would have published over
+// the life of inv, which started and ended without one: its lifecycle
+// CloudEvents, its trace span and its metrics, so that a start that never
+// ran is seen by the same consumers as one that failed running.
+func (e *Engine) announceEnded(inv *store.Invocation, started, ended core.Event) {
+	if e.publisher != nil {
+		lc := newLifecycle(inv, e.publisher.enqueue)
+		lc.workflowStarted(started.Time)
+		lc.workflowEnded(&ended)
+	}
+	if e.opts.Tracer != nil {
+		e.opts.Tracer.Open(started.Info, telemetry.Attributes{
+			ID: inv.ID, Namespace: inv.Namespace, Workflow: inv.Workflow, Version: inv.Version, Parent: inv.Parent,
+		}, started.Time).End(string(inv.Status), ended.Error, ended.Time)
+	}
+	if e.metrics != nil {
+		m := e.metrics.forWorkflow(inv.Namespace, inv.Workflow)
+		m.started.Inc()
+		m.ended(inv.Status, ended.Time.Sub(started.Time))
+	}
 }
 
 // classifyStart is the class, flow, deadline and quotas of a start of def

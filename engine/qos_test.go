@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -361,11 +362,18 @@ func TestQoSDeadlineWhileQueued(t *testing.T) {
 
 // TestQoSDeferredStartDeadline: an asynchronous start deferred at G1 past
 // its workflow's deadline ends as an invocation faulted with a deadline
-// error, recorded with its history and counted as deadline_exceeded; a
-// deferred start without a deadline waits as long as it takes and runs.
+// error, recorded with its history, published as a started and a faulted
+// workflow and counted as deadline_exceeded; a deferred start without a
+// deadline waits as long as it takes and runs.
 func TestQoSDeferredStartDeadline(t *testing.T) {
 	fns := newGatedFunctions()
-	e, _ := qosEngine(t, fns, qos.Options{Seats: map[string]int{qos.PoolWasm: 1}, BacklogTarget: 1}, nil)
+	bus := &recorder{}
+	e := newEngine(t, openStore(t, t.TempDir()), func(opts *engine.Options) {
+		opts.QoS = qos.New(qos.Options{Seats: map[string]int{qos.PoolWasm: 1}, BacklogTarget: 1})
+		opts.Executors = map[string]engine.Executor{"*": fns}
+		opts.Events = bus
+	})
+	t.Cleanup(func() { e.Close() })
 	apply(t, e, stepsDoc("a", "", "a1"))
 	apply(t, e, stepsDoc("b", "", "b1"))
 	apply(t, e, strings.Replace(stepsDoc("c", "", "c1"), "do:\n", "timeout: {after: {milliseconds: 150}}\ndo:\n", 1))
@@ -430,6 +438,19 @@ func TestQoSDeferredStartDeadline(t *testing.T) {
 	}
 	if r := e.QoSStatus().Rejected; len(r) != 1 || r[0].Reason != qos.ReasonDeadline || r[0].Count != 1 {
 		t.Errorf("rejections %+v, want c's deadline", r)
+	}
+	rebuilt, err := e.LifecycleEvents(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []lifecycleStep{{engine.EventWorkflowStarted, ""}, {engine.EventWorkflowFaulted, ""}}
+	if got := steps(rebuilt); !reflect.DeepEqual(got, want) {
+		t.Fatalf("c's lifecycle %v, want %v", got, want)
+	}
+	source := "/v1/invocations/" + c.ID
+	waitUntil(t, func() bool { return len(bus.of(source)) == len(want) })
+	if live := bus.of(source); !reflect.DeepEqual(jsonRoundTrip(t, live), jsonRoundTrip(t, rebuilt)) {
+		t.Fatalf("c's published events differ from its history's:\n live    %v\n rebuilt %v", live, rebuilt)
 	}
 	select {
 	case err := <-d:
