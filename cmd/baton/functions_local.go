@@ -59,6 +59,39 @@ type functionHost struct {
 	backgroundCtx  context.Context
 	stopBackground context.CancelFunc
 	background     sync.WaitGroup
+
+	// bootPreloaded is closed when the boot-time preload has ended, and
+	// bootPreloadBegan is when it began; nil and zero before a server
+	// asks for it. See warming.
+	bootPreloaded    chan struct{}
+	bootPreloadBegan time.Time
+}
+
+// bootPreloadReadyWait bounds how long a booting server reports itself
+// not ready while it preloads, so that a preload budget too large for the
+// machine delays traffic by at most this much; the rest loads in the
+// background as calls come.
+const bootPreloadReadyWait = 10 * time.Second
+
+// warming returns why the server should not be sent calls yet at now: its
+// boot-time preload is under way, and a call to a module not yet loaded
+// would wait for wazero's decoding and validation of it (tens of
+// milliseconds for a Go module), the cold start the preload exists to
+// take off the first calls. Nil once the preload has ended or has run for
+// bootPreloadReadyWait.
+func (h *functionHost) warming(now time.Time) error {
+	h.backgroundMu.Lock()
+	done, began := h.bootPreloaded, h.bootPreloadBegan
+	h.backgroundMu.Unlock()
+	if done == nil || now.Sub(began) >= bootPreloadReadyWait {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	default:
+		return errors.New("warming: preloading the deployed WebAssembly modules")
+	}
 }
 
 // openFunctionHost builds the function layer over st: modules in st (those
@@ -159,8 +192,11 @@ func (h *functionHost) metricsHandler() http.Handler {
 func (h *functionHost) preloadDeployed(ctx context.Context) {
 	h.backgroundMu.Lock()
 	h.backgroundCtx, h.stopBackground = context.WithCancel(ctx)
+	preloaded := make(chan struct{})
+	h.bootPreloaded, h.bootPreloadBegan = preloaded, time.Now()
 	h.backgroundMu.Unlock()
 	h.inBackground(func(ctx context.Context) {
+		defer close(preloaded)
 		if err := h.use.load(ctx); err != nil {
 			h.log.Warn("the functions' last use could not be loaded; preloading the newest deployments first", "error", err)
 		}

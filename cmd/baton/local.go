@@ -142,6 +142,16 @@ type localEngine struct {
 	qos *qos.Scheduler
 }
 
+// Ready adds the function layer's boot-time preload to the engine's
+// readiness, so that a load balancer or Kubernetes sends a restarted
+// server its first calls once their modules are loaded.
+func (e *localEngine) Ready(ctx context.Context) error {
+	if err := e.Engine.Ready(ctx); err != nil {
+		return err
+	}
+	return e.functions.warming(time.Now())
+}
+
 // openLocalEngine opens the store of t for command (locking a data
 // directory first) and starts an engine on it, which resumes every
 // invocation left running.

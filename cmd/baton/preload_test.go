@@ -145,6 +145,11 @@ func TestServerPreloadsDeployedModules(t *testing.T) {
 		}
 	}()
 	host.preloadDeployed(ctx)
+	select {
+	case <-host.bootPreloaded: // nothing deployed: the boot preload ends at once
+	case <-time.After(30 * time.Second):
+		t.Fatal("the boot preload has not ended: the server would stay warming")
+	}
 	waitHeld := func(want ...string) {
 		t.Helper()
 		deadline := time.Now().Add(time.Minute)
@@ -184,5 +189,33 @@ func TestServerPreloadsDeployedModules(t *testing.T) {
 	}
 	if use.last["hello"].IsZero() {
 		t.Fatalf("last use %v: want hello's call saved", use.last)
+	}
+}
+
+// A server reports itself not ready while its boot-time preload runs, and
+// for at most bootPreloadReadyWait, so that traffic waits for its modules
+// only as long as the operator can bound.
+func TestWarmingWhileTheBootPreloadRuns(t *testing.T) {
+	began := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	h := &functionHost{}
+	if err := h.warming(began); err != nil {
+		t.Fatalf("no preload asked for: %v, want ready", err)
+	}
+	h.bootPreloaded, h.bootPreloadBegan = make(chan struct{}), began
+	for _, tc := range []struct {
+		after   time.Duration
+		warming bool
+	}{
+		{0, true},
+		{bootPreloadReadyWait - time.Millisecond, true},
+		{bootPreloadReadyWait, false},
+	} {
+		if err := h.warming(began.Add(tc.after)); (err != nil) != tc.warming {
+			t.Errorf("%v into the preload: warming %v, want warming %v", tc.after, err, tc.warming)
+		}
+	}
+	close(h.bootPreloaded)
+	if err := h.warming(began); err != nil {
+		t.Fatalf("preload ended: %v, want ready", err)
 	}
 }
