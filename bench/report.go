@@ -72,6 +72,12 @@ func resourceLines(res *Results) []string {
 		}
 		lines = append(lines, line)
 	}
+	for _, c := range res.Configs {
+		if s := c.Summary; s.HistorySampled {
+			lines = append(lines, fmt.Sprintf("histories: SAMPLED, %s read %d of %d measured invocations' (a uniform sample of at most %d completed ones): span, overhead, queue, function time and cold starts are the sample's; invocations, latency and tasks/s count every invocation",
+				c.Config.Label, s.HistoriesRead, s.Invocations, res.Meta.HistorySample))
+		}
+	}
 	return lines
 }
 
