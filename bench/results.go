@@ -93,11 +93,12 @@ type Summary struct {
 	// HistoriesRead counts the measured invocations whose histories were
 	// read: every one but the client's errors, unless HistorySampled.
 	HistoriesRead int `json:"historiesRead"`
-	// HistorySampled says that over REST only a uniform sample of the
-	// completed invocations' histories was read (Meta.HistorySample at
-	// most): latency, invocations and tasks/s count every invocation,
-	// the figures from histories (span, overhead, queue, function
-	// time, critical path, cold starts) are the sample's.
+	// HistorySampled says that over REST the histories read were a
+	// uniform sample of the completed invocations (Meta.HistorySample at
+	// most; HistoriesRead says how many): latency, invocations and
+	// tasks/s count every invocation, the figures from histories (span,
+	// overhead, queue, function time, critical path, cold starts) are
+	// the sample's.
 	HistorySampled bool `json:"historySampled,omitempty"`
 	// FirstError is the first failure's message, so that a run whose
 	// invocations fail says why.
