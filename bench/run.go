@@ -90,8 +90,9 @@ type Options struct {
 	// uniform sample of that many, so that reading them after the load
 	// costs the server a fixed amount however long the run. The others
 	// count in the invocations, latency and tasks (by the call count
-	// their workflow fixes; a workflow that fixes none has every history
-	// read). Zero means DefaultHistorySample; negative, every history.
+	// their workflow fixes; a workflow that fixes none, or is not
+	// durable, has every history read). Zero means
+	// DefaultHistorySample; negative, every history.
 	HistorySample int
 }
 

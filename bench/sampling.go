@@ -6,6 +6,7 @@ import (
 
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/engine"
 )
 
 // DefaultHistorySample is how many measured invocations' histories a run
@@ -65,9 +66,9 @@ func fixedListCalls(l dsl.TaskList) (int, bool) {
 // whose histories are read: a uniform sample of at most limit per
 // configuration (reservoir sampling, so the choice is uniform over the
 // whole run without knowing its length, and the records it holds until
-// the end are bounded). Only configurations whose workflows fix their
-// call count are sampled: every other invocation is still counted, its
-// calls by that count. It is not safe for concurrent use.
+// the end are bounded). Only configurations of durable workflows that fix
+// their call count are sampled: every other invocation is still counted,
+// its calls by that count. It is not safe for concurrent use.
 type historySampler struct {
 	limit int
 	rng   *rand.Rand
@@ -86,7 +87,10 @@ func newHistorySampler(limit int, seed uint64, wfs [][]*Workflow) *historySample
 		var counts []int
 		for _, wf := range streams {
 			n, ok := fixedCalls(wf.Def)
-			if !ok {
+			// A server keeps only the ends of a non-durable invocation's
+			// history, so its calls are never counted from one: such a
+			// configuration is read whole, as before.
+			if !ok || !engine.Durable(wf.Def) {
 				n = -1
 			}
 			counts = append(counts, n)

@@ -179,7 +179,14 @@ func TestFixedCallsMatchTheWorkloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHistorySampler(1, 1, [][]*Workflow{{wf}})
+	none, err := Workload{Kind: Chain, N: 2}.Build("n", Call{Function: noopExecutorName}, "none", rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHistorySampler(1, 1, [][]*Workflow{{wf}, {none}})
+	if !h.sampled(0) || h.sampled(1) {
+		t.Errorf("sampled: durable %v, non-durable %v; want true, false (a server's non-durable histories hold no calls)", h.sampled(0), h.sampled(1))
+	}
 	s := Sample{ID: "x", Status: "completed", Tasks: make([]TaskSample, 3)}
 	if err := h.checkCalls(&s); err == nil {
 		t.Error("a history of 3 calls for a workflow of 2 passed the check")
