@@ -72,6 +72,19 @@ func resourceLines(res *Results) []string {
 		}
 		lines = append(lines, line)
 	}
+	for _, c := range res.Configs {
+		s := c.Summary
+		if !s.HistorySampled {
+			continue
+		}
+		if s.HistoriesRead >= s.Invocations {
+			lines = append(lines, fmt.Sprintf("histories: %s read every one of its %d measured invocations' (fewer than the sample's bound, %d)",
+				c.Config.Label, s.Invocations, res.Meta.HistorySample))
+		} else {
+			lines = append(lines, fmt.Sprintf("histories: SAMPLED, %s read %d of %d measured invocations' (a uniform sample of at most %d completed ones): span, overhead, queue, function time and cold starts are the sample's; invocations, latency and tasks/s count every invocation",
+				c.Config.Label, s.HistoriesRead, s.Invocations, res.Meta.HistorySample))
+		}
+	}
 	return lines
 }
 

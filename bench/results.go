@@ -38,6 +38,9 @@ type Meta struct {
 	// intended time): a large lag means the generator, not the engine,
 	// was the bottleneck.
 	LagMs Dist `json:"lagMs,omitzero"`
+	// HistorySample is, over REST, the most completed measured
+	// invocations per configuration whose histories were read (0: all).
+	HistorySample int `json:"historySample,omitempty"`
 	// BinS is the width of the time series' bins.
 	BinS float64 `json:"binS"`
 	// Resources are the engine's CPU, commits and memory over the load,
@@ -87,6 +90,16 @@ type Summary struct {
 	// call the same functions).
 	IdleInstanceS float64 `json:"idleInstanceS"`
 	Untraced      int     `json:"untraced,omitempty"`
+	// HistoriesRead counts the measured invocations whose histories were
+	// read: every one but the client's errors, unless HistorySampled.
+	HistoriesRead int `json:"historiesRead"`
+	// HistorySampled says that over REST the histories read were a
+	// uniform sample of the completed invocations (Meta.HistorySample at
+	// most; HistoriesRead says how many): latency, invocations and
+	// tasks/s count every invocation, the figures from histories (span,
+	// overhead, queue, function time, critical path, cold starts) are
+	// the sample's.
+	HistorySampled bool `json:"historySampled,omitempty"`
 	// FirstError is the first failure's message, so that a run whose
 	// invocations fail says why.
 	FirstError string `json:"firstError,omitempty"`
@@ -125,6 +138,9 @@ func (r *runner) results(elapsed time.Duration, resources Resources) *Results {
 	}}
 	if r.opts.Server != "" {
 		res.Meta.Target = "server " + r.opts.Server
+		if an.sampler != nil {
+			res.Meta.HistorySample = an.sampler.limit
+		}
 	}
 	if r.opts.Arrivals.Kind != Closed {
 		res.Meta.LagMs = an.lag.Dist()

@@ -85,6 +85,15 @@ type Options struct {
 	// that the harness's memory grows with the run; without it the run
 	// keeps only streaming histograms and fixed time series.
 	KeepSamples bool
+	// HistorySample bounds, over REST, how many completed measured
+	// invocations of each configuration have their histories read: a
+	// uniform sample of that many, so that reading them after the load
+	// costs the server a fixed amount however long the run. The others
+	// count in the invocations, latency and tasks (by the call count
+	// their workflow fixes; a workflow that fixes none, or is not
+	// durable, has every history read). Zero means
+	// DefaultHistorySample; negative, every history.
+	HistorySample int
 }
 
 // record is what the load generator knows of one invocation until the
@@ -290,6 +299,9 @@ func (o *Options) check() error {
 	}
 	if o.MaxInstances <= 0 {
 		o.MaxInstances = 256
+	}
+	if o.HistorySample == 0 {
+		o.HistorySample = DefaultHistorySample
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 10000
@@ -502,6 +514,9 @@ type analyzer struct {
 	// there is one per such invocation until the end.
 	deferMu  sync.Mutex
 	deferred []record
+	// sampler picks the histories read over REST; nil when every
+	// history is read.
+	sampler *historySampler
 
 	mu    sync.Mutex
 	stats []*configStats
@@ -519,6 +534,12 @@ func (r *runner) startAnalyzer(ctx context.Context) *analyzer {
 	a := &analyzer{r: r, queue: make(chan record, analyzerQueue)}
 	for range r.opts.Configs {
 		a.stats = append(a.stats, newConfigStats(r.opts.Warmup.Seconds(), r.opts.KeepSamples))
+	}
+	if r.opts.Server != "" && r.opts.HistorySample > 0 {
+		a.sampler = newHistorySampler(r.opts.HistorySample, r.opts.Seed, r.wfs)
+		for ci := range r.opts.Configs {
+			a.stats[ci].sampled = a.sampler.sampled(ci)
+		}
 	}
 	for range min(runtime.GOMAXPROCS(0)*2, 8) {
 		a.wg.Add(1)
@@ -543,6 +564,19 @@ func (r *runner) startAnalyzer(ctx context.Context) *analyzer {
 // add hands an ended invocation to the analyzer, or keeps it for after
 // the load when its history is in a store.
 func (a *analyzer) add(rec record) {
+	if a.sampler != nil {
+		a.deferMu.Lock()
+		read, unread, ok := a.sampler.offer(rec, rec.submitted >= a.r.opts.Warmup)
+		if read {
+			a.deferred = append(a.deferred, rec)
+		}
+		a.deferMu.Unlock()
+		if ok {
+			s := a.r.unreadSample(&unread, a.sampler.fixed[unread.config][unread.stream])
+			a.fold(&unread, &s, nil)
+		}
+		return
+	}
 	if a.r.opts.Server != "" || rec.err == nil && engine.Durable(a.r.wfs[rec.config][rec.stream].Def) {
 		a.deferMu.Lock()
 		a.deferred = append(a.deferred, rec)
@@ -565,6 +599,9 @@ func (a *analyzer) finish(ctx context.Context) error {
 	a.deferMu.Lock()
 	deferred := a.deferred
 	a.deferred = nil
+	if a.sampler != nil {
+		deferred = append(deferred, a.sampler.take()...)
+	}
 	a.deferMu.Unlock()
 	var (
 		next atomic.Int64
@@ -604,7 +641,15 @@ func (a *analyzer) heldBytes() int {
 
 func (a *analyzer) take(ctx context.Context, rec *record) {
 	s, err := a.r.sample(ctx, rec)
-	a.tasks.Add(int64(len(s.Tasks)))
+	if err == nil && a.sampler != nil {
+		err = a.sampler.checkCalls(&s)
+	}
+	a.fold(rec, &s, err)
+}
+
+// fold adds an invocation's sample to its configuration's statistics.
+func (a *analyzer) fold(rec *record, s *Sample, err error) {
+	a.tasks.Add(int64(len(s.Tasks) + s.Calls))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err != nil {
@@ -616,17 +661,12 @@ func (a *analyzer) take(ctx context.Context, rec *record) {
 	if a.r.opts.Arrivals.Kind != Closed {
 		a.lag.Add(ms(rec.submitted - rec.scheduled))
 	}
-	a.stats[rec.config].add(&s)
+	a.stats[rec.config].add(s)
 }
 
 func (r *runner) sample(ctx context.Context, rec *record) (Sample, error) {
 	wf := r.wfs[rec.config][rec.stream]
-	s := Sample{
-		Config: rec.config, Stream: rec.stream, ID: rec.out.ID,
-		ScheduledS: rec.scheduled.Seconds(), SubmittedS: rec.submitted.Seconds(),
-		LatencyMs: ms(rec.returned - rec.submitted), Status: string(rec.out.Status),
-		Warmup: rec.submitted < r.opts.Warmup,
-	}
+	s := r.clientSample(rec)
 	if rec.err != nil {
 		if r.em != nil && rec.out.ID != "" {
 			// Its calls, if any ran, are not read: let them go.
@@ -646,6 +686,17 @@ func (r *runner) sample(ctx context.Context, rec *record) (Sample, error) {
 		s.Error = facts.Error
 	}
 	return s, nil
+}
+
+// clientSample is what the client saw of an invocation: its submission,
+// its end and its latency.
+func (r *runner) clientSample(rec *record) Sample {
+	return Sample{
+		Config: rec.config, Stream: rec.stream, ID: rec.out.ID,
+		ScheduledS: rec.scheduled.Seconds(), SubmittedS: rec.submitted.Seconds(),
+		LatencyMs: ms(rec.returned - rec.submitted), Status: string(rec.out.Status),
+		Warmup: rec.submitted < r.opts.Warmup,
+	}
 }
 
 // failure says why an invocation did not complete.
@@ -676,7 +727,12 @@ type Sample struct {
 	Error  string  `json:"error,omitempty"`
 	// Traced says whether the history held the invocation's calls; a
 	// server's non-durable invocations keep only their ends.
-	Traced         bool         `json:"traced"`
+	Traced bool `json:"traced"`
+	// Unread marks an invocation whose history was not read (over REST,
+	// outside the sample): it counts with its latency and Calls, the
+	// call count its workflow fixes, and has no figure from a history.
+	Unread         bool         `json:"unread,omitempty"`
+	Calls          int          `json:"calls,omitempty"`
 	CriticalPathMs float64      `json:"criticalPathMs"`
 	CriticalCalls  int          `json:"criticalCalls"`
 	OverheadMs     float64      `json:"overheadMs"`

@@ -26,6 +26,9 @@ type configStats struct {
 	series           tickSeries
 	keep             bool
 	samples          []Sample
+	// sampled says that only a sample of the histories is read (over
+	// REST): the summary says so.
+	sampled bool
 }
 
 func newConfigStats(warmupS float64, keepSamples bool) *configStats {
@@ -46,6 +49,9 @@ func (c *configStats) add(x *Sample) {
 	s := &c.s
 	s.Invocations++
 	if x.Status != "completed" {
+		if x.Status != "error" {
+			s.HistoriesRead++
+		}
 		s.Failed++
 		if s.FirstError == "" {
 			s.FirstError = x.failure()
@@ -56,6 +62,11 @@ func (c *configStats) add(x *Sample) {
 	c.last = math.Max(c.last, x.SubmittedS+x.LatencyMs/1000)
 	c.completed++
 	c.lat.Add(x.LatencyMs)
+	if x.Unread {
+		c.calls += x.Calls
+		return
+	}
+	s.HistoriesRead++
 	c.span.Add(x.SpanMs)
 	if !x.Traced {
 		s.Untraced++
@@ -89,6 +100,7 @@ func (c *configStats) add(x *Sample) {
 // counts invocations whose writes are done, so the window lasts until then.
 func (c *configStats) summary(settledS float64) Summary {
 	s := c.s
+	s.HistorySampled = c.sampled
 	first, last := c.first, c.last
 	start := math.Max(c.warmupS, math.Min(first, last))
 	if c.completed > 0 {

@@ -44,6 +44,7 @@ type benchFlags struct {
 	logLevel       string
 	cpuProfile     string
 	samples        bool
+	historySample  int
 }
 
 func newBenchCommand() *cobra.Command {
@@ -87,6 +88,7 @@ func newBenchCommand() *cobra.Command {
 	pf.StringVar(&f.cacheDir, "cache", "", "where built functions are cached (default: the user cache directory)")
 	pf.StringVar(&f.wasmSource, "wasm-source", filepath.Join("examples", "functions", "hello-go"), "Go SDK function built for --functions wasm")
 	pf.BoolVar(&f.samples, "samples", false, "keep every invocation's sample (its calls included) for results.json; the harness's memory then grows with the run")
+	pf.IntVar(&f.historySample, "history-sample", bench.DefaultHistorySample, "with --server, read the histories of a uniform sample of at most this many completed invocations per configuration (the others count by their workflow's fixed calls); -1 reads every one")
 	pf.StringVar(&f.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the load phase (embedded engine and harness) to this file")
 	pf.StringVar(&f.logLevel, "log-level", "error", "log level on stderr: debug, info, warn or error")
 
@@ -154,6 +156,7 @@ func runBench(cmd *cobra.Command, f *benchFlags, w bench.Workload) error {
 		opts.CacheDir = defaultBenchCacheDir()
 	}
 	opts.KeepSamples = f.samples
+	opts.HistorySample = f.historySample
 	if f.cpuProfile != "" {
 		file, err := os.Create(f.cpuProfile)
 		if err != nil {
