@@ -159,7 +159,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return fail(fmt.Errorf("open the WAL to sync it: %w", err))
 	}
-	syncWAL := wal.Sync
+	syncWAL := func() error { return syncData(wal) }
 	if cfg.syncWAL != nil {
 		syncWAL = func() error { return cfg.syncWAL(wal) }
 	}
