@@ -84,6 +84,9 @@ func deleteInvocations(ctx context.Context, conn *sql.Conn, ids []string) error 
 		if _, err := conn.ExecContext(ctx, `DELETE FROM history WHERE invocation_id = ?`, id); err != nil {
 			return fmt.Errorf("delete the history of %s: %w", id, err)
 		}
+		if _, err := conn.ExecContext(ctx, `DELETE FROM history_log WHERE ikey = (SELECT ikey FROM invocations WHERE id = ?)`, id); err != nil {
+			return fmt.Errorf("delete the history of %s: %w", id, err)
+		}
 		if _, err := conn.ExecContext(ctx, `DELETE FROM invocations WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("delete invocation %s: %w", id, err)
 		}

@@ -104,6 +104,8 @@ CREATE INDEX idempotency_keys_by_invocation ON idempotency_keys (invocation_id);
 	// 8: functions belong to a namespace; the same name in two namespaces
 	// is two functions.
 	functionNamespacesSchema,
+	// 9: histories in append order, one row per append (history_log.go).
+	historyLogSchema,
 }
 
 // migrate brings the schema up to the newest version. It runs on the write

@@ -159,7 +159,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return fail(fmt.Errorf("open the WAL to sync it: %w", err))
 	}
-	syncWAL := wal.Sync
+	syncWAL := func() error { return syncData(wal) }
 	if cfg.syncWAL != nil {
 		syncWAL = func() error { return cfg.syncWAL(wal) }
 	}
@@ -250,25 +250,8 @@ func (s *Store) exec(ctx context.Context, op func(ctx context.Context, conn *sql
 
 // History implements store.Store.
 func (s *Store) History(ctx context.Context, id string) ([]core.Event, error) {
-	rows, err := s.readDB.QueryContext(ctx, `SELECT seq, event FROM history WHERE invocation_id = ? ORDER BY seq`, id)
+	events, err := s.history(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", id, err)
-	}
-	defer rows.Close()
-	var events []core.Event
-	for rows.Next() {
-		var seq int64
-		var data []byte
-		if err := rows.Scan(&seq, &data); err != nil {
-			return nil, fmt.Errorf("history of %s: %w", id, err)
-		}
-		ev, err := rowcodec.DecodeEvent(seq, data)
-		if err != nil {
-			return nil, fmt.Errorf("history of %s: event %d: %w", id, seq, err)
-		}
-		events = append(events, ev)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("history of %s: %w", id, err)
 	}
 	if len(events) == 0 {
@@ -652,22 +635,11 @@ func execChanging(ctx context.Context, conn *sql.Conn, op, subject string, none 
 	return nil
 }
 
-// PendingTimers implements store.PendingTimers. The history is JSON text
-// stored as a BLOB, which SQLite's JSON functions would take for JSONB
-// without the cast.
+// PendingTimers implements store.PendingTimers.
 func (s *Store) PendingTimers(ctx context.Context) (map[string]time.Time, error) {
-	rows, err := s.readDB.QueryContext(ctx, `SELECT h.invocation_id,
-			json_extract(CAST(h.event AS TEXT), '$.type'),
-			coalesce(json_extract(CAST(h.event AS TEXT), '$.timer'), ''),
-			coalesce(json_extract(CAST(h.event AS TEXT), '$.fireAt'), '')
-		FROM invocations i JOIN history h ON h.invocation_id = i.id
-		WHERE i.status = ? AND i.durable
-			AND json_extract(CAST(h.event AS TEXT), '$.type') IN (?, ?)
-		ORDER BY h.invocation_id, h.seq`,
-		string(core.StatusRunning), string(core.TimerScheduled), string(core.TimerFired))
+	timers, err := s.pendingTimers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("pending timers: %w", err)
 	}
-	defer rows.Close()
-	return rowcodec.ReadPendingTimers(rows)
+	return timers, nil
 }

@@ -50,6 +50,8 @@ type invState struct {
 	exists  bool
 	closed  bool
 	lastSeq int64
+	// key is the invocation's key in history_log.
+	key int64
 }
 
 // writer owns the only write connection. It writes queued requests into
@@ -98,26 +100,38 @@ type writer struct {
 	beginStmt   *sql.Stmt
 	commit      *sql.Stmt
 	loadState   *sql.Stmt
-	insertEvent *sql.Stmt
+	insertRow   *sql.Stmt
 	insertInv   *sql.Stmt
 	finishInv   *sql.Stmt
 	dataVersion *sql.Stmt
+	maxKey      *sql.Stmt
 	known       map[string]*invState
 	lastVersion int64
-	linger      *time.Timer
-	commits     atomic.Int64
-	writes      atomic.Int64
-	unwaited    writequeue.Unwaited
-	committed   writequeue.CommitHook
+	// lastKey is the highest invocation key given; read again whenever
+	// another connection may have created invocations.
+	lastKey int64
+	// frame is reused to lay out each append's row.
+	frame     []byte
+	linger    *time.Timer
+	commits   atomic.Int64
+	writes    atomic.Int64
+	unwaited  writequeue.Unwaited
+	committed writequeue.CommitHook
 }
 
 const (
-	sqlLoadState = `SELECT status, coalesce((SELECT max(seq) FROM history WHERE invocation_id = ?1), 0)
+	// The last seq is history_log's when it has rows, which follow any
+	// the invocation has in the layout before migration 9.
+	sqlLoadState = `SELECT status, ikey, coalesce(
+			(SELECT seq + n - 1 FROM history_log WHERE ikey = invocations.ikey ORDER BY seq DESC LIMIT 1),
+			(SELECT max(seq) FROM history WHERE invocation_id = ?1),
+			0)
 		FROM invocations WHERE id = ?1`
-	sqlInsertEvent = `INSERT INTO history (invocation_id, seq, event) VALUES (?, ?, ?)`
-	sqlInsertInv   = `INSERT INTO invocations
-		(id, namespace, workflow, version, status, input, output, error, started_at, ended_at, durable, parent)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertRow = `INSERT INTO history_log (ikey, seq, n, events) VALUES (?, ?, ?, ?)`
+	sqlInsertInv = `INSERT INTO invocations
+		(id, namespace, workflow, version, status, input, output, error, started_at, ended_at, durable, parent, ikey)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlMaxKey    = `SELECT max(ikey) FROM invocations`
 	sqlFinishInv = `UPDATE invocations SET status = ?, output = ?, error = ?, ended_at = ? WHERE id = ?`
 )
 
@@ -150,10 +164,11 @@ func newWriter(ctx context.Context, conn *sql.Conn, log *slog.Logger, maxBatch, 
 		{&w.beginStmt, "BEGIN IMMEDIATE"},
 		{&w.commit, "COMMIT"},
 		{&w.loadState, sqlLoadState},
-		{&w.insertEvent, sqlInsertEvent},
+		{&w.insertRow, sqlInsertRow},
 		{&w.insertInv, sqlInsertInv},
 		{&w.finishInv, sqlFinishInv},
 		{&w.dataVersion, "PRAGMA data_version"},
+		{&w.maxKey, sqlMaxKey},
 	} {
 		stmt, err := conn.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -162,11 +177,16 @@ func newWriter(ctx context.Context, conn *sql.Conn, log *slog.Logger, maxBatch, 
 		}
 		*p.dst = stmt
 	}
+	var err error
+	if w.lastKey, err = maxInvocationKey(ctx, w.maxKey); err != nil {
+		w.closeStatements()
+		return nil, err
+	}
 	return w, nil
 }
 
 func (w *writer) closeStatements() {
-	for _, s := range []*sql.Stmt{w.beginStmt, w.commit, w.loadState, w.insertEvent, w.insertInv, w.finishInv, w.dataVersion} {
+	for _, s := range []*sql.Stmt{w.beginStmt, w.commit, w.loadState, w.insertRow, w.insertInv, w.finishInv, w.dataVersion, w.maxKey} {
 		if s != nil {
 			_ = s.Close()
 		}
@@ -304,6 +324,12 @@ func (w *writer) begin() *batch {
 	if version != w.lastVersion {
 		clear(w.known)
 		w.lastVersion = version
+		key, err := maxInvocationKey(w.ctx, w.maxKey)
+		if err != nil {
+			w.fail(b, err)
+			return b
+		}
+		w.lastKey = max(w.lastKey, key)
 	}
 	return b
 }
@@ -430,7 +456,7 @@ func (w *writer) state(ctx context.Context, id string) (*invState, error) {
 	}
 	st := &invState{}
 	var status string
-	err := w.loadState.QueryRowContext(ctx, id).Scan(&status, &st.lastSeq)
+	err := w.loadState.QueryRowContext(ctx, id).Scan(&status, &st.key, &st.lastSeq)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
@@ -460,14 +486,17 @@ func (w *writer) create(ctx context.Context, r *request) (reqErr, dbErr error) {
 	if t := r.terminal; t != nil {
 		status, output, errJSON, endedAt = t.Status, t.Output, t.Error, rowcodec.Nanos(t.EndedAt)
 	}
+	// A key is never given twice, even when its batch rolls back.
+	w.lastKey++
+	key := w.lastKey
 	if _, err := w.insertInv.ExecContext(ctx, r.id, inv.Namespace, inv.Workflow, inv.Version, string(status),
-		inv.Input, output, errJSON, rowcodec.Nanos(inv.StartedAt), endedAt, inv.Durable, inv.Parent); err != nil {
+		inv.Input, output, errJSON, rowcodec.Nanos(inv.StartedAt), endedAt, inv.Durable, inv.Parent, key); err != nil {
 		return nil, fmt.Errorf("insert invocation %s: %w", r.id, err)
 	}
-	if err := w.writeEvents(ctx, r.id, 0, r.events); err != nil {
+	if err := w.writeEvents(ctx, r.id, key, 0, r.events); err != nil {
 		return nil, err
 	}
-	*st = invState{exists: true, closed: status != core.StatusRunning, lastSeq: int64(len(r.events))}
+	*st = invState{exists: true, closed: status != core.StatusRunning, lastSeq: int64(len(r.events)), key: key}
 	return nil, nil
 }
 
@@ -488,7 +517,7 @@ func (w *writer) appendEvents(ctx context.Context, r *request) (reqErr, dbErr er
 	if err := rowcodec.CheckSeqs(r.id, st.lastSeq, r.events); err != nil {
 		return err, nil
 	}
-	if err := w.writeEvents(ctx, r.id, st.lastSeq, r.events); err != nil {
+	if err := w.writeEvents(ctx, r.id, st.key, st.lastSeq, r.events); err != nil {
 		return nil, err
 	}
 	if t := r.terminal; t != nil {
@@ -504,12 +533,14 @@ func (w *writer) appendEvents(ctx context.Context, r *request) (reqErr, dbErr er
 	return nil, nil
 }
 
-func (w *writer) writeEvents(ctx context.Context, id string, lastSeq int64, events []rowcodec.EncodedEvent) error {
-	for i, ev := range events {
-		seq := lastSeq + int64(i) + 1
-		if _, err := w.insertEvent.ExecContext(ctx, id, seq, ev.Data); err != nil {
-			return fmt.Errorf("insert event %d of %s: %w", seq, id, err)
-		}
+// writeEvents writes one append's events as one history_log row.
+func (w *writer) writeEvents(ctx context.Context, id string, key, lastSeq int64, events []rowcodec.EncodedEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	w.frame = appendFramed(w.frame[:0], events)
+	if _, err := w.insertRow.ExecContext(ctx, key, lastSeq+1, len(events), w.frame); err != nil {
+		return fmt.Errorf("insert events %d to %d of %s: %w", lastSeq+1, lastSeq+int64(len(events)), id, err)
 	}
 	return nil
 }
