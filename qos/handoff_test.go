@@ -135,6 +135,24 @@ func TestHandOffLearnsSites(t *testing.T) {
 			t.Error("the seat was kept for a next call expected after 20ms, longer than a 10ms call")
 		}
 	})
+	t.Run("the next call goes to another pool", func(t *testing.T) {
+		s, clock := handOffScheduler()
+		for range siteWarm {
+			var ch Chain
+			for i, pool := range []string{PoolWasm, PoolProcess} {
+				r, err := s.Acquire(ctx, Call{Pool: pool, Class: Standard, Flow: "a", Chain: &ch, Site: "mixed@1#/do/" + pool, Continuation: i > 0})
+				if err != nil {
+					t.Fatal(err)
+				}
+				clock.advance(10 * time.Millisecond)
+				r()
+			}
+			s.EndChain(&ch)
+		}
+		if keeps(t, s, "mixed@1#/do/"+PoolWasm) {
+			t.Error("the seat was kept for a next call that goes to another pool")
+		}
+	})
 	t.Run("a call of a higher class waits", func(t *testing.T) {
 		s, _ := handOffScheduler()
 		var ch Chain

@@ -644,9 +644,11 @@ type Chain struct {
 	parked *parkedSeat
 	ended  bool
 	// last is the site of its last call to end, until its next call or
-	// its end tells whether one followed; lastEnded when that call ended.
-	last      string
-	lastEnded time.Time
+	// its end tells whether one followed in the same pool (a seat kept
+	// for a call to another pool is never used); lastPool that call's
+	// pool, lastEnded when it ended.
+	last, lastPool string
+	lastEnded      time.Time
 }
 
 // parkedSeat is a seat kept for a chain's next call: still taken in its
@@ -712,7 +714,7 @@ func (s *Scheduler) Acquire(ctx context.Context, c Call) (release func(), err er
 	p := s.pool(c.Pool)
 	now := s.opts.Now()
 	if ch := c.Chain; ch != nil && ch.last != "" {
-		s.learnLocked(ch.last, true, now.Sub(ch.lastEnded))
+		s.learnLocked(ch.last, ch.lastPool == c.Pool, now.Sub(ch.lastEnded))
 		ch.last = ""
 	}
 	if ch := c.Chain; ch != nil && ch.parked != nil {
@@ -785,7 +787,7 @@ func (s *Scheduler) releaser(p *Queue, c Call, started time.Time) func() {
 			}
 			ch := c.Chain
 			if ch != nil && !ch.ended && c.Site != "" {
-				ch.last, ch.lastEnded = c.Site, started.Add(took)
+				ch.last, ch.lastPool, ch.lastEnded = c.Site, c.Pool, started.Add(took)
 			}
 			if ch != nil && !ch.ended && ch.parked == nil && !s.opts.NoContinuations {
 				if hold := s.holdLocked(p, c); hold > 0 {
