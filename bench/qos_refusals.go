@@ -16,7 +16,9 @@ import (
 // the end-to-end figure alone blamed the server for its clients' lag.
 
 // refusalTimer wraps the server's handler and keeps the handler time of
-// every answer with a refusal's status (429, 503).
+// every refusal by QoS admission: a 429 or 503 with Retry-After. (Other
+// 503s, such as a waiting start whose client left as the run ended, are
+// not refusals.)
 type refusalTimer struct {
 	next http.Handler
 	mu   sync.Mutex
@@ -27,7 +29,8 @@ func (t *refusalTimer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	t.next.ServeHTTP(sw, r)
-	if sw.status == http.StatusTooManyRequests || sw.status == http.StatusServiceUnavailable {
+	refused := sw.status == http.StatusTooManyRequests || sw.status == http.StatusServiceUnavailable
+	if refused && w.Header().Get("Retry-After") != "" {
 		d := ms(time.Since(began))
 		t.mu.Lock()
 		t.ms = append(t.ms, d)

@@ -42,13 +42,18 @@ func TestQoSClientReusesConnections(t *testing.T) {
 	}
 }
 
-// TestRefusalTimer: the server's time is kept for refusals (429, 503)
-// and for nothing else.
+// TestRefusalTimer: the server's time is kept for refusals (429, 503
+// with Retry-After) and for nothing else.
 func TestRefusalTimer(t *testing.T) {
-	statuses := []int{http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusOK, http.StatusGatewayTimeout}
+	statuses := []int{http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusOK, http.StatusGatewayTimeout, http.StatusServiceUnavailable}
 	var i atomic.Int64
 	rt := &refusalTimer{next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(statuses[i.Add(1)-1])
+		n := i.Add(1)
+		if n < 5 {
+			// The last answer is a 503 without Retry-After.
+			w.Header().Set("Retry-After", "1")
+		}
+		w.WriteHeader(statuses[n-1])
 	})}
 	for range statuses {
 		rt.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", nil))
