@@ -155,9 +155,12 @@ type QoSRun struct {
 	// completed start.
 	CPUs          float64 `json:"cpus"`
 	CPUPerStartMs float64 `json:"cpuPerStartMs"`
-	// RejectP99Ms is the client-observed time of rejected starts.
-	RejectP99Ms  float64 `json:"rejectP99Ms"`
-	RetryAfterOK bool    `json:"retryAfterOnEveryRejection"`
+	// RejectP99Ms is the client-observed time of rejected starts (the
+	// round trip, end to end); RejectServerP99Ms the server's part, its
+	// handler's time to answer them.
+	RejectP99Ms       float64 `json:"rejectP99Ms"`
+	RejectServerP99Ms float64 `json:"rejectServerP99Ms"`
+	RetryAfterOK      bool    `json:"retryAfterOnEveryRejection"`
 	// BinS is the width of the series' bins.
 	BinS float64 `json:"binS"`
 }
@@ -277,6 +280,8 @@ type qosServer struct {
 	sched *qos.Scheduler
 	// calls records the calls of tenant h, for where its time goes.
 	calls *callRecorder
+	// refusals times the server's part of every refusal.
+	refusals *refusalTimer
 }
 
 func startQoSServer(ctx context.Context, opts QoSOptions, wasmPath string, iterations uint64, mode string, tenants []Tenant) (*qosServer, error) {
@@ -323,7 +328,8 @@ func startQoSServer(ctx context.Context, opts QoSOptions, wasmPath string, itera
 	if err != nil {
 		return nil, errors.Join(err, qs.close())
 	}
-	qs.srv = &http.Server{Handler: api.NewHandler(em.eng), ReadHeaderTimeout: 10 * time.Second}
+	qs.refusals = &refusalTimer{next: api.NewHandler(em.eng)}
+	qs.srv = &http.Server{Handler: qs.refusals, ReadHeaderTimeout: 10 * time.Second}
 	qs.url = "http://" + ln.Addr().String()
 	go qs.srv.Serve(ln)
 	// One call per tenant warms its function (compile, first instance).
@@ -450,7 +456,12 @@ func measureMu(ctx context.Context, opts QoSOptions, wasmPath string, iterations
 type qosClient struct{ hc *http.Client }
 
 func newQoSClient(conns int) *qosClient {
-	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute}
+	// As many idle connections as requests in flight, so that a start
+	// never waits for a connection to be dialled while another one idles:
+	// a refusal's round trip is then one write and one read on a
+	// connection kept alive. The answers are small JSON: no compression.
+	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute,
+		DisableCompression: true}
 	return &qosClient{hc: &http.Client{Transport: tr}}
 }
 
@@ -489,6 +500,10 @@ func (c *qosClient) start(ctx context.Context, base string, t Tenant, steps int,
 		EndedAt   *time.Time `json:"endedAt"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&body)
+	// Read to its end, so that the connection goes back to the idle pool
+	// (a body closed before its end closes the connection, and the next
+	// start dials a new one).
+	_, _ = io.Copy(io.Discard, resp.Body)
 	r.took = time.Since(began)
 	r.completed = body.Status == "completed"
 	r.reason = body.Reason
@@ -625,6 +640,7 @@ func runQoSOnce(ctx context.Context, opts QoSOptions, res *QoSResults, wasmPath,
 	if len(rejects) > 0 {
 		run.RejectP99Ms = Percentile(rejects, 99)
 	}
+	run.RejectServerP99Ms = qs.refusals.p99()
 	run.Goodput = float64(goodput) / opts.Duration.Seconds()
 	run.CPUs = cpu.Seconds() / wall.Seconds()
 	completed := 0

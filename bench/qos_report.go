@@ -30,8 +30,8 @@ func WriteQoSTable(w io.Writer, res *QoSResults) error {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%d\t%.0f\t%.0f\t%.0f/%.0f\t%s\t%.1f\t%d\n", r.Name, t.Tenant, t.Offered, t.Completed,
 				rejectedText(t.Rejected), t.FailedMidway, t.Unfinished, t.P50Ms, t.P99Ms, t.P99EarlyMs, t.P99LateMs, met, t.Throughput, t.Retries)
 		}
-		fmt.Fprintf(tw, "%s\tgoodput %.1f/s (%.2fμ)\tRSS max %.0f MB, heap %.0f MB\treject p99 %.1f ms\tRetry-After on every rejection: %v\tCPU %.2f of %d, %.1f ms per completion\t\t\t\t\t\t\t\n",
-			r.Name, r.Goodput, r.Goodput/res.Mu, r.RSSMaxMB, r.HeapMaxMB, r.RejectP99Ms, r.RetryAfterOK, r.CPUs, res.CPUs, r.CPUPerStartMs)
+		fmt.Fprintf(tw, "%s\tgoodput %.1f/s (%.2fμ)\tRSS max %.0f MB, heap %.0f MB\treject p99 %.1f ms (server %.2f ms)\tRetry-After on every rejection: %v\tCPU %.2f of %d, %.1f ms per completion\t\t\t\t\t\t\t\n",
+			r.Name, r.Goodput, r.Goodput/res.Mu, r.RSSMaxMB, r.HeapMaxMB, r.RejectP99Ms, r.RejectServerP99Ms, r.RetryAfterOK, r.CPUs, res.CPUs, r.CPUPerStartMs)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -133,7 +133,7 @@ func qosTargets(res *QoSResults) []string {
 			d := float64(s1.Completed-s2.Completed) / float64(max(s1.Completed, s2.Completed))
 			check(d <= 0.1 && d >= -0.1, "S1 %d vs S2 %d completed: within 10%% (%.1f%%)", s1.Completed, s2.Completed, 100*d)
 		}
-		check(on.RejectP99Ms < 5, "rejections answered in %.1f ms at p99 (< 5 ms)", on.RejectP99Ms)
+		check(on.RejectP99Ms < 5, "rejections answered in %.1f ms at p99 end to end (< 5 ms; the server's part %.2f ms)", on.RejectP99Ms, on.RejectServerP99Ms)
 		check(on.RetryAfterOK, "every rejection carried Retry-After")
 		if fifo != nil {
 			check(on.HeapMaxMB <= fifo.HeapMaxMB, "memory bounded: heap with QoS %.0f MB (RSS %.0f MB) vs FIFO %.0f MB (RSS %.0f MB)", on.HeapMaxMB, on.RSSMaxMB, fifo.HeapMaxMB, fifo.RSSMaxMB)

@@ -304,6 +304,9 @@ func (e *Engine) seat(ctx context.Context, in *instance, c *core.Call) (release 
 	release, err := e.opts.QoS.Acquire(ctx, qos.Call{
 		Pool: pool, Function: functionKey(in.inv.Namespace, c.Function), Class: q.class, Flow: q.flow, Weight: q.weight,
 		Deadline: q.deadline, Continuation: q.calls.Add(1) > 1, Admission: q.ticket, Chain: &q.chain,
+		// The task in the workflow's version: whether a seat is worth
+		// keeping after its call depends on what the definition does next.
+		Site: in.inv.Namespace + "/" + in.inv.Workflow + "@" + in.inv.Version + "#" + c.Ref,
 	})
 	if err != nil {
 		return nil, problem.Timeout("%s: waiting for a seat: %v", c.Name, err)

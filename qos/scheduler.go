@@ -64,11 +64,12 @@ type Options struct {
 	// Learn, when set, hears the duration of every seated call (to feed
 	// Costs when nothing else does).
 	Learn func(fn string, d time.Duration)
-	// HandOff is how long the seat of a workflow's call is kept for the
+	// HandOff is the longest a seat of a workflow's call is kept for the
 	// workflow's next call (default 5ms): a running workflow goes on
 	// without queueing again, and in a CPU-bound pool without another
 	// call taking the CPU between its steps. The seat is given back at
-	// once when the workflow ends.
+	// once when the workflow ends, and not kept at all where the
+	// workflow is not expected to call again soon (see holdLocked).
 	HandOff time.Duration
 	// Replicas is the number of live replicas sharing the namespaces'
 	// quotas (each takes its share); nil means one.
@@ -175,6 +176,9 @@ type Scheduler struct {
 	// exponential average of seated calls' durations), for the
 	// predicted wait.
 	callCost map[string]time.Duration
+	// sites is what was learned of each call site's next call, for
+	// seat hand-off.
+	sites map[string]*siteStats
 
 	// view is the admission state as of the last change under mu, read
 	// without it by Refuse.
@@ -209,6 +213,7 @@ func New(opts Options) *Scheduler {
 		seatsInUse: map[seatKey]int{},
 		rejections: map[rejectionKey]int64{},
 		callCost:   map[string]time.Duration{},
+		sites:      map[string]*siteStats{},
 	}
 }
 
@@ -623,16 +628,27 @@ type Call struct {
 	// Chain is the workflow's calls, whose seats are handed from one to
 	// the next (nil for none).
 	Chain *Chain
+	// Site names the place in the workflow's definition that makes the
+	// call (its version and task), so that the scheduler learns whether
+	// and how soon a workflow calls again after a call there; "" learns
+	// nothing and keeps the seat for Options.HandOff.
+	Site string
 }
 
 // Chain is the calls of one workflow, for seat hand-off: the seat one of
-// its calls gives back is kept for its next call for Options.HandOff,
-// so that a workflow already running goes on at once (continuation
-// priority at G2). End it when the workflow ends. Its zero value is
-// ready; it belongs to one scheduler, whose lock guards it.
+// its calls gives back is kept for its next call, at most for
+// Options.HandOff, so that a workflow already running goes on at once
+// (continuation priority at G2). End it when the workflow ends. Its zero
+// value is ready; it belongs to one scheduler, whose lock guards it.
 type Chain struct {
 	parked *parkedSeat
 	ended  bool
+	// last is the site of its last call to end, until its next call or
+	// its end tells whether one followed in the same pool (a seat kept
+	// for a call to another pool is never used); lastPool that call's
+	// pool, lastEnded when it ended.
+	last, lastPool string
+	lastEnded      time.Time
 }
 
 // parkedSeat is a seat kept for a chain's next call: still taken in its
@@ -652,6 +668,10 @@ func (s *Scheduler) EndChain(ch *Chain) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ch.ended = true
+	if ch.last != "" {
+		s.learnLocked(ch.last, false, 0)
+		ch.last = ""
+	}
 	s.unparkLocked(ch)
 }
 
@@ -693,6 +713,10 @@ func (s *Scheduler) Acquire(ctx context.Context, c Call) (release func(), err er
 	c.Admission.settleLocked(s)
 	p := s.pool(c.Pool)
 	now := s.opts.Now()
+	if ch := c.Chain; ch != nil && ch.last != "" {
+		s.learnLocked(ch.last, ch.lastPool == c.Pool, now.Sub(ch.lastEnded))
+		ch.last = ""
+	}
 	if ch := c.Chain; ch != nil && ch.parked != nil {
 		if pk := ch.parked; pk.pool == p && pk.call.Class == c.Class && pk.call.Flow == c.Flow {
 			// The seat of the workflow's last call, kept for this one: it
@@ -761,17 +785,23 @@ func (s *Scheduler) releaser(p *Queue, c Call, started time.Time) func() {
 			} else {
 				s.callCost[c.Pool] = cur + (took-cur)/16
 			}
-			if ch := c.Chain; ch != nil && !ch.ended && ch.parked == nil && !s.opts.NoContinuations {
-				pk := &parkedSeat{pool: p, call: c}
-				pk.timer = time.AfterFunc(s.opts.HandOff, func() {
-					s.mu.Lock()
-					defer s.mu.Unlock()
-					if ch.parked == pk {
-						s.unparkLocked(ch)
-					}
-				})
-				ch.parked = pk
-				return
+			ch := c.Chain
+			if ch != nil && !ch.ended && c.Site != "" {
+				ch.last, ch.lastPool, ch.lastEnded = c.Site, c.Pool, started.Add(took)
+			}
+			if ch != nil && !ch.ended && ch.parked == nil && !s.opts.NoContinuations {
+				if hold := s.holdLocked(p, c); hold > 0 {
+					pk := &parkedSeat{pool: p, call: c}
+					pk.timer = time.AfterFunc(hold, func() {
+						s.mu.Lock()
+						defer s.mu.Unlock()
+						if ch.parked == pk {
+							s.unparkLocked(ch)
+						}
+					})
+					ch.parked = pk
+					return
+				}
 			}
 			s.freeSeatLocked(p, c)
 		})
