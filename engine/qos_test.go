@@ -296,7 +296,10 @@ func ptr[T any](v T) *T { return &v }
 // client (an event, a schedule) waits for its turn, while a client's is
 // refused with quota_exceeded.
 func TestQoSDefersAsynchronousStarts(t *testing.T) {
-	srv := &policy.Server{Defaults: policy.Policy{QoS: policy.QoS{Rate: ptr(20.0), Burst: ptr(1)}}}
+	// A token every 500 ms: the client's second start, right after its
+	// first, finds none even on a loaded machine, and the deferred starts
+	// wait 1.5 s in all.
+	srv := &policy.Server{Defaults: policy.Policy{QoS: policy.QoS{Rate: ptr(2.0), Burst: ptr(1)}}}
 	eff, err := srv.Resolve("default", nil)
 	if err != nil {
 		t.Fatal(err)
