@@ -669,7 +669,13 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 			// sooner: starts compete for the same cores.
 			continue
 		case pc.timer != nil:
-			if d := startAt.Sub(pc.startAt); d > -p.rule.Margin && d < p.rule.Margin {
+			// The latest prediction wins, however little it moves the
+			// prepare: it is made from a later task's start, so less of
+			// the predecessors' noise is left in it. (Moves within the
+			// rule's margin used to be ignored; the error they left,
+			// up to a margin either way, was learned into the readiness
+			// errors and so into every prepare's margin.)
+			if startAt.Equal(pc.startAt) {
 				continue
 			}
 			pc.cancel()
