@@ -234,8 +234,8 @@ type plannedCall struct {
 // dispatchingCall is a call whose task started that has not taken an
 // instance yet.
 type dispatchingCall struct {
-	invocation, key string
-	since           time.Time
+	invocation, key, ref string
+	since                time.Time
 	// holdUntil, for a call an instance was prepared for, is when the
 	// call no longer holds it: the prediction's lapse, at least the
 	// rule's grace after the task started, in case the call never
@@ -538,7 +538,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 		// The call is being made: a prepare for it not sent yet would
 		// only start an instance nobody waits for; an instance already
 		// prepared is held for the call until it takes one.
-		call := dispatchingCall{invocation: id, key: key, since: at}
+		call := dispatchingCall{invocation: id, key: key, ref: ref, since: at}
 		switch c := p.upcoming[fn][id]; {
 		case c != nil && c.sent:
 			// A prepare still queued for a prepare slot cannot start, let
@@ -961,10 +961,16 @@ func (p *Planner) Observe(e function.Event) {
 	case function.EventBusy:
 		p.mu.Lock()
 		p.busySince[e.Instance] = e.Time
-		p.callDispatched(e)
+		c, ok := p.callDispatched(e)
 		delete(p.fresh, e.Instance)
 		delete(p.readyAt, e.Instance)
 		p.mu.Unlock()
+		if ok {
+			// Off the call path: observers must be fast, and the call
+			// is about to run.
+			took := e.Time
+			p.clock.AfterFunc(0, func() { p.reaim(c, took) })
+		}
 	case function.EventIdle, function.EventEvicted:
 		p.mu.Lock()
 		began, ok := p.busySince[e.Instance]
@@ -984,16 +990,17 @@ func (p *Planner) Observe(e function.Event) {
 }
 
 // callDispatched retires the oldest call of the busy event's function
-// waiting to take an instance, now that one did: it learns how long the
-// call waited for a start and, for a call an instance was prepared for,
-// how early that instance was against its aim. p.mu is held. Events do
-// not say which invocation a call belongs to: calls of one function take
-// instances roughly in the order their tasks started.
-func (p *Planner) callDispatched(e function.Event) {
+// waiting to take an instance, now that one did, and returns it: it
+// learns how long the call waited for a start and, for a call an
+// instance was prepared for, how early that instance was against its
+// aim. p.mu is held. Events do not say which invocation a call belongs
+// to: calls of one function take instances roughly in the order their
+// tasks started.
+func (p *Planner) callDispatched(e function.Event) (c dispatchingCall, ok bool) {
 	fn := e.Function
 	calls := p.dispatching[fn]
 	if len(calls) > 0 {
-		c := calls[0]
+		c, ok = calls[0], true
 		if inv := p.invocations[c.invocation]; inv != nil && e.Waited > 0 {
 			inv.waited[c.key] = e.Waited
 		}
@@ -1011,9 +1018,38 @@ func (p *Planner) callDispatched(e function.Event) {
 	}
 	if len(calls) == 0 {
 		delete(p.dispatching, fn)
-		return
+		return c, ok
 	}
 	p.dispatching[fn] = calls
+	return c, ok
+}
+
+// reaim plans the calls after c again once c took an instance at time
+// took. Predictions made when c's task started assumed the median
+// dispatch and no wait for a start; by now both are known, and the task's
+// end (its learned duration counts neither a wait nor more than the
+// median dispatch) moves with them: the task is planned from as if it had
+// started one median dispatch before its call took the instance. The
+// prepares of the next calls, usually not sent yet (they are sent about
+// a cold start before their calls), then carry only the noise of the
+// call's execution, not that of its dispatch and start. A call inside a
+// fork is left alone: what follows the join waits for the other branches
+// too.
+func (p *Planner) reaim(c dispatchingCall, took time.Time) {
+	p.mu.Lock()
+	inv := p.invocations[c.invocation]
+	if inv == nil || !inv.enabled {
+		p.mu.Unlock()
+		return
+	}
+	m := inv.model
+	p.mu.Unlock()
+	if m.callsNothing() || m.inFork(c.ref) || m.tasks[c.ref] == nil {
+		return
+	}
+	at := took.Add(-p.dispatchDelay())
+	preds := m.Predict(c.ref, strings.TrimPrefix(c.key, c.ref), p.stats, p.opts.Defaults, p.opts.Lookahead, p.opts.MinProbability)
+	p.plan(c.invocation, m, at, preds, planScope{complete: true})
 }
 
 // PredictedCall is a call of a function that a live invocation (or an

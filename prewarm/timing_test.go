@@ -248,3 +248,44 @@ func TestPlannerAbandonsAPrepareStillQueuedWhenItsCallStarts(t *testing.T) {
 		})
 	}
 }
+
+// Once a call takes an instance, its dispatch and its wait for a start
+// are known, and the prepares of the calls after it move with them: its
+// task is planned from as if it had started one median dispatch before
+// the call took the instance. fb is due 100ms after a starts plus the
+// learned 5ms dispatch; its prepare is sent 35ms (cold start and margin)
+// before.
+func TestPlannerReaimsWhenACallTakesItsInstance(t *testing.T) {
+	def := parse(t, chainDoc)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	for _, tc := range []struct {
+		name         string
+		took, waited time.Duration // a's call took its instance, after waiting
+		want         time.Duration // fb's prepare sent
+	}{
+		{"dispatched as predicted", ms(5), 0, ms(70)},
+		{"dispatched 3ms late", ms(8), 0, ms(73)},
+		{"dispatched 2ms early", ms(3), 0, ms(68)},
+		{"waited 15ms for a start", ms(20), ms(15), ms(85)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: ms(5)}})
+			learnChain(p, def, ms(200), map[string]time.Duration{"fb": ms(30), "fc": ms(30)})
+			p.Stats().ObserveDispatch(ms(5))
+			p.InvocationStarted("i", def, t0)
+			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+			clock.Advance(t0.Add(tc.took))
+			p.Observe(function.Event{Kind: function.EventBusy, Time: clock.Now(), Function: "fa", Instance: "fa/1", Waited: tc.waited})
+			clock.Advance(t0.Add(ms(150)))
+			var fb []prepareCall
+			for _, c := range prep.calls {
+				if c.fn == "fb" {
+					fb = append(fb, c)
+				}
+			}
+			if len(fb) != 1 || !fb[0].at.Equal(t0.Add(tc.want)) || !fb[0].by.Equal(t0.Add(tc.want+ms(30))) {
+				t.Fatalf("fb prepared %+v, want once at %v", fb, tc.want)
+			}
+		})
+	}
+}
