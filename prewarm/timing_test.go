@@ -79,8 +79,10 @@ func TestMarginFallsBackToThePooledReadiness(t *testing.T) {
 		// Twelve errors, -6..+5ms, fn's own among them: the 1/6-quantile
 		// (IdleCost 0.2) is -5ms, so instances aim 5ms early.
 		{"pooled", []time.Duration{ms(-6)}, []time.Duration{ms(-5), ms(-4), ms(-3), ms(-2), ms(-1), 0, ms(1), ms(2), ms(3), ms(4), ms(5)}, ms(5)},
-		{"its own once it has enough", []time.Duration{ms(3), ms(3), ms(3), ms(3), ms(3), ms(3), ms(3), ms(3)},
-			[]time.Duration{ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9)}, ms(-3)},
+		// Eight of its own are fewer than the pool's: 8 × 3ms and
+		// 8 × -9ms pooled, the 1/6-quantile is -9ms.
+		{"pooled until its own fill a window", repeat(ms(3), 8), repeat(ms(-9), 8), ms(9)},
+		{"its own once they fill a window", repeat(ms(3), ownReadinessSamples), repeat(ms(-9), 8), ms(-3)},
 		// Within a cold start (10ms) either way.
 		{"bounded by the cold start", nil, []time.Duration{ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50)}, ms(10)},
 	} {
