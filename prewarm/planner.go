@@ -629,13 +629,16 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 			p.upcoming[pr.Function] = calls
 		}
 		pc := calls[id]
-		if pc == nil && scope.expected && !scope.windowCost && !startAts[i].Before(at) {
-			// Due late enough after an arrival a keep-alive policy
-			// reloads for (anywhere in a window that may last minutes)
-			// to be prepared once it has come: the invocation plans it
-			// then. An arrival the planner predicted itself is known to
-			// within milliseconds, and its staggered prepares are all
-			// planned now, so that they keep their turns.
+		if pc == nil && scope.expected && !startAts[i].Before(at) {
+			// Due to be sent once the arrival has come: the invocation
+			// plans it then, from its own start (as it plans every
+			// prepare not sent yet), and an arrival that does not come
+			// costs only the instances that had to be started before
+			// it. (They were all planned ahead for an arrival the
+			// planner predicted, so as to keep their turns on the
+			// prepare slots; the stagger is computed over all of them
+			// either way, and again when the invocation starts, so the
+			// turns before the arrival are the same.)
 			continue
 		}
 		if pc == nil {
