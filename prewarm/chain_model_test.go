@@ -29,6 +29,7 @@ type chainModel struct {
 	coldSigma float64       // lognormal spread of starts
 	dispatch  time.Duration // median task start to call at the function layer
 	dispSigma float64
+	record    time.Duration // added to the first call's dispatch: the engine records the invocation
 	jitter    time.Duration // arrivals' normal jitter around the 1s interval
 	slots     int           // prepare slots
 	rounds    int
@@ -40,9 +41,9 @@ type chainModel struct {
 // work); the noisy one has the spread of a machine with a CPU hog.
 var (
 	quietChain = chainModel{work: 10 * time.Millisecond, execNoise: 500 * time.Microsecond, cold: 6500 * time.Microsecond,
-		coldSigma: 0.27, dispatch: 2 * time.Millisecond, dispSigma: 0.5, jitter: 500 * time.Microsecond, slots: 1, rounds: 20, warmup: 8}
+		coldSigma: 0.27, dispatch: 2 * time.Millisecond, dispSigma: 0.5, record: 500 * time.Microsecond, jitter: 500 * time.Microsecond, slots: 1, rounds: 20, warmup: 8}
 	noisyChain = chainModel{work: 10 * time.Millisecond, execNoise: 3 * time.Millisecond, cold: 10 * time.Millisecond,
-		coldSigma: 0.6, dispatch: 4 * time.Millisecond, dispSigma: 0.8, jitter: 3 * time.Millisecond, slots: 1, rounds: 20, warmup: 8}
+		coldSigma: 0.6, dispatch: 4 * time.Millisecond, dispSigma: 0.8, record: 3 * time.Millisecond, jitter: 3 * time.Millisecond, slots: 1, rounds: 20, warmup: 8}
 )
 
 const modelChainLength = 10
@@ -200,7 +201,11 @@ func (cm chainModel) run(tb testing.TB, seed uint64) (removed, held float64) {
 			}
 			ref := fmt.Sprintf("/do/%d/s%d", k, k)
 			r.planner.TaskStarted(id, ref, ref, "s"+strconv.Itoa(k), r.clock.Now())
-			r.clock.AfterFunc(r.logn(cm.dispatch, cm.dispSigma), func() {
+			dispatch := r.logn(cm.dispatch, cm.dispSigma)
+			if k == 0 {
+				dispatch += cm.record
+			}
+			r.clock.AfterFunc(dispatch, func() {
 				r.call("f"+strconv.Itoa(k), func() {
 					r.planner.TaskEnded(id, ref, ref, "s"+strconv.Itoa(k), r.clock.Now(), nil)
 					step(k + 1)

@@ -236,6 +236,8 @@ type plannedCall struct {
 type dispatchingCall struct {
 	invocation, key, ref string
 	since                time.Time
+	// first: the call's task started as the invocation arrived.
+	first bool
 	// holdUntil, for a call an instance was prepared for, is when the
 	// call no longer holds it: the prediction's lapse, at least the
 	// rule's grace after the task started, in case the call never
@@ -253,6 +255,9 @@ func (c *plannedCall) cancel() {
 }
 
 type invocation struct {
+	// arrived is when the invocation was created: its first tasks start
+	// then, and their calls' dispatch counts its recording.
+	arrived time.Time
 	model   *Model
 	enabled bool
 	// planned are the functions this invocation has upcoming calls of.
@@ -372,6 +377,7 @@ func (p *Planner) InvocationStarted(id string, def *dsl.Workflow, arrived time.T
 		}
 	}
 	inv := newInvocation(m, p.enabled(def))
+	inv.arrived = arrived
 	p.invocations[id] = inv
 	if e := p.pending[m.ID]; e != nil && !now.Before(e.from) && !now.After(e.until) {
 		delete(p.pending, m.ID)
@@ -538,7 +544,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 		// The call is being made: a prepare for it not sent yet would
 		// only start an instance nobody waits for; an instance already
 		// prepared is held for the call until it takes one.
-		call := dispatchingCall{invocation: id, key: key, ref: ref, since: at}
+		call := dispatchingCall{invocation: id, key: key, ref: ref, since: at, first: at.Equal(inv.arrived)}
 		switch c := p.upcoming[fn][id]; {
 		case c != nil && c.sent:
 			// A prepare still queued for a prepare slot cannot start, let
@@ -560,7 +566,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 			// from the calls that came late enough. Predictions are of
 			// when the call reaches the function layer, its dispatch
 			// after the task starts.
-			p.stats.ObserveReadiness(fn, at.Add(p.dispatchDelay()).Sub(c.at))
+			p.stats.ObserveReadiness(fn, at.Add(p.dispatchDelay(call.first)).Sub(c.at))
 		}
 		p.dispatching[fn] = append(p.dispatching[fn], call)
 		p.forgetLocked(fn, id)
@@ -598,12 +604,18 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 	}
 	// The model predicts when call tasks start; their instances are
 	// needed when the calls reach the function layer, a dispatch later.
-	dispatch := v.dispatchDelay()
+	dispatch, first := v.dispatchDelay(), v.firstDispatchDelay()
 	spread := v.runSpread()
 	p.stats.mu.Unlock()
 	preds = slices.Clone(preds)
 	for i := range preds {
-		preds[i].After += dispatch
+		// An expected arrival's first calls are dispatched after the
+		// engine has recorded the invocation.
+		if scope.expected && preds[i].After == 0 {
+			preds[i].After += first
+		} else {
+			preds[i].After += dispatch
+		}
 	}
 
 	p.mu.Lock()
@@ -1009,7 +1021,11 @@ func (p *Planner) callDispatched(e function.Event) (c dispatchingCall, ok bool) 
 		}
 		// The call reached the function layer when it began to wait for
 		// an instance (or took an idle one).
-		p.stats.ObserveDispatch(e.Time.Add(-e.Waited).Sub(c.since))
+		if d := e.Time.Add(-e.Waited).Sub(c.since); c.first {
+			p.stats.ObserveFirstDispatch(d)
+		} else {
+			p.stats.ObserveDispatch(d)
+		}
 		if !c.holdUntil.IsZero() {
 			if e.Waited > 0 {
 				p.stats.ObserveReadiness(fn, -e.Waited-c.lead)
@@ -1050,7 +1066,7 @@ func (p *Planner) reaim(c dispatchingCall, took time.Time) {
 	if m.callsNothing() || m.inFork(c.ref) || m.tasks[c.ref] == nil {
 		return
 	}
-	at := took.Add(-p.dispatchDelay())
+	at := took.Add(-p.dispatchDelay(c.first))
 	preds := m.Predict(c.ref, strings.TrimPrefix(c.key, c.ref), p.stats, p.opts.Defaults, p.opts.Lookahead, p.opts.MinProbability)
 	p.plan(c.invocation, m, at, preds, planScope{complete: true})
 }
@@ -1066,10 +1082,14 @@ type PredictedCall struct {
 }
 
 // dispatchDelay is the learned time from a call task's start to its call
-// reaching the function layer.
-func (p *Planner) dispatchDelay() time.Duration {
+// reaching the function layer; first: of a task started as its
+// invocation arrived.
+func (p *Planner) dispatchDelay(first bool) time.Duration {
 	p.stats.mu.Lock()
 	defer p.stats.mu.Unlock()
+	if first {
+		return view{s: p.stats}.firstDispatchDelay()
+	}
 	return view{s: p.stats}.dispatchDelay()
 }
 

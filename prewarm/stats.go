@@ -104,6 +104,11 @@ type Stats struct {
 	// function, queues the call): the instance is needed that much after
 	// the task starts. Learned across functions: it is the engine's.
 	dispatch Estimate
+	// firstDispatch is the dispatch of an invocation's first calls, from
+	// its arrival: it also counts the engine's recording of the new
+	// invocation (a commit, with a durable store), which no later call
+	// waits for. Predictions of an expected arrival's first calls use it.
+	firstDispatch Estimate
 	// readiness pools every function's readiness errors: the machine's
 	// current timing noise (how scattered starts and calls are now),
 	// which a function with few errors of its own aims by.
@@ -224,6 +229,15 @@ func (s *Stats) ObserveDispatch(d time.Duration) {
 	s.mu.Unlock()
 }
 
+// ObserveFirstDispatch records how long after its invocation arrived one
+// of its first calls (those whose tasks start on arrival) reached the
+// function layer.
+func (s *Stats) ObserveFirstDispatch(d time.Duration) {
+	s.mu.Lock()
+	s.firstDispatch.Add(d)
+	s.mu.Unlock()
+}
+
 // ObserveTask records a task's duration.
 func (s *Stats) ObserveTask(workflow, ref string, d time.Duration) {
 	s.mu.Lock()
@@ -325,6 +339,16 @@ func (v view) runSpread() float64 {
 // dispatchDelay is the expected time from a call task's start to its call
 // reaching the function layer, when its instance must be ready.
 func (v view) dispatchDelay() time.Duration { return v.s.dispatch.Median() }
+
+// firstDispatchDelay is the expected time from an invocation's arrival to
+// its first calls reaching the function layer; the other calls' until
+// one was seen.
+func (v view) firstDispatchDelay() time.Duration {
+	if v.s.firstDispatch.Known() {
+		return v.s.firstDispatch.Median()
+	}
+	return v.dispatchDelay()
+}
 
 // minReadinessSamples is how many readiness errors (of all functions)
 // are needed before they replace the rule's fixed margin.
@@ -436,7 +460,9 @@ type snapshot struct {
 	Tasks     map[string]*TaskStats     `json:"tasks"`
 	Gap       Estimate                  `json:"gap"`
 	Dispatch  Estimate                  `json:"dispatch,omitzero"`
-	Readiness Estimate                  `json:"readiness,omitzero"`
+	// FirstDispatch is new in the same version: absent, it is unknown.
+	FirstDispatch Estimate `json:"firstDispatch,omitzero"`
+	Readiness     Estimate `json:"readiness,omitzero"`
 }
 
 const snapshotVersion = 1
@@ -446,7 +472,7 @@ func (s *Stats) MarshalJSON() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return json.Marshal(snapshot{Version: snapshotVersion, Functions: s.functions, Tasks: s.tasks, Gap: s.gap,
-		Dispatch: s.dispatch, Readiness: s.readiness})
+		Dispatch: s.dispatch, FirstDispatch: s.firstDispatch, Readiness: s.readiness})
 }
 
 // UnmarshalJSON replaces the statistics with decoded ones.
@@ -466,7 +492,7 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.functions, s.tasks, s.gap, s.dispatch, s.readiness = snap.Functions, snap.Tasks, snap.Gap, snap.Dispatch, snap.Readiness
+	s.functions, s.tasks, s.gap, s.dispatch, s.firstDispatch, s.readiness = snap.Functions, snap.Tasks, snap.Gap, snap.Dispatch, snap.FirstDispatch, snap.Readiness
 	return nil
 }
 

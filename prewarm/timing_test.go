@@ -48,18 +48,32 @@ func TestPlannerAimsAtTheCallsDispatch(t *testing.T) {
 
 // The dispatch delay is learned from the calls themselves: from the task's
 // start to the call reaching the function layer (its busy event, less the
-// time it then waited for an instance to start).
+// time it then waited for an instance to start). A call whose task starts
+// as its invocation arrives also waits for the invocation to be recorded:
+// its dispatch is learned apart, for the first calls of expected
+// arrivals.
 func TestPlannerLearnsTheDispatchDelay(t *testing.T) {
 	def := parse(t, chainDoc)
-	p, _, _ := newTestPlanner(Options{})
-	p.InvocationStarted("i", def, t0)
-	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
-	p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(9 * time.Millisecond), Function: "fa", Instance: "fa/1", Waited: 6 * time.Millisecond})
-	p.Stats().mu.Lock()
-	got := view{s: p.Stats()}.dispatchDelay()
-	p.Stats().mu.Unlock()
-	if got != 3*time.Millisecond {
-		t.Fatalf("dispatch delay %v, want 3ms", got)
+	for _, tc := range []struct {
+		name            string
+		arrived         time.Time
+		dispatch, first time.Duration
+	}{
+		{"a call after the first", t0.Add(-time.Millisecond), 3 * time.Millisecond, 3 * time.Millisecond},
+		{"a first call", t0, 0, 3 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _, _ := newTestPlanner(Options{})
+			p.InvocationStarted("i", def, tc.arrived)
+			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+			p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(9 * time.Millisecond), Function: "fa", Instance: "fa/1", Waited: 6 * time.Millisecond})
+			p.Stats().mu.Lock()
+			dispatch, first := view{s: p.Stats()}.dispatchDelay(), view{s: p.Stats()}.firstDispatchDelay()
+			p.Stats().mu.Unlock()
+			if dispatch != tc.dispatch || first != tc.first {
+				t.Fatalf("dispatch delay %v and first %v, want %v and %v", dispatch, first, tc.dispatch, tc.first)
+			}
+		})
 	}
 }
 
@@ -274,7 +288,9 @@ func TestPlannerReaimsWhenACallTakesItsInstance(t *testing.T) {
 			p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: ms(5)}})
 			learnChain(p, def, ms(200), map[string]time.Duration{"fb": ms(30), "fc": ms(30)})
 			p.Stats().ObserveDispatch(ms(5))
-			p.InvocationStarted("i", def, t0)
+			// a starts after the invocation arrived: its dispatch is
+			// not a first call's.
+			p.InvocationStarted("i", def, t0.Add(-ms(1)))
 			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
 			clock.Advance(t0.Add(tc.took))
 			p.Observe(function.Event{Kind: function.EventBusy, Time: clock.Now(), Function: "fa", Instance: "fa/1", Waited: tc.waited})
