@@ -258,6 +258,8 @@ type invocation struct {
 	// arrived is when the invocation was created: its first tasks start
 	// then, and their calls' dispatch counts its recording.
 	arrived time.Time
+	// latest is the key of the task that started last.
+	latest  string
 	model   *Model
 	enabled bool
 	// planned are the functions this invocation has upcoming calls of.
@@ -517,6 +519,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 	}
 	m := inv.model
 	inv.started[key] = at
+	inv.latest = key
 	// A task starting in the list of a switch that ended tells its case.
 	if ps := inv.pendingSwitch[listRef(ref)]; ps != nil {
 		if c, ok := ps.targets[ref]; ok {
@@ -621,11 +624,11 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	inv := p.invocations[id]
-	if inv == nil {
+	if inv == nil || scope.reaimFrom != "" && inv.latest != scope.reaimFrom {
 		return
 	}
 	now := p.clock.Now()
-	if scope.complete {
+	if scope.complete && scope.reaimFrom == "" {
 		for fn := range inv.planned {
 			if !slices.ContainsFunc(preds, func(pr Prediction) bool { return pr.Function == fn }) {
 				p.forgetLocked(fn, id)
@@ -641,6 +644,9 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 			p.upcoming[pr.Function] = calls
 		}
 		pc := calls[id]
+		if pc == nil && scope.reaimFrom != "" {
+			continue
+		}
 		if pc == nil && scope.expected && !startAts[i].Before(at) {
 			// Due to be sent once the arrival has come: the invocation
 			// plans it then, from its own start (as it plans every
@@ -722,6 +728,12 @@ type planScope struct {
 	// cold start saved (an arrival the planner predicted itself, rather
 	// than one a keep-alive policy is reloading the entry function for).
 	windowCost bool
+	// reaimFrom, when set, is the key of the task the predictions were
+	// made from after its call took an instance: they only move the
+	// calls already planned, and only while no later task has started
+	// (whose own prediction is fresher, and whose call may have been
+	// made: planning it again would prepare an instance nobody takes).
+	reaimFrom string
 }
 
 // staggerLocked returns when to send each prediction's prepare: the
@@ -1053,7 +1065,8 @@ func (p *Planner) callDispatched(e function.Event) (c dispatchingCall, ok bool) 
 // a cold start before their calls), then carry only the noise of the
 // call's execution, not that of its dispatch and start. A call inside a
 // fork is left alone: what follows the join waits for the other branches
-// too.
+// too. Only calls already planned move, and only while c's task is the
+// latest to have started (planScope.reaimFrom).
 func (p *Planner) reaim(c dispatchingCall, took time.Time) {
 	p.mu.Lock()
 	inv := p.invocations[c.invocation]
@@ -1068,7 +1081,7 @@ func (p *Planner) reaim(c dispatchingCall, took time.Time) {
 	}
 	at := took.Add(-p.dispatchDelay(c.first))
 	preds := m.Predict(c.ref, strings.TrimPrefix(c.key, c.ref), p.stats, p.opts.Defaults, p.opts.Lookahead, p.opts.MinProbability)
-	p.plan(c.invocation, m, at, preds, planScope{complete: true})
+	p.plan(c.invocation, m, at, preds, planScope{reaimFrom: c.key})
 }
 
 // PredictedCall is a call of a function that a live invocation (or an

@@ -307,3 +307,31 @@ func TestPlannerReaimsWhenACallTakesItsInstance(t *testing.T) {
 		})
 	}
 }
+
+// A call's re-aim that comes after the next task started (its busy event
+// was late) changes nothing: the next task's own prediction is fresher,
+// and the call it makes must not be prepared for again.
+func TestPlannerIgnoresAStaleReaim(t *testing.T) {
+	def := parse(t, chainDoc)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: ms(5)}})
+	learnChain(p, def, ms(200), map[string]time.Duration{"fb": ms(30), "fc": ms(30)})
+	p.InvocationStarted("i", def, t0.Add(-ms(1)))
+	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+	clock.Advance(t0.Add(ms(100)))
+	p.TaskEnded("i", "/do/0/a", "/do/0/a", "a", clock.Now(), nil)
+	p.TaskStarted("i", "/do/1/b", "/do/1/b", "b", clock.Now())
+	// a's call is seen taking its instance only now, 60ms late.
+	p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(ms(60)), Function: "fa", Instance: "fa/1"})
+	clock.Advance(t0.Add(ms(400)))
+	n := map[string]int{}
+	for _, c := range prep.calls {
+		n[c.fn]++
+		if c.fn == "fc" && !c.at.Equal(t0.Add(ms(265))) {
+			t.Fatalf("fc moved by a stale re-aim: %+v", prep.calls)
+		}
+	}
+	if n["fb"] != 1 || n["fc"] != 1 {
+		t.Fatalf("prepares %+v, want fb and fc once each", prep.calls)
+	}
+}
