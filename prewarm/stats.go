@@ -460,7 +460,8 @@ type snapshot struct {
 	Tasks     map[string]*TaskStats     `json:"tasks"`
 	Gap       Estimate                  `json:"gap"`
 	Dispatch  Estimate                  `json:"dispatch,omitzero"`
-	// FirstDispatch is new in the same version: absent, it is unknown.
+	// FirstDispatch came without a version change: absent (a snapshot
+	// from before it), it is unknown until learned.
 	FirstDispatch Estimate `json:"firstDispatch,omitzero"`
 	Readiness     Estimate `json:"readiness,omitzero"`
 }
