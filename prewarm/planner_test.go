@@ -445,3 +445,42 @@ func TestPlannerStaggersPreparesOverSlots(t *testing.T) {
 		})
 	}
 }
+
+// A later prediction moves a prepare not sent yet however little it
+// differs: it is made from a later task's start, with less noise left in
+// it than the one it replaces. fc is due 300ms after a starts (a 100ms,
+// b 200ms), its prepare sent 35ms (cold start and margin) before.
+func TestPlannerFollowsTheLatestPrediction(t *testing.T) {
+	def := parse(t, chainDoc)
+	for _, tc := range []struct {
+		name   string
+		bStart time.Duration // when a ends and b starts
+		want   time.Duration // fc's prepare sent
+	}{
+		{"on time", 100 * time.Millisecond, 265 * time.Millisecond},
+		{"a 1ms late", 101 * time.Millisecond, 266 * time.Millisecond},
+		{"a 3ms late", 103 * time.Millisecond, 268 * time.Millisecond},
+		{"a 2ms early", 98 * time.Millisecond, 263 * time.Millisecond},
+		{"a 40ms late", 140 * time.Millisecond, 305 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: 5 * time.Millisecond}})
+			learnChain(p, def, 200*time.Millisecond, map[string]time.Duration{"fb": 30 * time.Millisecond, "fc": 30 * time.Millisecond})
+			p.InvocationStarted("i", def, t0)
+			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+			clock.Advance(t0.Add(tc.bStart))
+			p.TaskEnded("i", "/do/0/a", "/do/0/a", "a", clock.Now(), nil)
+			p.TaskStarted("i", "/do/1/b", "/do/1/b", "b", clock.Now())
+			clock.Advance(t0.Add(time.Second))
+			var fc []prepareCall
+			for _, c := range prep.calls {
+				if c.fn == "fc" {
+					fc = append(fc, c)
+				}
+			}
+			if len(fc) != 1 || !fc[0].at.Equal(t0.Add(tc.want)) || !fc[0].by.Equal(t0.Add(tc.want+30*time.Millisecond)) {
+				t.Fatalf("fc prepared %+v, want once at %v", fc, tc.want)
+			}
+		})
+	}
+}
