@@ -142,17 +142,14 @@ func TestPlannerExpectsNothingOfAWorkflowCallingNothing(t *testing.T) {
 	def := parse(t, "do:\n  - a: {call: baton.noop}\n  - b: {call: baton.noop}\n")
 	p, clock, prep := newTestPlanner(Options{})
 	const period = 2 * time.Second
-	for k := range 6 {
-		at := t0.Add(time.Duration(k) * period)
-		clock.Advance(at)
-		id := "i" + string(rune('0'+k))
+	arriveEvery(clock, 6, period, func(id string, at time.Time) {
 		p.InvocationStarted(id, def, at)
 		p.TaskStarted(id, "/do/0/a", "/do/0/a", "a", at)
 		p.TaskEnded(id, "/do/0/a", "/do/0/a", "a", at.Add(time.Millisecond), nil)
 		p.TaskStarted(id, "/do/1/b", "/do/1/b", "b", at.Add(time.Millisecond))
 		p.TaskEnded(id, "/do/1/b", "/do/1/b", "b", at.Add(2*time.Millisecond), nil)
 		p.InvocationEnded(id)
-	}
+	})
 	p.mu.Lock()
 	pending, live := len(p.pending), len(p.invocations)
 	p.mu.Unlock()
@@ -174,14 +171,11 @@ func TestMissedArrivalPreparesOnlyWhatPrecedesIt(t *testing.T) {
 	p, clock, prep := newTestPlanner(Options{})
 	learnChain(p, def, 200*time.Millisecond, map[string]time.Duration{"fa": 5 * time.Millisecond, "fb": 5 * time.Millisecond, "fc": 5 * time.Millisecond})
 	const period = 2 * time.Second
-	for k := range 5 {
-		at := t0.Add(time.Duration(k) * period)
-		clock.Advance(at)
-		id := "i" + string(rune('0'+k))
+	arriveEvery(clock, 5, period, func(id string, at time.Time) {
 		p.InvocationStarted(id, def, at)
 		p.TaskStarted(id, "/do/0/a", "/do/0/a", "a", at)
 		p.InvocationEnded(id)
-	}
+	})
 	prep.calls = nil
 	clock.Advance(t0.Add(5*period + time.Second))
 	if len(prep.calls) != 1 || prep.calls[0].fn != "fa" {
@@ -199,13 +193,10 @@ func TestExpectedEntryAimedAtTheFirstDispatch(t *testing.T) {
 	p.Stats().ObserveDispatch(time.Millisecond)
 	p.Stats().ObserveFirstDispatch(4 * time.Millisecond)
 	const period = 2 * time.Second
-	for k := range 5 {
-		at := t0.Add(time.Duration(k) * period)
-		clock.Advance(at)
-		id := "i" + string(rune('0'+k))
+	arriveEvery(clock, 5, period, func(id string, at time.Time) {
 		p.InvocationStarted(id, def, at)
 		p.InvocationEnded(id)
-	}
+	})
 	prep.calls = nil
 	arrival := t0.Add(5 * period)
 	clock.Advance(arrival)
@@ -213,5 +204,15 @@ func TestExpectedEntryAimedAtTheFirstDispatch(t *testing.T) {
 	// arrival; sent a cold start (5ms) before that.
 	if len(prep.calls) != 1 || prep.calls[0].fn != "fa" || !prep.calls[0].by.Equal(arrival.Add(2*time.Millisecond)) || !prep.calls[0].at.Equal(arrival.Add(-3*time.Millisecond)) {
 		t.Fatalf("entry prepared %+v, want fa by the arrival+2ms", prep.calls)
+	}
+}
+
+// arriveEvery starts n invocations, one every period from t0, each
+// advancing clock to its arrival and running as run says.
+func arriveEvery(clock *VirtualClock, n int, period time.Duration, run func(id string, at time.Time)) {
+	for k := range n {
+		at := t0.Add(time.Duration(k) * period)
+		clock.Advance(at)
+		run("i"+string(rune('0'+k)), at)
 	}
 }
