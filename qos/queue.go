@@ -17,16 +17,22 @@ type Discipline struct {
 	// Reserve is how many seats each class keeps for itself: other
 	// classes never borrow them, even when they stand idle. By default
 	// only critical reserves. The reserved seats are the pool's last: the
-	// other classes fill at most the shared (unreserved) seats, the
-	// reserving class's nominal calls counted among them (see canTake).
+	// other classes fill at most the shared (unreserved) seats, and while
+	// the reserving class is within its share (see Lead) its calls count
+	// among them (see canTake).
 	Reserve [numClasses]int
-	// Nominal is the seats a class is served first up to: while class k
-	// holds fewer than Nominal[k] seats, its queued items go before the
-	// stride between classes (the most urgent class first). They are
-	// shared seats: the class's reserve comes on top (see canTake). The
-	// scheduler gives critical its weight's share of the pool, rounded
-	// down, but never every shared seat.
-	Nominal [numClasses]int
+	// Lead is, for a class with a reserve (critical), the seat-time it
+	// may take ahead of the stride beyond its weight's share: while its
+	// pass is no further than Lead (over its weight) ahead of the lowest
+	// pass of the other classes with queued work, it is *within its
+	// share*: its queued items go before every other class, and the
+	// other classes' calls running beside its calls are held to the
+	// shared seats less its calls (see canTake). Beyond it, it competes
+	// by stride like the others. This is a priority queue policed by a
+	// token bucket in virtual time (as Expedited Forwarding is policed
+	// by its rate): a class below its share is never kept waiting by a
+	// lower one, a flood of it gets its share and one burst of Lead.
+	Lead [numClasses]time.Duration
 	// FlowLimit bounds the items one flow may have queued, ClassLimit the
 	// items one class may have queued, Limit all queued items; 0 is no
 	// bound. Continuations are never refused and not counted against the
@@ -237,16 +243,20 @@ func (q *Queue) unqueued(it *Item) {
 	}
 }
 
-// canTake reports whether class k may take a free seat now. The seats
-// not reserved are shared: every class may take one while they are not
-// all in use. A class's first nominal calls count among the shared seats
-// (up to its share it goes first, see Next), its next calls up to its
-// reserve among its reserved seats, any further ones among the shared
-// seats again. So a critical call in a full CPU-bound pool takes a seat
-// at once, and the calls beside it are not replaced as they end until
-// it shares the CPUs with no more calls than there are shared seats; and
-// a flood of critical calls holds its nominal and reserved seats and
-// competes for the other shared seats by weight, leaving the other
+// canTake reports whether class k may take a free seat now.
+//
+// A class with a reserve (critical) lends nothing but borrows every idle
+// seat, short of the unused reserves of other classes: its call never
+// waits while a seat is free.
+//
+// The other classes share the unreserved seats (as many as the CPUs in
+// a CPU-bound pool): while a reserving class is within its share (see
+// Lead), its calls count among them, so the calls of other classes
+// beside its calls are held to the shared seats less its calls and its
+// calls compute on as many CPUs as they would alone (a seat freed
+// beside them is not refilled until they end). Beyond its share, only
+// its calls beyond its reserve count, and the others compete for the
+// shared seats by weight: a flood of critical calls leaves the other
 // classes their share.
 func (q *Queue) canTake(k Class) bool {
 	if q.d.Seats <= 0 || k == System {
@@ -255,28 +265,49 @@ func (q *Queue) canTake(k Class) bool {
 	if q.used >= q.d.Seats {
 		return false
 	}
+	if q.d.Reserve[k] > 0 {
+		unusedOthers := 0
+		for j := Critical; j < numClasses; j++ {
+			if j != k {
+				unusedOthers += max(0, q.d.Reserve[j]-q.inUse[j])
+			}
+		}
+		return q.d.Seats-q.used > min(unusedOthers, q.d.Seats-1)
+	}
 	reserved, shared := 0, 0
 	for j := Critical; j < numClasses; j++ {
 		reserved += q.d.Reserve[j]
-		shared += q.inUse[j] - q.inReserve(j)
+		shared += q.inUse[j]
+		if q.d.Reserve[j] > 0 && !q.withinShare(j) {
+			shared -= min(q.d.Reserve[j], q.inUse[j])
+		}
 	}
 	// Reserves never take every seat: a pool of one seat reserves none.
-	if shared < q.d.Seats-min(reserved, q.d.Seats-1) {
-		return true
-	}
-	return q.inReserve(k) < q.d.Reserve[k]
+	return shared < q.d.Seats-min(reserved, q.d.Seats-1)
 }
 
-// inReserve is how many of class k's calls hold its reserved seats: those
-// beyond its nominal seats, up to its reserve.
-func (q *Queue) inReserve(k Class) int {
-	return min(q.d.Reserve[k], max(0, q.inUse[k]-q.d.Nominal[k]))
+// withinShare reports whether class k has a lead (see Discipline.Lead)
+// and its pass is no further than the lead ahead of the lowest pass of
+// the other classes with queued work: a class that others wait behind
+// only while it has taken no more than its share and its burst.
+func (q *Queue) withinShare(k Class) bool {
+	lead := q.d.Lead[k]
+	if lead <= 0 {
+		return false
+	}
+	floor, any := 0.0, false
+	for j := Critical; j < numClasses; j++ {
+		if c := &q.classes[j]; j != k && c.queued > 0 && (!any || c.pass < floor) {
+			floor, any = c.pass, true
+		}
+	}
+	return !any || q.classes[k].pass <= floor+lead.Seconds()/q.weight(k)
 }
 
 // Next dispatches the next item, taking a seat for it, or returns nil
 // when no item may go now. allow, when not nil, may hold a class back.
-// A class below its nominal seats goes first; otherwise classes are
-// chosen by stride scheduling over their weights among those with queued
+// A class within its share (see Discipline.Lead) goes first; otherwise
+// classes are chosen by stride scheduling over their weights among those with queued
 // work that may take a seat; flows of the class likewise over their
 // weights; within the flow the heap's order decides.
 func (q *Queue) Next(allow func(Class) bool) *Item {
@@ -286,7 +317,7 @@ func (q *Queue) Next(allow func(Class) bool) *Item {
 		if c.queued == 0 || !q.canTake(Class(k)) || (allow != nil && !allow(Class(k))) {
 			continue
 		}
-		if k == int(System) || q.inUse[k] < q.d.Nominal[k] {
+		if k == int(System) || q.withinShare(Class(k)) {
 			best = k
 			break
 		}

@@ -2,7 +2,6 @@ package qos
 
 import (
 	"context"
-	"math"
 	"math/rand/v2"
 	"runtime"
 	"sort"
@@ -64,6 +63,12 @@ type Options struct {
 	// Learn, when set, hears the duration of every seated call (to feed
 	// Costs when nothing else does).
 	Learn func(fn string, d time.Duration)
+	// Lead is the seat-time a class with a reserve (critical) may take
+	// at G2 ahead of its weight's share before it competes by stride
+	// like the others (default 100ms: ten calls of 10ms): the burst a
+	// class below its share is served in without waiting behind lower
+	// classes. See Discipline.Lead.
+	Lead time.Duration
 	// HandOff is how long the seat of a workflow's call is kept for the
 	// workflow's next call (default 5ms): a running workflow goes on
 	// without queueing again, and in a CPU-bound pool without another
@@ -134,6 +139,9 @@ func (o *Options) defaults() {
 	}
 	if o.DefaultCost == 0 {
 		o.DefaultCost = 10 * time.Millisecond
+	}
+	if o.Lead == 0 {
+		o.Lead = 100 * time.Millisecond
 	}
 	if o.HandOff == 0 {
 		o.HandOff = 5 * time.Millisecond
@@ -222,21 +230,12 @@ func (o *Options) discipline(seats int) Discipline {
 		return d
 	}
 	d.Reserve = o.Reserve
-	// A class that reserves seats (critical) lends nothing and waits
-	// behind no other class within its weight's share of the pool: up
-	// to that share it goes first, beyond it by stride like the others.
-	// Rounded down and short of every shared seat, so that a small
-	// CPU-bound pool's shared seats (two of three on two CPUs) are never
-	// all critical's by right.
-	total, reserved := 0.0, 0
+	// A class that reserves seats (critical) lends nothing, and within
+	// its share it waits behind no other class and computes beside no
+	// more calls than the shared seats hold (see Discipline.Lead).
 	for k := Critical; k < numClasses; k++ {
-		total += o.Weights[k]
-		reserved += o.Reserve[k]
-	}
-	shared := seats - min(reserved, seats-1)
-	for k := Critical; k < numClasses; k++ {
-		if o.Reserve[k] > 0 && total > 0 {
-			d.Nominal[k] = min(int(math.Floor(float64(seats)*o.Weights[k]/total)), shared-1)
+		if o.Reserve[k] > 0 {
+			d.Lead[k] = o.Lead
 		}
 	}
 	return d
