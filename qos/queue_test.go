@@ -575,30 +575,43 @@ func TestQueueCharge(t *testing.T) {
 // share of a three-seat pool, and no more than the unreserved seats run
 // beside critical's reserved one.
 func TestQueueCriticalFloodLeavesShares(t *testing.T) {
-	q := NewQueue(leadDisc())
-	for i := range 200 {
-		q.Push(item(Critical, "h", fmt.Sprint("h", i)))
-		q.Push(item(Standard, "s", fmt.Sprint("s", i)))
-	}
-	var running []*Item
-	got := map[Class]int{}
-	for range 150 {
-		for it := q.Next(nil); it != nil; it = q.Next(nil) {
-			running = append(running, it)
-			got[it.Class]++
-		}
-		if q.Used() > 3 || q.InUse(Standard) > 2 {
-			t.Fatalf("%d seats used, %d by standard", q.Used(), q.InUse(Standard))
-		}
-		// The oldest call ends.
-		q.Done(running[0].Class)
-		running = running[1:]
-	}
-	t.Logf("seats dispatched: %v", got)
-	// Stride between critical (50) and standard (35) gives standard about
-	// 35/85 of the seats, less critical's one burst of ten calls.
-	if share := float64(got[Standard]) / float64(got[Standard]+got[Critical]); share < 0.25 {
-		t.Errorf("standard got %d of %d seats under a critical flood: %v", got[Standard], got[Standard]+got[Critical], got)
+	o := Options{}
+	o.defaults()
+	for _, tc := range []struct {
+		name string
+		d    Discipline
+	}{
+		{"lead of ten calls", leadDisc()},
+		{"default lead of thirty calls", o.discipline(3)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := NewQueue(tc.d)
+			for i := range 500 {
+				q.Push(item(Critical, "h", fmt.Sprint("h", i)))
+				q.Push(item(Standard, "s", fmt.Sprint("s", i)))
+			}
+			var running []*Item
+			got := map[Class]int{}
+			for range 400 {
+				for it := q.Next(nil); it != nil; it = q.Next(nil) {
+					running = append(running, it)
+					got[it.Class]++
+				}
+				if q.Used() > 3 || q.InUse(Standard) > 2 {
+					t.Fatalf("%d seats used, %d by standard", q.Used(), q.InUse(Standard))
+				}
+				// The oldest call ends.
+				q.Done(running[0].Class)
+				running = running[1:]
+			}
+			t.Logf("seats dispatched: %v", got)
+			// Stride between critical (50) and standard (35) gives
+			// standard about 35/85 of the seats, less critical's one
+			// burst of its lead.
+			if share := float64(got[Standard]) / float64(got[Standard]+got[Critical]); share < 0.3 {
+				t.Errorf("standard got %d of %d seats under a critical flood: %v", got[Standard], got[Standard]+got[Critical], got)
+			}
+		})
 	}
 }
 

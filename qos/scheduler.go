@@ -65,7 +65,8 @@ type Options struct {
 	Learn func(fn string, d time.Duration)
 	// Lead is the seat-time a class with a reserve (critical) may take
 	// at G2 ahead of its weight's share before it competes by stride
-	// like the others (default 100ms: ten calls of 10ms): the burst a
+	// like the others (default 300ms: thirty calls of 10ms, the three
+	// seats of a 2-CPU wasm pool for a tenth of a second): the burst a
 	// class below its share is served in without waiting behind lower
 	// classes. See Discipline.Lead.
 	Lead time.Duration
@@ -141,7 +142,7 @@ func (o *Options) defaults() {
 		o.DefaultCost = 10 * time.Millisecond
 	}
 	if o.Lead == 0 {
-		o.Lead = 100 * time.Millisecond
+		o.Lead = 300 * time.Millisecond
 	}
 	if o.HandOff == 0 {
 		o.HandOff = 5 * time.Millisecond
