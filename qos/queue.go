@@ -359,18 +359,26 @@ func (q *Queue) Next(allow func(Class) bool) *Item {
 }
 
 // Charge accounts a seat used by an item that did not pass through Next:
-// a seat handed from a workflow's call to its next one. While its class
-// (its flow) has work queued, it pays for it in the stride as if Next had
-// dispatched it, so that a chain of calls gets no more than its share of
-// a contended gate; a class with nothing queued pays nothing, as a call
-// seated at once by TryTake does not: it would otherwise come back to
-// contention with a debt and wait behind classes it is entitled to go
-// before. The seat itself stays taken.
+// a seat taken at once (TryTake) or handed from a workflow's call to its
+// next one. While its class (its flow) has work queued, it pays for it in
+// the stride as if Next had dispatched it, so that a chain of calls gets
+// no more than its share of a contended gate; a class with nothing queued
+// pays nothing: it would otherwise come back to contention with a debt
+// and wait behind classes it is entitled to go before. A class with a
+// lead (see Discipline.Lead) pays whenever another class waits, queued or
+// not, as a policer counts every packet of its class: its calls seated at
+// once would otherwise never count against its share, and a flood of them
+// would hold the other classes beside it to the seats its calls leave.
+// The seat itself stays taken.
 func (q *Queue) Charge(it *Item) {
 	cost := it.cost().Seconds()
 	c := &q.classes[it.Class]
 	if c.queued == 0 {
-		return
+		if !q.policed(it.Class) {
+			return
+		}
+		// Idle, it earned no credit (as in Push).
+		c.pass = max(c.pass, q.vtime)
 	}
 	if it.Class != System {
 		c.pass += cost / q.weight(it.Class)
@@ -378,6 +386,20 @@ func (q *Queue) Charge(it *Item) {
 	if f := c.flows[it.Flow]; f != nil && len(f.items) > 0 && f.weight > 0 {
 		f.pass += cost / f.weight
 	}
+}
+
+// policed reports whether class k has a lead and another class has work
+// queued: its seats then count against its lead however it got them.
+func (q *Queue) policed(k Class) bool {
+	if q.d.Lead[k] <= 0 {
+		return false
+	}
+	for j := Critical; j < numClasses; j++ {
+		if j != k && q.classes[j].queued > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (q *Queue) weight(k Class) float64 {
@@ -396,13 +418,19 @@ func (q *Queue) take(k Class) {
 
 // TryTake takes a seat for class k at once when nothing of a class that
 // could be served first is queued and a seat is free: the fast path of an
-// idle gate, which then costs no queueing at all.
+// idle gate, which then costs no queueing at all. A class with a lead
+// beyond its share is not served first: it queues while others wait.
 func (q *Queue) TryTake(k Class) bool {
 	if k != System {
 		for j := Class(0); j <= k; j++ {
 			if q.classes[j].queued > 0 {
 				return false
 			}
+		}
+		if q.policed(k) && !q.withinShare(k) {
+			// Beyond its share it competes by stride with the classes
+			// that wait.
+			return false
 		}
 		if !q.canTake(k) {
 			return false

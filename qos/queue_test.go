@@ -582,7 +582,7 @@ func TestQueueCriticalFloodLeavesShares(t *testing.T) {
 		d    Discipline
 	}{
 		{"lead of ten calls", leadDisc()},
-		{"default lead of thirty calls", o.discipline(3)},
+		{"default lead of fifty calls", o.discipline(3)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := NewQueue(tc.d)
@@ -612,6 +612,40 @@ func TestQueueCriticalFloodLeavesShares(t *testing.T) {
 				t.Errorf("standard got %d of %d seats under a critical flood: %v", got[Standard], got[Standard]+got[Critical], got)
 			}
 		})
+	}
+}
+
+// TestQueueCriticalFloodSeatedAtOnce: critical calls that always find a
+// seat at once (TryTake, charged while another class waits, as
+// Scheduler.Acquire does) count against critical's lead too: a flood of
+// them loses its precedence and its hold on the other classes' seats, and
+// standard keeps its share.
+func TestQueueCriticalFloodSeatedAtOnce(t *testing.T) {
+	q := NewQueue(leadDisc())
+	for i := range 500 {
+		q.Push(item(Standard, "s", fmt.Sprint("s", i)))
+	}
+	var running []Class
+	got := map[Class]int{}
+	for range 400 {
+		// Critical calls arrive faster than calls end: each takes a free
+		// seat at once if it may.
+		for q.TryTake(Critical) {
+			q.Charge(item(Critical, "h", "h"))
+			running = append(running, Critical)
+			got[Critical]++
+		}
+		for it := q.Next(nil); it != nil; it = q.Next(nil) {
+			running = append(running, it.Class)
+			got[it.Class]++
+		}
+		q.Done(running[0])
+		running = running[1:]
+	}
+	t.Logf("seats dispatched: %v", got)
+	if share := float64(got[Standard]) / float64(got[Standard]+got[Critical]); share < 0.3 {
+		t.Errorf("standard got %d of %d seats under a flood of critical calls seated at once: %v",
+			got[Standard], got[Standard]+got[Critical], got)
 	}
 }
 

@@ -65,8 +65,8 @@ type Options struct {
 	Learn func(fn string, d time.Duration)
 	// Lead is the seat-time a class with a reserve (critical) may take
 	// at G2 ahead of its weight's share before it competes by stride
-	// like the others (default 300ms: thirty calls of 10ms, the three
-	// seats of a 2-CPU wasm pool for a tenth of a second): the burst a
+	// like the others (default 500ms: fifty calls of 10ms, the three
+	// seats of a 2-CPU wasm pool for a sixth of a second): the burst a
 	// class below its share is served in without waiting behind lower
 	// classes. See Discipline.Lead.
 	Lead time.Duration
@@ -142,7 +142,7 @@ func (o *Options) defaults() {
 		o.DefaultCost = 10 * time.Millisecond
 	}
 	if o.Lead == 0 {
-		o.Lead = 300 * time.Millisecond
+		o.Lead = 500 * time.Millisecond
 	}
 	if o.HandOff == 0 {
 		o.HandOff = 5 * time.Millisecond
@@ -710,6 +710,9 @@ func (s *Scheduler) Acquire(ctx context.Context, c Call) (release func(), err er
 		s.unparkLocked(ch)
 	}
 	if p.TryTake(c.Class) {
+		// Free for a class with nothing queued, but a class with a lead
+		// pays while others wait (see Queue.Charge).
+		p.Charge(&Item{Class: c.Class, Flow: c.Flow, FlowWeight: c.Weight, Cost: cost})
 		s.seatedLocked(c, 1)
 		s.pumpLocked()
 		s.mu.Unlock()
