@@ -33,6 +33,13 @@ type Discipline struct {
 	// by its rate): a class below its share is never kept waiting by a
 	// lower one, a flood of it gets its share and one burst of Lead.
 	Lead [numClasses]time.Duration
+	// Nominal is the seats a class with a reserve is served first up to
+	// even beyond its share (see Lead): its weight's share of the pool,
+	// rounded down, never every shared seat. Beyond its share its
+	// reserved seats are those beyond its nominal ones (see canTake), so
+	// that policing never leaves it less than its nominal seats and its
+	// reserve.
+	Nominal [numClasses]int
 	// FlowLimit bounds the items one flow may have queued, ClassLimit the
 	// items one class may have queued, Limit all queued items; 0 is no
 	// bound. Continuations are never refused and not counted against the
@@ -254,10 +261,10 @@ func (q *Queue) unqueued(it *Item) {
 // Lead), its calls count among them, so the calls of other classes
 // beside its calls are held to the shared seats less its calls and its
 // calls compute on as many CPUs as they would alone (a seat freed
-// beside them is not refilled until they end). Beyond its share, only
-// its calls beyond its reserve count, and the others compete for the
-// shared seats by weight: a flood of critical calls leaves the other
-// classes their share.
+// beside them is not refilled until they end). Beyond its share it has
+// its nominal seats among the shared ones and its reserve on top, and
+// the others compete for the rest by weight: a flood of critical calls
+// leaves the other classes their share.
 func (q *Queue) canTake(k Class) bool {
 	if q.d.Seats <= 0 || k == System {
 		return true
@@ -279,7 +286,9 @@ func (q *Queue) canTake(k Class) bool {
 		reserved += q.d.Reserve[j]
 		shared += q.inUse[j]
 		if q.d.Reserve[j] > 0 && !q.withinShare(j) {
-			shared -= min(q.d.Reserve[j], q.inUse[j])
+			// Its calls beyond its nominal seats, up to its reserve,
+			// hold its reserved seats.
+			shared -= min(q.d.Reserve[j], max(0, q.inUse[j]-q.d.Nominal[j]))
 		}
 	}
 	// Reserves never take every seat: a pool of one seat reserves none.
@@ -306,7 +315,8 @@ func (q *Queue) withinShare(k Class) bool {
 
 // Next dispatches the next item, taking a seat for it, or returns nil
 // when no item may go now. allow, when not nil, may hold a class back.
-// A class within its share (see Discipline.Lead) goes first; otherwise
+// A class within its share (see Discipline.Lead) or below its nominal
+// seats goes first; otherwise
 // classes are chosen by stride scheduling over their weights among those with queued
 // work that may take a seat; flows of the class likewise over their
 // weights; within the flow the heap's order decides.
@@ -317,7 +327,7 @@ func (q *Queue) Next(allow func(Class) bool) *Item {
 		if c.queued == 0 || !q.canTake(Class(k)) || (allow != nil && !allow(Class(k))) {
 			continue
 		}
-		if k == int(System) || q.withinShare(Class(k)) {
+		if k == int(System) || q.withinShare(Class(k)) || q.inUse[k] < q.d.Nominal[k] {
 			best = k
 			break
 		}
@@ -419,7 +429,8 @@ func (q *Queue) take(k Class) {
 // TryTake takes a seat for class k at once when nothing of a class that
 // could be served first is queued and a seat is free: the fast path of an
 // idle gate, which then costs no queueing at all. A class with a lead
-// beyond its share is not served first: it queues while others wait.
+// beyond its share and its nominal seats is not served first: it queues
+// while others wait.
 func (q *Queue) TryTake(k Class) bool {
 	if k != System {
 		for j := Class(0); j <= k; j++ {
@@ -427,7 +438,7 @@ func (q *Queue) TryTake(k Class) bool {
 				return false
 			}
 		}
-		if q.policed(k) && !q.withinShare(k) {
+		if q.policed(k) && !q.withinShare(k) && q.inUse[k] >= q.d.Nominal[k] {
 			// Beyond its share it competes by stride with the classes
 			// that wait.
 			return false

@@ -2,6 +2,7 @@ package qos
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"sort"
@@ -234,9 +235,22 @@ func (o *Options) discipline(seats int) Discipline {
 	// A class that reserves seats (critical) lends nothing, and within
 	// its share it waits behind no other class and computes beside no
 	// more calls than the shared seats hold (see Discipline.Lead).
+	// Beyond its share it still goes first up to its nominal seats, its
+	// weight's share of the pool rounded down and short of every shared
+	// seat, so that a small CPU-bound pool's shared seats (two of three
+	// on two CPUs) are never all critical's by right.
+	total, reserved := 0.0, 0
+	for k := Critical; k < numClasses; k++ {
+		total += o.Weights[k]
+		reserved += o.Reserve[k]
+	}
+	shared := seats - min(reserved, seats-1)
 	for k := Critical; k < numClasses; k++ {
 		if o.Reserve[k] > 0 {
 			d.Lead[k] = o.Lead
+			if total > 0 {
+				d.Nominal[k] = min(int(math.Floor(float64(seats)*o.Weights[k]/total)), shared-1)
+			}
 		}
 	}
 	return d

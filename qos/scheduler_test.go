@@ -534,3 +534,18 @@ func TestLeadOfReservingClasses(t *testing.T) {
 		t.Errorf("G1 leads %v, want none", d.Lead)
 	}
 }
+
+// TestNominalSeats: beyond its share critical still goes first up to its
+// weight's share of a pool, rounded down, short of every shared seat.
+func TestNominalSeats(t *testing.T) {
+	o := Options{}
+	o.defaults()
+	for seats, want := range map[int]int{1: 0, 2: 0, 3: 1, 4: 2, 5: 2, 10: 5} {
+		if got := o.discipline(seats).Nominal[Critical]; got != want {
+			t.Errorf("%d seats: critical's nominal seats %d, want %d", seats, got, want)
+		}
+		if d := o.discipline(seats); d.Nominal[Standard] != 0 || d.Nominal[Batch] != 0 {
+			t.Errorf("%d seats: nominal seats of classes that reserve none: %v", seats, d.Nominal)
+		}
+	}
+}
