@@ -578,21 +578,22 @@ func TestQueueCriticalFloodLeavesShares(t *testing.T) {
 	o := Options{}
 	o.defaults()
 	for _, tc := range []struct {
-		name string
-		d    Discipline
+		name   string
+		d      Discipline
+		rounds int
 	}{
-		{"lead of ten calls", leadDisc()},
-		{"default lead of fifty calls", o.discipline(3)},
+		{"lead of ten calls", leadDisc(), 400},
+		{"default lead of five hundred calls", o.discipline(3), 4000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := NewQueue(tc.d)
-			for i := range 500 {
+			for i := range tc.rounds + 100 {
 				q.Push(item(Critical, "h", fmt.Sprint("h", i)))
 				q.Push(item(Standard, "s", fmt.Sprint("s", i)))
 			}
 			var running []*Item
 			got := map[Class]int{}
-			for range 400 {
+			for range tc.rounds {
 				for it := q.Next(nil); it != nil; it = q.Next(nil) {
 					running = append(running, it)
 					got[it.Class]++

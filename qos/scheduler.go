@@ -66,10 +66,11 @@ type Options struct {
 	Learn func(fn string, d time.Duration)
 	// Lead is the seat-time a class with a reserve (critical) may take
 	// at G2 ahead of its weight's share before it competes by stride
-	// like the others (default 500ms: fifty calls of 10ms, the three
-	// seats of a 2-CPU wasm pool for a sixth of a second): the burst a
-	// class below its share is served in without waiting behind lower
-	// classes. See Discipline.Lead.
+	// like the others (default 5s: the three seats of a 2-CPU wasm pool
+	// for under two seconds): the burst a class below its share is served
+	// in without waiting behind lower classes. Measured at saturation, a
+	// lead of 500ms policed the experiment's critical tenant in its
+	// bursts (docs/qos.md). See Discipline.Lead.
 	Lead time.Duration
 	// HandOff is how long the seat of a workflow's call is kept for the
 	// workflow's next call (default 5ms): a running workflow goes on
@@ -143,7 +144,7 @@ func (o *Options) defaults() {
 		o.DefaultCost = 10 * time.Millisecond
 	}
 	if o.Lead == 0 {
-		o.Lead = 500 * time.Millisecond
+		o.Lead = 5 * time.Second
 	}
 	if o.HandOff == 0 {
 		o.HandOff = 5 * time.Millisecond

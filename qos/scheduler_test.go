@@ -526,7 +526,7 @@ func TestLeadOfReservingClasses(t *testing.T) {
 	o.defaults()
 	for _, seats := range []int{1, 2, 3, 10} {
 		d := o.discipline(seats)
-		if want := [numClasses]time.Duration{0, 500 * time.Millisecond, 0, 0}; d.Lead != want {
+		if want := [numClasses]time.Duration{0, 5 * time.Second, 0, 0}; d.Lead != want {
 			t.Errorf("%d seats: leads %v, want %v", seats, d.Lead, want)
 		}
 	}
