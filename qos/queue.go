@@ -17,15 +17,28 @@ type Discipline struct {
 	// Reserve is how many seats each class keeps for itself: other
 	// classes never borrow them, even when they stand idle. By default
 	// only critical reserves. The reserved seats are the pool's last: the
-	// other classes fill at most the shared (unreserved) seats, the
-	// reserving class's nominal calls counted among them (see canTake).
+	// other classes fill at most the shared (unreserved) seats, and while
+	// the reserving class is within its share (see Lead) its calls count
+	// among them (see canTake).
 	Reserve [numClasses]int
-	// Nominal is the seats a class is served first up to: while class k
-	// holds fewer than Nominal[k] seats, its queued items go before the
-	// stride between classes (the most urgent class first). They are
-	// shared seats: the class's reserve comes on top (see canTake). The
-	// scheduler gives critical its weight's share of the pool, rounded
-	// down, but never every shared seat.
+	// Lead is, for a class with a reserve (critical), the seat-time it
+	// may take ahead of the stride beyond its weight's share: while its
+	// pass is no further than Lead (over its weight) ahead of the lowest
+	// pass of the other classes with queued work, it is *within its
+	// share*: its queued items go before every other class, and the
+	// other classes' calls running beside its calls are held to the
+	// shared seats less its calls (see canTake). Beyond it, it competes
+	// by stride like the others. This is a priority queue policed by a
+	// token bucket in virtual time (as Expedited Forwarding is policed
+	// by its rate): a class below its share is never kept waiting by a
+	// lower one, a flood of it gets its share and one burst of Lead.
+	Lead [numClasses]time.Duration
+	// Nominal is the seats a class with a reserve is served first up to
+	// even beyond its share (see Lead): its weight's share of the pool,
+	// rounded down, never every shared seat. Beyond its share its
+	// reserved seats are those beyond its nominal ones (see canTake), so
+	// that policing never leaves it less than its nominal seats and its
+	// reserve.
 	Nominal [numClasses]int
 	// FlowLimit bounds the items one flow may have queued, ClassLimit the
 	// items one class may have queued, Limit all queued items; 0 is no
@@ -237,17 +250,21 @@ func (q *Queue) unqueued(it *Item) {
 	}
 }
 
-// canTake reports whether class k may take a free seat now. The seats
-// not reserved are shared: every class may take one while they are not
-// all in use. A class's first nominal calls count among the shared seats
-// (up to its share it goes first, see Next), its next calls up to its
-// reserve among its reserved seats, any further ones among the shared
-// seats again. So a critical call in a full CPU-bound pool takes a seat
-// at once, and the calls beside it are not replaced as they end until
-// it shares the CPUs with no more calls than there are shared seats; and
-// a flood of critical calls holds its nominal and reserved seats and
-// competes for the other shared seats by weight, leaving the other
-// classes their share.
+// canTake reports whether class k may take a free seat now.
+//
+// A class with a reserve (critical) lends nothing but borrows every idle
+// seat, short of the unused reserves of other classes: its call never
+// waits while a seat is free.
+//
+// The other classes share the unreserved seats (as many as the CPUs in
+// a CPU-bound pool): while a reserving class is within its share (see
+// Lead), its calls count among them, so the calls of other classes
+// beside its calls are held to the shared seats less its calls and its
+// calls compute on as many CPUs as they would alone (a seat freed
+// beside them is not refilled until they end). Beyond its share it has
+// its nominal seats among the shared ones and its reserve on top, and
+// the others compete for the rest by weight: a flood of critical calls
+// leaves the other classes their share.
 func (q *Queue) canTake(k Class) bool {
 	if q.d.Seats <= 0 || k == System {
 		return true
@@ -255,28 +272,52 @@ func (q *Queue) canTake(k Class) bool {
 	if q.used >= q.d.Seats {
 		return false
 	}
+	if q.d.Reserve[k] > 0 {
+		unusedOthers := 0
+		for j := Critical; j < numClasses; j++ {
+			if j != k {
+				unusedOthers += max(0, q.d.Reserve[j]-q.inUse[j])
+			}
+		}
+		return q.d.Seats-q.used > min(unusedOthers, q.d.Seats-1)
+	}
 	reserved, shared := 0, 0
 	for j := Critical; j < numClasses; j++ {
 		reserved += q.d.Reserve[j]
-		shared += q.inUse[j] - q.inReserve(j)
+		shared += q.inUse[j]
+		if q.d.Reserve[j] > 0 && !q.withinShare(j) {
+			// Its calls beyond its nominal seats, up to its reserve,
+			// hold its reserved seats.
+			shared -= min(q.d.Reserve[j], max(0, q.inUse[j]-q.d.Nominal[j]))
+		}
 	}
 	// Reserves never take every seat: a pool of one seat reserves none.
-	if shared < q.d.Seats-min(reserved, q.d.Seats-1) {
-		return true
-	}
-	return q.inReserve(k) < q.d.Reserve[k]
+	return shared < q.d.Seats-min(reserved, q.d.Seats-1)
 }
 
-// inReserve is how many of class k's calls hold its reserved seats: those
-// beyond its nominal seats, up to its reserve.
-func (q *Queue) inReserve(k Class) int {
-	return min(q.d.Reserve[k], max(0, q.inUse[k]-q.d.Nominal[k]))
+// withinShare reports whether class k has a lead (see Discipline.Lead)
+// and its pass is no further than the lead ahead of the lowest pass of
+// the other classes with queued work: a class that others wait behind
+// only while it has taken no more than its share and its burst.
+func (q *Queue) withinShare(k Class) bool {
+	lead := q.d.Lead[k]
+	if lead <= 0 {
+		return false
+	}
+	floor, any := 0.0, false
+	for j := Critical; j < numClasses; j++ {
+		if c := &q.classes[j]; j != k && c.queued > 0 && (!any || c.pass < floor) {
+			floor, any = c.pass, true
+		}
+	}
+	return !any || q.classes[k].pass <= floor+lead.Seconds()/q.weight(k)
 }
 
 // Next dispatches the next item, taking a seat for it, or returns nil
 // when no item may go now. allow, when not nil, may hold a class back.
-// A class below its nominal seats goes first; otherwise classes are
-// chosen by stride scheduling over their weights among those with queued
+// A class within its share (see Discipline.Lead) or below its nominal
+// seats goes first; otherwise
+// classes are chosen by stride scheduling over their weights among those with queued
 // work that may take a seat; flows of the class likewise over their
 // weights; within the flow the heap's order decides.
 func (q *Queue) Next(allow func(Class) bool) *Item {
@@ -286,7 +327,7 @@ func (q *Queue) Next(allow func(Class) bool) *Item {
 		if c.queued == 0 || !q.canTake(Class(k)) || (allow != nil && !allow(Class(k))) {
 			continue
 		}
-		if k == int(System) || q.inUse[k] < q.d.Nominal[k] {
+		if k == int(System) || q.withinShare(Class(k)) || q.inUse[k] < q.d.Nominal[k] {
 			best = k
 			break
 		}
@@ -328,18 +369,26 @@ func (q *Queue) Next(allow func(Class) bool) *Item {
 }
 
 // Charge accounts a seat used by an item that did not pass through Next:
-// a seat handed from a workflow's call to its next one. While its class
-// (its flow) has work queued, it pays for it in the stride as if Next had
-// dispatched it, so that a chain of calls gets no more than its share of
-// a contended gate; a class with nothing queued pays nothing, as a call
-// seated at once by TryTake does not: it would otherwise come back to
-// contention with a debt and wait behind classes it is entitled to go
-// before. The seat itself stays taken.
+// a seat taken at once (TryTake) or handed from a workflow's call to its
+// next one. While its class (its flow) has work queued, it pays for it in
+// the stride as if Next had dispatched it, so that a chain of calls gets
+// no more than its share of a contended gate; a class with nothing queued
+// pays nothing: it would otherwise come back to contention with a debt
+// and wait behind classes it is entitled to go before. A class with a
+// lead (see Discipline.Lead) pays whenever another class waits, queued or
+// not, as a policer counts every packet of its class: its calls seated at
+// once would otherwise never count against its share, and a flood of them
+// would hold the other classes beside it to the seats its calls leave.
+// The seat itself stays taken.
 func (q *Queue) Charge(it *Item) {
 	cost := it.cost().Seconds()
 	c := &q.classes[it.Class]
 	if c.queued == 0 {
-		return
+		if !q.policed(it.Class) {
+			return
+		}
+		// Idle, it earned no credit (as in Push).
+		c.pass = max(c.pass, q.vtime)
 	}
 	if it.Class != System {
 		c.pass += cost / q.weight(it.Class)
@@ -347,6 +396,20 @@ func (q *Queue) Charge(it *Item) {
 	if f := c.flows[it.Flow]; f != nil && len(f.items) > 0 && f.weight > 0 {
 		f.pass += cost / f.weight
 	}
+}
+
+// policed reports whether class k has a lead and another class has work
+// queued: its seats then count against its lead however it got them.
+func (q *Queue) policed(k Class) bool {
+	if q.d.Lead[k] <= 0 {
+		return false
+	}
+	for j := Critical; j < numClasses; j++ {
+		if j != k && q.classes[j].queued > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (q *Queue) weight(k Class) float64 {
@@ -365,13 +428,20 @@ func (q *Queue) take(k Class) {
 
 // TryTake takes a seat for class k at once when nothing of a class that
 // could be served first is queued and a seat is free: the fast path of an
-// idle gate, which then costs no queueing at all.
+// idle gate, which then costs no queueing at all. A class with a lead
+// beyond its share and its nominal seats is not served first: it queues
+// while others wait.
 func (q *Queue) TryTake(k Class) bool {
 	if k != System {
 		for j := Class(0); j <= k; j++ {
 			if q.classes[j].queued > 0 {
 				return false
 			}
+		}
+		if q.policed(k) && !q.withinShare(k) && q.inUse[k] >= q.d.Nominal[k] {
+			// Beyond its share it competes by stride with the classes
+			// that wait.
+			return false
 		}
 		if !q.canTake(k) {
 			return false

@@ -470,33 +470,88 @@ func FuzzQueue(f *testing.F) {
 	})
 }
 
-// TestQueueNominalFirst: a class below its nominal seats goes before the
-// stride between classes, however far its pass ran ahead; at its nominal
-// seats it competes by stride again.
-func TestQueueNominalFirst(t *testing.T) {
+// leadDisc is a CPU-bound pool of three seats (two CPUs and critical's
+// reserve) in which critical has a lead of ten 10-ms calls.
+func leadDisc() Discipline {
 	d := disc(3)
-	d.Reserve = [numClasses]int{}
-	d.Nominal = [numClasses]int{0, 2, 0, 0}
-	q := NewQueue(d)
-	// Critical's pass runs far ahead: alone, it is served many times.
-	for i := range 20 {
-		q.Push(item(Critical, "h", fmt.Sprint("h", i)))
-		it := q.Next(nil)
-		q.Done(it.Class)
+	d.Lead = [numClasses]time.Duration{0, 100 * time.Millisecond, 0, 0}
+	return d
+}
+
+// TestQueueLeadFirst: critical within its share (its pass no further than
+// its lead ahead of the other queued classes') goes before the stride
+// however the passes stand; beyond it, by stride.
+func TestQueueLeadFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// ahead is critical's pass minus standard's, in seat-time at
+		// critical's weight.
+		ahead time.Duration
+		want  string
+	}{
+		{"behind", -time.Second, "h"},
+		{"level", 0, "h"},
+		{"ahead within the lead", 90 * time.Millisecond, "h"},
+		{"ahead by the lead", 100 * time.Millisecond, "h"},
+		{"ahead beyond the lead", 110 * time.Millisecond, "s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := NewQueue(leadDisc())
+			q.Push(item(Standard, "s", "s"))
+			q.Push(item(Critical, "h", "h"))
+			q.classes[Standard].pass = 1
+			q.classes[Critical].pass = 1 + tc.ahead.Seconds()/DefaultWeights[Critical]
+			if it := q.Next(nil); it == nil || it.Value != tc.want {
+				t.Fatalf("next %v, want %s", it, tc.want)
+			}
+		})
 	}
-	q.Push(item(Batch, "b", "b1"))
-	q.Push(item(Standard, "s", "s1"))
-	q.Push(item(Critical, "h", "h-a"))
-	q.Push(item(Critical, "h", "h-b"))
-	q.Push(item(Critical, "h", "h-c"))
-	var got []string
-	for range 3 {
-		got = append(got, q.Next(nil).Value.(string))
-	}
-	// Two critical items within its nominal seats, then the stride, in
-	// which critical's pass is far behind the others'.
-	if got[0] != "h-a" || got[1] != "h-b" || got[2] != "s1" {
-		t.Fatalf("dispatch order %v, want h-a, h-b (nominal), then s1 by stride", got)
+}
+
+// TestQueueCanTake: which class may take a free seat of a three-seat pool
+// (two shared, one reserved by critical), by the seats in use and whether
+// critical is within its share.
+func TestQueueCanTake(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		critical, batch int
+		beyond          bool // critical is beyond its share
+		wantCritical    bool
+		wantBatch       bool
+	}{
+		{"idle", 0, 0, false, true, true},
+		{"one batch", 0, 1, false, true, true},
+		{"batch on the shared seats: the reserve is critical's", 0, 2, false, true, false},
+		{"critical borrows a shared seat", 2, 0, false, true, false},
+		{"beside one critical call, one other", 1, 0, false, true, true},
+		{"beside one critical call and one other, none more", 1, 1, false, true, false},
+		{"beside two critical calls, none", 2, 0, false, true, false},
+		{"critical beyond its share: its reserve does not count", 2, 0, true, true, true},
+		{"critical beyond its share, one batch beside", 1, 1, true, true, true},
+		{"critical beyond its share on two shared seats", 3, 0, true, false, false},
+		{"full", 1, 2, false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := NewQueue(leadDisc())
+			for range tc.critical {
+				q.take(Critical)
+			}
+			for range tc.batch {
+				q.take(Batch)
+			}
+			// Standard queued sets the floor critical's lead is measured
+			// from.
+			q.Push(item(Standard, "s", "s"))
+			if tc.beyond {
+				q.classes[Critical].pass = time.Second.Seconds()
+			}
+			if got := q.canTake(Critical); got != tc.wantCritical {
+				t.Errorf("critical may take a seat: %v, want %v", got, tc.wantCritical)
+			}
+			if got := q.canTake(Batch); got != tc.wantBatch {
+				t.Errorf("batch may take a seat: %v, want %v", got, tc.wantBatch)
+			}
+		})
 	}
 }
 
@@ -515,48 +570,95 @@ func TestQueueCharge(t *testing.T) {
 	}
 }
 
-// TestQueueCriticalFloodLeavesShares: a flood of critical calls gets its
-// nominal seat first and competes for the unreserved seats by weight:
-// standard keeps its share of a three-seat pool, and no more than the
-// unreserved seats run beside critical's nominal one.
+// TestQueueCriticalFloodLeavesShares: a flood of critical calls goes first
+// for one burst of its lead, then competes by weight: standard keeps its
+// share of a three-seat pool, and no more than the unreserved seats run
+// beside critical's reserved one.
 func TestQueueCriticalFloodLeavesShares(t *testing.T) {
-	d := disc(3)
-	d.Nominal = [numClasses]int{0, 1, 0, 0}
-	q := NewQueue(d)
-	for i := range 200 {
-		q.Push(item(Critical, "h", fmt.Sprint("h", i)))
-		q.Push(item(Standard, "s", fmt.Sprint("s", i)))
-	}
-	var running []*Item
-	got := map[Class]int{}
-	for range 100 {
-		for it := q.Next(nil); it != nil; it = q.Next(nil) {
-			running = append(running, it)
-			got[it.Class]++
-		}
-		if q.Used() > 3 || q.InUse(Standard) > 2 {
-			t.Fatalf("%d seats used, %d by standard", q.Used(), q.InUse(Standard))
-		}
-		// The oldest call ends.
-		q.Done(running[0].Class)
-		running = running[1:]
-	}
-	t.Logf("seats dispatched: %v", got)
-	// Stride between critical (50) and standard (35) on the unreserved
-	// seats gives standard about 35/85 of them.
-	if share := float64(got[Standard]) / float64(got[Standard]+got[Critical]); share < 0.25 {
-		t.Errorf("standard got %d of %d seats under a critical flood: %v", got[Standard], got[Standard]+got[Critical], got)
+	o := Options{}
+	o.defaults()
+	for _, tc := range []struct {
+		name   string
+		d      Discipline
+		rounds int
+	}{
+		{"lead of ten calls", leadDisc(), 400},
+		{"default lead of five hundred calls", o.discipline(3), 4000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := NewQueue(tc.d)
+			for i := range tc.rounds + 100 {
+				q.Push(item(Critical, "h", fmt.Sprint("h", i)))
+				q.Push(item(Standard, "s", fmt.Sprint("s", i)))
+			}
+			var running []*Item
+			got := map[Class]int{}
+			for range tc.rounds {
+				for it := q.Next(nil); it != nil; it = q.Next(nil) {
+					running = append(running, it)
+					got[it.Class]++
+				}
+				if q.Used() > 3 || q.InUse(Standard) > 2 {
+					t.Fatalf("%d seats used, %d by standard", q.Used(), q.InUse(Standard))
+				}
+				// The oldest call ends.
+				q.Done(running[0].Class)
+				running = running[1:]
+			}
+			t.Logf("seats dispatched: %v", got)
+			// Stride between critical (50) and standard (35) gives
+			// standard about 35/85 of the seats beyond critical's
+			// nominal and reserved ones, less critical's one burst of
+			// its lead.
+			if share := float64(got[Standard]) / float64(got[Standard]+got[Critical]); share < 0.25 {
+				t.Errorf("standard got %d of %d seats under a critical flood: %v", got[Standard], got[Standard]+got[Critical], got)
+			}
+		})
 	}
 }
 
-// TestQueueCriticalSharesCPUs: in a pool of three seats (two CPUs and
-// critical's reserve), critical's first call counts among the two shared
-// seats, so a seat freed beside it is not refilled; its second call takes
-// the reserve; a third waits.
-func TestQueueCriticalSharesCPUs(t *testing.T) {
-	d := disc(3)
-	d.Nominal = [numClasses]int{0, 1, 0, 0}
-	q := NewQueue(d)
+// TestQueueCriticalFloodSeatedAtOnce: critical calls that always find a
+// seat at once (TryTake, charged while another class waits, as
+// Scheduler.Acquire does) count against critical's lead too: a flood of
+// them loses its precedence and its hold on the other classes' seats, and
+// standard keeps its share.
+func TestQueueCriticalFloodSeatedAtOnce(t *testing.T) {
+	q := NewQueue(leadDisc())
+	for i := range 500 {
+		q.Push(item(Standard, "s", fmt.Sprint("s", i)))
+	}
+	var running []Class
+	got := map[Class]int{}
+	for range 400 {
+		// Critical calls arrive faster than calls end: each takes a free
+		// seat at once if it may.
+		for q.TryTake(Critical) {
+			q.Charge(item(Critical, "h", "h"))
+			running = append(running, Critical)
+			got[Critical]++
+		}
+		for it := q.Next(nil); it != nil; it = q.Next(nil) {
+			running = append(running, it.Class)
+			got[it.Class]++
+		}
+		q.Done(running[0])
+		running = running[1:]
+	}
+	t.Logf("seats dispatched: %v", got)
+	if share := float64(got[Standard]) / float64(got[Standard]+got[Critical]); share < 0.3 {
+		t.Errorf("standard got %d of %d seats under a flood of critical calls seated at once: %v",
+			got[Standard], got[Standard]+got[Critical], got)
+	}
+}
+
+// TestQueueCriticalComputesAlone: in a pool of three seats (two CPUs and
+// critical's reserve), a critical call takes a seat at once; the seats
+// freed beside it are not refilled while the other classes' calls and
+// critical's fill the two CPUs; a burst of critical calls borrows every
+// seat and goes before the others; the others have their two seats back
+// when it ends.
+func TestQueueCriticalComputesAlone(t *testing.T) {
+	q := NewQueue(leadDisc())
 	for i := range 5 {
 		q.Push(item(Batch, "b", fmt.Sprint("b", i)))
 	}
@@ -572,19 +674,19 @@ func TestQueueCriticalSharesCPUs(t *testing.T) {
 		t.Fatalf("%v refilled a seat beside critical's call: three CPU-bound calls on two CPUs", it.Value)
 	}
 	q.Push(item(Critical, "h", "c2"))
-	if it := q.Next(nil); it == nil || it.Value != "c2" {
-		t.Fatalf("critical's second call did not take the reserve: %v", it)
-	}
 	q.Push(item(Critical, "h", "c3"))
-	if it := q.Next(nil); it != nil {
-		t.Fatalf("%v got a fourth seat", it.Value)
+	if it := q.Next(nil); it == nil || it.Value != "c2" {
+		t.Fatalf("critical's second call did not take the free seat: %v", it)
 	}
-	// Both critical calls end: batch has its two shared seats again.
-	q.Done(Critical)
-	q.Done(Critical)
 	q.Done(Batch)
-	if q.Used() != 0 {
-		t.Fatalf("%d seats still used", q.Used())
+	if it := q.Next(nil); it == nil || it.Value != "c3" {
+		t.Fatalf("critical's third call did not borrow the seat batch left: %v", it)
+	}
+	for range 3 {
+		q.Done(Critical)
+	}
+	if got := drain2(q); got != 2 || q.InUse(Batch) != 2 {
+		t.Fatalf("batch took %d seats after critical's calls ended, want its 2 back", got)
 	}
 }
 

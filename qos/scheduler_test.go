@@ -265,8 +265,13 @@ func TestAcquireSeats(t *testing.T) {
 	}
 	r1()
 	r1() // a second release does nothing
-	(<-got)()
+	// The shared seat is not refilled beside critical's call (one CPU's
+	// worth of seats: critical computes alone) until it ends.
+	if n := lenOf(s, PoolWasm); n != 1 {
+		t.Fatalf("%d calls queued beside critical's call, want standard's", n)
+	}
 	rc()
+	(<-got)()
 	st := s.Status()
 	if len(st.Pools) != 1 || st.Pools[0].Seats != 2 || len(st.Pools[0].InUse) != 0 || len(st.Pools[0].Queued) != 0 {
 		t.Fatalf("status after everything was released: %+v", st.Pools)
@@ -514,8 +519,24 @@ func TestSeatHandOff(t *testing.T) {
 	})
 }
 
-// TestNominalSeats: critical goes first up to its weight's share of a
-// pool, rounded down, short of every shared seat.
+// TestLeadOfReservingClasses: only a class that reserves seats (critical)
+// has a lead at G2; G1 has none.
+func TestLeadOfReservingClasses(t *testing.T) {
+	o := Options{}
+	o.defaults()
+	for _, seats := range []int{1, 2, 3, 10} {
+		d := o.discipline(seats)
+		if want := [numClasses]time.Duration{0, 5 * time.Second, 0, 0}; d.Lead != want {
+			t.Errorf("%d seats: leads %v, want %v", seats, d.Lead, want)
+		}
+	}
+	if d := o.discipline(0); d.Lead != ([numClasses]time.Duration{}) {
+		t.Errorf("G1 leads %v, want none", d.Lead)
+	}
+}
+
+// TestNominalSeats: beyond its share critical still goes first up to its
+// weight's share of a pool, rounded down, short of every shared seat.
 func TestNominalSeats(t *testing.T) {
 	o := Options{}
 	o.defaults()
