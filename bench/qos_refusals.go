@@ -16,9 +16,9 @@ import (
 // the end-to-end figure alone blamed the server for its clients' lag.
 
 // refusalTimer wraps the server's handler and keeps the handler time of
-// every refusal by QoS admission: a 429 or 503 with Retry-After. (Other
-// 503s, such as a waiting start whose client left as the run ended, are
-// not refusals.)
+// every refusal by QoS admission a client heard: a 429 or 503 with
+// Retry-After answered while its client still waited. (A waiting start
+// whose client left as the run ended is answered too, but to no one.)
 type refusalTimer struct {
 	next http.Handler
 	mu   sync.Mutex
@@ -30,7 +30,9 @@ func (t *refusalTimer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	t.next.ServeHTTP(sw, r)
 	refused := sw.status == http.StatusTooManyRequests || sw.status == http.StatusServiceUnavailable
-	if refused && w.Header().Get("Retry-After") != "" {
+	// A start whose client left (the run's end) is answered too, with
+	// Retry-After, long after it arrived: no client heard it.
+	if refused && w.Header().Get("Retry-After") != "" && r.Context().Err() == nil {
 		d := ms(time.Since(began))
 		t.mu.Lock()
 		t.ms = append(t.ms, d)

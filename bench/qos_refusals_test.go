@@ -43,7 +43,7 @@ func TestQoSClientReusesConnections(t *testing.T) {
 }
 
 // TestRefusalTimer: the server's time is kept for refusals (429, 503
-// with Retry-After) and for nothing else.
+// with Retry-After) that their clients waited for, and for nothing else.
 func TestRefusalTimer(t *testing.T) {
 	statuses := []int{http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusOK, http.StatusGatewayTimeout, http.StatusServiceUnavailable}
 	var i atomic.Int64
@@ -60,6 +60,17 @@ func TestRefusalTimer(t *testing.T) {
 	}
 	if n := len(rt.ms); n != 2 {
 		t.Errorf("%d answers timed, want the 2 refusals", n)
+	}
+	// A refusal answered after its client left is heard by no one.
+	left, cancel := context.WithCancel(context.Background())
+	rt.next = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cancel()
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	rt.ServeHTTP(httptest.NewRecorder(), httptest.NewRequestWithContext(left, http.MethodPost, "/", nil))
+	if n := len(rt.ms); n != 2 {
+		t.Errorf("%d answers timed, want the 2 refusals heard by their clients", n)
 	}
 	if rt.p99() <= 0 {
 		t.Errorf("p99 %v", rt.p99())
