@@ -142,14 +142,17 @@ func TestPlannerExpectsNothingOfAWorkflowCallingNothing(t *testing.T) {
 	def := parse(t, "do:\n  - a: {call: baton.noop}\n  - b: {call: baton.noop}\n")
 	p, clock, prep := newTestPlanner(Options{})
 	const period = 2 * time.Second
-	arriveEvery(clock, 6, period, func(id string, at time.Time) {
+	for k := range 6 {
+		at := t0.Add(time.Duration(k) * period)
+		clock.Advance(at)
+		id := "i" + string(rune('0'+k))
 		p.InvocationStarted(id, def, at)
 		p.TaskStarted(id, "/do/0/a", "/do/0/a", "a", at)
 		p.TaskEnded(id, "/do/0/a", "/do/0/a", "a", at.Add(time.Millisecond), nil)
 		p.TaskStarted(id, "/do/1/b", "/do/1/b", "b", at.Add(time.Millisecond))
 		p.TaskEnded(id, "/do/1/b", "/do/1/b", "b", at.Add(2*time.Millisecond), nil)
 		p.InvocationEnded(id)
-	})
+	}
 	p.mu.Lock()
 	pending, live := len(p.pending), len(p.invocations)
 	p.mu.Unlock()
@@ -159,60 +162,5 @@ func TestPlannerExpectsNothingOfAWorkflowCallingNothing(t *testing.T) {
 	clock.Advance(t0.Add(20 * period))
 	if len(prep.calls) != 0 {
 		t.Fatalf("prepares: %+v", prep.calls)
-	}
-}
-
-// An expected arrival that does not come costs only the instances that
-// had to be started before it: the calls due after it are prepared by
-// the invocation once it has come. fa is the entry; fb is due 100ms after
-// the arrival, within the expectation's grace.
-func TestMissedArrivalPreparesOnlyWhatPrecedesIt(t *testing.T) {
-	def := parse(t, chainDoc)
-	p, clock, prep := newTestPlanner(Options{})
-	learnChain(p, def, 200*time.Millisecond, map[string]time.Duration{"fa": 5 * time.Millisecond, "fb": 5 * time.Millisecond, "fc": 5 * time.Millisecond})
-	const period = 2 * time.Second
-	arriveEvery(clock, 5, period, func(id string, at time.Time) {
-		p.InvocationStarted(id, def, at)
-		p.TaskStarted(id, "/do/0/a", "/do/0/a", "a", at)
-		p.InvocationEnded(id)
-	})
-	prep.calls = nil
-	clock.Advance(t0.Add(5*period + time.Second))
-	if len(prep.calls) != 1 || prep.calls[0].fn != "fa" {
-		t.Fatalf("for an arrival that did not come: %+v, want fa alone", prep.calls)
-	}
-}
-
-// An expected arrival's entry is aimed at its call's dispatch from the
-// arrival, which counts the recording of the invocation: the first
-// calls' learned dispatch (4ms), not the other calls' (1ms).
-func TestExpectedEntryAimedAtTheFirstDispatch(t *testing.T) {
-	def := parse(t, chainDoc)
-	p, clock, prep := newTestPlanner(Options{})
-	learnChain(p, def, 200*time.Millisecond, map[string]time.Duration{"fa": 5 * time.Millisecond, "fb": 5 * time.Millisecond, "fc": 5 * time.Millisecond})
-	p.Stats().ObserveDispatch(time.Millisecond)
-	p.Stats().ObserveFirstDispatch(4 * time.Millisecond)
-	const period = 2 * time.Second
-	arriveEvery(clock, 5, period, func(id string, at time.Time) {
-		p.InvocationStarted(id, def, at)
-		p.InvocationEnded(id)
-	})
-	prep.calls = nil
-	arrival := t0.Add(5 * period)
-	clock.Advance(arrival)
-	// Ready by the rule's margin (2ms) before the call, 4ms after the
-	// arrival; sent a cold start (5ms) before that.
-	if len(prep.calls) != 1 || prep.calls[0].fn != "fa" || !prep.calls[0].by.Equal(arrival.Add(2*time.Millisecond)) || !prep.calls[0].at.Equal(arrival.Add(-3*time.Millisecond)) {
-		t.Fatalf("entry prepared %+v, want fa by the arrival+2ms", prep.calls)
-	}
-}
-
-// arriveEvery starts n invocations, one every period from t0, each
-// advancing clock to its arrival and running as run says.
-func arriveEvery(clock *VirtualClock, n int, period time.Duration, run func(id string, at time.Time)) {
-	for k := range n {
-		at := t0.Add(time.Duration(k) * period)
-		clock.Advance(at)
-		run("i"+string(rune('0'+k)), at)
 	}
 }

@@ -234,10 +234,8 @@ type plannedCall struct {
 // dispatchingCall is a call whose task started that has not taken an
 // instance yet.
 type dispatchingCall struct {
-	invocation, key, ref string
-	since                time.Time
-	// first: the call's task started as the invocation arrived.
-	first bool
+	invocation, key string
+	since           time.Time
 	// holdUntil, for a call an instance was prepared for, is when the
 	// call no longer holds it: the prediction's lapse, at least the
 	// rule's grace after the task started, in case the call never
@@ -255,11 +253,6 @@ func (c *plannedCall) cancel() {
 }
 
 type invocation struct {
-	// arrived is when the invocation was created: its first tasks start
-	// then, and their calls' dispatch counts its recording.
-	arrived time.Time
-	// latest is the key of the task that started last.
-	latest  string
 	model   *Model
 	enabled bool
 	// planned are the functions this invocation has upcoming calls of.
@@ -379,7 +372,6 @@ func (p *Planner) InvocationStarted(id string, def *dsl.Workflow, arrived time.T
 		}
 	}
 	inv := newInvocation(m, p.enabled(def))
-	inv.arrived = arrived
 	p.invocations[id] = inv
 	if e := p.pending[m.ID]; e != nil && !now.Before(e.from) && !now.After(e.until) {
 		delete(p.pending, m.ID)
@@ -519,7 +511,6 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 	}
 	m := inv.model
 	inv.started[key] = at
-	inv.latest = key
 	// A task starting in the list of a switch that ended tells its case.
 	if ps := inv.pendingSwitch[listRef(ref)]; ps != nil {
 		if c, ok := ps.targets[ref]; ok {
@@ -547,7 +538,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 		// The call is being made: a prepare for it not sent yet would
 		// only start an instance nobody waits for; an instance already
 		// prepared is held for the call until it takes one.
-		call := dispatchingCall{invocation: id, key: key, ref: ref, since: at, first: at.Equal(inv.arrived)}
+		call := dispatchingCall{invocation: id, key: key, since: at}
 		switch c := p.upcoming[fn][id]; {
 		case c != nil && c.sent:
 			// A prepare still queued for a prepare slot cannot start, let
@@ -569,7 +560,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 			// from the calls that came late enough. Predictions are of
 			// when the call reaches the function layer, its dispatch
 			// after the task starts.
-			p.stats.ObserveReadiness(fn, at.Add(p.dispatchDelay(call.first)).Sub(c.at))
+			p.stats.ObserveReadiness(fn, at.Add(p.dispatchDelay()).Sub(c.at))
 		}
 		p.dispatching[fn] = append(p.dispatching[fn], call)
 		p.forgetLocked(fn, id)
@@ -607,28 +598,22 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 	}
 	// The model predicts when call tasks start; their instances are
 	// needed when the calls reach the function layer, a dispatch later.
-	dispatch, first := v.dispatchDelay(), v.firstDispatchDelay()
+	dispatch := v.dispatchDelay()
 	spread := v.runSpread()
 	p.stats.mu.Unlock()
 	preds = slices.Clone(preds)
 	for i := range preds {
-		// An expected arrival's first calls are dispatched after the
-		// engine has recorded the invocation.
-		if scope.expected && preds[i].After == 0 {
-			preds[i].After += first
-		} else {
-			preds[i].After += dispatch
-		}
+		preds[i].After += dispatch
 	}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	inv := p.invocations[id]
-	if inv == nil || scope.reaimFrom != "" && inv.latest != scope.reaimFrom {
+	if inv == nil {
 		return
 	}
 	now := p.clock.Now()
-	if scope.complete && scope.reaimFrom == "" {
+	if scope.complete {
 		for fn := range inv.planned {
 			if !slices.ContainsFunc(preds, func(pr Prediction) bool { return pr.Function == fn }) {
 				p.forgetLocked(fn, id)
@@ -644,19 +629,13 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 			p.upcoming[pr.Function] = calls
 		}
 		pc := calls[id]
-		if pc == nil && scope.reaimFrom != "" {
-			continue
-		}
-		if pc == nil && scope.expected && !startAts[i].Before(at) {
-			// Due to be sent once the arrival has come: the invocation
-			// plans it then, from its own start (as it plans every
-			// prepare not sent yet), and an arrival that does not come
-			// costs only the instances that had to be started before
-			// it. (They were all planned ahead for an arrival the
-			// planner predicted, so as to keep their turns on the
-			// prepare slots; the stagger is computed over all of them
-			// either way, and again when the invocation starts, so the
-			// turns before the arrival are the same.)
+		if pc == nil && scope.expected && !scope.windowCost && !startAts[i].Before(at) {
+			// Due late enough after an arrival a keep-alive policy
+			// reloads for (anywhere in a window that may last minutes)
+			// to be prepared once it has come: the invocation plans it
+			// then. An arrival the planner predicted itself is known to
+			// within milliseconds, and its staggered prepares are all
+			// planned now, so that they keep their turns.
 			continue
 		}
 		if pc == nil {
@@ -690,13 +669,7 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 			// sooner: starts compete for the same cores.
 			continue
 		case pc.timer != nil:
-			// The latest prediction wins, however little it moves the
-			// prepare: it is made from a later task's start, so less of
-			// the predecessors' noise is left in it. (Moves within the
-			// rule's margin used to be ignored; the error they left,
-			// up to a margin either way, was learned into the readiness
-			// errors and so into every prepare's margin.)
-			if startAt.Equal(pc.startAt) {
+			if d := startAt.Sub(pc.startAt); d > -p.rule.Margin && d < p.rule.Margin {
 				continue
 			}
 			pc.cancel()
@@ -728,12 +701,6 @@ type planScope struct {
 	// cold start saved (an arrival the planner predicted itself, rather
 	// than one a keep-alive policy is reloading the entry function for).
 	windowCost bool
-	// reaimFrom, when set, is the key of the task the predictions were
-	// made from after its call took an instance: they only move the
-	// calls already planned, and only while no later task has started
-	// (whose own prediction is fresher, and whose call may have been
-	// made: planning it again would prepare an instance nobody takes).
-	reaimFrom string
 }
 
 // staggerLocked returns when to send each prediction's prepare: the
@@ -988,16 +955,10 @@ func (p *Planner) Observe(e function.Event) {
 	case function.EventBusy:
 		p.mu.Lock()
 		p.busySince[e.Instance] = e.Time
-		c, ok := p.callDispatched(e)
+		p.callDispatched(e)
 		delete(p.fresh, e.Instance)
 		delete(p.readyAt, e.Instance)
 		p.mu.Unlock()
-		if ok {
-			// Off the call path: observers must be fast, and the call
-			// is about to run.
-			took := e.Time
-			p.clock.AfterFunc(0, func() { p.reaim(c, took) })
-		}
 	case function.EventIdle, function.EventEvicted:
 		p.mu.Lock()
 		began, ok := p.busySince[e.Instance]
@@ -1017,27 +978,22 @@ func (p *Planner) Observe(e function.Event) {
 }
 
 // callDispatched retires the oldest call of the busy event's function
-// waiting to take an instance, now that one did, and returns it: it
-// learns how long the call waited for a start and, for a call an
-// instance was prepared for, how early that instance was against its
-// aim. p.mu is held. Events do not say which invocation a call belongs
-// to: calls of one function take instances roughly in the order their
-// tasks started.
-func (p *Planner) callDispatched(e function.Event) (c dispatchingCall, ok bool) {
+// waiting to take an instance, now that one did: it learns how long the
+// call waited for a start and, for a call an instance was prepared for,
+// how early that instance was against its aim. p.mu is held. Events do
+// not say which invocation a call belongs to: calls of one function take
+// instances roughly in the order their tasks started.
+func (p *Planner) callDispatched(e function.Event) {
 	fn := e.Function
 	calls := p.dispatching[fn]
 	if len(calls) > 0 {
-		c, ok = calls[0], true
+		c := calls[0]
 		if inv := p.invocations[c.invocation]; inv != nil && e.Waited > 0 {
 			inv.waited[c.key] = e.Waited
 		}
 		// The call reached the function layer when it began to wait for
 		// an instance (or took an idle one).
-		if d := e.Time.Add(-e.Waited).Sub(c.since); c.first {
-			p.stats.ObserveFirstDispatch(d)
-		} else {
-			p.stats.ObserveDispatch(d)
-		}
+		p.stats.ObserveDispatch(e.Time.Add(-e.Waited).Sub(c.since))
 		if !c.holdUntil.IsZero() {
 			if e.Waited > 0 {
 				p.stats.ObserveReadiness(fn, -e.Waited-c.lead)
@@ -1049,39 +1005,9 @@ func (p *Planner) callDispatched(e function.Event) (c dispatchingCall, ok bool) 
 	}
 	if len(calls) == 0 {
 		delete(p.dispatching, fn)
-		return c, ok
+		return
 	}
 	p.dispatching[fn] = calls
-	return c, ok
-}
-
-// reaim plans the calls after c again once c took an instance at time
-// took. Predictions made when c's task started assumed the median
-// dispatch and no wait for a start; by now both are known, and the task's
-// end (its learned duration counts neither a wait nor more than the
-// median dispatch) moves with them: the task is planned from as if it had
-// started one median dispatch before its call took the instance. The
-// prepares of the next calls, usually not sent yet (they are sent about
-// a cold start before their calls), then carry only the noise of the
-// call's execution, not that of its dispatch and start. A call inside a
-// fork is left alone: what follows the join waits for the other branches
-// too. Only calls already planned move, and only while c's task is the
-// latest to have started (planScope.reaimFrom).
-func (p *Planner) reaim(c dispatchingCall, took time.Time) {
-	p.mu.Lock()
-	inv := p.invocations[c.invocation]
-	if inv == nil || !inv.enabled {
-		p.mu.Unlock()
-		return
-	}
-	m := inv.model
-	p.mu.Unlock()
-	if m.callsNothing() || m.inFork(c.ref) || m.tasks[c.ref] == nil {
-		return
-	}
-	at := took.Add(-p.dispatchDelay(c.first))
-	preds := m.Predict(c.ref, strings.TrimPrefix(c.key, c.ref), p.stats, p.opts.Defaults, p.opts.Lookahead, p.opts.MinProbability)
-	p.plan(c.invocation, m, at, preds, planScope{reaimFrom: c.key})
 }
 
 // PredictedCall is a call of a function that a live invocation (or an
@@ -1095,14 +1021,10 @@ type PredictedCall struct {
 }
 
 // dispatchDelay is the learned time from a call task's start to its call
-// reaching the function layer; first: of a task started as its
-// invocation arrived.
-func (p *Planner) dispatchDelay(first bool) time.Duration {
+// reaching the function layer.
+func (p *Planner) dispatchDelay() time.Duration {
 	p.stats.mu.Lock()
 	defer p.stats.mu.Unlock()
-	if first {
-		return view{s: p.stats}.firstDispatchDelay()
-	}
 	return view{s: p.stats}.dispatchDelay()
 }
 

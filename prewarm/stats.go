@@ -104,11 +104,6 @@ type Stats struct {
 	// function, queues the call): the instance is needed that much after
 	// the task starts. Learned across functions: it is the engine's.
 	dispatch Estimate
-	// firstDispatch is the dispatch of an invocation's first calls, from
-	// its arrival: it also counts the engine's recording of the new
-	// invocation (a commit, with a durable store), which no later call
-	// waits for. Predictions of an expected arrival's first calls use it.
-	firstDispatch Estimate
 	// readiness pools every function's readiness errors: the machine's
 	// current timing noise (how scattered starts and calls are now),
 	// which a function with few errors of its own aims by.
@@ -229,15 +224,6 @@ func (s *Stats) ObserveDispatch(d time.Duration) {
 	s.mu.Unlock()
 }
 
-// ObserveFirstDispatch records how long after its invocation arrived one
-// of its first calls (those whose tasks start on arrival) reached the
-// function layer.
-func (s *Stats) ObserveFirstDispatch(d time.Duration) {
-	s.mu.Lock()
-	s.firstDispatch.Add(d)
-	s.mu.Unlock()
-}
-
 // ObserveTask records a task's duration.
 func (s *Stats) ObserveTask(workflow, ref string, d time.Duration) {
 	s.mu.Lock()
@@ -340,33 +326,9 @@ func (v view) runSpread() float64 {
 // reaching the function layer, when its instance must be ready.
 func (v view) dispatchDelay() time.Duration { return v.s.dispatch.Median() }
 
-// firstDispatchDelay is the expected time from an invocation's arrival to
-// its first calls reaching the function layer; the other calls' until
-// one was seen.
-func (v view) firstDispatchDelay() time.Duration {
-	if v.s.firstDispatch.Known() {
-		return v.s.firstDispatch.Median()
-	}
-	return v.dispatchDelay()
-}
-
-// minReadinessSamples is how many readiness errors (of all functions)
-// are needed before they replace the rule's fixed margin.
+// minReadinessSamples is how many readiness errors a function needs
+// before they replace the rule's fixed margin.
 const minReadinessSamples = 8
-
-// ownReadinessSamples is how many readiness errors a function needs
-// before its own replace the pooled ones: a full window, as many as the
-// pooled quantile is taken from. With fewer, its own quantile is the
-// noisier estimate (the 1/6-quantile of eight errors is their second
-// smallest), and its window still holds the errors of its first
-// invocations, made while the planner was learning the cold starts and
-// task durations they were aimed by; the pooled window, filled by every
-// function, holds only the last few invocations'. On the bench's chain
-// in virtual time (BenchmarkChainModel, quiet 10ms calls) taking a
-// function's own once it had eight held 1.46x on-demand's time for
-// 96.9% removed; waiting for a full window, 1.35x for 96.1% — and
-// moving the idle cost instead to hold 1.35x removed 95.0%.
-const ownReadinessSamples = windowSize
 
 // margin is how long before a predicted call of fn its instance should be
 // ready. Once enough readiness errors are known, it is the one that
@@ -377,11 +339,10 @@ const ownReadinessSamples = windowSize
 // too few errors of its own takes the quantile of every function's
 // recent ones: the noise is mostly the machine's (how long starts take
 // now, how late the engine dispatches), and a chain of ten learns it ten
-// times as fast pooled; its own take over once they fill a window
-// (ownReadinessSamples). It stays within a cold start either way.
+// times as fast pooled. It stays within a cold start either way.
 func (v view) margin(fn string, r Rule) time.Duration {
 	errs := &v.s.readiness
-	if f := v.s.functions[fn]; f != nil && f.Readiness.Samples >= ownReadinessSamples {
+	if f := v.s.functions[fn]; f != nil && f.Readiness.Samples >= minReadinessSamples {
 		errs = &f.Readiness
 	}
 	if errs.Samples < minReadinessSamples {
@@ -460,10 +421,7 @@ type snapshot struct {
 	Tasks     map[string]*TaskStats     `json:"tasks"`
 	Gap       Estimate                  `json:"gap"`
 	Dispatch  Estimate                  `json:"dispatch,omitzero"`
-	// FirstDispatch came without a version change: absent (a snapshot
-	// from before it), it is unknown until learned.
-	FirstDispatch Estimate `json:"firstDispatch,omitzero"`
-	Readiness     Estimate `json:"readiness,omitzero"`
+	Readiness Estimate                  `json:"readiness,omitzero"`
 }
 
 const snapshotVersion = 1
@@ -473,7 +431,7 @@ func (s *Stats) MarshalJSON() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return json.Marshal(snapshot{Version: snapshotVersion, Functions: s.functions, Tasks: s.tasks, Gap: s.gap,
-		Dispatch: s.dispatch, FirstDispatch: s.firstDispatch, Readiness: s.readiness})
+		Dispatch: s.dispatch, Readiness: s.readiness})
 }
 
 // UnmarshalJSON replaces the statistics with decoded ones.
@@ -493,7 +451,7 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.functions, s.tasks, s.gap, s.dispatch, s.firstDispatch, s.readiness = snap.Functions, snap.Tasks, snap.Gap, snap.Dispatch, snap.FirstDispatch, snap.Readiness
+	s.functions, s.tasks, s.gap, s.dispatch, s.readiness = snap.Functions, snap.Tasks, snap.Gap, snap.Dispatch, snap.Readiness
 	return nil
 }
 

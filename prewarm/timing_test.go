@@ -48,32 +48,18 @@ func TestPlannerAimsAtTheCallsDispatch(t *testing.T) {
 
 // The dispatch delay is learned from the calls themselves: from the task's
 // start to the call reaching the function layer (its busy event, less the
-// time it then waited for an instance to start). A call whose task starts
-// as its invocation arrives also waits for the invocation to be recorded:
-// its dispatch is learned apart, for the first calls of expected
-// arrivals.
+// time it then waited for an instance to start).
 func TestPlannerLearnsTheDispatchDelay(t *testing.T) {
 	def := parse(t, chainDoc)
-	for _, tc := range []struct {
-		name            string
-		arrived         time.Time
-		dispatch, first time.Duration
-	}{
-		{"a call after the first", t0.Add(-time.Millisecond), 3 * time.Millisecond, 3 * time.Millisecond},
-		{"a first call", t0, 0, 3 * time.Millisecond},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			p, _, _ := newTestPlanner(Options{})
-			p.InvocationStarted("i", def, tc.arrived)
-			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
-			p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(9 * time.Millisecond), Function: "fa", Instance: "fa/1", Waited: 6 * time.Millisecond})
-			p.Stats().mu.Lock()
-			dispatch, first := view{s: p.Stats()}.dispatchDelay(), view{s: p.Stats()}.firstDispatchDelay()
-			p.Stats().mu.Unlock()
-			if dispatch != tc.dispatch || first != tc.first {
-				t.Fatalf("dispatch delay %v and first %v, want %v and %v", dispatch, first, tc.dispatch, tc.first)
-			}
-		})
+	p, _, _ := newTestPlanner(Options{})
+	p.InvocationStarted("i", def, t0)
+	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+	p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(9 * time.Millisecond), Function: "fa", Instance: "fa/1", Waited: 6 * time.Millisecond})
+	p.Stats().mu.Lock()
+	got := view{s: p.Stats()}.dispatchDelay()
+	p.Stats().mu.Unlock()
+	if got != 3*time.Millisecond {
+		t.Fatalf("dispatch delay %v, want 3ms", got)
 	}
 }
 
@@ -93,10 +79,8 @@ func TestMarginFallsBackToThePooledReadiness(t *testing.T) {
 		// Twelve errors, -6..+5ms, fn's own among them: the 1/6-quantile
 		// (IdleCost 0.2) is -5ms, so instances aim 5ms early.
 		{"pooled", []time.Duration{ms(-6)}, []time.Duration{ms(-5), ms(-4), ms(-3), ms(-2), ms(-1), 0, ms(1), ms(2), ms(3), ms(4), ms(5)}, ms(5)},
-		// Eight of its own are fewer than the pool's: 8 × 3ms and
-		// 8 × -9ms pooled, the 1/6-quantile is -9ms.
-		{"pooled until its own fill a window", repeat(ms(3), 8), repeat(ms(-9), 8), ms(9)},
-		{"its own once they fill a window", repeat(ms(3), ownReadinessSamples), repeat(ms(-9), 8), ms(-3)},
+		{"its own once it has enough", []time.Duration{ms(3), ms(3), ms(3), ms(3), ms(3), ms(3), ms(3), ms(3)},
+			[]time.Duration{ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9)}, ms(-3)},
 		// Within a cold start (10ms) either way.
 		{"bounded by the cold start", nil, []time.Duration{ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50)}, ms(10)},
 	} {
@@ -262,76 +246,5 @@ func TestPlannerAbandonsAPrepareStillQueuedWhenItsCallStarts(t *testing.T) {
 			}
 			<-advanced
 		})
-	}
-}
-
-// Once a call takes an instance, its dispatch and its wait for a start
-// are known, and the prepares of the calls after it move with them: its
-// task is planned from as if it had started one median dispatch before
-// the call took the instance. fb is due 100ms after a starts plus the
-// learned 5ms dispatch; its prepare is sent 35ms (cold start and margin)
-// before.
-func TestPlannerReaimsWhenACallTakesItsInstance(t *testing.T) {
-	def := parse(t, chainDoc)
-	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
-	for _, tc := range []struct {
-		name         string
-		took, waited time.Duration // a's call took its instance, after waiting
-		want         time.Duration // fb's prepare sent
-	}{
-		{"dispatched as predicted", ms(5), 0, ms(70)},
-		{"dispatched 3ms late", ms(8), 0, ms(73)},
-		{"dispatched 2ms early", ms(3), 0, ms(68)},
-		{"waited 15ms for a start", ms(20), ms(15), ms(85)},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: ms(5)}})
-			learnChain(p, def, ms(200), map[string]time.Duration{"fb": ms(30), "fc": ms(30)})
-			p.Stats().ObserveDispatch(ms(5))
-			// a starts after the invocation arrived: its dispatch is
-			// not a first call's.
-			p.InvocationStarted("i", def, t0.Add(-ms(1)))
-			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
-			clock.Advance(t0.Add(tc.took))
-			p.Observe(function.Event{Kind: function.EventBusy, Time: clock.Now(), Function: "fa", Instance: "fa/1", Waited: tc.waited})
-			clock.Advance(t0.Add(ms(150)))
-			var fb []prepareCall
-			for _, c := range prep.calls {
-				if c.fn == "fb" {
-					fb = append(fb, c)
-				}
-			}
-			if len(fb) != 1 || !fb[0].at.Equal(t0.Add(tc.want)) || !fb[0].by.Equal(t0.Add(tc.want+ms(30))) {
-				t.Fatalf("fb prepared %+v, want once at %v", fb, tc.want)
-			}
-		})
-	}
-}
-
-// A call's re-aim that comes after the next task started (its busy event
-// was late) changes nothing: the next task's own prediction is fresher,
-// and the call it makes must not be prepared for again.
-func TestPlannerIgnoresAStaleReaim(t *testing.T) {
-	def := parse(t, chainDoc)
-	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
-	p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: ms(5)}})
-	learnChain(p, def, ms(200), map[string]time.Duration{"fb": ms(30), "fc": ms(30)})
-	p.InvocationStarted("i", def, t0.Add(-ms(1)))
-	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
-	clock.Advance(t0.Add(ms(100)))
-	p.TaskEnded("i", "/do/0/a", "/do/0/a", "a", clock.Now(), nil)
-	p.TaskStarted("i", "/do/1/b", "/do/1/b", "b", clock.Now())
-	// a's call is seen taking its instance only now, 60ms late.
-	p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(ms(60)), Function: "fa", Instance: "fa/1"})
-	clock.Advance(t0.Add(ms(400)))
-	n := map[string]int{}
-	for _, c := range prep.calls {
-		n[c.fn]++
-		if c.fn == "fc" && !c.at.Equal(t0.Add(ms(265))) {
-			t.Fatalf("fc moved by a stale re-aim: %+v", prep.calls)
-		}
-	}
-	if n["fb"] != 1 || n["fc"] != 1 {
-		t.Fatalf("prepares %+v, want fb and fc once each", prep.calls)
 	}
 }
