@@ -769,3 +769,22 @@ func TestPreparedStartsTakeTurnsAndCallsReportTheirWait(t *testing.T) {
 		t.Fatalf("warm call: %+v %v", warm, err)
 	}
 }
+
+// A prepare abandoned while it waited for its turn (its call came and
+// started an instance of its own) starts nothing, even when a slot is
+// free at the same moment: either may win the wait, and the abandonment
+// must. Each try below would start an instance half the time otherwise.
+func TestAbandonedPrepareStartsNothing(t *testing.T) {
+	rt := &fakeRuntime{}
+	m := newTestManager(t, rt, &Spec{Name: "f", Version: "1"}, Options{MaxPreparing: 1})
+	abandoned, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 32 {
+		if err := m.Prepare(abandoned, "f", time.Now()); !errors.Is(err, context.Canceled) {
+			t.Fatalf("abandoned Prepare: %v, want context.Canceled", err)
+		}
+	}
+	if n := rt.started.Load(); n != 0 {
+		t.Fatalf("abandoned prepares started %d instances", n)
+	}
+}

@@ -443,6 +443,12 @@ func (p *pool) prepare(ctx context.Context, by time.Time) error {
 		return errManagerClosed
 	}
 	defer func() { <-p.m.prepSlots }()
+	// A slot freeing as the prepare is abandoned is as likely to win the
+	// select as the abandonment: an abandoned prepare (its call started
+	// an instance of its own) must not start a second one.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	if !p.needsPreparedLocked() {
 		p.mu.Unlock()
