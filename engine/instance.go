@@ -73,6 +73,9 @@ type instance struct {
 	callKeys map[string]struct{}
 	// qos is its QoS classification; nil without QoS scheduling.
 	qos *qosState
+	// qosSite prefixes the G2 site of each of its calls (see seat): its
+	// workflow's version, made once rather than per call.
+	qosSite string
 }
 
 // newInstance makes the live instance of an invocation; startInfo is the
@@ -91,6 +94,9 @@ func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets m
 		done:     make(chan struct{}),
 		callKeys: make(map[string]struct{}),
 		halted:   make(chan struct{}),
+	}
+	if e.opts.QoS != nil {
+		in.qosSite = inv.Namespace + "/" + inv.Workflow + "@" + inv.Version + "#"
 	}
 	if e.opts.Tracer != nil {
 		in.trace = e.opts.Tracer.Open(startInfo, telemetry.Attributes{

@@ -306,7 +306,7 @@ func (e *Engine) seat(ctx context.Context, in *instance, c *core.Call) (release 
 		Deadline: q.deadline, Continuation: q.calls.Add(1) > 1, Admission: q.ticket, Chain: &q.chain,
 		// The task in the workflow's version: whether a seat is worth
 		// keeping after its call depends on what the definition does next.
-		Site: in.inv.Namespace + "/" + in.inv.Workflow + "@" + in.inv.Version + "#" + c.Ref,
+		Site: in.qosSite + c.Ref,
 	})
 	if err != nil {
 		return nil, problem.Timeout("%s: waiting for a seat: %v", c.Name, err)
