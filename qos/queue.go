@@ -316,10 +316,10 @@ func (q *Queue) withinShare(k Class) bool {
 // Next dispatches the next item, taking a seat for it, or returns nil
 // when no item may go now. allow, when not nil, may hold a class back.
 // A class within its share (see Discipline.Lead) or below its nominal
-// seats goes first; otherwise
-// classes are chosen by stride scheduling over their weights among those with queued
-// work that may take a seat; flows of the class likewise over their
-// weights; within the flow the heap's order decides.
+// seats goes first; otherwise classes are chosen by stride scheduling
+// over their weights among those with queued work that may take a seat;
+// flows of the class likewise over their weights; within the flow the
+// heap's order decides.
 func (q *Queue) Next(allow func(Class) bool) *Item {
 	best := -1
 	for k := range q.classes {
