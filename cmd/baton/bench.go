@@ -129,6 +129,7 @@ func newBenchCommand() *cobra.Command {
 		newTraceGenCommand(),
 		newColdstartCommand(f),
 		newBenchQoSCommand(f),
+		newBenchQoSRunCommand(f),
 		newRecoveryBenchCommand(),
 		newCPUHogCommand(),
 	)

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -66,6 +71,9 @@ func newBenchQoSCommand(f *benchFlags) *cobra.Command {
 				Runs: runs, Seats: qopts.Seats, CacheDir: cache, WasmSource: wasmSource, Seed: f.seed,
 				Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 				Progress: stderr, Command: "baton " + strings.Join(os.Args[1:], " "),
+				Isolate: func(ctx context.Context, spec bench.QoSRunSpec) (*bench.QoSRun, error) {
+					return runQoSInChild(ctx, spec, f.logLevel, stderr)
+				},
 			})
 			if err != nil {
 				return err
@@ -87,4 +95,60 @@ func newBenchQoSCommand(f *benchFlags) *cobra.Command {
 	fl.StringSliceVar(&runs, "runs", nil, "runs to make: "+strings.Join(bench.QoSRunNames, ", ")+" (default all)")
 	fl.StringVar(&seats, "qos-seats", "", "G2 seats per pool, as baton server --qos-seats")
 	return c
+}
+
+// runQoSInChild makes one run of the experiment in a child process of
+// this binary (`bench qos-run`), so that no run inherits the heap or the
+// goroutines of the one before it.
+func runQoSInChild(ctx context.Context, spec bench.QoSRunSpec, logLevel string, stderr io.Writer) (*bench.QoSRun, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding this binary for the run's process: %w", err)
+	}
+	in, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	child := exec.CommandContext(ctx, exe, "bench", "qos-run", "--log-level", logLevel)
+	child.Stdin, child.Stdout, child.Stderr = bytes.NewReader(in), &out, stderr
+	// Interrupted, the child ends its run as this process would: its
+	// engine closed and its temporary store removed.
+	child.Cancel = func() error { return child.Process.Signal(os.Interrupt) }
+	child.WaitDelay = 30 * time.Second
+	if err := child.Run(); err != nil {
+		return nil, fmt.Errorf("the run's process: %w", err)
+	}
+	var run bench.QoSRun
+	if err := json.Unmarshal(out.Bytes(), &run); err != nil {
+		return nil, fmt.Errorf("the run's process answered %q: %w", out.String(), err)
+	}
+	return &run, nil
+}
+
+// newBenchQoSRunCommand makes one run of `bench qos` in this process: the
+// run's spec comes as JSON on stdin, its outcome goes as JSON to stdout.
+func newBenchQoSRunCommand(f *benchFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:    "qos-run",
+		Short:  "Make one run of bench qos, specified on stdin (for bench qos)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			level, err := parseLogLevel(f.logLevel)
+			if err != nil {
+				return err
+			}
+			var spec bench.QoSRunSpec
+			if err := json.NewDecoder(cmd.InOrStdin()).Decode(&spec); err != nil {
+				return fmt.Errorf("reading the run's spec: %w", err)
+			}
+			stderr := cmd.ErrOrStderr()
+			run, err := spec.Run(cmd.Context(), slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})), stderr)
+			if err != nil {
+				return err
+			}
+			return json.NewEncoder(cmd.OutOrStdout()).Encode(run)
+		}),
+	}
 }
