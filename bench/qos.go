@@ -14,9 +14,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,6 +71,10 @@ type QoSOptions struct {
 	Logger      *slog.Logger
 	Progress    io.Writer
 	Command     string
+	// CPUProfile, when set, asks for a CPU profile of each run, in a
+	// file of this name with the run's before its extension
+	// (QoSProfilePath).
+	CPUProfile string
 	// Isolate, when set, makes each run (QoSRunSpec.Run) elsewhere,
 	// typically in a fresh child process: a run made in the process of the
 	// one before inherits its heap, its garbage and its last goroutines,
@@ -265,7 +271,7 @@ func RunQoS(ctx context.Context, opts QoSOptions) (*QoSResults, error) {
 	for _, name := range opts.Runs {
 		spec := QoSRunSpec{Name: name, Duration: opts.Duration, Drain: opts.Drain, Seats: opts.Seats,
 			MaxInFlight: opts.MaxInFlight, CacheDir: opts.CacheDir, WasmPath: wasmPath, Seed: opts.Seed,
-			Mu: res.Mu, Iterations: res.Iterations, Tenants: res.Tenants}
+			Mu: res.Mu, Iterations: res.Iterations, Tenants: res.Tenants, CPUProfile: QoSProfilePath(opts.CPUProfile, name)}
 		var run *QoSRun
 		if opts.Isolate != nil {
 			run, err = opts.Isolate(ctx, spec)
@@ -309,6 +315,20 @@ type QoSRunSpec struct {
 	Mu          float64        `json:"mu"`
 	Iterations  uint64         `json:"iterations"`
 	Tenants     []Tenant       `json:"tenants"`
+	// CPUProfile, when set, is a file to write a pprof CPU profile of
+	// the run to, from its first arrival to the end of its drain.
+	CPUProfile string `json:"cpuProfile,omitempty"`
+}
+
+// QoSProfilePath is where a run's CPU profile goes when the experiment's
+// profiles are asked for at path: the run's name before the extension
+// (qos.prof: qos-FIFO.prof).
+func QoSProfilePath(path, run string) string {
+	if path == "" {
+		return ""
+	}
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "-" + run + ext
 }
 
 // qosServer is an engine with the REST API on loopback, the spin function
@@ -609,6 +629,13 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 	c := newQoSClient(opts.MaxInFlight)
 	runCtx, cancel := context.WithTimeout(ctx, opts.Duration+opts.Drain)
 	defer cancel()
+	if spec.CPUProfile != "" {
+		stop, err := StartCPUProfile(spec.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
 	began := time.Now()
 	cpu0 := processCPU()
 	var inFlight atomic.Int64
@@ -888,4 +915,23 @@ func rssMB() float64 {
 		}
 	}
 	return 0
+}
+
+// StartCPUProfile profiles this process's CPU into the file at path until
+// the returned function is called.
+func StartCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(fmt.Errorf("CPU profile: %w", err), f.Close())
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("CPU profile: %w", err)
+		}
+		return nil
+	}, nil
 }

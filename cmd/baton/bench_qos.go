@@ -68,7 +68,7 @@ func newBenchQoSCommand(f *benchFlags) *cobra.Command {
 			}
 			res, err := bench.RunQoS(cmd.Context(), bench.QoSOptions{
 				Duration: duration, Drain: drain, MuDuration: muDuration, Mu: mu, Load: load, Work: work, Deadline: deadline,
-				Runs: runs, Seats: qopts.Seats, CacheDir: cache, WasmSource: wasmSource, Seed: f.seed,
+				Runs: runs, Seats: qopts.Seats, CacheDir: cache, WasmSource: wasmSource, Seed: f.seed, CPUProfile: f.cpuProfile,
 				Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 				Progress: stderr, Command: "baton " + strings.Join(os.Args[1:], " "),
 				Isolate: func(ctx context.Context, spec bench.QoSRunSpec) (*bench.QoSRun, error) {

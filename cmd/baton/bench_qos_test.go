@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,8 +12,8 @@ import (
 
 // TestBenchQoSRunsEachRunInItsOwnProcess: every run of the experiment is
 // made by a child process of its own, so that none inherits the heap and
-// the goroutines of the run before it, and the results still come back
-// whole to the report.
+// the goroutines of the run before it, and the results (and each run's
+// CPU profile, when asked for) still come back whole.
 func TestBenchQoSRunsEachRunInItsOwnProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the spin function and runs the experiment")
@@ -20,9 +21,15 @@ func TestBenchQoSRunsEachRunInItsOwnProcess(t *testing.T) {
 	out := t.TempDir()
 	res := baton(t, goEnv(), "bench", "qos", "--wasm-source", filepath.Join(examplesDir, "loop"),
 		"--cache", filepath.Dir(batonBinary), "--mu", "20", "--duration", "1s", "--drain", "2s",
-		"--runs", "L0,B-alone", "--out", out)
+		"--runs", "L0,B-alone", "--out", out, "--cpuprofile", filepath.Join(out, "qos.prof"))
 	if res.code != 0 {
 		t.Fatalf("bench qos: exit %d\n%s", res.code, res.stderr)
+	}
+	for _, run := range []string{"L0", "B-alone"} {
+		prof, err := os.ReadFile(filepath.Join(out, "qos-"+run+".prof"))
+		if err != nil || !bytes.HasPrefix(prof, []byte{0x1f, 0x8b}) {
+			t.Errorf("run %s's CPU profile: %v, %d bytes", run, err, len(prof))
+		}
 	}
 	b, err := os.ReadFile(filepath.Join(out, "results.json"))
 	if err != nil {

@@ -10,12 +10,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/batonflow/baton/api"
+	"github.com/batonflow/baton/bench"
 	"github.com/batonflow/baton/console"
 )
 
@@ -69,7 +69,7 @@ func newServerCommand() *cobra.Command {
 			return err
 		}
 		if cpuProfile != "" {
-			stop, err := startCPUProfile(cpuProfile)
+			stop, err := bench.StartCPUProfile(cpuProfile)
 			if err != nil {
 				return err
 			}
@@ -78,25 +78,6 @@ func newServerCommand() *cobra.Command {
 		return serve(cmd.Context(), serveRequest{addr: addr, dataDir: *data, store: *storeFlag, drainTimeout: drainTimeout, engine: *engineCfg, security: *security, logger: logger, stdout: cmd.OutOrStdout()})
 	})
 	return cmd
-}
-
-// startCPUProfile profiles the process into path until the returned
-// function is called.
-func startCPUProfile(path string) (stop func() error, err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return nil, errors.Join(fmt.Errorf("--cpuprofile: %w", err), f.Close())
-	}
-	return func() error {
-		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		return nil
-	}, nil
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
