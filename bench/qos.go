@@ -175,6 +175,11 @@ type QoSRun struct {
 	RejectP99Ms       float64 `json:"rejectP99Ms"`
 	RejectServerP99Ms float64 `json:"rejectServerP99Ms"`
 	RetryAfterOK      bool    `json:"retryAfterOnEveryRejection"`
+	// CallMs is one function call alone (the fastest of seven), timed
+	// in the run's process just before its arrivals: against the
+	// calibration's (QoSResults.CallMs), how fast the machine was
+	// during this run compared to when μ was measured.
+	CallMs float64 `json:"callMs"`
 	// BinS is the width of the series' bins.
 	BinS float64 `json:"binS"`
 }
@@ -452,19 +457,7 @@ func calibrateSpin(ctx context.Context, opts QoSOptions, wasmPath string) (uint6
 	}
 	defer qs.close()
 	iterations := uint64(1_000_000)
-	measure := func(n uint64) (float64, error) {
-		var d []float64
-		for range 7 {
-			began := time.Now()
-			if _, err := qs.em.mgr.Invoke(ctx, function.Qualify("bench", spinFunction), map[string]any{"iterations": n}); err != nil {
-				return 0, err
-			}
-			d = append(d, ms(time.Since(began)))
-		}
-		// The fastest of the calls is the one least disturbed by other
-		// processes: the function's own CPU time.
-		return slices.Min(d), nil
-	}
+	measure := func(n uint64) (float64, error) { return qs.callAlone(ctx, "bench", n) }
 	target := ms(opts.Work)
 	for range 6 {
 		got, err := measure(iterations)
@@ -478,6 +471,21 @@ func calibrateSpin(ctx context.Context, opts QoSOptions, wasmPath string) (uint6
 	}
 	got, err := measure(iterations)
 	return iterations, got, err
+}
+
+// callAlone times seven calls of the spin function in namespace ns, one
+// after the other, and returns the fastest (ms): the one least disturbed
+// by other processes, the function's own time on this machine now.
+func (qs *qosServer) callAlone(ctx context.Context, ns string, iterations uint64) (float64, error) {
+	var d []float64
+	for range 7 {
+		began := time.Now()
+		if _, err := qs.em.mgr.Invoke(ctx, function.Qualify(ns, spinFunction), map[string]any{"iterations": iterations}); err != nil {
+			return 0, err
+		}
+		d = append(d, ms(time.Since(began)))
+	}
+	return slices.Min(d), nil
 }
 
 // measureMu drives 1-step workflows closed-loop from enough clients to
@@ -618,6 +626,12 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 	}
 	defer qs.close()
 	run := &QoSRun{Name: name, Mode: mode, PID: os.Getpid(), BinS: 1, RetryAfterOK: true}
+	// The machine's speed now, against the calibration's: a shared or
+	// virtual machine's cores do not always compute at one speed, and μ
+	// was measured before this run.
+	if run.CallMs, err = qs.callAlone(ctx, tenants[0].Name, spec.Iterations); err != nil {
+		return nil, fmt.Errorf("timing a call alone: %w", err)
+	}
 	// What earlier runs left behind is given back first, so that the
 	// resident set measured is this run's.
 	runtime.GC()

@@ -37,8 +37,9 @@ func TestBenchQoSRunsEachRunInItsOwnProcess(t *testing.T) {
 	}
 	var results struct {
 		Runs []struct {
-			Name    string `json:"name"`
-			PID     int    `json:"pid"`
+			Name    string  `json:"name"`
+			PID     int     `json:"pid"`
+			CallMs  float64 `json:"callMs"`
 			Tenants []struct {
 				Tenant  string `json:"tenant"`
 				Offered int    `json:"offered"`
@@ -54,6 +55,9 @@ func TestBenchQoSRunsEachRunInItsOwnProcess(t *testing.T) {
 	l0, alone := results.Runs[0], results.Runs[1]
 	if l0.PID == 0 || alone.PID == 0 || l0.PID == alone.PID {
 		t.Errorf("runs made by processes %d and %d, want two distinct ones", l0.PID, alone.PID)
+	}
+	if l0.CallMs <= 0 || alone.CallMs <= 0 {
+		t.Errorf("a call alone timed at %v and %v ms in the runs' processes", l0.CallMs, alone.CallMs)
 	}
 	if l0.Name != "L0" || len(l0.Tenants) != 1 || l0.Tenants[0].Tenant != "h" ||
 		alone.Name != "B-alone" || len(alone.Tenants) != 1 || alone.Tenants[0].Tenant != "b" || alone.Tenants[0].Offered == 0 {
