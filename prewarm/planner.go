@@ -200,6 +200,8 @@ type Planner struct {
 	// prepared instances are (Stats.ObserveReadiness).
 	fresh   map[string]bool
 	readyAt map[string]time.Time
+	// began is when a fresh instance's start began, for the debug trace.
+	began map[string]time.Time
 	// arrivals learns each workflow's arrival pattern, pending holds the
 	// arrival each workflow is expected next, and regular says whether
 	// the planner predicts its arrivals (all by model id).
@@ -226,6 +228,9 @@ type plannedCall struct {
 	// lead is, once sent, how long before the predicted call the
 	// instance was aimed to be ready.
 	lead time.Duration
+	// sentAt is when the prepare was sent: the debug trace of a
+	// readiness error splits the error into the call's and the start's.
+	sentAt time.Time
 	// abandon cancels the prepare's context: a prepare still waiting for
 	// a prepare slot when its call's task starts gives up its turn.
 	abandon context.CancelFunc
@@ -242,6 +247,9 @@ type dispatchingCall struct {
 	// reaches the function layer. Zero when nothing was prepared.
 	holdUntil time.Time
 	lead      time.Duration // the prepared instance's aimed lead
+	// predicted, readyBy, startAt and sentAt are the prepare's aim, for
+	// the debug trace of its readiness error.
+	predicted, readyBy, startAt, sentAt time.Time
 }
 
 // cancel stops a prepare not sent yet.
@@ -300,7 +308,7 @@ func NewPlanner(opts Options) *Planner {
 		opts: opts, rule: opts.Rule.withDefaults(), clock: opts.Clock, log: opts.Logger, stats: NewStats(),
 		models: map[string]*Model{}, invocations: map[string]*invocation{},
 		upcoming: map[string]map[string]*plannedCall{}, dispatching: map[string][]dispatchingCall{}, entries: map[string]bool{}, inner: map[string]bool{}, late: map[string]bool{},
-		busySince: map[string]time.Time{}, fresh: map[string]bool{}, readyAt: map[string]time.Time{}, arrivals: map[string]*arrivalPattern{}, pending: map[string]*expectation{},
+		busySince: map[string]time.Time{}, fresh: map[string]bool{}, readyAt: map[string]time.Time{}, began: map[string]time.Time{}, arrivals: map[string]*arrivalPattern{}, pending: map[string]*expectation{},
 		regular: map[string]bool{},
 	}
 }
@@ -550,6 +558,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 				c.abandon()
 			}
 			call.holdUntil, call.lead = c.until, c.lead
+			call.predicted, call.readyBy, call.startAt, call.sentAt = c.at, c.readyBy, c.startAt, c.sentAt
 			if grace := at.Add(p.rule.Grace); call.holdUntil.Before(grace) {
 				call.holdUntil = grace
 			}
@@ -561,6 +570,8 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 			// when the call reaches the function layer, its dispatch
 			// after the task starts.
 			p.stats.ObserveReadiness(fn, at.Add(p.dispatchDelay()).Sub(c.at))
+			p.log.Debug("prewarm call before its prepare", "function", fn, "task", key,
+				"earlyMs", msf(c.at.Sub(at.Add(p.dispatchDelay()))), "toSendMs", msf(c.startAt.Sub(at)))
 		}
 		p.dispatching[fn] = append(p.dispatching[fn], call)
 		p.forgetLocked(fn, id)
@@ -782,6 +793,7 @@ func (p *Planner) schedulePrepare(fn string, pc *plannedCall, readyBy, startAt, 
 		}
 		pc.sent = true
 		pc.lead = pc.at.Sub(pc.readyBy)
+		pc.sentAt = p.clock.Now()
 		by := pc.readyBy
 		ctx, abandon := context.WithCancel(context.Background())
 		defer abandon()
@@ -951,6 +963,7 @@ func (p *Planner) Observe(e function.Event) {
 		p.stats.ObserveCold(e.Function, e.Phases.Total())
 		p.mu.Lock()
 		p.fresh[e.Instance] = true
+		p.began[e.Instance] = e.Time.Add(-e.Phases.Total())
 		p.mu.Unlock()
 	case function.EventBusy:
 		p.mu.Lock()
@@ -958,6 +971,7 @@ func (p *Planner) Observe(e function.Event) {
 		p.callDispatched(e)
 		delete(p.fresh, e.Instance)
 		delete(p.readyAt, e.Instance)
+		delete(p.began, e.Instance)
 		p.mu.Unlock()
 	case function.EventIdle, function.EventEvicted:
 		p.mu.Lock()
@@ -969,6 +983,7 @@ func (p *Planner) Observe(e function.Event) {
 		delete(p.fresh, e.Instance)
 		if e.Kind == function.EventEvicted {
 			delete(p.readyAt, e.Instance)
+			delete(p.began, e.Instance)
 		}
 		p.mu.Unlock()
 		if ok && e.Kind == function.EventIdle {
@@ -995,10 +1010,15 @@ func (p *Planner) callDispatched(e function.Event) {
 		// an instance (or took an idle one).
 		p.stats.ObserveDispatch(e.Time.Add(-e.Waited).Sub(c.since))
 		if !c.holdUntil.IsZero() {
+			ready, ok := p.readyAt[e.Instance]
 			if e.Waited > 0 {
+				ready, ok = e.Time, true
 				p.stats.ObserveReadiness(fn, -e.Waited-c.lead)
-			} else if ready, ok := p.readyAt[e.Instance]; ok {
+			} else if ok {
 				p.stats.ObserveReadiness(fn, e.Time.Sub(ready)-c.lead)
+			}
+			if ok && p.log.Enabled(context.Background(), slog.LevelDebug) {
+				p.traceReadiness(fn, c, e, ready)
 			}
 		}
 		calls = calls[1:]
@@ -1009,6 +1029,24 @@ func (p *Planner) callDispatched(e function.Event) {
 	}
 	p.dispatching[fn] = calls
 }
+
+// traceReadiness logs a prepared call's readiness error split into its
+// parts: how late the call came against its prediction (its task's start
+// and its dispatch), and how late the instance was against its aim (the
+// prepare's timer, its wait for a prepare slot, its start against the
+// expected one). p.mu is held.
+func (p *Planner) traceReadiness(fn string, c dispatchingCall, e function.Event, ready time.Time) {
+	arrival := e.Time.Add(-e.Waited)
+	began := p.began[e.Instance]
+	p.log.Debug("prewarm readiness", "function", fn, "task", c.key,
+		"errorMs", msf(arrival.Sub(ready)-c.lead), "leadMs", msf(c.lead),
+		"callLateMs", msf(arrival.Sub(c.predicted)), "dispatchMs", msf(arrival.Sub(c.since)),
+		"readyLateMs", msf(ready.Sub(c.readyBy)), "sendLateMs", msf(c.sentAt.Sub(c.startAt)),
+		"slotWaitMs", msf(began.Sub(c.sentAt)), "startMs", msf(ready.Sub(began)), "aimedStartMs", msf(c.readyBy.Sub(c.startAt)),
+		"aheadMs", msf(c.predicted.Sub(c.sentAt)), "waitedMs", msf(e.Waited))
+}
+
+func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // PredictedCall is a call of a function that a live invocation (or an
 // expected arrival) is predicted to make.
