@@ -231,9 +231,28 @@ type plannedCall struct {
 	// sentAt is when the prepare was sent: the debug trace of a
 	// readiness error splits the error into the call's and the start's.
 	sentAt time.Time
+	// anchor is the running call the latest prediction of this one
+	// counted on, while that call has not reached the function layer:
+	// this call cannot come before it does, so its prepare moves with
+	// the running call's dispatch (callAnchor).
+	anchor *callAnchor
 	// abandon cancels the prepare's context: a prepare still waiting for
 	// a prepare slot when its call's task starts gives up its turn.
 	abandon context.CancelFunc
+}
+
+// callAnchor is a call whose task started and whose dispatch a
+// prediction assumed: the calls predicted from its task's start come its
+// execution and the engine's delays after it takes an instance, so
+// their prepares are moved by however much later (or earlier) than
+// assumed it does. Its dispatch is the least-known part of the nearest
+// predictions (a median of a millisecond or two, but tens of
+// milliseconds when the engine stalls), and it is known before the next
+// prepare is due whenever the call runs for longer than a start.
+type callAnchor struct {
+	invocation, fn, key string
+	// due is when the prediction assumed the call takes an instance.
+	due time.Time
 }
 
 // dispatchingCall is a call whose task started that has not taken an
@@ -586,7 +605,11 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 		return
 	}
 	preds := m.Predict(ref, strings.TrimPrefix(key, ref), p.stats, p.opts.Defaults, p.opts.Lookahead, p.opts.MinProbability)
-	p.plan(id, m, at, preds, planScope{complete: !m.inFork(ref)})
+	scope := planScope{complete: !m.inFork(ref)}
+	if fn, ok := m.Function(ref); ok && scope.complete {
+		scope.anchorFn, scope.anchorKey = fn, key
+	}
+	p.plan(id, m, at, preds, scope)
 }
 
 // plan applies the rule to predictions made at time at and schedules a
@@ -599,6 +622,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 // among them was on a path not taken, and is dropped, so that an
 // instance prepared for it is evicted rather than kept for nothing.
 func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, scope planScope) {
+	var anchor *callAnchor
 	p.stats.mu.Lock()
 	v := view{s: p.stats, workflow: m.ID, def: p.opts.Defaults}
 	cold := make([]time.Duration, len(preds))
@@ -611,7 +635,13 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 	// needed when the calls reach the function layer, a dispatch later.
 	dispatch := v.dispatchDelay()
 	spread := v.runSpread()
+	// Without the function layer's events (the planner is not one of
+	// its observers) a call's dispatch is never seen, nor learned.
+	seesDispatch := p.stats.dispatch.Known()
 	p.stats.mu.Unlock()
+	if scope.anchorFn != "" && seesDispatch {
+		anchor = &callAnchor{invocation: id, fn: scope.anchorFn, key: scope.anchorKey, due: at.Add(dispatch)}
+	}
 	preds = slices.Clone(preds)
 	for i := range preds {
 		preds[i].After += dispatch
@@ -680,11 +710,13 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 			// sooner: starts compete for the same cores.
 			continue
 		case pc.timer != nil:
-			if d := startAt.Sub(pc.startAt); d > -p.rule.Margin && d < p.rule.Margin {
+			pc.anchor = anchor
+			if d := startAt.Sub(pc.startAt); d > -reaimResolution && d < reaimResolution {
 				continue
 			}
 			pc.cancel()
 		}
+		pc.anchor = anchor
 		p.schedulePrepare(pr.Function, pc, startAt.Add(cold[i]), startAt, now)
 	}
 }
@@ -712,7 +744,17 @@ type planScope struct {
 	// cold start saved (an arrival the planner predicted itself, rather
 	// than one a keep-alive policy is reloading the entry function for).
 	windowCost bool
+	// anchorFn and anchorKey name the call whose task's start the
+	// predictions were made from, when they all follow its end (it is
+	// not in a fork): their prepares move with its dispatch.
+	anchorFn, anchorKey string
 }
+
+// reaimResolution is the least change of a prepare's start that a later
+// prediction moves its timer for: the latest prediction carries the
+// least of its predecessors' noise, and a deadband as wide as the margin
+// kept up to a margin of an older prediction's error in every aim.
+const reaimResolution = 100 * time.Microsecond
 
 // staggerLocked returns when to send each prediction's prepare: the
 // expected cold start and the margin before the call, or earlier when
@@ -790,6 +832,20 @@ func (p *Planner) schedulePrepare(fn string, pc *plannedCall, readyBy, startAt, 
 		if pc.timer != t || pc.sent {
 			p.mu.Unlock()
 			return
+		}
+		if a := pc.anchor; a != nil && p.dispatchPending(a) {
+			if now := p.clock.Now(); now.After(a.due) {
+				// The running call has not taken an instance yet, so this
+				// call cannot come before its predicted time plus that
+				// delay: the prepare waits as long, and again if the
+				// running call is still not there, until it is
+				// (callDispatched then moves the prepare to the delay
+				// it had).
+				p.shiftLocked(fn, pc, now.Sub(a.due), now)
+				a.due = now
+				p.mu.Unlock()
+				return
+			}
 		}
 		pc.sent = true
 		pc.lead = pc.at.Sub(pc.readyBy)
@@ -896,6 +952,13 @@ func (p *Planner) TaskEnded(id, key, ref, name string, at time.Time, err *proble
 		return
 	}
 	m := inv.model
+	// A call that ends without having taken an instance (it failed
+	// before reaching the function layer) holds no prepare back.
+	for fn := range inv.planned {
+		if pc := p.upcoming[fn][id]; pc != nil && pc.anchor != nil && pc.anchor.key == key {
+			pc.anchor = nil
+		}
+	}
 	if began, ok := inv.started[key]; ok {
 		delete(inv.started, key)
 		if err == nil {
@@ -1022,12 +1085,57 @@ func (p *Planner) callDispatched(e function.Event) {
 			}
 		}
 		calls = calls[1:]
+		p.reaimLocked(c, e.Time)
 	}
 	if len(calls) == 0 {
 		delete(p.dispatching, fn)
 		return
 	}
 	p.dispatching[fn] = calls
+}
+
+// reaimLocked moves the prepares not sent yet of the calls predicted from
+// c's task by how much later (or earlier) than assumed c took its
+// instance, at took: what follows c follows it as much later. p.mu is
+// held.
+func (p *Planner) reaimLocked(c dispatchingCall, took time.Time) {
+	inv := p.invocations[c.invocation]
+	if inv == nil {
+		return
+	}
+	now := p.clock.Now()
+	for fn := range inv.planned {
+		pc := p.upcoming[fn][c.invocation]
+		if pc == nil || pc.anchor == nil || pc.anchor.key != c.key || pc.anchor.invocation != c.invocation {
+			continue
+		}
+		a := pc.anchor
+		pc.anchor = nil
+		if pc.sent || pc.timer == nil {
+			continue
+		}
+		if d := took.Sub(a.due); d <= -reaimResolution || d >= reaimResolution {
+			p.shiftLocked(fn, pc, d, now)
+		}
+	}
+}
+
+// shiftLocked moves a planned call, and its prepare not sent yet, by d.
+// p.mu is held.
+func (p *Planner) shiftLocked(fn string, pc *plannedCall, d time.Duration, now time.Time) {
+	pc.at, pc.until = pc.at.Add(d), pc.until.Add(d)
+	anchor := pc.anchor
+	pc.cancel()
+	pc.anchor = anchor
+	p.schedulePrepare(fn, pc, pc.readyBy.Add(d), pc.startAt.Add(d), now)
+}
+
+// dispatchPending reports whether a's call has yet to take an instance.
+// p.mu is held.
+func (p *Planner) dispatchPending(a *callAnchor) bool {
+	return slices.ContainsFunc(p.dispatching[a.fn], func(c dispatchingCall) bool {
+		return c.invocation == a.invocation && c.key == a.key
+	})
 }
 
 // traceReadiness logs a prepared call's readiness error split into its

@@ -38,6 +38,10 @@ func TestPlannerAimsAtTheCallsDispatch(t *testing.T) {
 			}
 			p.InvocationStarted("i", def, t0)
 			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+			// a's call reaches the function layer as predicted: the
+			// prepares after it stay where they were aimed.
+			clock.Advance(t0.Add(tc.dispatch))
+			p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(tc.dispatch), Function: "fa", Instance: "fa/1"})
 			clock.Advance(t0.Add(time.Second))
 			if len(prep.calls) != 2 || !prep.calls[0].at.Equal(t0.Add(tc.wantFb)) || !prep.calls[1].at.Equal(t0.Add(tc.wantFc)) {
 				t.Fatalf("prepares %+v, want fb at %v and fc at %v", prep.calls, tc.wantFb, tc.wantFc)
