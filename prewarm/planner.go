@@ -251,8 +251,17 @@ type plannedCall struct {
 // prepare is due whenever the call runs for longer than a start.
 type callAnchor struct {
 	invocation, fn, key string
-	// due is when the prediction assumed the call takes an instance.
+	// due is when the prediction assumed the call takes an instance,
+	// moved up as a prepare waits for it: each planned call has its own.
 	due time.Time
+}
+
+func (a *callAnchor) copy() *callAnchor {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	return &c
 }
 
 // dispatchingCall is a call whose task started that has not taken an
@@ -710,13 +719,13 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 			// sooner: starts compete for the same cores.
 			continue
 		case pc.timer != nil:
-			pc.anchor = anchor
+			pc.anchor = anchor.copy()
 			if d := startAt.Sub(pc.startAt); d > -reaimResolution && d < reaimResolution {
 				continue
 			}
 			pc.cancel()
 		}
-		pc.anchor = anchor
+		pc.anchor = anchor.copy()
 		p.schedulePrepare(pr.Function, pc, startAt.Add(cold[i]), startAt, now)
 	}
 }
