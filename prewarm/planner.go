@@ -268,7 +268,9 @@ func (a *callAnchor) copy() *callAnchor {
 // instance yet.
 type dispatchingCall struct {
 	invocation, key string
-	since           time.Time
+	// workflow and ref name the call's task in the statistics.
+	workflow, ref string
+	since         time.Time
 	// holdUntil, for a call an instance was prepared for, is when the
 	// call no longer holds it: the prediction's lapse, at least the
 	// rule's grace after the task started, in case the call never
@@ -574,7 +576,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 		// The call is being made: a prepare for it not sent yet would
 		// only start an instance nobody waits for; an instance already
 		// prepared is held for the call until it takes one.
-		call := dispatchingCall{invocation: id, key: key, since: at}
+		call := dispatchingCall{invocation: id, key: key, workflow: m.ID, ref: ref, since: at}
 		switch c := p.upcoming[fn][id]; {
 		case c != nil && c.sent:
 			// A prepare still queued for a prepare slot cannot start, let
@@ -616,7 +618,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 	preds := m.Predict(ref, strings.TrimPrefix(key, ref), p.stats, p.opts.Defaults, p.opts.Lookahead, p.opts.MinProbability)
 	scope := planScope{complete: !m.inFork(ref)}
 	if fn, ok := m.Function(ref); ok && scope.complete {
-		scope.anchorFn, scope.anchorKey = fn, key
+		scope.anchorFn, scope.anchorKey, scope.anchorRef = fn, key, ref
 	}
 	p.plan(id, m, at, preds, scope)
 }
@@ -647,9 +649,10 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 	// Without the function layer's events (the planner is not one of
 	// its observers) a call's dispatch is never seen, nor learned.
 	seesDispatch := p.stats.dispatch.Known()
+	anchorDispatch := v.taskDispatch(scope.anchorRef)
 	p.stats.mu.Unlock()
 	if scope.anchorFn != "" && seesDispatch {
-		anchor = &callAnchor{invocation: id, fn: scope.anchorFn, key: scope.anchorKey, due: at.Add(dispatch)}
+		anchor = &callAnchor{invocation: id, fn: scope.anchorFn, key: scope.anchorKey, due: at.Add(anchorDispatch)}
 	}
 	preds = slices.Clone(preds)
 	for i := range preds {
@@ -753,10 +756,10 @@ type planScope struct {
 	// cold start saved (an arrival the planner predicted itself, rather
 	// than one a keep-alive policy is reloading the entry function for).
 	windowCost bool
-	// anchorFn and anchorKey name the call whose task's start the
-	// predictions were made from, when they all follow its end (it is
-	// not in a fork): their prepares move with its dispatch.
-	anchorFn, anchorKey string
+	// anchorFn, anchorKey and anchorRef name the call whose task's start
+	// the predictions were made from, when they all follow its end (it
+	// is not in a fork): their prepares move with its dispatch.
+	anchorFn, anchorKey, anchorRef string
 }
 
 // reaimResolution is the least change of a prepare's start that a later
@@ -1094,6 +1097,7 @@ func (p *Planner) callDispatched(e function.Event) {
 			}
 		}
 		calls = calls[1:]
+		p.stats.ObserveTaskDispatch(c.workflow, c.ref, e.Time.Sub(c.since))
 		p.reaimLocked(c, e.Time)
 	}
 	if len(calls) == 0 {
