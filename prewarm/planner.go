@@ -845,14 +845,17 @@ func (p *Planner) schedulePrepare(fn string, pc *plannedCall, readyBy, startAt, 
 			p.mu.Unlock()
 			return
 		}
-		if a := pc.anchor; a != nil && p.dispatchPending(a) {
+		if a := pc.anchor; a != nil && pc.startAt.After(a.due) && p.dispatchPending(a) {
 			if now := p.clock.Now(); now.After(a.due) {
 				// The running call has not taken an instance yet, so this
 				// call cannot come before its predicted time plus that
 				// delay: the prepare waits as long, and again if the
 				// running call is still not there, until it is
 				// (callDispatched then moves the prepare to the delay
-				// it had).
+				// it had). A prepare aimed before the running call's
+				// dispatch (a call that follows it within a start) is
+				// sent: waiting would make it later still, and each
+				// wait would be due at once.
 				p.shiftLocked(fn, pc, now.Sub(a.due), now)
 				a.due = now
 				p.mu.Unlock()

@@ -349,3 +349,37 @@ func TestPlannerMovesPreparesByALaterPredictionHoweverLittle(t *testing.T) {
 		t.Fatalf("prepares %+v, want fc's at 266ms", prep.calls)
 	}
 }
+
+// lateClock fires every timer late by a fixed delay, as a loaded
+// machine's runtime does.
+type lateClock struct {
+	*VirtualClock
+	late time.Duration
+}
+
+func (c lateClock) AfterFunc(d time.Duration, f func()) Timer {
+	return c.VirtualClock.AfterFunc(max(d, 0)+c.late, f)
+}
+
+// A prepare aimed before the running call's dispatch (its call follows
+// the running one within a start) is sent when its timer fires, even if
+// that is after the dispatch was due and the running call has not come:
+// waiting for it would only make the prepare later. fb is due 104ms
+// after a starts (a takes 100ms, calls are dispatched 4ms after their
+// task starts); with a cold start of 96ms and a margin of 5ms its
+// prepare is due at 3ms, before a's call is, and fires at 8ms.
+func TestPlannerSendsAPrepareAimedBeforeTheRunningCallsDispatch(t *testing.T) {
+	def := parse(t, chainDoc)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	vc := NewVirtualClock(t0)
+	prep := &fakePreparer{clock: vc}
+	p := NewPlanner(Options{Preparer: prep, Clock: lateClock{vc, ms(5)}, Rule: Rule{Margin: ms(5)}})
+	learnChain(p, def, ms(200), map[string]time.Duration{"fb": ms(96), "fc": ms(30)})
+	p.Stats().ObserveDispatch(ms(4))
+	p.InvocationStarted("i", def, t0)
+	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+	vc.Advance(t0.Add(ms(30)))
+	if len(prep.calls) != 1 || prep.calls[0].fn != "fb" || !prep.calls[0].at.Equal(t0.Add(ms(8))) {
+		t.Fatalf("prepares by 30ms, a's call not dispatched: %+v (want fb's at 8ms)", prep.calls)
+	}
+}
