@@ -207,6 +207,8 @@ func TestPredictiveHoldsPreparedInstanceUntilTheCallTakesOne(t *testing.T) {
 
 	p.InvocationStarted("i", def, t0)
 	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+	clock.Advance(t0.Add(40 * time.Millisecond))
+	p.Observe(function.Event{Kind: function.EventBusy, Time: clock.Now(), Function: "fa", Instance: "fa/1"})
 	clock.Advance(t0.Add(150 * time.Millisecond)) // fc's prepare is sent at 148ms
 	p.TaskEnded("i", "/do/1/b", "/do/1/b", "b", t0.Add(200*time.Millisecond), nil)
 	p.TaskStarted("i", "/do/2/c", "/do/2/c", "c", t0.Add(200*time.Millisecond))
@@ -233,6 +235,8 @@ func TestPredictiveHoldsPreparedInstanceUntilTheCallTakesOne(t *testing.T) {
 	// the function layer 40ms after their task starts.
 	p.InvocationStarted("j", def, t0)
 	p.TaskStarted("j", "/do/0/a", "/do/0/a", "a", t0.Add(2*time.Second))
+	clock.Advance(t0.Add(2040 * time.Millisecond))
+	p.Observe(function.Event{Kind: function.EventBusy, Time: clock.Now(), Function: "fa", Instance: "fa/1"})
 	clock.Advance(t0.Add(2190 * time.Millisecond))
 	p.TaskStarted("j", "/do/2/c", "/do/2/c", "c", t0.Add(2200*time.Millisecond))
 	if _, ok := p.NextCall("fc", t0.Add(2300*time.Millisecond)); !ok {

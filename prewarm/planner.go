@@ -200,6 +200,8 @@ type Planner struct {
 	// prepared instances are (Stats.ObserveReadiness).
 	fresh   map[string]bool
 	readyAt map[string]time.Time
+	// began is when a fresh instance's start began, for the debug trace.
+	began map[string]time.Time
 	// arrivals learns each workflow's arrival pattern, pending holds the
 	// arrival each workflow is expected next, and regular says whether
 	// the planner predicts its arrivals (all by model id).
@@ -226,22 +228,58 @@ type plannedCall struct {
 	// lead is, once sent, how long before the predicted call the
 	// instance was aimed to be ready.
 	lead time.Duration
+	// sentAt is when the prepare was sent: the debug trace of a
+	// readiness error splits the error into the call's and the start's.
+	sentAt time.Time
+	// anchor is the running call the latest prediction of this one
+	// counted on, while that call has not reached the function layer:
+	// this call cannot come before it does, so its prepare moves with
+	// the running call's dispatch (callAnchor).
+	anchor *callAnchor
 	// abandon cancels the prepare's context: a prepare still waiting for
 	// a prepare slot when its call's task starts gives up its turn.
 	abandon context.CancelFunc
+}
+
+// callAnchor is a call whose task started and whose dispatch a
+// prediction assumed: the calls predicted from its task's start come its
+// execution and the engine's delays after it takes an instance, so
+// their prepares are moved by however much later (or earlier) than
+// assumed it does. Its dispatch is the least-known part of the nearest
+// predictions (a median of a millisecond or two, but tens of
+// milliseconds when the engine stalls), and it is known before the next
+// prepare is due whenever the call runs for longer than a start.
+type callAnchor struct {
+	invocation, fn, key string
+	// due is when the prediction assumed the call takes an instance,
+	// moved up as a prepare waits for it: each planned call has its own.
+	due time.Time
+}
+
+func (a *callAnchor) copy() *callAnchor {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	return &c
 }
 
 // dispatchingCall is a call whose task started that has not taken an
 // instance yet.
 type dispatchingCall struct {
 	invocation, key string
-	since           time.Time
+	// workflow and ref name the call's task in the statistics.
+	workflow, ref string
+	since         time.Time
 	// holdUntil, for a call an instance was prepared for, is when the
 	// call no longer holds it: the prediction's lapse, at least the
 	// rule's grace after the task started, in case the call never
 	// reaches the function layer. Zero when nothing was prepared.
 	holdUntil time.Time
 	lead      time.Duration // the prepared instance's aimed lead
+	// predicted, readyBy, startAt and sentAt are the prepare's aim, for
+	// the debug trace of its readiness error.
+	predicted, readyBy, startAt, sentAt time.Time
 }
 
 // cancel stops a prepare not sent yet.
@@ -300,7 +338,7 @@ func NewPlanner(opts Options) *Planner {
 		opts: opts, rule: opts.Rule.withDefaults(), clock: opts.Clock, log: opts.Logger, stats: NewStats(),
 		models: map[string]*Model{}, invocations: map[string]*invocation{},
 		upcoming: map[string]map[string]*plannedCall{}, dispatching: map[string][]dispatchingCall{}, entries: map[string]bool{}, inner: map[string]bool{}, late: map[string]bool{},
-		busySince: map[string]time.Time{}, fresh: map[string]bool{}, readyAt: map[string]time.Time{}, arrivals: map[string]*arrivalPattern{}, pending: map[string]*expectation{},
+		busySince: map[string]time.Time{}, fresh: map[string]bool{}, readyAt: map[string]time.Time{}, began: map[string]time.Time{}, arrivals: map[string]*arrivalPattern{}, pending: map[string]*expectation{},
 		regular: map[string]bool{},
 	}
 }
@@ -538,7 +576,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 		// The call is being made: a prepare for it not sent yet would
 		// only start an instance nobody waits for; an instance already
 		// prepared is held for the call until it takes one.
-		call := dispatchingCall{invocation: id, key: key, since: at}
+		call := dispatchingCall{invocation: id, key: key, workflow: m.ID, ref: ref, since: at}
 		switch c := p.upcoming[fn][id]; {
 		case c != nil && c.sent:
 			// A prepare still queued for a prepare slot cannot start, let
@@ -550,6 +588,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 				c.abandon()
 			}
 			call.holdUntil, call.lead = c.until, c.lead
+			call.predicted, call.readyBy, call.startAt, call.sentAt = c.at, c.readyBy, c.startAt, c.sentAt
 			if grace := at.Add(p.rule.Grace); call.holdUntil.Before(grace) {
 				call.holdUntil = grace
 			}
@@ -561,6 +600,8 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 			// when the call reaches the function layer, its dispatch
 			// after the task starts.
 			p.stats.ObserveReadiness(fn, at.Add(p.dispatchDelay()).Sub(c.at))
+			p.log.Debug("prewarm call before its prepare", "function", fn, "task", key,
+				"earlyMs", msf(c.at.Sub(at.Add(p.dispatchDelay()))), "toSendMs", msf(c.startAt.Sub(at)))
 		}
 		p.dispatching[fn] = append(p.dispatching[fn], call)
 		p.forgetLocked(fn, id)
@@ -575,7 +616,11 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 		return
 	}
 	preds := m.Predict(ref, strings.TrimPrefix(key, ref), p.stats, p.opts.Defaults, p.opts.Lookahead, p.opts.MinProbability)
-	p.plan(id, m, at, preds, planScope{complete: !m.inFork(ref)})
+	scope := planScope{complete: !m.inFork(ref)}
+	if fn, ok := m.Function(ref); ok && scope.complete {
+		scope.anchorFn, scope.anchorKey, scope.anchorRef = fn, key, ref
+	}
+	p.plan(id, m, at, preds, scope)
 }
 
 // plan applies the rule to predictions made at time at and schedules a
@@ -588,6 +633,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 // among them was on a path not taken, and is dropped, so that an
 // instance prepared for it is evicted rather than kept for nothing.
 func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, scope planScope) {
+	var anchor *callAnchor
 	p.stats.mu.Lock()
 	v := view{s: p.stats, workflow: m.ID, def: p.opts.Defaults}
 	cold := make([]time.Duration, len(preds))
@@ -600,7 +646,14 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 	// needed when the calls reach the function layer, a dispatch later.
 	dispatch := v.dispatchDelay()
 	spread := v.runSpread()
+	// Without the function layer's events (the planner is not one of
+	// its observers) a call's dispatch is never seen, nor learned.
+	seesDispatch := p.stats.dispatch.Known()
+	anchorDispatch := v.taskDispatch(scope.anchorRef)
 	p.stats.mu.Unlock()
+	if scope.anchorFn != "" && seesDispatch {
+		anchor = &callAnchor{invocation: id, fn: scope.anchorFn, key: scope.anchorKey, due: at.Add(anchorDispatch)}
+	}
 	preds = slices.Clone(preds)
 	for i := range preds {
 		preds[i].After += dispatch
@@ -669,11 +722,13 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 			// sooner: starts compete for the same cores.
 			continue
 		case pc.timer != nil:
-			if d := startAt.Sub(pc.startAt); d > -p.rule.Margin && d < p.rule.Margin {
+			pc.anchor = anchor.copy()
+			if d := startAt.Sub(pc.startAt); d > -reaimResolution && d < reaimResolution {
 				continue
 			}
 			pc.cancel()
 		}
+		pc.anchor = anchor.copy()
 		p.schedulePrepare(pr.Function, pc, startAt.Add(cold[i]), startAt, now)
 	}
 }
@@ -701,7 +756,17 @@ type planScope struct {
 	// cold start saved (an arrival the planner predicted itself, rather
 	// than one a keep-alive policy is reloading the entry function for).
 	windowCost bool
+	// anchorFn, anchorKey and anchorRef name the call whose task's start
+	// the predictions were made from, when they all follow its end (it
+	// is not in a fork): their prepares move with its dispatch.
+	anchorFn, anchorKey, anchorRef string
 }
+
+// reaimResolution is the least change of a prepare's start that a later
+// prediction moves its timer for: the latest prediction carries the
+// least of its predecessors' noise, and a deadband as wide as the margin
+// kept up to a margin of an older prediction's error in every aim.
+const reaimResolution = 100 * time.Microsecond
 
 // staggerLocked returns when to send each prediction's prepare: the
 // expected cold start and the margin before the call, or earlier when
@@ -780,8 +845,26 @@ func (p *Planner) schedulePrepare(fn string, pc *plannedCall, readyBy, startAt, 
 			p.mu.Unlock()
 			return
 		}
+		if a := pc.anchor; a != nil && pc.startAt.After(a.due) && p.dispatchPending(a) {
+			if now := p.clock.Now(); now.After(a.due) {
+				// The running call has not taken an instance yet, so this
+				// call cannot come before its predicted time plus that
+				// delay: the prepare waits as long, and again if the
+				// running call is still not there, until it is
+				// (callDispatched then moves the prepare to the delay
+				// it had). A prepare aimed before the running call's
+				// dispatch (a call that follows it within a start) is
+				// sent: waiting would make it later still, and each
+				// wait would be due at once.
+				p.shiftLocked(fn, pc, now.Sub(a.due), now)
+				a.due = now
+				p.mu.Unlock()
+				return
+			}
+		}
 		pc.sent = true
 		pc.lead = pc.at.Sub(pc.readyBy)
+		pc.sentAt = p.clock.Now()
 		by := pc.readyBy
 		ctx, abandon := context.WithCancel(context.Background())
 		defer abandon()
@@ -884,6 +967,13 @@ func (p *Planner) TaskEnded(id, key, ref, name string, at time.Time, err *proble
 		return
 	}
 	m := inv.model
+	// A call that ends without having taken an instance (it failed
+	// before reaching the function layer) holds no prepare back.
+	for fn := range inv.planned {
+		if pc := p.upcoming[fn][id]; pc != nil && pc.anchor != nil && pc.anchor.key == key {
+			pc.anchor = nil
+		}
+	}
 	if began, ok := inv.started[key]; ok {
 		delete(inv.started, key)
 		if err == nil {
@@ -951,6 +1041,7 @@ func (p *Planner) Observe(e function.Event) {
 		p.stats.ObserveCold(e.Function, e.Phases.Total())
 		p.mu.Lock()
 		p.fresh[e.Instance] = true
+		p.began[e.Instance] = e.Time.Add(-e.Phases.Total())
 		p.mu.Unlock()
 	case function.EventBusy:
 		p.mu.Lock()
@@ -958,6 +1049,7 @@ func (p *Planner) Observe(e function.Event) {
 		p.callDispatched(e)
 		delete(p.fresh, e.Instance)
 		delete(p.readyAt, e.Instance)
+		delete(p.began, e.Instance)
 		p.mu.Unlock()
 	case function.EventIdle, function.EventEvicted:
 		p.mu.Lock()
@@ -969,6 +1061,7 @@ func (p *Planner) Observe(e function.Event) {
 		delete(p.fresh, e.Instance)
 		if e.Kind == function.EventEvicted {
 			delete(p.readyAt, e.Instance)
+			delete(p.began, e.Instance)
 		}
 		p.mu.Unlock()
 		if ok && e.Kind == function.EventIdle {
@@ -995,13 +1088,20 @@ func (p *Planner) callDispatched(e function.Event) {
 		// an instance (or took an idle one).
 		p.stats.ObserveDispatch(e.Time.Add(-e.Waited).Sub(c.since))
 		if !c.holdUntil.IsZero() {
+			ready, ok := p.readyAt[e.Instance]
 			if e.Waited > 0 {
+				ready, ok = e.Time, true
 				p.stats.ObserveReadiness(fn, -e.Waited-c.lead)
-			} else if ready, ok := p.readyAt[e.Instance]; ok {
+			} else if ok {
 				p.stats.ObserveReadiness(fn, e.Time.Sub(ready)-c.lead)
+			}
+			if ok && p.log.Enabled(context.Background(), slog.LevelDebug) {
+				p.traceReadiness(fn, c, e, ready)
 			}
 		}
 		calls = calls[1:]
+		p.stats.ObserveTaskDispatch(c.workflow, c.ref, e.Time.Sub(c.since))
+		p.reaimLocked(c, e.Time)
 	}
 	if len(calls) == 0 {
 		delete(p.dispatching, fn)
@@ -1009,6 +1109,68 @@ func (p *Planner) callDispatched(e function.Event) {
 	}
 	p.dispatching[fn] = calls
 }
+
+// reaimLocked moves the prepares not sent yet of the calls predicted from
+// c's task by how much later (or earlier) than assumed c took its
+// instance, at took: what follows c follows it as much later. p.mu is
+// held.
+func (p *Planner) reaimLocked(c dispatchingCall, took time.Time) {
+	inv := p.invocations[c.invocation]
+	if inv == nil {
+		return
+	}
+	now := p.clock.Now()
+	for fn := range inv.planned {
+		pc := p.upcoming[fn][c.invocation]
+		if pc == nil || pc.anchor == nil || pc.anchor.key != c.key || pc.anchor.invocation != c.invocation {
+			continue
+		}
+		a := pc.anchor
+		pc.anchor = nil
+		if pc.sent || pc.timer == nil {
+			continue
+		}
+		if d := took.Sub(a.due); d <= -reaimResolution || d >= reaimResolution {
+			p.shiftLocked(fn, pc, d, now)
+		}
+	}
+}
+
+// shiftLocked moves a planned call, and its prepare not sent yet, by d.
+// p.mu is held.
+func (p *Planner) shiftLocked(fn string, pc *plannedCall, d time.Duration, now time.Time) {
+	pc.at, pc.until = pc.at.Add(d), pc.until.Add(d)
+	anchor := pc.anchor
+	pc.cancel()
+	pc.anchor = anchor
+	p.schedulePrepare(fn, pc, pc.readyBy.Add(d), pc.startAt.Add(d), now)
+}
+
+// dispatchPending reports whether a's call has yet to take an instance.
+// p.mu is held.
+func (p *Planner) dispatchPending(a *callAnchor) bool {
+	return slices.ContainsFunc(p.dispatching[a.fn], func(c dispatchingCall) bool {
+		return c.invocation == a.invocation && c.key == a.key
+	})
+}
+
+// traceReadiness logs a prepared call's readiness error split into its
+// parts: how late the call came against its prediction (its task's start
+// and its dispatch), and how late the instance was against its aim (the
+// prepare's timer, its wait for a prepare slot, its start against the
+// expected one). p.mu is held.
+func (p *Planner) traceReadiness(fn string, c dispatchingCall, e function.Event, ready time.Time) {
+	arrival := e.Time.Add(-e.Waited)
+	began := p.began[e.Instance]
+	p.log.Debug("prewarm readiness", "function", fn, "task", c.key,
+		"errorMs", msf(arrival.Sub(ready)-c.lead), "leadMs", msf(c.lead),
+		"callLateMs", msf(arrival.Sub(c.predicted)), "dispatchMs", msf(arrival.Sub(c.since)),
+		"readyLateMs", msf(ready.Sub(c.readyBy)), "sendLateMs", msf(c.sentAt.Sub(c.startAt)),
+		"slotWaitMs", msf(began.Sub(c.sentAt)), "startMs", msf(ready.Sub(began)), "aimedStartMs", msf(c.readyBy.Sub(c.startAt)),
+		"aheadMs", msf(c.predicted.Sub(c.sentAt)), "waitedMs", msf(e.Waited))
+}
+
+func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // PredictedCall is a call of a function that a live invocation (or an
 // expected arrival) is predicted to make.

@@ -370,6 +370,7 @@ func TestPlannerLearnsHowEarlyPreparedInstancesAre(t *testing.T) {
 	// task started: fc is predicted at 281ms, aimed ready at 279ms.)
 	p.InvocationStarted("j", def, t0)
 	p.TaskStarted("j", "/do/1/b", "/do/1/b", "b", clock.Now())
+	p.Observe(function.Event{Kind: function.EventBusy, Time: clock.Now(), Function: "fb", Instance: "fb/2"})
 	clock.Advance(t0.Add(300 * time.Millisecond))
 	p.TaskEnded("j", "/do/1/b", "/do/1/b", "b", clock.Now(), nil)
 	p.TaskStarted("j", "/do/2/c", "/do/2/c", "c", clock.Now())
@@ -389,6 +390,7 @@ func TestPlannerLearnsHowEarlyPreparedInstancesAre(t *testing.T) {
 	at := clock.Now()
 	p.InvocationStarted("k", def, at)
 	p.TaskStarted("k", "/do/0/a", "/do/0/a", "a", at)
+	p.Observe(function.Event{Kind: function.EventBusy, Time: at, Function: "fa", Instance: "fa/1"})
 	clock.Advance(at.Add(100 * time.Millisecond))
 	if len(prep.calls) != 1 || !prep.calls[0].at.Equal(at.Add(100*time.Millisecond-30*time.Millisecond+19*time.Millisecond)) {
 		t.Fatalf("prepare after learning: %+v (want sent at %v)", prep.calls, at.Add(89*time.Millisecond))

@@ -80,6 +80,12 @@ type FunctionStats struct {
 type TaskStats struct {
 	// Duration is TaskStarted to TaskEnded.
 	Duration Estimate `json:"duration"`
+	// Dispatch, for a call task, is the time from its start to its call
+	// taking an instance: the part of Duration before the call runs.
+	// It differs by task (an invocation's first calls also wait for the
+	// invocation to be recorded), so the calls after a task are moved
+	// by how far their running call's dispatch is from its own.
+	Dispatch Estimate `json:"dispatch,omitzero"`
 	// Cases counts the switch cases taken, by case name.
 	Cases map[string]uint64 `json:"cases,omitempty"`
 	// Loops counts the iteration counts of a for task.
@@ -224,6 +230,14 @@ func (s *Stats) ObserveDispatch(d time.Duration) {
 	s.mu.Unlock()
 }
 
+// ObserveTaskDispatch records how long after a call task started its call
+// took an instance.
+func (s *Stats) ObserveTaskDispatch(workflow, ref string, d time.Duration) {
+	s.mu.Lock()
+	s.task(workflow, ref).Dispatch.Add(d)
+	s.mu.Unlock()
+}
+
 // ObserveTask records a task's duration.
 func (s *Stats) ObserveTask(workflow, ref string, d time.Duration) {
 	s.mu.Lock()
@@ -325,6 +339,15 @@ func (v view) runSpread() float64 {
 // dispatchDelay is the expected time from a call task's start to its call
 // reaching the function layer, when its instance must be ready.
 func (v view) dispatchDelay() time.Duration { return v.s.dispatch.Median() }
+
+// taskDispatch is the expected time from the start of call task ref to its
+// call taking an instance: its own median once known, else the engine's.
+func (v view) taskDispatch(ref string) time.Duration {
+	if t := v.s.tasks[taskKey(v.workflow, ref)]; t != nil && t.Dispatch.Known() {
+		return t.Dispatch.Median()
+	}
+	return v.dispatchDelay()
+}
 
 // minReadinessSamples is how many readiness errors a function needs
 // before they replace the rule's fixed margin.

@@ -38,6 +38,10 @@ func TestPlannerAimsAtTheCallsDispatch(t *testing.T) {
 			}
 			p.InvocationStarted("i", def, t0)
 			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+			// a's call reaches the function layer as predicted: the
+			// prepares after it stay where they were aimed.
+			clock.Advance(t0.Add(tc.dispatch))
+			p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(tc.dispatch), Function: "fa", Instance: "fa/1"})
 			clock.Advance(t0.Add(time.Second))
 			if len(prep.calls) != 2 || !prep.calls[0].at.Equal(t0.Add(tc.wantFb)) || !prep.calls[1].at.Equal(t0.Add(tc.wantFc)) {
 				t.Fatalf("prepares %+v, want fb at %v and fc at %v", prep.calls, tc.wantFb, tc.wantFc)
@@ -246,5 +250,136 @@ func TestPlannerAbandonsAPrepareStillQueuedWhenItsCallStarts(t *testing.T) {
 			}
 			<-advanced
 		})
+	}
+}
+
+// A call task's start predicts the calls after it with the median
+// dispatch; once its call takes an instance, the prepares not sent yet
+// move by how much later or earlier than that it did, and while the call
+// has not reached the function layer past its predicted dispatch (the
+// engine stalled), the prepares after it wait: those calls cannot come
+// before it. fb is due 100ms after a's call takes its instance, with a
+// cold start of 30ms and a margin of 5ms; calls are learned to reach the
+// function layer 4ms after their task starts.
+func TestPlannerMovesPreparesWithTheRunningCallsDispatch(t *testing.T) {
+	def := parse(t, chainDoc)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	for _, tc := range []struct {
+		name string
+		// took is when a's call takes an instance (never when zero),
+		// waited how long it waited for its own start; ended, when set,
+		// is when task a ends.
+		took, waited, ended time.Duration
+		// ownDispatch is a's own learned dispatch (none when zero).
+		ownDispatch    time.Duration
+		wantFb, wantFc time.Duration // the prepares sent
+	}{
+		{"dispatched as predicted", ms(4), 0, 0, 0, ms(69), ms(269)},
+		{"dispatched 3ms early", ms(1), 0, 0, 0, ms(66), ms(266)},
+		{"dispatched 6ms late", ms(10), 0, 0, 0, ms(75), ms(275)},
+		// a's call is usually dispatched 10ms after its task starts (an
+		// invocation's first call waits for the invocation to be
+		// recorded), which a's learned duration already counts: a
+		// dispatch at 10ms is on time for it, and moves nothing.
+		{"dispatched as a's own calls are", ms(10), 0, 0, ms(10), ms(69), ms(269)},
+		// The call reached the function layer on time but waited for an
+		// instance to start: what follows it comes that much later.
+		{"waited 6ms for its start", ms(10), ms(6), 0, 0, ms(75), ms(275)},
+		// At 69ms, when fb's prepare is due, a's call is 65ms overdue:
+		// the prepare waits as long (to 134ms); a's call takes an
+		// instance at 100ms, and the prepare moves to 165ms; fc's, which
+		// was not due yet, moves as much.
+		{"stalled until 100ms", ms(100), 0, 0, 0, ms(165), ms(365)},
+		// A call that ends without reaching the function layer holds
+		// nothing back: the prepare held at 69ms goes at 134ms, fc's as
+		// first aimed.
+		{"failed before the function layer", 0, 0, ms(80), 0, ms(134), ms(269)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: ms(5)}})
+			learnChain(p, def, ms(200), map[string]time.Duration{"fb": ms(30), "fc": ms(30)})
+			p.Stats().ObserveDispatch(ms(4))
+			if tc.ownDispatch > 0 {
+				p.Stats().ObserveTaskDispatch(Compile(def, nil).ID, "/do/0/a", tc.ownDispatch)
+			}
+			p.InvocationStarted("i", def, t0)
+			p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+			if tc.took > 0 {
+				clock.Advance(t0.Add(tc.took))
+				p.Observe(function.Event{Kind: function.EventBusy, Time: t0.Add(tc.took), Function: "fa", Instance: "fa/1", Waited: tc.waited})
+			}
+			if tc.ended > 0 {
+				clock.Advance(t0.Add(tc.ended))
+				p.TaskEnded("i", "/do/0/a", "/do/0/a", "a", t0.Add(tc.ended), nil)
+			}
+			clock.Advance(t0.Add(ms(400)))
+			for fn, want := range map[string]time.Duration{"fb": tc.wantFb, "fc": tc.wantFc} {
+				var got []prepareCall
+				for _, c := range prep.calls {
+					if c.fn == fn {
+						got = append(got, c)
+					}
+				}
+				if len(got) != 1 || !got[0].at.Equal(t0.Add(want)) || !got[0].by.Equal(t0.Add(want+ms(30))) {
+					t.Fatalf("%s prepared %+v, want once at %v", fn, got, want)
+				}
+			}
+		})
+	}
+}
+
+// A later prediction moves a prepare not sent yet however little it
+// differs: it carries less of its predecessors' noise. (A deadband of a
+// margin used to keep the older aim, and its error, within 5ms here.)
+func TestPlannerMovesPreparesByALaterPredictionHoweverLittle(t *testing.T) {
+	def := parse(t, chainDoc)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	p, clock, prep := newTestPlanner(Options{Rule: Rule{Margin: ms(5)}})
+	learnChain(p, def, ms(200), map[string]time.Duration{"fb": ms(30), "fc": ms(30)})
+	p.InvocationStarted("i", def, t0)
+	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+	// fc is predicted at 300ms, its prepare due at 265ms; b starts 1ms
+	// late, so fc is due at 301ms and its prepare at 266ms.
+	clock.Advance(t0.Add(ms(101)))
+	p.TaskEnded("i", "/do/0/a", "/do/0/a", "a", clock.Now(), nil)
+	p.TaskStarted("i", "/do/1/b", "/do/1/b", "b", clock.Now())
+	clock.Advance(t0.Add(ms(300)))
+	last := prep.calls[len(prep.calls)-1]
+	if last.fn != "fc" || !last.at.Equal(t0.Add(ms(266))) {
+		t.Fatalf("prepares %+v, want fc's at 266ms", prep.calls)
+	}
+}
+
+// lateClock fires every timer late by a fixed delay, as a loaded
+// machine's runtime does.
+type lateClock struct {
+	*VirtualClock
+	late time.Duration
+}
+
+func (c lateClock) AfterFunc(d time.Duration, f func()) Timer {
+	return c.VirtualClock.AfterFunc(max(d, 0)+c.late, f)
+}
+
+// A prepare aimed before the running call's dispatch (its call follows
+// the running one within a start) is sent when its timer fires, even if
+// that is after the dispatch was due and the running call has not come:
+// waiting for it would only make the prepare later. fb is due 104ms
+// after a starts (a takes 100ms, calls are dispatched 4ms after their
+// task starts); with a cold start of 96ms and a margin of 5ms its
+// prepare is due at 3ms, before a's call is, and fires at 8ms.
+func TestPlannerSendsAPrepareAimedBeforeTheRunningCallsDispatch(t *testing.T) {
+	def := parse(t, chainDoc)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	vc := NewVirtualClock(t0)
+	prep := &fakePreparer{clock: vc}
+	p := NewPlanner(Options{Preparer: prep, Clock: lateClock{vc, ms(5)}, Rule: Rule{Margin: ms(5)}})
+	learnChain(p, def, ms(200), map[string]time.Duration{"fb": ms(96), "fc": ms(30)})
+	p.Stats().ObserveDispatch(ms(4))
+	p.InvocationStarted("i", def, t0)
+	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+	vc.Advance(t0.Add(ms(30)))
+	if len(prep.calls) != 1 || prep.calls[0].fn != "fb" || !prep.calls[0].at.Equal(t0.Add(ms(8))) {
+		t.Fatalf("prepares by 30ms, a's call not dispatched: %+v (want fb's at 8ms)", prep.calls)
 	}
 }
