@@ -34,9 +34,6 @@ type config struct {
 	readConns   int
 	// syncWAL replaces the fsync of the WAL file, for tests.
 	syncWAL func(wal *os.File) error
-	// checkpointPause and restartFrames pace the checkpointer.
-	checkpointPause time.Duration
-	restartFrames   int64
 }
 
 // Option adjusts Open.
@@ -66,13 +63,6 @@ func WithReadConns(n int) Option { return func(c *config) { c.readConns = n } }
 // can hold it back or fail it.
 func withWALSync(f func(wal *os.File) error) Option { return func(c *config) { c.syncWAL = f } }
 
-// withCheckpoints sets the checkpointer's pause between checkpoints and the
-// WAL's length past which the writer starts it again, so that tests can
-// see restarts without writing megabytes.
-func withCheckpoints(pause time.Duration, restartFrames int64) Option {
-	return func(c *config) { c.checkpointPause, c.restartFrames = pause, restartFrames }
-}
-
 // Store is a store.Store kept in one SQLite database file.
 type Store struct {
 	log     *slog.Logger
@@ -94,9 +84,6 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		maxBatch:    1024,
 		queueSize:   8192,
 		readConns:   4,
-
-		checkpointPause: defaultCheckpointPause,
-		restartFrames:   defaultRestartFrames,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -127,18 +114,8 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// replay relies on, while the next batch is written meanwhile. NORMAL
 	// still syncs around checkpoints and when the WAL is reused.
 	writeParams.Add("_pragma", "synchronous(NORMAL)")
-	// Checkpoints run beside the writer, not in its commits (see
-	// checkpointer).
-	writeParams.Add("_pragma", "wal_autocheckpoint(0)")
 	for _, v := range common["_pragma"] {
 		writeParams.Add("_pragma", v)
-	}
-	// The checkpointer syncs the WAL before it copies frames into the
-	// database file, and the file after: NORMAL does both.
-	checkpointParams := url.Values{}
-	checkpointParams.Add("_pragma", "synchronous(NORMAL)")
-	for _, v := range common["_pragma"] {
-		checkpointParams.Add("_pragma", v)
 	}
 	readParams := url.Values{}
 	for _, v := range common["_pragma"] {
@@ -192,17 +169,8 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return fail(err)
 	}
 
-	ckpt, err := openCheckpointer(ctx, path+"?"+checkpointParams.Encode(), cfg.log, cfg.checkpointPause, cfg.restartFrames, &w.durable)
-	if err != nil {
-		w.closeStatements()
-		_ = wal.Close()
-		return fail(err)
-	}
-	w.ckpt = ckpt
-
 	readConnector, err := moderncsqlite.NewConnector(path + "?" + readParams.Encode())
 	if err != nil {
-		_ = ckpt.close(false)
 		w.closeStatements()
 		_ = wal.Close()
 		return fail(err)
@@ -212,7 +180,6 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	readDB.SetMaxIdleConns(cfg.readConns)
 
 	s := &Store{log: cfg.log, writeDB: writeDB, readDB: readDB, w: w, wal: wal}
-	go ckpt.run()
 	go w.run()
 	return s, nil
 }
@@ -242,9 +209,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	<-s.w.stopped
-	// The checkpointer's connection closes first: the write connection,
-	// closing last, checkpoints what is left and removes the WAL.
-	errs := []error{s.w.unwaited.Take(), s.w.ckpt.close(true)}
+	errs := []error{s.w.unwaited.Take()}
 	s.w.closeStatements()
 	errs = append(errs, s.w.conn.Close(), s.writeDB.Close(), s.readDB.Close(), s.wal.Close())
 	if err := errors.Join(errs...); err != nil {

@@ -105,10 +105,6 @@ type writer struct {
 	finishInv   *sql.Stmt
 	dataVersion *sql.Stmt
 	maxKey      *sql.Stmt
-	// checkpoint finishes a checkpoint that ckpt has nearly done, so that
-	// the WAL starts again (see checkpointer).
-	checkpoint  *sql.Stmt
-	ckpt        *checkpointer
 	known       map[string]*invState
 	lastVersion int64
 	// lastKey is the highest invocation key given; read again whenever
@@ -173,7 +169,6 @@ func newWriter(ctx context.Context, conn *sql.Conn, log *slog.Logger, maxBatch, 
 		{&w.finishInv, sqlFinishInv},
 		{&w.dataVersion, "PRAGMA data_version"},
 		{&w.maxKey, sqlMaxKey},
-		{&w.checkpoint, sqlCheckpoint},
 	} {
 		stmt, err := conn.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -191,7 +186,7 @@ func newWriter(ctx context.Context, conn *sql.Conn, log *slog.Logger, maxBatch, 
 }
 
 func (w *writer) closeStatements() {
-	for _, s := range []*sql.Stmt{w.beginStmt, w.commit, w.loadState, w.insertRow, w.insertInv, w.finishInv, w.dataVersion, w.maxKey, w.checkpoint} {
+	for _, s := range []*sql.Stmt{w.beginStmt, w.commit, w.loadState, w.insertRow, w.insertInv, w.finishInv, w.dataVersion, w.maxKey} {
 		if s != nil {
 			_ = s.Close()
 		}
@@ -223,7 +218,6 @@ func (w *writer) run() {
 			w.ship(open)
 			open, lingered = nil, false
 			w.linger.Stop()
-			w.restartWAL()
 			continue
 		}
 		in := requests
@@ -392,26 +386,6 @@ func (w *writer) commitBatch(b *batch) {
 	b.committed = true
 	w.commits.Add(1)
 	w.writes.Add(int64(len(b.reqs)))
-	if w.ckpt != nil {
-		w.ckpt.committed()
-	}
-}
-
-// restartWAL copies into the database file the frames committed since the
-// checkpointer last caught up with a long WAL, so that the next
-// transaction starts the WAL again. It runs between two transactions,
-// while the syncer syncs the one just committed: the checkpoint syncs the
-// WAL itself before it copies anything.
-func (w *writer) restartWAL() {
-	if w.ckpt == nil || !w.ckpt.restartDue.CompareAndSwap(true, false) {
-		return
-	}
-	if w.durable.failed() != nil {
-		return
-	}
-	if _, _, err := checkpoint(w.ctx, w.checkpoint); err != nil {
-		w.ckpt.failed(err)
-	}
 }
 
 // syncer is the goroutine that makes finished batches durable and answers
