@@ -113,7 +113,7 @@ type writer struct {
 	// frame is reused to lay out each append's row.
 	frame []byte
 	// held are the unwaited appends of the open transaction not yet
-	// written, by invocation, in arrival order (see holdRow).
+	// written, by invocation and in arrival order (see heldRow).
 	held      map[string]*heldRow
 	heldOrder []*heldRow
 	linger    *time.Timer
