@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -387,5 +388,105 @@ func TestRedriveInTheBatchOfTheEnd(t *testing.T) {
 	inv, err := s.GetInvocation(ctx, "inv")
 	if err != nil || inv.Status != core.StatusRunning {
 		t.Fatalf("invocation after the redrive: %+v (%v), want it running", inv, err)
+	}
+}
+
+// An unwaited append and the next append to the same invocation in the
+// same transaction take one history_log row; one left alone is written
+// at the commit, and a later append that fails does not take it down.
+func TestUnwaitedAppendSharesTheNextAppendsRow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, held := openHeld(t, filepath.Join(t.TempDir(), "baton.db"))
+	for _, id := range []string{"a", "b"} {
+		created := make(chan error, 1)
+		go func() { created <- s.CreateInvocation(ctx, testInvocation(id), started(), true) }()
+		<-held.entered
+		held.release <- nil
+		if err := <-created; err != nil {
+			t.Fatal(err)
+		}
+	}
+	task := func(typ core.EventType, n int) []core.Event {
+		return []core.Event{{Type: typ, Time: time.Now(), Task: fmt.Sprintf("/do/%d", n)}}
+	}
+	first := make(chan error, 1)
+	go func() { first <- s.Append(ctx, "a", task(core.TaskStarted, 0), true) }()
+	<-held.entered // what follows shares the next transaction
+
+	if err := s.Append(ctx, "a", task(core.TaskStarted, 1), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(ctx, "b", task(core.TaskStarted, 0), false); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 2)
+	go func() { waited <- s.Append(ctx, "a", task(core.TaskCompleted, 1), true) }()
+	go func() {
+		conflict := task(core.TaskCompleted, 0)
+		conflict[0].Seq = 7
+		waited <- s.Append(ctx, "b", conflict, true)
+	}()
+	held.release <- nil
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	var errs []error
+	for range 2 {
+		errs = append(errs, answerSyncsUntil(held, waited))
+	}
+	if errs[0] != nil && errs[1] != nil || errs[0] == nil && errs[1] == nil {
+		t.Fatalf("waited appends: %v; want a's to succeed and b's to fail", errs)
+	}
+	if err := errors.Join(errs...); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("b's append with seq 7: %v, want a conflict", err)
+	}
+
+	rows := func(id string) string {
+		t.Helper()
+		q, err := s.readDB.QueryContext(ctx, `SELECT h.seq, h.n FROM history_log h JOIN invocations i ON i.ikey = h.ikey WHERE i.id = ? ORDER BY h.seq`, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q.Close()
+		var out []string
+		for q.Next() {
+			var seq, n int64
+			if err := q.Scan(&seq, &n); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%d+%d", seq, n))
+		}
+		if err := q.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(out, " ")
+	}
+	// a: the start, the waited dispatch, the unwaited dispatch sharing the
+	// result's row. b: the start, its dispatch alone.
+	if got, want := rows("a"), "1+1 2+1 3+2"; got != want {
+		t.Errorf("a's rows (seq+n): %s, want %s", got, want)
+	}
+	if got, want := rows("b"), "1+1 2+1"; got != want {
+		t.Errorf("b's rows (seq+n): %s, want %s", got, want)
+	}
+	for id, want := range map[string]string{
+		"a": "InvocationStarted TaskStarted TaskStarted TaskCompleted",
+		"b": "InvocationStarted TaskStarted",
+	} {
+		events, err := s.History(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var types []string
+		for i, ev := range events {
+			if ev.Seq != int64(i+1) {
+				t.Fatalf("%s: event %d has seq %d", id, i, ev.Seq)
+			}
+			types = append(types, string(ev.Type))
+		}
+		if got := strings.Join(types, " "); got != want {
+			t.Errorf("%s's history: %s, want %s", id, got, want)
+		}
 	}
 }

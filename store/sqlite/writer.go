@@ -111,7 +111,11 @@ type writer struct {
 	// another connection may have created invocations.
 	lastKey int64
 	// frame is reused to lay out each append's row.
-	frame     []byte
+	frame []byte
+	// held are the unwaited appends of the open transaction not yet
+	// written, by invocation and in arrival order (see heldRow).
+	held      map[string]*heldRow
+	heldOrder []*heldRow
 	linger    *time.Timer
 	commits   atomic.Int64
 	writes    atomic.Int64
@@ -153,6 +157,7 @@ func newWriter(ctx context.Context, conn *sql.Conn, log *slog.Logger, maxBatch, 
 		syncerDone: make(chan struct{}),
 		ctx:        context.WithoutCancel(ctx),
 		known:      make(map[string]*invState),
+		held:       make(map[string]*heldRow),
 		linger:     time.NewTimer(time.Hour),
 	}
 	w.linger.Stop()
@@ -354,7 +359,11 @@ func (w *writer) add(b *batch, r *request) {
 	case kindAppend:
 		reqErr, err = w.appendEvents(w.ctx, r)
 	case kindOp:
-		reqErr, err = w.runOp(w.ctx, r)
+		// An op may read history_log: it finds every append queued
+		// before it.
+		if err = w.writeHeld(w.ctx); err == nil {
+			reqErr, err = w.runOp(w.ctx, r)
+		}
 	}
 	b.results[len(b.results)-1] = reqErr
 	if err != nil {
@@ -370,11 +379,16 @@ func (w *writer) fail(b *batch, err error) {
 	b.err = err
 	// The batch changed states that the rollback undid.
 	clear(w.known)
+	w.dropHeld()
 }
 
 // commitBatch commits the open transaction without waiting for its fsync.
 func (w *writer) commitBatch(b *batch) {
 	if b.err != nil {
+		return
+	}
+	if err := w.writeHeld(w.ctx); err != nil {
+		w.fail(b, err)
 		return
 	}
 	// From here on readers may see the batch.
@@ -517,7 +531,19 @@ func (w *writer) appendEvents(ctx context.Context, r *request) (reqErr, dbErr er
 	if err := rowcodec.CheckSeqs(r.id, st.lastSeq, r.events); err != nil {
 		return err, nil
 	}
-	if err := w.writeEvents(ctx, r.id, st.key, st.lastSeq, r.events); err != nil {
+	after, events := st.lastSeq, r.events
+	if h := w.held[r.id]; h != nil {
+		// The same invocation's unwaited append, earlier in this
+		// transaction, shares this one's row.
+		w.unhold(h)
+		after, events = h.after, append(h.events, r.events...)
+	}
+	if r.done == nil && r.terminal == nil && len(events) > 0 {
+		w.hold(r.id, st.key, after, events)
+		st.lastSeq += int64(len(r.events))
+		return nil, nil
+	}
+	if err := w.writeEvents(ctx, r.id, st.key, after, events); err != nil {
 		return nil, err
 	}
 	if t := r.terminal; t != nil {
@@ -531,6 +557,54 @@ func (w *writer) appendEvents(ctx context.Context, r *request) (reqErr, dbErr er
 	}
 	st.lastSeq += int64(len(r.events))
 	return nil, nil
+}
+
+// heldRow is an unwaited append, already checked and numbered, whose row
+// waits for the next append to the same invocation in the same
+// transaction. The engine records a call's dispatch without waiting and,
+// a moment later, waits for its result: held, the two take one row (one
+// insert, one index entry) instead of two. Whatever is still held is
+// written before the transaction commits and before an op runs, so the
+// transaction holds exactly what it held before, in fewer rows.
+type heldRow struct {
+	id  string
+	key int64
+	// after is the invocation's last seq before the row's first event.
+	after  int64
+	events []rowcodec.EncodedEvent
+	// gone is set once the row has been taken into a later one.
+	gone bool
+}
+
+func (w *writer) hold(id string, key, after int64, events []rowcodec.EncodedEvent) {
+	h := &heldRow{id: id, key: key, after: after, events: append([]rowcodec.EncodedEvent(nil), events...)}
+	w.held[id] = h
+	w.heldOrder = append(w.heldOrder, h)
+}
+
+func (w *writer) unhold(h *heldRow) {
+	h.gone = true
+	delete(w.held, h.id)
+}
+
+// writeHeld writes every held row, in the order the appends came.
+func (w *writer) writeHeld(ctx context.Context) error {
+	defer w.dropHeld()
+	for _, h := range w.heldOrder {
+		if h.gone {
+			continue
+		}
+		if err := w.writeEvents(ctx, h.id, h.key, h.after, h.events); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *writer) dropHeld() {
+	clear(w.held)
+	clear(w.heldOrder)
+	w.heldOrder = w.heldOrder[:0]
 }
 
 // writeEvents writes one append's events as one history_log row.
