@@ -136,7 +136,9 @@ type QoSResults struct {
 	CPUs    int       `json:"cpus"`
 	// Procs is GOMAXPROCS during the runs.
 	Procs      int     `json:"gomaxprocs"`
-	Load       string  `json:"load,omitempty"`
+	Load string `json:"load,omitempty"`
+	// Mu is the saturation rate in 1-step workflows per second: calls
+	// per second, the unit of Goodput.
 	Mu         float64 `json:"mu"`
 	Iterations uint64  `json:"iterations"`
 	// CallMs is the measured time of one function call alone (the
@@ -155,9 +157,17 @@ type QoSRun struct {
 	// PID is the process that made the run.
 	PID     int           `json:"pid"`
 	Tenants []TenantStats `json:"tenants"`
-	// Goodput is the completed workflows per second over the run, H's
-	// counted only within their deadline.
-	Goodput float64 `json:"goodput"`
+	// Goodput is the useful work done per second while the load lasted:
+	// the function calls of the workflows that completed (h's only
+	// within their deadline), in μ's unit (a 1-step workflow is one
+	// call, h's 3-step ones three), counted when they ended within the
+	// measured window. GoodputWorkflows is the same window's completed
+	// workflows per second. The window is the arrivals' time less its
+	// first fifth (the warm-up, as μ's): what ends in the drain after
+	// the arrivals does not count, or a scheduler that admits a backlog
+	// would look faster by finishing it once the load has stopped.
+	Goodput          float64 `json:"goodput"`
+	GoodputWorkflows float64 `json:"goodputWorkflows"`
 	// RSSMaxMB is the largest resident set of this process (engine,
 	// server and clients) during the run.
 	RSSMaxMB float64 `json:"rssMaxMB"`
@@ -588,6 +598,7 @@ func (c *qosClient) start(ctx context.Context, base string, t Tenant, steps int,
 // qosRecord is one offered start's fate.
 type qosRecord struct {
 	arrival  time.Duration // since the run began
+	steps    int           // the workflow's calls
 	latency  time.Duration // arrival to the final answer
 	outcome  string        // completed, failed, rejected:<reason>, unfinished
 	attempts int
@@ -680,11 +691,11 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 						return
 					}
 				}
-				rec := &qosRecord{arrival: next, outcome: "unfinished"}
 				steps := 1
 				if rng.Float64() < t.ThreeStep {
 					steps = 3
 				}
+				rec := &qosRecord{arrival: next, steps: steps, outcome: "unfinished"}
 				mu.Lock()
 				records[ti] = append(records[ti], rec)
 				mu.Unlock()
@@ -705,15 +716,11 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 	mem := <-rssDone
 	run.RSSMaxMB, run.HeapMaxMB = mem[0], mem[1]
 	var rejects []float64
-	goodput := 0
 	for ti, t := range tenants {
 		ts := tenantStats(t, records[ti], opts.Duration)
 		for _, r := range records[ti] {
 			rejects = append(rejects, r.rejectMs...)
 			run.RetryAfterOK = run.RetryAfterOK && !r.noRetry
-			if r.outcome == "completed" && (t.Deadline == 0 || r.latency <= t.Deadline) {
-				goodput++
-			}
 		}
 		if ts.Phases != nil && qs.sched != nil {
 			if ts.Phases.Waits, err = gateWaits(qs.sched, t.Class, t.Name); err != nil {
@@ -727,7 +734,7 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 		run.RejectP99Ms = Percentile(rejects, 99)
 	}
 	run.RejectServerP99Ms = qs.refusals.p99()
-	run.Goodput = float64(goodput) / opts.Duration.Seconds()
+	run.Goodput, run.GoodputWorkflows = goodput(tenants, records, opts.Duration)
 	run.CPUs = cpu.Seconds() / wall.Seconds()
 	completed := 0
 	for _, t := range run.Tenants {
@@ -736,8 +743,27 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 	if completed > 0 {
 		run.CPUPerStartMs = ms(cpu) / float64(completed)
 	}
-	fmt.Fprintf(opts.Progress, "qos: run %s: goodput %.1f/s, RSS max %.0f MB, heap max %.0f MB\n", name, run.Goodput, run.RSSMaxMB, run.HeapMaxMB)
+	fmt.Fprintf(opts.Progress, "qos: run %s: goodput %.1f calls/s, RSS max %.0f MB, heap max %.0f MB\n", name, run.Goodput, run.RSSMaxMB, run.HeapMaxMB)
 	return run, nil
+}
+
+// goodput is the work (function calls) and the workflows per second that
+// completed usefully within the window from the first fifth of the
+// arrivals' time to their end (QoSRun.Goodput).
+func goodput(tenants []Tenant, records [][]*qosRecord, arrivals time.Duration) (calls, workflows float64) {
+	from := arrivals / 5
+	for ti, t := range tenants {
+		for _, r := range records[ti] {
+			ended := r.arrival + r.latency
+			if r.outcome != "completed" || (t.Deadline > 0 && r.latency > t.Deadline) || ended < from || ended > arrivals {
+				continue
+			}
+			calls += float64(r.steps)
+			workflows++
+		}
+	}
+	window := (arrivals - from).Seconds()
+	return calls / window, workflows / window
 }
 
 // maxAttempts bounds a start's tries: a client honours Retry-After but

@@ -92,6 +92,38 @@ func TestSeenLatencyGrows(t *testing.T) {
 	}
 }
 
+// TestGoodputCountsTheLoadsWindow: goodput counts the calls of the
+// workflows that ended while the load lasted, after its first fifth,
+// and h's only within their deadline; what ends in the drain does not
+// count, however much of it there is.
+func TestGoodputCountsTheLoadsWindow(t *testing.T) {
+	h := Tenant{Name: "h", Deadline: 200 * time.Millisecond}
+	s := Tenant{Name: "s1"}
+	const arrivals = 10 * time.Second
+	done := func(at, took time.Duration, steps int) *qosRecord {
+		return &qosRecord{arrival: at, latency: took, steps: steps, outcome: "completed", attempts: 1}
+	}
+	records := [][]*qosRecord{
+		{
+			done(3*time.Second, 100*time.Millisecond, 3),        // counts 3 calls
+			done(4*time.Second, 300*time.Millisecond, 1),        // past its deadline
+			done(1*time.Second, 50*time.Millisecond, 3),         // ended in the warm-up
+			done(9990*time.Millisecond, 50*time.Millisecond, 1), // ended in the drain
+		},
+		{
+			done(5*time.Second, 2*time.Second, 1), // counts
+			done(9*time.Second, 3*time.Second, 1), // ended in the drain
+			{arrival: 6 * time.Second, steps: 1, outcome: "rejected:overloaded", attempts: 3},
+			{arrival: 7 * time.Second, latency: time.Second, steps: 1, outcome: "failed", attempts: 1},
+		},
+	}
+	calls, workflows := goodput([]Tenant{h, s}, records, arrivals)
+	// 4 calls and 2 workflows over the 8 s from 2 s to 10 s.
+	if calls != 0.5 || workflows != 0.25 {
+		t.Errorf("goodput %v calls/s, %v workflows/s; want 0.5 and 0.25", calls, workflows)
+	}
+}
+
 func TestQoSTargets(t *testing.T) {
 	res := &QoSResults{Mu: 100, Runs: []QoSRun{
 		{Name: "L0", Tenants: []TenantStats{{Tenant: "h", P99Ms: 100}}},
