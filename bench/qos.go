@@ -135,8 +135,8 @@ type QoSResults struct {
 	Started time.Time `json:"started"`
 	CPUs    int       `json:"cpus"`
 	// Procs is GOMAXPROCS during the runs.
-	Procs      int     `json:"gomaxprocs"`
-	Load string `json:"load,omitempty"`
+	Procs int    `json:"gomaxprocs"`
+	Load  string `json:"load,omitempty"`
 	// Mu is the saturation rate in 1-step workflows per second: calls
 	// per second, the unit of Goodput.
 	Mu         float64 `json:"mu"`
