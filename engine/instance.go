@@ -78,6 +78,14 @@ type instance struct {
 	qosSite string
 }
 
+// openTrace opens the trace span of inv, whose start recorded info, from
+// started. The engine's Tracer is set.
+func (e *Engine) openTrace(inv *store.Invocation, info map[string]any, started time.Time) *telemetry.Invocation {
+	return e.opts.Tracer.Open(info, telemetry.Attributes{
+		ID: inv.ID, Namespace: inv.Namespace, Workflow: inv.Workflow, Version: inv.Version, Parent: inv.Parent,
+	}, started)
+}
+
 // newInstance makes the live instance of an invocation; startInfo is the
 // Info of its InvocationStarted event, which holds its trace identity.
 func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets map[string]any, limits policy.EffectiveLimits,
@@ -99,9 +107,7 @@ func (e *Engine) newInstance(inv *store.Invocation, def *dsl.Workflow, secrets m
 		in.qosSite = inv.Namespace + "/" + inv.Workflow + "@" + inv.Version + "#"
 	}
 	if e.opts.Tracer != nil {
-		in.trace = e.opts.Tracer.Open(startInfo, telemetry.Attributes{
-			ID: inv.ID, Namespace: inv.Namespace, Workflow: inv.Workflow, Version: inv.Version, Parent: inv.Parent,
-		}, inv.StartedAt)
+		in.trace = e.openTrace(inv, startInfo, inv.StartedAt)
 	}
 	if e.metrics != nil {
 		in.metrics = e.metrics.forWorkflow(inv.Namespace, inv.Workflow)

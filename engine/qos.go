@@ -15,7 +15,6 @@ import (
 	"github.com/batonflow/baton/problem"
 	"github.com/batonflow/baton/qos"
 	"github.com/batonflow/baton/store"
-	"github.com/batonflow/baton/telemetry"
 )
 
 // The engine's side of QoS scheduling (package qos): admitQoS is gate G1,
@@ -150,9 +149,7 @@ func (e *Engine) announceEnded(inv *store.Invocation, started, ended core.Event)
 		lc.workflowEnded(&ended)
 	}
 	if e.opts.Tracer != nil {
-		e.opts.Tracer.Open(started.Info, telemetry.Attributes{
-			ID: inv.ID, Namespace: inv.Namespace, Workflow: inv.Workflow, Version: inv.Version, Parent: inv.Parent,
-		}, started.Time).End(string(inv.Status), ended.Error, ended.Time)
+		e.openTrace(inv, started.Info, started.Time).End(string(inv.Status), ended.Error, ended.Time)
 	}
 	if e.metrics != nil {
 		m := e.metrics.forWorkflow(inv.Namespace, inv.Workflow)

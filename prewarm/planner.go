@@ -716,19 +716,18 @@ func (p *Planner) plan(id string, m *Model, at time.Time, preds []Prediction, sc
 			continue
 		}
 		startAt := startAts[i]
-		switch {
-		case pc.sent:
+		if pc.sent {
 			// An instance is on its way. A second one would not be ready
 			// sooner: starts compete for the same cores.
 			continue
-		case pc.timer != nil:
-			pc.anchor = anchor.copy()
+		}
+		pc.anchor = anchor.copy()
+		if pc.timer != nil {
 			if d := startAt.Sub(pc.startAt); d > -reaimResolution && d < reaimResolution {
 				continue
 			}
 			pc.cancel()
 		}
-		pc.anchor = anchor.copy()
 		p.schedulePrepare(pr.Function, pc, startAt.Add(cold[i]), startAt, now)
 	}
 }
@@ -1140,9 +1139,7 @@ func (p *Planner) reaimLocked(c dispatchingCall, took time.Time) {
 // p.mu is held.
 func (p *Planner) shiftLocked(fn string, pc *plannedCall, d time.Duration, now time.Time) {
 	pc.at, pc.until = pc.at.Add(d), pc.until.Add(d)
-	anchor := pc.anchor
 	pc.cancel()
-	pc.anchor = anchor
 	p.schedulePrepare(fn, pc, pc.readyBy.Add(d), pc.startAt.Add(d), now)
 }
 

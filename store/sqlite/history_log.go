@@ -25,10 +25,11 @@ import (
 // history_log instead grows at its end (its rowid is the append order),
 // holds every event of one append in one row (an unwaited append shares
 // the row of the next append to its invocation in the same transaction:
-// see heldRow), and is found through a small index on an integer key given
-// to each invocation in creation order: the invocations in flight have
-// neighbouring keys, so their index entries share a few pages. The existence the foreign key checked is the writer's
-// own check (it refuses appends to unknown invocations).
+// see heldRow), and is found through a small index on an integer key
+// given to each invocation in creation order: the invocations in flight
+// have neighbouring keys, so their index entries share a few pages. The
+// existence the foreign key checked is the writer's own check (it refuses
+// appends to unknown invocations).
 //
 // Histories written before this migration stay in history and are read
 // from there; an invocation that was running then continues in
