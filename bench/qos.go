@@ -191,6 +191,23 @@ type QoSRun struct {
 	CallMs float64 `json:"callMs"`
 	// BinS is the width of the series' bins.
 	BinS float64 `json:"binS"`
+	// Timeline is the run second by second, arrivals and drain: where
+	// goodput is lost to idle CPU, to work that counts for nothing, or
+	// to a stall.
+	Timeline *Timeline `json:"timeline,omitempty"`
+}
+
+// Timeline is a run's time series, one value per second from the first
+// arrival to the end of the drain.
+type Timeline struct {
+	// CPUs is the CPU time the process got in each second.
+	CPUs []float64 `json:"cpus"`
+	// Calls are the function calls that ended in each second, of every
+	// tenant, whatever became of their workflow.
+	Calls []int `json:"calls"`
+	// Useful are the calls of the useful completions (as goodput counts
+	// them) by the second their workflow ended.
+	Useful []int `json:"useful"`
 }
 
 // TenantStats is one tenant's outcome in a run.
@@ -662,6 +679,9 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 	}
 	began := time.Now()
 	cpu0 := processCPU()
+	stopTimeline := make(chan struct{})
+	timelineDone := make(chan *Timeline)
+	go func() { timelineDone <- sampleTimeline(stopTimeline, &qs.calls.ended) }()
 	var inFlight atomic.Int64
 	records := make([][]*qosRecord, len(tenants))
 	var mu sync.Mutex
@@ -713,6 +733,8 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 	cpu, wall := processCPU()-cpu0, time.Since(began)
 	close(stopRSS)
 	mem := <-rssDone
+	close(stopTimeline)
+	run.Timeline = <-timelineDone
 	run.RSSMaxMB, run.HeapMaxMB = mem[0], mem[1]
 	var rejects []float64
 	for ti, t := range tenants {
@@ -734,6 +756,7 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 	}
 	run.RejectServerP99Ms = qs.refusals.p99()
 	run.Goodput, run.GoodputWorkflows = goodput(tenants, records, opts.Duration)
+	run.Timeline.Useful = usefulByEnd(tenants, records, len(run.Timeline.Calls))
 	run.CPUs = cpu.Seconds() / wall.Seconds()
 	completed := 0
 	for _, t := range run.Tenants {
@@ -754,7 +777,7 @@ func goodput(tenants []Tenant, records [][]*qosRecord, arrivals time.Duration) (
 	for ti, t := range tenants {
 		for _, r := range records[ti] {
 			ended := r.arrival + r.latency
-			if r.outcome != "completed" || (t.Deadline > 0 && r.latency > t.Deadline) || ended < from || ended > arrivals {
+			if !usefulCompletion(t, r) || ended < from || ended > arrivals {
 				continue
 			}
 			calls += float64(r.steps)
@@ -763,6 +786,49 @@ func goodput(tenants []Tenant, records [][]*qosRecord, arrivals time.Duration) (
 	}
 	window := (arrivals - from).Seconds()
 	return calls / window, workflows / window
+}
+
+// usefulCompletion says whether r completed in time to be of use: every
+// completion of a tenant without a deadline, one within it otherwise.
+func usefulCompletion(t Tenant, r *qosRecord) bool {
+	return r.outcome == "completed" && (t.Deadline <= 0 || r.latency <= t.Deadline)
+}
+
+// usefulByEnd counts the calls of useful completions (as goodput counts
+// them) by the second their workflow ended, over bins seconds.
+func usefulByEnd(tenants []Tenant, records [][]*qosRecord, bins int) []int {
+	useful := make([]int, bins)
+	for ti, t := range tenants {
+		for _, r := range records[ti] {
+			if !usefulCompletion(t, r) {
+				continue
+			}
+			if b := int((r.arrival + r.latency).Seconds()); b < bins {
+				useful[b] += r.steps
+			}
+		}
+	}
+	return useful
+}
+
+// sampleTimeline records, each second until stop, the CPU time this
+// process got and the calls that ended (a running count in ended).
+func sampleTimeline(stop <-chan struct{}, ended *atomic.Int64) *Timeline {
+	tl := &Timeline{}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	cpu, calls := processCPU(), ended.Load()
+	for {
+		select {
+		case <-stop:
+			return tl
+		case <-tick.C:
+		}
+		c, n := processCPU(), ended.Load()
+		tl.CPUs = append(tl.CPUs, (c - cpu).Seconds())
+		tl.Calls = append(tl.Calls, int(n-calls))
+		cpu, calls = c, n
+	}
 }
 
 // maxAttempts bounds a start's tries: a client honours Retry-After but

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,8 @@ type callRecorder struct {
 	namespaces map[string]bool
 	mu         sync.Mutex
 	calls      map[string][]callSpan
+	// ended counts every call that ended, of any namespace.
+	ended atomic.Int64
 }
 
 func newCallRecorder(namespaces ...string) *callRecorder {
@@ -54,6 +57,7 @@ func newCallRecorder(namespaces ...string) *callRecorder {
 
 func (r *callRecorder) wrap(ex engine.Executor) engine.Executor {
 	return engine.ExecutorFunc(func(ctx context.Context, req *engine.CallRequest) (engine.CallResult, error) {
+		defer r.ended.Add(1)
 		if !r.namespaces[req.Namespace] {
 			return ex.Execute(ctx, req)
 		}

@@ -122,6 +122,12 @@ func TestGoodputCountsTheLoadsWindow(t *testing.T) {
 	if calls != 0.5 || workflows != 0.25 {
 		t.Errorf("goodput %v calls/s, %v workflows/s; want 0.5 and 0.25", calls, workflows)
 	}
+	// By the second each useful workflow ended, drain included, the
+	// one that ended at 12 s past the timeline's end dropped.
+	want := []int{0, 3, 0, 3, 0, 0, 0, 1, 0, 0, 1, 0}
+	if got := usefulByEnd([]Tenant{h, s}, records, 12); !slices.Equal(got, want) {
+		t.Errorf("useful calls by end %v, want %v", got, want)
+	}
 }
 
 func TestQoSTargets(t *testing.T) {
