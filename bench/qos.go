@@ -40,7 +40,7 @@ import (
 // alone. Clients go through the REST API and honour Retry-After.
 
 // QoSRunNames are the runs, in the order they run.
-var QoSRunNames = []string{"L0", "FIFO", "QoS", "no-EDF", "no-continuations", "no-admission", "B-alone"}
+var QoSRunNames = []string{"L0", "FIFO", "QoS", "no-EDF", "no-continuations", "no-admission", "no-cpu-priority", "B-alone"}
 
 // QoSOptions configure the experiment.
 type QoSOptions struct {
@@ -458,6 +458,8 @@ func qosMode(mode string) (qos.Options, bool) {
 		o.NoContinuations = true
 	case "no-admission":
 		o.NoAdmission = true
+	case "no-cpu-priority":
+		o.NoCPUPriority = true
 	}
 	return o, true
 }
@@ -638,7 +640,7 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 		mode = "off"
 	case "no-EDF":
 		mode = "no-edf"
-	case "no-continuations", "no-admission":
+	case "no-continuations", "no-admission", "no-cpu-priority":
 		mode = name
 	case "B-alone":
 		tenants = tenants[3:]

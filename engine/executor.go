@@ -6,6 +6,7 @@ import (
 
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/function"
 	"github.com/batonflow/baton/httpcall"
 	"github.com/batonflow/baton/problem"
 )
@@ -63,6 +64,9 @@ func (e *Engine) execute(ctx context.Context, in *instance, c *core.Call) (CallR
 		return CallResult{}, p
 	}
 	defer release()
+	if in.qos != nil && e.opts.QoS.YieldsCPU(in.qos.class) {
+		ctx = function.WithLowPriority(ctx)
+	}
 	res, p := e.executeAllowed(ctx, in, c)
 	if p != nil {
 		if lp := scriptLimitProblem(ctx, in, c); lp != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/batonflow/baton/core"
 	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/function"
 	"github.com/batonflow/baton/policy"
 	"github.com/batonflow/baton/qos"
 	"github.com/batonflow/baton/store"
@@ -505,4 +506,61 @@ do:
 	}
 	waitUntil(t, func() bool { return slices.Contains(fns.began(), "a1") })
 	fns.release("a1")
+}
+
+// priorityExecutor records, per call label, whether the call was marked
+// to yield the CPU.
+type priorityExecutor struct {
+	mu  sync.Mutex
+	low map[string]bool
+}
+
+func (p *priorityExecutor) Execute(ctx context.Context, req *engine.CallRequest) (engine.CallResult, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.low[fmt.Sprint(req.Args["label"])] = function.LowPriority(ctx)
+	return engine.CallResult{Output: "ok"}, nil
+}
+
+// TestQoSLowerClassesYieldTheCPU: under QoS the calls of classes below
+// critical are marked to compute at a lower priority, critical's are not,
+// and neither are any with the no-cpu-priority ablation or without QoS.
+func TestQoSLowerClassesYieldTheCPU(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		qos  *qos.Options
+		want map[string]bool
+	}{
+		{"qos", &qos.Options{}, map[string]bool{"critical": false, "standard": true, "batch": true}},
+		{"no-cpu-priority", &qos.Options{NoCPUPriority: true}, map[string]bool{"critical": false, "standard": false, "batch": false}},
+		{"no qos", nil, map[string]bool{"critical": false, "standard": false, "batch": false}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ex := &priorityExecutor{low: map[string]bool{}}
+			e := newEngine(t, openStore(t, t.TempDir()), func(opts *engine.Options) {
+				if tt.qos != nil {
+					opts.QoS = qos.New(*tt.qos)
+				}
+				opts.Executors = map[string]engine.Executor{"*": ex}
+			})
+			t.Cleanup(func() { e.Close() })
+			for class := range tt.want {
+				apply(t, e, stepsDoc(class, ", metadata: {baton.priorityClass: "+class+"}", class))
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				inv, err := e.Invoke(ctx, "default", class, "", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if done, err := e.Wait(ctx, inv.ID); err != nil || done.Status != core.StatusCompleted {
+					t.Fatalf("%s: %v %v", class, done.Status, err)
+				}
+			}
+			ex.mu.Lock()
+			defer ex.mu.Unlock()
+			if fmt.Sprint(ex.low) != fmt.Sprint(tt.want) {
+				t.Errorf("calls marked to yield %v, want %v", ex.low, tt.want)
+			}
+		})
+	}
 }

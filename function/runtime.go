@@ -82,6 +82,23 @@ func WithCallInfo(ctx context.Context, info CallInfo) context.Context {
 	return context.WithValue(ctx, callInfoKey{}, info)
 }
 
+type lowPriorityKey struct{}
+
+// WithLowPriority marks the calls made with ctx as work that yields the
+// CPU: a runtime that computes in this process (wasm) runs them on
+// threads of a lower operating-system priority, so that a contended core
+// goes to other work first. The engine marks the calls of classes below
+// critical (qos.Scheduler.YieldsCPU).
+func WithLowPriority(ctx context.Context) context.Context {
+	return context.WithValue(ctx, lowPriorityKey{}, true)
+}
+
+// LowPriority says whether ctx's calls yield the CPU (WithLowPriority).
+func LowPriority(ctx context.Context) bool {
+	low, _ := ctx.Value(lowPriorityKey{}).(bool)
+	return low
+}
+
 // CallInfoFrom returns the call info attached to ctx, if any.
 func CallInfoFrom(ctx context.Context) (CallInfo, bool) {
 	info, ok := ctx.Value(callInfoKey{}).(CallInfo)

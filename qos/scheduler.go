@@ -87,8 +87,9 @@ type Options struct {
 	// NoContinuations lets new starts compete with running workflows'
 	// calls (no continuation priority at G1 or G2, no seat hand-off),
 	// NoAdmission never refuses a start (no quota, no bound, no
-	// infeasible deadline).
-	NoEDF, NoContinuations, NoAdmission bool
+	// infeasible deadline), NoCPUPriority runs every class's calls at
+	// the operating system's ordinary priority (see YieldsCPU).
+	NoEDF, NoContinuations, NoAdmission, NoCPUPriority bool
 
 	// Now and Random replace the clock and the jitter's source in tests.
 	Now    func() time.Time
@@ -272,6 +273,18 @@ func (s *Scheduler) SetReplicas(f func() int) {
 
 // Options returns the scheduler's settings, defaults applied.
 func (s *Scheduler) Options() Options { return s.opts }
+
+// YieldsCPU says whether the calls of class k yield the CPU to other
+// work while they compute: G2 decides which calls run, but a seat is not
+// a CPU, and a critical call seated beside others (in the reserve, or
+// before a lower class's call has ended) shares the cores with them and
+// with the server's own work. Below critical, a runtime that computes in
+// this process runs the calls at a lower operating-system priority, so
+// the kernel gives a contended core to critical calls and to the server
+// first, and to them whatever is left: nothing idles that could run.
+func (s *Scheduler) YieldsCPU(k Class) bool {
+	return !s.opts.NoCPUPriority && k > Critical && k < numClasses
+}
 
 // Start is a workflow start asking G1 for admission.
 type Start struct {
@@ -891,7 +904,8 @@ func (s *Scheduler) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{Enabled: true, BacklogTarget: s.opts.BacklogTarget}
-	for name, on := range map[string]bool{"no-edf": s.opts.NoEDF, "no-continuations": s.opts.NoContinuations, "no-admission": s.opts.NoAdmission} {
+	for name, on := range map[string]bool{"no-edf": s.opts.NoEDF, "no-continuations": s.opts.NoContinuations,
+		"no-admission": s.opts.NoAdmission, "no-cpu-priority": s.opts.NoCPUPriority} {
 		if on {
 			st.Ablations = append(st.Ablations, name)
 		}

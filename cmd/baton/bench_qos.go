@@ -31,9 +31,9 @@ func newBenchQoSCommand(f *benchFlags) *cobra.Command {
 		Long: "Qos measures the saturation rate μ of a CPU-bound ~10ms wasm workload, then offers\n" +
 			"open-loop Poisson load totalling 2μ through the REST API: tenant h critical 0.2μ (1- and\n" +
 			"3-step workflows, 200ms deadline), s1 and s2 standard 0.4μ each, b batch 1.0μ. It runs h\n" +
-			"alone (L0), FIFO (QoS off), QoS on, the ablations no-EDF, no-continuations and\n" +
-			"no-admission, and b alone, each on a fresh engine; clients honour Retry-After. It prints\n" +
-			"one row per run and tenant and checks the targets of docs/qos.md.",
+			"alone (L0), FIFO (QoS off), QoS on, the ablations no-EDF, no-continuations,\n" +
+			"no-admission and no-cpu-priority, and b alone, each on a fresh engine; clients honour\n" +
+			"Retry-After. It prints one row per run and tenant and checks the targets of docs/qos.md.",
 		Example: "  baton bench qos --duration 60s --out qos-report\n  baton bench qos --duration 10s --mu-duration 5s --runs L0,QoS,FIFO",
 		Args:    cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {

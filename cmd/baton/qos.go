@@ -32,7 +32,7 @@ type qosConfig struct {
 func addQoSFlags(cmd *cobra.Command, cfg *engineConfig) {
 	q := &cfg.qos
 	cmd.Flags().StringVar(&q.mode, "qos", "on",
-		"QoS scheduling (docs/qos.md): on, off (arrival order), or ablations: no-edf, no-continuations, no-admission (comma-separated)")
+		"QoS scheduling (docs/qos.md): on, off (arrival order), or ablations: no-edf, no-continuations, no-admission, no-cpu-priority (comma-separated)")
 	cmd.Flags().StringVar(&q.seats, "qos-seats", "",
 		"G2 seats per runtime pool, e.g. wasm=3,process=5,http=256; 0 is no limit for process and http (default: CPUs+1, 2×CPUs+1, no limit)")
 	cmd.Flags().IntVar(&q.backlog, "qos-backlog", 0,
@@ -60,8 +60,10 @@ func (q qosConfig) options() (qos.Options, bool, error) {
 				o.NoContinuations = true
 			case "no-admission":
 				o.NoAdmission = true
+			case "no-cpu-priority":
+				o.NoCPUPriority = true
 			default:
-				return o, false, fmt.Errorf("--qos %q: want on, off, or ablations among no-edf, no-continuations, no-admission", q.mode)
+				return o, false, fmt.Errorf("--qos %q: want on, off, or ablations among no-edf, no-continuations, no-admission, no-cpu-priority", q.mode)
 			}
 		}
 	}

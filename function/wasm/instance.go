@@ -71,7 +71,12 @@ func (r *Runtime) startReactor(ctx context.Context, spec *function.Spec, mod *mo
 	}, nil
 }
 
-func (i *reactorInstance) Invoke(ctx context.Context, input json.RawMessage) (json.RawMessage, error) {
+func (i *reactorInstance) Invoke(ctx context.Context, input json.RawMessage) (out json.RawMessage, err error) {
+	i.r.compute(ctx, func() { out, err = i.invoke(ctx, input) })
+	return out, err
+}
+
+func (i *reactorInstance) invoke(ctx context.Context, input json.RawMessage) (json.RawMessage, error) {
 	if i.broken {
 		return nil, problem.Runtime("function %s: instance is no longer usable", i.spec.Ref())
 	}
@@ -158,7 +163,12 @@ type commandInstance struct {
 	closeOnce sync.Once
 }
 
-func (c *commandInstance) Invoke(ctx context.Context, input json.RawMessage) (json.RawMessage, error) {
+func (c *commandInstance) Invoke(ctx context.Context, input json.RawMessage) (out json.RawMessage, err error) {
+	c.r.compute(ctx, func() { out, err = c.invoke(ctx, input) })
+	return out, err
+}
+
+func (c *commandInstance) invoke(ctx context.Context, input json.RawMessage) (json.RawMessage, error) {
 	stdout := &limitedBuffer{limit: c.r.opts.MaxOutput}
 	stderr := tail.New(stderrKept)
 	cfg := c.cfg.

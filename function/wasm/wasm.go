@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/batonflow/baton/function"
+	"github.com/batonflow/baton/internal/osprio"
 	"github.com/batonflow/baton/problem"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -83,6 +84,9 @@ type Runtime struct {
 	log    *slog.Logger
 	cache  wazero.CompilationCache
 	memory *memoryPool
+	// yielding computes the calls that yield the CPU (compute).
+	yielding  *osprio.Pool
+	yieldWarn sync.Once
 
 	mu      sync.Mutex
 	closed  bool
@@ -166,7 +170,7 @@ func New(opts Options) (*Runtime, error) {
 		opts.RecycledMemory = DefaultRecycledMemory
 	}
 	r := &Runtime{opts: opts, log: opts.Logger, engines: map[uint32]*engine{}, modules: map[moduleKey]*module{}, files: map[string]fileID{},
-		memory: newMemoryPool(opts.RecycledMemory)}
+		memory: newMemoryPool(opts.RecycledMemory), yielding: osprio.NewPool(YieldingNice, 0)}
 	if opts.CacheDir != "" {
 		if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
 			return nil, fmt.Errorf("wasm compilation cache: %w", err)
@@ -180,6 +184,28 @@ func New(opts Options) (*Runtime, error) {
 		r.cache = wazero.NewCompilationCache()
 	}
 	return r, nil
+}
+
+// YieldingNice is how much higher than the process's the nice value of
+// the threads that compute calls marked function.WithLowPriority is: 10
+// higher, a thread weighs about a tenth of the others in Linux's
+// scheduler, so a critical call sharing a core with one such call keeps
+// about nine tenths of it.
+const YieldingNice = 10
+
+// compute runs f, a call's computation, on the calling goroutine, or on
+// a thread of lower priority when ctx's calls yield the CPU.
+func (r *Runtime) compute(ctx context.Context, f func()) {
+	if !function.LowPriority(ctx) {
+		f()
+		return
+	}
+	r.yielding.Run(f)
+	if err := r.yielding.Err(); err != nil {
+		r.yieldWarn.Do(func() {
+			r.log.Warn("wasm: calls of lower classes run at the ordinary priority", "err", err)
+		})
+	}
 }
 
 // Start implements function.Runtime: it compiles the module (or finds it

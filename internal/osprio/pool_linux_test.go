@@ -1,0 +1,95 @@
+package osprio
+
+import (
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// threadNice is the calling thread's nice value (Linux's getpriority
+// answers 20 - nice, so that no answer is negative).
+func threadNice(t *testing.T) int {
+	t.Helper()
+	prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, syscall.Gettid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 20 - prio
+}
+
+func TestRunLowersOnlyThePoolsThreads(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	before := threadNice(t)
+	p := NewPool(7, 0)
+	var nice, tid int
+	p.Run(func() { nice, tid = threadNice(t), syscall.Gettid() })
+	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if want := min(19, before+7); nice != want {
+		t.Errorf("the pool's thread runs at nice %d, want %d", nice, want)
+	}
+	if tid == syscall.Gettid() {
+		t.Error("f ran on the caller's thread")
+	}
+	if got := threadNice(t); got != before {
+		t.Errorf("the caller's thread went from nice %d to %d", before, got)
+	}
+	// An idle thread takes the next job: the same thread, still lowered.
+	var again int
+	p.Run(func() { again = syscall.Gettid() })
+	if again != tid {
+		t.Errorf("a second run took thread %d, want the idle %d", again, tid)
+	}
+}
+
+func TestRunRaisesFsPanicInTheCaller(t *testing.T) {
+	p := NewPool(5, 0)
+	defer func() {
+		if v := recover(); v != "boom" {
+			t.Errorf("recovered %v, want boom", v)
+		}
+	}()
+	p.Run(func() { panic("boom") })
+	t.Error("Run returned after a panic")
+}
+
+func TestConcurrentRunsTakeThreadsOfTheirOwn(t *testing.T) {
+	p := NewPool(5, 0)
+	inside := make(chan int)
+	release := make(chan struct{})
+	for range 2 {
+		go p.Run(func() {
+			inside <- syscall.Gettid()
+			<-release
+		})
+	}
+	// Both are inside at once: neither waits for the other's thread.
+	a, b := <-inside, <-inside
+	close(release)
+	if a == b {
+		t.Errorf("two runs at once shared thread %d", a)
+	}
+}
+
+func TestIdleThreadsEnd(t *testing.T) {
+	p := NewPool(5, 5*time.Millisecond)
+	var first int
+	p.Run(func() { first = syscall.Gettid() })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// The ended thread's goroutine is gone, and its thread with it
+		// (it was never unlocked), so a later run makes a new one.
+		var next int
+		time.Sleep(20 * time.Millisecond)
+		p.Run(func() { next = syscall.Gettid() })
+		if next != first {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle thread %d still takes work after 5s", first)
+		}
+	}
+}
