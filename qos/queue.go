@@ -53,6 +53,12 @@ type Discipline struct {
 	// Continuations puts a flow's items of already running workflows
 	// before those that begin one (Sequoia's "favour running chains").
 	Continuations bool
+	// OthersYield says that the calls of the classes without a reserve
+	// compute at a lower operating-system priority (Scheduler.YieldsCPU):
+	// a seat one of them holds is then no core taken from a reserving
+	// class's call, so within its share that class takes seats as if the
+	// others held none (see canTake).
+	OthersYield bool
 }
 
 // Item is one unit of work waiting in a Queue.
@@ -261,13 +267,22 @@ func (q *Queue) unqueued(it *Item) {
 // Lead), its calls count among them, so the calls of other classes
 // beside its calls are held to the shared seats less its calls and its
 // calls compute on as many CPUs as they would alone (a seat freed
-// beside them is not refilled until they end). Beyond its share it has
+// beside them is not refilled until they end). Where the others yield
+// the CPU (OthersYield), within its share it takes up to every seat of
+// the pool whatever the others hold, as it would alone. Beyond its share it has
 // its nominal seats among the shared ones and its reserve on top, and
 // the others compete for the rest by weight: a flood of critical calls
 // leaves the other classes their share.
 func (q *Queue) canTake(k Class) bool {
 	if q.d.Seats <= 0 || k == System {
 		return true
+	}
+	if q.d.Reserve[k] > 0 && q.d.OthersYield && q.d.Seats > 1 && q.withinShare(k) {
+		// The others' calls yield their cores to its calls: a seat
+		// they hold would only keep its call waiting while it, at the
+		// others' priority, took longer to end. (A pool of one seat
+		// reserves none, and keeps to its one call.)
+		return q.inUse[k] < q.d.Seats
 	}
 	if q.used >= q.d.Seats {
 		return false

@@ -555,6 +555,48 @@ func TestQueueCanTake(t *testing.T) {
 	}
 }
 
+// TestQueueCanTakeBesideYieldingCalls: where the other classes yield the
+// CPU, critical within its share takes seats as if they held none, up to
+// every seat of the pool; beyond its share, or where they do not yield,
+// the seats they hold count.
+func TestQueueCanTakeBesideYieldingCalls(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		critical, batch int
+		yield, beyond   bool
+		want            bool
+	}{
+		{"every seat held, one by critical", 1, 2, false, false, false},
+		{"every seat held, the others yielding", 1, 2, true, false, true},
+		{"two batch calls yielding beside two critical", 2, 2, true, false, true},
+		{"critical holds every seat itself", 3, 0, true, false, false},
+		{"critical beyond its share", 1, 2, true, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := leadDisc()
+			d.OthersYield = tc.yield
+			q := NewQueue(d)
+			for range tc.critical {
+				q.take(Critical)
+			}
+			for range tc.batch {
+				q.take(Batch)
+			}
+			q.Push(item(Standard, "s", "s"))
+			if tc.beyond {
+				q.classes[Critical].pass = time.Second.Seconds()
+			}
+			if got := q.canTake(Critical); got != tc.want {
+				t.Errorf("critical may take a seat: %v, want %v", got, tc.want)
+			}
+			// The others' rule is the same either way.
+			if q.canTake(Batch) {
+				t.Error("batch may take a seat beside critical's calls")
+			}
+		})
+	}
+}
+
 // TestQueueCharge: a handed-off seat is paid for in the stride: a class
 // charged for seats it got without Next yields the next ones to a class
 // that got none.
@@ -583,7 +625,8 @@ func TestQueueCriticalFloodLeavesShares(t *testing.T) {
 		rounds int
 	}{
 		{"lead of ten calls", leadDisc(), 400},
-		{"default lead of five hundred calls", o.discipline(3), 4000},
+		{"default lead of five hundred calls", o.discipline(3, false), 4000},
+		{"default lead, standard yielding the CPU", o.discipline(3, true), 4000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := NewQueue(tc.d)
@@ -598,8 +641,10 @@ func TestQueueCriticalFloodLeavesShares(t *testing.T) {
 					running = append(running, it)
 					got[it.Class]++
 				}
-				if q.Used() > 3 || q.InUse(Standard) > 2 {
-					t.Fatalf("%d seats used, %d by standard", q.Used(), q.InUse(Standard))
+				// Where standard yields the CPU, critical's calls within
+				// its share take seats beside standard's.
+				if (!tc.d.OthersYield && q.Used() > 3) || q.InUse(Critical) > 3 || q.InUse(Standard) > 2 {
+					t.Fatalf("%d seats used, %d by critical, %d by standard", q.Used(), q.InUse(Critical), q.InUse(Standard))
 				}
 				// The oldest call ends.
 				q.Done(running[0].Class)

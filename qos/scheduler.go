@@ -219,7 +219,7 @@ func New(opts Options) *Scheduler {
 	return &Scheduler{
 		opts:       opts,
 		metrics:    newMetrics(),
-		g1:         NewQueue(opts.discipline(0)),
+		g1:         NewQueue(opts.discipline(0, false)),
 		pools:      map[string]*Queue{},
 		buckets:    map[string]*bucket{},
 		seatsInUse: map[seatKey]int{},
@@ -229,7 +229,10 @@ func New(opts Options) *Scheduler {
 	}
 }
 
-func (o *Options) discipline(seats int) Discipline {
+// discipline is a gate's discipline: G1's for 0 seats, else that of a G2
+// pool of seats, cpuBound when its calls compute in this process (whose
+// lower classes then yield the CPU, see YieldsCPU).
+func (o *Options) discipline(seats int, cpuBound bool) Discipline {
 	d := Discipline{
 		Seats: seats, Weights: o.Weights, EDF: !o.NoEDF, Continuations: !o.NoContinuations,
 	}
@@ -239,6 +242,7 @@ func (o *Options) discipline(seats int) Discipline {
 		return d
 	}
 	d.Reserve = o.Reserve
+	d.OthersYield = cpuBound && !o.NoCPUPriority
 	// A class that reserves seats (critical) lends nothing, and within
 	// its share it waits behind no other class and computes beside no
 	// more calls than the shared seats hold (see Discipline.Lead).
@@ -721,7 +725,7 @@ func (s *Scheduler) pool(name string) *Queue {
 		if !ok || seats < 0 {
 			seats = DefaultSeats(name)
 		}
-		p = NewQueue(s.opts.discipline(seats))
+		p = NewQueue(s.opts.discipline(seats, name == PoolWasm))
 		s.pools[name] = p
 	}
 	return p

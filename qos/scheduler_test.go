@@ -525,12 +525,12 @@ func TestLeadOfReservingClasses(t *testing.T) {
 	o := Options{}
 	o.defaults()
 	for _, seats := range []int{1, 2, 3, 10} {
-		d := o.discipline(seats)
+		d := o.discipline(seats, true)
 		if want := [numClasses]time.Duration{0, 5 * time.Second, 0, 0}; d.Lead != want {
 			t.Errorf("%d seats: leads %v, want %v", seats, d.Lead, want)
 		}
 	}
-	if d := o.discipline(0); d.Lead != ([numClasses]time.Duration{}) {
+	if d := o.discipline(0, false); d.Lead != ([numClasses]time.Duration{}) {
 		t.Errorf("G1 leads %v, want none", d.Lead)
 	}
 }
@@ -541,10 +541,10 @@ func TestNominalSeats(t *testing.T) {
 	o := Options{}
 	o.defaults()
 	for seats, want := range map[int]int{1: 0, 2: 0, 3: 1, 4: 2, 5: 2, 10: 5} {
-		if got := o.discipline(seats).Nominal[Critical]; got != want {
+		if got := o.discipline(seats, true).Nominal[Critical]; got != want {
 			t.Errorf("%d seats: critical's nominal seats %d, want %d", seats, got, want)
 		}
-		if d := o.discipline(seats); d.Nominal[Standard] != 0 || d.Nominal[Batch] != 0 {
+		if d := o.discipline(seats, true); d.Nominal[Standard] != 0 || d.Nominal[Batch] != 0 {
 			t.Errorf("%d seats: nominal seats of classes that reserve none: %v", seats, d.Nominal)
 		}
 	}

@@ -69,7 +69,7 @@ type simCall struct {
 func simulate(cfg simConfig) simResult {
 	o := Options{}
 	o.defaults()
-	q := NewQueue(o.discipline(cfg.seats))
+	q := NewQueue(o.discipline(cfg.seats, true))
 	r := rand.New(rand.NewPCG(cfg.seed, 14))
 	const dt = 50 * time.Microsecond
 	next := make([]time.Duration, len(simTenants))
