@@ -274,7 +274,7 @@ func RunQoS(ctx context.Context, opts QoSOptions) (*QoSResults, error) {
 		opts.Seats = map[string]int{}
 	}
 	opts.Seats[qos.PoolWasm] = seats
-	defer enoughProcs(seats)()
+	defer wasm.EnsureProcs(seats)()
 	res := &QoSResults{Command: opts.Command, Started: time.Now().UTC(), CPUs: runtime.NumCPU(),
 		Tenants: qosTenants(opts.Deadline), Duration: opts.Duration.Seconds()}
 	res.Procs = runtime.GOMAXPROCS(0)
@@ -315,20 +315,6 @@ func RunQoS(ctx context.Context, opts QoSOptions) (*QoSResults, error) {
 		res.Runs = append(res.Runs, *run)
 	}
 	return res, nil
-}
-
-// enoughProcs gives the process twice the wasm seats' Ps, plus two, for as
-// long as the returned function is not called. Compiled wasm does not
-// yield its thread to the Go scheduler while it computes: with as many Ps
-// as wasm seats, the engine, the HTTP server and the clients (in this
-// process) would wait for a call to end before they run. The kernel shares
-// the cores between the threads.
-func enoughProcs(seats int) (restore func()) {
-	if runtime.GOMAXPROCS(0) >= 2*seats+2 {
-		return func() {}
-	}
-	before := runtime.GOMAXPROCS(2*seats + 2)
-	return func() { runtime.GOMAXPROCS(before) }
 }
 
 // QoSRunSpec is one run of the experiment with what it needs of the
@@ -630,7 +616,7 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 	opts := QoSOptions{Duration: spec.Duration, Drain: spec.Drain, Seats: spec.Seats, MaxInFlight: spec.MaxInFlight,
 		CacheDir: spec.CacheDir, Seed: spec.Seed, Logger: log, Progress: progress}
 	opts.defaults()
-	defer enoughProcs(opts.Seats[qos.PoolWasm])()
+	defer wasm.EnsureProcs(opts.Seats[qos.PoolWasm])()
 	name, tenants := spec.Name, spec.Tenants
 	mode := "on"
 	switch name {

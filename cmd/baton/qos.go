@@ -16,6 +16,7 @@ import (
 	"github.com/batonflow/baton/client"
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/function"
+	"github.com/batonflow/baton/function/wasm"
 	"github.com/batonflow/baton/prewarm"
 	"github.com/batonflow/baton/qos"
 )
@@ -107,7 +108,16 @@ func (q qosConfig) configure(opts *engine.Options, fns *functionHost) (*qos.Sche
 		stats := prewarm.NewStats()
 		o.Costs, o.Learn = stats, stats.ObserveExec
 	}
+	// The pools' seats are settled now, from the CPUs: DefaultSeats reads
+	// GOMAXPROCS, which the wasm seats then raise.
+	seats := map[string]int{}
+	for _, pool := range []string{qos.PoolWasm, qos.PoolProcess, qos.PoolHTTP} {
+		seats[pool] = qos.DefaultSeats(pool)
+	}
+	maps.Copy(seats, o.Seats)
+	o.Seats = seats
 	s := qos.New(o)
+	wasm.EnsureProcs(seats[qos.PoolWasm])
 	opts.QoS = s
 	mgr := fns.Manager
 	opts.QoSPool = func(ctx context.Context, namespace, fn string) string {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/batonflow/baton/engine"
+	"github.com/batonflow/baton/function/wasm"
 	"github.com/batonflow/baton/qos"
 )
 
@@ -71,5 +74,25 @@ func TestQoSTable(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// The server leaves the Go scheduler Ps beside the wasm seats (compiled
+// wasm keeps its P while it computes), and the seats stay those of the
+// CPUs: raising GOMAXPROCS does not raise them in turn.
+func TestQoSLeavesPsBesideTheWasmSeats(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(before) })
+	var opts engine.Options
+	s, err := qosConfig{mode: "on", maxWait: time.Second}.configure(&opts, &functionHost{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seats := s.Options().Seats
+	if seats[qos.PoolWasm] != before+1 || seats[qos.PoolProcess] != 2*before+1 {
+		t.Errorf("seats %v, want wasm=%d and process=%d from %d CPUs", seats, before+1, 2*before+1, before)
+	}
+	if got, want := runtime.GOMAXPROCS(0), wasm.ProcsFor(before+1); got != want {
+		t.Errorf("GOMAXPROCS %d, want %d beside %d wasm seats", got, want, before+1)
 	}
 }
