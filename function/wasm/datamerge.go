@@ -1,0 +1,270 @@
+package wasm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"slices"
+)
+
+// Data segments are merged before compiling because wazero evaluates each
+// active segment's offset expression on every instantiation, allocating as
+// it goes: the Go SDK example has 37,509 segments (Go's linker splits its
+// data at every run of zeros), which cost 1.8 ms of a 2.5 ms instantiation
+// on this machine, and the allocations feed the host's garbage collector.
+// Merged across gaps of zeros, the same data is a handful of segments and
+// a copy of about a megabyte.
+//
+// The rewrite only happens where it cannot change what an instance sees:
+// every segment active in memory 0 at a constant, non-negative offset, no
+// two overlapping (so their order does not matter), the memory the
+// module's own (so it starts zeroed, which the filled gaps repeat), and no
+// data count section (without it, no instruction can name a segment by its
+// index). Instantiation fails exactly when it did: the merged segments
+// span the same lowest and highest byte. Anything else, including a module
+// this parser does not understand, is compiled as it came.
+
+// maxDataGap is the widest run of zeros a merge writes: copying 4 KiB of
+// zeros costs well under an offset expression's evaluation on its own.
+const maxDataGap = 4 << 10
+
+const (
+	sectionImport    = 2
+	sectionMemory    = 5
+	sectionData      = 11
+	sectionDataCount = 12
+
+	importKindMemory = 2
+	opI32Const       = 0x41
+	opEnd            = 0x0b
+)
+
+type dataSegment struct {
+	offset uint64
+	init   []byte
+}
+
+// coalesceData returns bin with its data segments merged where that is
+// safe (see above), or bin itself.
+func coalesceData(bin []byte) []byte {
+	if len(bin) < 8 || !bytes.HasPrefix(bin, []byte("\x00asm")) {
+		return bin
+	}
+	var dataStart, dataEnd int // the whole section, id byte included
+	var data []byte
+	ownMemory := false
+	for p := 8; p < len(bin); {
+		start := p
+		id := bin[p]
+		size, n := binary.Uvarint(bin[p+1:])
+		if n <= 0 || size > uint64(len(bin)-p-1-n) {
+			return bin
+		}
+		body := bin[p+1+n : p+1+n+int(size)]
+		p += 1 + n + int(size)
+		switch id {
+		case sectionImport:
+			imports, ok := importsMemory(body)
+			if !ok || imports {
+				return bin
+			}
+		case sectionMemory:
+			ownMemory = true
+		case sectionDataCount:
+			return bin
+		case sectionData:
+			dataStart, dataEnd, data = start, p, body
+		}
+	}
+	if data == nil || !ownMemory {
+		return bin
+	}
+	segs, ok := parseDataSection(data)
+	if !ok || len(segs) < 2 {
+		return bin
+	}
+	merged, ok := mergeSegments(segs)
+	if !ok || len(merged) == len(segs) {
+		return bin
+	}
+	body := binary.AppendUvarint(nil, uint64(len(merged)))
+	for _, s := range merged {
+		body = append(body, 0, opI32Const)
+		body = appendSleb32(body, int32(s.offset))
+		body = append(body, opEnd)
+		body = binary.AppendUvarint(body, uint64(len(s.init)))
+		body = append(body, s.init...)
+	}
+	out := make([]byte, 0, len(bin)-(dataEnd-dataStart)+len(body)+6)
+	out = append(out, bin[:dataStart]...)
+	out = append(out, sectionData)
+	out = binary.AppendUvarint(out, uint64(len(body)))
+	out = append(out, body...)
+	return append(out, bin[dataEnd:]...)
+}
+
+// parseDataSection reads a data section whose segments are all active in
+// memory 0 at an i32.const offset that is not negative.
+func parseDataSection(b []byte) ([]dataSegment, bool) {
+	count, n := binary.Uvarint(b)
+	if n <= 0 || count > uint64(len(b)) {
+		return nil, false
+	}
+	p := n
+	segs := make([]dataSegment, 0, count)
+	for range count {
+		if p+2 > len(b) || b[p] != 0 || b[p+1] != opI32Const {
+			return nil, false
+		}
+		p += 2
+		off, n := sleb32(b[p:])
+		if n <= 0 || off < 0 || p+n >= len(b) || b[p+n] != opEnd {
+			return nil, false
+		}
+		p += n + 1
+		size, n := binary.Uvarint(b[p:])
+		if n <= 0 || size > uint64(len(b)-p-n) {
+			return nil, false
+		}
+		p += n
+		segs = append(segs, dataSegment{offset: uint64(off), init: b[p : p+int(size)]})
+		p += int(size)
+	}
+	return segs, p == len(b)
+}
+
+// mergeSegments sorts segments by offset and joins neighbours at most
+// maxDataGap apart, filling the gap with zeros. It fails when two overlap,
+// as the later one must then win.
+func mergeSegments(segs []dataSegment) ([]dataSegment, bool) {
+	sorted := slices.Clone(segs)
+	slices.SortStableFunc(sorted, func(a, b dataSegment) int {
+		switch {
+		case a.offset < b.offset:
+			return -1
+		case a.offset > b.offset:
+			return 1
+		}
+		return 0
+	})
+	var out []dataSegment
+	var cur []byte
+	var curOff uint64
+	for i, s := range sorted {
+		end := curOff + uint64(len(cur))
+		if i > 0 && s.offset < end {
+			return nil, false
+		}
+		if i > 0 && s.offset-end <= maxDataGap {
+			cur = append(cur, make([]byte, s.offset-end)...)
+			cur = append(cur, s.init...)
+			continue
+		}
+		if i > 0 {
+			out = append(out, dataSegment{offset: curOff, init: cur})
+		}
+		curOff, cur = s.offset, append([]byte(nil), s.init...)
+	}
+	return append(out, dataSegment{offset: curOff, init: cur}), true
+}
+
+// importsMemory reports whether an import section imports a memory, whose
+// contents are not known to be zero.
+func importsMemory(b []byte) (imports, ok bool) {
+	count, n := binary.Uvarint(b)
+	if n <= 0 {
+		return false, false
+	}
+	p := n
+	name := func() bool {
+		l, n := binary.Uvarint(b[p:])
+		if n <= 0 || l > uint64(len(b)-p-n) {
+			return false
+		}
+		p += n + int(l)
+		return true
+	}
+	uleb := func() bool {
+		_, n := binary.Uvarint(b[p:])
+		p += n
+		return n > 0
+	}
+	for range count {
+		if !name() || !name() || p >= len(b) {
+			return false, false
+		}
+		kind := b[p]
+		p++
+		switch kind {
+		case 0: // function: a type index
+			if !uleb() {
+				return false, false
+			}
+		case 1: // table: a reference type and limits
+			if p >= len(b) {
+				return false, false
+			}
+			p++
+			if !limits(b, &p) {
+				return false, false
+			}
+		case importKindMemory:
+			return true, true
+		case 3: // global: a value type and mutability
+			p += 2
+		default:
+			return false, false
+		}
+		if p > len(b) {
+			return false, false
+		}
+	}
+	return false, true
+}
+
+func limits(b []byte, p *int) bool {
+	if *p >= len(b) {
+		return false
+	}
+	flags := b[*p]
+	*p++
+	for range 1 + int(flags&1) {
+		_, n := binary.Uvarint(b[*p:])
+		if n <= 0 {
+			return false
+		}
+		*p += n
+	}
+	return true
+}
+
+// sleb32 decodes a signed LEB128 i32 as the wasm binary format writes it.
+func sleb32(b []byte) (int32, int) {
+	var v int64
+	var shift uint
+	for i := 0; i < len(b) && i < 5; i++ {
+		c := b[i]
+		v |= int64(c&0x7f) << shift
+		shift += 7
+		if c&0x80 == 0 {
+			if c&0x40 != 0 {
+				v |= -1 << shift
+			}
+			if v < -1<<31 || v >= 1<<31 {
+				return 0, 0
+			}
+			return int32(v), i + 1
+		}
+	}
+	return 0, 0
+}
+
+func appendSleb32(b []byte, v int32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
