@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"slices"
 )
@@ -82,23 +83,33 @@ func coalesceData(bin []byte) []byte {
 	if !ok || len(segs) < 2 {
 		return bin
 	}
-	merged, ok := mergeSegments(segs)
-	if !ok || len(merged) == len(segs) {
+	groups, ok := mergeSegments(segs)
+	if !ok || len(groups) == len(segs) {
 		return bin
 	}
-	body := binary.AppendUvarint(nil, uint64(len(merged)))
-	for _, s := range merged {
-		body = append(body, 0, opI32Const)
-		body = appendSleb32(body, int32(s.offset))
-		body = append(body, opEnd)
-		body = binary.AppendUvarint(body, uint64(len(s.init)))
-		body = append(body, s.init...)
+	// One allocation, written in place: the module is megabytes, and every
+	// fresh page of a copy is faulted in on the compile path.
+	head := binary.AppendUvarint(nil, uint64(len(groups)))
+	size := len(head)
+	for _, g := range groups {
+		size += 3 + len(appendSleb32(nil, int32(g.offset))) + len(binary.AppendUvarint(nil, g.size)) + int(g.size)
 	}
-	out := make([]byte, 0, len(bin)-(dataEnd-dataStart)+len(body)+6)
+	out := make([]byte, 0, len(bin)-(dataEnd-dataStart)+1+binary.MaxVarintLen64+size)
 	out = append(out, bin[:dataStart]...)
 	out = append(out, sectionData)
-	out = binary.AppendUvarint(out, uint64(len(body)))
-	out = append(out, body...)
+	out = binary.AppendUvarint(out, uint64(size))
+	out = append(out, head...)
+	for _, g := range groups {
+		out = append(out, 0, opI32Const)
+		out = appendSleb32(out, int32(g.offset))
+		out = append(out, opEnd)
+		out = binary.AppendUvarint(out, g.size)
+		at := len(out)
+		out = out[:at+int(g.size)] // zeros: the capacity was never written
+		for _, s := range g.segs {
+			copy(out[at+int(s.offset-g.offset):], s.init)
+		}
+	}
 	return append(out, bin[dataEnd:]...)
 }
 
@@ -132,39 +143,37 @@ func parseDataSection(b []byte) ([]dataSegment, bool) {
 	return segs, p == len(b)
 }
 
-// mergeSegments sorts segments by offset and joins neighbours at most
-// maxDataGap apart, filling the gap with zeros. It fails when two overlap,
-// as the later one must then win.
-func mergeSegments(segs []dataSegment) ([]dataSegment, bool) {
-	sorted := slices.Clone(segs)
-	slices.SortStableFunc(sorted, func(a, b dataSegment) int {
-		switch {
-		case a.offset < b.offset:
-			return -1
-		case a.offset > b.offset:
-			return 1
+// segmentGroup is a run of segments written as one, with zeros between.
+type segmentGroup struct {
+	offset, size uint64
+	segs         []dataSegment
+}
+
+// mergeSegments sorts segments by offset and groups neighbours at most
+// maxDataGap apart. It fails when two overlap, as the later one must then
+// win.
+func mergeSegments(segs []dataSegment) ([]segmentGroup, bool) {
+	slices.SortStableFunc(segs, func(a, b dataSegment) int { return cmp.Compare(a.offset, b.offset) })
+	var out []segmentGroup
+	first := 0
+	end := segs[0].offset + uint64(len(segs[0].init))
+	for i := 1; i <= len(segs); i++ {
+		if i < len(segs) {
+			s := segs[i]
+			if s.offset < end {
+				return nil, false
+			}
+			if s.offset-end <= maxDataGap {
+				end = s.offset + uint64(len(s.init))
+				continue
+			}
 		}
-		return 0
-	})
-	var out []dataSegment
-	var cur []byte
-	var curOff uint64
-	for i, s := range sorted {
-		end := curOff + uint64(len(cur))
-		if i > 0 && s.offset < end {
-			return nil, false
+		out = append(out, segmentGroup{offset: segs[first].offset, size: end - segs[first].offset, segs: segs[first:i]})
+		if i < len(segs) {
+			first, end = i, segs[i].offset+uint64(len(segs[i].init))
 		}
-		if i > 0 && s.offset-end <= maxDataGap {
-			cur = append(cur, make([]byte, s.offset-end)...)
-			cur = append(cur, s.init...)
-			continue
-		}
-		if i > 0 {
-			out = append(out, dataSegment{offset: curOff, init: cur})
-		}
-		curOff, cur = s.offset, append([]byte(nil), s.init...)
 	}
-	return append(out, dataSegment{offset: curOff, init: cur}), true
+	return out, true
 }
 
 // importsMemory reports whether an import section imports a memory, whose
