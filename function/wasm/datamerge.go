@@ -117,7 +117,7 @@ func coalesceData(bin []byte) []byte {
 // memory 0 at an i32.const offset that is not negative.
 func parseDataSection(b []byte) ([]dataSegment, bool) {
 	count, n := binary.Uvarint(b)
-	if n <= 0 || count > uint64(len(b)) {
+	if n <= 0 || count > uint64(len(b)/5) { // a segment takes at least 5 bytes
 		return nil, false
 	}
 	p := n
@@ -151,10 +151,16 @@ type segmentGroup struct {
 
 // mergeSegments sorts segments by offset and groups neighbours at most
 // maxDataGap apart. It fails when two overlap, as the later one must then
-// win.
+// win, and when the zeros to write would outweigh the data: a module of
+// many tiny segments spread out must not make compiling it allocate
+// gigabytes.
 func mergeSegments(segs []dataSegment) ([]segmentGroup, bool) {
 	slices.SortStableFunc(segs, func(a, b dataSegment) int { return cmp.Compare(a.offset, b.offset) })
 	var out []segmentGroup
+	var data, zeros uint64
+	for _, s := range segs {
+		data += uint64(len(s.init))
+	}
 	first := 0
 	end := segs[0].offset + uint64(len(segs[0].init))
 	for i := 1; i <= len(segs); i++ {
@@ -163,7 +169,10 @@ func mergeSegments(segs []dataSegment) ([]segmentGroup, bool) {
 			if s.offset < end {
 				return nil, false
 			}
-			if s.offset-end <= maxDataGap {
+			if gap := s.offset - end; gap <= maxDataGap {
+				if zeros += gap; zeros > data+maxDataGap {
+					return nil, false
+				}
 				end = s.offset + uint64(len(s.init))
 				continue
 			}

@@ -119,6 +119,8 @@ func TestCoalesceData(t *testing.T) {
 			{offset: 0, data: "a"}, {raw: []byte{0, 0x23, 0, opEnd, 1, 'g'}}}}},
 		{name: "a negative offset is left alone", mod: testModule{segs: []seg{
 			{offset: 0, data: "a"}, {offset: -1, data: "b"}}}},
+		{name: "more zeros than data is left alone", mod: testModule{segs: []seg{
+			{offset: 0, data: "a"}, {offset: maxDataGap, data: "b"}, {offset: 2 * maxDataGap, data: "c"}}}},
 		{name: "one segment is left alone", mod: testModule{segs: []seg{{offset: 3, data: "abc"}}}},
 		{name: "out of bounds still fails", segments: 1, fails: true, mod: testModule{segs: []seg{
 			{offset: 65530, data: "a"}, {offset: 65535, data: "bc"}}}},
@@ -188,4 +190,34 @@ func TestSleb32RoundTrip(t *testing.T) {
 			t.Errorf("%d: encoded %x, decoded %d in %d bytes", v, b, got, n)
 		}
 	}
+}
+
+// FuzzCoalesceData: an artifact is coalesced before wazero has validated
+// it, so no input may panic, and a rewrite must keep the module's other
+// sections and leave a data section this parser reads back.
+func FuzzCoalesceData(f *testing.F) {
+	f.Add(testModule{segs: []seg{{offset: 8, data: "ab"}, {offset: 10, data: "cd"}, {offset: 20, data: "ef"}}}.bytes())
+	f.Add(testModule{importMemory: true, segs: []seg{{offset: 0, data: "a"}, {offset: 4, data: "b"}}}.bytes())
+	f.Add(testModule{segs: []seg{{offset: 100, data: "late"}, {offset: 0, data: "early"}}}.bytes())
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out := coalesceData(in)
+		if bytes.Equal(in, out) {
+			return
+		}
+		if !bytes.HasPrefix(out, in[:8]) {
+			t.Fatal("header changed")
+		}
+		for p := 8; p < len(out); {
+			size, n := binary.Uvarint(out[p+1:])
+			if n <= 0 || size > uint64(len(out)-p-1-n) {
+				t.Fatalf("section at %d unreadable", p)
+			}
+			if out[p] == sectionData {
+				if _, ok := parseDataSection(out[p+1+n : p+1+n+int(size)]); !ok {
+					t.Fatal("rewritten data section unreadable")
+				}
+			}
+			p += 1 + n + int(size)
+		}
+	})
 }
