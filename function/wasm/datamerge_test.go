@@ -93,6 +93,15 @@ func memoryAfterInstantiate(t *testing.T, rt wazero.Runtime, bin []byte) ([]byte
 	return bytes.Clone(mem), nil
 }
 
+// sparse returns n one-byte segments maxDataGap apart.
+func sparse(n int) []seg {
+	segs := make([]seg, n)
+	for i := range segs {
+		segs[i] = seg{offset: int32(i * (maxDataGap + 1)), data: "x"}
+	}
+	return segs
+}
+
 func TestCoalesceData(t *testing.T) {
 	far := int32(maxDataGap + 100)
 	for _, tc := range []struct {
@@ -119,8 +128,8 @@ func TestCoalesceData(t *testing.T) {
 			{offset: 0, data: "a"}, {raw: []byte{0, 0x23, 0, opEnd, 1, 'g'}}}}},
 		{name: "a negative offset is left alone", mod: testModule{segs: []seg{
 			{offset: 0, data: "a"}, {offset: -1, data: "b"}}}},
-		{name: "more zeros than data is left alone", mod: testModule{segs: []seg{
-			{offset: 0, data: "a"}, {offset: maxDataGap, data: "b"}, {offset: 2 * maxDataGap, data: "c"}}}},
+		{name: "far more zeros than data is left alone", mod: testModule{segs: sparse(maxZeros/maxDataGap + 2)}},
+		{name: "some more zeros than data merge", segments: 1, mod: testModule{segs: sparse(8)}},
 		{name: "one segment is left alone", mod: testModule{segs: []seg{{offset: 3, data: "abc"}}}},
 		{name: "out of bounds still fails", segments: 1, fails: true, mod: testModule{segs: []seg{
 			{offset: 65530, data: "a"}, {offset: 65535, data: "bc"}}}},
