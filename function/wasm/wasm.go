@@ -508,7 +508,7 @@ func compile(ctx context.Context, rt wazero.Runtime, spec *function.Spec, bin []
 	if !bytes.HasPrefix(bin, []byte("\x00asm")) {
 		return nil, 0, problem.Configuration("function %s: the artifact is not a WebAssembly module", spec.Ref())
 	}
-	compiled, err := rt.CompileModule(ctx, bin)
+	compiled, err := rt.CompileModule(ctx, coalesceData(bin))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, 0, ctx.Err()
