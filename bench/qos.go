@@ -189,6 +189,13 @@ type QoSRun struct {
 	// calibration's (QoSResults.CallMs), how fast the machine was
 	// during this run compared to when μ was measured.
 	CallMs float64 `json:"callMs"`
+	// MuAfter is the saturation rate measured again, as μ was, in the
+	// run's process once its drain was over (runs whose backlog is
+	// bounded: not L0, FIFO or no-admission), for a third of μ's time:
+	// a virtual machine's cores do not keep one speed, and μ was measured
+	// minutes before. Goodput against it says how much of what the
+	// machine could do then the run did.
+	MuAfter float64 `json:"muAfter,omitempty"`
 	// BinS is the width of the series' bins.
 	BinS float64 `json:"binS"`
 	// Timeline is the run second by second, arrivals and drain: where
@@ -302,7 +309,8 @@ func RunQoS(ctx context.Context, opts QoSOptions) (*QoSResults, error) {
 	for _, name := range opts.Runs {
 		spec := QoSRunSpec{Name: name, Duration: opts.Duration, Drain: opts.Drain, Seats: opts.Seats,
 			MaxInFlight: opts.MaxInFlight, CacheDir: opts.CacheDir, WasmPath: wasmPath, Seed: opts.Seed,
-			Mu: res.Mu, Iterations: res.Iterations, Tenants: res.Tenants, CPUProfile: QoSProfilePath(opts.CPUProfile, name)}
+			Mu: res.Mu, Iterations: res.Iterations, Tenants: res.Tenants, CPUProfile: QoSProfilePath(opts.CPUProfile, name),
+			MuAfter: opts.MuDuration / 3}
 		var run *QoSRun
 		if opts.Isolate != nil {
 			run, err = opts.Isolate(ctx, spec)
@@ -332,6 +340,9 @@ type QoSRunSpec struct {
 	Mu          float64        `json:"mu"`
 	Iterations  uint64         `json:"iterations"`
 	Tenants     []Tenant       `json:"tenants"`
+	// MuAfter, when positive, is how long to measure the saturation rate
+	// again in the run's process once its drain is over (QoSRun.MuAfter).
+	MuAfter time.Duration `json:"muAfter,omitempty"`
 	// CPUProfile, when set, is a file to write a pprof CPU profile of
 	// the run to, from its first arrival to the end of its drain.
 	CPUProfile string `json:"cpuProfile,omitempty"`
@@ -513,15 +524,21 @@ func measureMu(ctx context.Context, opts QoSOptions, wasmPath string, iterations
 		return 0, err
 	}
 	defer qs.close()
+	return qs.saturate(ctx, t, opts.MuDuration), nil
+}
+
+// saturate drives t's 1-step workflows closed-loop for d from enough
+// clients to keep every seat busy and returns their completion rate.
+func (qs *qosServer) saturate(ctx context.Context, t Tenant, d time.Duration) float64 {
 	workers := 4 * runtime.GOMAXPROCS(0)
 	c := newQoSClient(workers)
 	var done atomic.Int64
-	end := time.Now().Add(opts.MuDuration)
-	warm := time.Now().Add(opts.MuDuration / 5)
+	end := time.Now().Add(d)
+	warm := time.Now().Add(d / 5)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for time.Now().Before(end) {
+			for time.Now().Before(end) && ctx.Err() == nil {
 				r := c.start(ctx, qs.url, t, 1, time.Minute)
 				if r.status == http.StatusOK && r.completed && time.Now().After(warm) {
 					done.Add(1)
@@ -531,7 +548,7 @@ func measureMu(ctx context.Context, opts QoSOptions, wasmPath string, iterations
 	}
 	wg.Wait()
 	// Only completions after the first fifth count: the pools are warm.
-	return float64(done.Load()) / (opts.MuDuration - opts.MuDuration/5).Seconds(), nil
+	return float64(done.Load()) / (d - d/5).Seconds()
 }
 
 // qosClient posts starts and waits for their ends.
@@ -746,6 +763,18 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 	run.Goodput, run.GoodputWorkflows = goodput(tenants, records, opts.Duration)
 	run.Timeline.Useful = usefulByEnd(tenants, records, len(run.Timeline.Calls))
 	run.CPUs = cpu.Seconds() / wall.Seconds()
+	if spec.MuAfter > 0 && name != "L0" && mode != "off" && mode != "no-admission" {
+		// The standard tenant, as μ's measurement drives, where the run
+		// has one.
+		t := tenants[len(tenants)-1]
+		for _, c := range tenants {
+			if c.Class == "standard" {
+				t = c
+				break
+			}
+		}
+		run.MuAfter = qs.saturate(ctx, t, spec.MuAfter)
+	}
 	completed := 0
 	for _, t := range run.Tenants {
 		completed += t.Completed
@@ -800,22 +829,27 @@ func usefulByEnd(tenants []Tenant, records [][]*qosRecord, bins int) []int {
 }
 
 // sampleTimeline records, each second until stop, the CPU time this
-// process got and the calls that ended (a running count in ended).
+// process got and the calls that ended (a running count in ended); the
+// last, partial second too.
 func sampleTimeline(stop <-chan struct{}, ended *atomic.Int64) *Timeline {
 	tl := &Timeline{}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	cpu, calls := processCPU(), ended.Load()
 	for {
+		stopped := false
 		select {
 		case <-stop:
-			return tl
+			stopped = true
 		case <-tick.C:
 		}
 		c, n := processCPU(), ended.Load()
 		tl.CPUs = append(tl.CPUs, (c - cpu).Seconds())
 		tl.Calls = append(tl.Calls, int(n-calls))
 		cpu, calls = c, n
+		if stopped {
+			return tl
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -20,7 +21,7 @@ func TestBenchQoSRunsEachRunInItsOwnProcess(t *testing.T) {
 	}
 	out := t.TempDir()
 	res := baton(t, goEnv(), "bench", "qos", "--wasm-source", filepath.Join(examplesDir, "loop"),
-		"--cache", filepath.Dir(batonBinary), "--mu", "20", "--duration", "1s", "--drain", "2s",
+		"--cache", filepath.Dir(batonBinary), "--mu", "20", "--mu-duration", "3s", "--duration", "1s", "--drain", "2s",
 		"--runs", "L0,B-alone", "--out", out, "--cpuprofile", filepath.Join(out, "qos.prof"))
 	if res.code != 0 {
 		t.Fatalf("bench qos: exit %d\n%s", res.code, res.stderr)
@@ -37,9 +38,14 @@ func TestBenchQoSRunsEachRunInItsOwnProcess(t *testing.T) {
 	}
 	var results struct {
 		Runs []struct {
-			Name    string  `json:"name"`
-			PID     int     `json:"pid"`
-			CallMs  float64 `json:"callMs"`
+			Name     string  `json:"name"`
+			PID      int     `json:"pid"`
+			CallMs   float64 `json:"callMs"`
+			MuAfter  float64 `json:"muAfter"`
+			Timeline struct {
+				CPUs  []float64 `json:"cpus"`
+				Calls []int     `json:"calls"`
+			} `json:"timeline"`
 			Tenants []struct {
 				Tenant  string `json:"tenant"`
 				Offered int    `json:"offered"`
@@ -58,6 +64,14 @@ func TestBenchQoSRunsEachRunInItsOwnProcess(t *testing.T) {
 	}
 	if l0.CallMs <= 0 || alone.CallMs <= 0 {
 		t.Errorf("a call alone timed at %v and %v ms in the runs' processes", l0.CallMs, alone.CallMs)
+	}
+	// The saturation is measured again after a run whose backlog is
+	// bounded, not after L0 (h alone).
+	if l0.MuAfter != 0 || alone.MuAfter <= 0 {
+		t.Errorf("μ after the runs: L0 %v, B-alone %v; want none and some", l0.MuAfter, alone.MuAfter)
+	}
+	if n := len(alone.Timeline.CPUs); n == 0 || n != len(alone.Timeline.Calls) || slices.Max(alone.Timeline.Calls) == 0 {
+		t.Errorf("B-alone's timeline %+v: want CPU and calls for each second of the run", alone.Timeline)
 	}
 	if l0.Name != "L0" || len(l0.Tenants) != 1 || l0.Tenants[0].Tenant != "h" ||
 		alone.Name != "B-alone" || len(alone.Tenants) != 1 || alone.Tenants[0].Tenant != "b" || alone.Tenants[0].Offered == 0 {
