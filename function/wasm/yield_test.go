@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -40,5 +41,30 @@ func TestYieldingCallsBehaveAsAnyCall(t *testing.T) {
 	wantProblem(t, err, problem.TypeTimeout, "300ms")
 	if took := time.Since(begin); took > 5*time.Second {
 		t.Errorf("an endless yielding call returned after %s", took)
+	}
+}
+
+// BenchmarkYieldingCalls is the throughput of CPU-bound calls from as
+// many callers as CPUs, computed on the caller's goroutine or handed to
+// the yielding threads: what the hand-off and the lower priority cost
+// when nothing else runs.
+func BenchmarkYieldingCalls(b *testing.B) {
+	m := newManager(b, newRuntime(b, ""), &function.Spec{Name: "loop", Artifact: built(b, loopFn),
+		Limits: function.Limits{MaxInstances: 2 * runtime.GOMAXPROCS(0)}})
+	input := map[string]int{"iterations": 100000}
+	for _, bc := range []struct {
+		name string
+		ctx  context.Context
+	}{{"ordinary", context.Background()}, {"yielding", function.WithLowPriority(context.Background())}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := m.Invoke(bc.ctx, "loop", input); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
