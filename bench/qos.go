@@ -191,7 +191,7 @@ type QoSRun struct {
 	CallMs float64 `json:"callMs"`
 	// MuAfter is the saturation rate measured again, as μ was, in the
 	// run's process once its drain was over (runs whose backlog is
-	// bounded: not L0, FIFO or no-admission), for a third of μ's time:
+	// bounded: not L0, FIFO or no-admission), for as long as μ was:
 	// a virtual machine's cores do not keep one speed, and μ was measured
 	// minutes before. Goodput against it says how much of what the
 	// machine could do then the run did.
@@ -310,7 +310,7 @@ func RunQoS(ctx context.Context, opts QoSOptions) (*QoSResults, error) {
 		spec := QoSRunSpec{Name: name, Duration: opts.Duration, Drain: opts.Drain, Seats: opts.Seats,
 			MaxInFlight: opts.MaxInFlight, CacheDir: opts.CacheDir, WasmPath: wasmPath, Seed: opts.Seed,
 			Mu: res.Mu, Iterations: res.Iterations, Tenants: res.Tenants, CPUProfile: QoSProfilePath(opts.CPUProfile, name),
-			MuAfter: opts.MuDuration / 3}
+			MuAfter: opts.MuDuration}
 		var run *QoSRun
 		if opts.Isolate != nil {
 			run, err = opts.Isolate(ctx, spec)
