@@ -269,10 +269,10 @@ func (q *Queue) unqueued(it *Item) {
 // calls compute on as many CPUs as they would alone (a seat freed
 // beside them is not refilled until they end). Where the others yield
 // the CPU (OthersYield), within its share it takes up to every seat of
-// the pool whatever the others hold, as it would alone. Beyond its share it has
-// its nominal seats among the shared ones and its reserve on top, and
-// the others compete for the rest by weight: a flood of critical calls
-// leaves the other classes their share.
+// the pool whatever the others hold, as it would alone. Beyond its share
+// it has its nominal seats among the shared ones and its reserve on top,
+// and the others compete for the rest by weight: a flood of critical
+// calls leaves the other classes their share.
 func (q *Queue) canTake(k Class) bool {
 	if q.d.Seats <= 0 || k == System {
 		return true

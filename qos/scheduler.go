@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/batonflow/baton/internal/osprio"
 )
 
 // Pools of G2 seats. Registered functions are seated in the pool of their
@@ -242,7 +244,7 @@ func (o *Options) discipline(seats int, cpuBound bool) Discipline {
 		return d
 	}
 	d.Reserve = o.Reserve
-	d.OthersYield = cpuBound && !o.NoCPUPriority
+	d.OthersYield = cpuBound && o.cpuPriority()
 	// A class that reserves seats (critical) lends nothing, and within
 	// its share it waits behind no other class and computes beside no
 	// more calls than the shared seats hold (see Discipline.Lead).
@@ -286,9 +288,16 @@ func (s *Scheduler) Options() Options { return s.opts }
 // this process runs the calls at a lower operating-system priority, so
 // the kernel gives a contended core to critical calls and to the server
 // first, and to them whatever is left: nothing idles that could run.
+//
+// Only where a thread's priority can be lowered on its own (Linux): the
+// seat rule that lets critical calls beside the others' (OthersYield)
+// holds only if those do yield.
 func (s *Scheduler) YieldsCPU(k Class) bool {
-	return !s.opts.NoCPUPriority && k > Critical && k < numClasses
+	return s.opts.cpuPriority() && k > Critical && k < numClasses
 }
+
+// cpuPriority says whether the lower classes' calls yield the CPU.
+func (o *Options) cpuPriority() bool { return !o.NoCPUPriority && osprio.Supported }
 
 // Start is a workflow start asking G1 for admission.
 type Start struct {

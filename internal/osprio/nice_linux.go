@@ -5,7 +5,9 @@ import (
 	"syscall"
 )
 
-const supported = true
+// Supported says whether a thread's priority can be lowered on its own
+// here: Pool.Run otherwise runs f on the caller's thread.
+const Supported = true
 
 // raiseThreadNice raises the calling thread's nice value by raise, to 19
 // at most: on Linux, PRIO_PROCESS with a thread's id addresses that

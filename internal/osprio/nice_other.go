@@ -2,8 +2,9 @@
 
 package osprio
 
-// Elsewhere setpriority's PRIO_PROCESS addresses the whole process, not a
-// thread: work runs on the caller's thread at the ordinary priority.
-const supported = false
+// Supported is false: elsewhere setpriority's PRIO_PROCESS addresses the
+// whole process, not a thread, and work runs on the caller's thread at
+// the ordinary priority.
+const Supported = false
 
 func raiseThreadNice(int) error { return nil }

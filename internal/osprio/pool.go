@@ -55,7 +55,7 @@ func NewPool(raise int, idle time.Duration) *Pool {
 // again in the caller. Where threads have no nice value of their own
 // (other systems than Linux), f runs on the caller's thread.
 func (p *Pool) Run(f func()) {
-	if !supported {
+	if !Supported {
 		f()
 		return
 	}
