@@ -516,23 +516,32 @@ func TestQueueCanTake(t *testing.T) {
 		name            string
 		critical, batch int
 		beyond          bool // critical is beyond its share
+		yield           bool // the other classes yield the CPU
 		wantCritical    bool
 		wantBatch       bool
 	}{
-		{"idle", 0, 0, false, true, true},
-		{"one batch", 0, 1, false, true, true},
-		{"batch on the shared seats: the reserve is critical's", 0, 2, false, true, false},
-		{"critical borrows a shared seat", 2, 0, false, true, false},
-		{"beside one critical call, one other", 1, 0, false, true, true},
-		{"beside one critical call and one other, none more", 1, 1, false, true, false},
-		{"beside two critical calls, none", 2, 0, false, true, false},
-		{"critical beyond its share: its reserve does not count", 2, 0, true, true, true},
-		{"critical beyond its share, one batch beside", 1, 1, true, true, true},
-		{"critical beyond its share on two shared seats", 3, 0, true, false, false},
-		{"full", 1, 2, false, false, false},
+		{"idle", 0, 0, false, false, true, true},
+		{"one batch", 0, 1, false, false, true, true},
+		{"batch on the shared seats: the reserve is critical's", 0, 2, false, false, true, false},
+		{"critical borrows a shared seat", 2, 0, false, false, true, false},
+		{"beside one critical call, one other", 1, 0, false, false, true, true},
+		{"beside one critical call and one other, none more", 1, 1, false, false, true, false},
+		{"beside two critical calls, none", 2, 0, false, false, true, false},
+		{"critical beyond its share: its reserve does not count", 2, 0, true, false, true, true},
+		{"critical beyond its share, one batch beside", 1, 1, true, false, true, true},
+		{"critical beyond its share on two shared seats", 3, 0, true, false, false, false},
+		{"full", 1, 2, false, false, false, false},
+		// Where the others yield, critical within its share takes seats
+		// as if they held none, up to every seat of the pool.
+		{"full, the others yielding", 1, 2, false, true, true, false},
+		{"two batch calls yielding beside two critical", 2, 2, false, true, true, false},
+		{"critical holds every seat itself", 3, 0, false, true, false, false},
+		{"full, critical beyond its share", 1, 2, true, true, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q := NewQueue(leadDisc())
+			d := leadDisc()
+			d.OthersYield = tc.yield
+			q := NewQueue(d)
 			for range tc.critical {
 				q.take(Critical)
 			}
@@ -550,48 +559,6 @@ func TestQueueCanTake(t *testing.T) {
 			}
 			if got := q.canTake(Batch); got != tc.wantBatch {
 				t.Errorf("batch may take a seat: %v, want %v", got, tc.wantBatch)
-			}
-		})
-	}
-}
-
-// TestQueueCanTakeBesideYieldingCalls: where the other classes yield the
-// CPU, critical within its share takes seats as if they held none, up to
-// every seat of the pool; beyond its share, or where they do not yield,
-// the seats they hold count.
-func TestQueueCanTakeBesideYieldingCalls(t *testing.T) {
-	for _, tc := range []struct {
-		name            string
-		critical, batch int
-		yield, beyond   bool
-		want            bool
-	}{
-		{"every seat held, one by critical", 1, 2, false, false, false},
-		{"every seat held, the others yielding", 1, 2, true, false, true},
-		{"two batch calls yielding beside two critical", 2, 2, true, false, true},
-		{"critical holds every seat itself", 3, 0, true, false, false},
-		{"critical beyond its share", 1, 2, true, true, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			d := leadDisc()
-			d.OthersYield = tc.yield
-			q := NewQueue(d)
-			for range tc.critical {
-				q.take(Critical)
-			}
-			for range tc.batch {
-				q.take(Batch)
-			}
-			q.Push(item(Standard, "s", "s"))
-			if tc.beyond {
-				q.classes[Critical].pass = time.Second.Seconds()
-			}
-			if got := q.canTake(Critical); got != tc.want {
-				t.Errorf("critical may take a seat: %v, want %v", got, tc.want)
-			}
-			// The others' rule is the same either way.
-			if q.canTake(Batch) {
-				t.Error("batch may take a seat beside critical's calls")
 			}
 		})
 	}
