@@ -59,12 +59,12 @@ func (e *Engine) execute(ctx context.Context, in *instance, c *core.Call) (CallR
 	if p != nil {
 		return CallResult{}, p
 	}
-	release, p := e.seat(ctx, in, c)
+	seat, p := e.seat(ctx, in, c)
 	if p != nil {
 		return CallResult{}, p
 	}
-	defer release()
-	if in.qos != nil && e.opts.QoS.YieldsCPU(in.qos.class) {
+	defer seat.Release()
+	if seat.Yield {
 		ctx = function.WithLowPriority(ctx)
 	}
 	res, p := e.executeAllowed(ctx, in, c)

@@ -286,19 +286,20 @@ func (s *qosState) endCalls(sched *qos.Scheduler) {
 
 // seat passes a call through G2: it waits for a seat in the pool of the
 // call's runtime. Calls that wait for something else than a runtime
-// (subflows, events, timers) are not seated. release gives the seat back.
-func (e *Engine) seat(ctx context.Context, in *instance, c *core.Call) (release func(), p *problem.Problem) {
+// (subflows, events, timers) are not seated. Release gives the seat back.
+func (e *Engine) seat(ctx context.Context, in *instance, c *core.Call) (qos.Seat, *problem.Problem) {
+	unseated := qos.Seat{Release: func() {}}
 	if e.opts.QoS == nil || in.qos == nil {
-		return func() {}, nil
+		return unseated, nil
 	}
 	pool := e.poolOf(ctx, in, c)
 	if pool == "" {
-		return func() {}, nil
+		return unseated, nil
 	}
 	q := in.qos
 	// The admission is settled as the call reaches G2: the workflow's
 	// work is counted there from then on.
-	release, err := e.opts.QoS.Acquire(ctx, qos.Call{
+	seat, err := e.opts.QoS.Seat(ctx, qos.Call{
 		Pool: pool, Function: functionKey(in.inv.Namespace, c.Function), Class: q.class, Flow: q.flow, Weight: q.weight,
 		Deadline: q.deadline, Continuation: q.calls.Add(1) > 1, Admission: q.ticket, Chain: &q.chain,
 		// The task in the workflow's version: whether a seat is worth
@@ -306,9 +307,9 @@ func (e *Engine) seat(ctx context.Context, in *instance, c *core.Call) (release 
 		Site: in.qosSite + c.Ref,
 	})
 	if err != nil {
-		return nil, problem.Timeout("%s: waiting for a seat: %v", c.Name, err)
+		return qos.Seat{}, problem.Timeout("%s: waiting for a seat: %v", c.Name, err)
 	}
-	return release, nil
+	return seat, nil
 }
 
 // poolOf is the G2 pool of a call, "" for calls that are not seated.

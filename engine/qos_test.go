@@ -522,18 +522,25 @@ func (p *priorityExecutor) Execute(ctx context.Context, req *engine.CallRequest)
 	return engine.CallResult{Output: "ok"}, nil
 }
 
-// TestQoSLowerClassesYieldTheCPU: under QoS the calls of classes below
-// critical are marked to compute at a lower priority, critical's are not,
-// and neither are any with the no-cpu-priority ablation or without QoS.
+// TestQoSLowerClassesYieldTheCPU: under QoS, while critical work is
+// about, the calls of classes below critical are marked to compute at a
+// lower priority; critical's are not, and neither are any where no
+// critical work ran, with the no-cpu-priority ablation or without QoS.
+// The workflows run one after the other, in the order listed.
 func TestQoSLowerClassesYieldTheCPU(t *testing.T) {
+	type run struct {
+		class string
+		want  bool
+	}
 	for _, tt := range []struct {
 		name string
 		qos  *qos.Options
-		want map[string]bool
+		runs []run
 	}{
-		{"qos", &qos.Options{}, map[string]bool{"critical": false, "standard": true, "batch": true}},
-		{"no-cpu-priority", &qos.Options{NoCPUPriority: true}, map[string]bool{"critical": false, "standard": false, "batch": false}},
-		{"no qos", nil, map[string]bool{"critical": false, "standard": false, "batch": false}},
+		{"qos", &qos.Options{}, []run{{"critical", false}, {"standard", true}, {"batch", true}}},
+		{"qos, no critical work", &qos.Options{}, []run{{"standard", false}, {"batch", false}}},
+		{"no-cpu-priority", &qos.Options{NoCPUPriority: true}, []run{{"critical", false}, {"standard", false}, {"batch", false}}},
+		{"no qos", nil, []run{{"critical", false}, {"standard", false}, {"batch", false}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ex := &priorityExecutor{low: map[string]bool{}}
@@ -544,7 +551,10 @@ func TestQoSLowerClassesYieldTheCPU(t *testing.T) {
 				opts.Executors = map[string]engine.Executor{"*": ex}
 			})
 			t.Cleanup(func() { e.Close() })
-			for class := range tt.want {
+			want := map[string]bool{}
+			for _, r := range tt.runs {
+				class := r.class
+				want[class] = r.want
 				apply(t, e, stepsDoc(class, ", metadata: {baton.priorityClass: "+class+"}", class))
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
@@ -558,8 +568,8 @@ func TestQoSLowerClassesYieldTheCPU(t *testing.T) {
 			}
 			ex.mu.Lock()
 			defer ex.mu.Unlock()
-			if fmt.Sprint(ex.low) != fmt.Sprint(tt.want) {
-				t.Errorf("calls marked to yield %v, want %v", ex.low, tt.want)
+			if fmt.Sprint(ex.low) != fmt.Sprint(want) {
+				t.Errorf("calls marked to yield %v, want %v", ex.low, want)
 			}
 		})
 	}

@@ -88,7 +88,7 @@ type lowPriorityKey struct{}
 // CPU: a runtime that computes in this process (wasm) runs them on
 // threads of a lower operating-system priority, so that a contended core
 // goes to other work first. The engine marks the calls of classes below
-// critical (qos.Scheduler.YieldsCPU).
+// critical while critical work is about (qos.Seat.Yield).
 func WithLowPriority(ctx context.Context) context.Context {
 	return context.WithValue(ctx, lowPriorityKey{}, true)
 }

@@ -54,10 +54,10 @@ type Discipline struct {
 	// before those that begin one (Sequoia's "favour running chains").
 	Continuations bool
 	// OthersYield says that the calls of the classes without a reserve
-	// compute at a lower operating-system priority (Scheduler.YieldsCPU):
-	// a seat one of them holds is then no core taken from a reserving
-	// class's call, so within its share that class takes seats as if the
-	// others held none (see canTake).
+	// may compute at a lower operating-system priority (Seat.Yield): a
+	// seat held by one that does (MarkYielding) is then no core taken
+	// from a reserving class's call, so within its share that class takes
+	// seats as if the yielding ones were free (see canTake).
 	OthersYield bool
 }
 
@@ -101,9 +101,12 @@ type Queue struct {
 	classes [numClasses]classState
 	inUse   [numClasses]int
 	used    int // seats in use by classes other than System
-	queued  int // non-continuation items queued, for Limit
-	seq     uint64
-	vtime   float64 // virtual time between classes
+	// yielding is how many of them are held by calls that yield the CPU
+	// (MarkYielding).
+	yielding int
+	queued   int // non-continuation items queued, for Limit
+	seq      uint64
+	vtime    float64 // virtual time between classes
 }
 
 type classState struct {
@@ -269,7 +272,7 @@ func (q *Queue) unqueued(it *Item) {
 // calls compute on as many CPUs as they would alone (a seat freed
 // beside them is not refilled until they end). Where the others yield
 // the CPU (OthersYield), within its share it takes up to every seat of
-// the pool whatever the others hold, as it would alone. Beyond its share
+// the pool whatever their yielding calls hold, as it would alone. Beyond its share
 // it has its nominal seats among the shared ones and its reserve on top,
 // and the others compete for the rest by weight: a flood of critical
 // calls leaves the other classes their share.
@@ -278,11 +281,12 @@ func (q *Queue) canTake(k Class) bool {
 		return true
 	}
 	if q.d.Reserve[k] > 0 && q.d.OthersYield && q.d.Seats > 1 && q.withinShare(k) {
-		// The others' calls yield their cores to its calls: a seat
-		// they hold would only keep its call waiting while it, at the
-		// others' priority, took longer to end. (A pool of one seat
-		// reserves none, and keeps to its one call.)
-		return q.inUse[k] < q.d.Seats
+		// Calls that yield their cores to its calls: a seat they hold
+		// would only keep its call waiting while it, at their lower
+		// priority, took longer to end. Seats of calls that do not
+		// yield count. (A pool of one seat reserves none, and keeps to
+		// its one call.)
+		return q.used-q.yielding < q.d.Seats
 	}
 	if q.used >= q.d.Seats {
 		return false
@@ -471,6 +475,14 @@ func (q *Queue) Done(k Class) {
 	q.inUse[k]--
 	if k != System {
 		q.used--
+	}
+}
+
+// MarkYielding counts a seat taken (n = 1) or given back (n = -1) by a
+// call that yields the CPU, when yields; see Discipline.OthersYield.
+func (q *Queue) MarkYielding(yields bool, n int) {
+	if yields {
+		q.yielding += n
 	}
 }
 

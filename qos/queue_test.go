@@ -516,7 +516,7 @@ func TestQueueCanTake(t *testing.T) {
 		name            string
 		critical, batch int
 		beyond          bool // critical is beyond its share
-		yield           bool // the other classes yield the CPU
+		yield           bool // the batch calls yield the CPU
 		wantCritical    bool
 		wantBatch       bool
 	}{
@@ -531,22 +531,25 @@ func TestQueueCanTake(t *testing.T) {
 		{"critical beyond its share, one batch beside", 1, 1, true, false, true, true},
 		{"critical beyond its share on two shared seats", 3, 0, true, false, false, false},
 		{"full", 1, 2, false, false, false, false},
-		// Where the others yield, critical within its share takes seats
-		// as if they held none, up to every seat of the pool.
+		// Where the others' calls yield, critical within its share takes
+		// seats as if they held none, up to every seat of the pool.
 		{"full, the others yielding", 1, 2, false, true, true, false},
 		{"two batch calls yielding beside two critical", 2, 2, false, true, true, false},
 		{"critical holds every seat itself", 3, 0, false, true, false, false},
 		{"full, critical beyond its share", 1, 2, true, true, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// A pool whose lower classes may yield; whether these do is
+			// the case's.
 			d := leadDisc()
-			d.OthersYield = tc.yield
+			d.OthersYield = true
 			q := NewQueue(d)
 			for range tc.critical {
 				q.take(Critical)
 			}
 			for range tc.batch {
 				q.take(Batch)
+				q.MarkYielding(tc.yield, 1)
 			}
 			// Standard queued sets the floor critical's lead is measured
 			// from.
@@ -607,6 +610,7 @@ func TestQueueCriticalFloodLeavesShares(t *testing.T) {
 				for it := q.Next(nil); it != nil; it = q.Next(nil) {
 					running = append(running, it)
 					got[it.Class]++
+					q.MarkYielding(tc.d.OthersYield && it.Class == Standard, 1)
 				}
 				// Where standard yields the CPU, critical's calls within
 				// its share take seats beside standard's.
@@ -615,6 +619,7 @@ func TestQueueCriticalFloodLeavesShares(t *testing.T) {
 				}
 				// The oldest call ends.
 				q.Done(running[0].Class)
+				q.MarkYielding(tc.d.OthersYield && running[0].Class == Standard, -1)
 				running = running[1:]
 			}
 			t.Logf("seats dispatched: %v", got)

@@ -90,7 +90,7 @@ type Options struct {
 	// calls (no continuation priority at G1 or G2, no seat hand-off),
 	// NoAdmission never refuses a start (no quota, no bound, no
 	// infeasible deadline), NoCPUPriority runs every class's calls at
-	// the operating system's ordinary priority (see YieldsCPU).
+	// the operating system's ordinary priority (see Seat.Yield).
 	NoEDF, NoContinuations, NoAdmission, NoCPUPriority bool
 
 	// Now and Random replace the clock and the jitter's source in tests.
@@ -193,6 +193,9 @@ type Scheduler struct {
 	// sites is what was learned of each call site's next call, for
 	// seat hand-off.
 	sites map[string]*siteStats
+	// criticalAt is when a critical call last asked each pool for a
+	// seat, for yieldsLocked.
+	criticalAt map[string]time.Time
 
 	// view is the admission state as of the last change under mu, read
 	// without it by Refuse.
@@ -228,12 +231,13 @@ func New(opts Options) *Scheduler {
 		rejections: map[rejectionKey]int64{},
 		callCost:   map[string]time.Duration{},
 		sites:      map[string]*siteStats{},
+		criticalAt: map[string]time.Time{},
 	}
 }
 
 // discipline is a gate's discipline: G1's for 0 seats, else that of a G2
 // pool of seats, cpuBound when its calls compute in this process (whose
-// lower classes then yield the CPU, see YieldsCPU).
+// lower classes may then yield the CPU, see Seat.Yield).
 func (o *Options) discipline(seats int, cpuBound bool) Discipline {
 	d := Discipline{
 		Seats: seats, Weights: o.Weights, EDF: !o.NoEDF, Continuations: !o.NoContinuations,
@@ -280,23 +284,30 @@ func (s *Scheduler) SetReplicas(f func() int) {
 // Options returns the scheduler's settings, defaults applied.
 func (s *Scheduler) Options() Options { return s.opts }
 
-// YieldsCPU says whether the calls of class k yield the CPU to other
-// work while they compute: G2 decides which calls run, but a seat is not
-// a CPU, and a critical call seated beside others (in the reserve, or
-// before a lower class's call has ended) shares the cores with them and
-// with the server's own work. Below critical, a runtime that computes in
-// this process runs the calls at a lower operating-system priority, so
-// the kernel gives a contended core to critical calls and to the server
-// first, and to them whatever is left: nothing idles that could run.
-//
-// Only where a thread's priority can be lowered on its own (Linux): the
-// seat rule that lets critical calls beside the others' (OthersYield)
-// holds only if those do yield.
-func (s *Scheduler) YieldsCPU(k Class) bool {
-	return s.opts.cpuPriority() && k > Critical && k < numClasses
+// criticalWindow is how lately a critical call must have asked a pool
+// for a seat for the lower classes' new calls in it to yield the CPU.
+const criticalWindow = 2 * time.Second
+
+// yieldsLocked says whether a call of class k seated now in pool p (named
+// pool) yields the CPU to other work while it computes. G2 decides which
+// calls run, but a seat is not a CPU: a critical call seated beside
+// others (in the reserve, or before a lower class's call has ended)
+// shares the cores with them and with the server's own work. So below
+// critical, in a pool that computes in this process, while critical work
+// is about (seated, queued, or asking within criticalWindow), calls run
+// at a lower operating-system priority and the kernel gives a contended
+// core to critical calls and to the server first, and to them whatever is
+// left: nothing idles that could run. Only where a thread's priority can
+// be lowered on its own (Linux): the seat rule that lets critical calls
+// beside yielding ones (OthersYield) holds only if those do yield.
+func (s *Scheduler) yieldsLocked(p *Queue, pool string, k Class, now time.Time) bool {
+	if !p.d.OthersYield || k <= Critical || k >= numClasses {
+		return false
+	}
+	return p.InUse(Critical) > 0 || p.Len(Critical) > 0 || now.Sub(s.criticalAt[pool]) < criticalWindow
 }
 
-// cpuPriority says whether the lower classes' calls yield the CPU.
+// cpuPriority says whether the lower classes' calls may yield the CPU.
 func (o *Options) cpuPriority() bool { return !o.NoCPUPriority && osprio.Supported }
 
 // Start is a workflow start asking G1 for admission.
@@ -362,6 +373,8 @@ type waiter struct {
 	granted  bool
 	rejected *Rejection
 	since    time.Time
+	// yields is whether the seat granted yields the CPU (G2).
+	yields bool
 }
 
 // Admit passes a start through G1: it returns at once when the start may
@@ -674,6 +687,24 @@ type Call struct {
 	// and how soon a workflow calls again after a call there; "" learns
 	// nothing and keeps the seat for Options.HandOff.
 	Site string
+
+	// yields records that the seat granted to the call is a yielding one
+	// (Seat.Yield), so that giving it back uncounts it.
+	yields bool
+}
+
+// Seat is a G2 seat granted to a call.
+type Seat struct {
+	// Release gives the seat back (or keeps it for the workflow's next
+	// call); call it once the call has ended.
+	Release func()
+	// Yield says the call is to compute at a lower operating-system
+	// priority (function.WithLowPriority): its class is below critical,
+	// the pool computes in this process, and critical calls were seated
+	// in it lately (see yieldsLocked). Where no critical work runs, a
+	// lower class's call keeps the ordinary priority, so that a server
+	// of standard work alone does not yield its cores to other processes.
+	Yield bool
 }
 
 // Chain is the calls of one workflow, for seat hand-off: the seat one of
@@ -744,6 +775,12 @@ func (s *Scheduler) pool(name string) *Queue {
 // (the call was cancelled): a call of an admitted workflow is never
 // refused. release gives the seat back.
 func (s *Scheduler) Acquire(ctx context.Context, c Call) (release func(), err error) {
+	seat, err := s.Seat(ctx, c)
+	return seat.Release, err
+}
+
+// Seat is Acquire, telling also whether the call is to yield the CPU.
+func (s *Scheduler) Seat(ctx context.Context, c Call) (Seat, error) {
 	cost := s.opts.DefaultCost
 	if s.opts.Costs != nil {
 		if d, ok := s.opts.Costs.ExecCost(c.Function); ok && d > 0 {
@@ -754,6 +791,9 @@ func (s *Scheduler) Acquire(ctx context.Context, c Call) (release func(), err er
 	c.Admission.settleLocked(s)
 	p := s.pool(c.Pool)
 	now := s.opts.Now()
+	if c.Class == Critical {
+		s.criticalAt[c.Pool] = now
+	}
 	if ch := c.Chain; ch != nil && ch.last != "" {
 		s.learnLocked(ch.last, ch.lastPool == c.Pool, now.Sub(ch.lastEnded))
 		ch.last = ""
@@ -770,7 +810,9 @@ func (s *Scheduler) Acquire(ctx context.Context, c Call) (release func(), err er
 			s.publishLocked()
 			s.mu.Unlock()
 			s.metrics.wait.WithLabelValues("g2", c.Class.String(), c.Flow).Observe(0)
-			return s.releaser(p, c, now), nil
+			// The seat yields as it did for the last call.
+			c.yields = pk.call.yields
+			return s.seat(p, c, now), nil
 		}
 		s.unparkLocked(ch)
 	}
@@ -778,11 +820,13 @@ func (s *Scheduler) Acquire(ctx context.Context, c Call) (release func(), err er
 		// Free for a class with nothing queued, but a class with a lead
 		// pays while others wait (see Queue.Charge).
 		p.Charge(&Item{Class: c.Class, Flow: c.Flow, FlowWeight: c.Weight, Cost: cost})
+		c.yields = s.yieldsLocked(p, c.Pool, c.Class, now)
+		p.MarkYielding(c.yields, 1)
 		s.seatedLocked(c, 1)
 		s.pumpLocked()
 		s.mu.Unlock()
 		s.metrics.wait.WithLabelValues("g2", c.Class.String(), c.Flow).Observe(0)
-		return s.releaser(p, c, now), nil
+		return s.seat(p, c, now), nil
 	}
 	w := &waiter{ready: make(chan struct{}, 1), since: now}
 	it := &Item{Class: c.Class, Flow: c.Flow, FlowWeight: c.Weight, Deadline: c.Deadline, Cost: cost,
@@ -797,14 +841,19 @@ func (s *Scheduler) Acquire(ctx context.Context, c Call) (release func(), err er
 		if p.Remove(it) {
 			s.pumpLocked()
 			s.mu.Unlock()
-			return nil, ctx.Err()
+			return Seat{}, ctx.Err()
 		}
 		s.mu.Unlock()
 		<-w.ready // granted meanwhile: take it, the caller releases
 	}
 	started := s.opts.Now()
 	s.metrics.wait.WithLabelValues("g2", c.Class.String(), c.Flow).Observe(started.Sub(w.since).Seconds())
-	return s.releaser(p, c, started), nil
+	c.yields = w.yields
+	return s.seat(p, c, started), nil
+}
+
+func (s *Scheduler) seat(p *Queue, c Call, started time.Time) Seat {
+	return Seat{Release: s.releaser(p, c, started), Yield: c.yields}
 }
 
 func (s *Scheduler) seatedLocked(c Call, n int) {
@@ -856,6 +905,7 @@ func (s *Scheduler) releaser(p *Queue, c Call, started time.Time) func() {
 // queued call.
 func (s *Scheduler) freeSeatLocked(p *Queue, c Call) {
 	p.Done(c.Class)
+	p.MarkYielding(c.yields, -1)
 	s.seatedLocked(c, -1)
 	s.pumpPoolLocked(c.Pool, p)
 }
@@ -869,7 +919,10 @@ func (s *Scheduler) pumpPoolLocked(name string, p *Queue) {
 			break
 		}
 		s.seatedLocked(Call{Pool: name, Flow: it.Flow, Class: it.Class}, 1)
-		it.Value.(*waiter).ready <- struct{}{}
+		w := it.Value.(*waiter)
+		w.yields = s.yieldsLocked(p, name, it.Class, s.opts.Now())
+		p.MarkYielding(w.yields, 1)
+		w.ready <- struct{}{}
 	}
 	s.pumpLocked()
 }
