@@ -946,10 +946,13 @@ type GateStatus struct {
 
 // PoolStatus is one G2 pool.
 type PoolStatus struct {
-	Pool   string      `json:"pool"`
-	Seats  int         `json:"seats"`
-	InUse  []FlowCount `json:"inUse,omitempty"`
-	Queued []FlowCount `json:"queued,omitempty"`
+	Pool  string `json:"pool"`
+	Seats int    `json:"seats"`
+	// Yielding is the seats held by calls computing at a lower
+	// operating-system priority (Seat.Yield).
+	Yielding int         `json:"yielding,omitempty"`
+	InUse    []FlowCount `json:"inUse,omitempty"`
+	Queued   []FlowCount `json:"queued,omitempty"`
 }
 
 // FlowCount is a count for one class and namespace.
@@ -988,7 +991,7 @@ func (s *Scheduler) Status() Status {
 	sort.Strings(names)
 	for _, name := range names {
 		p := s.pools[name]
-		ps := PoolStatus{Pool: name, Seats: p.Discipline().Seats, Queued: depths(p)}
+		ps := PoolStatus{Pool: name, Seats: p.Discipline().Seats, Yielding: p.yielding, Queued: depths(p)}
 		for k, n := range s.seatsInUse {
 			if k.pool == name {
 				ps.InUse = append(ps.InUse, FlowCount{k.class.String(), k.flow, n})

@@ -59,9 +59,17 @@ func TestSeatYieldsWhileCriticalWorkIsAbout(t *testing.T) {
 	if !beside.Yield || process.Yield {
 		t.Errorf("beside a critical call: a wasm call yields %v, a process call %v; want true, false", beside.Yield, process.Yield)
 	}
+	for _, p := range s.Status().Pools {
+		if want := map[string]int{PoolWasm: 1}[p.Pool]; p.Yielding != want {
+			t.Errorf("pool %s shows %d yielding seats, want %d", p.Pool, p.Yielding, want)
+		}
+	}
 	beside.Release()
 	process.Release()
 	crit.Release()
+	if p := s.Status().Pools; len(p) == 0 || p[len(p)-1].Yielding != 0 {
+		t.Errorf("yielding seats after every call ended: %+v", p)
+	}
 	clock.advance(criticalWindow + time.Millisecond)
 	late := seat(PoolWasm, Batch)
 	if late.Yield {

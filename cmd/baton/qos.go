@@ -199,6 +199,9 @@ func qosTable(w io.Writer, s *qos.Status) error {
 		if p.Seats == 0 {
 			seats = "unlimited"
 		}
+		if p.Yielding > 0 {
+			seats += fmt.Sprintf(", %d yielding", p.Yielding)
+		}
 		if len(rows) == 0 {
 			fmt.Fprintf(w, "g2\t%s\t%s\t-\t-\t0\t0\n", p.Pool, seats)
 		}

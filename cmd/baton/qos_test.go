@@ -61,7 +61,7 @@ func TestQoSTable(t *testing.T) {
 	b.Reset()
 	st := &qos.Status{Enabled: true, BacklogTarget: 4,
 		Admission: qos.GateStatus{Queued: []qos.FlowCount{{Class: "batch", Namespace: "b", Count: 12}}, Pending: 1},
-		Pools: []qos.PoolStatus{{Pool: "wasm", Seats: 3,
+		Pools: []qos.PoolStatus{{Pool: "wasm", Seats: 3, Yielding: 1,
 			InUse:  []qos.FlowCount{{Class: "critical", Namespace: "h", Count: 1}},
 			Queued: []qos.FlowCount{{Class: "standard", Namespace: "s1", Count: 2}}},
 			{Pool: "http", InUse: []qos.FlowCount{{Class: "standard", Namespace: "s1", Count: 300}}}},
@@ -70,7 +70,7 @@ func TestQoSTable(t *testing.T) {
 	if err := qosTable(&b, st); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"g1\t-\t-\tbatch\tb\t12", "g2\twasm\t3\tcritical\th\t0\t1", "g2\twasm\t3\tstandard\ts1\t2\t0", "g2\thttp\tunlimited\tstandard\ts1\t0\t300", "overloaded\tbatch\tb\t5"} {
+	for _, want := range []string{"g1\t-\t-\tbatch\tb\t12", "g2\twasm\t3, 1 yielding\tcritical\th\t0\t1", "g2\twasm\t3, 1 yielding\tstandard\ts1\t2\t0", "g2\thttp\tunlimited\tstandard\ts1\t0\t300", "overloaded\tbatch\tb\t5"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
