@@ -668,9 +668,6 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 	// resident set measured is this run's.
 	runtime.GC()
 	debug.FreeOSMemory()
-	stopRSS := make(chan struct{})
-	rssDone := make(chan [2]float64)
-	go func() { rssDone <- sampleMemory(stopRSS) }()
 
 	c := newQoSClient(opts.MaxInFlight)
 	runCtx, cancel := context.WithTimeout(ctx, opts.Duration+opts.Drain)
@@ -683,10 +680,9 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 		defer stop()
 	}
 	began := time.Now()
-	cpu0 := processCPU()
-	stopTimeline := make(chan struct{})
-	timelineDone := make(chan *Timeline)
-	go func() { timelineDone <- sampleTimeline(stopTimeline, &qs.calls.ended) }()
+	stopSampling := make(chan struct{})
+	sampled := make(chan runSample)
+	go func() { sampled <- sampleRun(stopSampling, &qs.calls.ended) }()
 	var inFlight atomic.Int64
 	records := make([][]*qosRecord, len(tenants))
 	var mu sync.Mutex
@@ -735,12 +731,14 @@ func (spec QoSRunSpec) Run(ctx context.Context, log *slog.Logger, progress io.Wr
 		})
 	}
 	wg.Wait()
-	cpu, wall := processCPU()-cpu0, time.Since(began)
-	close(stopRSS)
-	mem := <-rssDone
-	close(stopTimeline)
-	run.Timeline = <-timelineDone
-	run.RSSMaxMB, run.HeapMaxMB = mem[0], mem[1]
+	close(stopSampling)
+	sample := <-sampled
+	wall := time.Since(began)
+	var cpu time.Duration
+	for _, s := range sample.timeline.CPUs {
+		cpu += time.Duration(s * float64(time.Second))
+	}
+	run.Timeline, run.RSSMaxMB, run.HeapMaxMB = sample.timeline, sample.rssMaxMB, sample.heapMaxMB
 	var rejects []float64
 	for ti, t := range tenants {
 		ts := tenantStats(t, records[ti], opts.Duration)
@@ -828,27 +826,43 @@ func usefulByEnd(tenants []Tenant, records [][]*qosRecord, bins int) []int {
 	return useful
 }
 
-// sampleTimeline records, each second until stop, the CPU time this
-// process got and the calls that ended (a running count in ended); the
-// last, partial second too.
-func sampleTimeline(stop <-chan struct{}, ended *atomic.Int64) *Timeline {
-	tl := &Timeline{}
-	tick := time.NewTicker(time.Second)
+// runSample is what sampleRun saw of a run.
+type runSample struct {
+	rssMaxMB, heapMaxMB float64
+	timeline            *Timeline
+}
+
+// sampleRun watches a run until stop: every 250ms the resident set and
+// the Go heap of live objects (their largest), and each second the CPU
+// time this process got and the calls that ended (a running count in
+// ended), the last, partial second too.
+func sampleRun(stop <-chan struct{}, ended *atomic.Int64) runSample {
+	const perSecond = 4
+	s := runSample{timeline: &Timeline{}}
+	heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	tick := time.NewTicker(time.Second / perSecond)
 	defer tick.Stop()
 	cpu, calls := processCPU(), ended.Load()
-	for {
+	for ticks := 1; ; ticks++ {
+		metrics.Read(heap)
+		if heap[0].Value.Kind() == metrics.KindUint64 {
+			s.heapMaxMB = max(s.heapMaxMB, float64(heap[0].Value.Uint64())/(1<<20))
+		}
+		s.rssMaxMB = max(s.rssMaxMB, rssMB())
 		stopped := false
 		select {
 		case <-stop:
 			stopped = true
 		case <-tick.C:
 		}
-		c, n := processCPU(), ended.Load()
-		tl.CPUs = append(tl.CPUs, (c - cpu).Seconds())
-		tl.Calls = append(tl.Calls, int(n-calls))
-		cpu, calls = c, n
+		if stopped || ticks%perSecond == 0 {
+			c, n := processCPU(), ended.Load()
+			s.timeline.CPUs = append(s.timeline.CPUs, (c - cpu).Seconds())
+			s.timeline.Calls = append(s.timeline.Calls, int(n-calls))
+			cpu, calls = c, n
+		}
 		if stopped {
-			return tl
+			return s
 		}
 	}
 }
@@ -1004,28 +1018,6 @@ func seenLatencies(recs []*qosRecord, bins int) [][]float64 {
 		}
 	}
 	return seen
-}
-
-// sampleMemory returns the largest resident set and Go heap (MB) seen
-// until stop.
-func sampleMemory(stop <-chan struct{}) [2]float64 {
-	var best [2]float64
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		metrics.Read(sample)
-		heap := 0.0
-		if sample[0].Value.Kind() == metrics.KindUint64 {
-			heap = float64(sample[0].Value.Uint64()) / (1 << 20)
-		}
-		best = [2]float64{max(best[0], rssMB()), max(best[1], heap)}
-		select {
-		case <-stop:
-			return best
-		case <-tick.C:
-		}
-	}
 }
 
 func rssMB() float64 {

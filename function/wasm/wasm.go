@@ -85,8 +85,7 @@ type Runtime struct {
 	cache  wazero.CompilationCache
 	memory *memoryPool
 	// yielding computes the calls that yield the CPU (compute).
-	yielding  *osprio.Pool
-	yieldWarn sync.Once
+	yielding *osprio.Pool
 
 	mu      sync.Mutex
 	closed  bool
@@ -170,7 +169,10 @@ func New(opts Options) (*Runtime, error) {
 		opts.RecycledMemory = DefaultRecycledMemory
 	}
 	r := &Runtime{opts: opts, log: opts.Logger, engines: map[uint32]*engine{}, modules: map[moduleKey]*module{}, files: map[string]fileID{},
-		memory: newMemoryPool(opts.RecycledMemory), yielding: osprio.NewPool(YieldingNice, 0)}
+		memory: newMemoryPool(opts.RecycledMemory)}
+	r.yielding = osprio.NewPool(YieldingNice, 0, func(err error) {
+		r.log.Warn("wasm: calls of lower classes run at the ordinary priority", "err", err)
+	})
 	if opts.CacheDir != "" {
 		if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
 			return nil, fmt.Errorf("wasm compilation cache: %w", err)
@@ -201,11 +203,6 @@ func (r *Runtime) compute(ctx context.Context, f func()) {
 		return
 	}
 	r.yielding.Run(f)
-	if err := r.yielding.Err(); err != nil {
-		r.yieldWarn.Do(func() {
-			r.log.Warn("wasm: calls of lower classes run at the ordinary priority", "err", err)
-		})
-	}
 }
 
 // Start implements function.Runtime: it compiles the module (or finds it

@@ -26,9 +26,10 @@ const DefaultIdle = 5 * time.Second
 // Pool runs functions on threads of a raised nice value. Its zero value
 // is not usable; make one with NewPool.
 type Pool struct {
-	raise int
-	idle  time.Duration
-	jobs  chan *job
+	raise  int
+	idle   time.Duration
+	jobs   chan *job
+	failed func(error)
 
 	mu  sync.Mutex
 	err error // the first failure to raise a thread's nice value
@@ -42,12 +43,13 @@ type job struct {
 // NewPool returns a pool whose threads run at a nice value raise above
 // the process's (at most 19; a higher value is a lower priority: what
 // counts is the difference to the other threads), and end after idle
-// without work (DefaultIdle when idle is 0).
-func NewPool(raise int, idle time.Duration) *Pool {
+// without work (DefaultIdle when idle is 0). failed, when not nil, hears
+// the first failure to raise a thread's nice value (see Err), once.
+func NewPool(raise int, idle time.Duration, failed func(error)) *Pool {
 	if idle <= 0 {
 		idle = DefaultIdle
 	}
-	return &Pool{raise: raise, idle: idle, jobs: make(chan *job)}
+	return &Pool{raise: raise, idle: idle, jobs: make(chan *job), failed: failed}
 }
 
 // Run runs f on one of the pool's threads and returns when f has: on an
@@ -82,11 +84,14 @@ func (p *Pool) Err() error {
 func (p *Pool) work(j *job) {
 	// Never unlocked: see the package's comment.
 	runtime.LockOSThread()
-	err := raiseThreadNice(p.raise)
-	if err != nil {
+	if err := raiseThreadNice(p.raise); err != nil {
 		p.mu.Lock()
+		first := p.err == nil
 		p.err = cmp.Or(p.err, err)
 		p.mu.Unlock()
+		if first && p.failed != nil {
+			p.failed(err)
+		}
 	}
 	idle := time.NewTimer(p.idle)
 	defer idle.Stop()

@@ -22,7 +22,7 @@ func TestRunLowersOnlyThePoolsThreads(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	before := threadNice(t)
-	p := NewPool(7, 0)
+	p := NewPool(7, 0, nil)
 	var nice, tid int
 	p.Run(func() { nice, tid = threadNice(t), syscall.Gettid() })
 	if err := p.Err(); err != nil {
@@ -46,7 +46,7 @@ func TestRunLowersOnlyThePoolsThreads(t *testing.T) {
 }
 
 func TestRunRaisesFsPanicInTheCaller(t *testing.T) {
-	p := NewPool(5, 0)
+	p := NewPool(5, 0, nil)
 	defer func() {
 		if v := recover(); v != "boom" {
 			t.Errorf("recovered %v, want boom", v)
@@ -57,7 +57,7 @@ func TestRunRaisesFsPanicInTheCaller(t *testing.T) {
 }
 
 func TestConcurrentRunsTakeThreadsOfTheirOwn(t *testing.T) {
-	p := NewPool(5, 0)
+	p := NewPool(5, 0, nil)
 	inside := make(chan int)
 	release := make(chan struct{})
 	for range 2 {
@@ -75,7 +75,7 @@ func TestConcurrentRunsTakeThreadsOfTheirOwn(t *testing.T) {
 }
 
 func TestIdleThreadsEnd(t *testing.T) {
-	p := NewPool(5, 5*time.Millisecond)
+	p := NewPool(5, 5*time.Millisecond, nil)
 	var first int
 	p.Run(func() { first = syscall.Gettid() })
 	deadline := time.Now().Add(5 * time.Second)
