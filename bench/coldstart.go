@@ -59,7 +59,11 @@ type ColdstartOptions struct {
 	// one doing I/O would); zero calls answer at once.
 	Work time.Duration
 	// BranchOdds is the probability of the branch workflow's short path.
-	BranchOdds     float64
+	BranchOdds float64
+	// Durability is the workflows' (see Config.Durability): durable by
+	// default, or none, whose steps wait for no commit, so that the
+	// disk's fsync times are not part of when each call is made.
+	Durability     string
 	FixedKeepAlive time.Duration
 	// Rule is the planner's prepare rule.
 	Rule       prewarm.Rule
@@ -147,6 +151,8 @@ type ColdstartResults struct {
 	Rows     []ColdstartRow `json:"rows"`
 	// CPUHog is how many spinning processes ran alongside.
 	CPUHog int `json:"cpuHog,omitempty"`
+	// Durability is the workflows': durable or none.
+	Durability string `json:"durability"`
 	// StartMs is how long instance starts took during the measured
 	// rounds, under every policy: the noise a prepare's timing must
 	// absorb, which sets how early a prepared instance has to be aimed.
@@ -185,6 +191,13 @@ func (o *ColdstartOptions) defaults() error {
 	if o.FixedKeepAlive <= 0 {
 		o.FixedKeepAlive = 10 * time.Minute
 	}
+	switch o.Durability {
+	case "":
+		o.Durability = "durable"
+	case "durable", "none":
+	default:
+		return fmt.Errorf("bench: durability must be durable or none, got %q", o.Durability)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -214,14 +227,18 @@ func coldstartFunctions(shape, policy string) []string {
 	return out
 }
 
-func coldstartWorkflow(shape, policy string, odds float64, work time.Duration) string {
+func coldstartWorkflow(shape, policy string, odds float64, work time.Duration, durability string) string {
 	fns := coldstartFunctions(shape, policy)
 	delay := ""
 	if work > 0 {
 		delay = ", delayMs: " + strconv.FormatInt(work.Milliseconds(), 10)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "document:\n  dsl: '1.0.0'\n  namespace: %s\n  name: cs-%s-%s\n  version: '1.0.0'\ndo:\n", Namespace, shape, policySlug(policy))
+	fmt.Fprintf(&b, "document:\n  dsl: '1.0.0'\n  namespace: %s\n  name: cs-%s-%s\n  version: '1.0.0'\n", Namespace, shape, policySlug(policy))
+	if durability == "none" {
+		b.WriteString("  metadata:\n    baton.durability: none\n")
+	}
+	b.WriteString("do:\n")
 	call := func(indent, task, fn string) {
 		fmt.Fprintf(&b, "%s- %s:\n%s    call: %s\n%s    with: {task: %s%s}\n", indent, task, indent, fn, indent, task, delay)
 	}
@@ -364,7 +381,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 					return nil, fmt.Errorf("bench: deploying %s: %w", fn, err)
 				}
 			}
-			src := coldstartWorkflow(shape, p, opts.BranchOdds, opts.Work)
+			src := coldstartWorkflow(shape, p, opts.BranchOdds, opts.Work, opts.Durability)
 			if _, err := eng.ApplyWorkflow(ctx, "cs.yaml", []byte(src)); err != nil {
 				return nil, fmt.Errorf("bench: applying the %s workflow: %w", shape, err)
 			}
@@ -458,7 +475,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 	}
 
 	res := &ColdstartResults{Command: opts.Command, Started: start, Interval: opts.Interval, Rounds: opts.Rounds, Warmup: opts.Warmup, Work: opts.Work,
-		Shapes: opts.Shapes, Policies: opts.Policies, CPUHog: opts.CPUHog}
+		Shapes: opts.Shapes, Policies: opts.Policies, CPUHog: opts.CPUHog, Durability: opts.Durability}
 	for _, shape := range opts.Shapes {
 		for _, p := range opts.Policies {
 			row := ColdstartRow{Shape: shape, Policy: p}

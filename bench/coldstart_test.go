@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonflow/baton/dsl"
+	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/function"
 )
 
@@ -146,4 +148,30 @@ func TestStartHogsStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop()
+}
+
+// The workflows are durable unless asked otherwise; with durability none
+// the engine keeps no history for them, so no commit sits between a call
+// and the next.
+func TestColdstartWorkflowDurability(t *testing.T) {
+	for _, shape := range ColdstartShapes {
+		for _, durability := range []string{"durable", "none"} {
+			src := coldstartWorkflow(shape, "baton", 0.7, 10*time.Millisecond, durability)
+			def, err := dsl.Parse("cs.yaml", []byte(src))
+			if err != nil {
+				t.Fatalf("%s, %s: %v\n%s", shape, durability, err, src)
+			}
+			if got, want := engine.Durable(def), durability == "durable"; got != want {
+				t.Errorf("%s, %s: durable %v, want %v", shape, durability, got, want)
+			}
+		}
+	}
+	opts := ColdstartOptions{Durability: "sometimes"}
+	if err := opts.defaults(); err == nil || !strings.Contains(err.Error(), "durable or none") {
+		t.Errorf("durability %q accepted (err %v)", opts.Durability, err)
+	}
+	opts = ColdstartOptions{}
+	if err := opts.defaults(); err != nil || opts.Durability != "durable" {
+		t.Errorf("default durability %q (err %v), want durable", opts.Durability, err)
+	}
 }

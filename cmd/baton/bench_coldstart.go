@@ -34,7 +34,8 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 		Long: "Coldstart runs a chain of 10 wasm functions, a fan-out of 5 and a branching workflow, each\n" +
 			"under four keep-alive policies (every call task has its own function, so its own pool), in\n" +
 			"interleaved rounds with identical arrivals, and reports per pair the end-to-end p50/p99, the\n" +
-			"cold-start time left on the critical path and the idle instance-seconds. See docs/prewarming.md.",
+			"cold-start time left on the critical path and the idle instance-seconds. The workflows are\n" +
+			"durable unless --durability none. See docs/prewarming.md.",
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			level, err := parseLogLevel(f.logLevel)
@@ -49,8 +50,9 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 			res, err := bench.RunColdstart(cmd.Context(), bench.ColdstartOptions{
 				Shapes: shapes, Policies: policies,
 				Interval: interval, Work: work, Rounds: rounds, Warmup: warmup, BranchOdds: odds, FixedKeepAlive: fixed,
-				Rule:     prewarm.Rule{IdleCost: idleCost, Margin: margin, KeepFactor: factor},
-				CacheDir: cache, WasmSource: f.wasmSource, DataDir: f.data, Seed: f.seed,
+				Durability: f.durability,
+				Rule:       prewarm.Rule{IdleCost: idleCost, Margin: margin, KeepFactor: factor},
+				CacheDir:   cache, WasmSource: f.wasmSource, DataDir: f.data, Seed: f.seed,
 				Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 				Progress: stderr, Command: "baton " + strings.Join(os.Args[1:], " "),
 				CPUHog: hog, HogCommand: hogCommand(),
