@@ -58,9 +58,8 @@ const StatsKey = "prewarm/stats"
 // Prepared instances are started just in time: ready a margin before the
 // predicted call, started the expected cold start before that. The
 // margin is Margin until the planner has seen how early its instances
-// turn out against their aim; then it is the one that makes a call wait
-// with probability IdleCost / (1 + IdleCost), which minimises the
-// expected cost of idling early and waiting late. After a
+// turn out against their aim; then it is the one that makes a prepared
+// call wait with probability WaitShare. After a
 // call, the workflow-aware keep-alive keeps an instance only when the
 // next predicted call of its function is nearer than the break-even time,
 // KeepFactor × prob × coldStart: waiting idle for t costs t instance
@@ -70,6 +69,16 @@ type Rule struct {
 	// latency. Default 0.2: a second of idle instance is worth 200 ms of
 	// latency saved.
 	IdleCost float64
+	// WaitShare is the share of prepared calls that may wait for the end
+	// of their instance's start: the learned margin is that quantile of
+	// the readiness errors. Default 0.05.
+	//
+	// It is a service level rather than IdleCost's newsvendor quantile
+	// (IdleCost / (1 + IdleCost), one call in six at 0.2): which calls to
+	// prepare for is a bet priced by IdleCost, but a call that is surely
+	// coming is the promise prewarming makes, and it is judged by how
+	// much of the cold-start latency it removes.
+	WaitShare float64
 	// Margin is how long before the predicted call the instance should be
 	// ready, until the errors of the function's prepares are learned:
 	// slack for the error of the predicted time and of the cold start.
@@ -91,6 +100,9 @@ type Rule struct {
 func (r Rule) withDefaults() Rule {
 	if r.IdleCost <= 0 {
 		r.IdleCost = 0.2
+	}
+	if r.WaitShare <= 0 || r.WaitShare >= 1 {
+		r.WaitShare = 0.05
 	}
 	if r.Margin == 0 {
 		r.Margin = 2 * time.Millisecond

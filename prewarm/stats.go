@@ -72,7 +72,7 @@ type FunctionStats struct {
 	// earlier than aimed an instance prepared for a call was ready
 	// (negative: the call came first and waited). It combines the
 	// errors of the predicted call time and of the cold start, and sets
-	// how early the next prepares aim (Rule.IdleCost).
+	// how early the next prepares aim (Rule.WaitShare).
 	Readiness Estimate `json:"readiness,omitzero"`
 }
 
@@ -354,11 +354,10 @@ func (v view) taskDispatch(ref string) time.Duration {
 const minReadinessSamples = 8
 
 // margin is how long before a predicted call of fn its instance should be
-// ready. Once enough readiness errors are known, it is the one that
-// balances the two ways of missing: an instance ready early idles (each
-// second costs IdleCost seconds of latency), one ready late makes the
-// call wait. The best margin lets the call wait with probability
-// IdleCost / (1 + IdleCost): the newsvendor's quantile. A function with
+// ready. Once enough readiness errors are known, it is the one that lets
+// a prepared call wait for the end of its start with probability
+// r.WaitShare: an instance ready early idles, one ready late makes the
+// call wait, and the margin trades one for the other. A function with
 // too few errors of its own takes the quantile of every function's
 // recent ones: the noise is mostly the machine's (how long starts take
 // now, how late the engine dispatches), and a chain of ten learns it ten
@@ -372,7 +371,7 @@ func (v view) margin(fn string, r Rule) time.Duration {
 		return r.Margin
 	}
 	cold := v.coldStart(fn)
-	m := -errs.Quantile(r.IdleCost / (1 + r.IdleCost))
+	m := -errs.Quantile(r.WaitShare)
 	return min(max(m, -cold), cold)
 }
 

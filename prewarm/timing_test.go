@@ -72,21 +72,24 @@ func TestPlannerLearnsTheDispatchDelay(t *testing.T) {
 // errors, until the function has enough of its own.
 func TestMarginFallsBackToThePooledReadiness(t *testing.T) {
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
-	rule := Rule{IdleCost: 0.2, Margin: ms(2)}.withDefaults()
+	pooled := []time.Duration{ms(-5), ms(-4), ms(-3), ms(-2), ms(-1), 0, ms(1), ms(2), ms(3), ms(4), ms(5)}
 	for _, tc := range []struct {
 		name        string
+		waitShare   float64
 		own, others []time.Duration // readiness errors of fn, and of other functions
 		want        time.Duration
 	}{
-		{"nothing learned: the rule's margin", nil, nil, ms(2)},
-		{"too few anywhere", []time.Duration{ms(-4)}, []time.Duration{ms(-4), ms(-4)}, ms(2)},
+		{"nothing learned: the rule's margin", 1.0 / 6, nil, nil, ms(2)},
+		{"too few anywhere", 1.0 / 6, []time.Duration{ms(-4)}, []time.Duration{ms(-4), ms(-4)}, ms(2)},
 		// Twelve errors, -6..+5ms, fn's own among them: the 1/6-quantile
-		// (IdleCost 0.2) is -5ms, so instances aim 5ms early.
-		{"pooled", []time.Duration{ms(-6)}, []time.Duration{ms(-5), ms(-4), ms(-3), ms(-2), ms(-1), 0, ms(1), ms(2), ms(3), ms(4), ms(5)}, ms(5)},
-		{"its own once it has enough", []time.Duration{ms(3), ms(3), ms(3), ms(3), ms(3), ms(3), ms(3), ms(3)},
+		// is -5ms, so instances aim 5ms early; by default (one call in
+		// twenty may wait) the earliest, 6ms.
+		{"pooled", 1.0 / 6, []time.Duration{ms(-6)}, pooled, ms(5)},
+		{"pooled, default wait share", 0, []time.Duration{ms(-6)}, pooled, ms(6)},
+		{"its own once it has enough", 1.0 / 6, []time.Duration{ms(3), ms(3), ms(3), ms(3), ms(3), ms(3), ms(3), ms(3)},
 			[]time.Duration{ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9)}, ms(-3)},
 		// Within a cold start (10ms) either way.
-		{"bounded by the cold start", nil, []time.Duration{ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50)}, ms(10)},
+		{"bounded by the cold start", 1.0 / 6, nil, []time.Duration{ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50)}, ms(10)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := NewStats()
@@ -98,7 +101,7 @@ func TestMarginFallsBackToThePooledReadiness(t *testing.T) {
 				s.ObserveReadiness("other", d)
 			}
 			s.mu.Lock()
-			got := view{s: s}.margin("fn", rule)
+			got := view{s: s}.margin("fn", Rule{WaitShare: tc.waitShare, Margin: ms(2)}.withDefaults())
 			s.mu.Unlock()
 			if got != tc.want {
 				t.Fatalf("margin %v, want %v", got, tc.want)

@@ -22,6 +22,7 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 		odds     float64
 		fixed    time.Duration
 		idleCost float64
+		wait     float64
 		margin   time.Duration
 		factor   float64
 		shapes   []string
@@ -51,7 +52,7 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 				Shapes: shapes, Policies: policies,
 				Interval: interval, Work: work, Rounds: rounds, Warmup: warmup, BranchOdds: odds, FixedKeepAlive: fixed,
 				Durability: f.durability,
-				Rule:       prewarm.Rule{IdleCost: idleCost, Margin: margin, KeepFactor: factor},
+				Rule:       prewarm.Rule{IdleCost: idleCost, WaitShare: wait, Margin: margin, KeepFactor: factor},
 				CacheDir:   cache, WasmSource: f.wasmSource, DataDir: f.data, Seed: f.seed,
 				Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 				Progress: stderr, Command: "baton " + strings.Join(os.Args[1:], " "),
@@ -76,6 +77,7 @@ func newColdstartCommand(f *benchFlags) *cobra.Command {
 	fl.Float64Var(&odds, "odds", 0.7, "probability of the branching workflow's short path")
 	fl.DurationVar(&fixed, "fixed-keep-alive", 10*time.Minute, "keep-alive of the fixed policy and of the hybrid policy's fallback")
 	fl.Float64Var(&idleCost, "idle-cost", 0, "prepare rule: price of an idle instance-second in seconds of latency (default 0.2)")
+	fl.Float64Var(&wait, "wait-share", 0, "prepare rule: share of prepared calls that may wait for the end of their instance's start, which sets the learned margin (default 0.05)")
 	fl.DurationVar(&margin, "margin", 0, "prepare rule: how early a prepared instance should be ready (default 2ms)")
 	fl.IntVar(&hog, "cpu-hog", 0, "run this many processes alongside, each spinning a core (a busy machine)")
 	fl.Float64Var(&factor, "keep-factor", 0, "keep an idle instance for a predicted call within this many times its cold start (default 1)")

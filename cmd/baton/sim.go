@@ -32,6 +32,7 @@ func newSimCommand() *cobra.Command {
 		seed       uint64
 		workers    int
 		idleCost   float64
+		waitShare  float64
 		out        string
 	)
 	cmd := &cobra.Command{
@@ -54,7 +55,7 @@ func newSimCommand() *cobra.Command {
 				Functions: functions, MaxChain: maxChain, MaxPerMinute: perMinute,
 				ExecMedian: execMedian, ColdMedian: coldMedian, MemoryMB: memoryMB,
 				FixedKeepAlive: fixed, Policies: ps, Seed: seed, Workers: workers,
-				Rule: prewarm.Rule{IdleCost: idleCost},
+				Rule: prewarm.Rule{IdleCost: idleCost, WaitShare: waitShare},
 				Synthetic: bench.SyntheticTraceOptions{
 					Minutes: int(days * 1440), MedianPerMinute: medianRate, Sigma: sigma,
 				},
@@ -112,6 +113,7 @@ func newSimCommand() *cobra.Command {
 	f.Uint64Var(&seed, "seed", 1, "seed of the synthetic trace and of arrival times within minutes")
 	f.IntVar(&workers, "workers", 0, "simulation goroutines (default: GOMAXPROCS)")
 	f.Float64Var(&idleCost, "idle-cost", 0, "prepare rule: price of an idle instance-second in seconds of latency (default 0.2)")
+	f.Float64Var(&waitShare, "wait-share", 0, "prepare rule: share of prepared calls that may wait for the end of their instance's start (default 0.05)")
 	f.StringVar(&out, "out", "", "write report.md, results.json and plots into this directory")
 	return cmd
 }
