@@ -250,12 +250,20 @@ func TestPredictiveHoldsPreparedInstanceUntilTheCallTakesOne(t *testing.T) {
 		t.Fatalf("hold outlives its invocation: %+v", c)
 	}
 
-	// A call whose prepare was never sent holds nothing.
+	// A call whose task starts before its prepare was due has it sent
+	// then, and holds that instance like any other; one that was never
+	// predicted holds nothing.
 	p.InvocationStarted("k", def, t0)
 	p.TaskStarted("k", "/do/0/a", "/do/0/a", "a", t0.Add(4*time.Second))
 	p.TaskStarted("k", "/do/2/c", "/do/2/c", "c", t0.Add(4*time.Second+time.Millisecond))
-	if c, ok := p.NextCall("fc", t0.Add(4*time.Second+2*time.Millisecond)); ok {
-		t.Fatalf("call without a prepare held: %+v", c)
+	if c, ok := p.NextCall("fc", t0.Add(4*time.Second+2*time.Millisecond)); !ok || !c.Prepared {
+		t.Fatalf("call whose prepare was sent as its task started not held: %+v %v", c, ok)
+	}
+	p.InvocationEnded("k")
+	p.InvocationStarted("l", def, t0)
+	p.TaskStarted("l", "/do/2/c", "/do/2/c", "c", t0.Add(5*time.Second))
+	if c, ok := p.NextCall("fc", t0.Add(5*time.Second+time.Millisecond)); ok {
+		t.Fatalf("call never predicted held: %+v", c)
 	}
 }
 

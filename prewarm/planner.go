@@ -292,6 +292,9 @@ type dispatchingCall struct {
 	// predicted, readyBy, startAt and sentAt are the prepare's aim, for
 	// the debug trace of its readiness error.
 	predicted, readyBy, startAt, sentAt time.Time
+	// learned is set when the call's readiness error was learned as its
+	// task started (it came before its prepare was due).
+	learned bool
 }
 
 // cancel stops a prepare not sent yet.
@@ -605,15 +608,30 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 				call.holdUntil = grace
 			}
 		case c != nil && c.timer != nil:
-			// Too early for its prepare: the call starts cold. That is a
-			// readiness error too (the call came that much before the
-			// prediction); leaving it out would teach the margin only
-			// from the calls that came late enough. Predictions are of
-			// when the call reaches the function layer, its dispatch
-			// after the task starts.
-			p.stats.ObserveReadiness(fn, at.Add(p.dispatchDelay()).Sub(c.at))
+			// Too early for its prepare. That is a readiness error too
+			// (the call came that much before the prediction); leaving it
+			// out would teach the margin only from the calls that came
+			// late enough. Predictions are of when the call reaches the
+			// function layer, its dispatch after the task starts.
+			dispatch := p.dispatchDelay()
+			p.stats.ObserveReadiness(fn, at.Add(dispatch).Sub(c.at))
 			p.log.Debug("prewarm call before its prepare", "function", fn, "task", key,
-				"earlyMs", msf(c.at.Sub(at.Add(p.dispatchDelay()))), "toSendMs", msf(c.startAt.Sub(at)))
+				"earlyMs", msf(c.at.Sub(at.Add(dispatch))), "toSendMs", msf(c.startAt.Sub(at)))
+			// The prepare is sent now rather than dropped. The call
+			// would start an instance of its own once it reaches the
+			// function layer, a dispatch from now; the prepared one is
+			// started that much sooner, and the call waits for it
+			// instead. Its timer is often only late: Go's fire up to a
+			// millisecond late on an idle runtime, and a prepare due
+			// just before the task starts missed it. A prepare that has
+			// not had its turn for a slot by the time the call should
+			// arrive gives up: the call has started its own instance.
+			c.cancel()
+			c.readyBy, c.startAt = at, at
+			send := p.sendLocked(fn, c, dispatch)
+			p.clock.AfterFunc(0, send)
+			call.holdUntil, call.learned = at.Add(p.rule.Grace), true
+			call.predicted, call.readyBy, call.startAt, call.sentAt = c.at, c.readyBy, c.startAt, c.sentAt
 		}
 		p.dispatching[fn] = append(p.dispatching[fn], call)
 		p.forgetLocked(fn, id)
@@ -873,14 +891,33 @@ func (p *Planner) schedulePrepare(fn string, pc *plannedCall, readyBy, startAt, 
 				return
 			}
 		}
-		pc.sent = true
-		pc.lead = pc.at.Sub(pc.readyBy)
-		pc.sentAt = p.clock.Now()
-		by := pc.readyBy
-		ctx, abandon := context.WithCancel(context.Background())
-		defer abandon()
-		pc.abandon = abandon
+		send := p.sendLocked(fn, pc, 0)
 		p.mu.Unlock()
+		send()
+	})
+	pc.timer = t
+}
+
+// sendLocked marks pc's prepare sent and returns what sends it, to run
+// off the engine's goroutine (Prepare may start an instance
+// synchronously) and without p.mu. With within > 0, a prepare still
+// waiting for a prepare slot that long after is abandoned. p.mu is held.
+func (p *Planner) sendLocked(fn string, pc *plannedCall, within time.Duration) func() {
+	pc.sent = true
+	pc.lead = pc.at.Sub(pc.readyBy)
+	pc.sentAt = p.clock.Now()
+	by := pc.readyBy
+	ctx, abandon := context.WithCancel(context.Background())
+	pc.abandon = abandon
+	var expiry Timer
+	if within > 0 {
+		expiry = p.clock.AfterFunc(within, abandon)
+	}
+	return func() {
+		defer abandon()
+		if expiry != nil {
+			defer expiry.Stop()
+		}
 		if err := p.opts.Preparer.Prepare(ctx, fn, by); err != nil {
 			var prob *problem.Problem
 			level := slog.LevelWarn
@@ -889,8 +926,7 @@ func (p *Planner) schedulePrepare(fn string, pc *plannedCall, readyBy, startAt, 
 			}
 			p.log.Log(context.Background(), level, "prewarming failed", "function", fn, "error", err)
 		}
-	})
-	pc.timer = t
+	}
 }
 
 // coveredElsewhere reports whether another plan (an expected arrival)
@@ -1102,8 +1138,10 @@ func (p *Planner) callDispatched(e function.Event) {
 			ready, ok := p.readyAt[e.Instance]
 			if e.Waited > 0 {
 				ready, ok = e.Time, true
-				p.stats.ObserveReadiness(fn, -e.Waited-c.lead)
-			} else if ok {
+				if !c.learned {
+					p.stats.ObserveReadiness(fn, -e.Waited-c.lead)
+				}
+			} else if ok && !c.learned {
 				p.stats.ObserveReadiness(fn, e.Time.Sub(ready)-c.lead)
 			}
 			if ok && p.log.Enabled(context.Background(), slog.LevelDebug) {

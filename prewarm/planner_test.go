@@ -121,25 +121,43 @@ func TestPlannerMovesAndCancelsPreparesNotSent(t *testing.T) {
 		t.Fatalf("moved prepare: %+v", prep.calls)
 	}
 
-	// In a second invocation the call comes before its prepare is sent:
-	// the prepare is dropped rather than start an instance nobody needs.
+	// In a second invocation the call's task starts before its prepare
+	// is due: the prepare is sent at once, for an instance ready as soon
+	// as it can be, rather than dropped: the call reaches the function
+	// layer a dispatch later and would only then start its own. Until
+	// the call takes an instance (or the grace passes) the prepared one
+	// is held for it.
 	p.InvocationEnded("i")
 	p.InvocationStarted("j", def, t0)
 	start := clock.Now()
+	n := len(prep.calls)
 	p.TaskStarted("j", "/do/0/a", "/do/0/a", "a", start)
 	p.TaskEnded("j", "/do/0/a", "/do/0/a", "a", start.Add(time.Millisecond), nil)
 	p.TaskStarted("j", "/do/1/b", "/do/1/b", "b", start.Add(time.Millisecond))
 	p.TaskEnded("j", "/do/1/b", "/do/1/b", "b", start.Add(2*time.Millisecond), nil)
+	clock.Advance(start.Add(2 * time.Millisecond))
 	p.TaskStarted("j", "/do/2/c", "/do/2/c", "c", start.Add(2*time.Millisecond))
-	n := len(prep.calls)
-	clock.Run()
+	clock.Advance(start.Add(3 * time.Millisecond))
+	var fc []prepareCall
 	for _, c := range prep.calls[n:] {
 		if c.fn == "fc" {
-			t.Fatalf("fc prepared after its call started: %+v", c)
+			fc = append(fc, c)
 		}
 	}
-	if _, ok := p.NextCall("fc", clock.Now()); ok {
-		t.Fatal("a call made is still predicted")
+	if len(fc) != 1 || !fc[0].at.Equal(start.Add(2*time.Millisecond)) || !fc[0].by.Equal(start.Add(2*time.Millisecond)) {
+		t.Fatalf("fc's prepares once its task started: %+v, want one sent at once, for at once", fc)
+	}
+	if c, ok := p.NextCall("fc", clock.Now()); !ok || !c.Prepared {
+		t.Fatalf("the call whose task started does not hold its prepared instance: %+v %v", c, ok)
+	}
+	clock.Run()
+	for _, c := range prep.calls[n:] {
+		if c.fn == "fc" && c != fc[0] {
+			t.Fatalf("fc prepared twice: %+v", prep.calls[n:])
+		}
+	}
+	if _, ok := p.NextCall("fc", clock.Now().Add(time.Second)); ok {
+		t.Fatal("a call made is still predicted past its grace")
 	}
 }
 

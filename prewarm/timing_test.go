@@ -256,6 +256,41 @@ func TestPlannerAbandonsAPrepareStillQueuedWhenItsCallStarts(t *testing.T) {
 	}
 }
 
+// A prepare sent as its call's task starts (the call came before the
+// prepare was due) gives up when it has not had its turn for a prepare
+// slot by the time the call should reach the function layer, one
+// dispatch later: the call has started an instance of its own by then.
+func TestPlannerAbandonsAPrepareSentAtItsTasksStartAfterADispatch(t *testing.T) {
+	def := parse(t, chainDoc)
+	clock := NewVirtualClock(t0)
+	prep := &blockingPreparer{started: make(chan context.Context, 1), release: make(chan struct{}), done: make(chan error, 1)}
+	p := NewPlanner(Options{Preparer: prep, Clock: clock, Rule: Rule{Margin: 5 * time.Millisecond}})
+	learnChain(p, def, 200*time.Millisecond, map[string]time.Duration{"fb": 30 * time.Millisecond, "fc": 30 * time.Millisecond})
+	p.Stats().ObserveDispatch(4 * time.Millisecond)
+	p.InvocationStarted("i", def, t0)
+	p.TaskStarted("i", "/do/0/a", "/do/0/a", "a", t0)
+	// a ends at once, long before fb's prepare is due (at 69ms).
+	p.TaskEnded("i", "/do/0/a", "/do/0/a", "a", t0.Add(time.Millisecond), nil)
+	p.TaskStarted("i", "/do/1/b", "/do/1/b", "b", t0.Add(time.Millisecond))
+	// The virtual clock runs the send on the goroutine advancing it,
+	// where the prepare then waits for its turn.
+	go clock.Advance(t0.Add(time.Millisecond))
+	ctx := <-prep.started
+	if ctx.Err() != nil {
+		t.Fatal("the prepare was abandoned before the call could reach the function layer")
+	}
+	go clock.Advance(t0.Add(6 * time.Millisecond)) // past the 4ms dispatch
+	select {
+	case err := <-prep.done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("prepare ended with %v, want it abandoned", err)
+		}
+	case <-time.After(5 * time.Second):
+		close(prep.release)
+		t.Fatal("a prepare sent at its task's start still waits for its turn after the call's dispatch")
+	}
+}
+
 // A call task's start predicts the calls after it with the median
 // dispatch; once its call takes an instance, the prepares not sent yet
 // move by how much later or earlier than that it did, and while the call
