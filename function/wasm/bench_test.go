@@ -110,6 +110,50 @@ func BenchmarkColdStart(b *testing.B) {
 	}
 }
 
+// BenchmarkColdStartSpread measures how much a start's duration varies
+// with the idle time before it: back to back, and 5 ms and 20 ms after the
+// last (the gap is not timed). A prepare is aimed by the expected start, so
+// the spread is what its margin must cover; on an idle virtual machine a
+// start after a pause is slower and far less steady than one right after
+// another (docs/prewarming.md, "the fifth quiet run").
+func BenchmarkColdStartSpread(b *testing.B) {
+	spec := &function.Spec{Name: "hello", Version: "1", Runtime: function.KindWasm, Artifact: built(b, helloGo)}
+	ctx := context.Background()
+	for _, gap := range []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond} {
+		b.Run("after-"+gap.String(), func(b *testing.B) {
+			rt, err := New(Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer rt.Close(ctx)
+			if err := rt.Precompile(ctx, spec); err != nil {
+				b.Fatal(err)
+			}
+			var starts []time.Duration
+			for b.Loop() {
+				if gap > 0 {
+					b.StopTimer()
+					time.Sleep(gap)
+					b.StartTimer()
+				}
+				begin := time.Now()
+				inst, _, err := rt.Start(ctx, spec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				starts = append(starts, time.Since(begin))
+				b.StopTimer()
+				inst.Close(ctx)
+				b.StartTimer()
+			}
+			slices.Sort(starts)
+			at := func(q float64) float64 { return float64(starts[int(q*float64(len(starts)-1))].Microseconds()) / 1000 }
+			b.ReportMetric(at(0.5), "p50-ms")
+			b.ReportMetric(at(0.9), "p90-ms")
+		})
+	}
+}
+
 func add(a, b function.Phases) function.Phases {
 	return function.Phases{Compile: a.Compile + b.Compile, Instantiate: a.Instantiate + b.Instantiate, Init: a.Init + b.Init}
 }
