@@ -265,6 +265,15 @@ func coldstartWorkflow(shape, policy string, odds float64, work time.Duration, d
 	return b.String()
 }
 
+// coldstartHistory is a measured invocation's history: the store's, or,
+// for a non-durable one, the calls the tap saw.
+func coldstartHistory(ctx context.Context, st store.Store, calls *tap, def *dsl.Workflow, rec coldstartRecord) ([]core.Event, error) {
+	if engine.Durable(def) {
+		return st.History(ctx, rec.id)
+	}
+	return calls.history(outcome{ID: rec.id, Status: rec.status, Started: rec.started, Ended: rec.ended}), nil
+}
+
 // lateBinding lets policies made before the Manager prepare through it.
 type lateBinding struct{ mgr *function.Manager }
 
@@ -279,6 +288,8 @@ type coldstartRecord struct {
 	latency       time.Duration
 	err           error
 	status        core.Status
+	// started and ended are the invocation's, as the engine recorded them.
+	started, ended time.Time
 }
 
 // RunColdstart runs the coldstart scenario: the chain of 10, the fan-out
@@ -360,9 +371,12 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 	}
 	late.mgr = mgr
 	defer mgr.Close(context.Background())
+	// Non-durable invocations keep no history once they end: the tap
+	// records their calls as they run.
+	calls := newTap()
 	eng, err := engine.New(engine.Options{
 		Store: st, Logger: log, Observer: planner,
-		Executors: map[string]engine.Executor{"*": engine.FunctionExecutor(mgr)},
+		Executors: map[string]engine.Executor{"*": calls.wrap(engine.FunctionExecutor(mgr))},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: engine: %w", err)
@@ -453,7 +467,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 						var done *store.Invocation
 						done, err = eng.Wait(ctx, inv.ID)
 						if done != nil {
-							rec.status = done.Status
+							rec.status, rec.started, rec.ended = done.Status, done.StartedAt, done.EndedAt
 						}
 					}
 					rec.latency, rec.err = time.Since(begin), err
@@ -482,16 +496,21 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 			def := defs[shape+"/"+p]
 			var lat, fpath []float64
 			for _, rec := range records {
-				if rec.shape != shape || rec.policy != p || rec.round < opts.Warmup {
+				if rec.shape != shape || rec.policy != p {
+					continue
+				}
+				if rec.round < opts.Warmup {
+					calls.forget(rec.id)
 					continue
 				}
 				row.Invocations++
 				if rec.err != nil || rec.status != core.StatusCompleted {
+					calls.forget(rec.id)
 					row.Failed++
 					continue
 				}
 				lat = append(lat, ms(rec.latency))
-				events, err := st.History(ctx, rec.id)
+				events, err := coldstartHistory(ctx, st, calls, def, rec)
 				if err != nil {
 					return nil, fmt.Errorf("bench: history of %s: %w", rec.id, err)
 				}

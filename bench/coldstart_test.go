@@ -175,3 +175,27 @@ func TestColdstartWorkflowDurability(t *testing.T) {
 		t.Errorf("default durability %q (err %v), want durable", opts.Durability, err)
 	}
 }
+
+// Without durability the engine keeps no history once an invocation ends:
+// the cold starts are read from the calls the harness saw instead, so
+// on-demand's still count, one per call.
+func TestRunColdstartWithoutDurability(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a wasm module")
+	}
+	res, err := RunColdstart(context.Background(), ColdstartOptions{
+		Shapes: []string{"chain"}, Policies: []string{"on-demand"}, Durability: "none",
+		Rounds: 3, Warmup: 1, Interval: 2 * time.Second,
+		CacheDir: t.TempDir(), WasmSource: "../examples/functions/hello-go", Seed: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Durability != "none" || len(res.Rows) != 1 {
+		t.Fatalf("durability %q, rows %+v", res.Durability, res.Rows)
+	}
+	if r := res.Rows[0]; r.Invocations != 2 || r.Failed != 0 || r.ColdStarts != 20 || r.ColdPathMs <= 0 {
+		t.Errorf("on-demand without durability: %d invocations (%d failed), %d cold starts, %.2f ms cold path; want 2, 0, 20, > 0",
+			r.Invocations, r.Failed, r.ColdStarts, r.ColdPathMs)
+	}
+}

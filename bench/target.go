@@ -187,6 +187,9 @@ func (t *tap) wrap(ex engine.Executor) engine.Executor {
 			info["cold"] = cold
 			info["coldStartMs"] = res.Info["coldStartMs"]
 		}
+		if wait, ok := res.Info["startWaitMs"]; ok {
+			info["startWaitMs"] = wait
+		}
 		done := core.Event{Type: core.TaskCompleted, Time: end, Task: req.Task, Ref: req.Ref, Attempt: req.Attempt, Info: info}
 		if err != nil {
 			done.Type = core.TaskFailed
