@@ -70,6 +70,30 @@ func TestPlannerLearnsTheDispatchDelay(t *testing.T) {
 // A function with few readiness errors of its own is aimed by every
 // function's: the margin is the quantile of the machine's recent timing
 // errors, until the function has enough of its own.
+// The margin covers up to the slower starts: on a busy machine one start
+// in ten or more is preempted and takes a time slice longer, and a margin
+// of one median start left those calls waiting.
+func TestMarginReachesTheSlowerStarts(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	s := NewStats()
+	for i := range 20 {
+		d := ms(2)
+		if i%5 == 0 {
+			d = ms(7) // one start in five preempted
+		}
+		s.ObserveCold("fn", d)
+	}
+	for range 20 {
+		s.ObserveReadiness("fn", ms(-9))
+	}
+	s.mu.Lock()
+	got := view{s: s}.margin("fn", Rule{}.withDefaults())
+	s.mu.Unlock()
+	if got != ms(7) {
+		t.Fatalf("margin %v, want 7ms: the errors ask for 9ms, the slower starts take 7ms", got)
+	}
+}
+
 func TestMarginFallsBackToThePooledReadiness(t *testing.T) {
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 	pooled := []time.Duration{ms(-5), ms(-4), ms(-3), ms(-2), ms(-1), 0, ms(1), ms(2), ms(3), ms(4), ms(5)}
@@ -88,8 +112,10 @@ func TestMarginFallsBackToThePooledReadiness(t *testing.T) {
 		{"pooled, default wait share", 0, []time.Duration{ms(-6)}, pooled, ms(6)},
 		{"its own once it has enough", 1.0 / 6, []time.Duration{ms(3), ms(3), ms(3), ms(3), ms(3), ms(3), ms(3), ms(3)},
 			[]time.Duration{ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9), ms(-9)}, ms(-3)},
-		// Within a cold start (10ms) either way.
+		// Early by at most the slower starts' time (the 90th percentile,
+		// here every start 10ms), late by at most the median start.
 		{"bounded by the cold start", 1.0 / 6, nil, []time.Duration{ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50), ms(-50)}, ms(10)},
+		{"late by at most the median start", 1.0 / 6, nil, []time.Duration{ms(50), ms(50), ms(50), ms(50), ms(50), ms(50), ms(50), ms(50)}, ms(-10)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := NewStats()
