@@ -260,8 +260,8 @@ func BenchmarkQoSRefusal(b *testing.B) {
 	for range 2 {
 		go func() {
 			for ctx.Err() == nil {
-				if release, err := sched.Acquire(ctx, qos.Call{Pool: qos.PoolHTTP, Class: qos.Critical, Flow: "h"}); err == nil {
-					release()
+				if seat, err := sched.Seat(ctx, qos.Call{Pool: qos.PoolHTTP, Class: qos.Critical, Flow: "h"}); err == nil {
+					seat.Release()
 				}
 			}
 		}()

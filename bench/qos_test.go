@@ -156,11 +156,11 @@ func TestGateWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	release, err := s.Acquire(ctx, qos.Call{Pool: qos.PoolWasm, Class: qos.Critical, Flow: "h", Admission: tk})
+	seat, err := s.Seat(ctx, qos.Call{Pool: qos.PoolWasm, Class: qos.Critical, Flow: "h", Admission: tk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	release()
+	seat.Release()
 	w, err := gateWaits(s, "critical", "h")
 	if err != nil {
 		t.Fatal(err)

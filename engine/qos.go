@@ -37,7 +37,7 @@ type qosState struct {
 	// when a step of its sends nothing there before that, or at its end.
 	ticket *qos.Ticket
 	// sentToG2 is whether a step has sent a call toward G2 (then that
-	// call's Acquire settles the ticket), settledByStep whether a step
+	// call's seat settles the ticket), settledByStep whether a step
 	// that sent none settled it. Only the instance's drain touches them.
 	sentToG2, settledByStep bool
 	// calls counts the calls it asked G2 for: the first begins its work,

@@ -194,14 +194,14 @@ func TestAdmitWhileG2HasIdleSeats(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			// The pool exists once a call used it.
-			r, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "ns"})
+			r, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Standard, Flow: "ns"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			r()
 			for range tt.seated {
 				// Critical may take every seat (others leave it its reserve).
-				r, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Critical, Flow: "h"})
+				r, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Critical, Flow: "h"})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -209,7 +209,7 @@ func TestAdmitWhileG2HasIdleSeats(t *testing.T) {
 			}
 			for range tt.waiting {
 				go func() {
-					if r, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "ns", Continuation: true}); err == nil {
+					if r, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Standard, Flow: "ns", Continuation: true}); err == nil {
 						r()
 					}
 				}()

@@ -29,7 +29,7 @@ func BenchmarkAcquireUncontended(b *testing.B) {
 	c := Call{Pool: PoolWasm, Function: "f", Class: Standard, Flow: "ns"}
 	b.ReportAllocs()
 	for b.Loop() {
-		release, err := s.Acquire(ctx, c)
+		release, err := acquire(ctx, s, c)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -40,7 +40,7 @@ func BenchmarkHandOffOneStep(b *testing.B) {
 				wg.Go(func() {
 					for range work {
 						var ch Chain
-						release, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "ns", Chain: &ch, Site: tt.site})
+						release, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Standard, Flow: "ns", Chain: &ch, Site: tt.site})
 						if err != nil {
 							b.Error(err)
 							return

@@ -42,7 +42,7 @@ func runChain(t *testing.T, s *Scheduler, clock *testClock, gap time.Duration, s
 		if i > 0 {
 			clock.advance(gap)
 		}
-		r, err := s.Acquire(context.Background(), Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &ch, Site: site, Continuation: i > 0})
+		r, err := acquire(context.Background(), s, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &ch, Site: site, Continuation: i > 0})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +60,7 @@ func waitingCall(t *testing.T, s *Scheduler, k Class) <-chan func() {
 	got := make(chan func(), 1)
 	n := lenOf(s, PoolWasm)
 	go func() {
-		r, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: k, Flow: "b"})
+		r, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: k, Flow: "b"})
 		if err != nil {
 			r = func() {}
 		}
@@ -82,7 +82,7 @@ func TestHandOffLearnsSites(t *testing.T) {
 	keeps := func(t *testing.T, s *Scheduler, site string) bool {
 		t.Helper()
 		var ch Chain
-		r, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &ch, Site: site})
+		r, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &ch, Site: site})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestHandOffLearnsSites(t *testing.T) {
 		for range siteWarm {
 			var ch Chain
 			for i, pool := range []string{PoolWasm, PoolProcess} {
-				r, err := s.Acquire(ctx, Call{Pool: pool, Class: Standard, Flow: "a", Chain: &ch, Site: "mixed@1#/do/" + pool, Continuation: i > 0})
+				r, err := acquire(ctx, s, Call{Pool: pool, Class: Standard, Flow: "a", Chain: &ch, Site: "mixed@1#/do/" + pool, Continuation: i > 0})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -156,7 +156,7 @@ func TestHandOffLearnsSites(t *testing.T) {
 	t.Run("a call of a higher class waits", func(t *testing.T) {
 		s, _ := handOffScheduler()
 		var ch Chain
-		r, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &ch, Site: "w@1#/do/0/a"})
+		r, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &ch, Site: "w@1#/do/0/a"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -636,7 +636,7 @@ func TestQueueCriticalFloodLeavesShares(t *testing.T) {
 
 // TestQueueCriticalFloodSeatedAtOnce: critical calls that always find a
 // seat at once (TryTake, charged while another class waits, as
-// Scheduler.Acquire does) count against critical's lead too: a flood of
+// Scheduler.Seat does) count against critical's lead too: a flood of
 // them loses its precedence and its hold on the other classes' seats, and
 // standard keeps its share.
 func TestQueueCriticalFloodSeatedAtOnce(t *testing.T) {

@@ -162,7 +162,7 @@ func TestRefuseWithoutTheGatesLock(t *testing.T) {
 func TestRefuseFollowsTheGates(t *testing.T) {
 	s := newTestScheduler(Options{BacklogTarget: 1, Seats: map[string]int{PoolWasm: 1}, DefaultCost: 100 * time.Millisecond, MaxWait: 250 * time.Millisecond})
 	st := Start{Class: Standard, Namespace: "ns"}
-	seat, err := s.Acquire(context.Background(), Call{Pool: PoolWasm, Class: Standard, Flow: "ns"})
+	seat, err := acquire(context.Background(), s, Call{Pool: PoolWasm, Class: Standard, Flow: "ns"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestHTTPPoolUnlimited(t *testing.T) {
 			t.Fatalf("start %d with %d HTTP calls in flight: %v", i, i, err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		r, err := s.Acquire(ctx, Call{Pool: PoolHTTP, Class: Standard, Flow: "ns", Admission: tk})
+		r, err := acquire(ctx, s, Call{Pool: PoolHTTP, Class: Standard, Flow: "ns", Admission: tk})
 		cancel()
 		if err != nil {
 			t.Fatalf("call %d waited for a seat: %v", i, err)
@@ -224,14 +224,14 @@ func TestHTTPPoolUnlimited(t *testing.T) {
 	}
 	// A configured limit still holds.
 	s = newTestScheduler(Options{Seats: map[string]int{PoolHTTP: 1}})
-	r, err := s.Acquire(context.Background(), Call{Pool: PoolHTTP, Class: Standard, Flow: "ns"})
+	r, err := acquire(context.Background(), s, Call{Pool: PoolHTTP, Class: Standard, Flow: "ns"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := s.Acquire(ctx, Call{Pool: PoolHTTP, Class: Standard, Flow: "ns"}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := acquire(ctx, s, Call{Pool: PoolHTTP, Class: Standard, Flow: "ns"}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("second call of a 1-seat http pool: %v, want it to wait", err)
 	}
 }
@@ -270,7 +270,7 @@ func BenchmarkRefuse(b *testing.B) {
 	s := New(Options{BacklogTarget: 1, Seats: map[string]int{PoolWasm: 1}, DefaultCost: 100 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	seat, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "ns"})
+	seat, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Standard, Flow: "ns"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func BenchmarkRefuse(b *testing.B) {
 	// The gates stay busy: calls of another pool come and go meanwhile.
 	go func() {
 		for ctx.Err() == nil {
-			if r, err := s.Acquire(ctx, Call{Pool: PoolHTTP, Class: Critical, Flow: "h"}); err == nil {
+			if r, err := acquire(ctx, s, Call{Pool: PoolHTTP, Class: Critical, Flow: "h"}); err == nil {
 				r()
 			}
 		}
@@ -313,12 +313,12 @@ func TestAdmitIdleSeatsOfAnotherPool(t *testing.T) {
 	s := newTestScheduler(Options{BacklogTarget: 1, Seats: map[string]int{PoolWasm: 1, PoolProcess: 5}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r, err := s.Acquire(ctx, Call{Pool: PoolProcess, Class: Standard, Flow: "ns"})
+	r, err := acquire(ctx, s, Call{Pool: PoolProcess, Class: Standard, Flow: "ns"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r() // the process pool exists, all five seats idle
-	seat, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "ns"})
+	seat, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Standard, Flow: "ns"})
 	if err != nil {
 		t.Fatal(err)
 	}

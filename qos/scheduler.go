@@ -307,6 +307,14 @@ func (s *Scheduler) yieldsLocked(p *Queue, pool string, k Class, now time.Time) 
 	return p.InUse(Critical) > 0 || p.Len(Critical) > 0 || now.Sub(s.criticalAt[pool]) < criticalWindow
 }
 
+// seatYieldsLocked decides whether a seat of class k granted now in pool p
+// (named pool) yields the CPU, and counts it in the pool if it does.
+func (s *Scheduler) seatYieldsLocked(p *Queue, pool string, k Class, now time.Time) bool {
+	yields := s.yieldsLocked(p, pool, k, now)
+	p.MarkYielding(yields, 1)
+	return yields
+}
+
 // cpuPriority says whether the lower classes' calls may yield the CPU.
 func (o *Options) cpuPriority() bool { return !o.NoCPUPriority && osprio.Supported }
 
@@ -359,7 +367,7 @@ func (t *Ticket) Settle() {
 	})
 }
 
-// settleLocked is Settle with the scheduler's lock held (by Acquire, so
+// settleLocked is Settle with the scheduler's lock held (by Seat, so
 // that the work moves from pending to G2's queue in one step).
 func (t *Ticket) settleLocked(s *Scheduler) {
 	if t == nil || t.s != s {
@@ -771,15 +779,10 @@ func (s *Scheduler) pool(name string) *Queue {
 	return p
 }
 
-// Acquire waits for a G2 seat for a call. It fails only with ctx's error
+// Seat waits for a G2 seat for a call. It fails only with ctx's error
 // (the call was cancelled): a call of an admitted workflow is never
-// refused. release gives the seat back.
-func (s *Scheduler) Acquire(ctx context.Context, c Call) (release func(), err error) {
-	seat, err := s.Seat(ctx, c)
-	return seat.Release, err
-}
-
-// Seat is Acquire, telling also whether the call is to yield the CPU.
+// refused. The seat's Release gives it back; its Yield says whether the
+// call is to compute at a lower priority.
 func (s *Scheduler) Seat(ctx context.Context, c Call) (Seat, error) {
 	cost := s.opts.DefaultCost
 	if s.opts.Costs != nil {
@@ -820,8 +823,7 @@ func (s *Scheduler) Seat(ctx context.Context, c Call) (Seat, error) {
 		// Free for a class with nothing queued, but a class with a lead
 		// pays while others wait (see Queue.Charge).
 		p.Charge(&Item{Class: c.Class, Flow: c.Flow, FlowWeight: c.Weight, Cost: cost})
-		c.yields = s.yieldsLocked(p, c.Pool, c.Class, now)
-		p.MarkYielding(c.yields, 1)
+		c.yields = s.seatYieldsLocked(p, c.Pool, c.Class, now)
 		s.seatedLocked(c, 1)
 		s.pumpLocked()
 		s.mu.Unlock()
@@ -920,8 +922,7 @@ func (s *Scheduler) pumpPoolLocked(name string, p *Queue) {
 		}
 		s.seatedLocked(Call{Pool: name, Flow: it.Flow, Class: it.Class}, 1)
 		w := it.Value.(*waiter)
-		w.yields = s.yieldsLocked(p, name, it.Class, s.opts.Now())
-		p.MarkYielding(w.yields, 1)
+		w.yields = s.seatYieldsLocked(p, name, it.Class, s.opts.Now())
 		w.ready <- struct{}{}
 	}
 	s.pumpLocked()

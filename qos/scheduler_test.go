@@ -152,7 +152,7 @@ func TestAdmitDeadlines(t *testing.T) {
 func TestAdmitInfeasibleByPredictedWait(t *testing.T) {
 	s := newTestScheduler(Options{Seats: map[string]int{PoolWasm: 1}, BacklogTarget: 1000})
 	ctx := context.Background()
-	release, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "ns"})
+	release, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Standard, Flow: "ns"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestAdmitInfeasibleByPredictedWait(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
-			r, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "ns", Continuation: true})
+			r, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Standard, Flow: "ns", Continuation: true})
 			if err == nil {
 				r()
 			}
@@ -234,20 +234,20 @@ func TestAdmitNoAdmissionNeverRefuses(t *testing.T) {
 func TestAcquireSeats(t *testing.T) {
 	s := newTestScheduler(Options{Seats: map[string]int{PoolWasm: 2}})
 	ctx := context.Background()
-	r1, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "a"})
+	r1, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Standard, Flow: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The second seat is critical's reserve.
 	got := make(chan func(), 1)
 	go func() {
-		r, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "b"})
+		r, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Standard, Flow: "b"})
 		if err == nil {
 			got <- r
 		}
 	}()
 	waitFor(t, func() bool { return lenOf(s, PoolWasm) == 1 })
-	rc, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Critical, Flow: "h"})
+	rc, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Critical, Flow: "h"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestAcquireSeats(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	gaveUp := make(chan error, 1)
 	go func() {
-		_, err := s.Acquire(cctx, Call{Pool: PoolWasm, Class: Batch, Flow: "c"})
+		_, err := acquire(cctx, s, Call{Pool: PoolWasm, Class: Batch, Flow: "c"})
 		gaveUp <- err
 	}()
 	waitFor(t, func() bool { return lenOf(s, PoolWasm) == 2 })
@@ -281,7 +281,7 @@ func TestAcquireSeats(t *testing.T) {
 	}
 	// System never waits.
 	for range 5 {
-		if _, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: System, Flow: "sys"}); err != nil {
+		if _, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: System, Flow: "sys"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -291,7 +291,7 @@ func TestMetricsExposition(t *testing.T) {
 	s := newTestScheduler(Options{})
 	_, _ = s.Admit(context.Background(), Start{Class: Standard, Namespace: "ns", Rate: 1, Burst: 1})
 	_, _ = s.Admit(context.Background(), Start{Class: Standard, Namespace: "ns", Rate: 1, Burst: 1})
-	r, _ := s.Acquire(context.Background(), Call{Pool: PoolHTTP, Class: Critical, Flow: "ns"})
+	r, _ := acquire(context.Background(), s, Call{Pool: PoolHTTP, Class: Critical, Flow: "ns"})
 	defer r()
 	m := gather(t, s)
 	if got := m["baton_qos_rejections_total"]; len(got) != 1 || got[0] != `class=standard,namespace=ns,reason=quota_exceeded 1` {
@@ -439,10 +439,10 @@ func waitFor(t *testing.T, cond func() bool) {
 // is no hand-off.
 func TestSeatHandOff(t *testing.T) {
 	ctx := context.Background()
-	acquire := func(s *Scheduler, c Call) <-chan func() {
+	acquireAsync := func(s *Scheduler, c Call) <-chan func() {
 		got := make(chan func(), 1)
 		go func() {
-			if r, err := s.Acquire(ctx, c); err == nil {
+			if r, err := acquire(ctx, s, c); err == nil {
 				got <- r
 			}
 		}()
@@ -452,11 +452,11 @@ func TestSeatHandOff(t *testing.T) {
 		s := newTestScheduler(Options{Seats: map[string]int{PoolWasm: 1}, HandOff: time.Hour})
 		var chain Chain
 		w := Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &chain}
-		r, err := s.Acquire(ctx, w)
+		r, err := acquire(ctx, s, w)
 		if err != nil {
 			t.Fatal(err)
 		}
-		other := acquire(s, Call{Pool: PoolWasm, Class: Standard, Flow: "b"})
+		other := acquireAsync(s, Call{Pool: PoolWasm, Class: Standard, Flow: "b"})
 		waitFor(t, func() bool { return lenOf(s, PoolWasm) == 1 })
 		r()
 		if n := lenOf(s, PoolWasm); n != 1 {
@@ -464,7 +464,7 @@ func TestSeatHandOff(t *testing.T) {
 		}
 		// The next call of the chain takes the kept seat at once.
 		w.Continuation = true
-		r2, err := s.Acquire(ctx, w)
+		r2, err := acquire(ctx, s, w)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -472,7 +472,7 @@ func TestSeatHandOff(t *testing.T) {
 		s.EndChain(&chain)
 		(<-other)()
 		// An ended chain keeps no seat.
-		r3, err := s.Acquire(ctx, w)
+		r3, err := acquire(ctx, s, w)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -484,12 +484,12 @@ func TestSeatHandOff(t *testing.T) {
 	t.Run("another chain waits", func(t *testing.T) {
 		s := newTestScheduler(Options{Seats: map[string]int{PoolWasm: 1}, HandOff: time.Hour})
 		var a, b Chain
-		r, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &a})
+		r, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &a})
 		if err != nil {
 			t.Fatal(err)
 		}
 		r()
-		got := acquire(s, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &b})
+		got := acquireAsync(s, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &b})
 		waitFor(t, func() bool { return lenOf(s, PoolWasm) == 1 })
 		s.EndChain(&a)
 		(<-got)()
@@ -497,22 +497,22 @@ func TestSeatHandOff(t *testing.T) {
 	t.Run("kept no longer than HandOff", func(t *testing.T) {
 		s := newTestScheduler(Options{Seats: map[string]int{PoolWasm: 1}, HandOff: time.Millisecond})
 		var chain Chain
-		r, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &chain})
+		r, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &chain})
 		if err != nil {
 			t.Fatal(err)
 		}
 		r()
 		// The chain never calls again nor ends: the seat comes back.
-		(<-acquire(s, Call{Pool: PoolWasm, Class: Standard, Flow: "b"}))()
+		(<-acquireAsync(s, Call{Pool: PoolWasm, Class: Standard, Flow: "b"}))()
 	})
 	t.Run("no-continuations", func(t *testing.T) {
 		s := newTestScheduler(Options{Seats: map[string]int{PoolWasm: 1}, HandOff: time.Hour, NoContinuations: true})
 		var chain Chain
-		r, err := s.Acquire(ctx, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &chain})
+		r, err := acquire(ctx, s, Call{Pool: PoolWasm, Class: Standard, Flow: "a", Chain: &chain})
 		if err != nil {
 			t.Fatal(err)
 		}
-		other := acquire(s, Call{Pool: PoolWasm, Class: Standard, Flow: "b"})
+		other := acquireAsync(s, Call{Pool: PoolWasm, Class: Standard, Flow: "b"})
 		waitFor(t, func() bool { return lenOf(s, PoolWasm) == 1 })
 		r()
 		(<-other)()
@@ -548,4 +548,10 @@ func TestNominalSeats(t *testing.T) {
 			t.Errorf("%d seats: nominal seats of classes that reserve none: %v", seats, d.Nominal)
 		}
 	}
+}
+
+// acquire takes a seat for c and returns what gives it back.
+func acquire(ctx context.Context, s *Scheduler, c Call) (release func(), err error) {
+	seat, err := s.Seat(ctx, c)
+	return seat.Release, err
 }

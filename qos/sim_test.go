@@ -88,7 +88,7 @@ func simulate(cfg simConfig) simResult {
 			c.it.Deadline = t0.Add(c.wf.arrival + cfg.deadline)
 		}
 		if q.TryTake(t.class) {
-			q.Charge(c.it) // as Scheduler.Acquire does
+			q.Charge(c.it) // as Scheduler.Seat does
 			running = append(running, c)
 			return
 		}
