@@ -13,7 +13,6 @@
 package osprio
 
 import (
-	"cmp"
 	"runtime"
 	"sync"
 	"time"
@@ -30,9 +29,8 @@ type Pool struct {
 	idle   time.Duration
 	jobs   chan *job
 	failed func(error)
-
-	mu  sync.Mutex
-	err error // the first failure to raise a thread's nice value
+	// reported makes failed hear only the first failure.
+	reported sync.Once
 }
 
 type job struct {
@@ -44,7 +42,8 @@ type job struct {
 // the process's (at most 19; a higher value is a lower priority: what
 // counts is the difference to the other threads), and end after idle
 // without work (DefaultIdle when idle is 0). failed, when not nil, hears
-// the first failure to raise a thread's nice value (see Err), once.
+// the first failure to raise a thread's nice value, once: work still runs
+// then, at the ordinary priority.
 func NewPool(raise int, idle time.Duration, failed func(error)) *Pool {
 	if idle <= 0 {
 		idle = DefaultIdle
@@ -72,26 +71,11 @@ func (p *Pool) Run(f func()) {
 	}
 }
 
-// Err is the first error met raising a thread's nice value, nil when
-// every thread's was raised (or none was made yet). Work still runs when
-// it fails, at the ordinary priority.
-func (p *Pool) Err() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.err
-}
-
 func (p *Pool) work(j *job) {
 	// Never unlocked: see the package's comment.
 	runtime.LockOSThread()
-	if err := raiseThreadNice(p.raise); err != nil {
-		p.mu.Lock()
-		first := p.err == nil
-		p.err = cmp.Or(p.err, err)
-		p.mu.Unlock()
-		if first && p.failed != nil {
-			p.failed(err)
-		}
+	if err := raiseThreadNice(p.raise); err != nil && p.failed != nil {
+		p.reported.Do(func() { p.failed(err) })
 	}
 	idle := time.NewTimer(p.idle)
 	defer idle.Stop()

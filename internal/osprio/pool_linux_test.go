@@ -22,11 +22,12 @@ func TestRunLowersOnlyThePoolsThreads(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	before := threadNice(t)
-	p := NewPool(7, 0, nil)
+	var failed error
+	p := NewPool(7, 0, func(err error) { failed = err })
 	var nice, tid int
 	p.Run(func() { nice, tid = threadNice(t), syscall.Gettid() })
-	if err := p.Err(); err != nil {
-		t.Fatal(err)
+	if failed != nil {
+		t.Fatal(failed)
 	}
 	if want := min(19, before+7); nice != want {
 		t.Errorf("the pool's thread runs at nice %d, want %d", nice, want)
