@@ -297,6 +297,17 @@ type dispatchingCall struct {
 	learned bool
 }
 
+// hold makes the call hold the instance prepared for pc: until the
+// prediction lapses, and at least until grace (in case the call never
+// reaches the function layer).
+func (call *dispatchingCall) hold(pc *plannedCall, grace time.Time) {
+	call.holdUntil, call.lead = pc.until, pc.lead
+	if call.holdUntil.Before(grace) {
+		call.holdUntil = grace
+	}
+	call.predicted, call.readyBy, call.startAt, call.sentAt = pc.at, pc.readyBy, pc.startAt, pc.sentAt
+}
+
 // cancel stops a prepare not sent yet.
 func (c *plannedCall) cancel() {
 	if c.timer != nil && !c.sent {
@@ -588,11 +599,11 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 		if !inv.lastSeen.IsZero() {
 			p.stats.ObserveGap(at.Sub(inv.lastSeen))
 		}
-		// The call is being made: a prepare for it not sent yet would
-		// only start an instance nobody waits for; an instance already
-		// prepared is held for the call until it takes one.
+		// The call is being made: an instance prepared for it is held
+		// for the call until it takes one.
 		call := dispatchingCall{invocation: id, key: key, workflow: m.ID, ref: ref, since: at}
-		switch c := p.upcoming[fn][id]; {
+		c := p.upcoming[fn][id]
+		switch {
 		case c != nil && c.sent:
 			// A prepare still queued for a prepare slot cannot start, let
 			// alone finish, before the call, which starts an instance of
@@ -602,11 +613,6 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 			if c.abandon != nil {
 				c.abandon()
 			}
-			call.holdUntil, call.lead = c.until, c.lead
-			call.predicted, call.readyBy, call.startAt, call.sentAt = c.at, c.readyBy, c.startAt, c.sentAt
-			if grace := at.Add(p.rule.Grace); call.holdUntil.Before(grace) {
-				call.holdUntil = grace
-			}
 		case c != nil && c.timer != nil:
 			// Too early for its prepare. That is a readiness error too
 			// (the call came that much before the prediction); leaving it
@@ -615,6 +621,7 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 			// function layer, its dispatch after the task starts.
 			dispatch := p.dispatchDelay()
 			p.stats.ObserveReadiness(fn, at.Add(dispatch).Sub(c.at))
+			call.learned = true
 			p.log.Debug("prewarm call before its prepare", "function", fn, "task", key,
 				"earlyMs", msf(c.at.Sub(at.Add(dispatch))), "toSendMs", msf(c.startAt.Sub(at)))
 			// The prepare is sent now rather than dropped. The call
@@ -626,12 +633,13 @@ func (p *Planner) TaskStarted(id, key, ref, name string, at time.Time) {
 			// just before the task starts missed it. A prepare that has
 			// not had its turn for a slot by the time the call should
 			// arrive gives up: the call has started its own instance.
+			// Aimed at now, its instance is held for the grace only.
 			c.cancel()
-			c.readyBy, c.startAt = at, at
-			send := p.sendLocked(fn, c, dispatch)
-			p.clock.AfterFunc(0, send)
-			call.holdUntil, call.learned = at.Add(p.rule.Grace), true
-			call.predicted, call.readyBy, call.startAt, call.sentAt = c.at, c.readyBy, c.startAt, c.sentAt
+			c.readyBy, c.startAt, c.until = at, at, at
+			p.clock.AfterFunc(0, p.sendLocked(fn, c, dispatch))
+		}
+		if c != nil && c.sent {
+			call.hold(c, at.Add(p.rule.Grace))
 		}
 		p.dispatching[fn] = append(p.dispatching[fn], call)
 		p.forgetLocked(fn, id)

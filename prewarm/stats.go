@@ -374,23 +374,18 @@ func (v view) margin(fn string, r Rule) time.Duration {
 	if errs.Samples < minReadinessSamples {
 		return r.Margin
 	}
-	cold := v.coldStart(fn)
 	m := -errs.Quantile(r.WaitShare)
-	return min(max(m, -cold), v.slowStart(fn))
+	return min(max(m, -v.coldStart(fn)), v.coldStartQuantile(fn, 0.9))
 }
 
-// slowStart is how long fn's slower starts take: the 90th percentile of
-// its recent cold starts, at least their median.
-func (v view) slowStart(fn string) time.Duration {
-	if f := v.s.functions[fn]; f != nil && f.Cold.Known() {
-		return max(f.Cold.Quantile(0.9), f.Cold.Median())
-	}
-	return v.def.ColdStart
-}
+// coldStart is fn's expected cold start: the median of its recent ones.
+func (v view) coldStart(fn string) time.Duration { return v.coldStartQuantile(fn, 0.5) }
 
-func (v view) coldStart(fn string) time.Duration {
+// coldStartQuantile is the q-quantile of fn's recent cold starts, the
+// default cold start before any was seen.
+func (v view) coldStartQuantile(fn string, q float64) time.Duration {
 	if f := v.s.functions[fn]; f != nil && f.Cold.Known() {
-		return f.Cold.Median()
+		return f.Cold.Quantile(q)
 	}
 	return v.def.ColdStart
 }
