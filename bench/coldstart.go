@@ -265,15 +265,6 @@ func coldstartWorkflow(shape, policy string, odds float64, work time.Duration, d
 	return b.String()
 }
 
-// coldstartHistory is a measured invocation's history: the store's, or,
-// for a non-durable one, the calls the tap saw.
-func coldstartHistory(ctx context.Context, st store.Store, calls *tap, def *dsl.Workflow, rec coldstartRecord) ([]core.Event, error) {
-	if engine.Durable(def) {
-		return st.History(ctx, rec.id)
-	}
-	return calls.history(outcome{ID: rec.id, Status: rec.status, Started: rec.started, Ended: rec.ended}), nil
-}
-
 // lateBinding lets policies made before the Manager prepare through it.
 type lateBinding struct{ mgr *function.Manager }
 
@@ -510,7 +501,7 @@ func RunColdstart(ctx context.Context, opts ColdstartOptions) (*ColdstartResults
 					continue
 				}
 				lat = append(lat, ms(rec.latency))
-				events, err := coldstartHistory(ctx, st, calls, def, rec)
+				events, err := calls.historyOf(ctx, def, outcome{ID: rec.id, Status: rec.status, Started: rec.started, Ended: rec.ended}, st.History)
 				if err != nil {
 					return nil, fmt.Errorf("bench: history of %s: %w", rec.id, err)
 				}

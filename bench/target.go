@@ -16,6 +16,7 @@ import (
 
 	"github.com/batonflow/baton/client"
 	"github.com/batonflow/baton/core"
+	"github.com/batonflow/baton/dsl"
 	"github.com/batonflow/baton/engine"
 	"github.com/batonflow/baton/function"
 	"github.com/batonflow/baton/lang"
@@ -133,10 +134,7 @@ func (em *embedded) invoke(ctx context.Context, wf *Workflow, i int) (outcome, e
 }
 
 func (em *embedded) history(ctx context.Context, wf *Workflow, o outcome) ([]core.Event, error) {
-	if !engine.Durable(wf.Def) {
-		return em.tap.history(o), nil
-	}
-	return em.eng.History(ctx, o.ID)
+	return em.tap.historyOf(ctx, wf.Def, o, em.eng.History)
 }
 
 func (em *embedded) close(ctx context.Context) error {
@@ -173,6 +171,15 @@ type tap struct {
 }
 
 func newTap() *tap { return &tap{calls: map[string][]core.Event{}} }
+
+// historyOf is o's history: read from the store for a durable workflow,
+// rebuilt from the calls the tap saw otherwise.
+func (t *tap) historyOf(ctx context.Context, def *dsl.Workflow, o outcome, read func(context.Context, string) ([]core.Event, error)) ([]core.Event, error) {
+	if !engine.Durable(def) {
+		return t.history(o), nil
+	}
+	return read(ctx, o.ID)
+}
 
 func (t *tap) wrap(ex engine.Executor) engine.Executor {
 	return engine.ExecutorFunc(func(ctx context.Context, req *engine.CallRequest) (engine.CallResult, error) {
