@@ -75,9 +75,11 @@ func TestServerFlagFromEnvironmentRejected(t *testing.T) {
 func TestServerConfiguredFromEnvironment(t *testing.T) {
 	data := t.TempDir()
 	srv := startServerArgs(t, []string{"BATON_LOG_FORMAT=json", "BATON_RETENTION=2d", "BATON_DATA=" + data}, "--data", data)
-	if code := srv.do(t, "GET", "/readyz", "", nil); code != 200 {
-		t.Fatalf("GET /readyz: %d", code)
-	}
+	// The server listens before it is ready (it resumes and preloads in
+	// the background), so readiness is waited for, not sampled once.
+	waitUntil(t, 30*time.Second, "GET /readyz answers 200", func() bool {
+		return srv.do(t, "GET", "/readyz", "", nil) == 200
+	})
 	srv.stop()
 	first, _, _ := strings.Cut(srv.logs.String(), "\n")
 	if !strings.HasPrefix(first, "{") {
